@@ -1,0 +1,121 @@
+//! The shapes of Traefik v3's HTTP API documents that stickyscope reads.
+//!
+//! The built-in balancer serves its topology in these shapes and the app reads Traefik's
+//! real API with them, so topology is read one way in both modes. Only the fields used
+//! are modelled; unknown fields are ignored when parsing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /api/http/services/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceInfo {
+    /// e.g. `replicas-sticky@swarm`.
+    pub name: String,
+    /// e.g. `swarm`.
+    #[serde(default)]
+    pub provider: String,
+    /// `enabled`, `disabled` or `warning`.
+    #[serde(default)]
+    pub status: String,
+    /// Routers using this service.
+    #[serde(default)]
+    pub used_by: Vec<String>,
+    /// The load balancer, absent for other service kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
+    /// Server URL → `UP` or `DOWN`.
+    #[serde(default)]
+    pub server_status: BTreeMap<String, String>,
+}
+
+/// `loadBalancer` of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancer {
+    /// The servers.
+    #[serde(default)]
+    pub servers: Vec<ServerInfo>,
+    /// Sticky sessions, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<Sticky>,
+    /// Active health check, when configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// Whether the client's Host header is passed on.
+    #[serde(default)]
+    pub pass_host_header: bool,
+}
+
+/// One server of a load balancer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// e.g. `http://10.0.1.5:3000`.
+    pub url: String,
+}
+
+/// `loadBalancer.sticky`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sticky {
+    /// The sticky cookie.
+    pub cookie: StickyCookie,
+}
+
+/// `loadBalancer.sticky.cookie`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StickyCookie {
+    /// Cookie name.
+    #[serde(default)]
+    pub name: String,
+    /// `HttpOnly` flag.
+    #[serde(default)]
+    pub http_only: bool,
+    /// `Secure` flag.
+    #[serde(default)]
+    pub secure: bool,
+    /// `SameSite` value.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub same_site: String,
+}
+
+/// `loadBalancer.healthCheck`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Path probed.
+    #[serde(default)]
+    pub path: String,
+    /// Probe interval, e.g. `1s`.
+    #[serde(default)]
+    pub interval: String,
+}
+
+/// One entry of `GET /api/http/routers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouterInfo {
+    /// e.g. `socketio-sticky@swarm`.
+    pub name: String,
+    /// Rule, e.g. ``PathPrefix(`/socket.io`)``.
+    #[serde(default)]
+    pub rule: String,
+    /// Service name (without provider when in the same provider).
+    #[serde(default)]
+    pub service: String,
+    /// Priority; higher wins.
+    #[serde(default)]
+    pub priority: i64,
+    /// `enabled`, `disabled` or `warning`.
+    #[serde(default)]
+    pub status: String,
+    /// Provider.
+    #[serde(default)]
+    pub provider: String,
+}
+
+/// Server status values.
+pub const UP: &str = "UP";
+/// Server status values.
+pub const DOWN: &str = "DOWN";

@@ -1,0 +1,237 @@
+//! The chat protocol between the two hardcoded users, `agent` and `visitor`.
+//!
+//! A client emits `chat` with `{id, from, text}` and an ack callback. The replica validates
+//! the message ([`validate`], pure) and acks `{ok: true, replica}` or `{ok: false, error}`;
+//! an accepted message is broadcast to every socket on every replica the adapter reaches as
+//! `chat` `{id, from, text, replica, at}`, where `replica` is the one that accepted it and
+//! `at` its clock in milliseconds since the Unix epoch. Delivery is at least once across
+//! client retries: receivers deduplicate by `id`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use thiserror::Error;
+
+/// The event name for chat messages, both ways.
+pub const CHAT_EVENT: &str = "chat";
+/// The only two users.
+pub const USERS: [&str; 2] = ["agent", "visitor"];
+/// Longest accepted text, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest accepted message id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+
+/// A chat message as a client sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// Client-chosen id, unique per message; receivers deduplicate by it.
+    pub id: String,
+    /// `agent` or `visitor`.
+    pub from: String,
+    /// 1..=4096 bytes of UTF-8.
+    pub text: String,
+}
+
+/// A chat message as the replicas broadcast it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatBroadcast {
+    /// The sender's id for the message.
+    pub id: String,
+    /// `agent` or `visitor`.
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// The replica that accepted the message.
+    pub replica: String,
+    /// When it was accepted, in milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// The ack for a chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChatAck {
+    /// Accepted by `replica` and broadcast.
+    Accepted {
+        /// Always `true`.
+        ok: bool,
+        /// The replica that accepted it.
+        replica: String,
+    },
+    /// Refused, with the reason.
+    Refused {
+        /// Always `false`.
+        ok: bool,
+        /// Why, in words for a person.
+        error: String,
+    },
+}
+
+impl ChatAck {
+    /// An acceptance by `replica`.
+    pub fn accepted(replica: &str) -> Self {
+        ChatAck::Accepted {
+            ok: true,
+            replica: replica.to_owned(),
+        }
+    }
+
+    /// A refusal for `error`.
+    pub fn refused(error: &ChatError) -> Self {
+        ChatAck::Refused {
+            ok: false,
+            error: error.to_string(),
+        }
+    }
+}
+
+/// Why a chat message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ChatError {
+    /// The payload was not a JSON object.
+    #[error("chat payload must be an object {{id, from, text}}")]
+    NotAnObject,
+    /// The payload could not be decoded at all.
+    #[error("chat payload could not be decoded: {0}")]
+    Undecodable(String),
+    /// `id` is absent.
+    #[error("missing id")]
+    MissingId,
+    /// `id` is not a string of 1..=128 bytes.
+    #[error("id must be a non-empty string of at most {MAX_ID_BYTES} bytes")]
+    BadId,
+    /// `from` is absent or not a string.
+    #[error("missing from: expected \"agent\" or \"visitor\"")]
+    MissingFrom,
+    /// `from` is not one of the two users.
+    #[error("unknown sender {0:?}: expected \"agent\" or \"visitor\"")]
+    UnknownSender(String),
+    /// `text` is absent.
+    #[error("missing text")]
+    MissingText,
+    /// `text` is not a string (binary data, a number, …).
+    #[error("text must be a UTF-8 string")]
+    TextNotString,
+    /// `text` is empty.
+    #[error("text is empty")]
+    EmptyText,
+    /// `text` is longer than [`MAX_TEXT_BYTES`].
+    #[error("text is {0} bytes; the limit is {MAX_TEXT_BYTES}")]
+    TextTooLong(usize),
+}
+
+/// Checks a decoded `chat` payload and returns the message it carries.
+pub fn validate(payload: &Value) -> Result<ChatRequest, ChatError> {
+    let object = payload.as_object().ok_or(ChatError::NotAnObject)?;
+    let id = match object.get("id") {
+        None | Some(Value::Null) => return Err(ChatError::MissingId),
+        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
+        Some(_) => return Err(ChatError::BadId),
+    };
+    let from = match object.get("from") {
+        Some(Value::String(from)) => from,
+        _ => return Err(ChatError::MissingFrom),
+    };
+    if !USERS.contains(&from.as_str()) {
+        return Err(ChatError::UnknownSender(truncate(from, 32)));
+    }
+    let text = match object.get("text") {
+        None | Some(Value::Null) => return Err(ChatError::MissingText),
+        Some(Value::String(text)) => text,
+        Some(_) => return Err(ChatError::TextNotString),
+    };
+    if text.is_empty() {
+        return Err(ChatError::EmptyText);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(ChatError::TextTooLong(text.len()));
+    }
+    Ok(ChatRequest {
+        id,
+        from: from.clone(),
+        text: text.clone(),
+    })
+}
+
+/// Milliseconds since the Unix epoch, 0 if the clock is before it.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn accepts_a_well_formed_message() {
+        let msg = validate(&json!({"id": "m1", "from": "agent", "text": "hi"})).unwrap();
+        assert_eq!(msg.from, "agent");
+        assert_eq!(msg.text, "hi");
+    }
+
+    #[test]
+    fn refuses_each_kind_of_bad_message() {
+        let long = "x".repeat(MAX_TEXT_BYTES + 1);
+        let cases = [
+            (json!("hello"), ChatError::NotAnObject),
+            (json!({"from": "agent", "text": "hi"}), ChatError::MissingId),
+            (
+                json!({"id": 7, "from": "agent", "text": "hi"}),
+                ChatError::BadId,
+            ),
+            (
+                json!({"id": "", "from": "agent", "text": "hi"}),
+                ChatError::BadId,
+            ),
+            (json!({"id": "m", "text": "hi"}), ChatError::MissingFrom),
+            (
+                json!({"id": "m", "from": "mallory", "text": "hi"}),
+                ChatError::UnknownSender("mallory".into()),
+            ),
+            (json!({"id": "m", "from": "agent"}), ChatError::MissingText),
+            (
+                json!({"id": "m", "from": "agent", "text": [1, 2]}),
+                ChatError::TextNotString,
+            ),
+            (
+                json!({"id": "m", "from": "agent", "text": ""}),
+                ChatError::EmptyText,
+            ),
+            (
+                json!({"id": "m", "from": "agent", "text": long}),
+                ChatError::TextTooLong(MAX_TEXT_BYTES + 1),
+            ),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(validate(&payload), Err(want), "{payload}");
+        }
+    }
+
+    #[test]
+    fn text_limit_counts_bytes_not_chars() {
+        let four_byte_chars = "😀".repeat(MAX_TEXT_BYTES / 4);
+        assert!(validate(&json!({"id": "m", "from": "visitor", "text": four_byte_chars})).is_ok());
+        let one_more = format!("{four_byte_chars}a");
+        assert_eq!(
+            validate(&json!({"id": "m", "from": "visitor", "text": one_more})),
+            Err(ChatError::TextTooLong(MAX_TEXT_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn acks_serialize_to_the_documented_shape() {
+        let ok = serde_json::to_value(ChatAck::accepted("r2")).unwrap();
+        assert_eq!(ok, json!({"ok": true, "replica": "r2"}));
+        let err = serde_json::to_value(ChatAck::refused(&ChatError::EmptyText)).unwrap();
+        assert_eq!(err, json!({"ok": false, "error": "text is empty"}));
+    }
+}

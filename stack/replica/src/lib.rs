@@ -1,0 +1,21 @@
+//! The stickyscope replica: a Socket.IO chat server (socketioxide on hyper) built to be
+//! observed behind load balancers.
+//!
+//! Every HTTP response carries `X-Replica` and `X-Replica-Addr` ([`observe`]); `/stats`
+//! serves ground-truth counters ([`stats`]); the chat protocol is in [`chat`]; replicas
+//! broadcast to each other through an [`adapter`] over Redis or the in-process [`bus`]; the
+//! lifecycle (start, graceful stop, kill) is in [`server`].
+
+pub mod adapter;
+pub mod bus;
+pub mod chat;
+pub mod conn;
+pub mod observe;
+pub mod server;
+pub mod sessions;
+pub mod stats;
+
+pub use adapter::AdapterChoice;
+pub use bus::MemoryBus;
+pub use server::{Heartbeat, Replica, ReplicaConfig, ReplicaError, ReplicaHandle};
+pub use stats::{RequestKind, Stats, StatsSnapshot};

@@ -1,0 +1,114 @@
+//! `stickyscope-replica`: one chat replica as a process, configured by flags or environment
+//! (as in a container), stopped gracefully by SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, ValueEnum};
+use stickyscope_replica::{AdapterChoice, Heartbeat, Replica, ReplicaConfig, Stats};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// A Socket.IO chat replica for stickyscope: every response says which replica answered.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:3000")]
+    listen: SocketAddr,
+    /// Replica id sent as `X-Replica` (default: the hostname).
+    #[arg(long, env = "REPLICA_ID")]
+    id: Option<String>,
+    /// Engine.IO pingInterval, e.g. `3s` or `500ms`.
+    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = humantime::parse_duration)]
+    ping_interval: Duration,
+    /// Engine.IO pingTimeout, e.g. `7s`.
+    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = humantime::parse_duration)]
+    ping_timeout: Duration,
+    /// Redis URL for the adapter between replicas, e.g. `redis://redis:6379`.
+    #[arg(long, env = "REDIS_URL")]
+    redis_url: Option<String>,
+    /// Adapter: `auto` uses Redis when a URL is given; `none` keeps broadcasts on this
+    /// replica (the seed demo's flaw, for showing it).
+    #[arg(long, env = "ADAPTER", value_enum, default_value_t = AdapterArg::Auto)]
+    adapter: AdapterArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AdapterArg {
+    Auto,
+    Redis,
+    None,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+
+    let adapter = match (args.adapter, args.redis_url) {
+        (AdapterArg::None, _) => AdapterChoice::None,
+        (AdapterArg::Auto, None) => AdapterChoice::None,
+        (AdapterArg::Auto | AdapterArg::Redis, Some(url)) => AdapterChoice::Redis(url),
+        (AdapterArg::Redis, None) => {
+            anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL")
+        }
+    };
+    let id = args.id.unwrap_or_else(hostname);
+    let config = ReplicaConfig {
+        id: id.clone(),
+        heartbeat: Heartbeat {
+            interval: args.ping_interval,
+            timeout: args.ping_timeout,
+        },
+        adapter,
+        stats: Arc::new(Stats::default()),
+    };
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let replica = Replica::start(config, listener)
+        .await
+        .with_context(|| format!("replica {id} could not start"))?;
+    println!("replica {id} listening on {}", replica.local_addr());
+
+    shutdown_signal().await;
+    replica.stop().await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".to_owned())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}

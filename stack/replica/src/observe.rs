@@ -1,0 +1,154 @@
+//! The outermost layer of every HTTP exchange a replica answers.
+//!
+//! It stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
+//! `X-Replica` and `X-Replica-Addr`, and counts Engine.IO requests and refusals in [`Stats`]:
+//! the ground truth the app and the tests compare their own observations against.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tower::ServiceExt;
+
+use crate::sessions::{sid_from_open_packet, KnownSessions};
+use crate::stats::{EngineQuery, RequestKind, Stats, UPGRADE_UNKNOWN_SESSION};
+
+/// Header naming the replica that answered.
+pub const X_REPLICA: HeaderName = HeaderName::from_static("x-replica");
+/// Header naming the local address the request arrived on.
+pub const X_REPLICA_ADDR: HeaderName = HeaderName::from_static("x-replica-addr");
+/// The Engine.IO path prefix.
+pub const ENGINE_PATH: &str = "/socket.io";
+
+/// Engine.IO error bodies are a few dozen bytes; anything larger is not read for a reason.
+const MAX_REASON_BODY: usize = 4096;
+
+/// What every request of one replica instance shares.
+#[derive(Debug)]
+pub struct ReplicaContext {
+    /// `X-Replica` value.
+    pub replica: HeaderValue,
+    /// Counters.
+    pub stats: Arc<Stats>,
+    /// Session ids issued and not yet closed.
+    pub sessions: Arc<KnownSessions>,
+}
+
+/// Answers one request with `router`, observing and stamping it.
+pub async fn observe(
+    req: Request<Incoming>,
+    router: Router,
+    ctx: Arc<ReplicaContext>,
+    local_addr: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    let engine_kind = is_engine_path(req.uri().path())
+        .then(|| RequestKind::classify(req.method().as_str(), req.uri().query()));
+    if let Some(kind) = engine_kind {
+        ctx.stats.record_request(kind);
+        if kind == RequestKind::Upgrade {
+            let query = EngineQuery::parse(req.uri().query().unwrap_or(""));
+            if let Some(sid) = query.sid {
+                if !ctx.sessions.contains(sid) {
+                    ctx.stats.record_rejection(UPGRADE_UNKNOWN_SESSION);
+                }
+            }
+        }
+    }
+
+    let Ok(mut response) = router.oneshot(req).await;
+
+    if let Some(kind) = engine_kind {
+        let status = response.status();
+        let is_refusal = status.is_client_error() || status.is_server_error();
+        if is_refusal || (kind == RequestKind::HandshakePolling && status == StatusCode::OK) {
+            let (parts, body) = response.into_parts();
+            let bytes = read_small_body(body).await;
+            if is_refusal {
+                ctx.stats.record_rejection(&refusal_reason(status, &bytes));
+            } else if let Some(sid) = sid_from_open_packet(&bytes) {
+                ctx.sessions.insert(&sid);
+            }
+            response = Response::from_parts(parts, Body::from(bytes));
+        }
+    }
+
+    let headers = response.headers_mut();
+    headers.insert(X_REPLICA, ctx.replica.clone());
+    if let Ok(addr) = HeaderValue::from_str(&local_addr.to_string()) {
+        headers.insert(X_REPLICA_ADDR, addr);
+    }
+    Ok(response)
+}
+
+/// Whether `path` is under the Engine.IO path.
+pub fn is_engine_path(path: &str) -> bool {
+    path.strip_prefix(ENGINE_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The reason a refusal gives: the Engine.IO `message` of a JSON error body, or the
+/// status line when there is none.
+pub fn refusal_reason(status: StatusCode, body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| {
+            format!(
+                "HTTP {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_owned()
+        })
+}
+
+async fn read_small_body(body: Body) -> Bytes {
+    match http_body_util::Limited::new(body, MAX_REASON_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::debug!("could not read a response body: {e}");
+            Bytes::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_path_matches_only_the_engine_prefix() {
+        assert!(is_engine_path("/socket.io/"));
+        assert!(is_engine_path("/socket.io"));
+        assert!(!is_engine_path("/socket.iox/"));
+        assert!(!is_engine_path("/stats"));
+    }
+
+    #[test]
+    fn reasons_come_from_the_engine_body_or_the_status() {
+        let body = br#"{"code":"1","message":"Session ID unknown"}"#;
+        assert_eq!(
+            refusal_reason(StatusCode::BAD_REQUEST, body),
+            "Session ID unknown"
+        );
+        assert_eq!(
+            refusal_reason(StatusCode::PAYLOAD_TOO_LARGE, b""),
+            "HTTP 413 Payload Too Large"
+        );
+        assert_eq!(
+            refusal_reason(StatusCode::BAD_REQUEST, b"{\"message\":3}"),
+            "HTTP 400 Bad Request"
+        );
+    }
+}

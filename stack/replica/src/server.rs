@@ -1,0 +1,480 @@
+//! One replica: a socketioxide server on its own listener, with a lifecycle.
+//!
+//! [`Replica::start`] serves on a bound listener until [`ReplicaHandle::stop`] (graceful:
+//! stop accepting, close every Socket.IO session with a disconnect, let in-flight requests
+//! finish) or [`ReplicaHandle::kill`] (abrupt: every TCP connection is cut at once, as when
+//! a process dies). The HTTP routes are `/healthz`, `/stats` and the Engine.IO path.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State as HttpState;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use hyper::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use socketioxide::adapter::{Adapter, LocalAdapter};
+use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::SocketIo;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::adapter::{AdapterChoice, AdapterDriver, DriverError};
+use crate::chat::{self, ChatAck, ChatBroadcast, CHAT_EVENT};
+use crate::conn::ConnectionRegistry;
+use crate::observe::{observe, ReplicaContext};
+use crate::sessions::KnownSessions;
+use crate::stats::Stats;
+
+/// How long a graceful stop waits for in-flight requests before cutting them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Engine.IO heartbeat: the server pings every `interval`; a client that has not answered
+/// within `timeout` after a ping is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// pingInterval.
+    pub interval: Duration,
+    /// pingTimeout.
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(7),
+        }
+    }
+}
+
+/// Everything a replica needs to start.
+#[derive(Debug, Clone)]
+pub struct ReplicaConfig {
+    /// The id sent as `X-Replica`.
+    pub id: String,
+    /// Heartbeat timing.
+    pub heartbeat: Heartbeat,
+    /// The adapter between replicas.
+    pub adapter: AdapterChoice,
+    /// Counters; pass the same ones to a restarted replica to keep counting.
+    pub stats: Arc<Stats>,
+}
+
+impl ReplicaConfig {
+    /// A config with fresh counters, default heartbeat and no adapter.
+    pub fn new(id: impl Into<String>) -> Self {
+        ReplicaConfig {
+            id: id.into(),
+            heartbeat: Heartbeat::default(),
+            adapter: AdapterChoice::None,
+            stats: Arc::new(Stats::default()),
+        }
+    }
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The id cannot be sent as a header value.
+    #[error("replica id {0:?} is not a valid header value")]
+    BadId(String),
+    /// The listener has no local address.
+    #[error("listener: {0}")]
+    Listener(#[from] std::io::Error),
+    /// The adapter's transport could not be reached.
+    #[error("adapter: {0}")]
+    Adapter(#[from] DriverError),
+    /// The adapter could not subscribe to its channels.
+    #[error("adapter initialisation: {0}")]
+    AdapterInit(String),
+}
+
+type CloseIo = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A running replica.
+pub struct Replica;
+
+impl Replica {
+    /// Starts serving on `listener`.
+    pub async fn start(
+        config: ReplicaConfig,
+        listener: TcpListener,
+    ) -> Result<ReplicaHandle, ReplicaError> {
+        let local_addr = listener.local_addr()?;
+        let replica = HeaderValue::from_str(&config.id)
+            .map_err(|_| ReplicaError::BadId(config.id.clone()))?;
+        let live = Arc::new(AtomicBool::new(true));
+        let healthy = Arc::new(AtomicBool::new(true));
+        let ctx = Arc::new(ReplicaContext {
+            replica,
+            stats: Arc::clone(&config.stats),
+            sessions: Arc::new(KnownSessions::default()),
+        });
+        let chat = ChatContext {
+            replica: config.id.clone(),
+            stats: Arc::clone(&config.stats),
+            sessions: Arc::clone(&ctx.sessions),
+            live: Arc::clone(&live),
+        };
+
+        let (router, close_io, driver) = match &config.adapter {
+            AdapterChoice::None => {
+                let (layer, io) = builder(config.heartbeat, chat).build_layer();
+                io.ns("/", on_connect::<LocalAdapter>);
+                (app_router(layer), close_fn(io), None)
+            }
+            AdapterChoice::Memory(bus) => {
+                let driver = AdapterDriver::memory(bus);
+                let (router, close) = remote_router(config.heartbeat, driver.clone(), chat).await?;
+                (router, close, Some(driver))
+            }
+            AdapterChoice::Redis(url) => {
+                let driver = AdapterDriver::connect_redis(url).await?;
+                let (router, close) = remote_router(config.heartbeat, driver.clone(), chat).await?;
+                (router, close, Some(driver))
+            }
+        };
+        let router = router.with_state(AppState {
+            id: config.id.clone(),
+            stats: Arc::clone(&config.stats),
+            healthy: Arc::clone(&healthy),
+        });
+
+        let accepting = CancellationToken::new();
+        let draining = CancellationToken::new();
+        let connections = Arc::new(ConnectionRegistry::default());
+        let (done_tx, done_rx) = watch::channel(false);
+        let serve = serve(
+            listener,
+            router,
+            ctx,
+            Arc::clone(&connections),
+            accepting.clone(),
+            draining.clone(),
+        );
+        tokio::spawn(async move {
+            serve.await;
+            let _ = done_tx.send(true);
+        });
+        tracing::info!(replica = %config.id, %local_addr, adapter = config.adapter.name(), "replica serving");
+
+        Ok(ReplicaHandle {
+            id: config.id,
+            local_addr,
+            stats: config.stats,
+            healthy,
+            live,
+            accepting,
+            draining,
+            connections,
+            close_io,
+            driver,
+            done: done_rx,
+        })
+    }
+}
+
+/// Control over a running replica.
+pub struct ReplicaHandle {
+    id: String,
+    local_addr: SocketAddr,
+    stats: Arc<Stats>,
+    healthy: Arc<AtomicBool>,
+    live: Arc<AtomicBool>,
+    accepting: CancellationToken,
+    draining: CancellationToken,
+    connections: Arc<ConnectionRegistry>,
+    close_io: CloseIo,
+    driver: Option<AdapterDriver>,
+    done: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ReplicaHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaHandle")
+            .field("id", &self.id)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplicaHandle {
+    /// The replica id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// Makes `/healthz` answer 200 (`true`) or 503 (`false`), to simulate a sick replica.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::Relaxed);
+    }
+
+    /// Stops gracefully: no new connections, every session closed with a disconnect,
+    /// in-flight requests given [`DRAIN_TIMEOUT`] to finish, then the rest cut.
+    pub async fn stop(mut self) {
+        tracing::info!(replica = %self.id, "replica stopping");
+        self.accepting.cancel();
+        (self.close_io)().await;
+        self.retire();
+        self.draining.cancel();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while self.connections.len() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            let cut = self.connections.cut_all();
+            tracing::warn!(replica = %self.id, cut, "connections still open after the drain timeout: cut");
+        }
+        let _ = self.done.wait_for(|done| *done).await;
+        tracing::info!(replica = %self.id, "replica stopped");
+    }
+
+    /// Dies abruptly: every connection is cut at once and every session is lost.
+    pub async fn kill(mut self) {
+        self.accepting.cancel();
+        self.draining.cancel();
+        let cut = self.connections.cut_all();
+        self.retire();
+        // Release the dead instance's sessions; nothing reaches the network any more.
+        tokio::spawn((self.close_io)());
+        let _ = self.done.wait_for(|done| *done).await;
+        tracing::info!(replica = %self.id, cut, "replica killed");
+    }
+
+    /// Detaches this instance from shared state: counters and the adapter bus.
+    fn retire(&self) {
+        self.live.store(false, Ordering::Relaxed);
+        self.stats.sockets_reset();
+        if let Some(driver) = &self.driver {
+            driver.leave();
+        }
+    }
+}
+
+fn builder(heartbeat: Heartbeat, chat: ChatContext) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        .ping_interval(heartbeat.interval)
+        .ping_timeout(heartbeat.timeout)
+        .with_state(chat)
+}
+
+type RemoteAdapter = CustomRedisAdapter<socketioxide::adapter::Emitter, AdapterDriver>;
+
+async fn remote_router(
+    heartbeat: Heartbeat,
+    driver: AdapterDriver,
+    chat: ChatContext,
+) -> Result<(Router<AppState>, CloseIo), ReplicaError> {
+    let ctr = RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
+    let (layer, io) = builder(heartbeat, chat)
+        .with_adapter::<RemoteAdapter>(ctr)
+        .build_layer();
+    io.ns("/", on_connect::<RemoteAdapter>)
+        .await
+        .map_err(|e| ReplicaError::AdapterInit(e.to_string()))?;
+    Ok((app_router(layer), close_fn(io)))
+}
+
+fn close_fn<A: Adapter>(io: SocketIo<A>) -> CloseIo {
+    Arc::new(move || {
+        let io = io.clone();
+        Box::pin(async move { io.close().await })
+    })
+}
+
+#[derive(Clone)]
+struct AppState {
+    id: String,
+    stats: Arc<Stats>,
+    healthy: Arc<AtomicBool>,
+}
+
+fn app_router<A: Adapter>(layer: SocketIoLayer<A>) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/stats", get(stats))
+        .layer(layer)
+}
+
+async fn healthz(HttpState(state): HttpState<AppState>) -> impl IntoResponse {
+    if state.healthy.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy (set by the operator)\n",
+        )
+    }
+}
+
+async fn stats(HttpState(state): HttpState<AppState>) -> impl IntoResponse {
+    Json(state.stats.snapshot(&state.id))
+}
+
+/// What chat handlers share.
+#[derive(Clone)]
+struct ChatContext {
+    replica: String,
+    stats: Arc<Stats>,
+    sessions: Arc<KnownSessions>,
+    live: Arc<AtomicBool>,
+}
+
+async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatContext>) {
+    chat.stats.socket_connected();
+    socket.on(CHAT_EVENT, on_chat::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+}
+
+async fn on_chat<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(data): TryData<Value>,
+    ack: AckSender<A>,
+    State(chat): State<ChatContext>,
+) {
+    chat.handle_chat(socket, data, ack).await;
+}
+
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatContext>) {
+    chat.sessions.remove(&socket.id.to_string());
+    if chat.live.load(Ordering::Relaxed) {
+        chat.stats.socket_disconnected();
+    }
+}
+
+impl ChatContext {
+    async fn handle_chat<A: Adapter>(
+        &self,
+        socket: SocketRef<A>,
+        data: Result<Value, socketioxide::ParserError>,
+        ack: AckSender<A>,
+    ) {
+        let checked = data
+            .map_err(|e| chat::ChatError::Undecodable(e.to_string()))
+            .and_then(|value| chat::validate(&value));
+        let reply = match checked {
+            Ok(msg) => {
+                let out = ChatBroadcast {
+                    id: msg.id,
+                    from: msg.from,
+                    text: msg.text,
+                    replica: self.replica.clone(),
+                    at: chat::now_millis(),
+                };
+                if let Err(e) = socket.emit(CHAT_EVENT, &out) {
+                    tracing::debug!("chat echo to sender failed: {e}");
+                }
+                match socket.broadcast().emit(CHAT_EVENT, &out).await {
+                    Ok(()) => {
+                        self.stats.record_chat(true);
+                        ChatAck::accepted(&self.replica)
+                    }
+                    Err(e) => {
+                        tracing::warn!("chat broadcast failed: {e}");
+                        self.stats.record_chat(false);
+                        ChatAck::Refused {
+                            ok: false,
+                            error: format!("broadcast failed: {e}"),
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::debug!(sid = %socket.id, "chat refused: {e}");
+                self.stats.record_chat(false);
+                ChatAck::refused(&e)
+            }
+        };
+        if let Err(e) = ack.send(&reply) {
+            tracing::debug!("chat ack not sent: {e}");
+        }
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    ctx: Arc<ReplicaContext>,
+    connections: Arc<ConnectionRegistry>,
+    accepting: CancellationToken,
+    draining: CancellationToken,
+) {
+    let mut tasks = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = accepting.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(local_addr) = stream.local_addr() else {
+            continue;
+        };
+        let tracked = match connections.track(stream) {
+            Ok(tracked) => tracked,
+            Err(e) => {
+                tracing::warn!("could not track a connection: {e}");
+                continue;
+            }
+        };
+        let router = router.clone();
+        let ctx = Arc::clone(&ctx);
+        let draining = draining.clone();
+        tasks.spawn(async move {
+            let svc =
+                service_fn(move |req| observe(req, router.clone(), Arc::clone(&ctx), local_addr));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tracked), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::trace!("connection ended: {e}");
+                    }
+                }
+                _ = draining.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+        // Reap finished connection tasks so the set stays small.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    draining.cancelled().await;
+    while tasks.join_next().await.is_some() {}
+}

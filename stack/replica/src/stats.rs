@@ -1,0 +1,298 @@
+//! Ground-truth counters of what one replica saw on the wire.
+//!
+//! Every Engine.IO request is classified once, by [`RequestKind::classify`], from its method
+//! and query string alone, so any observer (this replica, or a proxy in front of it) that
+//! applies the same function counts the same things. The counters are served as JSON on
+//! `/stats`; tests and the app compare their own observations against them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// Reason recorded when a WebSocket upgrade names a session this replica never issued.
+///
+/// engineioxide answers such an upgrade with `101 Switching Protocols` and then drops the
+/// connection, so no HTTP status carries the refusal; this is the name both sides use for it.
+pub const UPGRADE_UNKNOWN_SESSION: &str = "Session ID unknown (upgrade answered 101, then dropped)";
+
+/// The kind of an Engine.IO HTTP request, decided from its method and query string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// `GET ?transport=polling` without `sid`: opens a long-polling session.
+    HandshakePolling,
+    /// `GET ?transport=websocket` without `sid`: opens a WebSocket-only session.
+    HandshakeWebsocket,
+    /// `GET ?transport=polling&sid=…`: a long poll for server packets.
+    PollGet,
+    /// `POST ?transport=polling&sid=…`: client packets sent over polling.
+    PollPost,
+    /// `GET ?transport=websocket&sid=…`: upgrade of a polling session to WebSocket.
+    Upgrade,
+    /// Anything else under the Engine.IO path (unknown transport, bad method, …).
+    Other,
+}
+
+impl RequestKind {
+    /// All kinds, in display order.
+    pub const ALL: [RequestKind; 6] = [
+        RequestKind::HandshakePolling,
+        RequestKind::HandshakeWebsocket,
+        RequestKind::PollGet,
+        RequestKind::PollPost,
+        RequestKind::Upgrade,
+        RequestKind::Other,
+    ];
+
+    /// Classifies an Engine.IO request from its HTTP method and raw query string.
+    pub fn classify(method: &str, query: Option<&str>) -> RequestKind {
+        let params = EngineQuery::parse(query.unwrap_or(""));
+        match (params.transport, params.sid.is_some(), method) {
+            (Some("polling"), false, "GET") => RequestKind::HandshakePolling,
+            (Some("websocket"), false, "GET") => RequestKind::HandshakeWebsocket,
+            (Some("polling"), true, "GET") => RequestKind::PollGet,
+            (Some("polling"), true, "POST") => RequestKind::PollPost,
+            (Some("websocket"), true, "GET") => RequestKind::Upgrade,
+            _ => RequestKind::Other,
+        }
+    }
+
+    /// The snake_case name used in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::HandshakePolling => "handshake_polling",
+            RequestKind::HandshakeWebsocket => "handshake_websocket",
+            RequestKind::PollGet => "poll_get",
+            RequestKind::PollPost => "poll_post",
+            RequestKind::Upgrade => "upgrade",
+            RequestKind::Other => "other",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The Engine.IO parameters of a query string (`transport`, `sid`), borrowed from it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EngineQuery<'a> {
+    /// `transport=` value, if present.
+    pub transport: Option<&'a str>,
+    /// `sid=` value, if present and non-empty.
+    pub sid: Option<&'a str>,
+}
+
+impl<'a> EngineQuery<'a> {
+    /// Parses the parameters Engine.IO routing depends on; anything else is ignored.
+    ///
+    /// Values are taken verbatim: Engine.IO session ids and transport names never need
+    /// percent-decoding, and a value that would is not a valid one anyway.
+    pub fn parse(query: &'a str) -> Self {
+        let mut out = EngineQuery::default();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "transport" => out.transport = Some(value),
+                "sid" if !value.is_empty() => out.sid = Some(value),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// Live counters of one replica. Cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Stats {
+    requests: [AtomicU64; RequestKind::ALL.len()],
+    rejected: Mutex<BTreeMap<String, u64>>,
+    sockets_connected: AtomicU64,
+    sockets_total: AtomicU64,
+    chat_accepted: AtomicU64,
+    chat_refused: AtomicU64,
+    restarts: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one request of `kind`.
+    pub fn record_request(&self, kind: RequestKind) {
+        self.requests[kind.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one refused request with its reason (the Engine.IO error message, or a
+    /// description such as [`UPGRADE_UNKNOWN_SESSION`]).
+    pub fn record_rejection(&self, reason: &str) {
+        let mut rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
+        *rejected.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// A Socket.IO socket joined the default namespace.
+    pub fn socket_connected(&self) {
+        self.sockets_connected.fetch_add(1, Ordering::Relaxed);
+        self.sockets_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Socket.IO socket left.
+    pub fn socket_disconnected(&self) {
+        // Saturating: a kill may race with late disconnect callbacks of the old instance.
+        let _ = self
+            .sockets_connected
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Forgets live sockets (the instance holding them is gone).
+    pub fn sockets_reset(&self) {
+        self.sockets_connected.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a chat message, accepted or refused.
+    pub fn record_chat(&self, accepted: bool) {
+        let counter = if accepted {
+            &self.chat_accepted
+        } else {
+            &self.chat_refused
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a restart of the replica behind these counters.
+    pub fn record_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy for serving as JSON.
+    pub fn snapshot(&self, replica: &str) -> StatsSnapshot {
+        let requests = RequestKind::ALL
+            .iter()
+            .map(|kind| (*kind, self.requests[kind.index()].load(Ordering::Relaxed)))
+            .collect();
+        StatsSnapshot {
+            replica: replica.to_owned(),
+            requests,
+            rejected: self
+                .rejected
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            sockets: SocketCounts {
+                connected: self.sockets_connected.load(Ordering::Relaxed),
+                total: self.sockets_total.load(Ordering::Relaxed),
+            },
+            chat: ChatCounts {
+                accepted: self.chat_accepted.load(Ordering::Relaxed),
+                refused: self.chat_refused.load(Ordering::Relaxed),
+            },
+            restarts: self.restarts.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The JSON document served on `/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// The replica id (`X-Replica`).
+    pub replica: String,
+    /// Engine.IO requests per kind, refused ones included.
+    pub requests: BTreeMap<RequestKind, u64>,
+    /// Refused requests per reason.
+    pub rejected: BTreeMap<String, u64>,
+    /// Socket.IO sockets on the default namespace.
+    pub sockets: SocketCounts,
+    /// Chat messages handled.
+    pub chat: ChatCounts,
+    /// How often this replica was restarted (embedded stack only; 0 for a process).
+    pub restarts: u64,
+}
+
+impl StatsSnapshot {
+    /// Requests of one kind.
+    pub fn requests_of(&self, kind: RequestKind) -> u64 {
+        self.requests.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// All Engine.IO requests this replica answered.
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().sum()
+    }
+
+    /// Refused requests with exactly this reason.
+    pub fn rejected_for(&self, reason: &str) -> u64 {
+        self.rejected.get(reason).copied().unwrap_or(0)
+    }
+}
+
+/// Socket counts in [`StatsSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketCounts {
+    /// Connected right now.
+    pub connected: u64,
+    /// Ever connected.
+    pub total: u64,
+}
+
+/// Chat counts in [`StatsSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCounts {
+    /// Messages accepted and broadcast.
+    pub accepted: u64,
+    /// Messages refused with an error ack.
+    pub refused: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_every_engine_io_request_shape() {
+        use RequestKind::*;
+        let cases = [
+            ("GET", "EIO=4&transport=polling&t=N8", HandshakePolling),
+            ("GET", "EIO=4&transport=websocket", HandshakeWebsocket),
+            ("GET", "EIO=4&transport=polling&sid=abc", PollGet),
+            ("POST", "EIO=4&transport=polling&sid=abc", PollPost),
+            ("GET", "EIO=4&transport=websocket&sid=abc", Upgrade),
+            ("GET", "EIO=4&transport=carrier-pigeon", Other),
+            ("PUT", "EIO=4&transport=polling&sid=abc", Other),
+            ("POST", "EIO=4&transport=polling", Other),
+            ("GET", "", Other),
+            ("GET", "transport=polling&sid=", HandshakePolling),
+        ];
+        for (method, query, want) in cases {
+            assert_eq!(
+                RequestKind::classify(method, Some(query)),
+                want,
+                "{method} ?{query}"
+            );
+        }
+        assert_eq!(RequestKind::classify("GET", None), Other);
+    }
+
+    #[test]
+    fn snapshot_round_trips_through_json() {
+        let stats = Stats::default();
+        stats.record_request(RequestKind::PollGet);
+        stats.record_request(RequestKind::PollGet);
+        stats.record_rejection("Session ID unknown");
+        stats.socket_connected();
+        stats.socket_disconnected();
+        stats.socket_disconnected();
+        let snap = stats.snapshot("r1");
+        assert_eq!(snap.requests_of(RequestKind::PollGet), 2);
+        assert_eq!(snap.rejected_for("Session ID unknown"), 1);
+        assert_eq!(
+            snap.sockets,
+            SocketCounts {
+                connected: 0,
+                total: 1
+            }
+        );
+        let json = serde_json::to_string(&snap).unwrap();
+        assert!(json.contains("\"poll_get\":2"), "{json}");
+        let back: StatsSnapshot = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, snap);
+    }
+}
