@@ -1,0 +1,213 @@
+//! Helpers shared by the integration tests: a chat client over rust_socketio, raw
+//! Engine.IO handshakes, and bounded waits on conditions.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Event, Payload, TransportType};
+use serde_json::{json, Value};
+use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
+use stickyscope_replica::Heartbeat;
+use tokio::sync::{mpsc, oneshot};
+
+/// A short heartbeat so that several ping cycles fit in a test.
+pub const FAST_HEARTBEAT: Heartbeat = Heartbeat {
+    interval: Duration::from_millis(200),
+    timeout: Duration::from_millis(400),
+};
+
+/// Starts an embedded stack on an ephemeral port.
+pub async fn stack(replicas: usize, adapter: StackAdapter) -> std::sync::Arc<EmbeddedStack> {
+    EmbeddedStack::start(StackConfig {
+        replicas,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: FAST_HEARTBEAT,
+        adapter,
+        health_interval: Duration::from_millis(200),
+    })
+    .await
+    .expect("embedded stack starts")
+}
+
+/// Polls `condition` until it holds or `bound` passes; panics with `what` on timeout.
+pub async fn wait_for<F, Fut>(bound: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + bound;
+    loop {
+        if condition().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A raw polling handshake through `gateway`; returns (replica, sticky cookie set, sid).
+pub async fn raw_handshake(
+    gateway: &str,
+    cookie: Option<&str>,
+) -> (String, Option<String>, String) {
+    let client = reqwest::Client::new();
+    let mut req = client.get(format!("{gateway}/socket.io/?EIO=4&transport=polling"));
+    if let Some(cookie) = cookie {
+        req = req.header("Cookie", cookie);
+    }
+    let resp = req.send().await.expect("handshake request");
+    assert_eq!(resp.status(), 200, "handshake status");
+    let replica = resp.headers()["x-replica"].to_str().unwrap().to_owned();
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned());
+    let body = resp.text().await.unwrap();
+    let open: Value = serde_json::from_str(body.strip_prefix('0').expect("open packet")).unwrap();
+    (
+        replica,
+        set_cookie,
+        open["sid"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// How a test client connects.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// `Cookie` header sent on every request.
+    pub cookie: Option<String>,
+    /// Send `X-Stickiness: off`.
+    pub round_robin: bool,
+}
+
+/// A chat user over rust_socketio, reporting what it receives on channels.
+pub struct ChatClient {
+    pub client: Client,
+    pub chats: mpsc::UnboundedReceiver<Value>,
+    pub closed: mpsc::UnboundedReceiver<String>,
+}
+
+impl ChatClient {
+    /// Connects to `url` with `transport`; reconnection is off so failures stay visible.
+    pub async fn connect(
+        url: &str,
+        transport: TransportType,
+        options: ClientOptions,
+    ) -> Result<ChatClient, rust_socketio::Error> {
+        let (chat_tx, chats) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = mpsc::unbounded_channel();
+        let closed_tx2 = closed_tx.clone();
+        let (open_tx, mut opened) = mpsc::unbounded_channel::<()>();
+        let mut builder = ClientBuilder::new(url)
+            .transport_type(transport)
+            .reconnect(false)
+            .reconnect_on_disconnect(false)
+            .on("chat", move |payload: Payload, _| {
+                let chat_tx = chat_tx.clone();
+                async move {
+                    if let Payload::Text(values) = payload {
+                        for v in values {
+                            let _ = chat_tx.send(v);
+                        }
+                    }
+                }
+                .boxed()
+            })
+            .on(Event::Connect, move |_, _| {
+                let _ = open_tx.send(());
+                async {}.boxed()
+            })
+            .on(Event::Close, move |_, _| {
+                let _ = closed_tx.send("close".into());
+                async {}.boxed()
+            })
+            .on(Event::Error, move |payload, _| {
+                let _ = closed_tx2.send(format!("error: {payload:?}"));
+                async {}.boxed()
+            });
+        if let Some(cookie) = options.cookie {
+            builder = builder.opening_header("Cookie", cookie);
+        }
+        if options.round_robin {
+            builder = builder.opening_header("X-Stickiness", "off");
+        }
+        let client = builder.connect().await?;
+        // rust_socketio returns before the namespace CONNECT is answered; events sent
+        // earlier are dropped by the server, so wait for it (bounded).
+        if tokio::time::timeout(Duration::from_secs(3), opened.recv())
+            .await
+            .ok()
+            .flatten()
+            .is_none()
+        {
+            let _ = client.disconnect().await;
+            return Err(rust_socketio::Error::IllegalActionBeforeOpen());
+        }
+        Ok(ChatClient {
+            client,
+            chats,
+            closed,
+        })
+    }
+
+    /// Emits `chat` with `payload` and returns the ack, or `None` if none came in `bound`.
+    pub async fn send_raw(&self, payload: Payload, bound: Duration) -> Option<Value> {
+        let (tx, rx) = oneshot::channel();
+        let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+        let sent = self
+            .client
+            .emit_with_ack("chat", payload, bound, move |ack: Payload, _| {
+                if let (Payload::Text(values), Some(tx)) = (ack, tx.lock().unwrap().take()) {
+                    // rust_socketio hands ack arguments over as one JSON array.
+                    let first = match values.into_iter().next() {
+                        Some(Value::Array(args)) => args.into_iter().next(),
+                        other => other,
+                    };
+                    let _ = tx.send(first.unwrap_or(Value::Null));
+                }
+                async {}.boxed()
+            })
+            .await;
+        if sent.is_err() {
+            return None;
+        }
+        tokio::time::timeout(bound, rx).await.ok()?.ok()
+    }
+
+    /// Sends a chat message and returns the ack.
+    pub async fn send(&self, id: &str, from: &str, text: &str) -> Option<Value> {
+        self.send_raw(
+            Payload::Text(vec![json!({"id": id, "from": from, "text": text})]),
+            Duration::from_secs(5),
+        )
+        .await
+    }
+
+    /// The next chat broadcast, if one arrives within `bound`.
+    pub async fn next_chat(&mut self, bound: Duration) -> Option<Value> {
+        tokio::time::timeout(bound, self.chats.recv()).await.ok()?
+    }
+
+    /// Waits for the chat with `id`, skipping others.
+    pub async fn chat_with_id(&mut self, id: &str, bound: Duration) -> Option<Value> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let msg = self.next_chat(left).await?;
+            if msg["id"] == id {
+                return Some(msg);
+            }
+        }
+    }
+}
+
+/// Whether an ack accepted the message.
+pub fn acked_ok(ack: &Option<Value>) -> bool {
+    ack.as_ref().is_some_and(|a| a["ok"] == true)
+}
