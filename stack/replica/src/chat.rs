@@ -89,12 +89,9 @@ impl ChatAck {
 /// Why a chat message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ChatError {
-    /// The payload was not a JSON object.
+    /// The payload was not an object.
     #[error("chat payload must be an object {{id, from, text}}")]
     NotAnObject,
-    /// The payload could not be decoded at all.
-    #[error("chat payload could not be decoded: {0}")]
-    Undecodable(String),
     /// `id` is absent.
     #[error("missing id")]
     MissingId,
@@ -111,7 +108,7 @@ pub enum ChatError {
     #[error("missing text")]
     MissingText,
     /// `text` is not a string (binary data, a number, …).
-    #[error("text must be a UTF-8 string")]
+    #[error("text must be a UTF-8 string, not binary data or another type")]
     TextNotString,
     /// `text` is empty.
     #[error("text is empty")]
@@ -121,24 +118,141 @@ pub enum ChatError {
     TextTooLong(usize),
 }
 
+/// A `chat` payload as it arrives, before validation: each field may be missing, a
+/// string, binary data (a Socket.IO attachment) or anything else. Only a map decodes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WireChat {
+    /// `id` as sent.
+    pub id: Option<WireField>,
+    /// `from` as sent.
+    pub from: Option<WireField>,
+    /// `text` as sent.
+    pub text: Option<WireField>,
+}
+
+impl<'de> Deserialize<'de> for WireChat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(WireChatVisitor)
+    }
+}
+
+struct WireChatVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WireChatVisitor {
+    type Value = WireChat;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object {id, from, text}")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireChat, A::Error> {
+        let mut out = WireChat::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "id" => &mut out.id,
+                "from" => &mut out.from,
+                "text" => &mut out.text,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value::<WireField>()?);
+        }
+        Ok(out)
+    }
+}
+
+/// One field of a [`WireChat`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WireField {
+    /// A string.
+    Str(String),
+    /// Binary data.
+    Binary,
+    /// null.
+    Null,
+    /// A number, boolean, array or object.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireField {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WireFieldVisitor)
+    }
+}
+
+struct WireFieldVisitor;
+
+impl<'de> serde::de::Visitor<'de> for WireFieldVisitor {
+    type Value = WireField;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<WireField, E> {
+        Ok(WireField::Str(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<WireField, E> {
+        Ok(WireField::Str(v))
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<WireField, E> {
+        Ok(WireField::Binary)
+    }
+    fn visit_byte_buf<E>(self, _: Vec<u8>) -> Result<WireField, E> {
+        Ok(WireField::Binary)
+    }
+    fn visit_unit<E>(self) -> Result<WireField, E> {
+        Ok(WireField::Null)
+    }
+    fn visit_none<E>(self) -> Result<WireField, E> {
+        Ok(WireField::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<WireField, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<WireField, E> {
+        Ok(WireField::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<WireField, E> {
+        Ok(WireField::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<WireField, E> {
+        Ok(WireField::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<WireField, E> {
+        Ok(WireField::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<WireField, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(WireField::Other)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<WireField, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(WireField::Other)
+    }
+}
+
 /// Checks a decoded `chat` payload and returns the message it carries.
-pub fn validate(payload: &Value) -> Result<ChatRequest, ChatError> {
-    let object = payload.as_object().ok_or(ChatError::NotAnObject)?;
-    let id = match object.get("id") {
-        None | Some(Value::Null) => return Err(ChatError::MissingId),
-        Some(Value::String(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
+pub fn validate(payload: &WireChat) -> Result<ChatRequest, ChatError> {
+    let id = match &payload.id {
+        None | Some(WireField::Null) => return Err(ChatError::MissingId),
+        Some(WireField::Str(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
         Some(_) => return Err(ChatError::BadId),
     };
-    let from = match object.get("from") {
-        Some(Value::String(from)) => from,
+    let from = match &payload.from {
+        Some(WireField::Str(from)) => from,
         _ => return Err(ChatError::MissingFrom),
     };
     if !USERS.contains(&from.as_str()) {
         return Err(ChatError::UnknownSender(truncate(from, 32)));
     }
-    let text = match object.get("text") {
-        None | Some(Value::Null) => return Err(ChatError::MissingText),
-        Some(Value::String(text)) => text,
+    let text = match &payload.text {
+        None | Some(WireField::Null) => return Err(ChatError::MissingText),
+        Some(WireField::Str(text)) => text,
         Some(_) => return Err(ChatError::TextNotString),
     };
     if text.is_empty() {
@@ -152,6 +266,13 @@ pub fn validate(payload: &Value) -> Result<ChatRequest, ChatError> {
         from: from.clone(),
         text: text.clone(),
     })
+}
+
+/// Decodes and checks a JSON value (for callers that hold one).
+pub fn validate_json(payload: &Value) -> Result<ChatRequest, ChatError> {
+    let wire: WireChat =
+        serde_json::from_value(payload.clone()).map_err(|_| ChatError::NotAnObject)?;
+    validate(&wire)
 }
 
 /// Milliseconds since the Unix epoch, 0 if the clock is before it.
@@ -173,7 +294,7 @@ mod tests {
 
     #[test]
     fn accepts_a_well_formed_message() {
-        let msg = validate(&json!({"id": "m1", "from": "agent", "text": "hi"})).unwrap();
+        let msg = validate_json(&json!({"id": "m1", "from": "agent", "text": "hi"})).unwrap();
         assert_eq!(msg.from, "agent");
         assert_eq!(msg.text, "hi");
     }
@@ -183,6 +304,8 @@ mod tests {
         let long = "x".repeat(MAX_TEXT_BYTES + 1);
         let cases = [
             (json!("hello"), ChatError::NotAnObject),
+            (json!(["m", "agent", "hi"]), ChatError::NotAnObject),
+            (json!(null), ChatError::NotAnObject),
             (json!({"from": "agent", "text": "hi"}), ChatError::MissingId),
             (
                 json!({"id": 7, "from": "agent", "text": "hi"}),
@@ -212,17 +335,31 @@ mod tests {
             ),
         ];
         for (payload, want) in cases {
-            assert_eq!(validate(&payload), Err(want), "{payload}");
+            assert_eq!(validate_json(&payload), Err(want), "{payload}");
         }
+    }
+
+    #[test]
+    fn binary_text_is_refused_as_not_a_string() {
+        use serde::de::value::{BytesDeserializer, Error};
+        let field = WireField::deserialize(BytesDeserializer::<Error>::new(b"\xff\xfe")).unwrap();
+        let wire = WireChat {
+            id: Some(WireField::Str("m".into())),
+            from: Some(WireField::Str("agent".into())),
+            text: Some(field),
+        };
+        assert_eq!(validate(&wire), Err(ChatError::TextNotString));
     }
 
     #[test]
     fn text_limit_counts_bytes_not_chars() {
         let four_byte_chars = "😀".repeat(MAX_TEXT_BYTES / 4);
-        assert!(validate(&json!({"id": "m", "from": "visitor", "text": four_byte_chars})).is_ok());
+        assert!(
+            validate_json(&json!({"id": "m", "from": "visitor", "text": four_byte_chars})).is_ok()
+        );
         let one_more = format!("{four_byte_chars}a");
         assert_eq!(
-            validate(&json!({"id": "m", "from": "visitor", "text": one_more})),
+            validate_json(&json!({"id": "m", "from": "visitor", "text": one_more})),
             Err(ChatError::TextTooLong(MAX_TEXT_BYTES + 1))
         );
     }

@@ -20,7 +20,6 @@ use axum::{Json, Router};
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::layer::SocketIoLayer;
@@ -241,7 +240,7 @@ impl ReplicaHandle {
         self.retire();
         self.draining.cancel();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-            while self.connections.len() > 0 {
+            while !self.connections.is_empty() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -353,7 +352,7 @@ async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatCon
 
 async fn on_chat<A: Adapter>(
     socket: SocketRef<A>,
-    TryData(data): TryData<Value>,
+    TryData(data): TryData<chat::WireChat>,
     ack: AckSender<A>,
     State(chat): State<ChatContext>,
 ) {
@@ -371,12 +370,13 @@ impl ChatContext {
     async fn handle_chat<A: Adapter>(
         &self,
         socket: SocketRef<A>,
-        data: Result<Value, socketioxide::ParserError>,
+        data: Result<chat::WireChat, socketioxide::ParserError>,
         ack: AckSender<A>,
     ) {
+        // Anything that does not decode as a map of fields is not the object we need.
         let checked = data
-            .map_err(|e| chat::ChatError::Undecodable(e.to_string()))
-            .and_then(|value| chat::validate(&value));
+            .map_err(|_| chat::ChatError::NotAnObject)
+            .and_then(|wire| chat::validate(&wire));
         let reply = match checked {
             Ok(msg) => {
                 let out = ChatBroadcast {

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs stickyscope's checks and tests on a fresh machine: installs what is missing
+# (Debian packages, the socket.io JS client into a temporary folder), starts a private
+# redis-server on a free loopback port, then runs cargo fmt, clippy and the tests.
+# Nothing is skipped: a test whose dependency is missing fails and says why.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to run: $*" >&2; exit 2
+  fi
+}
+
+# --- Debian packages -------------------------------------------------------------------
+missing=()
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+command -v python3 >/dev/null || missing+=(python3)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- socket.io JS client for the interop tests, outside the repository ---------------------
+if [ -z "${STICKYSCOPE_NODE_MODULES:-}" ] || [ ! -d "${STICKYSCOPE_NODE_MODULES}/socket.io-client" ]; then
+  js_dir="$(mktemp -d -t stickyscope-js.XXXXXX)"
+  log "installing socket.io-client@4 into $js_dir"
+  npm install --prefix "$js_dir" --no-audit --no-fund --loglevel=error socket.io-client@4 >/dev/null
+  export STICKYSCOPE_NODE_MODULES="$js_dir/node_modules"
+fi
+
+# --- a private Redis on a free loopback port ------------------------------------------
+redis_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+redis_dir="$(mktemp -d -t stickyscope-redis.XXXXXX)"
+redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+  --dir "$redis_dir" --daemonize no >"$redis_dir/redis.log" 2>&1 &
+redis_pid=$!
+cleanup() { kill "$redis_pid" 2>/dev/null || true; rm -rf "$redis_dir"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+redis-cli -p "$redis_port" ping >/dev/null || { cat "$redis_dir/redis.log"; echo "redis-server did not start" >&2; exit 1; }
+export REDIS_URL="redis://127.0.0.1:$redis_port"
+log "redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
+
+# --- checks and tests -----------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+log "cargo test"
+cargo test --workspace "$@"

@@ -1,0 +1,176 @@
+//! The built-in balancer's health handling, topology API and controls, over real sockets.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{raw_handshake, stack, wait_for};
+use serde_json::Value;
+use stickyscope::embedded::StackAdapter;
+use stickyscope::traefik_model::ServiceInfo;
+
+async fn service(gateway: &str, name: &str) -> ServiceInfo {
+    reqwest::get(format!("{gateway}/api/http/services/{name}"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn statuses(gateway: &str) -> Vec<String> {
+    let s = service(gateway, "replicas-sticky@embedded").await;
+    s.load_balancer
+        .unwrap()
+        .servers
+        .iter()
+        .map(|srv| s.server_status[&srv.url].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_failing_healthz_leaves_rotation_and_its_clients_move() {
+    let stack = stack(2, StackAdapter::Memory).await;
+    let gateway = stack.gateway_url();
+    let (holder, cookie, _) = raw_handshake(&gateway, None).await;
+    let cookie = cookie.unwrap();
+
+    stack.set_healthy(&holder, false).await.unwrap();
+    wait_for(
+        Duration::from_secs(3),
+        "the health check to mark it DOWN",
+        || {
+            let gateway = &gateway;
+            async move { statuses(gateway).await.contains(&"DOWN".to_owned()) }
+        },
+    )
+    .await;
+    let (moved, new_cookie, _) = raw_handshake(&gateway, Some(&cookie)).await;
+    assert_ne!(moved, holder);
+    assert!(new_cookie.is_some());
+
+    stack.set_healthy(&holder, true).await.unwrap();
+    wait_for(
+        Duration::from_secs(3),
+        "the health check to mark it UP",
+        || {
+            let gateway = &gateway;
+            async move { statuses(gateway).await == ["UP", "UP"] }
+        },
+    )
+    .await;
+    let (back, _, _) = raw_handshake(&gateway, Some(&cookie)).await;
+    assert_eq!(back, holder, "the old cookie leads home again");
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_api_tracks_kill_restart_and_add_in_traefik_shape() {
+    let stack = stack(2, StackAdapter::Memory).await;
+    let gateway = stack.gateway_url();
+    let sticky = service(&gateway, "replicas-sticky@embedded").await;
+    let lb = sticky.load_balancer.clone().unwrap();
+    assert_eq!(lb.sticky.unwrap().cookie.name, "sticky_replica");
+    assert_eq!(lb.servers.len(), 2);
+    let rr = service(&gateway, "replicas-roundrobin@embedded").await;
+    assert!(rr.load_balancer.unwrap().sticky.is_none());
+
+    // Each server URL joins with the X-Replica-Addr its replica reports.
+    let (replica, _, _) = raw_handshake(&gateway, None).await;
+    let info = stack.replicas().await;
+    let addr = &info.iter().find(|r| r.id == replica).unwrap().addr;
+    assert!(lb.servers.iter().any(|s| s.url == format!("http://{addr}")));
+
+    stack.kill("1").await.unwrap();
+    assert_eq!(statuses(&gateway).await, ["DOWN", "UP"]);
+    stack.restart("1").await.unwrap();
+    assert_eq!(statuses(&gateway).await, ["UP", "UP"]);
+    assert_eq!(stack.add().await.unwrap(), "3");
+    assert_eq!(statuses(&gateway).await, ["UP", "UP", "UP"]);
+
+    let routers: Vec<Value> = reqwest::get(format!("{gateway}/api/http/routers"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rules: Vec<&str> = routers
+        .iter()
+        .map(|r| r["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"PathPrefix(`/socket.io`) && Header(`X-Stickiness`, `off`)"));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_controls_work_and_refuse_nonsense_clearly() {
+    let stack = stack(2, StackAdapter::Memory).await;
+    let gateway = stack.gateway_url();
+    let http = reqwest::Client::new();
+    let post = |path: &str| http.post(format!("{gateway}/_stack/replicas{path}")).send();
+
+    let added = post("").await.unwrap();
+    assert_eq!(added.status(), 201);
+    assert_eq!(added.json::<Value>().await.unwrap()["id"], "3");
+    assert_eq!(post("/3/kill").await.unwrap().status(), 200);
+    let again = post("/3/kill").await.unwrap();
+    assert_eq!(again.status(), 409);
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["error"],
+        "replica 3 is not running"
+    );
+    assert_eq!(post("/3/restart").await.unwrap().status(), 200);
+    assert_eq!(post("/3/restart").await.unwrap().status(), 409);
+    assert_eq!(post("/9/stop").await.unwrap().status(), 404);
+    assert_eq!(post("/1/explode").await.unwrap().status(), 404);
+
+    let list: Vec<Value> = http
+        .get(format!("{gateway}/_stack/replicas"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 3);
+    assert_eq!(list[2]["stats"]["restarts"], 1);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_command_serves_until_interrupted() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["stack", "--port", "0", "--replicas", "2"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the stack reports its address")
+        .unwrap()
+        .unwrap();
+    let gateway = first.rsplit(' ').next().unwrap().to_owned();
+    assert!(
+        first.contains("2 replicas behind http://127.0.0.1:"),
+        "{first}"
+    );
+    let (replica, cookie, _) = raw_handshake(&gateway, None).await;
+    assert!(["1", "2"].contains(&replica.as_str()));
+    assert!(cookie.is_some());
+
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops on Ctrl-C")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
