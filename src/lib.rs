@@ -3,10 +3,18 @@
 //!
 //! - [`balancer`]: the built-in sticky balancer (network).
 //! - [`embedded`]: replicas and balancer in one process (network).
+//! - [`engine`]: the event stream and command channel between network and UI.
+//! - [`session`]: one supervised chat session per user (network; pure parts inside).
+//! - [`topology`]: gateway hops and replicas (pure).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
+//! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
 
 pub mod balancer;
 pub mod embedded;
+pub mod engine;
 pub mod protocol;
+pub mod session;
+pub mod topology;
 pub mod traefik_model;
+pub mod wire;

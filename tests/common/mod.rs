@@ -211,3 +211,68 @@ impl ChatClient {
 pub fn acked_ok(ack: &Option<Value>) -> bool {
     ack.as_ref().is_some_and(|a| a["ok"] == true)
 }
+
+/// Every event of an engine-side stream, collected for assertions.
+#[derive(Clone, Default)]
+pub struct Collected(pub std::sync::Arc<std::sync::Mutex<Vec<stickyscope::engine::event::Event>>>);
+
+impl Collected {
+    /// A sink whose events are collected.
+    pub fn sink() -> (stickyscope::engine::sink::EventSink, Collected) {
+        let (sink, mut rx) =
+            stickyscope::engine::sink::EventSink::new(1 << 20, std::sync::Arc::new(|| {}));
+        let collected = Collected::default();
+        let store = collected.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                store.0.lock().unwrap().push(ev);
+            }
+        });
+        (sink, collected)
+    }
+
+    /// A copy of what arrived so far.
+    pub fn events(&self) -> Vec<stickyscope::engine::event::Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// The wire records so far.
+    pub fn wire(&self) -> Vec<stickyscope::wire::WireEvent> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                stickyscope::engine::event::Event::Wire(w) => Some(w),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The last session state of `user`.
+    pub fn state(&self, user: &str) -> Option<stickyscope::session::SessionState> {
+        self.events().into_iter().rev().find_map(|e| match e {
+            stickyscope::engine::event::Event::Session { user: u, state } if u == user => {
+                Some(state)
+            }
+            _ => None,
+        })
+    }
+
+    /// Messages `user` received, in order.
+    pub fn received(&self, user: &str) -> Vec<stickyscope::engine::event::Received> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                stickyscope::engine::event::Event::Received(r) if r.user == user => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether `user` is connected.
+    pub fn connected(&self, user: &str) -> bool {
+        matches!(
+            self.state(user),
+            Some(stickyscope::session::SessionState::Connected { .. })
+        )
+    }
+}

@@ -15,6 +15,8 @@ use thiserror::Error;
 
 /// The event name for chat messages, both ways.
 pub const CHAT_EVENT: &str = "chat";
+/// The event name for delivery receipts, both ways.
+pub const RECEIPT_EVENT: &str = "receipt";
 /// The only two users.
 pub const USERS: [&str; 2] = ["agent", "visitor"];
 /// Longest accepted text, in bytes of UTF-8.
@@ -273,6 +275,41 @@ pub fn validate_json(payload: &Value) -> Result<ChatRequest, ChatError> {
     let wire: WireChat =
         serde_json::from_value(payload.clone()).map_err(|_| ChatError::NotAnObject)?;
     validate(&wire)
+}
+
+/// A delivery receipt as the replicas broadcast it: `by` received message `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptBroadcast {
+    /// The message id.
+    pub id: String,
+    /// The user who received it.
+    pub by: String,
+    /// The replica that relayed the receipt.
+    pub replica: String,
+}
+
+/// Checks a `receipt` payload `{id, by}`; returns `(id, by)`.
+pub fn validate_receipt(payload: &WireReceipt) -> Result<(String, String), ChatError> {
+    let id = match &payload.id {
+        None | Some(WireField::Null) => return Err(ChatError::MissingId),
+        Some(WireField::Str(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
+        Some(_) => return Err(ChatError::BadId),
+    };
+    match &payload.by {
+        Some(WireField::Str(by)) if USERS.contains(&by.as_str()) => Ok((id, by.clone())),
+        Some(WireField::Str(by)) => Err(ChatError::UnknownSender(truncate(by, 32))),
+        _ => Err(ChatError::MissingFrom),
+    }
+}
+
+/// A `receipt` payload as it arrives.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct WireReceipt {
+    /// `id` as sent.
+    pub id: Option<WireField>,
+    /// `by` as sent.
+    pub by: Option<WireField>,
 }
 
 /// Milliseconds since the Unix epoch, 0 if the clock is before it.

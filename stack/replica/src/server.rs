@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{AdapterChoice, AdapterDriver, DriverError};
-use crate::chat::{self, ChatAck, ChatBroadcast, CHAT_EVENT};
+use crate::chat::{self, ChatAck, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
 use crate::conn::ConnectionRegistry;
 use crate::observe::{observe, ReplicaContext};
 use crate::sessions::KnownSessions;
@@ -347,6 +347,7 @@ struct ChatContext {
 async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatContext>) {
     chat.stats.socket_connected();
     socket.on(CHAT_EVENT, on_chat::<A>);
+    socket.on(RECEIPT_EVENT, on_receipt::<A>);
     socket.on_disconnect(on_disconnect::<A>);
 }
 
@@ -357,6 +358,32 @@ async fn on_chat<A: Adapter>(
     State(chat): State<ChatContext>,
 ) {
     chat.handle_chat(socket, data, ack).await;
+}
+
+async fn on_receipt<A: Adapter>(
+    socket: SocketRef<A>,
+    TryData(data): TryData<chat::WireReceipt>,
+    State(chat): State<ChatContext>,
+) {
+    let checked = data
+        .map_err(|_| chat::ChatError::NotAnObject)
+        .and_then(|wire| chat::validate_receipt(&wire));
+    match checked {
+        Ok((id, by)) => {
+            let out = ReceiptBroadcast {
+                id,
+                by,
+                replica: chat.replica.clone(),
+            };
+            if let Err(e) = socket.emit(RECEIPT_EVENT, &out) {
+                tracing::debug!("receipt echo failed: {e}");
+            }
+            if let Err(e) = socket.broadcast().emit(RECEIPT_EVENT, &out).await {
+                tracing::warn!("receipt broadcast failed: {e}");
+            }
+        }
+        Err(e) => tracing::debug!(sid = %socket.id, "receipt refused: {e}"),
+    }
 }
 
 async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatContext>) {

@@ -1,0 +1,160 @@
+//! The one event stream from the network side to the UI, and the one command channel back.
+//! Pure data: no I/O, no UI types.
+
+use serde::{Deserialize, Serialize};
+use stickyscope_replica::chat::ChatBroadcast;
+
+use crate::session::{SessionState, TransportChoice};
+use crate::topology::Topology;
+use crate::wire::WireEvent;
+
+/// Something that happened on the network side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A record of the wire.
+    Wire(WireEvent),
+    /// A user's session changed state.
+    Session {
+        /// The user.
+        user: String,
+        /// The new state.
+        state: SessionState,
+    },
+    /// A message a user sent changed status.
+    Outbox(OutboxUpdate),
+    /// A user received a chat message (shown once per id).
+    Received(Received),
+    /// The topology changed.
+    Topology(Topology),
+    /// Something worth a banner: what failed and what the app does about it.
+    Notice(Notice),
+}
+
+/// Status of a message a user sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for a session.
+    Queued,
+    /// Emitted, attempt N, no ack yet.
+    Sent {
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// A replica accepted it.
+    Acked {
+        /// That replica.
+        replica: String,
+    },
+    /// The other user received it.
+    Delivered {
+        /// The replica that relayed the receipt.
+        replica: String,
+    },
+    /// A replica refused it; it will not be retried.
+    Refused {
+        /// The replica's reason.
+        error: String,
+    },
+}
+
+/// A change of one sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxUpdate {
+    /// The sender.
+    pub user: String,
+    /// Message id.
+    pub id: String,
+    /// Its text.
+    pub text: String,
+    /// New status.
+    pub status: OutboxStatus,
+}
+
+/// A message as one user received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The receiving user.
+    pub user: String,
+    /// The message, as broadcast (its `replica` accepted it).
+    pub message: ChatBroadcast,
+    /// The replica that handed it to this user.
+    pub delivered_by: Option<String>,
+}
+
+/// How serious a notice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    /// Information.
+    Info,
+    /// Something failed; the app is coping.
+    Warning,
+    /// Something failed and needs the user.
+    Error,
+}
+
+/// A banner-worthy message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Severity.
+    pub level: NoticeLevel,
+    /// What failed and what the app is doing about it.
+    pub text: String,
+}
+
+/// A replica operation (embedded stack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaAction {
+    /// Stop gracefully.
+    Stop,
+    /// Kill abruptly.
+    Kill,
+    /// Start again.
+    Restart,
+    /// Make `/healthz` fail.
+    Unhealthy,
+    /// Make `/healthz` pass.
+    Healthy,
+}
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Send a chat message as `user`.
+    Send {
+        /// Sender.
+        user: String,
+        /// Text.
+        text: String,
+    },
+    /// Stickiness on or off, for one user or (None) both.
+    SetSticky {
+        /// The user, or all.
+        user: Option<String>,
+        /// On or off.
+        on: bool,
+    },
+    /// Transport, for one user or (None) both; reconnects.
+    SetTransport {
+        /// The user, or all.
+        user: Option<String>,
+        /// The transport.
+        transport: TransportChoice,
+    },
+    /// Drop the session and connect again.
+    Reconnect {
+        /// The user.
+        user: String,
+    },
+    /// Add a replica (embedded stack).
+    AddReplica,
+    /// Operate on a replica (embedded stack).
+    Replica {
+        /// Replica id.
+        id: String,
+        /// What to do.
+        action: ReplicaAction,
+    },
+    /// Stop everything.
+    Shutdown,
+}

@@ -1,0 +1,583 @@
+//! The session supervisor: one task per user that owns a rust_socketio client, the user's
+//! wire tap, the outbox and the tracker, and turns commands and wire records into state.
+//!
+//! rust_socketio's own reconnection is off: it does not retry a failed first connect and,
+//! when only long-poll GETs fail, it loops about 11 times a second while `emit` keeps
+//! returning Ok. Here every attempt is paced by the [`AttemptGuard`], and a session is
+//! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
+
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+use serde_json::{json, Value};
+use stickyscope_replica::chat::{CHAT_EVENT, RECEIPT_EVENT};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::guard::AttemptGuard;
+use super::outbox::{Due, Outbox};
+use super::tracker::{Observation, WireTracker};
+use super::{SessionState, TransportChoice};
+use crate::engine::event::{Event, OutboxStatus, OutboxUpdate, Received};
+use crate::engine::sink::EventSink;
+use crate::wire::tap::TapError;
+use crate::wire::{Tap, TapConfig, WireEvent};
+
+/// How often the supervisor checks timers when nothing else happens.
+const TICK: Duration = Duration::from_millis(250);
+
+/// How to run one user's session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The user (`agent` or `visitor`).
+    pub user: String,
+    /// The gateway, `http://host:port`.
+    pub gateway: String,
+    /// Transport.
+    pub transport: TransportChoice,
+    /// Stickiness at start.
+    pub sticky: bool,
+    /// Makes message ids unique across runs.
+    pub run: String,
+    /// Re-emit a message with no ack after this long.
+    pub ack_timeout: Duration,
+    /// Re-emit an acked message with no receipt after this long.
+    pub receipt_timeout: Duration,
+    /// Give an attempt this long to reach "connected".
+    pub connect_timeout: Duration,
+    /// Give up after this many consecutive failed attempts (None: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl SessionConfig {
+    /// Defaults for `user` on `gateway`.
+    pub fn new(user: &str, gateway: &str) -> Self {
+        SessionConfig {
+            user: user.to_owned(),
+            gateway: gateway.to_owned(),
+            transport: TransportChoice::Polling,
+            sticky: true,
+            run: run_id(),
+            ack_timeout: Duration::from_secs(3),
+            receipt_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(8),
+            max_attempts: None,
+        }
+    }
+}
+
+/// A short id for this run, so message ids do not repeat across runs.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{:x}",
+        (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+    )
+}
+
+enum SessionCommand {
+    Send(String, oneshot::Sender<String>),
+    SetSticky(bool),
+    SetTransport(TransportChoice),
+    Reconnect,
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A running chat session.
+#[derive(Debug)]
+pub struct ChatSession {
+    user: String,
+    commands: mpsc::UnboundedSender<SessionCommand>,
+    tap_url: String,
+    task: JoinHandle<()>,
+}
+
+impl ChatSession {
+    /// Starts the user's tap and session; events go to `sink`.
+    pub async fn start(config: SessionConfig, sink: EventSink) -> Result<ChatSession, TapError> {
+        let (wire_tx, wire_rx) = mpsc::unbounded_channel();
+        let tap = Tap::start(
+            TapConfig {
+                user: config.user.clone(),
+                gateway: config.gateway.clone(),
+                sticky: config.sticky,
+                timeout: Duration::from_secs(45),
+            },
+            wire_tx,
+        )
+        .await?;
+        let tap_url = tap.url();
+        let (commands, cmd_rx) = mpsc::unbounded_channel();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let (connect_tx, connect_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            outbox: Outbox::new(
+                &config.user,
+                &config.run,
+                config.ack_timeout,
+                config.receipt_timeout,
+            ),
+            tracker: WireTracker::new(&config.user),
+            guard: AttemptGuard::default(),
+            config,
+            tap,
+            sink,
+            wire_rx,
+            cmd_rx,
+            ack_tx,
+            ack_rx,
+            connect_tx,
+            connect_rx,
+            client: None,
+            attempt_no: 0,
+            phase: Phase::Waiting {
+                next_at: Instant::now(),
+            },
+            state: None,
+            last_reason: None,
+        };
+        let user = driver.config.user.clone();
+        let task = tokio::spawn(driver.run());
+        Ok(ChatSession {
+            user,
+            commands,
+            tap_url,
+            task,
+        })
+    }
+
+    /// The user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The tap's URL (where this user's client connects).
+    pub fn tap_url(&self) -> &str {
+        &self.tap_url
+    }
+
+    /// Queues a message; returns its id once queued.
+    pub async fn send(&self, text: impl Into<String>) -> Option<String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(SessionCommand::Send(text.into(), tx))
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Stickiness on or off from the next request.
+    pub fn set_sticky(&self, on: bool) {
+        let _ = self.commands.send(SessionCommand::SetSticky(on));
+    }
+
+    /// Changes transport (reconnects).
+    pub fn set_transport(&self, transport: TransportChoice) {
+        let _ = self.commands.send(SessionCommand::SetTransport(transport));
+    }
+
+    /// Drops the session and connects again.
+    pub fn reconnect(&self) {
+        let _ = self.commands.send(SessionCommand::Reconnect);
+    }
+
+    /// Disconnects and stops.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(SessionCommand::Shutdown(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting to start the next attempt.
+    Waiting { next_at: Instant },
+    /// An attempt is under way.
+    Attempting { started: Instant },
+    /// Connected.
+    Connected,
+    /// Given up until told to reconnect.
+    Stopped,
+}
+
+struct Driver {
+    config: SessionConfig,
+    tap: Tap,
+    sink: EventSink,
+    wire_rx: mpsc::UnboundedReceiver<WireEvent>,
+    cmd_rx: mpsc::UnboundedReceiver<SessionCommand>,
+    ack_tx: mpsc::UnboundedSender<(String, Value)>,
+    ack_rx: mpsc::UnboundedReceiver<(String, Value)>,
+    connect_tx: mpsc::UnboundedSender<(u64, Result<Client, String>)>,
+    connect_rx: mpsc::UnboundedReceiver<(u64, Result<Client, String>)>,
+    tracker: WireTracker,
+    guard: AttemptGuard,
+    outbox: Outbox,
+    client: Option<Client>,
+    attempt_no: u64,
+    phase: Phase,
+    state: Option<SessionState>,
+    last_reason: Option<String>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            let wake_at = self.next_wake(Instant::now());
+            tokio::select! {
+                biased;
+                Some(ev) = self.wire_rx.recv() => self.on_wire(ev).await,
+                Some(cmd) = self.cmd_rx.recv() => {
+                    if let Some(done) = self.on_command(cmd).await {
+                        self.drop_client();
+                        self.tap.shutdown();
+                        let _ = done.send(());
+                        return;
+                    }
+                }
+                Some((id, ack)) = self.ack_rx.recv() => self.on_ack(id, ack).await,
+                Some((n, result)) = self.connect_rx.recv() => self.on_connect_result(n, result).await,
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+            self.on_tick(Instant::now()).await;
+        }
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        let phase_at = match self.phase {
+            Phase::Waiting { next_at } => next_at,
+            Phase::Attempting { started } => started + self.config.connect_timeout,
+            Phase::Connected | Phase::Stopped => now + TICK,
+        };
+        let outbox_at = match self.outbox.due(now, self.phase == Phase::Connected) {
+            Due::Emit { .. } => now,
+            Due::Wait(Some(at)) => at,
+            Due::Wait(None) => now + TICK,
+        };
+        phase_at.min(outbox_at).min(now + TICK)
+    }
+
+    async fn on_tick(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Waiting { next_at } if next_at <= now => self.start_attempt(now).await,
+            Phase::Attempting { started } if now >= started + self.config.connect_timeout => {
+                let reason = format!(
+                    "no session within {} s",
+                    self.config.connect_timeout.as_secs_f32()
+                );
+                self.break_session(reason, true).await;
+            }
+            Phase::Connected => {
+                if let Some(reason) = self.tracker.stalled(now) {
+                    self.break_session(reason, true).await;
+                }
+            }
+            _ => {}
+        }
+        self.flush_outbox(now).await;
+    }
+
+    async fn start_attempt(&mut self, now: Instant) {
+        if let Some(max) = self.config.max_attempts {
+            if self.guard.failures() >= max {
+                self.phase = Phase::Stopped;
+                let reason = format!(
+                    "gave up after {max} attempts: {}",
+                    self.last_reason.clone().unwrap_or_default()
+                );
+                self.set_state(SessionState::Failed { reason }).await;
+                return;
+            }
+        }
+        self.guard.started(now);
+        self.attempt_no += 1;
+        self.tracker.attempt_started();
+        self.phase = Phase::Attempting { started: now };
+        let state = match &self.last_reason {
+            None => SessionState::Connecting,
+            Some(reason) => SessionState::Reconnecting {
+                reason: reason.clone(),
+                attempt: self.guard.failures(),
+            },
+        };
+        self.set_state(state).await;
+
+        let builder = ClientBuilder::new(self.tap.url())
+            .transport_type(match self.config.transport {
+                TransportChoice::Polling => TransportType::Polling,
+                TransportChoice::Websocket => TransportType::Websocket,
+                TransportChoice::Upgrade => TransportType::WebsocketUpgrade,
+            })
+            .reconnect(false)
+            .reconnect_on_disconnect(false);
+        let tx = self.connect_tx.clone();
+        let n = self.attempt_no;
+        let bound = self.config.connect_timeout;
+        tokio::spawn(async move {
+            let result = match tokio::time::timeout(bound, builder.connect()).await {
+                Ok(Ok(client)) => Ok(client),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("connect timed out".to_owned()),
+            };
+            if let Err(mpsc::error::SendError((_, Ok(client)))) = tx.send((n, result)) {
+                spawn_disconnect(client);
+            }
+        });
+    }
+
+    async fn on_connect_result(&mut self, n: u64, result: Result<Client, String>) {
+        match result {
+            Ok(client)
+                if n == self.attempt_no && self.phase != Phase::Stopped && self.phase_is_live() =>
+            {
+                self.client = Some(client);
+                self.flush_outbox(Instant::now()).await;
+            }
+            Ok(client) => spawn_disconnect(client),
+            Err(e) if n == self.attempt_no && matches!(self.phase, Phase::Attempting { .. }) => {
+                // rust_socketio says only "EngineIO Error"; the wire usually said more, and
+                // then the session is already broken with that reason.
+                self.break_session(format!("connect failed ({e})"), true)
+                    .await;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn phase_is_live(&self) -> bool {
+        matches!(self.phase, Phase::Attempting { .. } | Phase::Connected)
+    }
+
+    async fn on_wire(&mut self, ev: WireEvent) {
+        let now = Instant::now();
+        let observations = self.tracker.observe(&ev, now);
+        self.sink.wire(ev);
+        for observation in observations {
+            match observation {
+                Observation::Connected {
+                    replica,
+                    sid,
+                    websocket,
+                } => {
+                    self.phase = Phase::Connected;
+                    self.guard.succeeded();
+                    self.last_reason = None;
+                    self.set_state(SessionState::Connected {
+                        replica,
+                        sid,
+                        websocket,
+                    })
+                    .await;
+                }
+                Observation::Upgraded => {
+                    if let Some(SessionState::Connected { replica, sid, .. }) = self.state.clone() {
+                        self.set_state(SessionState::Connected {
+                            replica,
+                            sid,
+                            websocket: true,
+                        })
+                        .await;
+                    }
+                }
+                Observation::Broken { reason } => {
+                    if self.phase_is_live() {
+                        self.break_session(reason, true).await;
+                    }
+                }
+                Observation::Chat {
+                    message,
+                    delivered_by,
+                    first_time,
+                } => {
+                    self.send_receipt(&message.id).await;
+                    if first_time {
+                        self.sink
+                            .send(Event::Received(Received {
+                                user: self.config.user.clone(),
+                                message,
+                                delivered_by,
+                            }))
+                            .await;
+                    }
+                }
+                Observation::Receipt(receipt) => {
+                    if let Some(done) = self.outbox.delivered(&receipt.id, receipt.replica) {
+                        self.outbox_update(&done.id, &done.text, done.status).await;
+                    }
+                }
+            }
+        }
+        self.flush_outbox(now).await;
+    }
+
+    async fn on_command(&mut self, cmd: SessionCommand) -> Option<oneshot::Sender<()>> {
+        match cmd {
+            SessionCommand::Send(text, reply) => {
+                let id = self.outbox.push(text.clone());
+                let _ = reply.send(id.clone());
+                self.outbox_update(&id, &text, OutboxStatus::Queued).await;
+                self.flush_outbox(Instant::now()).await;
+            }
+            SessionCommand::SetSticky(on) => {
+                self.tap.set_sticky(on);
+                self.retry_soon();
+            }
+            SessionCommand::SetTransport(transport) => {
+                if transport != self.config.transport {
+                    self.config.transport = transport;
+                    self.restart(format!("transport changed to {}", transport.label()))
+                        .await;
+                }
+            }
+            SessionCommand::Reconnect => self.restart("reconnect requested".to_owned()).await,
+            SessionCommand::Shutdown(done) => return Some(done),
+        }
+        None
+    }
+
+    /// After a change the user made, try again without waiting out the backoff.
+    fn retry_soon(&mut self) {
+        self.guard.reset_backoff();
+        if let Phase::Waiting { .. } | Phase::Stopped = self.phase {
+            self.phase = Phase::Waiting {
+                next_at: self.guard.next_allowed(Instant::now()),
+            };
+        }
+    }
+
+    async fn restart(&mut self, reason: String) {
+        self.break_session(reason, false).await;
+        self.retry_soon();
+    }
+
+    async fn break_session(&mut self, reason: String, failed: bool) {
+        tracing::info!(user = %self.config.user, "session broken: {reason}");
+        self.tracker.abandoned();
+        self.outbox.session_lost();
+        if failed {
+            self.guard.failed();
+        }
+        self.drop_client();
+        self.phase = Phase::Waiting {
+            next_at: self.guard.next_allowed(Instant::now()),
+        };
+        self.last_reason = Some(reason.clone());
+        self.set_state(SessionState::Reconnecting {
+            reason,
+            attempt: self.guard.failures(),
+        })
+        .await;
+    }
+
+    fn drop_client(&mut self) {
+        if let Some(client) = self.client.take() {
+            spawn_disconnect(client);
+        }
+    }
+
+    async fn flush_outbox(&mut self, now: Instant) {
+        let Due::Emit { id, text, .. } = self.outbox.due(now, self.phase == Phase::Connected)
+        else {
+            return;
+        };
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let payload = json!({"id": id, "from": self.config.user, "text": text});
+        let acks = self.ack_tx.clone();
+        let ack_id = id.clone();
+        let emitted = client
+            .emit_with_ack(
+                CHAT_EVENT,
+                payload,
+                Duration::from_secs(60),
+                move |ack: Payload, _| {
+                    let _ = acks.send((ack_id.clone(), first_ack_value(ack)));
+                    async {}.boxed()
+                },
+            )
+            .await;
+        if emitted.is_ok() {
+            if let Some(status) = self.outbox.emitted(&id, now) {
+                self.outbox_update(&id, &text, status).await;
+            }
+        }
+    }
+
+    async fn on_ack(&mut self, id: String, ack: Value) {
+        let result = if ack["ok"] == true {
+            Ok(ack["replica"].as_str().unwrap_or("?").to_owned())
+        } else {
+            Err(ack["error"]
+                .as_str()
+                .unwrap_or("refused without a reason")
+                .to_owned())
+        };
+        let text = self
+            .outbox
+            .pending()
+            .find(|p| p.id == id)
+            .map(|p| p.text.clone());
+        if let (Some(status), Some(text)) = (self.outbox.acked(&id, result, Instant::now()), text) {
+            self.outbox_update(&id, &text, status).await;
+        }
+    }
+
+    async fn send_receipt(&self, id: &str) {
+        if let Some(client) = &self.client {
+            let receipt = json!({"id": id, "by": self.config.user});
+            if let Err(e) = client.emit(RECEIPT_EVENT, receipt).await {
+                tracing::debug!("receipt not sent (the sender will retry): {e}");
+            }
+        }
+    }
+
+    async fn outbox_update(&self, id: &str, text: &str, status: OutboxStatus) {
+        self.sink
+            .send(Event::Outbox(OutboxUpdate {
+                user: self.config.user.clone(),
+                id: id.to_owned(),
+                text: text.to_owned(),
+                status,
+            }))
+            .await;
+    }
+
+    async fn set_state(&mut self, state: SessionState) {
+        if self.state.as_ref() == Some(&state) {
+            return;
+        }
+        self.state = Some(state.clone());
+        self.sink
+            .send(Event::Session {
+                user: self.config.user.clone(),
+                state,
+            })
+            .await;
+    }
+}
+
+/// rust_socketio hands ack arguments over as one JSON array.
+fn first_ack_value(ack: Payload) -> Value {
+    match ack {
+        Payload::Text(values) => match values.into_iter().next() {
+            Some(Value::Array(args)) => args.into_iter().next().unwrap_or(Value::Null),
+            Some(other) => other,
+            None => Value::Null,
+        },
+        _ => Value::Null,
+    }
+}
+
+fn spawn_disconnect(client: Client) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
+    });
+}

@@ -1,0 +1,367 @@
+//! What the wire says about one user's session: when it formed and on which replica, when
+//! it broke and why, and which chat messages and receipts reached this user.
+//!
+//! Fed the user's [`WireEvent`]s in order; failures of sessions this user has already left
+//! (other session ids) are ignored. Pure: time is passed in.
+
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use stickyscope_replica::chat::{ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
+
+use crate::protocol::{EnginePacket, SocketKind};
+use crate::wire::{Direction, Transport, WireEvent, WireKind};
+
+/// How many received message ids are remembered for deduplication.
+const SEEN_CAPACITY: usize = 100_000;
+/// Grace on top of pingInterval + pingTimeout before a silent session counts as lost.
+const HEARTBEAT_GRACE: Duration = Duration::from_secs(1);
+
+/// Something the wire showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The Socket.IO connect was accepted.
+    Connected {
+        /// By this replica.
+        replica: String,
+        /// Engine.IO session id.
+        sid: String,
+        /// Over WebSocket.
+        websocket: bool,
+    },
+    /// The session moved to WebSocket.
+    Upgraded,
+    /// The session (or the attempt) is gone, for this reason.
+    Broken {
+        /// As the wire said it.
+        reason: String,
+    },
+    /// A chat message reached this user.
+    Chat {
+        /// The message.
+        message: ChatBroadcast,
+        /// The replica that handed it over.
+        delivered_by: Option<String>,
+        /// False for a copy of a message already seen.
+        first_time: bool,
+    },
+    /// A delivery receipt reached this user.
+    Receipt(ReceiptBroadcast),
+}
+
+/// The wire-derived view of one user's session.
+#[derive(Debug)]
+pub struct WireTracker {
+    user: String,
+    current_sid: Option<String>,
+    attempting: bool,
+    connected: Option<(String, String)>,
+    heartbeat: Option<Duration>,
+    last_server_activity: Option<Instant>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+}
+
+impl WireTracker {
+    /// A tracker for `user`.
+    pub fn new(user: &str) -> Self {
+        WireTracker {
+            user: user.to_owned(),
+            current_sid: None,
+            attempting: false,
+            connected: None,
+            heartbeat: None,
+            last_server_activity: None,
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+        }
+    }
+
+    /// A new connection attempt starts: the next handshake names the session.
+    pub fn attempt_started(&mut self) {
+        self.current_sid = None;
+        self.attempting = true;
+        self.connected = None;
+        self.last_server_activity = None;
+    }
+
+    /// The session was given up (by the supervisor).
+    pub fn abandoned(&mut self) {
+        self.current_sid = None;
+        self.attempting = false;
+        self.connected = None;
+    }
+
+    /// The current session id.
+    pub fn sid(&self) -> Option<&str> {
+        self.current_sid.as_deref()
+    }
+
+    /// Whether the session is connected.
+    pub fn is_connected(&self) -> bool {
+        self.connected.is_some()
+    }
+
+    /// Interprets one wire event.
+    pub fn observe(&mut self, ev: &WireEvent, now: Instant) -> Vec<Observation> {
+        let mut out = Vec::new();
+        let handshake_of_attempt = self.attempting && self.current_sid.is_none();
+        let ours = match (&ev.sid, &self.current_sid) {
+            (Some(sid), Some(current)) => sid == current,
+            (None, None) => self.attempting,
+            (Some(_), None) => handshake_of_attempt,
+            (None, Some(_)) => false,
+        };
+
+        if ours && handshake_of_attempt {
+            if let Some(open) = ev.packets_down.iter().find_map(|p| match p {
+                EnginePacket::Open(open) => Some(open),
+                _ => None,
+            }) {
+                self.current_sid = Some(open.sid.clone());
+                self.heartbeat = Some(
+                    Duration::from_millis(open.ping_interval + open.ping_timeout) + HEARTBEAT_GRACE,
+                );
+            }
+        }
+        let ours = ours || (ev.sid.is_some() && ev.sid == self.current_sid);
+
+        if ours && ev.failure.is_none() && ev.replica.is_some() && from_server(ev) {
+            self.last_server_activity = Some(now);
+        }
+        if ours {
+            if let Some(failure) = &ev.failure {
+                out.push(self.broken(failure.reason.clone()));
+                return out;
+            }
+        }
+
+        for packet in &ev.packets_down {
+            let EnginePacket::Message { socket: Some(sp) } = packet else {
+                if ours && matches!(packet, EnginePacket::Close) {
+                    out.push(self.broken(format!(
+                        "replica {} closed the session",
+                        ev.replica.as_deref().unwrap_or("?")
+                    )));
+                }
+                continue;
+            };
+            match sp.kind {
+                SocketKind::Connect if ours && sp.namespace == "/" => {
+                    let (Some(replica), Some(sid)) = (ev.replica.clone(), self.current_sid.clone())
+                    else {
+                        continue;
+                    };
+                    self.attempting = false;
+                    self.connected = Some((replica.clone(), sid.clone()));
+                    out.push(Observation::Connected {
+                        replica,
+                        sid,
+                        websocket: ev.transport == Transport::Websocket,
+                    });
+                }
+                SocketKind::Disconnect if ours => out.push(self.broken(format!(
+                    "replica {} disconnected the socket",
+                    ev.replica.as_deref().unwrap_or("?")
+                ))),
+                SocketKind::ConnectError if ours => {
+                    out.push(self.broken(format!("connect refused: {}", sp.data)))
+                }
+                SocketKind::Event => {
+                    if let Some(o) = self.event(&sp.data, ev) {
+                        out.push(o);
+                    }
+                }
+                _ => {}
+            }
+        }
+        if ours
+            && ev
+                .packets_up
+                .iter()
+                .any(|p| matches!(p, EnginePacket::Upgrade))
+        {
+            out.push(Observation::Upgraded);
+        }
+        out
+    }
+
+    /// Why the session counts as lost at `now`, if its server went silent too long.
+    pub fn stalled(&self, now: Instant) -> Option<String> {
+        let (replica, _) = self.connected.as_ref()?;
+        let limit = self.heartbeat?;
+        let last = self.last_server_activity?;
+        let silent = now.checked_duration_since(last)?;
+        (silent > limit).then(|| {
+            format!(
+                "heartbeat lost: nothing from replica {replica} for {:.1} s",
+                silent.as_secs_f32()
+            )
+        })
+    }
+
+    fn broken(&mut self, reason: String) -> Observation {
+        self.abandoned();
+        Observation::Broken { reason }
+    }
+
+    fn event(&mut self, data: &str, ev: &WireEvent) -> Option<Observation> {
+        let args: serde_json::Value = serde_json::from_str(data).ok()?;
+        let name = args.get(0)?.as_str()?;
+        let payload = args.get(1)?.clone();
+        match name {
+            CHAT_EVENT => {
+                let message: ChatBroadcast = serde_json::from_value(payload).ok()?;
+                if message.from == self.user {
+                    return None;
+                }
+                let first_time = self.remember(&message.id);
+                Some(Observation::Chat {
+                    message,
+                    delivered_by: ev.replica.clone(),
+                    first_time,
+                })
+            }
+            RECEIPT_EVENT => {
+                let receipt: ReceiptBroadcast = serde_json::from_value(payload).ok()?;
+                (receipt.by != self.user).then_some(Observation::Receipt(receipt))
+            }
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, id: &str) -> bool {
+        if !self.seen.insert(id.to_owned()) {
+            return false;
+        }
+        self.seen_order.push_back(id.to_owned());
+        if self.seen_order.len() > SEEN_CAPACITY {
+            if let Some(old) = self.seen_order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
+
+fn from_server(ev: &WireEvent) -> bool {
+    match ev.kind {
+        WireKind::Http { status, .. } => status.is_some(),
+        WireKind::Ws { direction } => direction == Direction::Down,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::decode_payload;
+    use crate::wire::{Failure, FailureKind};
+    use stickyscope_replica::RequestKind;
+
+    fn http(sid: Option<&str>, replica: &str, down: &str) -> WireEvent {
+        WireEvent {
+            seq: 0,
+            at_ms: 0,
+            user: "visitor".into(),
+            transport: Transport::Polling,
+            kind: WireKind::Http {
+                request: RequestKind::PollGet,
+                method: "GET".into(),
+                status: Some(200),
+            },
+            sid: sid.map(str::to_owned),
+            replica: Some(replica.into()),
+            replica_addr: None,
+            latency_us: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            packets_up: vec![],
+            packets_down: decode_payload(down.as_bytes()),
+            raw_up: String::new(),
+            raw_down: String::new(),
+            failure: None,
+            note: None,
+        }
+    }
+
+    const OPEN: &str =
+        r#"0{"sid":"S1","upgrades":[],"pingInterval":200,"pingTimeout":400,"maxPayload":100000}"#;
+
+    #[test]
+    fn handshake_then_connect_means_connected_on_that_replica() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        t.attempt_started();
+        assert!(t.observe(&http(Some("S1"), "2", OPEN), now).is_empty());
+        let got = t.observe(&http(Some("S1"), "2", r#"40{"sid":"X"}"#), now);
+        assert_eq!(
+            got,
+            [Observation::Connected {
+                replica: "2".into(),
+                sid: "S1".into(),
+                websocket: false
+            }]
+        );
+        assert!(t.stalled(now + Duration::from_millis(500)).is_none());
+        assert!(t
+            .stalled(now + Duration::from_secs(3))
+            .unwrap()
+            .contains("heartbeat lost"));
+    }
+
+    #[test]
+    fn failures_of_the_current_session_break_it_and_others_do_not() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        t.attempt_started();
+        t.observe(&http(Some("S1"), "1", OPEN), now);
+        let mut stale = http(Some("OLD"), "3", "");
+        stale.failure = Some(Failure {
+            kind: FailureKind::Refused,
+            reason: "Session ID unknown".into(),
+        });
+        assert!(t.observe(&stale, now).is_empty());
+        let mut bad = http(Some("S1"), "2", "");
+        bad.failure = Some(Failure {
+            kind: FailureKind::Refused,
+            reason: "Session ID unknown".into(),
+        });
+        assert_eq!(
+            t.observe(&bad, now),
+            [Observation::Broken {
+                reason: "Session ID unknown".into()
+            }]
+        );
+        assert_eq!(t.sid(), None);
+    }
+
+    #[test]
+    fn chats_from_the_peer_are_seen_once_and_receipts_pass() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        let chat = "42[\"chat\",{\"id\":\"a-1\",\"from\":\"agent\",\"text\":\"hi\",\"replica\":\"1\",\"at\":5}]";
+        let got = t.observe(&http(Some("S9"), "3", &format!("{chat}\u{1e}{chat}")), now);
+        let firsts: Vec<bool> = got
+            .iter()
+            .map(|o| match o {
+                Observation::Chat {
+                    first_time,
+                    delivered_by,
+                    ..
+                } => {
+                    assert_eq!(delivered_by.as_deref(), Some("3"));
+                    *first_time
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(firsts, [true, false]);
+        let own = "42[\"chat\",{\"id\":\"v-1\",\"from\":\"visitor\",\"text\":\"me\",\"replica\":\"1\",\"at\":5}]";
+        assert!(t.observe(&http(None, "1", own), now).is_empty());
+        let receipt = "42[\"receipt\",{\"id\":\"v-1\",\"by\":\"agent\",\"replica\":\"2\"}]";
+        assert!(matches!(
+            t.observe(&http(None, "2", receipt), now)[..],
+            [Observation::Receipt(_)]
+        ));
+    }
+}

@@ -1,0 +1,128 @@
+//! The topology model: gateway hops and the replicas behind them, as the topology API
+//! describes them plus the replicas actually seen on the wire. Pure.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::traefik_model::{ServiceInfo, UP};
+
+/// One replica as the topology knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaNode {
+    /// Replica id (`X-Replica`), once known.
+    pub id: Option<String>,
+    /// Server URL at the balancer, when the API lists it.
+    pub url: Option<String>,
+    /// UP in the balancer's rotation.
+    pub up: bool,
+}
+
+/// Gateway hops and replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    /// Hops from the users to the replicas, e.g. `["balancer"]` or `["nginx", "traefik"]`.
+    pub hops: Vec<String>,
+    /// Replicas, in the balancer's order, then those only seen on the wire.
+    pub replicas: Vec<ReplicaNode>,
+    /// The sticky cookie name, when the sticky service has one.
+    pub sticky_cookie: Option<String>,
+}
+
+impl Topology {
+    /// Builds the topology from the sticky service and a map server URL → replica id.
+    pub fn from_service(
+        hops: Vec<String>,
+        service: &ServiceInfo,
+        ids_by_url: &BTreeMap<String, String>,
+    ) -> Topology {
+        let lb = service.load_balancer.as_ref();
+        let replicas = lb
+            .map(|lb| {
+                lb.servers
+                    .iter()
+                    .map(|s| ReplicaNode {
+                        id: ids_by_url.get(&s.url).cloned(),
+                        url: Some(s.url.clone()),
+                        up: service.server_status.get(&s.url).map(String::as_str) == Some(UP),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Topology {
+            hops,
+            replicas,
+            sticky_cookie: lb
+                .and_then(|lb| lb.sticky.as_ref())
+                .map(|s| s.cookie.name.clone()),
+        }
+    }
+
+    /// Adds a replica seen on the wire that the API did not list (or did not name).
+    pub fn observe(&mut self, id: &str, addr: Option<&str>) {
+        if self.replicas.iter().any(|r| r.id.as_deref() == Some(id)) {
+            return;
+        }
+        if let Some(addr) = addr {
+            let url = format!("http://{addr}");
+            if let Some(node) = self
+                .replicas
+                .iter_mut()
+                .find(|r| r.id.is_none() && r.url.as_deref() == Some(url.as_str()))
+            {
+                node.id = Some(id.to_owned());
+                return;
+            }
+        }
+        self.replicas.push(ReplicaNode {
+            id: Some(id.to_owned()),
+            url: None,
+            up: true,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traefik_model::{LoadBalancer, ServerInfo};
+
+    fn service() -> ServiceInfo {
+        ServiceInfo {
+            name: "replicas-sticky@swarm".into(),
+            provider: "swarm".into(),
+            status: "enabled".into(),
+            used_by: vec![],
+            load_balancer: Some(LoadBalancer {
+                servers: vec![
+                    ServerInfo {
+                        url: "http://10.0.0.5:3000".into(),
+                    },
+                    ServerInfo {
+                        url: "http://10.0.0.6:3000".into(),
+                    },
+                ],
+                sticky: None,
+                health_check: None,
+                pass_host_header: true,
+            }),
+            server_status: [("http://10.0.0.5:3000".to_owned(), "UP".to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn joins_server_urls_with_replica_addresses_seen_on_the_wire() {
+        let mut topo = Topology::from_service(
+            vec!["nginx".into(), "traefik".into()],
+            &service(),
+            &BTreeMap::new(),
+        );
+        assert_eq!(topo.replicas.len(), 2);
+        assert!(topo.replicas[0].up && !topo.replicas[1].up);
+        topo.observe("2", Some("10.0.0.6:3000"));
+        assert_eq!(topo.replicas[1].id.as_deref(), Some("2"));
+        topo.observe("2", Some("10.0.0.6:3000"));
+        topo.observe("9", None);
+        assert_eq!(topo.replicas.len(), 3);
+    }
+}

@@ -1,0 +1,134 @@
+//! One thing that crossed the wire between a chat user and the gateway: an HTTP exchange
+//! (request and response) or one WebSocket message, with what it carried, the replica that
+//! handled it, and — for a failure — its exact reason.
+//!
+//! Serialized one per line this is the capture format (see the README's "Capture format").
+
+use serde::{Deserialize, Serialize};
+use stickyscope_replica::RequestKind;
+
+use crate::protocol::EnginePacket;
+
+/// Transport of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    Websocket,
+}
+
+/// Which way a WebSocket message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to server.
+    Up,
+    /// Server to client.
+    Down,
+}
+
+/// What kind of record this is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum WireKind {
+    /// One HTTP request and its response (101 included, for upgrades).
+    Http {
+        /// Engine.IO request kind, by the same rule the replicas count with.
+        request: RequestKind,
+        /// HTTP method.
+        method: String,
+        /// Response status; absent when no response came.
+        status: Option<u16>,
+    },
+    /// One WebSocket message.
+    Ws {
+        /// Its direction.
+        direction: Direction,
+    },
+}
+
+/// The class of a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A replica answered with an HTTP error (e.g. 400 `Session ID unknown`).
+    Refused,
+    /// A replica answered an upgrade with 101 and then dropped it without a frame.
+    UpgradeDropped,
+    /// An established WebSocket ended without a close frame.
+    Dropped,
+    /// The gateway had no replica up (502 without `X-Replica`).
+    NoReplica,
+    /// The gateway answered with an error of its own (no `X-Replica`).
+    Gateway,
+    /// The gateway refused the TCP connection.
+    ConnectionRefused,
+    /// No answer in time.
+    Timeout,
+}
+
+/// Why an exchange failed, in the words the wire gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Its class.
+    pub kind: FailureKind,
+    /// The exact reason: the replica's error message, the gateway's text, or the
+    /// transport error.
+    pub reason: String,
+}
+
+/// One record of the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireEvent {
+    /// Sequence number within this user's tap, from 1.
+    pub seq: u64,
+    /// When it started, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The chat user (`agent`, `visitor`, …).
+    pub user: String,
+    /// Transport.
+    pub transport: Transport,
+    /// HTTP exchange or WebSocket message.
+    pub kind: WireKind,
+    /// Engine.IO session id: from the query, or from the open packet of a handshake.
+    pub sid: Option<String>,
+    /// The replica that handled it (`X-Replica`), when one did.
+    pub replica: Option<String>,
+    /// Local address of that replica (`X-Replica-Addr`).
+    pub replica_addr: Option<String>,
+    /// Request to response, in microseconds (HTTP only).
+    pub latency_us: Option<u64>,
+    /// Bytes sent by the client (body or message payload).
+    pub bytes_up: u64,
+    /// Bytes sent by the server (body or message payload).
+    pub bytes_down: u64,
+    /// Engine.IO packets the client sent.
+    pub packets_up: Vec<EnginePacket>,
+    /// Engine.IO packets the server sent.
+    pub packets_down: Vec<EnginePacket>,
+    /// Raw client payload (text, cut to 64 KiB).
+    pub raw_up: String,
+    /// Raw server payload (text, cut to 64 KiB).
+    pub raw_down: String,
+    /// Set when the exchange failed.
+    pub failure: Option<Failure>,
+    /// WebSocket-level notes (close code and reason, control frames).
+    pub note: Option<String>,
+}
+
+impl WireEvent {
+    /// The HTTP request kind, for HTTP exchanges.
+    pub fn request_kind(&self) -> Option<RequestKind> {
+        match self.kind {
+            WireKind::Http { request, .. } => Some(request),
+            WireKind::Ws { .. } => None,
+        }
+    }
+
+    /// Every packet, in both directions.
+    pub fn packets(&self) -> impl Iterator<Item = &EnginePacket> {
+        self.packets_up.iter().chain(&self.packets_down)
+    }
+}

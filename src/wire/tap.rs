@@ -1,0 +1,910 @@
+//! The wire tap: a transparent reverse proxy on 127.0.0.1 between one chat user's
+//! Socket.IO client and the gateway.
+//!
+//! It keeps the user's cookie jar (this is how a client without one gets stickiness),
+//! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
+//! off, and records every HTTP exchange and WebSocket message as a [`WireEvent`]. Apart from
+//! the cookie, that header and `Host`, client and gateway see the same bytes as without it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use stickyscope_replica::observe::refusal_reason;
+use stickyscope_replica::stats::{EngineQuery, UPGRADE_UNKNOWN_SESSION};
+use stickyscope_replica::RequestKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
+use super::jar::CookieJar;
+use crate::balancer::routing::{STICKINESS_HEADER, STICKY_COOKIE};
+use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
+use crate::protocol::websocket::{FrameDecoder, WsMessage};
+use crate::protocol::{decode_payload, decode_text_packet, EnginePacket};
+
+/// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// How to start a tap.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    /// The chat user it serves.
+    pub user: String,
+    /// The gateway, `http://host:port`.
+    pub gateway: String,
+    /// Whether the user starts with stickiness on.
+    pub sticky: bool,
+    /// How long to wait for the gateway's answer (long polls included).
+    pub timeout: Duration,
+}
+
+impl TapConfig {
+    /// A tap for `user` in front of `gateway`, sticky, with a 45 s timeout.
+    pub fn new(user: impl Into<String>, gateway: impl Into<String>) -> Self {
+        TapConfig {
+            user: user.into(),
+            gateway: gateway.into(),
+            sticky: true,
+            timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// Why a tap could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    /// The gateway URL is not `http://host[:port]`.
+    #[error("gateway URL {0:?} is not of the form http://host[:port]")]
+    BadGateway(String),
+    /// The local listener failed.
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A running tap. Dropping it stops it.
+#[derive(Debug)]
+pub struct Tap {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Debug)]
+struct Shared {
+    user: String,
+    authority: String,
+    base: String,
+    timeout: Duration,
+    sticky: AtomicBool,
+    jar: Mutex<CookieJar>,
+    seq: AtomicU64,
+    in_flight: AtomicUsize,
+    client: Client<HttpConnector, Full<Bytes>>,
+    sink: mpsc::UnboundedSender<WireEvent>,
+}
+
+impl Tap {
+    /// Starts a tap; its events go to `sink`.
+    pub async fn start(
+        config: TapConfig,
+        sink: mpsc::UnboundedSender<WireEvent>,
+    ) -> Result<Tap, TapError> {
+        let authority = parse_gateway(&config.gateway)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let local_addr = listener.local_addr()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        let shared = Arc::new(Shared {
+            user: config.user,
+            base: format!("http://{authority}"),
+            authority,
+            timeout: config.timeout,
+            sticky: AtomicBool::new(config.sticky),
+            jar: Mutex::new(CookieJar::default()),
+            seq: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            sink,
+        });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown.clone()));
+        Ok(Tap {
+            local_addr,
+            shared,
+            shutdown,
+        })
+    }
+
+    /// The URL the user's client connects to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Turns the user's stickiness on or off, from the next request on.
+    pub fn set_sticky(&self, on: bool) {
+        self.shared.sticky.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether stickiness is on.
+    pub fn sticky(&self) -> bool {
+        self.shared.sticky.load(Ordering::Relaxed)
+    }
+
+    /// The sticky cookie value in the jar.
+    pub fn sticky_cookie(&self) -> Option<String> {
+        self.shared.jar().get(STICKY_COOKIE).map(str::to_owned)
+    }
+
+    /// Exchanges and WebSocket tunnels under way.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting; connections under way end as their peers close them.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn parse_gateway(url: &str) -> Result<String, TapError> {
+    let bad = || TapError::BadGateway(url.to_owned());
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
+        return Err(bad());
+    }
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    with_port.parse::<hyper::Uri>().map_err(|_| bad())?;
+    Ok(with_port)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!("tap accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| Arc::clone(&shared).handle(req));
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
+
+/// Decrements the in-flight counter when dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(shared))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the tap learned about one HTTP request before forwarding it.
+struct Outgoing {
+    kind: RequestKind,
+    method: String,
+    sid: Option<String>,
+    transport: Transport,
+    started: Instant,
+    at_ms: u64,
+}
+
+impl Shared {
+    fn jar(&self) -> std::sync::MutexGuard<'_, CookieJar> {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, mut event: WireEvent) {
+        event.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let _ = self.sink.send(event);
+    }
+
+    fn blank_event(&self, out: &Outgoing, kind: WireKind) -> WireEvent {
+        WireEvent {
+            seq: 0,
+            at_ms: out.at_ms,
+            user: self.user.clone(),
+            transport: out.transport,
+            kind,
+            sid: out.sid.clone(),
+            replica: None,
+            replica_addr: None,
+            latency_us: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            packets_up: Vec::new(),
+            packets_down: Vec::new(),
+            raw_up: String::new(),
+            raw_down: String::new(),
+            failure: None,
+            note: None,
+        }
+    }
+
+    /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
+    fn prepare_headers(&self, headers: &mut HeaderMap) {
+        if let Ok(host) = HeaderValue::from_str(&self.authority) {
+            headers.insert(header::HOST, host);
+        }
+        let sticky = self.sticky.load(Ordering::Relaxed);
+        let withheld = (!sticky).then_some(STICKY_COOKIE);
+        let from_jar = self.jar().header(withheld);
+        let from_client: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        headers.remove(header::COOKIE);
+        let all: Vec<String> = from_client.into_iter().chain(from_jar).collect();
+        if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
+            if !all.is_empty() {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+        let stickiness = HeaderName::from_static(STICKINESS_HEADER);
+        if sticky {
+            headers.remove(&stickiness);
+        } else {
+            headers.insert(stickiness, HeaderValue::from_static("off"));
+        }
+    }
+
+    fn remember_cookies(&self, headers: &HeaderMap) {
+        let mut jar = self.jar();
+        for value in headers.get_all(header::SET_COOKIE) {
+            jar.store(value.as_bytes());
+        }
+    }
+
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let _in_flight = InFlight::new(&self);
+        let query = EngineQuery::parse(req.uri().query().unwrap_or(""));
+        let kind = RequestKind::classify(req.method().as_str(), req.uri().query());
+        let out = Outgoing {
+            kind,
+            method: req.method().to_string(),
+            sid: query.sid.map(str::to_owned),
+            transport: if query.transport == Some("websocket") {
+                Transport::Websocket
+            } else {
+                Transport::Polling
+            },
+            started: Instant::now(),
+            at_ms: now_ms(),
+        };
+        if is_upgrade(req.headers()) {
+            return Ok(self.upgrade(req, out).await);
+        }
+        Ok(self.exchange(req, out).await)
+    }
+
+    async fn exchange(&self, req: Request<Incoming>, out: Outgoing) -> Response<Full<Bytes>> {
+        let (mut parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("tap could not read the request body: {e}"),
+                )
+            }
+        };
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let Ok(uri) = format!("{}{path}", self.base).parse::<hyper::Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "tap: unusable request path".into());
+        };
+        parts.uri = uri;
+        strip_hop_by_hop(&mut parts.headers);
+        self.prepare_headers(&mut parts.headers);
+
+        let mut event = self.blank_event(
+            &out,
+            WireKind::Http {
+                request: out.kind,
+                method: out.method.clone(),
+                status: None,
+            },
+        );
+        event.bytes_up = body.len() as u64;
+        if out.method == "POST" {
+            event.packets_up = decode_payload(&body);
+            event.raw_up = text_of(&body);
+        }
+
+        let sent = self
+            .client
+            .request(Request::from_parts(parts, Full::new(body)));
+        let answer = match tokio::time::timeout(self.timeout, sent).await {
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                reason: format!("no answer from the gateway within {:?}", self.timeout),
+            }),
+            Ok(Err(e)) if e.is_connect() => Err(Failure {
+                kind: FailureKind::ConnectionRefused,
+                reason: format!("connection refused by the gateway at {}", self.authority),
+            }),
+            Ok(Err(e)) => Err(Failure {
+                kind: FailureKind::Gateway,
+                reason: format!("gateway connection failed: {e}"),
+            }),
+            Ok(Ok(resp)) => {
+                let (parts, body) = resp.into_parts();
+                match tokio::time::timeout(self.timeout, Limited::new(body, MAX_BODY).collect())
+                    .await
+                {
+                    Ok(Ok(collected)) => Ok((parts, collected.to_bytes())),
+                    Ok(Err(e)) => Err(Failure {
+                        kind: FailureKind::Gateway,
+                        reason: format!("response body failed: {e}"),
+                    }),
+                    Err(_) => Err(Failure {
+                        kind: FailureKind::Timeout,
+                        reason: format!("response body not complete within {:?}", self.timeout),
+                    }),
+                }
+            }
+        };
+        event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+
+        let (mut parts, body) = match answer {
+            Ok(answer) => answer,
+            Err(failure) => {
+                let status = if failure.kind == FailureKind::Timeout {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                let text = format!("stickyscope tap: {}\n", failure.reason);
+                event.failure = Some(failure);
+                self.emit(event);
+                return plain(status, text);
+            }
+        };
+        let status = parts.status;
+        if let WireKind::Http { status: s, .. } = &mut event.kind {
+            *s = Some(status.as_u16());
+        }
+        event.replica = header_text(&parts.headers, "x-replica");
+        event.replica_addr = header_text(&parts.headers, "x-replica-addr");
+        event.bytes_down = body.len() as u64;
+        self.remember_cookies(&parts.headers);
+        if status.is_client_error() || status.is_server_error() {
+            event.failure = Some(classify_refusal(status, &body, event.replica.is_some()));
+            event.raw_down = text_of(&body);
+        } else if out.method == "GET" {
+            event.packets_down = decode_payload(&body);
+            event.raw_down = text_of(&body);
+            if event.sid.is_none() {
+                event.sid = event.packets_down.iter().find_map(|p| match p {
+                    EnginePacket::Open(open) => Some(open.sid.clone()),
+                    _ => None,
+                });
+            }
+        }
+        self.emit(event);
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, Full::new(body))
+    }
+
+    async fn upgrade(
+        self: &Arc<Self>,
+        mut req: Request<Incoming>,
+        out: Outgoing,
+    ) -> Response<Full<Bytes>> {
+        let client_upgrade = hyper::upgrade::on(&mut req);
+        let (mut parts, body) = req.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        let Ok(uri) = path.parse::<hyper::Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "tap: unusable request path".into());
+        };
+        parts.uri = uri;
+        self.prepare_headers(&mut parts.headers);
+        let mut event = self.blank_event(
+            &out,
+            WireKind::Http {
+                request: out.kind,
+                method: out.method.clone(),
+                status: None,
+            },
+        );
+
+        let connected =
+            tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&self.authority)).await;
+        let stream = match connected {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(_)) | Err(_) => {
+                let failure = Failure {
+                    kind: FailureKind::ConnectionRefused,
+                    reason: format!("connection refused by the gateway at {}", self.authority),
+                };
+                let text = format!("stickyscope tap: {}\n", failure.reason);
+                event.failure = Some(failure);
+                event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+                self.emit(event);
+                return plain(StatusCode::BAD_GATEWAY, text);
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let handshake = async {
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(async move {
+                let _ = conn.with_upgrades().await;
+            });
+            sender.send_request(Request::from_parts(parts, body)).await
+        };
+        let resp = match tokio::time::timeout(self.timeout, handshake).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(e)) => {
+                event.failure = Some(Failure {
+                    kind: FailureKind::Gateway,
+                    reason: format!("upgrade request failed: {e}"),
+                });
+                self.emit(event);
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    "stickyscope tap: upgrade request failed\n".into(),
+                );
+            }
+            Err(_) => {
+                event.failure = Some(Failure {
+                    kind: FailureKind::Timeout,
+                    reason: format!("no answer to the upgrade within {:?}", self.timeout),
+                });
+                self.emit(event);
+                return plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "stickyscope tap: upgrade timed out\n".into(),
+                );
+            }
+        };
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+        if let WireKind::Http { status: s, .. } = &mut event.kind {
+            *s = Some(status.as_u16());
+        }
+        event.replica = header_text(&parts.headers, "x-replica");
+        event.replica_addr = header_text(&parts.headers, "x-replica-addr");
+        self.remember_cookies(&parts.headers);
+
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let body = Limited::new(body, MAX_BODY)
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            if status.is_client_error() || status.is_server_error() {
+                event.failure = Some(classify_refusal(status, &body, event.replica.is_some()));
+            }
+            event.raw_down = text_of(&body);
+            event.bytes_down = body.len() as u64;
+            self.emit(event);
+            return Response::from_parts(parts, Full::new(body));
+        }
+
+        let tunnel = Tunnel {
+            shared: Arc::clone(self),
+            template: {
+                let mut t = event.clone();
+                t.kind = WireKind::Ws {
+                    direction: Direction::Up,
+                };
+                t.transport = Transport::Websocket;
+                t.latency_us = None;
+                t
+            },
+            is_upgrade: out.kind == RequestKind::Upgrade,
+            sid: Mutex::new(out.sid.clone()),
+        };
+        self.emit(event);
+        let mut server_upgrade = Response::from_parts(parts.clone(), body);
+        let server_upgrade = hyper::upgrade::on(&mut server_upgrade);
+        let in_flight = InFlight::new(self);
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            match tokio::join!(client_upgrade, server_upgrade) {
+                (Ok(client), Ok(server)) => {
+                    tunnel.run(TokioIo::new(client), TokioIo::new(server)).await
+                }
+                _ => tracing::debug!("tap: upgrade tunnel not established"),
+            }
+        });
+        Response::from_parts(parts, Full::new(Bytes::new()))
+    }
+}
+
+/// A WebSocket tunnel being watched.
+struct Tunnel {
+    shared: Arc<Shared>,
+    template: WireEvent,
+    is_upgrade: bool,
+    /// The session id, learnt from the open packet on a WebSocket-only handshake.
+    sid: Mutex<Option<String>>,
+}
+
+impl Tunnel {
+    async fn run<C, S>(self, client: C, server: S)
+    where
+        C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (client_read, client_write) = tokio::io::split(client);
+        let (server_read, server_write) = tokio::io::split(server);
+        let this = Arc::new(self);
+        let server_frames = Arc::new(AtomicU64::new(0));
+        let server_closed_cleanly = Arc::new(AtomicBool::new(false));
+        let client_closed = Arc::new(AtomicBool::new(false));
+
+        let up = {
+            let this = Arc::clone(&this);
+            let client_closed = Arc::clone(&client_closed);
+            tokio::spawn(async move {
+                let ended = pump(client_read, server_write, |messages| {
+                    for m in messages {
+                        if matches!(m, WsMessage::Close { .. }) {
+                            client_closed.store(true, Ordering::Relaxed);
+                        }
+                        this.record(Direction::Up, m);
+                    }
+                })
+                .await;
+                if ended == PumpEnd::Eof {
+                    client_closed.store(true, Ordering::Relaxed);
+                }
+            })
+        };
+        let down = {
+            let this = Arc::clone(&this);
+            let server_frames = Arc::clone(&server_frames);
+            let server_closed_cleanly = Arc::clone(&server_closed_cleanly);
+            tokio::spawn(async move {
+                pump(server_read, client_write, |messages| {
+                    for m in messages {
+                        server_frames.fetch_add(1, Ordering::Relaxed);
+                        if matches!(m, WsMessage::Close { .. }) {
+                            server_closed_cleanly.store(true, Ordering::Relaxed);
+                        }
+                        this.record(Direction::Down, m);
+                    }
+                })
+                .await
+            })
+        };
+        let down_end = down.await.unwrap_or(PumpEnd::Error);
+        // The server side is gone: the client side cannot outlive it.
+        up.abort();
+        let _ = up.await;
+
+        if client_closed.load(Ordering::Relaxed) || server_closed_cleanly.load(Ordering::Relaxed) {
+            return;
+        }
+        let replica = this.template.replica.clone().unwrap_or_else(|| "?".into());
+        let failure = if server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
+            Failure {
+                kind: FailureKind::UpgradeDropped,
+                reason: UPGRADE_UNKNOWN_SESSION.to_owned(),
+            }
+        } else {
+            let how = if down_end == PumpEnd::Eof {
+                "closed"
+            } else {
+                "reset"
+            };
+            Failure {
+                kind: FailureKind::Dropped,
+                reason: format!("WebSocket to replica {replica} {how} without a close frame"),
+            }
+        };
+        let mut event = this.template.clone();
+        event.kind = WireKind::Ws {
+            direction: Direction::Down,
+        };
+        event.at_ms = now_ms();
+        event.sid = this.current_sid();
+        event.failure = Some(failure);
+        this.shared.emit(event);
+    }
+
+    fn current_sid(&self) -> Option<String> {
+        self.sid.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn record(&self, direction: Direction, message: WsMessage) {
+        let mut event = self.template.clone();
+        event.kind = WireKind::Ws { direction };
+        event.at_ms = now_ms();
+        let (packets, raw, bytes, note) = match message {
+            WsMessage::Text(text) => {
+                let packet = decode_text_packet(&text);
+                if let EnginePacket::Open(open) = &packet {
+                    *self.sid.lock().unwrap_or_else(|e| e.into_inner()) = Some(open.sid.clone());
+                }
+                (
+                    vec![packet],
+                    cut(&text, MAX_KEPT_DATA).to_owned(),
+                    text.len(),
+                    None,
+                )
+            }
+            WsMessage::Binary(len) => {
+                (vec![EnginePacket::Binary { len }], String::new(), len, None)
+            }
+            WsMessage::Close { code, reason } => {
+                let code = code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "without code".into());
+                (
+                    Vec::new(),
+                    String::new(),
+                    0,
+                    Some(
+                        format!("WebSocket close {code} {reason}")
+                            .trim_end()
+                            .to_owned(),
+                    ),
+                )
+            }
+            WsMessage::Ping => (
+                Vec::new(),
+                String::new(),
+                0,
+                Some("WebSocket ping frame".into()),
+            ),
+            WsMessage::Pong => (
+                Vec::new(),
+                String::new(),
+                0,
+                Some("WebSocket pong frame".into()),
+            ),
+            WsMessage::Invalid(reason) => (
+                Vec::new(),
+                String::new(),
+                0,
+                Some(format!("not decoded further: {reason}")),
+            ),
+        };
+        match direction {
+            Direction::Up => {
+                event.packets_up = packets;
+                event.raw_up = raw;
+                event.bytes_up = bytes as u64;
+            }
+            Direction::Down => {
+                event.packets_down = packets;
+                event.raw_down = raw;
+                event.bytes_down = bytes as u64;
+            }
+        }
+        event.note = note;
+        event.sid = self.current_sid();
+        self.shared.emit(event);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PumpEnd {
+    Eof,
+    Error,
+}
+
+/// Copies `from` to `to` unchanged, decoding frames on the way.
+async fn pump<R, W>(mut from: R, mut to: W, mut on_messages: impl FnMut(Vec<WsMessage>)) -> PumpEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut decoder = FrameDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let end = loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => break PumpEnd::Eof,
+            Ok(n) => n,
+            Err(_) => break PumpEnd::Error,
+        };
+        if to.write_all(&buf[..n]).await.is_err() {
+            break PumpEnd::Error;
+        }
+        let messages = decoder.push(&buf[..n]);
+        if !messages.is_empty() {
+            on_messages(messages);
+        }
+    };
+    let _ = to.shutdown().await;
+    end
+}
+
+fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
+    if from_replica {
+        return Failure {
+            kind: FailureKind::Refused,
+            reason: refusal_reason(status, body),
+        };
+    }
+    let text = std::str::from_utf8(body)
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('<'))
+        })
+        .map(str::to_owned);
+    let reason = text.unwrap_or_else(|| {
+        format!(
+            "HTTP {} {} from the gateway",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+    });
+    let kind = if reason.contains("no replica is up") {
+        FailureKind::NoReplica
+    } else {
+        FailureKind::Gateway
+    };
+    Failure { kind, reason }
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn text_of(body: &[u8]) -> String {
+    cut(&String::from_utf8_lossy(body), MAX_KEPT_DATA).to_owned()
+}
+
+fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_are_checked() {
+        assert_eq!(
+            parse_gateway("http://127.0.0.1:8000").unwrap(),
+            "127.0.0.1:8000"
+        );
+        assert_eq!(parse_gateway("http://localhost/").unwrap(), "localhost:80");
+        for bad in [
+            "https://x",
+            "127.0.0.1:8000",
+            "http://",
+            "http://a/b",
+            "http://u@h:1",
+        ] {
+            assert!(parse_gateway(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_classified_by_who_answered() {
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":"1","message":"Session ID unknown"}"#,
+            true,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (FailureKind::Refused, "Session ID unknown")
+        );
+        let r = classify_refusal(
+            StatusCode::BAD_GATEWAY,
+            b"502 Bad Gateway: no replica is up (0 of 3 in rotation)\n",
+            false,
+        );
+        assert_eq!(r.kind, FailureKind::NoReplica);
+        let r = classify_refusal(
+            StatusCode::BAD_GATEWAY,
+            b"<html><body>bad</body></html>",
+            false,
+        );
+        assert_eq!(r.kind, FailureKind::Gateway);
+        assert_eq!(r.reason, "HTTP 502 Bad Gateway from the gateway");
+    }
+}
