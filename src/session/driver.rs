@@ -6,6 +6,7 @@
 //! returning Ok. Here every attempt is paced by the [`AttemptGuard`], and a session is
 //! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
@@ -85,6 +86,7 @@ enum SessionCommand {
     SetSticky(bool),
     SetTransport(TransportChoice),
     Reconnect,
+    Disconnect,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -93,7 +95,7 @@ enum SessionCommand {
 pub struct ChatSession {
     user: String,
     commands: mpsc::UnboundedSender<SessionCommand>,
-    tap_url: String,
+    tap: Arc<Tap>,
     task: JoinHandle<()>,
 }
 
@@ -111,7 +113,7 @@ impl ChatSession {
             wire_tx,
         )
         .await?;
-        let tap_url = tap.url();
+        let tap = Arc::new(tap);
         let (commands, cmd_rx) = mpsc::unbounded_channel();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let (connect_tx, connect_rx) = mpsc::unbounded_channel();
@@ -125,7 +127,7 @@ impl ChatSession {
             tracker: WireTracker::new(&config.user),
             guard: AttemptGuard::default(),
             config,
-            tap,
+            tap: Arc::clone(&tap),
             sink,
             wire_rx,
             cmd_rx,
@@ -146,7 +148,7 @@ impl ChatSession {
         Ok(ChatSession {
             user,
             commands,
-            tap_url,
+            tap,
             task,
         })
     }
@@ -156,9 +158,9 @@ impl ChatSession {
         &self.user
     }
 
-    /// The tap's URL (where this user's client connects).
-    pub fn tap_url(&self) -> &str {
-        &self.tap_url
+    /// The user's wire tap.
+    pub fn tap(&self) -> &Tap {
+        &self.tap
     }
 
     /// Queues a message; returns its id once queued.
@@ -185,6 +187,11 @@ impl ChatSession {
         let _ = self.commands.send(SessionCommand::Reconnect);
     }
 
+    /// Drops the session and stays disconnected until [`ChatSession::reconnect`].
+    pub fn disconnect(&self) {
+        let _ = self.commands.send(SessionCommand::Disconnect);
+    }
+
     /// Disconnects and stops.
     pub async fn shutdown(self) {
         let (tx, rx) = oneshot::channel();
@@ -209,7 +216,7 @@ enum Phase {
 
 struct Driver {
     config: SessionConfig,
-    tap: Tap,
+    tap: Arc<Tap>,
     sink: EventSink,
     wire_rx: mpsc::UnboundedReceiver<WireEvent>,
     cmd_rx: mpsc::UnboundedReceiver<SessionCommand>,
@@ -437,6 +444,15 @@ impl Driver {
                 }
             }
             SessionCommand::Reconnect => self.restart("reconnect requested".to_owned()).await,
+            SessionCommand::Disconnect => {
+                self.break_session("disconnected by the user".to_owned(), false)
+                    .await;
+                self.phase = Phase::Stopped;
+                self.set_state(SessionState::Failed {
+                    reason: "disconnected by the user".to_owned(),
+                })
+                .await;
+            }
             SessionCommand::Shutdown(done) => return Some(done),
         }
         None
@@ -445,7 +461,7 @@ impl Driver {
     /// After a change the user made, try again without waiting out the backoff.
     fn retry_soon(&mut self) {
         self.guard.reset_backoff();
-        if let Phase::Waiting { .. } | Phase::Stopped = self.phase {
+        if let Phase::Waiting { .. } = self.phase {
             self.phase = Phase::Waiting {
                 next_at: self.guard.next_allowed(Instant::now()),
             };

@@ -605,41 +605,48 @@ impl Tunnel {
         let this = Arc::new(self);
         let server_frames = Arc::new(AtomicU64::new(0));
         let server_closed_cleanly = Arc::new(AtomicBool::new(false));
-        let client_closed = Arc::new(AtomicBool::new(false));
+        // Who ended the tunnel: the first side to send a close frame or end its stream.
+        let client_first = Arc::new(Mutex::new(None::<bool>));
+        let mark = |first: &Mutex<Option<bool>>, client: bool| {
+            let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(client);
+        };
 
         let up = {
             let this = Arc::clone(&this);
-            let client_closed = Arc::clone(&client_closed);
+            let client_first = Arc::clone(&client_first);
             tokio::spawn(async move {
-                let ended = pump(client_read, server_write, |messages| {
+                pump(client_read, server_write, |messages| {
                     for m in messages {
                         if matches!(m, WsMessage::Close { .. }) {
-                            client_closed.store(true, Ordering::Relaxed);
+                            mark(&client_first, true);
                         }
                         this.record(Direction::Up, m);
                     }
                 })
                 .await;
-                if ended == PumpEnd::Eof {
-                    client_closed.store(true, Ordering::Relaxed);
-                }
+                mark(&client_first, true);
             })
         };
         let down = {
             let this = Arc::clone(&this);
             let server_frames = Arc::clone(&server_frames);
             let server_closed_cleanly = Arc::clone(&server_closed_cleanly);
+            let client_first = Arc::clone(&client_first);
             tokio::spawn(async move {
-                pump(server_read, client_write, |messages| {
+                let end = pump(server_read, client_write, |messages| {
                     for m in messages {
                         server_frames.fetch_add(1, Ordering::Relaxed);
                         if matches!(m, WsMessage::Close { .. }) {
                             server_closed_cleanly.store(true, Ordering::Relaxed);
+                            mark(&client_first, false);
                         }
                         this.record(Direction::Down, m);
                     }
                 })
-                .await
+                .await;
+                mark(&client_first, false);
+                end
             })
         };
         let down_end = down.await.unwrap_or(PumpEnd::Error);
@@ -647,15 +654,24 @@ impl Tunnel {
         up.abort();
         let _ = up.await;
 
-        if client_closed.load(Ordering::Relaxed) || server_closed_cleanly.load(Ordering::Relaxed) {
+        let client_ended_it = client_first
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or(false);
+        if server_closed_cleanly.load(Ordering::Relaxed) {
             return;
         }
         let replica = this.template.replica.clone().unwrap_or_else(|| "?".into());
         let failure = if server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
+            // An upgrade the replica never answered with a single frame: engineioxide's
+            // answer to an upgrade for a session it does not hold (the client may have
+            // given up first; the replica counts it all the same).
             Failure {
                 kind: FailureKind::UpgradeDropped,
                 reason: UPGRADE_UNKNOWN_SESSION.to_owned(),
             }
+        } else if client_ended_it {
+            return;
         } else {
             let how = if down_end == PumpEnd::Eof {
                 "closed"
