@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
-use serde_json::{json, Value};
+use serde_json::json;
 use stickyscope_replica::chat::{CHAT_EVENT, RECEIPT_EVENT};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -115,7 +115,6 @@ impl ChatSession {
         .await?;
         let tap = Arc::new(tap);
         let (commands, cmd_rx) = mpsc::unbounded_channel();
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let (connect_tx, connect_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             outbox: Outbox::new(
@@ -131,8 +130,6 @@ impl ChatSession {
             sink,
             wire_rx,
             cmd_rx,
-            ack_tx,
-            ack_rx,
             connect_tx,
             connect_rx,
             client: None,
@@ -220,8 +217,6 @@ struct Driver {
     sink: EventSink,
     wire_rx: mpsc::UnboundedReceiver<WireEvent>,
     cmd_rx: mpsc::UnboundedReceiver<SessionCommand>,
-    ack_tx: mpsc::UnboundedSender<(String, Value)>,
-    ack_rx: mpsc::UnboundedReceiver<(String, Value)>,
     connect_tx: mpsc::UnboundedSender<(u64, Result<Client, String>)>,
     connect_rx: mpsc::UnboundedReceiver<(u64, Result<Client, String>)>,
     tracker: WireTracker,
@@ -249,7 +244,6 @@ impl Driver {
                         return;
                     }
                 }
-                Some((id, ack)) = self.ack_rx.recv() => self.on_ack(id, ack).await,
                 Some((n, result)) = self.connect_rx.recv() => self.on_connect_result(n, result).await,
                 _ = tokio::time::sleep_until(wake_at.into()) => {}
             }
@@ -414,6 +408,7 @@ impl Driver {
                             .await;
                     }
                 }
+                Observation::Acked { id, result } => self.on_ack(id, result).await,
                 Observation::Receipt(receipt) => {
                     if let Some(done) = self.outbox.delivered(&receipt.id, receipt.replica) {
                         self.outbox_update(&done.id, &done.text, done.status).await;
@@ -507,17 +502,13 @@ impl Driver {
             return;
         };
         let payload = json!({"id": id, "from": self.config.user, "text": text});
-        let acks = self.ack_tx.clone();
-        let ack_id = id.clone();
+        // The ack itself is read off the wire by the tracker, in order with everything else.
         let emitted = client
             .emit_with_ack(
                 CHAT_EVENT,
                 payload,
                 Duration::from_secs(60),
-                move |ack: Payload, _| {
-                    let _ = acks.send((ack_id.clone(), first_ack_value(ack)));
-                    async {}.boxed()
-                },
+                |_: Payload, _| async {}.boxed(),
             )
             .await;
         if emitted.is_ok() {
@@ -527,15 +518,7 @@ impl Driver {
         }
     }
 
-    async fn on_ack(&mut self, id: String, ack: Value) {
-        let result = if ack["ok"] == true {
-            Ok(ack["replica"].as_str().unwrap_or("?").to_owned())
-        } else {
-            Err(ack["error"]
-                .as_str()
-                .unwrap_or("refused without a reason")
-                .to_owned())
-        };
+    async fn on_ack(&mut self, id: String, result: Result<String, String>) {
         let text = self
             .outbox
             .pending()
@@ -577,18 +560,6 @@ impl Driver {
                 state,
             })
             .await;
-    }
-}
-
-/// rust_socketio hands ack arguments over as one JSON array.
-fn first_ack_value(ack: Payload) -> Value {
-    match ack {
-        Payload::Text(values) => match values.into_iter().next() {
-            Some(Value::Array(args)) => args.into_iter().next().unwrap_or(Value::Null),
-            Some(other) => other,
-            None => Value::Null,
-        },
-        _ => Value::Null,
     }
 }
 

@@ -47,6 +47,13 @@ pub enum Observation {
     },
     /// A delivery receipt reached this user.
     Receipt(ReceiptBroadcast),
+    /// A replica answered this user's `chat` emit.
+    Acked {
+        /// The message id.
+        id: String,
+        /// `Ok(replica)` when accepted, `Err(error)` when refused.
+        result: Result<String, String>,
+    },
 }
 
 /// The wire-derived view of one user's session.
@@ -60,7 +67,12 @@ pub struct WireTracker {
     last_server_activity: Option<Instant>,
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
+    /// Ack id of an emitted `chat` → its message id, learnt from the wire.
+    awaiting_ack: VecDeque<(u64, String)>,
 }
+
+/// How many emitted-but-unanswered chat acks are remembered.
+const ACK_CAPACITY: usize = 1024;
 
 impl WireTracker {
     /// A tracker for `user`.
@@ -74,6 +86,7 @@ impl WireTracker {
             last_server_activity: None,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
+            awaiting_ack: VecDeque::new(),
         }
     }
 
@@ -136,6 +149,19 @@ impl WireTracker {
             }
         }
 
+        for packet in &ev.packets_up {
+            if let EnginePacket::Message { socket: Some(sp) } = packet {
+                if let (SocketKind::Event, Some(ack_id)) = (sp.kind, sp.ack_id) {
+                    if let Some(id) = chat_id(&sp.data) {
+                        self.awaiting_ack.retain(|(n, _)| *n != ack_id);
+                        self.awaiting_ack.push_back((ack_id, id));
+                        if self.awaiting_ack.len() > ACK_CAPACITY {
+                            self.awaiting_ack.pop_front();
+                        }
+                    }
+                }
+            }
+        }
         for packet in &ev.packets_down {
             let EnginePacket::Message { socket: Some(sp) } = packet else {
                 if ours && matches!(packet, EnginePacket::Close) {
@@ -171,6 +197,19 @@ impl WireTracker {
                     if let Some(o) = self.event(&sp.data, ev) {
                         out.push(o);
                     }
+                }
+                SocketKind::Ack => {
+                    let Some(ack_id) = sp.ack_id else { continue };
+                    let Some(pos) = self.awaiting_ack.iter().position(|(n, _)| *n == ack_id) else {
+                        continue;
+                    };
+                    let Some((_, id)) = self.awaiting_ack.remove(pos) else {
+                        continue;
+                    };
+                    out.push(Observation::Acked {
+                        id,
+                        result: ack_result(&sp.data),
+                    });
                 }
                 _ => {}
             }
@@ -241,6 +280,27 @@ impl WireTracker {
             }
         }
         true
+    }
+}
+
+/// The `id` of a `chat` emit's payload: `["chat", {"id": …}]`.
+fn chat_id(data: &str) -> Option<String> {
+    let args: serde_json::Value = serde_json::from_str(data).ok()?;
+    (args.get(0)?.as_str()? == CHAT_EVENT).then_some(())?;
+    args.get(1)?.get("id")?.as_str().map(str::to_owned)
+}
+
+/// The result in a chat ack's data: `[{"ok":true,"replica":…}]` or `[{"ok":false,"error":…}]`.
+fn ack_result(data: &str) -> Result<String, String> {
+    let args: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+    let ack = &args[0];
+    if ack["ok"] == true {
+        Ok(ack["replica"].as_str().unwrap_or("?").to_owned())
+    } else {
+        Err(ack["error"]
+            .as_str()
+            .unwrap_or("refused without a reason")
+            .to_owned())
     }
 }
 
@@ -333,6 +393,27 @@ mod tests {
             }]
         );
         assert_eq!(t.sid(), None);
+    }
+
+    #[test]
+    fn acks_are_matched_to_messages_through_the_ack_id_on_the_wire() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("agent");
+        let mut up = http(None, "1", "");
+        up.packets_up =
+            decode_payload(br#"42417["chat",{"id":"agent-x-1","from":"agent","text":"hi"}]"#);
+        assert!(t.observe(&up, now).is_empty());
+        let got = t.observe(&http(None, "1", r#"43417[{"ok":true,"replica":"1"}]"#), now);
+        assert_eq!(
+            got,
+            [Observation::Acked {
+                id: "agent-x-1".into(),
+                result: Ok("1".into())
+            }]
+        );
+        assert!(t
+            .observe(&http(None, "1", r#"43417[{"ok":true,"replica":"1"}]"#), now)
+            .is_empty());
     }
 
     #[test]
