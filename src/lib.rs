@@ -2,6 +2,7 @@
 //! balancers.
 //!
 //! - [`balancer`]: the built-in sticky balancer (network).
+//! - [`capture`]: wire records as JSON Lines.
 //! - [`embedded`]: replicas and balancer in one process (network).
 //! - [`engine`]: the event stream and command channel between network and UI.
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
@@ -11,6 +12,7 @@
 //! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
 
 pub mod balancer;
+pub mod capture;
 pub mod embedded;
 pub mod engine;
 pub mod protocol;

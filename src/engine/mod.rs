@@ -1,7 +1,217 @@
 //! The network side as one piece: the stack (embedded or external), one chat session per
 //! user, the topology poller, and the command loop. It talks to the UI only through the
 //! event stream ([`event::Event`] through [`sink::EventSink`]) and the command channel
-//! ([`event::Command`]).
+//! ([`event::Command`]); nothing here knows about egui.
 
 pub mod event;
 pub mod sink;
+pub mod topology_poller;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::embedded::{EmbeddedStack, StackConfig, StackError};
+use crate::session::{ChatSession, SessionConfig, TransportChoice};
+use crate::wire::tap::TapError;
+use event::{Command, Event, Notice, NoticeLevel, ReplicaAction};
+use sink::EventSink;
+use topology_poller::TopologySource;
+
+/// The two chat users.
+pub const USERS: [&str; 2] = ["agent", "visitor"];
+
+/// Where the stack is.
+#[derive(Debug, Clone)]
+pub enum GatewayConfig {
+    /// Start the embedded stack in this process.
+    Embedded(StackConfig),
+    /// Use a running stack: its gateway (nginx) and, if known, Traefik's API.
+    External {
+        /// e.g. `http://localhost:8000`.
+        gateway: String,
+        /// e.g. `http://localhost:9090`.
+        traefik_api: Option<String>,
+    },
+}
+
+/// How to start the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The stack.
+    pub gateway: GatewayConfig,
+    /// Transport of both users at start.
+    pub transport: TransportChoice,
+    /// Stickiness of both users at start.
+    pub sticky: bool,
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The embedded stack failed.
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    /// A wire tap failed.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+}
+
+/// A running engine.
+#[derive(Debug)]
+pub struct Engine {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<()>,
+    gateway: String,
+}
+
+impl Engine {
+    /// Starts the stack (if embedded), the sessions and the poller; events go to `sink`.
+    pub async fn start(config: EngineConfig, sink: EventSink) -> Result<Engine, EngineError> {
+        let (stack, gateway, source) = match config.gateway {
+            GatewayConfig::Embedded(stack_config) => {
+                let stack = EmbeddedStack::start(stack_config).await?;
+                let gateway = stack.gateway_url();
+                let source = TopologySource::embedded(Arc::clone(&stack));
+                (Some(stack), gateway, source)
+            }
+            GatewayConfig::External {
+                gateway,
+                traefik_api,
+            } => {
+                let source = TopologySource::traefik(traefik_api);
+                (None, gateway, source)
+            }
+        };
+        let mut sessions = HashMap::new();
+        for user in USERS {
+            let mut session = SessionConfig::new(user, &gateway);
+            session.transport = config.transport;
+            session.sticky = config.sticky;
+            sessions.insert(
+                user.to_owned(),
+                ChatSession::start(session, sink.clone()).await?,
+            );
+        }
+        let poller = tokio::spawn(topology_poller::run(source, sink.clone()));
+        let (commands, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(command_loop(rx, sessions, stack, sink, poller));
+        Ok(Engine {
+            commands,
+            task,
+            gateway,
+        })
+    }
+
+    /// The gateway URL the users talk to.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
+    /// A sender for commands.
+    pub fn commands(&self) -> mpsc::UnboundedSender<Command> {
+        self.commands.clone()
+    }
+
+    /// Stops everything and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.commands.send(Command::Shutdown);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+async fn command_loop(
+    mut rx: mpsc::UnboundedReceiver<Command>,
+    mut sessions: HashMap<String, ChatSession>,
+    stack: Option<Arc<EmbeddedStack>>,
+    sink: EventSink,
+    poller: JoinHandle<()>,
+) {
+    while let Some(command) = rx.recv().await {
+        let targets = |user: &Option<String>| -> Vec<String> {
+            match user {
+                Some(u) => vec![u.clone()],
+                None => USERS.iter().map(|u| u.to_string()).collect(),
+            }
+        };
+        match command {
+            Command::Send { user, text } => match sessions.get(&user) {
+                Some(s) => {
+                    s.send(text).await;
+                }
+                None => notice(&sink, NoticeLevel::Warning, format!("no user {user:?}")).await,
+            },
+            Command::SetSticky { user, on } => {
+                for u in targets(&user) {
+                    if let Some(s) = sessions.get(&u) {
+                        s.set_sticky(on);
+                    }
+                }
+            }
+            Command::SetTransport { user, transport } => {
+                for u in targets(&user) {
+                    if let Some(s) = sessions.get(&u) {
+                        s.set_transport(transport);
+                    }
+                }
+            }
+            Command::Reconnect { user } => {
+                if let Some(s) = sessions.get(&user) {
+                    s.reconnect();
+                }
+            }
+            Command::AddReplica => match &stack {
+                Some(stack) => {
+                    if let Err(e) = stack.add().await {
+                        notice(
+                            &sink,
+                            NoticeLevel::Error,
+                            format!("could not add a replica: {e}"),
+                        )
+                        .await;
+                    }
+                }
+                None => external_only(&sink).await,
+            },
+            Command::Replica { id, action } => match &stack {
+                Some(stack) => {
+                    let result = match action {
+                        ReplicaAction::Stop => stack.stop(&id).await,
+                        ReplicaAction::Kill => stack.kill(&id).await,
+                        ReplicaAction::Restart => stack.restart(&id).await,
+                        ReplicaAction::Unhealthy => stack.set_healthy(&id, false).await,
+                        ReplicaAction::Healthy => stack.set_healthy(&id, true).await,
+                    };
+                    if let Err(e) = result {
+                        notice(&sink, NoticeLevel::Warning, e.to_string()).await;
+                    }
+                }
+                None => external_only(&sink).await,
+            },
+            Command::Shutdown => break,
+        }
+    }
+    poller.abort();
+    for (_, session) in sessions.drain() {
+        session.shutdown().await;
+    }
+    if let Some(stack) = stack {
+        stack.shutdown().await;
+    }
+}
+
+async fn notice(sink: &EventSink, level: NoticeLevel, text: String) {
+    sink.send(Event::Notice(Notice { level, text })).await;
+}
+
+async fn external_only(sink: &EventSink) {
+    notice(
+        sink,
+        NoticeLevel::Info,
+        "replica controls work on the embedded stack only; on Docker Swarm use `docker service scale`".to_owned(),
+    )
+    .await;
+}

@@ -1,0 +1,134 @@
+//! Reads the topology API every second and sends the topology when it changes; says so
+//! plainly when the API cannot be read, and keeps trying.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+use super::event::{Event, Notice, NoticeLevel};
+use super::sink::EventSink;
+use crate::balancer::api::STICKY_SERVICE;
+use crate::embedded::EmbeddedStack;
+use crate::topology::Topology;
+use crate::traefik_model::ServiceInfo;
+
+/// How often the API is read.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Where topology comes from.
+pub enum TopologySource {
+    /// The embedded balancer's API, with replica ids from the stack itself.
+    Embedded(Arc<EmbeddedStack>),
+    /// A Traefik API (swarm mode), or none.
+    Traefik(Option<String>),
+}
+
+impl TopologySource {
+    /// The embedded stack.
+    pub fn embedded(stack: Arc<EmbeddedStack>) -> Self {
+        TopologySource::Embedded(stack)
+    }
+
+    /// A Traefik API base URL.
+    pub fn traefik(api: Option<String>) -> Self {
+        TopologySource::Traefik(api)
+    }
+}
+
+/// Polls until aborted.
+pub async fn run(source: TopologySource, sink: EventSink) {
+    let client: Client<HttpConnector, Empty<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut last: Option<Topology> = None;
+    let mut failing = false;
+    loop {
+        let read = match &source {
+            TopologySource::Embedded(stack) => {
+                let url = format!("{}/api/http/services/{STICKY_SERVICE}", stack.gateway_url());
+                let ids: BTreeMap<String, String> = stack
+                    .replicas()
+                    .await
+                    .into_iter()
+                    .map(|r| (r.url, r.id))
+                    .collect();
+                fetch_service(&client, &url)
+                    .await
+                    .map(|s| Topology::from_service(vec!["balancer".into()], &s, &ids))
+            }
+            TopologySource::Traefik(Some(api)) => {
+                let url = format!(
+                    "{}/api/http/services/replicas-sticky@swarm",
+                    api.trim_end_matches('/')
+                );
+                fetch_service(&client, &url).await.map(|s| {
+                    Topology::from_service(
+                        vec!["nginx".into(), "traefik".into()],
+                        &s,
+                        &BTreeMap::new(),
+                    )
+                })
+            }
+            TopologySource::Traefik(None) => Ok(Topology {
+                hops: vec!["gateway".into()],
+                ..Topology::default()
+            }),
+        };
+        match read {
+            Ok(topology) => {
+                if failing {
+                    failing = false;
+                    sink.send(Event::Notice(Notice {
+                        level: NoticeLevel::Info,
+                        text: "topology API reachable again".into(),
+                    }))
+                    .await;
+                }
+                if last.as_ref() != Some(&topology) {
+                    last = Some(topology.clone());
+                    sink.send(Event::Topology(topology)).await;
+                }
+            }
+            Err(reason) => {
+                if !failing {
+                    failing = true;
+                    sink.send(Event::Notice(Notice {
+                        level: NoticeLevel::Warning,
+                        text: format!(
+                            "topology API unreachable ({reason}); drawing the replicas seen on the wire and retrying every second"
+                        ),
+                    }))
+                    .await;
+                }
+            }
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn fetch_service(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+) -> Result<ServiceInfo, String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL {url}: {e}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.get(uri))
+        .await
+        .map_err(|_| format!("{url} did not answer in 2 s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), 4 << 20)
+        .collect()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}"));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| format!("{url} sent something that is not a Traefik service: {e}"))
+}

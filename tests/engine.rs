@@ -1,0 +1,178 @@
+//! The engine end to end: one event stream out, one command channel in.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{wait_for, Collected, FAST_HEARTBEAT};
+use stickyscope::embedded::{StackAdapter, StackConfig};
+use stickyscope::engine::event::{Command, Event, ReplicaAction};
+use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+use stickyscope::session::{SessionState, TransportChoice};
+use stickyscope::topology::Topology;
+
+fn last_topology(seen: &Collected) -> Option<Topology> {
+    seen.events().into_iter().rev().find_map(|e| match e {
+        Event::Topology(t) => Some(t),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_in_events_out_on_the_embedded_stack() {
+    let (sink, seen) = Collected::sink();
+    let engine = Engine::start(
+        EngineConfig {
+            gateway: GatewayConfig::Embedded(StackConfig {
+                replicas: 3,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                heartbeat: FAST_HEARTBEAT,
+                adapter: StackAdapter::Memory,
+                health_interval: Duration::from_millis(200),
+            }),
+            transport: TransportChoice::Polling,
+            sticky: true,
+        },
+        sink,
+    )
+    .await
+    .unwrap();
+    let commands = engine.commands();
+
+    wait_for(
+        Duration::from_secs(10),
+        "topology and both sessions",
+        || {
+            let seen = seen.clone();
+            async move {
+                let topo = last_topology(&seen);
+                topo.is_some_and(|t| {
+                    t.replicas.len() == 3 && t.replicas.iter().all(|r| r.up && r.id.is_some())
+                }) && seen.connected("agent")
+                    && seen.connected("visitor")
+            }
+        },
+    )
+    .await;
+    let topo = last_topology(&seen).unwrap();
+    assert_eq!(topo.hops, ["balancer"]);
+    assert_eq!(topo.sticky_cookie.as_deref(), Some("sticky_replica"));
+
+    commands
+        .send(Command::Send {
+            user: "visitor".into(),
+            text: "hello agent".into(),
+        })
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the agent receives it", || {
+        let seen = seen.clone();
+        async move {
+            seen.received("agent")
+                .iter()
+                .any(|r| r.message.text == "hello agent")
+        }
+    })
+    .await;
+
+    let holder = seen.state("agent").unwrap().replica().unwrap().to_owned();
+    commands
+        .send(Command::Replica {
+            id: holder.clone(),
+            action: ReplicaAction::Kill,
+        })
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the replica DOWN and the agent elsewhere", || {
+        let seen = seen.clone();
+        let holder = holder.clone();
+        async move {
+            let down = last_topology(&seen).is_some_and(|t| {
+                t.replicas.iter().any(|r| r.id.as_deref() == Some(holder.as_str()) && !r.up)
+            });
+            let moved = matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if *replica != holder);
+            down && moved
+        }
+    })
+    .await;
+
+    commands
+        .send(Command::SetSticky {
+            user: None,
+            on: false,
+        })
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "round-robin polling breaks both",
+        || {
+            let seen = seen.clone();
+            async move {
+                ["agent", "visitor"]
+                    .iter()
+                    .all(|u| matches!(seen.state(u), Some(SessionState::Reconnecting { .. })))
+            }
+        },
+    )
+    .await;
+    commands
+        .send(Command::SetTransport {
+            user: None,
+            transport: TransportChoice::Websocket,
+        })
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "websocket needs no stickiness",
+        || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") && seen.connected("visitor") }
+        },
+    )
+    .await;
+
+    commands.send(Command::AddReplica).unwrap();
+    wait_for(Duration::from_secs(10), "a fourth replica", || {
+        let seen = seen.clone();
+        async move { last_topology(&seen).is_some_and(|t| t.replicas.len() == 4) }
+    })
+    .await;
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
+    let (sink, seen) = Collected::sink();
+    // Nothing listens on port 9 of loopback.
+    let engine = Engine::start(
+        EngineConfig {
+            gateway: GatewayConfig::External {
+                gateway: "http://127.0.0.1:9".into(),
+                traefik_api: Some("http://127.0.0.1:9".into()),
+            },
+            transport: TransportChoice::Polling,
+            sticky: true,
+        },
+        sink,
+    )
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(10), "both problems named", || {
+        let seen = seen.clone();
+        async move {
+            let api = seen.events().iter().any(|e| matches!(e, Event::Notice(n) if n.text.starts_with("topology API unreachable")));
+            let gateway = matches!(seen.state("agent"), Some(SessionState::Reconnecting { ref reason, .. }) if reason.contains("connection refused by the gateway"));
+            api && gateway
+        }
+    })
+    .await;
+    engine.commands().send(Command::AddReplica).unwrap();
+    wait_for(Duration::from_secs(5), "controls explained", || {
+        let seen = seen.clone();
+        async move {
+            seen.events()
+                .iter()
+                .any(|e| matches!(e, Event::Notice(n) if n.text.contains("embedded stack only")))
+        }
+    })
+    .await;
+    engine.shutdown().await;
+}
