@@ -1,0 +1,178 @@
+//! The wire tap on its own: it passes requests through unchanged but for the cookie, the
+//! stickiness header and Host, and names each failure exactly.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use common::{stack, wait_for};
+use stickyscope::embedded::StackAdapter;
+use stickyscope::wire::{FailureKind, Tap, TapConfig, WireEvent};
+use tokio::sync::mpsc;
+
+/// A server that answers every request with its headers as JSON.
+async fn header_echo() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let headers: BTreeMap<String, String> = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                            .collect();
+                        let body = serde_json::to_vec(&headers).unwrap();
+                        Ok::<_, Infallible>(
+                            hyper::Response::builder()
+                                .header("set-cookie", "sticky_replica=0123456789abcdef; Path=/")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn headers_via(url: &str) -> BTreeMap<String, String> {
+    reqwest::Client::new()
+        .get(format!("{url}/socket.io/?EIO=4&transport=polling"))
+        .header("x-custom", "kept")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_cookie_stickiness_and_host_change() {
+    let upstream = header_echo().await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let tap = Tap::start(TapConfig::new("agent", upstream.clone()), tx)
+        .await
+        .unwrap();
+
+    let mut direct = headers_via(&upstream).await;
+    let first = headers_via(&tap.url()).await;
+    assert!(!first.contains_key("cookie"), "nothing in the jar yet");
+    let mut second = headers_via(&tap.url()).await;
+    assert_eq!(
+        second.remove("cookie").as_deref(),
+        Some("sticky_replica=0123456789abcdef")
+    );
+    direct.remove("host");
+    second.remove("host");
+    assert_eq!(second, direct, "all else as sent");
+
+    tap.set_sticky(false);
+    let mut off = headers_via(&tap.url()).await;
+    assert_eq!(off.remove("x-stickiness").as_deref(), Some("off"));
+    assert!(!off.contains_key("cookie"), "sticky cookie withheld");
+}
+
+async fn one_failure(gateway: String, timeout: Duration) -> WireEvent {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut config = TapConfig::new("visitor", gateway);
+    config.timeout = timeout;
+    let tap = Tap::start(config, tx).await.unwrap();
+    let _ = reqwest::Client::new()
+        .get(format!("{}/socket.io/?EIO=4&transport=polling", tap.url()))
+        .send()
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_timeouts_and_no_replica_are_named() {
+    let refused = one_failure("http://127.0.0.1:9".into(), Duration::from_secs(5)).await;
+    let f = refused.failure.unwrap();
+    assert_eq!(f.kind, FailureKind::ConnectionRefused);
+    assert_eq!(f.reason, "connection refused by the gateway at 127.0.0.1:9");
+
+    // A gateway that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let timed_out = one_failure(format!("http://{silent_addr}"), Duration::from_millis(300)).await;
+    assert_eq!(timed_out.failure.unwrap().kind, FailureKind::Timeout);
+
+    let stack = stack(1, StackAdapter::Memory).await;
+    stack.stop("1").await.unwrap();
+    let none_up = one_failure(stack.gateway_url(), Duration::from_secs(5)).await;
+    let f = none_up.failure.unwrap();
+    assert_eq!(f.kind, FailureKind::NoReplica);
+    assert_eq!(
+        f.reason,
+        "502 Bad Gateway: no replica is up (0 of 1 in rotation)"
+    );
+    assert_eq!(none_up.replica, None);
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_websocket_replica_is_a_drop_with_its_name() {
+    use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+    let stack = stack(2, StackAdapter::Memory).await;
+    let (sink, seen) = common::Collected::sink();
+    let mut config = SessionConfig::new("agent", &stack.gateway_url());
+    config.transport = TransportChoice::Websocket;
+    let session = ChatSession::start(config, sink).await.unwrap();
+    wait_for(Duration::from_secs(10), "connected", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") }
+    })
+    .await;
+    let holder = seen.state("agent").unwrap().replica().unwrap().to_owned();
+    stack.kill(&holder).await.unwrap();
+    wait_for(Duration::from_secs(10), "the drop recorded", || {
+        let seen = seen.clone();
+        async move {
+            seen.wire().iter().any(|w| {
+                w.failure
+                    .as_ref()
+                    .is_some_and(|f| f.kind == FailureKind::Dropped)
+            })
+        }
+    })
+    .await;
+    let drop = seen
+        .wire()
+        .into_iter()
+        .find(|w| w.failure.is_some())
+        .unwrap();
+    assert_eq!(
+        drop.failure.unwrap().reason,
+        format!("WebSocket to replica {holder} closed without a close frame")
+    );
+    wait_for(Duration::from_secs(10), "back on the other replica", || {
+        let seen = seen.clone();
+        let holder = holder.clone();
+        async move { matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if *replica != holder) }
+    })
+    .await;
+    session.shutdown().await;
+    stack.shutdown().await;
+}
