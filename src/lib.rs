@@ -7,6 +7,7 @@
 //! - [`engine`]: the event stream and command channel between network and UI.
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
 //! - [`topology`]: gateway hops and replicas (pure).
+//! - [`model`]: what the window shows, folded from events (pure).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
 //! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
@@ -15,6 +16,7 @@ pub mod balancer;
 pub mod capture;
 pub mod embedded;
 pub mod engine;
+pub mod model;
 pub mod protocol;
 pub mod session;
 pub mod topology;

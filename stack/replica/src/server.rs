@@ -22,6 +22,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::SocketIo;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
@@ -132,7 +133,10 @@ impl Replica {
         let (router, close_io, driver) = match &config.adapter {
             AdapterChoice::None => {
                 let (layer, io) = builder(config.heartbeat, chat).build_layer();
-                io.ns("/", on_connect::<LocalAdapter>);
+                io.ns(
+                    "/",
+                    on_connect::<LocalAdapter>.with(register_handlers::<LocalAdapter>),
+                );
                 (app_router(layer), close_fn(io), None)
             }
             AdapterChoice::Memory(bus) => {
@@ -293,9 +297,12 @@ async fn remote_router(
     let (layer, io) = builder(heartbeat, chat)
         .with_adapter::<RemoteAdapter>(ctr)
         .build_layer();
-    io.ns("/", on_connect::<RemoteAdapter>)
-        .await
-        .map_err(|e| ReplicaError::AdapterInit(e.to_string()))?;
+    io.ns(
+        "/",
+        on_connect::<RemoteAdapter>.with(register_handlers::<RemoteAdapter>),
+    )
+    .await
+    .map_err(|e| ReplicaError::AdapterInit(e.to_string()))?;
     Ok((app_router(layer), close_fn(io)))
 }
 
@@ -344,11 +351,22 @@ struct ChatContext {
     live: Arc<AtomicBool>,
 }
 
-async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(chat): State<ChatContext>) {
+/// Runs before the Socket.IO CONNECT answer is sent (a connect middleware), so the event
+/// handlers exist before the client can emit: socketioxide calls the connect handler
+/// itself only after sending CONNECT, on another task.
+async fn register_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+    State(chat): State<ChatContext>,
+) -> Result<(), std::convert::Infallible> {
     chat.stats.socket_connected();
     socket.on(CHAT_EVENT, on_chat::<A>);
     socket.on(RECEIPT_EVENT, on_receipt::<A>);
     socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    tracing::debug!(sid = %socket.id, "socket connected");
 }
 
 async fn on_chat<A: Adapter>(

@@ -1,0 +1,167 @@
+//! What the window shows, as plain data: the view model. It folds the engine's events into
+//! the topology, chat panes, packet log, packet flights and plot series, with every buffer
+//! bounded. Pure: no egui, no sockets; time is passed in.
+
+pub mod chat;
+pub mod flights;
+pub mod log;
+pub mod series;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::engine::event::{Event, Notice};
+use crate::session::{SessionState, TransportChoice};
+use crate::topology::Topology;
+use crate::wire::WireEvent;
+
+pub use chat::{ChatEntry, ChatLog};
+pub use flights::{Flight, Flights, Leg, RejectMark};
+pub use log::PacketLog;
+pub use series::Series;
+
+/// Most notices kept.
+const MAX_NOTICES: usize = 8;
+
+/// The view model.
+#[derive(Debug)]
+pub struct ViewModel {
+    /// Topology from the API, merged with the replicas seen on the wire.
+    pub topology: Topology,
+    api_topology: Topology,
+    seen_replicas: BTreeSet<(String, Option<String>)>,
+    /// Last state per user.
+    pub sessions: BTreeMap<String, SessionState>,
+    /// Chat pane per user.
+    pub chats: BTreeMap<String, ChatLog>,
+    /// Every wire record, bounded.
+    pub log: PacketLog,
+    /// Packets travelling, and refusals marked at replicas.
+    pub flights: Flights,
+    /// Plot series.
+    pub series: Series,
+    /// Banners, newest last, with the presentation time they arrived.
+    pub notices: VecDeque<(Notice, f64)>,
+    /// Stickiness per user, as last asked.
+    pub sticky: BTreeMap<String, bool>,
+    /// Transport per user, as last asked.
+    pub transport: BTreeMap<String, TransportChoice>,
+}
+
+impl ViewModel {
+    /// An empty model for `users`.
+    pub fn new(users: &[&str], sticky: bool, transport: TransportChoice) -> Self {
+        ViewModel {
+            topology: Topology::default(),
+            api_topology: Topology::default(),
+            seen_replicas: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            chats: users
+                .iter()
+                .map(|u| (u.to_string(), ChatLog::default()))
+                .collect(),
+            log: PacketLog::default(),
+            flights: Flights::default(),
+            series: Series::default(),
+            notices: VecDeque::new(),
+            sticky: users.iter().map(|u| (u.to_string(), sticky)).collect(),
+            transport: users.iter().map(|u| (u.to_string(), transport)).collect(),
+        }
+    }
+
+    /// Folds one event in; `now` is the presentation clock.
+    pub fn apply(&mut self, event: Event, now: f64) {
+        match event {
+            Event::Wire(wire) => self.apply_wire(wire, now),
+            Event::Session { user, state } => {
+                self.sessions.insert(user, state);
+            }
+            Event::Outbox(update) => self
+                .chats
+                .entry(update.user.clone())
+                .or_default()
+                .outbox(update),
+            Event::Received(received) => self
+                .chats
+                .entry(received.user.clone())
+                .or_default()
+                .received(received),
+            Event::Topology(topology) => {
+                self.api_topology = topology;
+                self.rebuild_topology();
+            }
+            Event::Notice(notice) => {
+                self.notices.push_back((notice, now));
+                while self.notices.len() > MAX_NOTICES {
+                    self.notices.pop_front();
+                }
+            }
+        }
+    }
+
+    fn apply_wire(&mut self, wire: WireEvent, now: f64) {
+        if let Some(replica) = &wire.replica {
+            let key = (replica.clone(), wire.replica_addr.clone());
+            if self.seen_replicas.insert(key) {
+                self.rebuild_topology();
+            }
+        }
+        self.series.record(&wire);
+        self.flights.launch(&wire, now);
+        self.log.push(wire);
+    }
+
+    fn rebuild_topology(&mut self) {
+        let mut topology = self.api_topology.clone();
+        if topology.hops.is_empty() {
+            topology.hops.push("gateway".into());
+        }
+        for (id, addr) in &self.seen_replicas {
+            topology.observe(id, addr.as_deref());
+        }
+        self.topology = topology;
+    }
+
+    /// How many of our users are connected to `replica` now.
+    pub fn sessions_on(&self, replica: &str) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| s.replica() == Some(replica))
+            .count()
+    }
+
+    /// Drops notices older than `max_age` seconds of presentation time.
+    pub fn expire_notices(&mut self, now: f64, max_age: f64) {
+        self.notices.retain(|(_, at)| now - at < max_age);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::ReplicaNode;
+
+    #[test]
+    fn replicas_seen_on_the_wire_join_the_api_topology() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        m.apply(
+            Event::Topology(Topology {
+                hops: vec!["balancer".into()],
+                replicas: vec![ReplicaNode {
+                    id: None,
+                    url: Some("http://127.0.0.1:5000".into()),
+                    up: true,
+                }],
+                sticky_cookie: Some("sticky_replica".into()),
+            }),
+            0.0,
+        );
+        let mut wire = flights::tests::sample_wire();
+        wire.replica = Some("1".into());
+        wire.replica_addr = Some("127.0.0.1:5000".into());
+        m.apply(Event::Wire(wire), 0.0);
+        assert_eq!(m.topology.replicas.len(), 1);
+        assert_eq!(m.topology.replicas[0].id.as_deref(), Some("1"));
+        assert_eq!(m.log.len(), 1);
+        assert_eq!(m.flights.active(0.1).count(), 1);
+    }
+}
