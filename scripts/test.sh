@@ -22,6 +22,10 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
+# The window under a virtual display, its GL, and a PNG checker.
+for pkg in xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 imagemagick; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -59,3 +63,13 @@ log "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log "cargo test"
 cargo test --workspace "$@"
+
+# --- the real window under Xvfb, with a screenshot -----------------------------------------
+log "the window under Xvfb for 10 s (--screenshot)"
+shot="$(mktemp -d -t stickyscope-shot.XXXXXX)/window.png"
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+  target/debug/stickyscope --port 0 --screenshot "$shot" --exit-after 10
+test -s "$shot" || { echo "no screenshot at $shot" >&2; exit 1; }
+deviation="$(convert "$shot" -colorspace Gray -format '%[fx:standard_deviation]' info:)"
+python3 -c "import sys; d=float(sys.argv[1]); print(f'screenshot {sys.argv[2]}: grey deviation {d:.3f}'); sys.exit(0 if d > 0.02 else 1)" "$deviation" "$shot" \
+  || { echo "the screenshot is blank" >&2; exit 1; }

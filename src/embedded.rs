@@ -132,6 +132,8 @@ struct Slot {
 /// for a graceful end.
 pub struct EmbeddedStack {
     config: StackConfig,
+    /// Heartbeat and adapter for replicas started from now on.
+    replica_settings: std::sync::Mutex<(Heartbeat, StackAdapter)>,
     bus: MemoryBus,
     pool: Arc<Pool>,
     balancer: BalancerHandle,
@@ -159,6 +161,7 @@ impl EmbeddedStack {
             Some(Arc::clone(&admin) as Arc<dyn Admin>),
         )?;
         let stack = Arc::new(EmbeddedStack {
+            replica_settings: std::sync::Mutex::new((config.heartbeat, config.adapter.clone())),
             config,
             bus: MemoryBus::new(),
             pool,
@@ -276,6 +279,48 @@ impl EmbeddedStack {
         Ok(())
     }
 
+    /// Heartbeat and adapter of replicas started from now on.
+    pub fn settings(&self) -> (Heartbeat, StackAdapter) {
+        self.replica_settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Changes the heartbeat and/or the adapter, and restarts every running replica with
+    /// them (sessions reconnect, as after a redeploy).
+    pub async fn reconfigure(
+        &self,
+        heartbeat: Option<Heartbeat>,
+        adapter: Option<StackAdapter>,
+    ) -> Result<(), StackError> {
+        {
+            let mut settings = self
+                .replica_settings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(h) = heartbeat {
+                settings.0 = h;
+            }
+            if let Some(a) = adapter {
+                settings.1 = a;
+            }
+        }
+        let running: Vec<String> = self
+            .slots
+            .lock()
+            .await
+            .iter()
+            .filter(|s| s.handle.is_some())
+            .map(|s| s.id.clone())
+            .collect();
+        for id in running {
+            self.stop(&id).await?;
+            self.restart(&id).await?;
+        }
+        Ok(())
+    }
+
     /// Stops every replica gracefully, then the balancer.
     pub async fn shutdown(&self) {
         let handles: Vec<ReplicaHandle> = {
@@ -319,14 +364,15 @@ impl EmbeddedStack {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StackError::Bind { addr, source })?;
-        let adapter = match &self.config.adapter {
+        let (heartbeat, adapter) = self.settings();
+        let adapter = match adapter {
             StackAdapter::Memory => AdapterChoice::Memory(self.bus.clone()),
-            StackAdapter::Redis(url) => AdapterChoice::Redis(url.clone()),
+            StackAdapter::Redis(url) => AdapterChoice::Redis(url),
             StackAdapter::None => AdapterChoice::None,
         };
         let config = ReplicaConfig {
             id: id.to_owned(),
-            heartbeat: self.config.heartbeat,
+            heartbeat,
             adapter,
             stats,
         };

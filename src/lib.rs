@@ -10,6 +10,7 @@
 //! - [`model`]: what the window shows, folded from events (pure).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
+//! - [`ui`]: the desktop window (egui); it draws the model and sends commands.
 //! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
 
 pub mod balancer;
@@ -21,4 +22,5 @@ pub mod protocol;
 pub mod session;
 pub mod topology;
 pub mod traefik_model;
+pub mod ui;
 pub mod wire;

@@ -9,22 +9,53 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use eframe::egui;
 use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
 use stickyscope_replica::Heartbeat;
 use tracing_subscriber::EnvFilter;
 
 /// See, teach and test how Socket.IO sessions survive (or break) behind load balancers.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    window: WindowArgs,
+}
+
+/// Options of the desktop window (no subcommand).
+#[derive(Debug, Clone, Args)]
+struct WindowArgs {
+    /// Use a running stack at this gateway (e.g. nginx at http://localhost:8000) instead of
+    /// starting the embedded one.
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Traefik's API for the topology (e.g. http://localhost:9090), with --gateway.
+    #[arg(long, requires = "gateway")]
+    traefik_api: Option<String>,
+    /// Replicas of the embedded stack.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    replicas: u16,
+    /// Port of the embedded balancer (a free one is used if it is taken).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Start in presentation mode (large type, high contrast).
+    #[arg(long)]
+    presentation: bool,
+    /// Save a PNG of the window to this path and exit (with --exit-after).
+    #[arg(long, requires = "exit_after")]
+    screenshot: Option<std::path::PathBuf>,
+    /// Seconds to run before the screenshot.
+    #[arg(long, requires = "screenshot")]
+    exit_after: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the embedded stack (replicas behind the built-in sticky balancer) without a
     /// window, until Ctrl-C.
+    #[command(long_about = None)]
     ///
     /// Clients connect to http://127.0.0.1:PORT/socket.io/. Requests with
     /// `X-Stickiness: off` are balanced round-robin. The balancer also serves a
@@ -59,20 +90,6 @@ struct StackArgs {
     health_interval: Duration,
 }
 
-impl Default for StackArgs {
-    fn default() -> Self {
-        StackArgs {
-            replicas: 3,
-            port: 8000,
-            adapter: AdapterArg::Memory,
-            redis_url: std::env::var("REDIS_URL").ok(),
-            ping_interval: Duration::from_secs(3),
-            ping_timeout: Duration::from_secs(7),
-            health_interval: Duration::from_secs(1),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AdapterArg {
     Memory,
@@ -80,18 +97,105 @@ enum AdapterArg {
     None,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let default_filter = if cli.command.is_some() {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter)),
         )
         .init();
-    let cli = Cli::parse();
     match cli.command {
-        Some(Command::Stack(args)) => run_stack(args).await,
-        None => run_stack(StackArgs::default()).await,
+        Some(Command::Stack(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(run_stack(args)),
+        None => run_window(cli.window),
     }
+}
+
+fn run_window(args: WindowArgs) -> anyhow::Result<()> {
+    use stickyscope::engine::GatewayConfig;
+    use stickyscope::ui::settings::{Settings, STORAGE_KEY};
+    use stickyscope::ui::{ScreenshotPlan, StickyscopeApp};
+
+    let gateway = match args.gateway {
+        Some(gateway) => GatewayConfig::External {
+            gateway,
+            traefik_api: args.traefik_api,
+        },
+        None => {
+            // The documented port when it is free; any free one otherwise.
+            let port = if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).is_ok() {
+                args.port
+            } else {
+                0
+            };
+            GatewayConfig::Embedded(StackConfig {
+                replicas: usize::from(args.replicas),
+                listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+                ..StackConfig::default()
+            })
+        }
+    };
+    let screenshot = match (args.screenshot, args.exit_after) {
+        (Some(path), Some(secs)) if secs.is_finite() && secs >= 0.0 => Some((
+            ScreenshotPlan {
+                path,
+                after: Duration::from_secs_f64(secs),
+            },
+            std::sync::Arc::new(std::sync::Mutex::new(None)),
+        )),
+        (Some(_), Some(secs)) => anyhow::bail!("--exit-after {secs} is not a number of seconds"),
+        _ => None,
+    };
+    let outcome = screenshot.as_ref().map(|(_, o)| std::sync::Arc::clone(o));
+    let persist = screenshot.is_none();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("stickyscope")
+            .with_inner_size([1440.0, 900.0])
+            .with_min_inner_size([900.0, 600.0]),
+        renderer: eframe::Renderer::Glow,
+        persist_window: persist,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "stickyscope",
+        options,
+        Box::new(move |cc| {
+            let mut settings: Settings = if persist {
+                cc.storage
+                    .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+                    .unwrap_or_default()
+            } else {
+                Settings::default()
+            };
+            settings.presentation |= args.presentation;
+            Ok(Box::new(StickyscopeApp::new(
+                &cc.egui_ctx,
+                settings,
+                gateway,
+                screenshot,
+                persist,
+            )))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("the window could not run: {e}"))?;
+    if let Some(outcome) = outcome {
+        let result = outcome.lock().ok().and_then(|mut o| o.take());
+        match result {
+            Some(Ok(path)) => println!("screenshot saved to {}", path.display()),
+            Some(Err(e)) => anyhow::bail!("screenshot failed: {e}"),
+            None => anyhow::bail!("the window closed before the screenshot was taken"),
+        }
+    }
+    Ok(())
 }
 
 async fn run_stack(args: StackArgs) -> anyhow::Result<()> {

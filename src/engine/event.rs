@@ -155,6 +155,13 @@ pub enum Command {
         /// What to do.
         action: ReplicaAction,
     },
+    /// Change the embedded replicas' heartbeat and/or adapter (restarts them).
+    ConfigureStack {
+        /// New heartbeat, if any.
+        heartbeat: Option<stickyscope_replica::Heartbeat>,
+        /// New adapter, if any.
+        adapter: Option<crate::embedded::StackAdapter>,
+    },
     /// Stop everything.
     Shutdown,
 }

@@ -116,6 +116,11 @@ impl Engine {
         self.commands.clone()
     }
 
+    /// Waits until the engine stops (after a [`Command::Shutdown`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
     /// Stops everything and waits for it.
     pub async fn shutdown(self) {
         let _ = self.commands.send(Command::Shutdown);
@@ -187,6 +192,38 @@ async fn command_loop(
                     };
                     if let Err(e) = result {
                         notice(&sink, NoticeLevel::Warning, e.to_string()).await;
+                    }
+                }
+                None => external_only(&sink).await,
+            },
+            Command::ConfigureStack { heartbeat, adapter } => match &stack {
+                Some(stack) => {
+                    let what = match (&heartbeat, &adapter) {
+                        (Some(h), _) => format!(
+                            "heartbeat pingInterval {} ms, pingTimeout {} ms",
+                            h.interval.as_millis(),
+                            h.timeout.as_millis()
+                        ),
+                        (None, Some(a)) => format!("adapter {a:?}"),
+                        (None, None) => "nothing".to_owned(),
+                    };
+                    match stack.reconfigure(heartbeat, adapter).await {
+                        Ok(()) => {
+                            notice(
+                                &sink,
+                                NoticeLevel::Info,
+                                format!("replicas restarted with {what}"),
+                            )
+                            .await
+                        }
+                        Err(e) => {
+                            notice(
+                                &sink,
+                                NoticeLevel::Error,
+                                format!("reconfiguring failed: {e}"),
+                            )
+                            .await
+                        }
                     }
                 }
                 None => external_only(&sink).await,

@@ -40,7 +40,7 @@ impl TransportChoice {
         match self {
             TransportChoice::Polling => "polling",
             TransportChoice::Websocket => "websocket",
-            TransportChoice::Upgrade => "polling → websocket",
+            TransportChoice::Upgrade => "polling, then websocket",
         }
     }
 }

@@ -1,0 +1,467 @@
+//! The window: folds engine events into the view model each frame, draws it, and turns what
+//! the user does into commands. It repaints only while something moves.
+
+use eframe::egui;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use egui::{Key, Ui};
+use stickyscope_replica::Heartbeat;
+
+use super::bridge::EngineBridge;
+use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput};
+use super::controls_ui::{top_bar_ui, TopAction, TopBar};
+use super::help_ui::{banner_ui, help_ui};
+use super::log_ui::{log_ui, LogView};
+use super::plots_ui::plots_ui;
+use super::settings::{BottomTab, Settings, STORAGE_KEY};
+use super::theme;
+use super::topology_ui::topology_ui;
+use crate::embedded::StackAdapter;
+use crate::engine::event::{Command, Notice, NoticeLevel};
+use crate::engine::{EngineConfig, GatewayConfig, USERS};
+use crate::model::ViewModel;
+use crate::session::TransportChoice;
+
+/// Seconds an info notice stays on screen.
+const NOTICE_SECS: f64 = 8.0;
+
+/// Take a screenshot after a while, save it, and close.
+#[derive(Debug, Clone)]
+pub struct ScreenshotPlan {
+    /// Where to save the PNG.
+    pub path: PathBuf,
+    /// How long the window runs first.
+    pub after: Duration,
+}
+
+/// How the screenshot went, read by `main` after the window closes.
+pub type ScreenshotOutcome = Arc<Mutex<Option<Result<PathBuf, String>>>>;
+
+struct Screenshot {
+    plan: ScreenshotPlan,
+    started: Instant,
+    requested: bool,
+    outcome: ScreenshotOutcome,
+}
+
+/// The application.
+pub struct StickyscopeApp {
+    bridge: EngineBridge,
+    model: ViewModel,
+    settings: Settings,
+    inputs: BTreeMap<String, ChatInput>,
+    log_view: LogView,
+    embedded: bool,
+    adapter_on: bool,
+    paused: bool,
+    help: bool,
+    fullscreen: bool,
+    clock: f64,
+    last_time: Option<f64>,
+    screenshot: Option<Screenshot>,
+    persist: bool,
+}
+
+impl StickyscopeApp {
+    /// Builds the app and starts the engine. `settings` come from storage (or defaults);
+    /// `gateway` says which stack.
+    pub fn new(
+        ctx: &egui::Context,
+        settings: Settings,
+        mut gateway: GatewayConfig,
+        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
+        persist: bool,
+    ) -> Self {
+        theme::apply(ctx, &settings);
+        let embedded = matches!(gateway, GatewayConfig::Embedded(_));
+        let mut adapter_on = true;
+        if let GatewayConfig::Embedded(stack) = &mut gateway {
+            stack.heartbeat = Heartbeat {
+                interval: Duration::from_millis(settings.ping_interval_ms.max(200)),
+                timeout: stack
+                    .heartbeat
+                    .timeout
+                    .max(Duration::from_millis(settings.ping_interval_ms)),
+            };
+            adapter_on = stack.adapter != StackAdapter::None;
+        }
+        let repaint = ctx.clone();
+        let bridge = EngineBridge::start(
+            EngineConfig {
+                gateway,
+                transport: settings.transport,
+                sticky: settings.sticky,
+            },
+            Arc::new(move || repaint.request_repaint()),
+        );
+        StickyscopeApp {
+            bridge,
+            model: ViewModel::new(&USERS, settings.sticky, settings.transport),
+            inputs: USERS
+                .iter()
+                .map(|u| (u.to_string(), ChatInput::default()))
+                .collect(),
+            log_view: LogView::default(),
+            embedded,
+            adapter_on,
+            paused: false,
+            help: false,
+            fullscreen: false,
+            clock: 0.0,
+            last_time: None,
+            screenshot: screenshot.map(|(plan, outcome)| Screenshot {
+                plan,
+                started: Instant::now(),
+                requested: false,
+                outcome,
+            }),
+            settings,
+            persist,
+        }
+    }
+
+    /// The view model (for tests).
+    pub fn model(&self) -> &ViewModel {
+        &self.model
+    }
+
+    /// Presentation clock: advances with real time times speed, stops while paused.
+    fn tick_clock(&mut self, real_now: f64) {
+        if let Some(last) = self.last_time {
+            if !self.paused {
+                self.clock += (real_now - last).max(0.0) * f64::from(self.settings.speed);
+            }
+        }
+        self.last_time = Some(real_now);
+    }
+
+    fn local_notice(&mut self, level: NoticeLevel, text: String) {
+        self.model.apply(
+            crate::engine::event::Event::Notice(Notice { level, text }),
+            self.clock,
+        );
+    }
+
+    fn set_sticky(&mut self, user: Option<&str>, on: bool) {
+        for u in USERS.iter().filter(|u| user.is_none_or(|x| x == **u)) {
+            self.model.sticky.insert(u.to_string(), on);
+        }
+        if user.is_none() {
+            self.settings.sticky = on;
+        }
+        self.bridge.send(Command::SetSticky {
+            user: user.map(str::to_owned),
+            on,
+        });
+    }
+
+    fn set_transport(&mut self, user: Option<&str>, transport: TransportChoice) {
+        for u in USERS.iter().filter(|u| user.is_none_or(|x| x == **u)) {
+            self.model.transport.insert(u.to_string(), transport);
+        }
+        if user.is_none() {
+            self.settings.transport = transport;
+        }
+        self.bridge.send(Command::SetTransport {
+            user: user.map(str::to_owned),
+            transport,
+        });
+    }
+
+    fn all_sticky(&self) -> bool {
+        self.model.sticky.values().all(|s| *s)
+    }
+
+    fn common_transport(&self) -> Option<TransportChoice> {
+        let mut values = self.model.transport.values();
+        let first = *values.next()?;
+        values.all(|t| *t == first).then_some(first)
+    }
+
+    fn export(&mut self) {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let path = PathBuf::from(format!("stickyscope-capture-{stamp}.jsonl"));
+        match crate::capture::export_file(&path, self.model.log.records()) {
+            Ok(n) => self.local_notice(
+                NoticeLevel::Info,
+                format!("exported {n} wire records to {}", path.display()),
+            ),
+            Err(e) => self.local_notice(NoticeLevel::Error, format!("export failed: {e}")),
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        let typing = ctx.egui_wants_keyboard_input();
+        let (s, t, p, f11, export, help, esc) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::S),
+                i.key_pressed(Key::T),
+                i.key_pressed(Key::P),
+                i.key_pressed(Key::F11),
+                i.modifiers.command && i.key_pressed(Key::E),
+                i.key_pressed(Key::F1) || i.key_pressed(Key::Questionmark),
+                i.key_pressed(Key::Escape),
+            )
+        });
+        if export {
+            self.export();
+        }
+        if f11 {
+            self.fullscreen = !self.fullscreen;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(self.fullscreen));
+        }
+        if esc {
+            self.help = false;
+        }
+        if typing {
+            return;
+        }
+        if s {
+            let on = !self.all_sticky();
+            self.set_sticky(None, on);
+        }
+        if t {
+            let current = self.common_transport().unwrap_or(TransportChoice::Polling);
+            let next = TransportChoice::ALL
+                .iter()
+                .cycle()
+                .skip_while(|x| **x != current)
+                .nth(1)
+                .copied()
+                .unwrap_or(TransportChoice::Polling);
+            self.set_transport(None, next);
+        }
+        if p {
+            self.paused = !self.paused;
+        }
+        if help {
+            self.help = true;
+        }
+    }
+
+    fn top_action(&mut self, action: TopAction) {
+        match action {
+            TopAction::SetSticky(on) => self.set_sticky(None, on),
+            TopAction::SetTransport(t) => self.set_transport(None, t),
+            TopAction::TogglePause => self.paused = !self.paused,
+            TopAction::AddReplica => self.bridge.send(Command::AddReplica),
+            TopAction::SetAdapter(on) => {
+                self.adapter_on = on;
+                self.bridge.send(Command::ConfigureStack {
+                    heartbeat: None,
+                    adapter: Some(if on {
+                        StackAdapter::Memory
+                    } else {
+                        StackAdapter::None
+                    }),
+                });
+            }
+            TopAction::SetPingInterval(ms) => {
+                self.settings.ping_interval_ms = ms;
+                self.bridge.send(Command::ConfigureStack {
+                    heartbeat: Some(Heartbeat {
+                        interval: Duration::from_millis(ms),
+                        timeout: Duration::from_millis(ms.max(7000)),
+                    }),
+                    adapter: None,
+                });
+            }
+            TopAction::Help => self.help = true,
+            TopAction::Export => self.export(),
+        }
+    }
+
+    fn screenshot_step(&mut self, ctx: &egui::Context) {
+        let Some(shot) = &mut self.screenshot else {
+            return;
+        };
+        if shot.outcome.lock().map(|o| o.is_some()).unwrap_or(true) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        }
+        if !shot.requested && shot.started.elapsed() >= shot.plan.after {
+            shot.requested = true;
+            let path = shot.plan.path.clone();
+            let outcome = Arc::clone(&shot.outcome);
+            let repaint = ctx.clone();
+            ctx.request_screenshot(move |image| {
+                let result = save_png(&path, &image).map(|_| path.clone());
+                if let Ok(mut slot) = outcome.lock() {
+                    *slot = Some(result);
+                }
+                repaint.request_repaint();
+            });
+        }
+        ctx.request_repaint_after(Duration::from_millis(100));
+    }
+}
+
+fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<(), String> {
+    let [w, h] = image.size;
+    let mut bytes = Vec::with_capacity(w * h * 4);
+    for pixel in &image.pixels {
+        bytes.extend_from_slice(&pixel.to_array());
+    }
+    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
+        .ok_or_else(|| "screenshot has the wrong size".to_owned())?;
+    buffer
+        .save(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+impl eframe::App for StickyscopeApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        self.tick_clock(ctx.input(|i| i.time));
+        let clock = self.clock;
+        let model = &mut self.model;
+        self.bridge.drain(|event| model.apply(event, clock));
+        self.model.flights.prune(self.clock);
+        self.model
+            .notices
+            .retain(|(n, at)| n.level != NoticeLevel::Info || clock - at < NOTICE_SECS);
+        self.shortcuts(&ctx);
+        theme::apply(&ctx, &self.settings);
+
+        let bar = TopBar {
+            gateway: self.bridge.status.as_ref(),
+            sticky: self.all_sticky(),
+            transport: self.common_transport(),
+            paused: self.paused,
+            embedded: self.embedded,
+            adapter_on: self.adapter_on,
+        };
+        let mut top_actions = Vec::new();
+        egui::Panel::top("top").show(ui, |ui| {
+            top_actions = top_bar_ui(ui, &bar, &mut self.settings);
+            let notices: Vec<_> = self.model.notices.iter().cloned().collect();
+            if let Some(i) = banner_ui(ui, &notices) {
+                self.model.notices.remove(i);
+            }
+        });
+        for action in top_actions {
+            self.top_action(action);
+        }
+
+        let mut chat_actions = Vec::new();
+        let pane_width = if self.settings.presentation {
+            360.0
+        } else {
+            300.0
+        };
+        for (user, side) in [("agent", true), ("visitor", false)] {
+            let panel = if side {
+                egui::Panel::left(user)
+            } else {
+                egui::Panel::right(user)
+            };
+            panel
+                .resizable(true)
+                .default_size(pane_width)
+                .show(ui, |ui| {
+                    let actions = chat_pane_ui(
+                        ui,
+                        user,
+                        self.model.sessions.get(user),
+                        self.model.chats.get(user).unwrap_or(&Default::default()),
+                        self.model.sticky.get(user).copied().unwrap_or(true),
+                        self.model
+                            .transport
+                            .get(user)
+                            .copied()
+                            .unwrap_or(TransportChoice::Polling),
+                        self.inputs.entry(user.to_owned()).or_default(),
+                    );
+                    chat_actions.extend(actions.into_iter().map(|a| (user, a)));
+                });
+        }
+        for (user, action) in chat_actions {
+            match action {
+                ChatAction::Send(text) => self.bridge.send(Command::Send {
+                    user: user.to_owned(),
+                    text,
+                }),
+                ChatAction::SetSticky(on) => self.set_sticky(Some(user), on),
+                ChatAction::SetTransport(t) => self.set_transport(Some(user), t),
+                ChatAction::Reconnect => self.bridge.send(Command::Reconnect {
+                    user: user.to_owned(),
+                }),
+            }
+        }
+
+        let mut export = false;
+        egui::Panel::bottom("bottom")
+            .resizable(true)
+            .default_size(if self.settings.presentation {
+                260.0
+            } else {
+                230.0
+            })
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut self.settings.tab, BottomTab::Plots, "plots");
+                    ui.selectable_value(&mut self.settings.tab, BottomTab::Log, "packet log");
+                });
+                match self.settings.tab {
+                    BottomTab::Plots => plots_ui(ui, &self.model.series),
+                    BottomTab::Log => {
+                        let users: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
+                        let replicas: Vec<String> = self
+                            .model
+                            .topology
+                            .replicas
+                            .iter()
+                            .filter_map(|r| r.id.clone())
+                            .collect();
+                        export = log_ui(ui, &self.model.log, &mut self.log_view, &users, &replicas);
+                    }
+                }
+            });
+        if export {
+            self.export();
+        }
+
+        let mut replica_actions = Vec::new();
+        egui::CentralPanel::default().show(ui, |ui| {
+            replica_actions =
+                topology_ui(ui, &self.model, self.clock, &self.settings, self.embedded);
+        });
+        for (id, action) in replica_actions {
+            self.bridge.send(Command::Replica { id, action });
+        }
+
+        help_ui(&ctx, &mut self.help);
+        self.screenshot_step(&ctx);
+
+        // Repaint only while something moves.
+        if !self.paused && self.model.flights.busy(self.clock) {
+            ctx.request_repaint();
+        } else if let Some(age) = self
+            .model
+            .notices
+            .iter()
+            .filter(|(n, _)| n.level == NoticeLevel::Info)
+            .map(|(_, at)| self.clock - at)
+            .reduce(f64::max)
+        {
+            let left = (NOTICE_SECS - age).max(0.1) / f64::from(self.settings.speed.max(0.05));
+            ctx.request_repaint_after(Duration::from_secs_f64(left));
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.persist {
+            eframe::set_value(storage, STORAGE_KEY, &self.settings);
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.bridge.shutdown();
+    }
+}

@@ -1,0 +1,126 @@
+//! Runs the engine on its own tokio runtime thread and hands the window the two ends it
+//! needs: a command sender and an event receiver. The waker repaints the window.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::engine::event::{Command, Event};
+use crate::engine::sink::{EventSink, Waker, DEFAULT_CAPACITY};
+use crate::engine::{Engine, EngineConfig};
+
+type Started = Result<(String, mpsc::UnboundedSender<Command>), String>;
+
+/// The window's handle on the engine.
+pub struct EngineBridge {
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    events: mpsc::Receiver<Event>,
+    startup: std::sync::mpsc::Receiver<Started>,
+    /// The gateway URL once the engine is up, or why it could not start.
+    pub status: Option<Result<String, String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    pending: Vec<Command>,
+}
+
+impl EngineBridge {
+    /// Starts the engine in a background thread; `waker` is called on every event.
+    pub fn start(config: EngineConfig, waker: Waker) -> Self {
+        let (sink, events) = EventSink::new(DEFAULT_CAPACITY, Arc::clone(&waker));
+        let (startup_tx, startup) = std::sync::mpsc::channel::<Started>();
+        let thread = std::thread::Builder::new()
+            .name("stickyscope-engine".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = startup_tx.send(Err(format!("no async runtime: {e}")));
+                        waker();
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    match Engine::start(config, sink).await {
+                        Ok(engine) => {
+                            let _ = startup_tx
+                                .send(Ok((engine.gateway().to_owned(), engine.commands())));
+                            waker();
+                            engine.wait().await;
+                        }
+                        Err(e) => {
+                            let _ = startup_tx.send(Err(e.to_string()));
+                            waker();
+                        }
+                    }
+                });
+            })
+            .ok();
+        EngineBridge {
+            commands: None,
+            events,
+            startup,
+            status: None,
+            thread,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes every event that arrived, and learns whether the engine started.
+    pub fn drain(&mut self, mut each: impl FnMut(Event)) {
+        if self.status.is_none() {
+            if let Ok(started) = self.startup.try_recv() {
+                self.status = Some(match started {
+                    Ok((gateway, commands)) => {
+                        for command in self.pending.drain(..) {
+                            let _ = commands.send(command);
+                        }
+                        self.commands = Some(commands);
+                        Ok(gateway)
+                    }
+                    Err(e) => Err(e),
+                });
+            }
+        }
+        while let Ok(event) = self.events.try_recv() {
+            each(event);
+        }
+    }
+
+    /// Sends a command (queued until the engine is up).
+    pub fn send(&mut self, command: Command) {
+        match &self.commands {
+            Some(tx) => {
+                let _ = tx.send(command);
+            }
+            None => self.pending.push(command),
+        }
+    }
+
+    /// Stops the engine and waits for its thread (bounded by the engine's own shutdown).
+    pub fn shutdown(&mut self) {
+        if self.commands.is_none() && self.status.is_none() {
+            // Still starting: wait for it to finish starting, then stop it.
+            if let Ok(Ok((_, tx))) = self
+                .startup
+                .recv_timeout(std::time::Duration::from_secs(15))
+            {
+                self.commands = Some(tx);
+            }
+        }
+        if let Some(tx) = self.commands.take() {
+            let _ = tx.send(Command::Shutdown);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for EngineBridge {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,206 @@
+//! A chat pane: the user's connection state, the conversation with the replicas that carried
+//! each message, and the input line (Enter sends).
+
+use eframe::egui;
+use egui::{Color32, RichText, ScrollArea, Ui};
+use stickyscope_replica::chat::MAX_TEXT_BYTES;
+
+use super::theme::{replica_color, FAILURE, OK, WAITING};
+use crate::engine::event::OutboxStatus;
+use crate::model::{ChatEntry, ChatLog};
+use crate::session::{SessionState, TransportChoice};
+
+/// What the user asked for in a pane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatAction {
+    /// Send this text.
+    Send(String),
+    /// Stickiness for this user.
+    SetSticky(bool),
+    /// Transport for this user.
+    SetTransport(TransportChoice),
+    /// Reconnect this user.
+    Reconnect,
+}
+
+/// The pane's input state.
+#[derive(Debug, Default)]
+pub struct ChatInput {
+    /// Text being typed.
+    pub text: String,
+    /// Why the last send was refused locally.
+    pub error: Option<String>,
+}
+
+/// The state line of a session, in words and a colour.
+pub fn state_line(state: Option<&SessionState>) -> (String, Color32) {
+    match state {
+        Some(SessionState::Connected {
+            replica, websocket, ..
+        }) => (
+            format!(
+                "connected to replica {replica} over {}",
+                if *websocket { "websocket" } else { "polling" }
+            ),
+            OK,
+        ),
+        Some(SessionState::Reconnecting { reason, attempt }) => (
+            format!("reconnecting (attempt {}): {reason}", attempt + 1),
+            WAITING,
+        ),
+        Some(SessionState::Connecting) | None => ("connecting…".to_owned(), WAITING),
+        Some(SessionState::Failed { reason }) => (format!("not connected: {reason}"), FAILURE),
+    }
+}
+
+/// Draws one pane; returns what the user asked for.
+pub fn chat_pane_ui(
+    ui: &mut Ui,
+    user: &str,
+    state: Option<&SessionState>,
+    log: &ChatLog,
+    sticky: bool,
+    transport: TransportChoice,
+    input: &mut ChatInput,
+) -> Vec<ChatAction> {
+    let mut actions = Vec::new();
+    ui.heading(RichText::new(user).strong());
+    let (line, color) = state_line(state);
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+        ui.painter().circle_filled(rect.center(), 5.0, color);
+        ui.label(RichText::new(line).color(color));
+    });
+    ui.horizontal_wrapped(|ui| {
+        let mut on = sticky;
+        if ui
+            .checkbox(&mut on, "sticky")
+            .on_hover_text(format!("stickiness for {user}"))
+            .changed()
+        {
+            actions.push(ChatAction::SetSticky(on));
+        }
+        let mut chosen = transport;
+        egui::ComboBox::new(("transport", user), "transport")
+            .selected_text(chosen.label())
+            .show_ui(ui, |ui| {
+                for t in TransportChoice::ALL {
+                    ui.selectable_value(&mut chosen, t, t.label());
+                }
+            });
+        if chosen != transport {
+            actions.push(ChatAction::SetTransport(chosen));
+        }
+        if ui
+            .button("reconnect")
+            .on_hover_text(format!("drop {user}'s session and connect again"))
+            .clicked()
+        {
+            actions.push(ChatAction::Reconnect);
+        }
+    });
+    ui.separator();
+
+    let input_height = ui.spacing().interact_size.y * 2.6;
+    ScrollArea::vertical()
+        .id_salt(("chat", user))
+        .stick_to_bottom(true)
+        .auto_shrink([false, false])
+        .max_height((ui.available_height() - input_height).max(60.0))
+        .show(ui, |ui| {
+            if log.entries.is_empty() {
+                ui.weak("No messages yet. Type below and press Enter.");
+            }
+            for entry in &log.entries {
+                entry_ui(ui, entry);
+            }
+        });
+
+    ui.separator();
+    let response = ui.horizontal(|ui| {
+        let edit = egui::TextEdit::singleline(&mut input.text)
+            .hint_text(format!("message as {user}"))
+            .desired_width(ui.available_width() - 70.0);
+        let edit = ui.add(edit);
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let clicked = ui.button("Send").clicked();
+        if enter {
+            edit.request_focus();
+        }
+        enter || clicked
+    });
+    if response.inner {
+        let text = input.text.trim().to_owned();
+        if text.is_empty() {
+            input.error = Some("type something first".into());
+        } else if text.len() > MAX_TEXT_BYTES {
+            input.error = Some(format!(
+                "{} bytes; the limit is {MAX_TEXT_BYTES}",
+                text.len()
+            ));
+        } else {
+            input.error = None;
+            input.text.clear();
+            actions.push(ChatAction::Send(text));
+        }
+    }
+    if let Some(error) = &input.error {
+        ui.colored_label(FAILURE, error);
+    }
+    actions
+}
+
+fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
+    match entry {
+        ChatEntry::Own {
+            text,
+            status,
+            accepted_by,
+            ..
+        } => {
+            let (mark, color) = match status {
+                OutboxStatus::Queued => ("queued".to_owned(), WAITING),
+                OutboxStatus::Sent { attempt: 1 } => ("sent…".to_owned(), WAITING),
+                OutboxStatus::Sent { attempt } => (format!("sent again (try {attempt})…"), WAITING),
+                OutboxStatus::Acked { replica } => (
+                    format!("accepted by replica {replica}"),
+                    replica_color(Some(replica)),
+                ),
+                OutboxStatus::Delivered { .. } => (
+                    match accepted_by {
+                        Some(r) => format!("delivered · accepted by replica {r}"),
+                        None => "delivered".to_owned(),
+                    },
+                    OK,
+                ),
+                OutboxStatus::Refused { error } => (format!("refused: {error}"), FAILURE),
+            };
+            ui.with_layout(egui::Layout::top_down(egui::Align::Max), |ui| {
+                ui.label(RichText::new(text).strong());
+                ui.label(RichText::new(mark).small().color(color));
+            });
+        }
+        ChatEntry::Peer {
+            from,
+            text,
+            accepted_by,
+            delivered_by,
+            ..
+        } => {
+            ui.label(RichText::new(format!("{from}: {text}")));
+            let via = match delivered_by {
+                Some(d) if d != accepted_by => {
+                    format!("accepted by replica {accepted_by}, delivered by replica {d}")
+                }
+                Some(_) => format!("accepted and delivered by replica {accepted_by}"),
+                None => format!("accepted by replica {accepted_by}"),
+            };
+            ui.label(
+                RichText::new(via)
+                    .small()
+                    .color(replica_color(delivered_by.as_deref().or(Some(accepted_by)))),
+            );
+        }
+    }
+    ui.add_space(4.0);
+}

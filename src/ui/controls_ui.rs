@@ -1,0 +1,151 @@
+//! The top bar: the stickiness switch, the transport selector, pause and slow motion,
+//! embedded-stack controls, theme, presentation mode and help.
+
+use eframe::egui;
+use egui::{Color32, RichText, Ui};
+
+use super::settings::{Settings, ThemeChoice};
+use super::theme::{FAILURE, OK};
+use crate::session::TransportChoice;
+
+/// What the user asked for in the top bar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TopAction {
+    /// Stickiness for both users.
+    SetSticky(bool),
+    /// Transport for both users.
+    SetTransport(TransportChoice),
+    /// Pause or resume the animation.
+    TogglePause,
+    /// Add a replica (embedded).
+    AddReplica,
+    /// Adapter between replicas on (memory bus) or off (embedded).
+    SetAdapter(bool),
+    /// pingInterval in ms (embedded).
+    SetPingInterval(u64),
+    /// Show the help overlay.
+    Help,
+    /// Export the packet log.
+    Export,
+}
+
+/// What the top bar shows.
+pub struct TopBar<'a> {
+    /// Gateway, or the startup error.
+    pub gateway: Option<&'a Result<String, String>>,
+    /// Whether both users are sticky.
+    pub sticky: bool,
+    /// Both users' transport, when they agree.
+    pub transport: Option<TransportChoice>,
+    /// Animation paused.
+    pub paused: bool,
+    /// Embedded stack (controls shown).
+    pub embedded: bool,
+    /// Adapter on (embedded).
+    pub adapter_on: bool,
+}
+
+/// Draws the top bar; `settings` holds speed, theme and presentation, changed in place.
+pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec<TopAction> {
+    let mut actions = Vec::new();
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("stickyscope").heading().strong());
+        match bar.gateway {
+            Some(Ok(gateway)) => {
+                let mode = if bar.embedded { "embedded stack" } else { "gateway" };
+                ui.label(RichText::new(format!("{mode} · {gateway}")).weak());
+            }
+            Some(Err(e)) => {
+                ui.colored_label(FAILURE, format!("engine failed: {e}"));
+            }
+            None => {
+                ui.spinner();
+                ui.label("starting…");
+            }
+        }
+        ui.separator();
+
+        let (text, fill) = if bar.sticky {
+            ("Stickiness: ON", OK)
+        } else {
+            ("Stickiness: OFF", FAILURE)
+        };
+        let big = settings.presentation;
+        let label = RichText::new(text).strong().color(Color32::WHITE).size(if big { 28.0 } else { 15.0 });
+        let button = egui::Button::new(label).fill(fill).min_size(if big {
+            egui::vec2(300.0, 54.0)
+        } else {
+            egui::vec2(150.0, 26.0)
+        });
+        if ui.add(button).on_hover_text("S: turn stickiness on or off for both users").clicked() {
+            actions.push(TopAction::SetSticky(!bar.sticky));
+        }
+
+        let mut transport = bar.transport;
+        egui::ComboBox::from_id_salt("transport-all")
+            .selected_text(transport.map(TransportChoice::label).unwrap_or("mixed"))
+            .show_ui(ui, |ui| {
+                for t in TransportChoice::ALL {
+                    ui.selectable_value(&mut transport, Some(t), t.label());
+                }
+            })
+            .response
+            .on_hover_text("T: next transport for both users");
+        if let Some(t) = transport.filter(|t| Some(*t) != bar.transport) {
+            actions.push(TopAction::SetTransport(t));
+        }
+        ui.separator();
+
+        if ui
+            .button(if bar.paused { "resume" } else { "pause" })
+            .on_hover_text("P: freeze the packets on screen")
+            .clicked()
+        {
+            actions.push(TopAction::TogglePause);
+        }
+        ui.add(egui::Slider::new(&mut settings.speed, 0.05..=1.0).text("speed").fixed_decimals(2))
+            .on_hover_text("slow motion for presenting: 1 = real time");
+
+        if bar.embedded {
+            ui.separator();
+            if ui.button("+ replica").clicked() {
+                actions.push(TopAction::AddReplica);
+            }
+            let mut adapter = bar.adapter_on;
+            if ui
+                .checkbox(&mut adapter, "adapter")
+                .on_hover_text("the bus between replicas: off, users on different replicas never meet (restarts replicas)")
+                .changed()
+            {
+                actions.push(TopAction::SetAdapter(adapter));
+            }
+            let mut ping = settings.ping_interval_ms;
+            egui::ComboBox::from_id_salt("ping-interval")
+                .selected_text(format!("ping {} s", ping as f32 / 1000.0))
+                .show_ui(ui, |ui| {
+                    for ms in [1000, 3000, 10_000, 25_000] {
+                        ui.selectable_value(&mut ping, ms, format!("{} s", ms / 1000));
+                    }
+                })
+                .response
+                .on_hover_text("pingInterval of the replicas (restarts them)");
+            if ping != settings.ping_interval_ms {
+                actions.push(TopAction::SetPingInterval(ping));
+            }
+        }
+        ui.separator();
+        let dark = settings.theme == ThemeChoice::Dark;
+        if ui.button(if dark { "light theme" } else { "dark theme" }).clicked() {
+            settings.theme = if dark { ThemeChoice::Light } else { ThemeChoice::Dark };
+        }
+        ui.toggle_value(&mut settings.presentation, "presentation")
+            .on_hover_text("large type, high contrast, a big switch");
+        if ui.button("export").on_hover_text("Ctrl+E: save the packet log as JSON Lines").clicked() {
+            actions.push(TopAction::Export);
+        }
+        if ui.button("?").on_hover_text("F1: keyboard shortcuts").clicked() {
+            actions.push(TopAction::Help);
+        }
+    });
+    actions
+}

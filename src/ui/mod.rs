@@ -1,0 +1,18 @@
+//! The desktop window (eframe/egui). It draws the view model and turns clicks and keys into
+//! commands; it never opens a socket: the engine runs on its own runtime behind
+//! [`bridge::EngineBridge`].
+//!
+//! Drawing functions are named `*_ui`.
+
+pub mod app;
+pub mod bridge;
+pub mod chat_ui;
+pub mod controls_ui;
+pub mod help_ui;
+pub mod log_ui;
+pub mod plots_ui;
+pub mod settings;
+pub mod theme;
+pub mod topology_ui;
+
+pub use app::{ScreenshotPlan, StickyscopeApp};

@@ -1,0 +1,60 @@
+//! What the window remembers across runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::session::TransportChoice;
+
+/// Key under which settings are stored.
+pub const STORAGE_KEY: &str = "stickyscope-settings";
+
+/// Light or dark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThemeChoice {
+    /// Dark background.
+    Dark,
+    /// Light background.
+    Light,
+}
+
+/// The bottom panel's tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BottomTab {
+    /// Latency, packets, failures.
+    Plots,
+    /// The packet log.
+    Log,
+}
+
+/// Persisted settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Theme.
+    pub theme: ThemeChoice,
+    /// Large type, high contrast, big switch.
+    pub presentation: bool,
+    /// Presentation speed of packet flights (1 = real time).
+    pub speed: f32,
+    /// Stickiness at start.
+    pub sticky: bool,
+    /// Transport at start.
+    pub transport: TransportChoice,
+    /// pingInterval of the embedded replicas, ms.
+    pub ping_interval_ms: u64,
+    /// Bottom tab.
+    pub tab: BottomTab,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            theme: ThemeChoice::Dark,
+            presentation: false,
+            speed: 1.0,
+            sticky: true,
+            transport: TransportChoice::Polling,
+            ping_interval_ms: 3000,
+            tab: BottomTab::Plots,
+        }
+    }
+}

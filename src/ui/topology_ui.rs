@@ -1,0 +1,375 @@
+//! The topology view: users → gateway hops → replicas, with every wire record travelling
+//! its real path to the replica that handled it, and refusals marked where they happened.
+
+use eframe::egui;
+use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
+
+use super::settings::Settings;
+use super::theme::{self, replica_color, FAILURE, OK, WAITING};
+use crate::engine::event::ReplicaAction;
+use crate::model::{Flight, ViewModel};
+use crate::session::SessionState;
+use crate::wire::Direction;
+
+/// Where things are drawn.
+struct Layout {
+    users: Vec<(String, Rect)>,
+    hops: Vec<(String, Rect)>,
+    replicas: Vec<(Option<String>, bool, Rect)>,
+}
+
+impl Layout {
+    fn new(area: Rect, model: &ViewModel, big: bool) -> Layout {
+        let node = if big {
+            Vec2::new(170.0, 78.0)
+        } else {
+            Vec2::new(132.0, 62.0)
+        };
+        let at = |fx: f32, fy: f32| {
+            Rect::from_center_size(
+                Pos2::new(
+                    area.left() + area.width() * fx,
+                    area.top() + area.height() * fy,
+                ),
+                node,
+            )
+        };
+        let users: Vec<String> = model.chats.keys().cloned().collect();
+        let user_rects = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                (
+                    u.clone(),
+                    at(0.09, (i as f32 + 0.5) / users.len().max(1) as f32),
+                )
+            })
+            .collect();
+        let hops = &model.topology.hops;
+        let hop_rects = hops
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let fx = 0.36 + 0.22 * i as f32 / (hops.len().max(2) - 1) as f32;
+                (h.clone(), at(if hops.len() == 1 { 0.45 } else { fx }, 0.5))
+            })
+            .collect();
+        let replicas = &model.topology.replicas;
+        let n = replicas.len().max(1) as f32;
+        let replica_rects = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), r.up, at(0.88, (i as f32 + 0.5) / n)))
+            .collect();
+        Layout {
+            users: user_rects,
+            hops: hop_rects,
+            replicas: replica_rects,
+        }
+    }
+
+    fn user(&self, name: &str) -> Option<Rect> {
+        self.users.iter().find(|(u, _)| u == name).map(|(_, r)| *r)
+    }
+
+    fn replica(&self, id: &str) -> Option<Rect> {
+        self.replicas
+            .iter()
+            .find(|(r, _, _)| r.as_deref() == Some(id))
+            .map(|(_, _, r)| *r)
+    }
+
+    /// The path of a flight from its user to where it ended.
+    fn path(&self, flight: &Flight) -> Option<Vec<Pos2>> {
+        let mut points = vec![self.user(&flight.user)?.right_center()];
+        for (_, hop) in &self.hops {
+            points.push(hop.center());
+        }
+        if let Some(id) = &flight.replica {
+            points.push(self.replica(id)?.left_center());
+        }
+        Some(points)
+    }
+}
+
+/// Draws the topology; returns the replica operations the user clicked.
+pub fn topology_ui(
+    ui: &mut Ui,
+    model: &ViewModel,
+    now: f64,
+    settings: &Settings,
+    controls: bool,
+) -> Vec<(String, ReplicaAction)> {
+    let mut actions = Vec::new();
+    let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::hover());
+    let area = response.rect.shrink(12.0);
+    let layout = Layout::new(area, model, settings.presentation);
+    let visuals = ui.visuals().clone();
+    let text = visuals.strong_text_color();
+    let edge = Stroke::new(
+        if settings.presentation { 2.0 } else { 1.2 },
+        visuals.weak_text_color(),
+    );
+    let size = theme::paint_size(settings);
+    let font = FontId::proportional(size);
+    let small = FontId::proportional(size * 0.85);
+
+    // Edges.
+    let first_hop = layout.hops.first().map(|(_, r)| r.left_center());
+    let last_hop = layout.hops.last().map(|(_, r)| r.right_center());
+    if let Some(first) = first_hop {
+        for (_, r) in &layout.users {
+            painter.line_segment([r.right_center(), first], edge);
+        }
+    }
+    for pair in layout.hops.windows(2) {
+        painter.line_segment([pair[0].1.right_center(), pair[1].1.left_center()], edge);
+    }
+    if let Some(last) = last_hop {
+        for (_, up, r) in &layout.replicas {
+            let stroke = if *up {
+                edge
+            } else {
+                Stroke::new(edge.width, edge.color.gamma_multiply(0.3))
+            };
+            painter.line_segment([last, r.left_center()], stroke);
+        }
+    }
+
+    // Users.
+    for (user, rect) in &layout.users {
+        let (status, color) = match model.sessions.get(user) {
+            Some(SessionState::Connected {
+                replica, websocket, ..
+            }) => (
+                format!(
+                    "on replica {replica} · {}",
+                    if *websocket { "websocket" } else { "polling" }
+                ),
+                OK,
+            ),
+            Some(SessionState::Reconnecting { .. }) => ("reconnecting".to_owned(), WAITING),
+            Some(SessionState::Connecting) => ("connecting".to_owned(), WAITING),
+            Some(SessionState::Failed { .. }) => ("disconnected".to_owned(), FAILURE),
+            None => ("starting".to_owned(), WAITING),
+        };
+        let sticky = model.sticky.get(user).copied().unwrap_or(true);
+        node(&painter, *rect, color, &visuals);
+        painter.text(
+            rect.center_top() + Vec2::new(0.0, size * 0.9),
+            Align2::CENTER_CENTER,
+            user,
+            font.clone(),
+            text,
+        );
+        painter.text(
+            rect.center(),
+            Align2::CENTER_CENTER,
+            status,
+            small.clone(),
+            text,
+        );
+        painter.text(
+            rect.center_bottom() - Vec2::new(0.0, size * 0.8),
+            Align2::CENTER_CENTER,
+            if sticky { "sticky" } else { "round-robin" },
+            small.clone(),
+            if sticky { OK } else { WAITING },
+        );
+    }
+
+    // Hops.
+    for (hop, rect) in &layout.hops {
+        node(&painter, *rect, visuals.weak_text_color(), &visuals);
+        let name = match hop.as_str() {
+            "traefik" => "Traefik",
+            "balancer" => "sticky balancer",
+            other => other,
+        };
+        painter.text(
+            rect.center(),
+            Align2::CENTER_CENTER,
+            name,
+            font.clone(),
+            text,
+        );
+    }
+
+    // Replicas.
+    for (i, (id, up, rect)) in layout.replicas.iter().enumerate() {
+        let color = if *up {
+            replica_color(id.as_deref())
+        } else {
+            Color32::GRAY
+        };
+        node(&painter, *rect, color, &visuals);
+        let name = id
+            .as_deref()
+            .map(|id| format!("replica {id}"))
+            .unwrap_or_else(|| "replica ?".into());
+        painter.text(
+            rect.center_top() + Vec2::new(0.0, size * 0.9),
+            Align2::CENTER_CENTER,
+            name,
+            font.clone(),
+            text,
+        );
+        let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
+        let health = if *up { "UP" } else { "DOWN" };
+        painter.text(
+            rect.center() + Vec2::new(0.0, size * 0.3),
+            Align2::CENTER_CENTER,
+            format!(
+                "{health} · {sessions} session{}",
+                if sessions == 1 { "" } else { "s" }
+            ),
+            small.clone(),
+            if *up { text } else { FAILURE },
+        );
+        if controls {
+            if let Some(id) = id {
+                let row = Rect::from_min_size(
+                    rect.left_bottom() + Vec2::new(0.0, 4.0),
+                    Vec2::new(rect.width(), size * 1.6),
+                );
+                ui.scope_builder(
+                    egui::UiBuilder::new()
+                        .max_rect(row)
+                        .id_salt(("replica-controls", i)),
+                    |ui| {
+                        ui.horizontal(|ui| {
+                            ui.spacing_mut().item_spacing.x = 3.0;
+                            for (label, action) in [
+                                ("stop", ReplicaAction::Stop),
+                                ("kill", ReplicaAction::Kill),
+                                ("restart", ReplicaAction::Restart),
+                            ] {
+                                let button = egui::Button::new(egui::RichText::new(label).small());
+                                if ui
+                                    .add(button)
+                                    .on_hover_text(format!("{label} replica {id}"))
+                                    .clicked()
+                                {
+                                    actions.push((id.clone(), action));
+                                }
+                            }
+                        });
+                    },
+                );
+            }
+        }
+    }
+
+    // Flights.
+    for (flight, leg, t) in model.flights.active(now) {
+        let Some(path) = layout.path(flight) else {
+            continue;
+        };
+        let leg_info = &flight.legs[leg];
+        let along = match leg_info.direction {
+            Direction::Up => t,
+            Direction::Down => 1.0 - t,
+        };
+        let pos = point_along(&path, along);
+        let color = if leg_info.failed {
+            FAILURE
+        } else {
+            replica_color(flight.replica.as_deref())
+        };
+        painter.circle_filled(pos, if settings.presentation { 9.0 } else { 6.5 }, color);
+        painter.text(
+            pos + Vec2::new(10.0, -12.0),
+            Align2::LEFT_CENTER,
+            &leg_info.label,
+            small.clone(),
+            color,
+        );
+    }
+
+    // Refusals, where they happened.
+    let mut per_place: std::collections::BTreeMap<Option<String>, Vec<&crate::model::RejectMark>> =
+        Default::default();
+    for mark in model.flights.marks(now) {
+        per_place
+            .entry(mark.replica.clone())
+            .or_default()
+            .push(mark);
+    }
+    for (place, marks) in per_place {
+        let anchor = match &place {
+            Some(id) => layout
+                .replica(id)
+                .map(|r| r.left_center() - Vec2::new(16.0, 0.0)),
+            None => layout
+                .hops
+                .last()
+                .map(|(_, r)| r.center_bottom() + Vec2::new(0.0, 18.0)),
+        };
+        let Some(anchor) = anchor else { continue };
+        let r = if settings.presentation { 13.0 } else { 10.0 };
+        painter.circle_filled(anchor, r, FAILURE);
+        let cross = r * 0.5;
+        let white = Stroke::new(2.5, Color32::WHITE);
+        painter.line_segment(
+            [
+                anchor + Vec2::new(-cross, -cross),
+                anchor + Vec2::new(cross, cross),
+            ],
+            white,
+        );
+        painter.line_segment(
+            [
+                anchor + Vec2::new(-cross, cross),
+                anchor + Vec2::new(cross, -cross),
+            ],
+            white,
+        );
+        if marks.len() > 1 {
+            painter.text(
+                anchor + Vec2::new(0.0, r + 8.0),
+                Align2::CENTER_CENTER,
+                format!("×{}", marks.len()),
+                small.clone(),
+                FAILURE,
+            );
+        }
+        let mut reasons: Vec<String> = marks
+            .iter()
+            .map(|m| format!("{}: {}", m.user, m.reason))
+            .collect();
+        reasons.dedup();
+        let where_ = place
+            .map(|id| format!("refused by replica {id}"))
+            .unwrap_or_else(|| "refused at the gateway".into());
+        ui.interact(
+            Rect::from_center_size(anchor, Vec2::splat(r * 2.4)),
+            ui.scope_id()
+                .with(("mark", anchor.x as i32, anchor.y as i32)),
+            Sense::hover(),
+        )
+        .on_hover_text(format!("{where_}\n{}", reasons.join("\n")));
+    }
+    actions
+}
+
+fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
+    painter.rect_filled(rect, 8.0, visuals.faint_bg_color);
+    painter.rect_stroke(rect, 8.0, Stroke::new(2.0, accent), StrokeKind::Inside);
+}
+
+/// The point a fraction `t` along a polyline.
+fn point_along(points: &[Pos2], t: f32) -> Pos2 {
+    let lengths: Vec<f32> = points.windows(2).map(|w| w[0].distance(w[1])).collect();
+    let total: f32 = lengths.iter().sum();
+    if total <= 0.0 || points.len() < 2 {
+        return points.first().copied().unwrap_or_default();
+    }
+    let mut left = t.clamp(0.0, 1.0) * total;
+    for (i, len) in lengths.iter().enumerate() {
+        if left <= *len {
+            return points[i].lerp(points[i + 1], if *len > 0.0 { left / len } else { 0.0 });
+        }
+        left -= len;
+    }
+    *points.last().unwrap_or(&Pos2::ZERO)
+}

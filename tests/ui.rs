@@ -1,0 +1,173 @@
+//! The window, driven headless with egui_kittest against the embedded stack: the switch,
+//! the chat panes and the replica controls do what they say, end to end.
+
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use eframe::egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use stickyscope::embedded::{StackAdapter, StackConfig};
+use stickyscope::engine::GatewayConfig;
+use stickyscope::session::SessionState;
+use stickyscope::ui::settings::Settings;
+use stickyscope::ui::StickyscopeApp;
+use stickyscope_replica::Heartbeat;
+
+fn harness() -> Harness<'static, StickyscopeApp> {
+    let settings = Settings {
+        ping_interval_ms: 300,
+        ..Settings::default()
+    };
+    let gateway = GatewayConfig::Embedded(StackConfig {
+        replicas: 3,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: Heartbeat {
+            interval: Duration::from_millis(300),
+            timeout: Duration::from_millis(600),
+        },
+        adapter: StackAdapter::Memory,
+        health_interval: Duration::from_millis(200),
+    });
+    Harness::builder()
+        .with_size(egui::vec2(1440.0, 900.0))
+        .build_eframe(move |cc| StickyscopeApp::new(&cc.egui_ctx, settings, gateway, None, false))
+}
+
+/// Steps the UI until `condition` holds on the app, or panics after `bound`.
+fn step_until(
+    harness: &mut Harness<'_, StickyscopeApp>,
+    bound: Duration,
+    what: &str,
+    condition: impl Fn(&StickyscopeApp) -> bool,
+) {
+    let deadline = Instant::now() + bound;
+    loop {
+        harness.step();
+        if condition(harness.state()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {bound:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn connected(app: &StickyscopeApp, user: &str) -> Option<String> {
+    match app.model().sessions.get(user) {
+        Some(SessionState::Connected { replica, .. }) => Some(replica.clone()),
+        _ => None,
+    }
+}
+
+#[test]
+fn the_switch_changes_stickiness_and_the_next_requests_routing() {
+    let mut h = harness();
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "both users connected",
+        |app| connected(app, "agent").is_some() && connected(app, "visitor").is_some(),
+    );
+    let seen_before = h.state().model().log.total();
+
+    h.get_by_label("Stickiness: ON").click();
+    h.step();
+    assert!(h.state().model().sticky.values().all(|s| !s));
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "a round-robin refusal on the wire",
+        |app| {
+            app.model()
+                .log
+                .records()
+                .skip_while(|r| r.seq == 0)
+                .any(|r| {
+                    r.failure
+                        .as_ref()
+                        .is_some_and(|f| f.reason == "Session ID unknown")
+                })
+                && app.model().log.total() > seen_before
+        },
+    );
+
+    h.get_by_label("Stickiness: OFF").click();
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "sessions back once sticky",
+        |app| connected(app, "agent").is_some() && connected(app, "visitor").is_some(),
+    );
+}
+
+#[test]
+fn a_message_typed_in_one_pane_appears_in_the_other() {
+    let mut h = harness();
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "both users connected",
+        |app| connected(app, "agent").is_some() && connected(app, "visitor").is_some(),
+    );
+    let inputs = h.query_all_by_role(Role::TextInput).collect::<Vec<_>>();
+    assert!(inputs.len() >= 2, "two chat inputs");
+    inputs[0].focus();
+    h.step();
+    h.get_all_by_role(Role::TextInput)
+        .next()
+        .unwrap()
+        .type_text("hello from the agent pane");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "the visitor's pane shows it",
+        |app| {
+            app.model().chats["visitor"].entries.iter().any(|e| {
+            matches!(e, stickyscope::model::ChatEntry::Peer { text, .. } if text == "hello from the agent pane")
+        })
+        },
+    );
+}
+
+#[test]
+fn killing_a_replica_shows_it_down_and_the_session_moving() {
+    let mut h = harness();
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "agent connected and topology read",
+        |app| connected(app, "agent").is_some() && app.model().topology.replicas.len() == 3,
+    );
+    let holder = connected(h.state(), "agent").unwrap();
+    let index = h
+        .state()
+        .model()
+        .topology
+        .replicas
+        .iter()
+        .position(|r| r.id.as_deref() == Some(holder.as_str()))
+        .unwrap();
+    let kills: Vec<_> = h.query_all_by_label("kill").collect();
+    assert_eq!(kills.len(), 3);
+    kills[index].click();
+    step_until(
+        &mut h,
+        Duration::from_secs(15),
+        "replica DOWN and the agent elsewhere",
+        |app| {
+            let down = app
+                .model()
+                .topology
+                .replicas
+                .iter()
+                .any(|r| r.id.as_deref() == Some(holder.as_str()) && !r.up);
+            let moved = connected(app, "agent").is_some_and(|r| r != holder);
+            down && moved
+        },
+    );
+}
