@@ -43,6 +43,12 @@ struct WindowArgs {
     /// Start in presentation mode (large type, high contrast).
     #[arg(long)]
     presentation: bool,
+    /// Stickiness of both users at start (default: as last time, else on).
+    #[arg(long, value_enum)]
+    stickiness: Option<OnOff>,
+    /// Transport of both users at start (default: as last time, else polling).
+    #[arg(long, value_enum)]
+    transport: Option<TransportArg>,
     /// Save a PNG of the window to this path and exit (with --exit-after).
     #[arg(long, requires = "exit_after")]
     screenshot: Option<std::path::PathBuf>,
@@ -88,6 +94,29 @@ struct StackArgs {
     /// Health-check interval of the balancer.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     health_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    Polling,
+    Websocket,
+    Upgrade,
+}
+
+impl From<TransportArg> for stickyscope::session::TransportChoice {
+    fn from(t: TransportArg) -> Self {
+        match t {
+            TransportArg::Polling => Self::Polling,
+            TransportArg::Websocket => Self::Websocket,
+            TransportArg::Upgrade => Self::Upgrade,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,6 +192,9 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             .with_min_inner_size([900.0, 600.0]),
         renderer: eframe::Renderer::Glow,
         persist_window: persist,
+        // A screenshot run neither reads nor writes the user's saved state.
+        persistence_path: (!persist)
+            .then(|| std::env::temp_dir().join(format!("stickyscope-shot-{}", std::process::id()))),
         ..Default::default()
     };
     eframe::run_native(
@@ -177,6 +209,12 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
                 Settings::default()
             };
             settings.presentation |= args.presentation;
+            if let Some(on) = args.stickiness {
+                settings.sticky = on == OnOff::On;
+            }
+            if let Some(t) = args.transport {
+                settings.transport = t.into();
+            }
             Ok(Box::new(StickyscopeApp::new(
                 &cc.egui_ctx,
                 settings,

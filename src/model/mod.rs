@@ -129,6 +129,28 @@ impl ViewModel {
             .count()
     }
 
+    /// A standing problem every user suffers from, worth a banner while it lasts: the
+    /// gateway refusing connections or having no replica up.
+    pub fn gateway_problem(&self) -> Option<String> {
+        let reasons: Vec<&str> = self
+            .sessions
+            .values()
+            .filter_map(|s| match s {
+                SessionState::Reconnecting { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect();
+        if reasons.len() < self.chats.len().max(1) {
+            return None;
+        }
+        let gateway_down = |r: &&str| {
+            r.starts_with("connection refused by the gateway") || r.contains("no replica is up")
+        };
+        reasons.into_iter().find(gateway_down).map(|reason| {
+            format!("{reason}: both users keep retrying, at most twice a second, backing off to every 5 s")
+        })
+    }
+
     /// Drops notices older than `max_age` seconds of presentation time.
     pub fn expire_notices(&mut self, now: f64, max_age: f64) {
         self.notices.retain(|(_, at)| now - at < max_age);
@@ -163,5 +185,33 @@ mod tests {
         assert_eq!(m.topology.replicas[0].id.as_deref(), Some("1"));
         assert_eq!(m.log.len(), 1);
         assert_eq!(m.flights.active(0.1).count(), 1);
+    }
+
+    #[test]
+    fn a_gateway_every_user_cannot_reach_is_a_standing_problem() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        let down = SessionState::Reconnecting {
+            reason: "connection refused by the gateway at 127.0.0.1:9".into(),
+            attempt: 2,
+        };
+        m.apply(
+            Event::Session {
+                user: "agent".into(),
+                state: down.clone(),
+            },
+            0.0,
+        );
+        assert_eq!(m.gateway_problem(), None, "one user is not everyone");
+        m.apply(
+            Event::Session {
+                user: "visitor".into(),
+                state: down,
+            },
+            0.0,
+        );
+        assert!(m
+            .gateway_problem()
+            .unwrap()
+            .starts_with("connection refused by the gateway"));
     }
 }

@@ -340,6 +340,9 @@ impl eframe::App for StickyscopeApp {
         let mut top_actions = Vec::new();
         egui::Panel::top("top").show(ui, |ui| {
             top_actions = top_bar_ui(ui, &bar, &mut self.settings);
+            if let Some(problem) = self.model.gateway_problem() {
+                ui.colored_label(theme::FAILURE, egui::RichText::new(problem).strong());
+            }
             let notices: Vec<_> = self.model.notices.iter().cloned().collect();
             if let Some(i) = banner_ui(ui, &notices) {
                 self.model.notices.remove(i);
@@ -459,6 +462,10 @@ impl eframe::App for StickyscopeApp {
         if self.persist {
             eframe::set_value(storage, STORAGE_KEY, &self.settings);
         }
+    }
+
+    fn persist_egui_memory(&self) -> bool {
+        self.persist
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -66,10 +66,11 @@ pub fn chat_pane_ui(
     let mut actions = Vec::new();
     ui.heading(RichText::new(user).strong());
     let (line, color) = state_line(state);
-    ui.horizontal(|ui| {
+    // Wraps: a long reason must never widen the pane.
+    ui.horizontal_wrapped(|ui| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
         ui.painter().circle_filled(rect.center(), 5.0, color);
-        ui.label(RichText::new(line).color(color));
+        ui.add(egui::Label::new(RichText::new(line).color(color)).wrap());
     });
     ui.horizontal_wrapped(|ui| {
         let mut on = sticky;
@@ -101,7 +102,7 @@ pub fn chat_pane_ui(
     });
     ui.separator();
 
-    let input_height = ui.spacing().interact_size.y * 2.6;
+    let input_height = ui.spacing().interact_size.y * 3.2 + ui.spacing().item_spacing.y * 4.0;
     ScrollArea::vertical()
         .id_salt(("chat", user))
         .stick_to_bottom(true)
@@ -117,18 +118,16 @@ pub fn chat_pane_ui(
         });
 
     ui.separator();
-    let response = ui.horizontal(|ui| {
-        let edit = egui::TextEdit::singleline(&mut input.text)
-            .hint_text(format!("message as {user}"))
-            .desired_width(ui.available_width() - 70.0);
-        let edit = ui.add(edit);
-        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let clicked = ui.button("Send").clicked();
-        if enter {
-            edit.request_focus();
-        }
-        enter || clicked
-    });
+    // The text field spans the pane; Send sits under it (Enter sends too).
+    let edit = egui::TextEdit::singleline(&mut input.text).hint_text(format!("message as {user}"));
+    let size = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
+    let edit = ui.add_sized(size, edit);
+    let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    if enter {
+        edit.request_focus();
+    }
+    let clicked = ui.button("Send").clicked();
+    let response = egui::InnerResponse::new(enter || clicked, edit);
     if response.inner {
         let text = input.text.trim().to_owned();
         if text.is_empty() {

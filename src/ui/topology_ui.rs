@@ -34,6 +34,9 @@ impl Layout {
                 node,
             )
         };
+        // Users hug the left edge and replicas the right one, whatever the node width.
+        let left_x = (node.x * 0.5 + 6.0) / area.width().max(1.0);
+        let right_x = 1.0 - (node.x * 0.5 + 6.0) / area.width().max(1.0);
         let users: Vec<String> = model.chats.keys().cloned().collect();
         let user_rects = users
             .iter()
@@ -41,7 +44,7 @@ impl Layout {
             .map(|(i, u)| {
                 (
                     u.clone(),
-                    at(0.09, (i as f32 + 0.5) / users.len().max(1) as f32),
+                    at(left_x, (i as f32 + 0.5) / users.len().max(1) as f32),
                 )
             })
             .collect();
@@ -59,7 +62,7 @@ impl Layout {
         let replica_rects = replicas
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.id.clone(), r.up, at(0.88, (i as f32 + 0.5) / n)))
+            .map(|(i, r)| (r.id.clone(), r.up, at(right_x, (i as f32 + 0.5) / n)))
             .collect();
         Layout {
             users: user_rects,
