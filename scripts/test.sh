@@ -19,6 +19,7 @@ missing=()
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 command -v redis-server >/dev/null || missing+=(redis-server)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
@@ -55,6 +56,11 @@ done
 redis-cli -p "$redis_port" ping >/dev/null || { cat "$redis_dir/redis.log"; echo "redis-server did not start" >&2; exit 1; }
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 log "redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
+
+# --- the swarm stack file, validated offline by the docker CLI ---------------------------------
+command -v docker >/dev/null || { echo "the docker CLI is needed to validate docker-swarm.yml" >&2; exit 2; }
+log "docker stack config -c docker-swarm.yml"
+docker stack config -c docker-swarm.yml >/dev/null
 
 # --- checks and tests -----------------------------------------------------------------
 log "cargo fmt --check"

@@ -9,6 +9,7 @@
 //! - [`topology`]: gateway hops and replicas (pure).
 //! - [`model`]: what the window shows, folded from events (pure).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
+//! - [`traefik_client`]: reading a real Traefik v3 API (network; analysis pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
 //! - [`ui`]: the desktop window (egui); it draws the model and sends commands.
 //! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
@@ -21,6 +22,7 @@ pub mod model;
 pub mod protocol;
 pub mod session;
 pub mod topology;
+pub mod traefik_client;
 pub mod traefik_model;
 pub mod ui;
 pub mod wire;

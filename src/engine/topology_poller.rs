@@ -16,6 +16,7 @@ use super::sink::EventSink;
 use crate::balancer::api::STICKY_SERVICE;
 use crate::embedded::EmbeddedStack;
 use crate::topology::Topology;
+use crate::traefik_client::{analyse, TraefikApi};
 use crate::traefik_model::ServiceInfo;
 
 /// How often the API is read.
@@ -46,6 +47,7 @@ pub async fn run(source: TopologySource, sink: EventSink) {
     let client: Client<HttpConnector, Empty<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut last: Option<Topology> = None;
+    let mut last_problems: Vec<String> = Vec::new();
     let mut failing = false;
     loop {
         let read = match &source {
@@ -62,17 +64,22 @@ pub async fn run(source: TopologySource, sink: EventSink) {
                     .map(|s| Topology::from_service(vec!["balancer".into()], &s, &ids))
             }
             TopologySource::Traefik(Some(api)) => {
-                let url = format!(
-                    "{}/api/http/services/replicas-sticky@swarm",
-                    api.trim_end_matches('/')
-                );
-                fetch_service(&client, &url).await.map(|s| {
-                    Topology::from_service(
-                        vec!["nginx".into(), "traefik".into()],
-                        &s,
-                        &BTreeMap::new(),
-                    )
-                })
+                let read = read_traefik(api).await;
+                if let Ok((_, problems)) = &read {
+                    if *problems != last_problems {
+                        last_problems = problems.clone();
+                        for problem in problems {
+                            sink.send(Event::Notice(Notice {
+                                level: NoticeLevel::Warning,
+                                text: format!(
+                                    "Traefik labels: {problem}; drawing what the wire shows"
+                                ),
+                            }))
+                            .await;
+                        }
+                    }
+                }
+                read.map(|(topology, _)| topology)
             }
             TopologySource::Traefik(None) => Ok(Topology {
                 hops: vec!["gateway".into()],
@@ -109,6 +116,24 @@ pub async fn run(source: TopologySource, sink: EventSink) {
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// Reads services and routers from a Traefik API; returns the topology of the sticky
+/// service (nginx and Traefik as hops) and the label problems found.
+async fn read_traefik(api: &str) -> Result<(Topology, Vec<String>), String> {
+    let client = TraefikApi::new(api).map_err(|e| e.to_string())?;
+    let services = client.services().await.map_err(|e| e.to_string())?;
+    let routers = client.routers().await.map_err(|e| e.to_string())?;
+    let analysis = analyse(&services, &routers);
+    let hops = vec!["nginx".to_owned(), "traefik".to_owned()];
+    let topology = match &analysis.sticky {
+        Some(service) => Topology::from_service(hops, service, &BTreeMap::new()),
+        None => Topology {
+            hops,
+            ..Topology::default()
+        },
+    };
+    Ok((topology, analysis.problems))
 }
 
 async fn fetch_service(

@@ -34,6 +34,10 @@ struct Args {
     /// replica (the seed demo's flaw, for showing it).
     #[arg(long, env = "ADAPTER", value_enum, default_value_t = AdapterArg::Auto)]
     adapter: AdapterArg,
+    /// Check the replica listening on --listen (GET /healthz) and exit 0 when healthy, 1
+    /// otherwise: the container health check, with no curl in the image.
+    #[arg(long)]
+    healthcheck: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,11 +50,22 @@ enum AdapterArg {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
     let args = Args::parse();
+    if args.healthcheck {
+        let port = args.listen.port();
+        return match healthcheck(SocketAddr::from(([127, 0, 0, 1], port))).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                std::process::exit(1);
+            }
+        };
+    }
 
     let adapter = match (args.adapter, args.redis_url) {
         (AdapterArg::None, _) => AdapterChoice::None,
@@ -80,6 +95,27 @@ async fn main() -> anyhow::Result<()> {
 
     shutdown_signal().await;
     replica.stop().await;
+    Ok(())
+}
+
+/// One `GET /healthz` over a plain TCP connection, bounded to 2 s.
+async fn healthcheck(addr: SocketAddr) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(2), check)
+        .await
+        .context("no answer within 2 s")??;
+    let status_line = String::from_utf8_lossy(&answer);
+    let status_line = status_line.lines().next().unwrap_or_default();
+    anyhow::ensure!(status_line.contains(" 200 "), "{status_line}");
     Ok(())
 }
 

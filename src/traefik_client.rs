@@ -1,0 +1,288 @@
+//! Reading a real Traefik v3 API: services (paginated), routers, and whether the labels give
+//! the app what it relies on. The HTTP part is network code; [`analyse`] is pure.
+
+use std::time::Duration;
+
+use crate::balancer::routing::STICKY_COOKIE;
+use crate::traefik_model::{RouterInfo, ServiceInfo};
+
+/// Most pages followed before giving up (100 items a page).
+const MAX_PAGES: u32 = 50;
+
+/// Why the API could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TraefikError {
+    /// The base URL is not usable.
+    #[error("Traefik API URL {0:?} is not an http:// URL")]
+    BadUrl(String),
+    /// No connection or no answer.
+    #[error("Traefik API unreachable at {url}: {reason}")]
+    Unreachable {
+        /// The URL asked.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+    /// An HTTP error status.
+    #[error("Traefik API answered {status} for {url}")]
+    Status {
+        /// The URL asked.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// Not the JSON expected.
+    #[error("Traefik API sent something unexpected for {url}: {reason}")]
+    Garbage {
+        /// The URL asked.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Pagination did not end.
+    #[error("Traefik API pagination for {url} did not end after {MAX_PAGES} pages")]
+    TooManyPages {
+        /// The URL asked.
+        url: String,
+    },
+}
+
+/// A Traefik API at a base URL such as `http://localhost:9090`.
+#[derive(Debug, Clone)]
+pub struct TraefikApi {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl TraefikApi {
+    /// A client for `base`.
+    pub fn new(base: &str) -> Result<Self, TraefikError> {
+        let trimmed = base.trim_end_matches('/');
+        if !trimmed.starts_with("http://") && !trimmed.starts_with("https://") {
+            return Err(TraefikError::BadUrl(base.to_owned()));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| TraefikError::Unreachable {
+                url: base.to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(TraefikApi {
+            base: trimmed.to_owned(),
+            client,
+        })
+    }
+
+    /// Every HTTP service, across pages.
+    pub async fn services(&self) -> Result<Vec<ServiceInfo>, TraefikError> {
+        self.paged("/api/http/services").await
+    }
+
+    /// Every HTTP router, across pages.
+    pub async fn routers(&self) -> Result<Vec<RouterInfo>, TraefikError> {
+        self.paged("/api/http/routers").await
+    }
+
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<Vec<T>, TraefikError> {
+        let mut all = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let url = format!("{}{path}?page={page}&per_page=100", self.base);
+            let resp =
+                self.client
+                    .get(&url)
+                    .send()
+                    .await
+                    .map_err(|e| TraefikError::Unreachable {
+                        url: url.clone(),
+                        reason: e.to_string(),
+                    })?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(TraefikError::Status {
+                    url,
+                    status: status.as_u16(),
+                });
+            }
+            // Traefik names the next page in X-Next-Page; on the last page it names page 1.
+            let next = resp
+                .headers()
+                .get("x-next-page")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u32>().ok());
+            let body = resp.bytes().await.map_err(|e| TraefikError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+            let items: Vec<T> =
+                serde_json::from_slice(&body).map_err(|e| TraefikError::Garbage {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+            all.extend(items);
+            match next {
+                Some(n) if n > page => page = n,
+                _ => return Ok(all),
+            }
+            if page > MAX_PAGES {
+                return Err(TraefikError::TooManyPages { url });
+            }
+        }
+    }
+}
+
+/// What the app takes from Traefik's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Analysis {
+    /// The sticky service, when there is one.
+    pub sticky: Option<ServiceInfo>,
+    /// Problems with the labels, in plain words.
+    pub problems: Vec<String>,
+}
+
+/// Finds the sticky service and checks the routers the stickiness switch relies on.
+pub fn analyse(services: &[ServiceInfo], routers: &[RouterInfo]) -> Analysis {
+    let mut problems = Vec::new();
+    let sticky = services
+        .iter()
+        .find(|s| {
+            s.load_balancer
+                .as_ref()
+                .is_some_and(|lb| lb.sticky.is_some())
+        })
+        .cloned();
+    match &sticky {
+        None => problems.push(
+            "no Traefik service has a sticky cookie: long-polling sessions cannot stay on one replica (check the replicas-sticky labels)".to_owned(),
+        ),
+        Some(s) => {
+            let name = s
+                .load_balancer
+                .as_ref()
+                .and_then(|lb| lb.sticky.as_ref())
+                .map(|st| st.cookie.name.as_str())
+                .unwrap_or_default();
+            if name != STICKY_COOKIE {
+                problems.push(format!(
+                    "the sticky cookie is named {name:?}, not {STICKY_COOKIE:?}: the switch cannot withhold it"
+                ));
+            }
+        }
+    }
+    let round_robin = routers
+        .iter()
+        .find(|r| r.rule.contains("X-Stickiness") && r.rule.contains("off"));
+    let sticky_router = sticky.as_ref().and_then(|s| {
+        let short = s.name.split('@').next().unwrap_or(&s.name);
+        routers
+            .iter()
+            .find(|r| r.service == short || r.service == s.name)
+    });
+    match (round_robin, sticky_router) {
+        (None, _) => problems.push(
+            "no router matches X-Stickiness: off: turning stickiness off will have no effect (check the socketio-roundrobin labels)".to_owned(),
+        ),
+        (Some(rr), Some(st)) if rr.priority <= st.priority => problems.push(format!(
+            "router {} (priority {}) does not outrank {} (priority {}): X-Stickiness: off requests stay sticky",
+            rr.name, rr.priority, st.name, st.priority
+        )),
+        _ => {}
+    }
+    Analysis { sticky, problems }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::traefik_model::{LoadBalancer, ServerInfo, Sticky, StickyCookie};
+
+    fn service(name: &str, cookie: Option<&str>) -> ServiceInfo {
+        ServiceInfo {
+            name: name.into(),
+            provider: "swarm".into(),
+            status: "enabled".into(),
+            used_by: vec![],
+            load_balancer: Some(LoadBalancer {
+                servers: vec![ServerInfo {
+                    url: "http://10.0.1.5:3000".into(),
+                }],
+                sticky: cookie.map(|c| Sticky {
+                    cookie: StickyCookie {
+                        name: c.into(),
+                        http_only: true,
+                        secure: false,
+                        same_site: "lax".into(),
+                    },
+                }),
+                health_check: None,
+                pass_host_header: true,
+            }),
+            server_status: Default::default(),
+        }
+    }
+
+    fn router(name: &str, rule: &str, service: &str, priority: i64) -> RouterInfo {
+        RouterInfo {
+            name: name.into(),
+            rule: rule.into(),
+            service: service.into(),
+            priority,
+            status: "enabled".into(),
+            provider: "swarm".into(),
+        }
+    }
+
+    #[test]
+    fn the_intended_labels_have_no_problem() {
+        let a = analyse(
+            &[
+                service("replicas-sticky@swarm", Some("sticky_replica")),
+                service("replicas-roundrobin@swarm", None),
+            ],
+            &[
+                router(
+                    "socketio-sticky@swarm",
+                    "PathPrefix(`/socket.io`)",
+                    "replicas-sticky",
+                    10,
+                ),
+                router(
+                    "socketio-roundrobin@swarm",
+                    "PathPrefix(`/socket.io`) && Header(`X-Stickiness`, `off`)",
+                    "replicas-roundrobin",
+                    20,
+                ),
+            ],
+        );
+        assert_eq!(a.problems, Vec::<String>::new());
+        assert_eq!(a.sticky.unwrap().name, "replicas-sticky@swarm");
+    }
+
+    #[test]
+    fn wrong_labels_are_named_plainly() {
+        let a = analyse(&[service("x@swarm", None)], &[]);
+        assert_eq!(a.problems.len(), 2, "{:?}", a.problems);
+        assert!(a.problems[0].starts_with("no Traefik service has a sticky cookie"));
+        assert!(a.problems[1].starts_with("no router matches X-Stickiness: off"));
+
+        let a = analyse(
+            &[service("replicas-sticky@swarm", Some("other"))],
+            &[
+                router("s@swarm", "PathPrefix(`/socket.io`)", "replicas-sticky", 30),
+                router(
+                    "rr@swarm",
+                    "Header(`X-Stickiness`, `off`)",
+                    "replicas-roundrobin",
+                    20,
+                ),
+            ],
+        );
+        assert_eq!(a.problems.len(), 2, "{:?}", a.problems);
+        assert!(a.problems[0].contains("\"other\""));
+        assert!(a.problems[1].contains("does not outrank"));
+    }
+}
