@@ -8,6 +8,7 @@
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
 //! - [`topology`]: gateway hops and replicas (pure).
 //! - [`model`]: what the window shows, folded from events (pure).
+//! - [`probe`]: the headless probe's report (pure) and runner (network).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
 //! - [`traefik_client`]: reading a real Traefik v3 API (network; analysis pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
@@ -19,6 +20,7 @@ pub mod capture;
 pub mod embedded;
 pub mod engine;
 pub mod model;
+pub mod probe;
 pub mod protocol;
 pub mod session;
 pub mod topology;

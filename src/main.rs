@@ -68,6 +68,33 @@ enum Command {
     /// Traefik-shaped topology API (GET /api/http/services/replicas-sticky@embedded) and
     /// controls (GET/POST /_stack/replicas, POST /_stack/replicas/ID/stop|kill|restart).
     Stack(StackArgs),
+    /// Run N sessions through wire taps for a while; print a table per replica and a
+    /// verdict. Exit 0 when every session stayed up on one replica, 1 when any broke, 2 for
+    /// usage or connection errors. Without --gateway it probes a fresh embedded stack.
+    #[command(long_about = None)]
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct ProbeArgs {
+    /// Gateway to probe, e.g. http://localhost:8000 (default: a fresh embedded stack).
+    #[arg(long)]
+    gateway: Option<String>,
+    /// Transport of every session.
+    #[arg(long, value_enum, default_value_t = TransportArg::Polling)]
+    transport: TransportArg,
+    /// Stickiness of every session.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    stickiness: OnOff,
+    /// How long to probe, e.g. 30s or 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Sessions at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    sessions: u16,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -145,8 +172,72 @@ fn main() -> anyhow::Result<()> {
             .build()
             .context("cannot start the async runtime")?
             .block_on(run_stack(args)),
+        Some(Command::Probe(args)) => {
+            let code = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(run_probe(args))?;
+            std::process::exit(code);
+        }
         None => run_window(cli.window),
     }
+}
+
+async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
+    use std::io::{IsTerminal, Write};
+    let embedded = match &args.gateway {
+        Some(_) => None,
+        None => Some(
+            EmbeddedStack::start(StackConfig {
+                listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                ..StackConfig::default()
+            })
+            .await
+            .context("the embedded stack could not start")?,
+        ),
+    };
+    let gateway = match (&args.gateway, &embedded) {
+        (Some(g), _) => g.clone(),
+        (None, Some(stack)) => stack.gateway_url(),
+        (None, None) => unreachable!("an embedded stack was started"),
+    };
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    let result = stickyscope::probe::run(
+        &gateway,
+        args.transport.into(),
+        args.stickiness == OnOff::On,
+        args.duration,
+        usize::from(args.sessions),
+        |done| {
+            if terminal {
+                let width = 30;
+                let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
+                eprint!("\r[{}{}] {:>3.0}%", "#".repeat(filled), " ".repeat(width - filled), done * 100.0);
+                let _ = std::io::stderr().flush();
+            }
+        },
+    )
+    .await;
+    if terminal {
+        eprintln!();
+    }
+    if let Some(stack) = embedded {
+        stack.shutdown().await;
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("probe could not start: {e}");
+            return Ok(2);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", stickyscope::probe::table(&report));
+    }
+    Ok(report.exit_code)
 }
 
 fn run_window(args: WindowArgs) -> anyhow::Result<()> {

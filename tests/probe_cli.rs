@@ -1,0 +1,73 @@
+//! `stickyscope probe`: exit codes and the JSON document against fresh embedded stacks.
+
+use std::process::Command;
+
+fn probe(args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .arg("probe")
+        .args(["--duration", "4s", "--json"])
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let code = out.status.code().unwrap_or(-1);
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "probe {args:?} printed no JSON ({e}); exit {code}; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, json)
+}
+
+#[test]
+fn sticky_polling_stays_up() {
+    let (code, json) = probe(&["--sessions", "2"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["verdict"], "ok");
+    assert_eq!(json["exit_code"], 0);
+    assert_eq!(json["sessions"].as_array().unwrap().len(), 2);
+    let pongs: u64 = json["replicas"].as_object().unwrap().values().map(|r| r["pongs"].as_u64().unwrap()).sum();
+    assert!(pongs >= 2, "{json:#}");
+}
+
+#[test]
+fn round_robin_polling_breaks_with_session_id_unknown() {
+    let (code, json) = probe(&["--stickiness", "off"]);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(json["verdict"], "broken");
+    let broke = &json["sessions"][0]["broke"];
+    assert_eq!(broke["reason"], "Session ID unknown");
+    assert!(broke["replica"].is_string(), "where it broke: {broke}");
+    let refused: u64 = json["replicas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|r| r["rejected"]["Session ID unknown"].as_u64())
+        .sum();
+    assert!(refused >= 1);
+}
+
+#[test]
+fn round_robin_websocket_stays_up() {
+    let (code, json) = probe(&["--stickiness", "off", "--transport", "websocket"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert_eq!(json["verdict"], "ok");
+}
+
+#[test]
+fn an_unreachable_gateway_and_bad_usage_exit_2() {
+    let (code, json) = probe(&["--gateway", "http://127.0.0.1:9"]);
+    assert_eq!(code, 2, "{json:#}");
+    assert_eq!(json["verdict"], "unreachable");
+    let usage = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--sessions", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let bad_url = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--gateway", "ftp://nope", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("is not of the form http://host[:port]"));
+}
