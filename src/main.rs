@@ -49,6 +49,9 @@ struct WindowArgs {
     /// Transport of both users at start (default: as last time, else polling).
     #[arg(long, value_enum)]
     transport: Option<TransportArg>,
+    /// Background sessions at start (crowd mode, 0..=500).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
+    crowd: u16,
     /// Save a PNG of the window to this path and exit (with --exit-after).
     #[arg(long, requires = "exit_after")]
     screenshot: Option<std::path::PathBuf>,
@@ -213,7 +216,12 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
             if terminal {
                 let width = 30;
                 let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
-                eprint!("\r[{}{}] {:>3.0}%", "#".repeat(filled), " ".repeat(width - filled), done * 100.0);
+                eprint!(
+                    "\r[{}{}] {:>3.0}%",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled),
+                    done * 100.0
+                );
                 let _ = std::io::stderr().flush();
             }
         },
@@ -307,13 +315,11 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             if let Some(t) = args.transport {
                 settings.transport = t.into();
             }
-            Ok(Box::new(StickyscopeApp::new(
-                &cc.egui_ctx,
-                settings,
-                gateway,
-                screenshot,
-                persist,
-            )))
+            let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
+            if args.crowd > 0 {
+                app.set_crowd(usize::from(args.crowd));
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("the window could not run: {e}"))?;

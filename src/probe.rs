@@ -115,13 +115,17 @@ pub fn report(
         match event {
             Event::Wire(w) => count(&mut replicas, w),
             Event::Session { user, state } => {
-                let Some(outcome) = outcomes.get_mut(user.as_str()) else { continue };
+                let Some(outcome) = outcomes.get_mut(user.as_str()) else {
+                    continue;
+                };
                 match state {
                     SessionState::Connected { replica, .. } => {
                         if outcome.connected_after_s.is_none() {
                             outcome.connected_after_s = Some(secs);
                             outcome.replica = Some(replica.clone());
-                        } else if outcome.broke.is_none() && outcome.replica.as_deref() != Some(replica) {
+                        } else if outcome.broke.is_none()
+                            && outcome.replica.as_deref() != Some(replica)
+                        {
                             outcome.broke = Some(Breakage {
                                 at_s: secs,
                                 replica: Some(replica.clone()),
@@ -150,18 +154,27 @@ pub fn report(
     // Name the replica behind each breakage from the failure the wire recorded.
     for (at, event) in events {
         let Event::Wire(w) = event else { continue };
-        let (Some(f), Some(outcome)) = (&w.failure, outcomes.get_mut(w.user.as_str())) else { continue };
+        let (Some(f), Some(outcome)) = (&w.failure, outcomes.get_mut(w.user.as_str())) else {
+            continue;
+        };
         if let Some(b) = &mut outcome.broke {
-            if b.replica.is_none() && b.reason == f.reason && at.saturating_duration_since(started).as_secs_f64() <= b.at_s + 0.001 {
+            if b.replica.is_none()
+                && b.reason == f.reason
+                && at.saturating_duration_since(started).as_secs_f64() <= b.at_s + 0.001
+            {
                 b.replica = w.replica.clone();
             }
         }
     }
     let sessions: Vec<SessionOutcome> = outcomes.into_values().collect();
-    let all_up = sessions.iter().all(|s| s.connected_after_s.is_some() && s.broke.is_none());
+    let all_up = sessions
+        .iter()
+        .all(|s| s.connected_after_s.is_some() && s.broke.is_none());
     let verdict = if all_up {
         Verdict::Ok
-    } else if unreachable == sessions.len() && sessions.iter().all(|s| s.connected_after_s.is_none()) {
+    } else if unreachable == sessions.len()
+        && sessions.iter().all(|s| s.connected_after_s.is_none())
+    {
         Verdict::Unreachable
     } else {
         Verdict::Broken
@@ -199,7 +212,10 @@ fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
     let Some(replica) = &w.replica else { return };
     let c = replicas.entry(replica.clone()).or_default();
     use stickyscope_replica::RequestKind::{HandshakePolling, HandshakeWebsocket};
-    if matches!(w.request_kind(), Some(HandshakePolling | HandshakeWebsocket)) {
+    if matches!(
+        w.request_kind(),
+        Some(HandshakePolling | HandshakeWebsocket)
+    ) {
         c.handshakes += 1;
     }
     for p in &w.packets_down {
@@ -241,7 +257,11 @@ pub fn table(r: &Report) -> String {
         let rejected = if c.rejected.is_empty() {
             "-".to_owned()
         } else {
-            c.rejected.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join("; ")
+            c.rejected
+                .iter()
+                .map(|(k, v)| format!("{v}× {k}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         out.push_str(&format!(
             "{:<10} {:>10} {:>7} {:>7} {:>9}  {rejected}\n",
@@ -255,10 +275,15 @@ pub fn table(r: &Report) -> String {
             r.duration_s
         )),
         _ => {
-            let broken: Vec<&SessionOutcome> = r.sessions.iter().filter(|s| s.broke.is_some()).collect();
+            let broken: Vec<&SessionOutcome> =
+                r.sessions.iter().filter(|s| s.broke.is_some()).collect();
             out.push_str(&format!(
                 "{}: {} of {} session(s) broke\n",
-                if r.verdict == Verdict::Unreachable { "UNREACHABLE" } else { "BROKEN" },
+                if r.verdict == Verdict::Unreachable {
+                    "UNREACHABLE"
+                } else {
+                    "BROKEN"
+                },
                 broken.len(),
                 r.sessions.len()
             ));
@@ -271,7 +296,12 @@ pub fn table(r: &Report) -> String {
                     "first: {} at {:.2} s{}: {}\n",
                     first.0.name,
                     first.1.at_s,
-                    first.1.replica.as_deref().map(|r| format!(" on replica {r}")).unwrap_or_default(),
+                    first
+                        .1
+                        .replica
+                        .as_deref()
+                        .map(|r| format!(" on replica {r}"))
+                        .unwrap_or_default(),
                     first.1.reason
                 ));
             }
@@ -310,7 +340,10 @@ pub async fn run(
     drop(sink);
     while started.elapsed() < duration {
         progress(started.elapsed().as_secs_f64() / duration.as_secs_f64());
-        tokio::time::sleep(Duration::from_millis(100).min(duration.saturating_sub(started.elapsed()))).await;
+        tokio::time::sleep(
+            Duration::from_millis(100).min(duration.saturating_sub(started.elapsed())),
+        )
+        .await;
     }
     progress(1.0);
     for s in running {

@@ -26,7 +26,12 @@ fn sticky_polling_stays_up() {
     assert_eq!(json["verdict"], "ok");
     assert_eq!(json["exit_code"], 0);
     assert_eq!(json["sessions"].as_array().unwrap().len(), 2);
-    let pongs: u64 = json["replicas"].as_object().unwrap().values().map(|r| r["pongs"].as_u64().unwrap()).sum();
+    let pongs: u64 = json["replicas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| r["pongs"].as_u64().unwrap())
+        .sum();
     assert!(pongs >= 2, "{json:#}");
 }
 
@@ -69,5 +74,7 @@ fn an_unreachable_gateway_and_bad_usage_exit_2() {
         .output()
         .unwrap();
     assert_eq!(bad_url.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("is not of the form http://host[:port]"));
+    assert!(
+        String::from_utf8_lossy(&bad_url.stderr).contains("is not of the form http://host[:port]")
+    );
 }

@@ -28,6 +28,21 @@ pub enum Event {
     Topology(Topology),
     /// Something worth a banner: what failed and what the app does about it.
     Notice(Notice),
+    /// How the crowd of background sessions is spread.
+    Crowd(CrowdSummary),
+}
+
+/// The crowd at a glance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrowdSummary {
+    /// Background sessions running.
+    pub size: usize,
+    /// Connected sessions per replica.
+    pub per_replica: std::collections::BTreeMap<String, usize>,
+    /// Sessions not connected right now.
+    pub connecting: usize,
+    /// Failures seen on their wire so far.
+    pub failures: u64,
 }
 
 /// Status of a message a user sent.
@@ -145,6 +160,11 @@ pub enum Command {
     Reconnect {
         /// The user.
         user: String,
+    },
+    /// Run this many background sessions (0..=500).
+    SetCrowd {
+        /// Crowd size.
+        size: usize,
     },
     /// Add a replica (embedded stack).
     AddReplica,

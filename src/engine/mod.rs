@@ -3,6 +3,7 @@
 //! event stream ([`event::Event`] through [`sink::EventSink`]) and the command channel
 //! ([`event::Command`]); nothing here knows about egui.
 
+pub mod crowd;
 pub mod event;
 pub mod sink;
 pub mod topology_poller;
@@ -97,8 +98,15 @@ impl Engine {
             );
         }
         let poller = tokio::spawn(topology_poller::run(source, sink.clone()));
+        let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(&gateway)));
+        let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(command_loop(rx, sessions, stack, sink, poller));
+        let settings = (config.transport, config.sticky);
+        let task = tokio::spawn(async move {
+            command_loop(rx, sessions, stack, sink, crowd, settings).await;
+            poller.abort();
+            crowd_reporter.abort();
+        });
         Ok(Engine {
             commands,
             task,
@@ -133,7 +141,8 @@ async fn command_loop(
     mut sessions: HashMap<String, ChatSession>,
     stack: Option<Arc<EmbeddedStack>>,
     sink: EventSink,
-    poller: JoinHandle<()>,
+    crowd: Arc<tokio::sync::Mutex<crowd::Crowd>>,
+    (mut transport, mut sticky): (TransportChoice, bool),
 ) {
     while let Some(command) = rx.recv().await {
         let targets = |user: &Option<String>| -> Vec<String> {
@@ -150,19 +159,28 @@ async fn command_loop(
                 None => notice(&sink, NoticeLevel::Warning, format!("no user {user:?}")).await,
             },
             Command::SetSticky { user, on } => {
+                if user.is_none() {
+                    sticky = on;
+                    crowd.lock().await.set_sticky(on);
+                }
                 for u in targets(&user) {
                     if let Some(s) = sessions.get(&u) {
                         s.set_sticky(on);
                     }
                 }
             }
-            Command::SetTransport { user, transport } => {
+            Command::SetTransport { user, transport: t } => {
+                if user.is_none() {
+                    transport = t;
+                    crowd.lock().await.set_transport(t);
+                }
                 for u in targets(&user) {
                     if let Some(s) = sessions.get(&u) {
-                        s.set_transport(transport);
+                        s.set_transport(t);
                     }
                 }
             }
+            Command::SetCrowd { size } => crowd.lock().await.resize(size, transport, sticky).await,
             Command::Reconnect { user } => {
                 if let Some(s) = sessions.get(&user) {
                     s.reconnect();
@@ -231,7 +249,7 @@ async fn command_loop(
             Command::Shutdown => break,
         }
     }
-    poller.abort();
+    crowd.lock().await.shutdown().await;
     for (_, session) in sessions.drain() {
         session.shutdown().await;
     }

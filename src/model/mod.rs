@@ -9,7 +9,7 @@ pub mod series;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::engine::event::{Event, Notice};
+use crate::engine::event::{CrowdSummary, Event, Notice};
 use crate::session::{SessionState, TransportChoice};
 use crate::topology::Topology;
 use crate::wire::WireEvent;
@@ -45,6 +45,8 @@ pub struct ViewModel {
     pub sticky: BTreeMap<String, bool>,
     /// Transport per user, as last asked.
     pub transport: BTreeMap<String, TransportChoice>,
+    /// The crowd of background sessions.
+    pub crowd: CrowdSummary,
 }
 
 impl ViewModel {
@@ -65,6 +67,7 @@ impl ViewModel {
             notices: VecDeque::new(),
             sticky: users.iter().map(|u| (u.to_string(), sticky)).collect(),
             transport: users.iter().map(|u| (u.to_string(), transport)).collect(),
+            crowd: CrowdSummary::default(),
         }
     }
 
@@ -89,6 +92,7 @@ impl ViewModel {
                 self.api_topology = topology;
                 self.rebuild_topology();
             }
+            Event::Crowd(summary) => self.crowd = summary,
             Event::Notice(notice) => {
                 self.notices.push_back((notice, now));
                 while self.notices.len() > MAX_NOTICES {

@@ -63,6 +63,7 @@ pub struct StickyscopeApp {
     last_time: Option<f64>,
     screenshot: Option<Screenshot>,
     persist: bool,
+    crowd: usize,
 }
 
 impl StickyscopeApp {
@@ -120,7 +121,14 @@ impl StickyscopeApp {
             }),
             settings,
             persist,
+            crowd: 0,
         }
+    }
+
+    /// Runs `size` background sessions.
+    pub fn set_crowd(&mut self, size: usize) {
+        self.crowd = size;
+        self.bridge.send(Command::SetCrowd { size });
     }
 
     /// The view model (for tests).
@@ -272,6 +280,7 @@ impl StickyscopeApp {
                     adapter: None,
                 });
             }
+            TopAction::SetCrowd(size) => self.set_crowd(size),
             TopAction::Help => self.help = true,
             TopAction::Export => self.export(),
         }
@@ -336,6 +345,7 @@ impl eframe::App for StickyscopeApp {
             paused: self.paused,
             embedded: self.embedded,
             adapter_on: self.adapter_on,
+            crowd: self.crowd,
         };
         let mut top_actions = Vec::new();
         egui::Panel::top("top").show(ui, |ui| {

@@ -23,6 +23,8 @@ pub enum TopAction {
     SetAdapter(bool),
     /// pingInterval in ms (embedded).
     SetPingInterval(u64),
+    /// Background sessions.
+    SetCrowd(usize),
     /// Show the help overlay.
     Help,
     /// Export the packet log.
@@ -43,6 +45,8 @@ pub struct TopBar<'a> {
     pub embedded: bool,
     /// Adapter on (embedded).
     pub adapter_on: bool,
+    /// Crowd size asked for.
+    pub crowd: usize,
 }
 
 /// Draws the top bar; `settings` holds speed, theme and presentation, changed in place.
@@ -105,6 +109,14 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
         }
         ui.add(egui::Slider::new(&mut settings.speed, 0.05..=1.0).text("speed").fixed_decimals(2))
             .on_hover_text("slow motion for presenting: 1 = real time");
+        ui.separator();
+        let mut crowd = bar.crowd;
+        let response = ui
+            .add(egui::DragValue::new(&mut crowd).range(0..=500).prefix("crowd "))
+            .on_hover_text("background sessions (0–500): how the balancer spreads a crowd");
+        if response.changed() && crowd != bar.crowd {
+            actions.push(TopAction::SetCrowd(crowd));
+        }
 
         if bar.embedded {
             ui.separator();

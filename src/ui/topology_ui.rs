@@ -263,6 +263,45 @@ pub fn topology_ui(
         }
     }
 
+    // The crowd: how many background sessions each replica holds.
+    if model.crowd.size > 0 {
+        let most = model
+            .crowd
+            .per_replica
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(1)
+            .max(1) as f32;
+        for (id, _, rect) in &layout.replicas {
+            let Some(id) = id else { continue };
+            let n = model.crowd.per_replica.get(id).copied().unwrap_or(0);
+            let bar_width = (rect.left() - area.left()) * 0.25 * n as f32 / most;
+            let bar = Rect::from_min_size(
+                rect.left_bottom() - Vec2::new(bar_width + 4.0, size * 1.1),
+                Vec2::new(bar_width, size * 0.8),
+            );
+            painter.rect_filled(bar, 2.0, replica_color(Some(id)).gamma_multiply(0.8));
+            painter.text(
+                bar.left_center() - Vec2::new(4.0, 0.0),
+                Align2::RIGHT_CENTER,
+                format!("{n}"),
+                small.clone(),
+                text,
+            );
+        }
+        painter.text(
+            area.center_bottom() - Vec2::new(0.0, size * 0.8),
+            Align2::CENTER_CENTER,
+            format!(
+                "crowd: {} sessions · {} not connected · {} failures seen",
+                model.crowd.size, model.crowd.connecting, model.crowd.failures
+            ),
+            font.clone(),
+            text,
+        );
+    }
+
     // Flights.
     for (flight, leg, t) in model.flights.active(now) {
         let Some(path) = layout.path(flight) else {

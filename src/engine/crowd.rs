@@ -1,0 +1,128 @@
+//! Crowd mode: up to 500 background sessions, to show how a balancer spreads many users.
+//! Their wire records never reach the UI one by one: a summary (sessions per replica,
+//! connecting, failures) is sent twice a second instead, so the window stays smooth.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::event::{CrowdSummary, Event};
+use super::sink::EventSink;
+use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+
+/// Largest crowd.
+pub const MAX_CROWD: usize = 500;
+/// How often the summary is sent.
+const SUMMARY_EVERY: Duration = Duration::from_millis(500);
+
+/// The background sessions and what they look like.
+pub struct Crowd {
+    gateway: String,
+    sessions: Vec<ChatSession>,
+    sink: EventSink,
+    events: mpsc::Receiver<Event>,
+    states: BTreeMap<String, SessionState>,
+    failures: u64,
+    next_id: usize,
+}
+
+impl Crowd {
+    /// An empty crowd for `gateway`.
+    pub fn new(gateway: &str) -> Self {
+        let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|| {}));
+        Crowd {
+            gateway: gateway.to_owned(),
+            sessions: Vec::new(),
+            sink,
+            events,
+            states: BTreeMap::new(),
+            failures: 0,
+            next_id: 0,
+        }
+    }
+
+    /// Grows or shrinks the crowd to `size` (at most [`MAX_CROWD`]).
+    pub async fn resize(&mut self, size: usize, transport: TransportChoice, sticky: bool) {
+        let size = size.min(MAX_CROWD);
+        while self.sessions.len() > size {
+            if let Some(s) = self.sessions.pop() {
+                self.states.remove(s.user());
+                s.shutdown().await;
+            }
+        }
+        while self.sessions.len() < size {
+            self.next_id += 1;
+            let mut config = SessionConfig::new(&format!("crowd-{}", self.next_id), &self.gateway);
+            config.transport = transport;
+            config.sticky = sticky;
+            match ChatSession::start(config, self.sink.clone()).await {
+                Ok(s) => self.sessions.push(s),
+                Err(e) => {
+                    tracing::warn!("crowd session could not start: {e}");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Applies a stickiness change to every crowd session.
+    pub fn set_sticky(&self, on: bool) {
+        self.sessions.iter().for_each(|s| s.set_sticky(on));
+    }
+
+    /// Applies a transport change to every crowd session.
+    pub fn set_transport(&self, transport: TransportChoice) {
+        self.sessions
+            .iter()
+            .for_each(|s| s.set_transport(transport));
+    }
+
+    /// Folds what arrived; returns the summary.
+    pub fn summarise(&mut self) -> CrowdSummary {
+        while let Ok(event) = self.events.try_recv() {
+            match event {
+                Event::Session { user, state } => {
+                    self.states.insert(user, state);
+                }
+                Event::Wire(w) if w.failure.is_some() => self.failures += 1,
+                _ => {}
+            }
+        }
+        let mut per_replica: BTreeMap<String, usize> = BTreeMap::new();
+        let mut connecting = 0;
+        for session in &self.sessions {
+            match self.states.get(session.user()) {
+                Some(SessionState::Connected { replica, .. }) => {
+                    *per_replica.entry(replica.clone()).or_default() += 1
+                }
+                _ => connecting += 1,
+            }
+        }
+        CrowdSummary {
+            size: self.sessions.len(),
+            per_replica,
+            connecting,
+            failures: self.failures,
+        }
+    }
+
+    /// Stops every session.
+    pub async fn shutdown(&mut self) {
+        self.resize(0, TransportChoice::Polling, true).await;
+    }
+}
+
+/// Sends the summary every half second while the crowd is not empty (and once more when
+/// it becomes empty).
+pub async fn report_loop(crowd: std::sync::Arc<tokio::sync::Mutex<Crowd>>, sink: EventSink) {
+    let mut last: Option<CrowdSummary> = None;
+    loop {
+        tokio::time::sleep(SUMMARY_EVERY).await;
+        let summary = crowd.lock().await.summarise();
+        if last.as_ref() != Some(&summary) {
+            last = Some(summary.clone());
+            sink.send(Event::Crowd(summary)).await;
+        }
+    }
+}
