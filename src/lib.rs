@@ -7,6 +7,7 @@
 //! - [`engine`]: the event stream and command channel between network and UI.
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
 //! - [`topology`]: gateway hops and replicas (pure).
+//! - [`http_serve`]: the accept loop of the balancer and the taps (network).
 //! - [`model`]: what the window shows, folded from events (pure).
 //! - [`probe`]: the headless probe's report (pure) and runner (network).
 //! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
@@ -19,6 +20,7 @@ pub mod balancer;
 pub mod capture;
 pub mod embedded;
 pub mod engine;
+pub mod http_serve;
 pub mod model;
 pub mod probe;
 pub mod protocol;

@@ -5,10 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, Collected, FAST_HEARTBEAT};
-use stickyscope::embedded::{StackAdapter, StackConfig};
+use common::{embedded_engine, wait_for, Collected};
 use stickyscope::engine::event::{Command, CrowdSummary, Event};
-use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+
 use stickyscope::session::TransportChoice;
 
 fn last_crowd(seen: &Collected) -> Option<CrowdSummary> {
@@ -21,22 +20,7 @@ fn last_crowd(seen: &Collected) -> Option<CrowdSummary> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
     let (sink, seen) = Collected::sink();
-    let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::Embedded(StackConfig {
-                replicas: 3,
-                listen: "127.0.0.1:0".parse().unwrap(),
-                heartbeat: FAST_HEARTBEAT,
-                adapter: StackAdapter::Memory,
-                health_interval: Duration::from_millis(200),
-            }),
-            transport: TransportChoice::Websocket,
-            sticky: false,
-        },
-        sink,
-    )
-    .await
-    .unwrap();
+    let engine = embedded_engine(TransportChoice::Websocket, false, sink).await;
     engine
         .commands()
         .send(Command::SetCrowd { size: 200 })

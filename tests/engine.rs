@@ -4,8 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_for, Collected, FAST_HEARTBEAT};
-use stickyscope::embedded::{StackAdapter, StackConfig};
+use common::{embedded_engine, wait_for, Collected};
 use stickyscope::engine::event::{Command, Event, ReplicaAction};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
 use stickyscope::session::{SessionState, TransportChoice};
@@ -21,22 +20,7 @@ fn last_topology(seen: &Collected) -> Option<Topology> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_in_events_out_on_the_embedded_stack() {
     let (sink, seen) = Collected::sink();
-    let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::Embedded(StackConfig {
-                replicas: 3,
-                listen: "127.0.0.1:0".parse().unwrap(),
-                heartbeat: FAST_HEARTBEAT,
-                adapter: StackAdapter::Memory,
-                health_interval: Duration::from_millis(200),
-            }),
-            transport: TransportChoice::Polling,
-            sticky: true,
-        },
-        sink,
-    )
-    .await
-    .unwrap();
+    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
     let commands = engine.commands();
 
     wait_for(

@@ -27,7 +27,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use pool::{Backend, Pool};
@@ -113,46 +112,19 @@ pub fn start(
         health_interval: humantime::format_duration(config.health_interval).to_string(),
     });
     tokio::spawn(health::run(pool, config.health_interval, shutdown.clone()));
-    tokio::spawn(accept_loop(listener, balancer, shutdown.clone()));
+    tokio::spawn(crate::http_serve::accept_loop(
+        listener,
+        shutdown.clone(),
+        "balancer",
+        move |peer| {
+            let balancer = Arc::clone(&balancer);
+            service_fn(move |req| Arc::clone(&balancer).handle(req, peer))
+        },
+    ));
     Ok(BalancerHandle {
         local_addr,
         shutdown,
     })
-}
-
-async fn accept_loop(listener: TcpListener, balancer: Arc<Balancer>, shutdown: CancellationToken) {
-    let mut tasks = JoinSet::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("balancer accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let balancer = Arc::clone(&balancer);
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            let svc = service_fn(move |req| Arc::clone(&balancer).handle(req, peer));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-        while tasks.try_join_next().is_some() {}
-    }
 }
 
 impl Balancer {

@@ -124,7 +124,16 @@ impl Tap {
             sink,
         });
         let shutdown = CancellationToken::new();
-        tokio::spawn(accept_loop(listener, Arc::clone(&shared), shutdown.clone()));
+        let serving = Arc::clone(&shared);
+        tokio::spawn(crate::http_serve::accept_loop(
+            listener,
+            shutdown.clone(),
+            "tap",
+            move |_| {
+                let shared = Arc::clone(&serving);
+                service_fn(move |req| Arc::clone(&shared).handle(req))
+            },
+        ));
         Ok(Tap {
             local_addr,
             shared,
@@ -187,39 +196,6 @@ fn parse_gateway(url: &str) -> Result<String, TapError> {
     };
     with_port.parse::<hyper::Uri>().map_err(|_| bad())?;
     Ok(with_port)
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!("tap accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let shared = Arc::clone(&shared);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| Arc::clone(&shared).handle(req));
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
-    }
 }
 
 /// Decrements the in-flight counter when dropped.

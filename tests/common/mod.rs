@@ -276,3 +276,27 @@ impl Collected {
         )
     }
 }
+
+/// An engine on a fresh embedded stack (3 replicas, fast heartbeat, memory bus).
+pub async fn embedded_engine(
+    transport: stickyscope::session::TransportChoice,
+    sticky: bool,
+    sink: stickyscope::engine::sink::EventSink,
+) -> stickyscope::engine::Engine {
+    stickyscope::engine::Engine::start(
+        stickyscope::engine::EngineConfig {
+            gateway: stickyscope::engine::GatewayConfig::Embedded(StackConfig {
+                replicas: 3,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                heartbeat: FAST_HEARTBEAT,
+                adapter: StackAdapter::Memory,
+                health_interval: Duration::from_millis(200),
+            }),
+            transport,
+            sticky,
+        },
+        sink,
+    )
+    .await
+    .expect("engine starts")
+}
