@@ -1,5 +1,6 @@
 //! Active health checks: every interval, `GET /healthz` on each enabled server; a server
-//! that fails or times out leaves rotation until a check succeeds again.
+//! that fails, or does not answer within the interval (at least 1 s, so a busy machine does
+//! not flap healthy replicas), leaves rotation until a check succeeds again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ pub async fn run(pool: Arc<Pool>, interval: Duration, cancel: CancellationToken)
                     let uri = format!("{}/healthz", backend.url);
                     let healthy = match uri.parse::<hyper::Uri>() {
                         Ok(uri) => matches!(
-                            tokio::time::timeout(interval.max(Duration::from_millis(200)), client.get(uri)).await,
+                            tokio::time::timeout(interval.max(Duration::from_secs(1)), client.get(uri)).await,
                             Ok(Ok(resp)) if resp.status().is_success()
                         ),
                         Err(_) => false,
