@@ -58,3 +58,27 @@ impl Default for Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_a_round_trip_and_old_files_fill_in_defaults() {
+        let saved = Settings {
+            theme: ThemeChoice::Light,
+            presentation: true,
+            speed: 0.25,
+            sticky: false,
+            transport: TransportChoice::Upgrade,
+            ping_interval_ms: 1000,
+            tab: BottomTab::Log,
+        };
+        let text = serde_json::to_string(&saved).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), saved);
+        // A file from an older version, with fields missing, still loads.
+        let old: Settings = serde_json::from_str(r#"{"theme":"Light"}"#).unwrap();
+        assert_eq!(old.theme, ThemeChoice::Light);
+        assert_eq!(old.speed, Settings::default().speed);
+    }
+}
