@@ -11,7 +11,7 @@ use crate::protocol::{EnginePacket, SocketKind};
 use crate::wire::{Direction, WireEvent, WireKind};
 
 /// Presentation seconds one leg (user → replica, or back) takes.
-pub const LEG_SECS: f64 = 0.8;
+pub const LEG_SECS: f64 = 0.6;
 /// Presentation seconds a refusal mark stays.
 pub const MARK_SECS: f64 = 10.0;
 /// Most flights kept at once; the oldest go first.
@@ -136,11 +136,19 @@ impl Flights {
         self.marks.retain(|m| now - m.at < MARK_SECS);
     }
 
-    /// Whether anything moves or waits to appear after `now` (the window must keep
-    /// repainting while it does).
+    /// Whether a packet moves after `now` (the window must keep repainting while one does).
     pub fn busy(&self, now: f64) -> bool {
         self.flights.iter().any(|f| f.end() > now)
-            || self.marks.iter().any(|m| now - m.at < MARK_SECS)
+    }
+
+    /// When the next mark appears or disappears after `now`, if any: marks do not move, so
+    /// the window repaints only then.
+    pub fn next_mark_expiry(&self, now: f64) -> Option<f64> {
+        self.marks
+            .iter()
+            .flat_map(|m| [m.at, m.at + MARK_SECS])
+            .filter(|t| *t > now)
+            .min_by(f64::total_cmp)
     }
 }
 
@@ -269,6 +277,7 @@ pub(crate) mod tests {
         assert_eq!(leg, 1);
         assert!((t - 0.5).abs() < 1e-3);
         assert!(f.busy(11.0));
+        assert_eq!(f.next_mark_expiry(11.0), None, "no refusal, no mark");
         f.prune(100.0);
         assert!(!f.busy(100.0));
     }
@@ -293,6 +302,11 @@ pub(crate) mod tests {
         let mut f = Flights::default();
         f.launch(&wire, 0.0);
         assert_eq!(f.marks(0.1).count(), 0, "not before the request gets there");
+        assert_eq!(f.next_mark_expiry(0.0), Some(LEG_SECS));
+        assert_eq!(
+            f.next_mark_expiry(LEG_SECS + 0.1),
+            Some(LEG_SECS + MARK_SECS)
+        );
         let mark = f.marks(LEG_SECS + 0.1).next().unwrap();
         assert_eq!(mark.replica.as_deref(), Some("2"));
         assert_eq!(mark.reason, "Session ID unknown");

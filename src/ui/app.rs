@@ -452,9 +452,18 @@ impl eframe::App for StickyscopeApp {
         help_ui(&ctx, &mut self.help);
         self.screenshot_step(&ctx);
 
-        // Repaint only while something moves.
+        // Repaint only while something moves, at 30 frames a second (packets crossing the
+        // screen in under a second need no more); otherwise when a mark or notice expires.
         if !self.paused && self.model.flights.busy(self.clock) {
-            ctx.request_repaint();
+            ctx.request_repaint_after(Duration::from_millis(33));
+        } else if let Some(at) = self
+            .model
+            .flights
+            .next_mark_expiry(self.clock)
+            .filter(|_| !self.paused)
+        {
+            let left = (at - self.clock).max(0.05) / f64::from(self.settings.speed.max(0.05));
+            ctx.request_repaint_after(Duration::from_secs_f64(left));
         } else if let Some(age) = self
             .model
             .notices
