@@ -62,15 +62,16 @@ fn connected(app: &StickyscopeApp, user: &str) -> Option<String> {
     }
 }
 
+fn both_connected(h: &mut Harness<'_, StickyscopeApp>) {
+    step_until(h, Duration::from_secs(15), "both users connected", |app| {
+        connected(app, "agent").is_some() && connected(app, "visitor").is_some()
+    });
+}
+
 #[test]
 fn the_switch_changes_stickiness_and_the_next_requests_routing() {
     let mut h = harness();
-    step_until(
-        &mut h,
-        Duration::from_secs(15),
-        "both users connected",
-        |app| connected(app, "agent").is_some() && connected(app, "visitor").is_some(),
-    );
+    both_connected(&mut h);
     let seen_before = h.state().model().log.total();
 
     h.get_by_label("Stickiness: ON").click();
@@ -106,12 +107,7 @@ fn the_switch_changes_stickiness_and_the_next_requests_routing() {
 #[test]
 fn a_message_typed_in_one_pane_appears_in_the_other() {
     let mut h = harness();
-    step_until(
-        &mut h,
-        Duration::from_secs(15),
-        "both users connected",
-        |app| connected(app, "agent").is_some() && connected(app, "visitor").is_some(),
-    );
+    both_connected(&mut h);
     let inputs = h.query_all_by_role(Role::TextInput).collect::<Vec<_>>();
     assert!(inputs.len() >= 2, "two chat inputs");
     inputs[0].focus();
