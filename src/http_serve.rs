@@ -1,11 +1,13 @@
-//! The accept loop shared by the app's own HTTP servers (the built-in balancer and the wire
-//! taps): HTTP/1.1 with upgrades, one task per connection, graceful shutdown on a token.
+//! What the app's own HTTP proxies (the built-in balancer and the wire taps) share: the
+//! accept loop (HTTP/1.1 with upgrades, one task per connection, graceful shutdown on a
+//! token) and hop-by-hop header handling.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -57,5 +59,39 @@ pub async fn accept_loop<F, S, B>(
                 }
             }
         });
+    }
+}
+
+/// Whether a request asks to switch protocols (`Upgrade` plus `Connection: upgrade`).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+const HOP_BY_HOP: [HeaderName; 6] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, those named by `Connection` included, before forwarding.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
     }
 }

@@ -64,6 +64,8 @@ pub struct StickyscopeApp {
     screenshot: Option<Screenshot>,
     persist: bool,
     crowd: usize,
+    /// Theme and presentation mode last applied to the context (restyling is not free).
+    applied_style: (super::settings::ThemeChoice, bool),
 }
 
 impl StickyscopeApp {
@@ -77,6 +79,7 @@ impl StickyscopeApp {
         persist: bool,
     ) -> Self {
         theme::apply(ctx, &settings);
+        let settings_style = (settings.theme, settings.presentation);
         let embedded = matches!(gateway, GatewayConfig::Embedded(_));
         let mut adapter_on = true;
         if let GatewayConfig::Embedded(stack) = &mut gateway {
@@ -122,6 +125,7 @@ impl StickyscopeApp {
             settings,
             persist,
             crowd: 0,
+            applied_style: (settings_style.0, settings_style.1),
         }
     }
 
@@ -336,7 +340,11 @@ impl eframe::App for StickyscopeApp {
             .notices
             .retain(|(n, at)| n.level != NoticeLevel::Info || clock - at < NOTICE_SECS);
         self.shortcuts(&ctx);
-        theme::apply(&ctx, &self.settings);
+        let style = (self.settings.theme, self.settings.presentation);
+        if style != self.applied_style {
+            theme::apply(&ctx, &self.settings);
+            self.applied_style = style;
+        }
 
         let bar = TopBar {
             gateway: self.bridge.status.as_ref(),

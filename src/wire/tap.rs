@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
 use super::jar::CookieJar;
 use crate::balancer::routing::{STICKINESS_HEADER, STICKY_COOKIE};
+use crate::http_serve::{is_upgrade, strip_hop_by_hop};
 use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
 use crate::protocol::websocket::{FrameDecoder, WsMessage};
 use crate::protocol::{decode_payload, decode_text_packet, EnginePacket};
@@ -256,6 +257,18 @@ impl Shared {
         }
     }
 
+    /// A record of an HTTP exchange before its answer.
+    fn http_event(&self, out: &Outgoing) -> WireEvent {
+        self.blank_event(
+            out,
+            WireKind::Http {
+                request: out.kind,
+                method: out.method.clone(),
+                status: None,
+            },
+        )
+    }
+
     /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
     fn prepare_headers(&self, headers: &mut HeaderMap) {
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
@@ -340,14 +353,7 @@ impl Shared {
         strip_hop_by_hop(&mut parts.headers);
         self.prepare_headers(&mut parts.headers);
 
-        let mut event = self.blank_event(
-            &out,
-            WireKind::Http {
-                request: out.kind,
-                method: out.method.clone(),
-                status: None,
-            },
-        );
+        let mut event = self.http_event(&out);
         event.bytes_up = body.len() as u64;
         if out.method == "POST" {
             event.packets_up = decode_payload(&body);
@@ -446,14 +452,7 @@ impl Shared {
         };
         parts.uri = uri;
         self.prepare_headers(&mut parts.headers);
-        let mut event = self.blank_event(
-            &out,
-            WireKind::Http {
-                request: out.kind,
-                method: out.method.clone(),
-                status: None,
-            },
-        );
+        let mut event = self.http_event(&out);
 
         let connected =
             tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&self.authority)).await;
@@ -805,23 +804,6 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
         FailureKind::Gateway
     };
     Failure { kind, reason }
-}
-
-fn is_upgrade(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-}
-
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "upgrade",
-    ] {
-        headers.remove(name);
-    }
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

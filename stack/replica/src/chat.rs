@@ -240,11 +240,7 @@ impl<'de> serde::de::Visitor<'de> for WireFieldVisitor {
 
 /// Checks a decoded `chat` payload and returns the message it carries.
 pub fn validate(payload: &WireChat) -> Result<ChatRequest, ChatError> {
-    let id = match &payload.id {
-        None | Some(WireField::Null) => return Err(ChatError::MissingId),
-        Some(WireField::Str(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
-        Some(_) => return Err(ChatError::BadId),
-    };
+    let id = check_id(payload.id.as_ref())?;
     let from = match &payload.from {
         Some(WireField::Str(from)) => from,
         _ => return Err(ChatError::MissingFrom),
@@ -270,6 +266,15 @@ pub fn validate(payload: &WireChat) -> Result<ChatRequest, ChatError> {
     })
 }
 
+/// A message id: present, a string of 1..=128 bytes.
+fn check_id(id: Option<&WireField>) -> Result<String, ChatError> {
+    match id {
+        None | Some(WireField::Null) => Err(ChatError::MissingId),
+        Some(WireField::Str(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => Ok(id.clone()),
+        Some(_) => Err(ChatError::BadId),
+    }
+}
+
 /// Decodes and checks a JSON value (for callers that hold one).
 pub fn validate_json(payload: &Value) -> Result<ChatRequest, ChatError> {
     let wire: WireChat =
@@ -290,11 +295,7 @@ pub struct ReceiptBroadcast {
 
 /// Checks a `receipt` payload `{id, by}`; returns `(id, by)`.
 pub fn validate_receipt(payload: &WireReceipt) -> Result<(String, String), ChatError> {
-    let id = match &payload.id {
-        None | Some(WireField::Null) => return Err(ChatError::MissingId),
-        Some(WireField::Str(id)) if !id.is_empty() && id.len() <= MAX_ID_BYTES => id.clone(),
-        Some(_) => return Err(ChatError::BadId),
-    };
+    let id = check_id(payload.id.as_ref())?;
     match &payload.by {
         Some(WireField::Str(by)) if USERS.contains(&by.as_str()) => Ok((id, by.clone())),
         Some(WireField::Str(by)) => Err(ChatError::UnknownSender(truncate(by, 32))),
