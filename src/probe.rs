@@ -320,7 +320,7 @@ pub async fn run(
     sessions: usize,
     mut progress: impl FnMut(f64),
 ) -> Result<Report, crate::wire::tap::TapError> {
-    let (sink, mut rx) = EventSink::new(1 << 20, std::sync::Arc::new(|| {}));
+    let (sink, mut rx) = EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
     let started = Instant::now();
     let collector = tokio::spawn(async move {
         let mut events = Vec::new();

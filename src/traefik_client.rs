@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use crate::balancer::routing::STICKY_COOKIE;
-use crate::traefik_model::{RouterInfo, ServiceInfo};
+use std::collections::BTreeMap;
+
+use crate::topology::Topology;
+use crate::traefik_model::{parse_document, RouterInfo, ServiceInfo};
 
 /// Most pages followed before giving up (100 items a page).
 const MAX_PAGES: u32 = 50;
@@ -118,11 +121,10 @@ impl TraefikApi {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-            let items: Vec<T> =
-                serde_json::from_slice(&body).map_err(|e| TraefikError::Garbage {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?;
+            let items: Vec<T> = parse_document(&body).map_err(|e| TraefikError::Garbage {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
             all.extend(items);
             match next {
                 Some(n) if n > page => page = n,
@@ -142,6 +144,24 @@ pub struct Analysis {
     pub sticky: Option<ServiceInfo>,
     /// Problems with the labels, in plain words.
     pub problems: Vec<String>,
+}
+
+/// The topology Traefik's services and routers describe (nginx → Traefik → the sticky
+/// service's servers), and the problems with its labels. Pure.
+pub fn topology_from_api(
+    services: &[ServiceInfo],
+    routers: &[RouterInfo],
+) -> (Topology, Vec<String>) {
+    let analysis = analyse(services, routers);
+    let hops = vec!["nginx".to_owned(), "traefik".to_owned()];
+    let topology = match &analysis.sticky {
+        Some(service) => Topology::from_service(hops, service, &BTreeMap::new()),
+        None => Topology {
+            hops,
+            ..Topology::default()
+        },
+    };
+    (topology, analysis.problems)
 }
 
 /// Finds the sticky service and checks the routers the stickiness switch relies on.

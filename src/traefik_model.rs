@@ -6,7 +6,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+/// Decodes one API document: a page of `/api/http/services` or `/api/http/routers` (a JSON
+/// array), or one `/api/http/services/{name}`. Anything that is not that shape is an error,
+/// never a panic; fields stickyscope does not use are ignored.
+pub fn parse_document<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
+    serde_json::from_slice(body)
+}
 
 /// `GET /api/http/services/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -167,3 +167,110 @@ fn killing_a_replica_shows_it_down_and_the_session_moving() {
         },
     );
 }
+
+/// A wire record: a poll answered with `down` on replica 1.
+fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
+    use stickyscope::wire::{Transport, WireEvent, WireKind};
+    WireEvent {
+        seq,
+        at_ms: 1_000 + seq,
+        user: "agent".into(),
+        transport: Transport::Polling,
+        kind: WireKind::Http {
+            request: stickyscope_replica::RequestKind::PollGet,
+            method: "GET".into(),
+            status: Some(200),
+        },
+        sid: Some("S".into()),
+        replica: Some("1".into()),
+        replica_addr: None,
+        latency_us: Some(3_000_000),
+        bytes_up: 0,
+        bytes_down: down.len() as u64,
+        packets_up: vec![],
+        packets_down: stickyscope::protocol::decode_payload(down.as_bytes()),
+        raw_up: String::new(),
+        raw_down: down.into(),
+        failure: None,
+        note: None,
+    }
+}
+
+#[test]
+fn an_idle_window_rests_and_news_wakes_it() {
+    use stickyscope::engine::event::Event;
+    use stickyscope::model::rest::REST_AFTER_SECS;
+    use stickyscope::ui::bridge::EngineBridge;
+
+    let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1440.0, 900.0))
+        .with_step_dt(0.25)
+        .build_eframe(move |cc| {
+            StickyscopeApp::with_bridge(&cc.egui_ctx, Settings::default(), bridge, true)
+        });
+    let send = |event: Event| engine.events.try_send(event).expect("room in the stream");
+    send(Event::Session {
+        user: "agent".into(),
+        state: SessionState::Connected {
+            replica: "1".into(),
+            sid: "S".into(),
+            websocket: false,
+        },
+    });
+    h.step();
+    assert!(!h.state().resting(), "news just came");
+
+    // Heartbeats every 3 s (12 steps of 0.25 s) do not keep it awake.
+    let mut seq = 0;
+    let steps = ((REST_AFTER_SECS + 1.0) / 0.25) as usize;
+    for i in 0..steps {
+        if i % 12 == 0 {
+            seq += 1;
+            send(Event::Wire(poll_answered_with(seq, "2")));
+        }
+        h.step();
+    }
+    assert!(
+        h.state().resting(),
+        "only heartbeats for {REST_AFTER_SECS} s: it rests"
+    );
+    for _ in 0..8 {
+        h.step();
+    }
+    assert!(
+        h.state().model().flights.is_empty(),
+        "earlier flights have landed"
+    );
+
+    // A heartbeat while resting is counted, not flown.
+    let counted = h.state().model().heartbeats["agent"];
+    seq += 1;
+    send(Event::Wire(poll_answered_with(seq, "2")));
+    h.step();
+    assert_eq!(h.state().model().heartbeats["agent"], counted + 1);
+    assert!(
+        h.state().model().flights.is_empty(),
+        "a resting window does not fly heartbeats"
+    );
+    assert!(h.state().resting());
+
+    // A chat message is news: it flies and wakes the window.
+    seq += 1;
+    send(Event::Wire(poll_answered_with(
+        seq,
+        r#"42["chat",{"id":"m1","from":"visitor","text":"hi"}]"#,
+    )));
+    h.step();
+    assert_eq!(h.state().model().flights.len(), 1, "the message flies");
+    assert!(!h.state().resting(), "news wakes it");
+    h.step();
+    seq += 1;
+    send(Event::Wire(poll_answered_with(seq, "2")));
+    h.step();
+    assert_eq!(
+        h.state().model().flights.len(),
+        2,
+        "awake, heartbeats fly again"
+    );
+}

@@ -30,7 +30,7 @@ pub struct Crowd {
 impl Crowd {
     /// An empty crowd for `gateway`.
     pub fn new(gateway: &str) -> Self {
-        let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|| {}));
+        let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
             gateway: gateway.to_owned(),
             sessions: Vec::new(),

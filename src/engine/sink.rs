@@ -2,8 +2,9 @@
 //!
 //! Bounded: wire records are dropped (and counted) when the UI falls behind, while session
 //! states, chat messages and topology wait for room, so none of those is ever lost. Every
-//! send calls the waker, which the UI sets to "repaint"; the network side never sees a UI
-//! type.
+//! send calls the waker, which the UI sets to "repaint", saying whether the event is news
+//! or only a heartbeat (a resting window folds those in later); the network side never
+//! sees a UI type.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,8 +17,17 @@ use crate::wire::WireEvent;
 /// Default capacity of the stream.
 pub const DEFAULT_CAPACITY: usize = 65_536;
 
+/// What just arrived, for a consumer deciding how soon to look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Something worth showing now.
+    News,
+    /// A record carrying nothing but heartbeats.
+    Heartbeat,
+}
+
 /// A callback that tells the consumer there is something to read.
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
+pub type Waker = Arc<dyn Fn(Wake) + Send + Sync>;
 
 /// Sends events to the consumer.
 #[derive(Clone)]
@@ -51,8 +61,13 @@ impl EventSink {
 
     /// Sends a wire record, dropping it if the consumer is too far behind.
     pub fn wire(&self, event: WireEvent) {
+        let wake = if event.is_heartbeat_only() {
+            Wake::Heartbeat
+        } else {
+            Wake::News
+        };
         match self.tx.try_send(Event::Wire(event)) {
-            Ok(()) => (self.waker)(),
+            Ok(()) => (self.waker)(wake),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -63,7 +78,7 @@ impl EventSink {
     /// Sends an event that must not be lost, waiting for room.
     pub async fn send(&self, event: Event) {
         if self.tx.send(event).await.is_ok() {
-            (self.waker)();
+            (self.waker)(Wake::News);
         }
     }
 

@@ -16,8 +16,8 @@ use super::sink::EventSink;
 use crate::balancer::api::STICKY_SERVICE;
 use crate::embedded::EmbeddedStack;
 use crate::topology::Topology;
-use crate::traefik_client::{analyse, TraefikApi};
-use crate::traefik_model::ServiceInfo;
+use crate::traefik_client::{topology_from_api, TraefikApi};
+use crate::traefik_model::{parse_document, ServiceInfo};
 
 /// How often the API is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -124,16 +124,7 @@ async fn read_traefik(api: &str) -> Result<(Topology, Vec<String>), String> {
     let client = TraefikApi::new(api).map_err(|e| e.to_string())?;
     let services = client.services().await.map_err(|e| e.to_string())?;
     let routers = client.routers().await.map_err(|e| e.to_string())?;
-    let analysis = analyse(&services, &routers);
-    let hops = vec!["nginx".to_owned(), "traefik".to_owned()];
-    let topology = match &analysis.sticky {
-        Some(service) => Topology::from_service(hops, service, &BTreeMap::new()),
-        None => Topology {
-            hops,
-            ..Topology::default()
-        },
-    };
-    Ok((topology, analysis.problems))
+    Ok(topology_from_api(&services, &routers))
 }
 
 async fn fetch_service(
@@ -154,6 +145,6 @@ async fn fetch_service(
     if !status.is_success() {
         return Err(format!("{url} answered {status}"));
     }
-    serde_json::from_slice(&body)
+    parse_document(&body)
         .map_err(|e| format!("{url} sent something that is not a Traefik service: {e}"))
 }

@@ -130,6 +130,16 @@ impl Flights {
             .filter(move |m| m.at <= now && now - m.at < MARK_SECS)
     }
 
+    /// Flights kept: after [`prune`](Self::prune), those still moving or yet to start.
+    pub fn len(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Whether no flight is kept.
+    pub fn is_empty(&self) -> bool {
+        self.flights.is_empty()
+    }
+
     /// Forgets what is over.
     pub fn prune(&mut self, now: f64) {
         self.flights.retain(|f| f.end() > now);

@@ -5,11 +5,13 @@
 pub mod chat;
 pub mod flights;
 pub mod log;
+pub mod rest;
 pub mod series;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::engine::event::{CrowdSummary, Event, Notice};
+use crate::protocol::EnginePacket;
 use crate::session::{SessionState, TransportChoice};
 use crate::topology::Topology;
 use crate::wire::WireEvent;
@@ -17,6 +19,7 @@ use crate::wire::WireEvent;
 pub use chat::{ChatEntry, ChatLog};
 pub use flights::{Flight, Flights, Leg, RejectMark};
 pub use log::PacketLog;
+pub use rest::Rest;
 pub use series::Series;
 
 /// Most notices kept.
@@ -47,6 +50,11 @@ pub struct ViewModel {
     pub transport: BTreeMap<String, TransportChoice>,
     /// The crowd of background sessions.
     pub crowd: CrowdSummary,
+    /// Heartbeat packets (pings and pongs) seen per user.
+    pub heartbeats: BTreeMap<String, u64>,
+    /// Whether heartbeat-only records fly across the topology (off while the window rests;
+    /// they are still logged, plotted and counted).
+    pub animate_heartbeats: bool,
 }
 
 impl ViewModel {
@@ -68,6 +76,8 @@ impl ViewModel {
             sticky: users.iter().map(|u| (u.to_string(), sticky)).collect(),
             transport: users.iter().map(|u| (u.to_string(), transport)).collect(),
             crowd: CrowdSummary::default(),
+            heartbeats: BTreeMap::new(),
+            animate_heartbeats: true,
         }
     }
 
@@ -109,8 +119,17 @@ impl ViewModel {
                 self.rebuild_topology();
             }
         }
+        let beats = wire
+            .packets()
+            .filter(|p| matches!(p, EnginePacket::Ping { .. } | EnginePacket::Pong { .. }))
+            .count() as u64;
+        if beats > 0 {
+            *self.heartbeats.entry(wire.user.clone()).or_default() += beats;
+        }
         self.series.record(&wire);
-        self.flights.launch(&wire, now);
+        if self.animate_heartbeats || !wire.is_heartbeat_only() {
+            self.flights.launch(&wire, now);
+        }
         self.log.push(wire);
     }
 
@@ -189,6 +208,25 @@ mod tests {
         assert_eq!(m.topology.replicas[0].id.as_deref(), Some("1"));
         assert_eq!(m.log.len(), 1);
         assert_eq!(m.flights.active(0.1).count(), 1);
+        assert_eq!(
+            m.heartbeats.get("agent"),
+            Some(&1),
+            "the poll carried a ping"
+        );
+    }
+
+    #[test]
+    fn a_resting_window_counts_heartbeats_without_flying_them_but_flies_news() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        m.animate_heartbeats = false;
+        m.apply(Event::Wire(flights::tests::sample_wire()), 0.0);
+        assert_eq!(m.flights.active(0.1).count(), 0);
+        assert_eq!(m.heartbeats.get("agent"), Some(&1));
+        assert_eq!(m.log.len(), 1, "still logged");
+        let mut chat = flights::tests::sample_wire();
+        chat.packets_down = crate::protocol::decode_payload(b"42[\"chat\",{}]");
+        m.apply(Event::Wire(chat), 0.0);
+        assert_eq!(m.flights.active(0.1).count(), 1, "a message always flies");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Plot series from wire records: latency per replica, Engine.IO packets per replica per
-//! second, failures per second. Ten minutes of history, bounded.
+//! second, failures per second. Ten minutes of history, bounded. Latency is kept both as
+//! single requests (while they are few enough to draw one by one) and as per-second
+//! summaries (what is drawn when they are not), so a busy window stays cheap to draw.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -7,15 +9,84 @@ use crate::wire::WireEvent;
 
 /// Seconds of history kept.
 pub const WINDOW_SECS: f64 = 600.0;
-/// Most latency points kept per replica.
-pub const MAX_POINTS: usize = 50_000;
+/// Most single requests kept per replica for the latency plot; beyond this, within the
+/// window, the plot shows per-second summaries instead.
+pub const MAX_POINTS: usize = 400;
+
+/// One second of one replica's requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySecond {
+    /// The second (since the first record).
+    pub second: i64,
+    /// Requests answered in it.
+    pub count: u32,
+    /// The slowest, ms.
+    pub max_ms: f64,
+    /// Their mean, ms.
+    pub mean_ms: f64,
+}
+
+/// One replica's latency: single requests, and per-second summaries.
+#[derive(Debug, Default)]
+pub struct LatencyTrack {
+    /// (seconds since start, ms), the newest [`MAX_POINTS`].
+    pub points: VecDeque<[f64; 2]>,
+    /// Per-second summaries over the whole window.
+    pub seconds: VecDeque<LatencySecond>,
+    /// Time of the newest point dropped for room (not for age), if any.
+    dropped_for_room: Option<f64>,
+}
+
+impl LatencyTrack {
+    fn record(&mut self, t: f64, ms: f64) {
+        self.points.push_back([t, ms]);
+        if self.points.len() > MAX_POINTS {
+            if let Some(p) = self.points.pop_front() {
+                self.dropped_for_room = Some(p[0]);
+            }
+        }
+        let second = t.floor() as i64;
+        match self.seconds.back_mut() {
+            Some(s) if s.second == second => {
+                s.mean_ms = (s.mean_ms * f64::from(s.count) + ms) / f64::from(s.count + 1);
+                s.count += 1;
+                s.max_ms = s.max_ms.max(ms);
+            }
+            _ => self.seconds.push_back(LatencySecond {
+                second,
+                count: 1,
+                max_ms: ms,
+                mean_ms: ms,
+            }),
+        }
+    }
+
+    /// Whether every request since `oldest` is still kept one by one.
+    pub fn complete_since(&self, oldest: f64) -> bool {
+        self.dropped_for_room.is_none_or(|t| t < oldest)
+    }
+
+    fn prune(&mut self, oldest: f64) {
+        while self.points.front().is_some_and(|p| p[0] < oldest) {
+            self.points.pop_front();
+        }
+        let oldest_second = oldest.floor() as i64;
+        while self
+            .seconds
+            .front()
+            .is_some_and(|s| s.second < oldest_second)
+        {
+            self.seconds.pop_front();
+        }
+    }
+}
 
 /// The series.
 #[derive(Debug, Default)]
 pub struct Series {
     start_ms: Option<u64>,
-    /// (seconds since start, milliseconds) per replica.
-    pub latency: BTreeMap<String, VecDeque<[f64; 2]>>,
+    /// Request latency per replica.
+    pub latency: BTreeMap<String, LatencyTrack>,
     /// (second, packets) per replica.
     pub packets: BTreeMap<String, VecDeque<(i64, u32)>>,
     /// (second, failures).
@@ -36,6 +107,13 @@ impl Series {
         self.latest
     }
 
+    /// Whether the latency plot can show every request of the window one by one (else it
+    /// shows per-second summaries for every replica).
+    pub fn latency_is_complete(&self) -> bool {
+        let oldest = self.latest - WINDOW_SECS;
+        self.latency.values().all(|t| t.complete_since(oldest))
+    }
+
     /// Adds a record.
     pub fn record(&mut self, wire: &WireEvent) {
         let start = *self.start_ms.get_or_insert(wire.at_ms);
@@ -43,11 +121,10 @@ impl Series {
         self.latest = self.latest.max(t);
         let second = t.floor() as i64;
         if let (Some(replica), Some(us)) = (&wire.replica, wire.latency_us) {
-            let points = self.latency.entry(replica.clone()).or_default();
-            points.push_back([t, us as f64 / 1000.0]);
-            if points.len() > MAX_POINTS {
-                points.pop_front();
-            }
+            self.latency
+                .entry(replica.clone())
+                .or_default()
+                .record(t, us as f64 / 1000.0);
         }
         if let Some(replica) = &wire.replica {
             let n = (wire.packets_up.len() + wire.packets_down.len()) as u32;
@@ -61,10 +138,8 @@ impl Series {
 
     fn prune(&mut self) {
         let oldest = self.latest - WINDOW_SECS;
-        for points in self.latency.values_mut() {
-            while points.front().is_some_and(|p| p[0] < oldest) {
-                points.pop_front();
-            }
+        for track in self.latency.values_mut() {
+            track.prune(oldest);
         }
         let oldest_second = oldest.floor() as i64;
         for counts in self.packets.values_mut() {
@@ -76,6 +151,40 @@ impl Series {
             self.failures.pop_front();
         }
     }
+}
+
+/// Most points a plotted line gets: about one per pixel column of a plot on a wide screen.
+pub const MAX_LINE_POINTS: usize = 300;
+
+/// Thins a line to at most `max` points by folding runs of neighbours into one (their mean
+/// x, and `fold` of their y: the mean for rates and averages, the max for peaks), so a
+/// long window costs no more to draw than the pixels it covers.
+pub fn thin(points: &[[f64; 2]], max: usize, fold: Fold) -> Vec<[f64; 2]> {
+    if points.len() <= max || max == 0 {
+        return points.to_vec();
+    }
+    let run = points.len().div_ceil(max);
+    points
+        .chunks(run)
+        .map(|chunk| {
+            let n = chunk.len() as f64;
+            let x = chunk.iter().map(|p| p[0]).sum::<f64>() / n;
+            let y = match fold {
+                Fold::Mean => chunk.iter().map(|p| p[1]).sum::<f64>() / n,
+                Fold::Max => chunk.iter().map(|p| p[1]).fold(f64::MIN, f64::max),
+            };
+            [x, y]
+        })
+        .collect()
+}
+
+/// How [`thin`] folds values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Their mean.
+    Mean,
+    /// The largest.
+    Max,
 }
 
 fn bump(counts: &mut VecDeque<(i64, u32)>, second: i64, n: u32) {
@@ -105,12 +214,50 @@ mod tests {
         }
         let counts: Vec<(i64, u32)> = s.packets["1"].iter().copied().collect();
         assert_eq!(counts, [(700, 1)], "older than ten minutes is gone");
-        assert_eq!(s.latency["1"].len(), 1);
+        assert_eq!(s.latency["1"].points.len(), 1);
+        assert_eq!(s.latency["1"].seconds.len(), 1);
         w.failure = Some(crate::wire::Failure {
             kind: crate::wire::FailureKind::Timeout,
             reason: "t".into(),
         });
         s.record(&w);
         assert_eq!(s.failures.back(), Some(&(700, 1)));
+    }
+
+    #[test]
+    fn thinning_keeps_short_lines_and_folds_long_ones() {
+        let short = [[0.0, 1.0], [1.0, 2.0]];
+        assert_eq!(thin(&short, 300, Fold::Mean), short);
+        let long: Vec<[f64; 2]> = (0..600)
+            .map(|i| [i as f64, (i % 2) as f64 * 10.0])
+            .collect();
+        let mean = thin(&long, 300, Fold::Mean);
+        assert_eq!(mean.len(), 300);
+        assert_eq!(mean[0], [0.5, 5.0]);
+        let peak = thin(&long, 300, Fold::Max);
+        assert!(peak.iter().all(|p| p[1] == 10.0), "no peak is lost");
+        assert_eq!(thin(&long, 7, Fold::Mean).len(), 7);
+    }
+
+    #[test]
+    fn many_requests_fold_into_per_second_summaries() {
+        let mut s = Series::default();
+        let mut w = sample_wire();
+        for i in 0..(MAX_POINTS as u64 * 3) {
+            w.at_ms = 1_000 + i * 10;
+            w.latency_us = Some(1_000 + (i % 10) * 1_000);
+            s.record(&w);
+        }
+        assert!(!s.latency_is_complete(), "too many to draw one by one");
+        let track = &s.latency["1"];
+        assert_eq!(track.points.len(), MAX_POINTS);
+        let first = track.seconds[0];
+        assert_eq!(first.count, 100, "100 requests a second");
+        assert_eq!(first.max_ms, 10.0);
+        assert!((first.mean_ms - 5.5).abs() < 1e-9);
+        // Ten minutes later the dropped points are out of the window: complete again.
+        w.at_ms += 700_000;
+        s.record(&w);
+        assert!(s.latency_is_complete());
     }
 }

@@ -1,9 +1,11 @@
 //! The window: folds engine events into the view model each frame, draws it, and turns what
-//! the user does into commands. It repaints only while something moves.
+//! the user does into commands. It repaints only while something moves, and rests (counts
+//! heartbeats instead of animating them) when nothing but heartbeats happens for a while.
 
 use eframe::egui;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,9 +22,11 @@ use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::topology_ui;
 use crate::embedded::StackAdapter;
-use crate::engine::event::{Command, Notice, NoticeLevel};
+use crate::engine::event::{Command, Event, Notice, NoticeLevel};
+use crate::engine::sink::Wake;
 use crate::engine::{EngineConfig, GatewayConfig, USERS};
-use crate::model::ViewModel;
+use crate::model::rest::REST_REFRESH_SECS;
+use crate::model::{Rest, ViewModel};
 use crate::session::TransportChoice;
 
 /// Seconds an info notice stays on screen.
@@ -66,6 +70,10 @@ pub struct StickyscopeApp {
     crowd: usize,
     /// Theme and presentation mode last applied to the context (restyling is not free).
     applied_style: (super::settings::ThemeChoice, bool),
+    /// When the last news came (real time), to know when the window may rest.
+    rest: Rest,
+    /// Whether the window rests now; read by the waker on the engine's thread.
+    resting: Arc<AtomicBool>,
 }
 
 impl StickyscopeApp {
@@ -78,8 +86,6 @@ impl StickyscopeApp {
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
     ) -> Self {
-        theme::apply(ctx, &settings);
-        let settings_style = (settings.theme, settings.presentation);
         let embedded = matches!(gateway, GatewayConfig::Embedded(_));
         let mut adapter_on = true;
         if let GatewayConfig::Embedded(stack) = &mut gateway {
@@ -92,15 +98,66 @@ impl StickyscopeApp {
             };
             adapter_on = stack.adapter != StackAdapter::None;
         }
+        let resting = Arc::new(AtomicBool::new(false));
         let repaint = ctx.clone();
+        let waker_resting = Arc::clone(&resting);
         let bridge = EngineBridge::start(
             EngineConfig {
                 gateway,
                 transport: settings.transport,
                 sticky: settings.sticky,
             },
-            Arc::new(move || repaint.request_repaint()),
+            Arc::new(move |wake| {
+                if wake == Wake::Heartbeat && waker_resting.load(Ordering::Relaxed) {
+                    repaint.request_repaint_after(Duration::from_secs_f64(REST_REFRESH_SECS));
+                } else {
+                    repaint.request_repaint();
+                }
+            }),
         );
+        Self::assemble(
+            ctx,
+            settings,
+            bridge,
+            (embedded, adapter_on),
+            screenshot,
+            persist,
+            resting,
+        )
+    }
+
+    /// Builds the app around an existing bridge (a [detached] one in benchmarks and tests),
+    /// nothing persisted; `embedded` says whether the stack controls apply.
+    ///
+    /// [detached]: EngineBridge::detached
+    pub fn with_bridge(
+        ctx: &egui::Context,
+        settings: Settings,
+        bridge: EngineBridge,
+        embedded: bool,
+    ) -> Self {
+        Self::assemble(
+            ctx,
+            settings,
+            bridge,
+            (embedded, true),
+            None,
+            false,
+            Arc::new(AtomicBool::new(false)),
+        )
+    }
+
+    fn assemble(
+        ctx: &egui::Context,
+        settings: Settings,
+        bridge: EngineBridge,
+        (embedded, adapter_on): (bool, bool),
+        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
+        persist: bool,
+        resting: Arc<AtomicBool>,
+    ) -> Self {
+        theme::apply(ctx, &settings);
+        let settings_style = (settings.theme, settings.presentation);
         StickyscopeApp {
             bridge,
             model: ViewModel::new(&USERS, settings.sticky, settings.transport),
@@ -126,7 +183,14 @@ impl StickyscopeApp {
             persist,
             crowd: 0,
             applied_style: (settings_style.0, settings_style.1),
+            rest: Rest::default(),
+            resting,
         }
+    }
+
+    /// Whether the window rests (heartbeats counted, not animated).
+    pub fn resting(&self) -> bool {
+        self.resting.load(Ordering::Relaxed)
     }
 
     /// Runs `size` background sessions.
@@ -331,10 +395,23 @@ fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<(), Stri
 impl eframe::App for StickyscopeApp {
     fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.tick_clock(ctx.input(|i| i.time));
+        let (real_now, touched) = ctx.input(|i| (i.time, !i.events.is_empty()));
+        self.tick_clock(real_now);
+        if touched {
+            self.rest.news(real_now);
+        }
         let clock = self.clock;
         let model = &mut self.model;
-        self.bridge.drain(|event| model.apply(event, clock));
+        let rest = &mut self.rest;
+        self.bridge.drain(|event| {
+            if !matches!(&event, Event::Wire(wire) if wire.is_heartbeat_only()) {
+                rest.news(real_now);
+            }
+            model.apply(event, clock);
+        });
+        let resting = self.rest.resting(real_now);
+        self.resting.store(resting, Ordering::Relaxed);
+        self.model.animate_heartbeats = !resting;
         self.model.flights.prune(self.clock);
         self.model
             .notices
@@ -450,8 +527,14 @@ impl eframe::App for StickyscopeApp {
 
         let mut replica_actions = Vec::new();
         egui::CentralPanel::default().show(ui, |ui| {
-            replica_actions =
-                topology_ui(ui, &self.model, self.clock, &self.settings, self.embedded);
+            replica_actions = topology_ui(
+                ui,
+                &self.model,
+                self.clock,
+                &self.settings,
+                self.embedded,
+                resting,
+            );
         });
         for (id, action) in replica_actions {
             self.bridge.send(Command::Replica { id, action });
@@ -461,7 +544,11 @@ impl eframe::App for StickyscopeApp {
         self.screenshot_step(&ctx);
 
         // Repaint only while something moves, at 30 frames a second (packets crossing the
-        // screen in under a second need no more); otherwise when a mark or notice expires.
+        // screen in under a second need no more); otherwise when a mark or notice expires,
+        // or when the window goes to rest (to say so).
+        if let Some(left) = self.rest.rests_in(real_now) {
+            ctx.request_repaint_after(Duration::from_secs_f64(left + 0.05));
+        }
         if !self.paused && self.model.flights.busy(self.clock) {
             ctx.request_repaint_after(Duration::from_millis(33));
         } else if let Some(at) = self

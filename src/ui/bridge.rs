@@ -6,10 +6,19 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::engine::event::{Command, Event};
-use crate::engine::sink::{EventSink, Waker, DEFAULT_CAPACITY};
+use crate::engine::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
 use crate::engine::{Engine, EngineConfig};
 
 type Started = Result<(String, mpsc::UnboundedSender<Command>), String>;
+
+/// The engine's ends of a [detached](EngineBridge::detached) bridge.
+#[derive(Debug)]
+pub struct DetachedEngine {
+    /// Events for the window.
+    pub events: mpsc::Sender<Event>,
+    /// What the window asked for.
+    pub commands: mpsc::UnboundedReceiver<Command>,
+}
 
 /// The window's handle on the engine.
 pub struct EngineBridge {
@@ -38,7 +47,7 @@ impl EngineBridge {
                     Ok(rt) => rt,
                     Err(e) => {
                         let _ = startup_tx.send(Err(format!("no async runtime: {e}")));
-                        waker();
+                        waker(Wake::News);
                         return;
                     }
                 };
@@ -47,12 +56,12 @@ impl EngineBridge {
                         Ok(engine) => {
                             let _ = startup_tx
                                 .send(Ok((engine.gateway().to_owned(), engine.commands())));
-                            waker();
+                            waker(Wake::News);
                             engine.wait().await;
                         }
                         Err(e) => {
                             let _ = startup_tx.send(Err(e.to_string()));
-                            waker();
+                            waker(Wake::News);
                         }
                     }
                 });
@@ -66,6 +75,29 @@ impl EngineBridge {
             thread,
             pending: Vec::new(),
         }
+    }
+
+    /// A bridge with no engine behind it: the returned [`DetachedEngine`] plays the engine.
+    /// Benchmarks and tests use it to feed the real window generated events.
+    pub fn detached(gateway: &str, capacity: usize) -> (Self, DetachedEngine) {
+        let (events_tx, events) = mpsc::channel(capacity.max(16));
+        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (startup_tx, startup) = std::sync::mpsc::channel::<Started>();
+        let _ = startup_tx.send(Ok((gateway.to_owned(), commands_tx)));
+        (
+            EngineBridge {
+                commands: None,
+                events,
+                startup,
+                status: None,
+                thread: None,
+                pending: Vec::new(),
+            },
+            DetachedEngine {
+                events: events_tx,
+                commands: commands_rx,
+            },
+        )
     }
 
     /// Takes every event that arrived, and learns whether the engine started.

@@ -84,8 +84,8 @@ pub fn log_ui(
 }
 
 fn combo(ui: &mut Ui, id: &str, label: &str, value: &mut Option<String>, options: &[String]) {
-    egui::ComboBox::from_id_salt(id)
-        .selected_text(format!("{label}: {}", value.as_deref().unwrap_or("any")))
+    egui::ComboBox::new(id, label)
+        .selected_text(value.as_deref().unwrap_or("any"))
         .show_ui(ui, |ui| {
             ui.selectable_value(value, None, "any");
             for o in options {

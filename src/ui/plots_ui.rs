@@ -6,6 +6,7 @@ use egui::Ui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::theme::{replica_color, FAILURE};
+use crate::model::series::{thin, Fold, MAX_LINE_POINTS};
 use crate::model::Series;
 
 /// A one-line title; returns the height left for the plot under it.
@@ -16,27 +17,59 @@ fn title(ui: &mut Ui, text: &str) -> f32 {
 
 /// Draws the three plots side by side.
 pub fn plots_ui(ui: &mut Ui, series: &Series) {
+    // The last minute, from the session's start until a minute has passed (no negative time).
     let x_max = series.latest().max(10.0);
     let plot = |id: &str| {
         Plot::new(id.to_owned())
             .include_y(0.0)
-            .include_x(x_max - 60.0)
+            .include_x((x_max - 60.0).max(0.0))
             .include_x(x_max)
             .x_axis_label("s")
             .legend(Legend::default().position(egui_plot::Corner::LeftTop))
     };
     ui.columns(3, |columns| {
-        columns[0].label("request latency (ms) by replica");
-        let height = columns[0].available_height();
+        // Every request as a point while they are few; per-second mean (bold line) and max
+        // (faint line) when they are too many to draw one by one.
+        let complete = series.latency_is_complete();
+        let height = title(
+            &mut columns[0],
+            if complete {
+                "request latency (ms) by replica"
+            } else {
+                "request latency (ms) by replica: per-second mean (bold) and max (faint)"
+            },
+        );
         plot("latency")
             .height(height)
             .show(&mut columns[0], |plot| {
-                for (replica, points) in &series.latency {
-                    let pts: Vec<[f64; 2]> = points.iter().copied().collect();
-                    plot.points(
-                        Points::new(format!("replica {replica}"), PlotPoints::from(pts))
-                            .color(replica_color(Some(replica)))
-                            .radius(2.5),
+                for (replica, track) in &series.latency {
+                    let color = replica_color(Some(replica));
+                    let name = format!("replica {replica}");
+                    if complete {
+                        let pts: Vec<[f64; 2]> = track.points.iter().copied().collect();
+                        plot.points(
+                            Points::new(name, PlotPoints::from(pts))
+                                .color(color)
+                                .radius(2.5),
+                        );
+                        continue;
+                    }
+                    let at = |s: &crate::model::series::LatencySecond| s.second as f64 + 0.5;
+                    let max: Vec<[f64; 2]> =
+                        track.seconds.iter().map(|s| [at(s), s.max_ms]).collect();
+                    let max = thin(&max, MAX_LINE_POINTS, Fold::Max);
+                    let mean: Vec<[f64; 2]> =
+                        track.seconds.iter().map(|s| [at(s), s.mean_ms]).collect();
+                    let mean = thin(&mean, MAX_LINE_POINTS, Fold::Mean);
+                    plot.line(
+                        Line::new(name.clone(), PlotPoints::from(max))
+                            .color(color.gamma_multiply(0.45))
+                            .width(1.0),
+                    );
+                    plot.line(
+                        Line::new(name, PlotPoints::from(mean))
+                            .color(color)
+                            .width(2.0),
                     );
                 }
             });
@@ -49,6 +82,7 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
                         .iter()
                         .map(|(s, n)| [*s as f64, f64::from(*n)])
                         .collect();
+                    let pts = thin(&pts, MAX_LINE_POINTS, Fold::Mean);
                     plot.line(
                         Line::new(format!("replica {replica}"), PlotPoints::from(pts))
                             .color(replica_color(Some(replica))),

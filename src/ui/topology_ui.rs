@@ -11,6 +11,12 @@ use crate::model::{Flight, ViewModel};
 use crate::session::SessionState;
 use crate::wire::Direction;
 
+/// Most packets in the air that are labelled; beyond this they are drawn as dots only.
+const LABELLED_FLIGHTS: usize = 24;
+/// Said (after the count) when labels are hidden.
+const HIDDEN_LABELS_NOTE: &str =
+    "packets in the air: labels hidden above 24 (pause or slow down to read them)";
+
 /// Where things are drawn.
 struct Layout {
     users: Vec<(String, Rect)>,
@@ -102,6 +108,7 @@ pub fn topology_ui(
     now: f64,
     settings: &Settings,
     controls: bool,
+    resting: bool,
 ) -> Vec<(String, ReplicaAction)> {
     let mut actions = Vec::new();
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::hover());
@@ -302,7 +309,56 @@ pub fn topology_ui(
         );
     }
 
-    // Flights.
+    // Heartbeats: counted always; while the window rests they are not animated, and it says so.
+    if !model.heartbeats.is_empty() {
+        // Fixed words and changing numbers are laid out apart, so only the numbers are
+        // shaped again when they change (at thousands of records a second, every frame).
+        let mut runs: Vec<std::borrow::Cow<'_, str>> = vec!["pings + pongs seen:".into()];
+        for (i, (user, n)) in model.heartbeats.iter().enumerate() {
+            if i > 0 {
+                runs.push("·".into());
+            }
+            runs.push(user.as_str().into());
+            runs.push(n.to_string().into());
+        }
+        text_runs(
+            &painter,
+            area.left_top(),
+            &runs,
+            &small,
+            visuals.weak_text_color(),
+        );
+    }
+    if resting {
+        painter.text(
+            area.left_top() + Vec2::new(0.0, size * 1.3),
+            Align2::LEFT_TOP,
+            "resting: only heartbeats for a while, so they are counted, not animated · move the mouse to watch them fly",
+            small.clone(),
+            WAITING,
+        );
+    }
+
+    // Flights. Labels only while few are in the air: beyond that they would only smear
+    // into each other (and cost a text layout each); the dots still show every packet.
+    let in_air = model.flights.active(now).count();
+    let labelled = in_air <= LABELLED_FLIGHTS;
+    if !labelled {
+        let note = painter.text(
+            area.right_top(),
+            Align2::RIGHT_TOP,
+            HIDDEN_LABELS_NOTE,
+            small.clone(),
+            visuals.weak_text_color(),
+        );
+        painter.text(
+            note.left_top() - Vec2::new(small.size * 0.3, 0.0),
+            Align2::RIGHT_TOP,
+            in_air.to_string(),
+            small.clone(),
+            visuals.weak_text_color(),
+        );
+    }
     for (flight, leg, t) in model.flights.active(now) {
         let Some(path) = layout.path(flight) else {
             continue;
@@ -319,13 +375,15 @@ pub fn topology_ui(
             replica_color(flight.replica.as_deref())
         };
         painter.circle_filled(pos, if settings.presentation { 9.0 } else { 6.5 }, color);
-        painter.text(
-            pos + Vec2::new(10.0, -12.0),
-            Align2::LEFT_CENTER,
-            &leg_info.label,
-            small.clone(),
-            color,
-        );
+        if labelled {
+            painter.text(
+                pos + Vec2::new(10.0, -12.0),
+                Align2::LEFT_CENTER,
+                &leg_info.label,
+                small.clone(),
+                color,
+            );
+        }
     }
 
     // Refusals, where they happened.
@@ -394,6 +452,27 @@ pub fn topology_ui(
     actions
 }
 
+/// Draws `runs` left to right from `at`, a space apart, each laid out on its own.
+fn text_runs(
+    painter: &egui::Painter,
+    at: Pos2,
+    runs: &[std::borrow::Cow<'_, str>],
+    font: &FontId,
+    color: Color32,
+) {
+    let mut x = at.x;
+    for run in runs {
+        let rect = painter.text(
+            Pos2::new(x, at.y),
+            Align2::LEFT_TOP,
+            run.as_ref(),
+            font.clone(),
+            color,
+        );
+        x = rect.right() + font.size * 0.3;
+    }
+}
+
 fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
     painter.rect_filled(rect, 8.0, visuals.faint_bg_color);
     painter.rect_stroke(rect, 8.0, Stroke::new(2.0, accent), StrokeKind::Inside);
@@ -414,4 +493,14 @@ fn point_along(points: &[Pos2], t: f32) -> Pos2 {
         left -= len;
     }
     *points.last().unwrap_or(&Pos2::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hidden_labels_note_names_the_limit() {
+        assert!(HIDDEN_LABELS_NOTE.contains(&format!("above {LABELLED_FLIGHTS} ")));
+    }
 }

@@ -131,4 +131,32 @@ impl WireEvent {
     pub fn packets(&self) -> impl Iterator<Item = &EnginePacket> {
         self.packets_up.iter().chain(&self.packets_down)
     }
+
+    /// Whether this record is only a session keeping itself alive: a successful poll or
+    /// WebSocket message carrying nothing but heartbeats (ping, pong, noop). Anything else
+    /// (a handshake, a message, an upgrade, a refusal, a close) is news.
+    pub fn is_heartbeat_only(&self) -> bool {
+        let quiet_exchange = match &self.kind {
+            WireKind::Http {
+                request, status, ..
+            } => {
+                matches!(request, RequestKind::PollGet | RequestKind::PollPost)
+                    && *status == Some(200)
+            }
+            WireKind::Ws { .. } => true,
+        };
+        let mut packets = self.packets().peekable();
+        quiet_exchange
+            && self.failure.is_none()
+            && self.note.is_none()
+            && packets.peek().is_some()
+            && packets.all(|p| {
+                matches!(
+                    p,
+                    EnginePacket::Ping { probe: false }
+                        | EnginePacket::Pong { probe: false }
+                        | EnginePacket::Noop
+                )
+            })
+    }
 }

@@ -214,18 +214,20 @@ pub fn acked_ok(ack: &Option<Value>) -> bool {
 
 /// Every event of an engine-side stream, collected for assertions.
 #[derive(Clone, Default)]
-pub struct Collected(pub std::sync::Arc<std::sync::Mutex<Vec<stickyscope::engine::event::Event>>>);
+pub struct Collected(
+    pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope::engine::event::Event)>>>,
+);
 
 impl Collected {
     /// A sink whose events are collected.
     pub fn sink() -> (stickyscope::engine::sink::EventSink, Collected) {
         let (sink, mut rx) =
-            stickyscope::engine::sink::EventSink::new(1 << 20, std::sync::Arc::new(|| {}));
+            stickyscope::engine::sink::EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
         let collected = Collected::default();
         let store = collected.clone();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
-                store.0.lock().unwrap().push(ev);
+                store.0.lock().unwrap().push((Instant::now(), ev));
             }
         });
         (sink, collected)
@@ -233,6 +235,11 @@ impl Collected {
 
     /// A copy of what arrived so far.
     pub fn events(&self) -> Vec<stickyscope::engine::event::Event> {
+        self.timed().into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// A copy of what arrived so far, with when each arrived.
+    pub fn timed(&self) -> Vec<(Instant, stickyscope::engine::event::Event)> {
         self.0.lock().unwrap().clone()
     }
 

@@ -1,0 +1,75 @@
+//! What the benchmarks share: an embedded stack, percentiles, and a one-line report.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
+use stickyscope_replica::Heartbeat;
+
+/// An embedded stack of `replicas` on a free port, default heartbeat.
+pub async fn stack(
+    replicas: usize,
+    health_interval: Duration,
+) -> anyhow::Result<Arc<EmbeddedStack>> {
+    Ok(EmbeddedStack::start(StackConfig {
+        replicas,
+        listen: "127.0.0.1:0".parse()?,
+        heartbeat: Heartbeat::default(),
+        adapter: StackAdapter::Memory,
+        health_interval,
+    })
+    .await?)
+}
+
+/// The `p`-th percentile (0..=100) of sorted `values`.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// Microseconds, for printing.
+pub fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// Milliseconds, for printing.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// CPU seconds this process used so far (user + system, every thread).
+pub fn process_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Resident memory of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}

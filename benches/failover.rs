@@ -1,0 +1,105 @@
+//! Failover: kill the replica holding a sticky session and time how long until the session
+//! is connected again on another replica, as the app's own session supervisor sees it (the
+//! same code the window runs). Embedded stack with the app's defaults: 3 replicas, health
+//! checks every second, the app's default heartbeat (ping every 3 s). Each trial restarts
+//! the killed replica and waits for it to be UP before the next.
+//!
+//! `cargo bench --bench failover [-- TRIALS]` (default 20 per transport).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use common::{ms, percentile};
+use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
+use stickyscope::engine::event::Event;
+use stickyscope::engine::sink::EventSink;
+use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope_replica::Heartbeat;
+use tokio::sync::mpsc;
+
+/// Waits for the next Connected state, up to `bound`.
+async fn connected(
+    events: &mut mpsc::Receiver<Event>,
+    bound: Duration,
+) -> anyhow::Result<(String, Instant)> {
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        let event = tokio::time::timeout_at(deadline, events.recv())
+            .await
+            .context("no connection in time")?
+            .context("event stream closed")?;
+        if let Event::Session {
+            state: SessionState::Connected { replica, .. },
+            ..
+        } = event
+        {
+            return Ok((replica, Instant::now()));
+        }
+    }
+}
+
+async fn trials(transport: TransportChoice, count: usize) -> anyhow::Result<()> {
+    let stack = EmbeddedStack::start(StackConfig {
+        replicas: 3,
+        listen: "127.0.0.1:0".parse()?,
+        heartbeat: Heartbeat {
+            interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(20),
+        },
+        adapter: StackAdapter::Memory,
+        health_interval: Duration::from_secs(1),
+    })
+    .await?;
+    let (sink, mut events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
+    let mut config = SessionConfig::new("agent", &stack.gateway_url());
+    config.transport = transport;
+    let session = ChatSession::start(config, sink).await?;
+    let (mut holder, _) = connected(&mut events, Duration::from_secs(10)).await?;
+    let mut times = Vec::with_capacity(count);
+    for _ in 0..count {
+        let killed_at = Instant::now();
+        stack.kill(&holder).await?;
+        let (now_on, at) = connected(&mut events, Duration::from_secs(30)).await?;
+        if now_on == holder {
+            bail!("came back on the killed replica {holder}");
+        }
+        times.push(at.duration_since(killed_at));
+        stack.restart(&holder).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while stack.pool().up_count() < 3 {
+            if Instant::now() > deadline {
+                bail!("replica {holder} did not come back UP");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        holder = now_on;
+    }
+    session.shutdown().await;
+    stack.shutdown().await;
+    times.sort();
+    println!(
+        "failover, {transport:?} ({count} kills of the replica holding the session): median {:.0} ms, p95 {:.0} ms (target ≤ 2000), max {:.0} ms",
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 95.0)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+    );
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let count: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(20);
+    for transport in [
+        TransportChoice::Polling,
+        TransportChoice::Websocket,
+        TransportChoice::Upgrade,
+    ] {
+        trials(transport, count).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! App frame cost and memory: the real window (`StickyscopeApp`, every panel) driven headless
+//! by egui_kittest, fed by a detached bridge instead of an engine: a topology of 12 replicas,
+//! a crowd of 200 sessions, 2,000 wire records a second (polls, posts, pings, pongs, chat
+//! messages and refusals, spread over the replicas), after 10 minutes of plot history. Each
+//! frame is timed from the start of `step` (draining events, folding them, laying out every
+//! panel) to the end of tessellation, i.e. all the CPU work of a frame but the GPU driver's.
+//!
+//! `cargo bench --bench frame_cost` times frames (plots tab, then packet-log tab).
+//! `cargo bench --bench frame_cost -- --memory MINUTES` runs in real time at 2,000 records a
+//! second and 30 frames a second, printing the resident memory every minute.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{ms, percentile, process_cpu, rss_bytes};
+use eframe::egui;
+use egui_kittest::Harness;
+use stickyscope::engine::event::{CrowdSummary, Event};
+use stickyscope::protocol::decode_payload;
+use stickyscope::session::SessionState;
+use stickyscope::topology::{ReplicaNode, Topology};
+use stickyscope::ui::bridge::{DetachedEngine, EngineBridge};
+use stickyscope::ui::settings::{BottomTab, Settings};
+use stickyscope::ui::StickyscopeApp;
+use stickyscope::wire::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
+use stickyscope_replica::RequestKind;
+
+const REPLICAS: usize = 12;
+const CROWD: usize = 200;
+const RECORDS_PER_SEC: u64 = 2000;
+const FPS: u64 = 30;
+const HISTORY_SECS: u64 = 600;
+
+/// Generates a believable mix of wire records on a synthetic clock.
+struct Feed {
+    seq: u64,
+    at_ms: u64,
+}
+
+impl Feed {
+    fn record(&mut self) -> WireEvent {
+        self.seq += 1;
+        let n = self.seq;
+        let replica = (n % REPLICAS as u64 + 1).to_string();
+        let user = match n % 5 {
+            0 => "agent".to_owned(),
+            1 => "visitor".to_owned(),
+            k => format!("crowd-{}", (n / 5 + k) % CROWD as u64),
+        };
+        let (kind, up, down, failure, transport) = match n % 10 {
+            0..=3 => (
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(200),
+                },
+                "",
+                "2",
+                None,
+                Transport::Polling,
+            ),
+            4..=6 => (
+                WireKind::Http {
+                    request: RequestKind::PollPost,
+                    method: "POST".into(),
+                    status: Some(200),
+                },
+                "3",
+                "",
+                None,
+                Transport::Polling,
+            ),
+            7 | 8 => (
+                WireKind::Ws {
+                    direction: if n.is_multiple_of(2) {
+                        Direction::Up
+                    } else {
+                        Direction::Down
+                    },
+                },
+                r#"42["chat",{"id":"m1","from":"agent","text":"hello from the benchmark"}]"#,
+                "",
+                None,
+                Transport::Websocket,
+            ),
+            _ => (
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(400),
+                },
+                "",
+                r#"{"code":1,"message":"Session ID unknown"}"#,
+                Some(Failure {
+                    kind: FailureKind::Refused,
+                    reason: "Session ID unknown".into(),
+                }),
+                Transport::Polling,
+            ),
+        };
+        WireEvent {
+            seq: n,
+            at_ms: self.at_ms,
+            user,
+            transport,
+            kind,
+            sid: Some(format!("sid{}", n % 400)),
+            replica: Some(replica.clone()),
+            replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),
+            latency_us: Some(300 + (n * 7919) % 3000),
+            bytes_up: up.len() as u64,
+            bytes_down: down.len() as u64,
+            packets_up: decode_payload(up.as_bytes()),
+            packets_down: if failure.is_some() {
+                Vec::new()
+            } else {
+                decode_payload(down.as_bytes())
+            },
+            raw_up: up.to_owned(),
+            raw_down: down.to_owned(),
+            failure,
+            note: None,
+        }
+    }
+
+    /// One frame's worth of records, `ms` of synthetic time.
+    fn frame(&mut self, ms: u64) -> Vec<Event> {
+        let count = RECORDS_PER_SEC * ms / 1000;
+        let step = ms as f64 / count.max(1) as f64;
+        let start = self.at_ms;
+        let records = (0..count)
+            .map(|i| {
+                self.at_ms = start + (i as f64 * step) as u64;
+                Event::Wire(self.record())
+            })
+            .collect();
+        self.at_ms = start + ms;
+        records
+    }
+}
+
+fn scene() -> Vec<Event> {
+    let topology = Topology {
+        hops: vec!["balancer".into()],
+        replicas: (1..=REPLICAS)
+            .map(|i| ReplicaNode {
+                id: Some(i.to_string()),
+                url: Some(format!("http://127.0.0.1:{}", 5000 + i)),
+                up: i != 4,
+            })
+            .collect(),
+        sticky_cookie: Some("sticky_replica".into()),
+    };
+    let crowd = CrowdSummary {
+        size: CROWD,
+        per_replica: (1..=REPLICAS)
+            .map(|i| (i.to_string(), CROWD / REPLICAS))
+            .collect::<BTreeMap<_, _>>(),
+        connecting: CROWD % REPLICAS,
+        failures: 12,
+    };
+    let mut events = vec![Event::Topology(topology), Event::Crowd(crowd)];
+    for (user, replica) in [("agent", "1"), ("visitor", "7")] {
+        events.push(Event::Session {
+            user: user.into(),
+            state: SessionState::Connected {
+                replica: replica.into(),
+                sid: "s".into(),
+                websocket: false,
+            },
+        });
+    }
+    events
+}
+
+fn harness(tab: BottomTab) -> (Harness<'static, StickyscopeApp>, DetachedEngine) {
+    let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:8000", 1 << 20);
+    let settings = Settings {
+        tab,
+        ..Settings::default()
+    };
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1600.0, 1000.0))
+        .build_eframe(move |cc| StickyscopeApp::with_bridge(&cc.egui_ctx, settings, bridge, true));
+    harness.step();
+    (harness, engine)
+}
+
+fn feed(engine: &DetachedEngine, events: Vec<Event>) {
+    for event in events {
+        if engine.events.try_send(event).is_err() {
+            panic!("the window's event stream is full");
+        }
+    }
+}
+
+/// One frame: step (drain, fold, lay out) and tessellate; returns its duration. The harness
+/// only lends its output, so the shapes are cloned for tessellation; the clone is not timed
+/// (eframe hands them over without one).
+fn frame(harness: &mut Harness<'static, StickyscopeApp>) -> Duration {
+    let started = Instant::now();
+    harness.step();
+    let stepped = started.elapsed();
+    let shapes = harness.output().shapes.clone();
+    let ppp = harness.ctx.pixels_per_point();
+    let started = Instant::now();
+    let primitives = harness.ctx.tessellate(shapes, ppp);
+    let tessellated = started.elapsed();
+    std::hint::black_box(primitives);
+    stepped + tessellated
+}
+
+/// 10 minutes of history, folded in big gulps (not timed).
+fn prefill(
+    harness: &mut Harness<'static, StickyscopeApp>,
+    engine: &DetachedEngine,
+    feed_: &mut Feed,
+) {
+    feed(engine, scene());
+    let gulp_ms = 5_000;
+    for _ in 0..(HISTORY_SECS * 1000 / gulp_ms) {
+        feed(engine, feed_.frame(gulp_ms));
+        harness.step();
+    }
+}
+
+fn time_frames(tab: BottomTab, frames: usize) {
+    let (mut harness, engine) = harness(tab);
+    let mut records = Feed {
+        seq: 0,
+        at_ms: 1_000_000,
+    };
+    prefill(&mut harness, &engine, &mut records);
+    let frame_ms = 1000 / FPS;
+    let mut times = Vec::with_capacity(frames);
+    let cpu_before = process_cpu();
+    for _ in 0..frames {
+        feed(&engine, records.frame(frame_ms));
+        times.push(frame(&mut harness));
+    }
+    let cpu = process_cpu() - cpu_before;
+    times.sort();
+    println!(
+        "frame cost, {tab:?} tab ({frames} frames, {REPLICAS} replicas, crowd {CROWD}, {RECORDS_PER_SEC} records/s, {} min history): median {:.2} ms, p99 {:.2} ms (target ≤ 4), max {:.2} ms; process CPU {:.2} ms per frame (with the untimed shape clone)",
+        HISTORY_SECS / 60,
+        ms(percentile(&times, 50.0)),
+        ms(percentile(&times, 99.0)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+        cpu * 1000.0 / frames as f64,
+    );
+}
+
+fn memory(minutes: u64) {
+    let (mut harness, engine) = harness(BottomTab::Plots);
+    let mut records = Feed {
+        seq: 0,
+        at_ms: 1_000_000,
+    };
+    feed(&engine, scene());
+    let pid = std::process::id();
+    println!("memory: start RSS {:.1} MB", rss_bytes(pid) as f64 / 1e6);
+    let frame_time = Duration::from_millis(1000 / FPS);
+    let started = Instant::now();
+    let mut next_frame = started;
+    let mut minute = 0;
+    while started.elapsed() < Duration::from_secs(minutes * 60) {
+        feed(&engine, records.frame(1000 / FPS));
+        frame(&mut harness);
+        next_frame += frame_time;
+        if let Some(wait) = next_frame.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let elapsed_min = started.elapsed().as_secs() / 60;
+        if elapsed_min > minute {
+            minute = elapsed_min;
+            println!(
+                "memory: after {minute} min at {RECORDS_PER_SEC} records/s: RSS {:.1} MB",
+                rss_bytes(pid) as f64 / 1e6
+            );
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--memory") {
+        let minutes = args.get(i + 1).and_then(|m| m.parse().ok()).unwrap_or(10);
+        memory(minutes);
+        return;
+    }
+    let frames = std::env::var("STICKYSCOPE_BENCH_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let tabs = match args
+        .iter()
+        .position(|a| a == "--tab")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(t) if t == "log" => vec![BottomTab::Log],
+        Some(t) if t == "plots" => vec![BottomTab::Plots],
+        _ => vec![BottomTab::Plots, BottomTab::Log],
+    };
+    for tab in tabs {
+        time_frames(tab, frames);
+    }
+}

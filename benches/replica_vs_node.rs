@@ -1,0 +1,239 @@
+//! The replica server against the reference: the official Node.js socket.io v4 server
+//! (`benches/node/server.js`), same machine, same load, one after the other. For 1,000 and
+//! 5,000 WebSocket clients, each server fresh: connection setup rate, memory per connection
+//! (resident memory of the server process after connecting, minus before, over the clients)
+//! and broadcast deliveries per second (one client sends chat messages, each echoed to it and
+//! broadcast to all the others, a window of 32 unacked; every client counts what arrives).
+//!
+//! Run through `scripts/bench-replica-vs-node.sh`, which builds the replica, installs
+//! socket.io into a temporary folder and passes `--replica BIN --node-modules DIR`.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use common::rss_bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Messages in flight from the sender.
+const WINDOW: usize = 32;
+/// Deliveries each run aims at (messages × clients).
+const DELIVERIES: u64 = 2_000_000;
+
+struct Server {
+    name: &'static str,
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+async fn start(name: &'static str, replica: &str, node_modules: &str) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let child = if name == "replica" {
+        Command::new(replica)
+            .env("LISTEN", format!("127.0.0.1:{port}"))
+            .env("REPLICA_ID", "1")
+            .env("ADAPTER", "memory")
+            .env("PING_INTERVAL", "25s")
+            .env("PING_TIMEOUT", "20s")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {replica}"))?
+    } else {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/node/server.js");
+        Command::new("node")
+            .arg(script)
+            .arg(port.to_string())
+            .env("NODE_PATH", node_modules)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("cannot start node")?
+    };
+    let server = Server { name, child, port };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("{name} did not listen on {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(server)
+}
+
+/// One connected client: its outgoing queue.
+struct Client {
+    out: mpsc::UnboundedSender<String>,
+}
+
+/// Connects one Socket.IO client over WebSocket and runs it until the socket closes.
+async fn connect(
+    port: u16,
+    received: Arc<AtomicU64>,
+    acks: Arc<Semaphore>,
+) -> anyhow::Result<Client> {
+    let url = format!("ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    let open = ws.next().await.context("closed before open")??;
+    if !open.to_text().unwrap_or("").starts_with('0') {
+        bail!("no open packet: {open:?}");
+    }
+    ws.send(Message::text("40")).await?;
+    loop {
+        let msg = ws.next().await.context("closed before connect")??;
+        if msg.to_text().unwrap_or("").starts_with("40") {
+            break;
+        }
+    }
+    let (out, mut outgoing) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = ws.next() => {
+                    let Some(Ok(frame)) = frame else { return };
+                    let text = frame.to_text().unwrap_or("");
+                    if text == "2" {
+                        if ws.send(Message::text("3")).await.is_err() { return; }
+                    } else if text.starts_with("42[\"chat\"") {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    } else if text.starts_with("43") {
+                        acks.add_permits(1);
+                    }
+                }
+                next = outgoing.recv() => {
+                    let Some(text) = next else { return };
+                    if ws.send(Message::text(text)).await.is_err() { return; }
+                }
+            }
+        }
+    });
+    Ok(Client { out })
+}
+
+async fn run(server: &Server, clients: usize) -> anyhow::Result<()> {
+    let pid = server.child.id();
+    let received = Arc::new(AtomicU64::new(0));
+    let acks = Arc::new(Semaphore::new(0));
+    // One client first, so the runtime's fixed cost is not charged to connections.
+    let first = connect(server.port, Arc::clone(&received), Arc::clone(&acks)).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_bytes(pid);
+
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(200));
+    let mut pending = Vec::with_capacity(clients);
+    for _ in 1..clients {
+        let permit = Arc::clone(&gate).acquire_owned().await?;
+        let (received, acks) = (Arc::clone(&received), Arc::new(Semaphore::new(0)));
+        let port = server.port;
+        pending.push(tokio::spawn(async move {
+            let client = connect(port, received, acks).await;
+            drop(permit);
+            client
+        }));
+    }
+    let mut others = Vec::with_capacity(clients);
+    for p in pending {
+        others.push(p.await??);
+    }
+    let setup = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_bytes(pid);
+    let per_conn = after.saturating_sub(before) as f64 / (clients - 1) as f64;
+
+    let messages = (DELIVERIES / clients as u64).max(10);
+    let expected = messages * clients as u64;
+    received.store(0, Ordering::Relaxed);
+    let window = Arc::new(Semaphore::new(WINDOW));
+    // The sender's acks refill the window.
+    acks.add_permits(0);
+    let started = Instant::now();
+    for i in 0..messages {
+        // Wait for room: an ack came back (counted on the first client's semaphore).
+        loop {
+            if let Ok(p) = window.try_acquire() {
+                p.forget();
+                break;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), acks.acquire()).await {
+                Ok(Ok(p)) => {
+                    p.forget();
+                    window.add_permits(1);
+                }
+                _ => bail!("{}: no ack within 10 s", server.name),
+            }
+        }
+        let frame = format!(
+            "42{i}[\"chat\",{{\"id\":\"m{i}\",\"from\":\"agent\",\"text\":\"benchmark message {i}\"}}]"
+        );
+        first.out.send(frame).context("sender closed")?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while received.load(Ordering::Relaxed) < expected {
+        if Instant::now() > deadline {
+            bail!(
+                "{}: only {} of {expected} deliveries in 120 s",
+                server.name,
+                received.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = started.elapsed();
+    println!(
+        "{:>7}, {clients} websocket clients: setup {:.0} connections/s · {:.1} KB per connection (RSS {:.1} → {:.1} MB) · broadcast {:.0} deliveries/s ({messages} messages × {clients} in {:.2} s)",
+        server.name,
+        (clients - 1) as f64 / setup.as_secs_f64(),
+        per_conn / 1024.0,
+        before as f64 / 1e6,
+        after as f64 / 1e6,
+        expected as f64 / took.as_secs_f64(),
+        took.as_secs_f64(),
+    );
+    drop(others);
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let (Some(replica), Some(node_modules)) = (arg("--replica"), arg("--node-modules")) else {
+        bail!("usage: replica_vs_node --replica BIN --node-modules DIR (see scripts/bench-replica-vs-node.sh)");
+    };
+    for clients in [1000, 5000] {
+        for name in ["replica", "node"] {
+            let server = start(name, &replica, &node_modules).await?;
+            run(&server, clients).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,300 @@
+//! Chaos: for about a minute, replicas are killed and restarted at random every 3–8 s while
+//! both users chat ten messages a second each, and stickiness and transport are switched
+//! midway. Nothing is lost, nothing is shown twice, nothing panics, and every session whose
+//! replica was killed is back on another within the failover bound.
+//!
+//! `STICKYSCOPE_CHAOS_SECS` sets the length (default 60), `STICKYSCOPE_CHAOS_SEED` replays a
+//! schedule (the seed is printed).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{embedded_engine, wait_for, Collected};
+use stickyscope::engine::event::{Command, Event, OutboxStatus, ReplicaAction};
+use stickyscope::session::{SessionState, TransportChoice};
+
+/// A session whose replica dies is up again on another one within this.
+const FAILOVER_BOUND: Duration = Duration::from_secs(2);
+const USERS: [&str; 2] = ["agent", "visitor"];
+
+/// A small deterministic generator (xorshift64*), so a failing schedule can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn replica_of(seen: &Collected, user: &str) -> Option<String> {
+    match seen.state(user) {
+        Some(SessionState::Connected { replica, .. }) => Some(replica),
+        _ => None,
+    }
+}
+
+fn replica_ids(seen: &Collected) -> Vec<String> {
+    seen.events()
+        .into_iter()
+        .rev()
+        .find_map(|e| match e {
+            Event::Topology(t) => Some(t.replicas.into_iter().filter_map(|r| r.id).collect()),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// A kill that took a session down: when, which replica, whose session.
+struct Loss {
+    at: Instant,
+    replica: String,
+    user: String,
+}
+
+/// How long after `loss` the user was connected to another replica, if ever.
+fn recovery(seen: &[(Instant, Event)], loss: &Loss) -> Option<Duration> {
+    seen.iter().find_map(|(at, e)| match e {
+        Event::Session {
+            user,
+            state: SessionState::Connected { replica, .. },
+        } if *at >= loss.at && *user == loss.user && *replica != loss.replica => {
+            Some(at.duration_since(loss.at))
+        }
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
+    let panics = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&panics);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+
+    let secs = env_u64("STICKYSCOPE_CHAOS_SECS").unwrap_or(60);
+    let seed = env_u64("STICKYSCOPE_CHAOS_SEED").unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7)
+    });
+    println!("chaos: {secs} s, STICKYSCOPE_CHAOS_SEED={seed}");
+    let mut rng = Rng(seed | 1);
+
+    let (sink, seen) = Collected::sink();
+    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
+    let commands = engine.commands();
+    wait_for(Duration::from_secs(15), "both users connected", || {
+        let seen = seen.clone();
+        async move { USERS.iter().all(|u| seen.connected(u)) && replica_ids(&seen).len() == 3 }
+    })
+    .await;
+
+    let run = Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let mut dead: BTreeSet<String> = BTreeSet::new();
+    let mut losses: Vec<Loss> = Vec::new();
+    let mut kills = 0;
+    let mut next_chaos = started + Duration::from_millis(3000 + rng.below(5000));
+    let switches = [
+        (0.35, "transport websocket"),
+        (0.55, "stickiness off"),
+        (0.75, "stickiness on, transport upgrade"),
+    ];
+    let mut switched = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while started.elapsed() < run {
+        tick.tick().await;
+        for user in USERS {
+            sent += 1;
+            commands
+                .send(Command::Send {
+                    user: user.into(),
+                    text: format!("{user} #{sent}"),
+                })
+                .expect("engine takes commands");
+        }
+        let now = Instant::now();
+        if now >= next_chaos {
+            next_chaos = now + Duration::from_millis(3000 + rng.below(5000));
+            for id in std::mem::take(&mut dead) {
+                commands
+                    .send(Command::Replica {
+                        id,
+                        action: ReplicaAction::Restart,
+                    })
+                    .expect("engine takes commands");
+            }
+            let holders: Vec<String> = USERS.iter().filter_map(|u| replica_of(&seen, u)).collect();
+            let ids = replica_ids(&seen);
+            let victim = if !holders.is_empty() && rng.below(3) < 2 {
+                holders[rng.below(holders.len() as u64) as usize].clone()
+            } else if !ids.is_empty() {
+                ids[rng.below(ids.len() as u64) as usize].clone()
+            } else {
+                continue;
+            };
+            for user in USERS {
+                if replica_of(&seen, user).as_deref() == Some(victim.as_str()) {
+                    losses.push(Loss {
+                        at: now,
+                        replica: victim.clone(),
+                        user: user.to_owned(),
+                    });
+                }
+            }
+            commands
+                .send(Command::Replica {
+                    id: victim.clone(),
+                    action: ReplicaAction::Kill,
+                })
+                .expect("engine takes commands");
+            dead.insert(victim);
+            kills += 1;
+        }
+        if let Some((at, what)) = switches.get(switched) {
+            if started.elapsed().as_secs_f64() >= run.as_secs_f64() * at {
+                switched += 1;
+                println!("chaos: {:.1} s: {what}", started.elapsed().as_secs_f64());
+                let (sticky, transport) = match switched {
+                    1 => (None, Some(TransportChoice::Websocket)),
+                    2 => (Some(false), None),
+                    _ => (Some(true), Some(TransportChoice::Upgrade)),
+                };
+                if let Some(on) = sticky {
+                    commands
+                        .send(Command::SetSticky { user: None, on })
+                        .expect("engine takes commands");
+                }
+                if let Some(transport) = transport {
+                    commands
+                        .send(Command::SetTransport {
+                            user: None,
+                            transport,
+                        })
+                        .expect("engine takes commands");
+                }
+            }
+        }
+    }
+    for id in std::mem::take(&mut dead) {
+        commands
+            .send(Command::Replica {
+                id,
+                action: ReplicaAction::Restart,
+            })
+            .expect("engine takes commands");
+    }
+    println!(
+        "chaos: {sent} messages sent, {kills} kills, {} sessions lost a replica",
+        losses.len()
+    );
+    assert!(
+        kills >= (secs / 8) as usize,
+        "the schedule ran: {kills} kills"
+    );
+
+    let statuses = |seen: &Collected| {
+        let mut out: BTreeMap<String, Vec<OutboxStatus>> = BTreeMap::new();
+        for e in seen.events() {
+            if let Event::Outbox(u) = e {
+                out.entry(u.id).or_default().push(u.status);
+            }
+        }
+        out
+    };
+    wait_for(Duration::from_secs(60), "every message delivered", || {
+        let seen = seen.clone();
+        async move {
+            let statuses = statuses(&seen);
+            statuses.len() == sent
+                && statuses
+                    .values()
+                    .all(|s| matches!(s.last(), Some(OutboxStatus::Delivered { .. })))
+        }
+    })
+    .await;
+
+    // Exactly once, in order, per sender.
+    let events = seen.events();
+    for (i, user) in USERS.iter().enumerate() {
+        let peer = USERS[1 - i];
+        let expected: Vec<String> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Outbox(u) if u.user == *user && u.status == OutboxStatus::Queued => {
+                    Some(u.id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let got: Vec<String> = seen
+            .received(peer)
+            .into_iter()
+            .map(|r| r.message.id)
+            .collect();
+        let unique: HashSet<&String> = got.iter().collect();
+        assert_eq!(unique.len(), got.len(), "{peer} was shown a message twice");
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "{peer} lost messages from {user}"
+        );
+        assert_eq!(got, expected, "{peer} got {user}'s messages out of order");
+    }
+    let refused: Vec<_> = statuses(&seen)
+        .into_iter()
+        .filter(|(_, h)| h.iter().any(|s| matches!(s, OutboxStatus::Refused { .. })))
+        .collect();
+    assert!(refused.is_empty(), "messages refused: {refused:?}");
+
+    // Every session that lost its replica came back elsewhere within the bound.
+    let timed = seen.timed();
+    let mut times: Vec<Duration> = Vec::new();
+    for loss in &losses {
+        let back = recovery(&timed, loss);
+        println!(
+            "chaos: {} lost replica {} at {:.1} s; back after {:?}",
+            loss.user,
+            loss.replica,
+            loss.at.duration_since(started).as_secs_f64(),
+            back
+        );
+        times.push(back.unwrap_or(Duration::MAX));
+    }
+    times.sort();
+    if let Some(worst) = times.last() {
+        println!(
+            "chaos: failover over {} losses: median {:?}, worst {:?}",
+            times.len(),
+            times[times.len() / 2],
+            worst
+        );
+        assert!(
+            *worst <= FAILOVER_BOUND,
+            "a session took {worst:?} to come back (bound {FAILOVER_BOUND:?})"
+        );
+    }
+    engine.shutdown().await;
+    assert_eq!(panics.load(Ordering::SeqCst), 0, "something panicked");
+}
