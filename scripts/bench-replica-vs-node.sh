@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The replica server against the official Node.js socket.io v4 server (benches/replica_vs_node.rs).
 # Installs Node.js if missing and socket.io@4 into a temporary folder (nothing is committed),
-# builds the replica in release, then runs the benchmark.
+# builds the replica in release, then runs the benchmark. Extra arguments go to it, e.g.
+# `--clients 5000`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -14,4 +15,4 @@ trap 'rm -rf "$tmp"' EXIT
 echo "node $(node --version), socket.io $(node -p "require('$tmp/node_modules/socket.io/package.json').version")"
 ulimit -n 65536 2>/dev/null || true
 cargo build --release -p stickyscope-replica --bin stickyscope-replica
-cargo bench --bench replica_vs_node -- --replica "$PWD/target/release/stickyscope-replica" --node-modules "$tmp/node_modules"
+cargo bench --bench replica_vs_node -- --replica "$PWD/target/release/stickyscope-replica" --node-modules "$tmp/node_modules" "$@"

@@ -279,10 +279,16 @@ impl ReplicaHandle {
     }
 }
 
+/// Initial read buffer of each WebSocket connection. Chat messages are small (at most 4 KB
+/// of text), and the buffer grows for a bigger frame; engineioxide's default of 4 KiB is a
+/// sixth of what a connection costs at rest.
+const WS_READ_BUFFER: usize = 1024;
+
 fn builder(heartbeat: Heartbeat, chat: ChatContext) -> socketioxide::SocketIoBuilder {
     SocketIo::builder()
         .ping_interval(heartbeat.interval)
         .ping_timeout(heartbeat.timeout)
+        .ws_read_buffer_size(WS_READ_BUFFER)
         .with_state(chat)
 }
 
@@ -397,7 +403,7 @@ async fn on_receipt<A: Adapter>(
                 tracing::debug!("receipt echo failed: {e}");
             }
             if let Err(e) = socket.broadcast().emit(RECEIPT_EVENT, &out).await {
-                tracing::warn!("receipt broadcast failed: {e}");
+                tracing::warn!("receipt broadcast failed: {}", broadcast_failure(&e));
             }
         }
         Err(e) => tracing::debug!(sid = %socket.id, "receipt refused: {e}"),
@@ -440,11 +446,12 @@ impl ChatContext {
                         ChatAck::accepted(&self.replica)
                     }
                     Err(e) => {
-                        tracing::warn!("chat broadcast failed: {e}");
+                        let why = broadcast_failure(&e);
+                        tracing::warn!("chat broadcast failed: {why}");
                         self.stats.record_chat(false);
                         ChatAck::Refused {
                             ok: false,
-                            error: format!("broadcast failed: {e}"),
+                            error: format!("broadcast failed: {why}"),
                         }
                     }
                 }
@@ -522,4 +529,38 @@ async fn serve(
     drop(listener);
     draining.cancelled().await;
     while tasks.join_next().await.is_some() {}
+}
+
+/// A broadcast failure in one line: which errors, for how many sockets (socketioxide lists
+/// one error per socket, thousands of them when many clients read too slowly).
+pub fn broadcast_failure(e: &socketioxide::BroadcastError) -> String {
+    match e {
+        socketioxide::BroadcastError::Socket(errors) => {
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            for error in errors {
+                *counts.entry(error.to_string()).or_default() += 1;
+            }
+            let parts: Vec<String> = counts
+                .into_iter()
+                .map(|(what, n)| format!("{n} socket{}: {what}", if n == 1 { "" } else { "s" }))
+                .collect();
+            parts.join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_broadcast_failure_is_one_line_however_many_sockets_failed() {
+        use socketioxide::{BroadcastError, SocketError};
+        let mut errors = vec![SocketError::InternalChannelFull; 4987];
+        errors.push(SocketError::Closed);
+        let line = super::broadcast_failure(&BroadcastError::Socket(errors));
+        assert_eq!(
+            line,
+            "4987 sockets: internal channel full error; 1 socket: socket closed"
+        );
+    }
 }
