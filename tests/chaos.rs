@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -214,55 +214,14 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
         "the schedule ran: {kills} kills"
     );
 
-    let statuses = |seen: &Collected| {
-        let mut out: BTreeMap<String, Vec<OutboxStatus>> = BTreeMap::new();
-        for e in seen.events() {
-            if let Event::Outbox(u) = e {
-                out.entry(u.id).or_default().push(u.status);
-            }
-        }
-        out
-    };
     wait_for(Duration::from_secs(60), "every message delivered", || {
         let seen = seen.clone();
-        async move {
-            let statuses = statuses(&seen);
-            statuses.len() == sent
-                && statuses
-                    .values()
-                    .all(|s| matches!(s.last(), Some(OutboxStatus::Delivered { .. })))
-        }
+        async move { seen.all_delivered(sent) }
     })
     .await;
-
-    // Exactly once, in order, per sender.
-    let events = seen.events();
-    for (i, user) in USERS.iter().enumerate() {
-        let peer = USERS[1 - i];
-        let expected: Vec<String> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Outbox(u) if u.user == *user && u.status == OutboxStatus::Queued => {
-                    Some(u.id.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let got: Vec<String> = seen
-            .received(peer)
-            .into_iter()
-            .map(|r| r.message.id)
-            .collect();
-        let unique: HashSet<&String> = got.iter().collect();
-        assert_eq!(unique.len(), got.len(), "{peer} was shown a message twice");
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{peer} lost messages from {user}"
-        );
-        assert_eq!(got, expected, "{peer} got {user}'s messages out of order");
-    }
-    let refused: Vec<_> = statuses(&seen)
+    seen.assert_each_received_once_in_order(USERS);
+    let refused: Vec<_> = seen
+        .outbox()
         .into_iter()
         .filter(|(_, h)| h.iter().any(|s| matches!(s, OutboxStatus::Refused { .. })))
         .collect();

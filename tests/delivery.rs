@@ -4,38 +4,16 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
 use stickyscope::embedded::StackAdapter;
-use stickyscope::engine::event::{Event, OutboxStatus};
+use stickyscope::engine::event::OutboxStatus;
 use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 use stickyscope_replica::RequestKind;
-
-fn sent_ids(seen: &Collected, user: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    for e in seen.events() {
-        if let Event::Outbox(u) = e {
-            if u.user == user && u.status == OutboxStatus::Queued {
-                ids.push(u.id);
-            }
-        }
-    }
-    ids
-}
-
-fn statuses(seen: &Collected) -> BTreeMap<String, Vec<OutboxStatus>> {
-    let mut out: BTreeMap<String, Vec<OutboxStatus>> = BTreeMap::new();
-    for e in seen.events() {
-        if let Event::Outbox(u) = e {
-            out.entry(u.id).or_default().push(u.status);
-        }
-    }
-    out
-}
 
 async fn holder(seen: &Collected, user: &str) -> Option<String> {
     seen.state(user)
@@ -105,20 +83,14 @@ async fn every_message_arrives_once_in_order_through_kills_and_switches() {
 
     wait_for(Duration::from_secs(60), "every message delivered", || {
         let seen = seen.clone();
-        async move {
-            let statuses = statuses(&seen);
-            statuses.len() == sent
-                && statuses
-                    .values()
-                    .all(|s| matches!(s.last(), Some(OutboxStatus::Delivered { .. })))
-        }
+        async move { seen.all_delivered(sent) }
     })
     .await;
 
     // Every message was accepted by a replica: its ack was seen, or — when the session died
     // between the broadcast and the ack — the peer received it from the replica that
     // accepted it (a replica broadcasts only what it accepted).
-    let statuses = statuses(&seen);
+    let statuses = seen.outbox();
     let accepted_by: BTreeMap<String, String> = users
         .iter()
         .flat_map(|u| seen.received(u))
@@ -133,21 +105,7 @@ async fn every_message_arrives_once_in_order_through_kills_and_switches() {
             "{id} was never accepted: {history:?}"
         );
     }
-    for (i, user) in users.iter().enumerate() {
-        let peer = users[1 - i];
-        let expected = sent_ids(&seen, user);
-        let got: Vec<String> = seen
-            .received(peer)
-            .into_iter()
-            .map(|r| r.message.id)
-            .collect();
-        let unique: HashSet<&String> = got.iter().collect();
-        assert_eq!(unique.len(), got.len(), "{peer} saw duplicates");
-        assert_eq!(
-            got, expected,
-            "{peer} received {user}'s messages exactly once, in order"
-        );
-    }
+    seen.assert_each_received_once_in_order(users);
     for s in sessions {
         s.shutdown().await;
     }

@@ -275,6 +275,68 @@ impl Collected {
             .collect()
     }
 
+    /// Every message's outbox history, by id.
+    pub fn outbox(
+        &self,
+    ) -> std::collections::BTreeMap<String, Vec<stickyscope::engine::event::OutboxStatus>> {
+        let mut out: std::collections::BTreeMap<String, Vec<_>> = Default::default();
+        for e in self.events() {
+            if let stickyscope::engine::event::Event::Outbox(u) = e {
+                out.entry(u.id).or_default().push(u.status);
+            }
+        }
+        out
+    }
+
+    /// Whether `sent` messages were queued and every one is delivered.
+    pub fn all_delivered(&self, sent: usize) -> bool {
+        let outbox = self.outbox();
+        outbox.len() == sent
+            && outbox.values().all(|s| {
+                matches!(
+                    s.last(),
+                    Some(stickyscope::engine::event::OutboxStatus::Delivered { .. })
+                )
+            })
+    }
+
+    /// Ids `user` queued, in order.
+    pub fn queued_ids(&self, user: &str) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                stickyscope::engine::event::Event::Outbox(u)
+                    if u.user == user
+                        && u.status == stickyscope::engine::event::OutboxStatus::Queued =>
+                {
+                    Some(u.id)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Each of the two users received every message the other queued, once, in order.
+    pub fn assert_each_received_once_in_order(&self, users: [&str; 2]) {
+        for (i, user) in users.iter().enumerate() {
+            let peer = users[1 - i];
+            let expected = self.queued_ids(user);
+            let got: Vec<String> = self
+                .received(peer)
+                .into_iter()
+                .map(|r| r.message.id)
+                .collect();
+            let unique: std::collections::HashSet<&String> = got.iter().collect();
+            assert_eq!(unique.len(), got.len(), "{peer} was shown a message twice");
+            assert_eq!(
+                got.len(),
+                expected.len(),
+                "{peer} lost messages from {user}"
+            );
+            assert_eq!(got, expected, "{peer} got {user}'s messages out of order");
+        }
+    }
+
     /// Whether `user` is connected.
     pub fn connected(&self, user: &str) -> bool {
         matches!(
