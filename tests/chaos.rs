@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use common::{embedded_engine, wait_for, Collected};
 use stickyscope::engine::event::{Command, Event, OutboxStatus, ReplicaAction};
 use stickyscope::session::{SessionState, TransportChoice};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// A session whose replica dies is up again on another one within this.
 const FAILOVER_BOUND: Duration = Duration::from_secs(2);
@@ -57,6 +58,18 @@ fn replica_ids(seen: &Collected) -> Vec<String> {
             _ => None,
         })
         .unwrap_or_default()
+}
+
+/// Restarts every replica in `dead` and forgets them.
+fn restart_all(commands: &UnboundedSender<Command>, dead: &mut BTreeSet<String>) {
+    for id in std::mem::take(dead) {
+        commands
+            .send(Command::Replica {
+                id,
+                action: ReplicaAction::Restart,
+            })
+            .expect("engine takes commands");
+    }
 }
 
 /// A kill that took a session down: when, which replica, whose session.
@@ -137,14 +150,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
         let now = Instant::now();
         if now >= next_chaos {
             next_chaos = now + Duration::from_millis(3000 + rng.below(5000));
-            for id in std::mem::take(&mut dead) {
-                commands
-                    .send(Command::Replica {
-                        id,
-                        action: ReplicaAction::Restart,
-                    })
-                    .expect("engine takes commands");
-            }
+            restart_all(&commands, &mut dead);
             let holders: Vec<String> = USERS.iter().filter_map(|u| replica_of(&seen, u)).collect();
             let ids = replica_ids(&seen);
             let victim = if !holders.is_empty() && rng.below(3) < 2 {
@@ -197,14 +203,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
             }
         }
     }
-    for id in std::mem::take(&mut dead) {
-        commands
-            .send(Command::Replica {
-                id,
-                action: ReplicaAction::Restart,
-            })
-            .expect("engine takes commands");
-    }
+    restart_all(&commands, &mut dead);
     println!(
         "chaos: {sent} messages sent, {kills} kills, {} sessions lost a replica",
         losses.len()
