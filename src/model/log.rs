@@ -1,4 +1,7 @@
-//! The packet log: the last wire records, bounded, with filters.
+//! The packet log: the last wire records, bounded, with filters. Each record has a log id
+//! (its position among every record ever pushed), so a selection or a filtered view stays on
+//! the same record while older ones are forgotten; [`Matches`] keeps a filtered view up to
+//! date by looking only at records pushed since its last update.
 
 use std::collections::VecDeque;
 
@@ -57,28 +60,80 @@ impl PacketLog {
         self.records.iter()
     }
 
-    /// Indexes of records matching `filter`, oldest first.
-    pub fn matching(&self, filter: &LogFilter) -> Vec<usize> {
-        let kind = filter.kind.to_lowercase();
+    /// Log id of the oldest record kept (ids count every record ever pushed, from 0).
+    pub fn first_id(&self) -> u64 {
+        self.total - self.records.len() as u64
+    }
+
+    /// The record with log id `id`, while kept.
+    pub fn get(&self, id: u64) -> Option<&WireEvent> {
+        let index = id.checked_sub(self.first_id())?;
+        self.records.get(usize::try_from(index).ok()?)
+    }
+
+    /// Log ids of the kept records matching `filter`, oldest first.
+    pub fn matching(&self, filter: &LogFilter) -> Vec<u64> {
+        let mut matches = Matches::default();
+        matches.update(self, filter);
+        matches.ids.into()
+    }
+
+    /// Kept records from log id `from` on, with their ids.
+    fn since_id(&self, from: u64) -> impl Iterator<Item = (u64, &WireEvent)> {
+        let first = self.first_id();
+        let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         self.records
             .iter()
             .enumerate()
-            .filter(|(_, r)| filter.user.as_ref().is_none_or(|u| &r.user == u))
-            .filter(|(_, r)| {
-                filter
-                    .replica
-                    .as_ref()
-                    .is_none_or(|id| r.replica.as_deref() == Some(id.as_str()))
-            })
-            .filter(|(_, r)| !filter.failures_only || r.failure.is_some())
-            .filter(|(_, r)| kind.is_empty() || kind_text(r).contains(&kind))
-            .map(|(i, _)| i)
-            .collect()
+            .skip(skip)
+            .map(move |(i, r)| (first + i as u64, r))
     }
+}
 
-    /// The record at `index`.
-    pub fn get(&self, index: usize) -> Option<&WireEvent> {
-        self.records.get(index)
+impl LogFilter {
+    /// Whether `record` passes. `kind` is the filter's kind text, lowercased.
+    fn passes(&self, record: &WireEvent, kind: &str) -> bool {
+        self.user.as_ref().is_none_or(|u| &record.user == u)
+            && self
+                .replica
+                .as_ref()
+                .is_none_or(|id| record.replica.as_deref() == Some(id.as_str()))
+            && (!self.failures_only || record.failure.is_some())
+            && (kind.is_empty() || kind_text(record).contains(kind))
+    }
+}
+
+/// The log ids matching a filter, kept up to date: an update looks only at the records
+/// pushed since the last one (or at all of them when the filter changed), so a window showing
+/// a filtered log of thousands of records pays per frame only for what arrived.
+#[derive(Debug, Default)]
+pub struct Matches {
+    filter: Option<LogFilter>,
+    /// Next log id to look at.
+    next_id: u64,
+    ids: VecDeque<u64>,
+}
+
+impl Matches {
+    /// Brings the matches up to date with `log` under `filter`; returns them, oldest first.
+    pub fn update(&mut self, log: &PacketLog, filter: &LogFilter) -> &VecDeque<u64> {
+        if self.filter.as_ref() != Some(filter) {
+            self.filter = Some(filter.clone());
+            self.next_id = 0;
+            self.ids.clear();
+        }
+        let first = log.first_id();
+        while self.ids.front().is_some_and(|&id| id < first) {
+            self.ids.pop_front();
+        }
+        let kind = filter.kind.to_lowercase();
+        for (id, record) in log.since_id(self.next_id) {
+            if filter.passes(record, &kind) {
+                self.ids.push_back(id);
+            }
+        }
+        self.next_id = log.total();
+        &self.ids
     }
 }
 
@@ -136,6 +191,50 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(log.matching(&by_kind), [0, 1]);
+    }
+
+    #[test]
+    fn ids_and_matches_follow_records_as_old_ones_are_forgotten() {
+        let mut log = PacketLog::default();
+        let visitor = |n: u64| {
+            let mut w = sample_wire();
+            w.user = if n.is_multiple_of(2) { "visitor" } else { "agent" }.into();
+            w.seq = n;
+            w
+        };
+        let filter = LogFilter {
+            user: Some("visitor".into()),
+            ..Default::default()
+        };
+        let mut matches = Matches::default();
+        for n in 0..10 {
+            log.push(visitor(n));
+        }
+        assert_eq!(matches.update(&log, &filter).len(), 5);
+        // Push past the bound: the first ids are forgotten, the rest keep their records.
+        for n in 10..(MAX_RECORDS as u64 + 10) {
+            log.push(visitor(n));
+        }
+        assert_eq!(log.first_id(), 10);
+        assert!(log.get(9).is_none());
+        assert_eq!(log.get(10).map(|r| r.seq), Some(10));
+        let ids: Vec<u64> = matches.update(&log, &filter).iter().copied().collect();
+        assert_eq!(ids.len(), MAX_RECORDS / 2);
+        assert_eq!(ids.first(), Some(&10));
+        assert!(ids
+            .iter()
+            .all(|&id| log.get(id).is_some_and(|r| r.user == "visitor")));
+        assert_eq!(
+            ids,
+            log.matching(&filter),
+            "incremental equals from scratch"
+        );
+        // A new filter starts over.
+        let agent = LogFilter {
+            user: Some("agent".into()),
+            ..Default::default()
+        };
+        assert_eq!(matches.update(&log, &agent).front(), Some(&11));
     }
 
     #[test]

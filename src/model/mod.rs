@@ -57,7 +57,33 @@ pub struct ViewModel {
     pub animate_heartbeats: bool,
 }
 
+/// Heartbeat counts as the topology shows them: the named users (chat users first) and the
+/// rest summed up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatLine {
+    /// (user, pings + pongs), chat users first.
+    pub named: Vec<(String, u64)>,
+    /// Users not named.
+    pub others: usize,
+    /// Their pings + pongs.
+    pub others_beats: u64,
+}
+
 impl ViewModel {
+    /// Heartbeat counts with at most `named` users named: the chat users first, then the
+    /// rest in name order; any more are summed up.
+    pub fn heartbeat_line(&self, named: usize) -> HeartbeatLine {
+        let mut counts: Vec<(&String, u64)> =
+            self.heartbeats.iter().map(|(u, n)| (u, *n)).collect();
+        counts.sort_by_key(|(user, _)| !self.sessions.contains_key(*user));
+        let rest = counts.split_off(named.min(counts.len()));
+        HeartbeatLine {
+            named: counts.into_iter().map(|(u, n)| (u.clone(), n)).collect(),
+            others: rest.len(),
+            others_beats: rest.iter().map(|(_, n)| n).sum(),
+        }
+    }
+
     /// An empty model for `users`.
     pub fn new(users: &[&str], sticky: bool, transport: TransportChoice) -> Self {
         ViewModel {
@@ -213,6 +239,28 @@ mod tests {
             Some(&1),
             "the poll carried a ping"
         );
+    }
+
+    #[test]
+    fn the_heartbeat_line_names_chat_users_first_and_sums_the_rest() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        m.sessions
+            .insert("visitor".into(), SessionState::Connecting);
+        for (user, n) in [
+            ("agent", 1),
+            ("bot-a", 2),
+            ("bot-b", 3),
+            ("visitor", 4),
+            ("zed", 5),
+        ] {
+            m.heartbeats.insert(user.into(), n);
+        }
+        let line = m.heartbeat_line(3);
+        let named: Vec<&str> = line.named.iter().map(|(u, _)| u.as_str()).collect();
+        assert_eq!(named, ["visitor", "agent", "bot-a"]);
+        assert_eq!((line.others, line.others_beats), (2, 8));
+        let all = m.heartbeat_line(10);
+        assert_eq!((all.named.len(), all.others, all.others_beats), (5, 0, 0));
     }
 
     #[test]

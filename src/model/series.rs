@@ -153,8 +153,56 @@ impl Series {
     }
 }
 
-/// Most points a plotted line gets: about one per pixel column of a plot on a wide screen.
-pub const MAX_LINE_POINTS: usize = 300;
+/// Screen pixels per plotted point: a line gets one point per this many pixel columns, so
+/// its points never crowd within a pixel (which would make the plot draw, and pay for, a
+/// filled band instead of a line) and a wide window costs no more than a narrow one.
+pub const PIXELS_PER_POINT: f32 = 3.0;
+
+/// How many points (or bars) a plot `width` pixels wide gets.
+pub fn points_for_width(width: f32) -> usize {
+    if width.is_finite() {
+        (width / PIXELS_PER_POINT).clamp(20.0, 600.0) as usize
+    } else {
+        20
+    }
+}
+
+/// One bar of the failures plot: `seconds` seconds wide, standing for the busiest second in
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FailureBar {
+    /// Its centre (seconds since start).
+    pub center: f64,
+    /// Seconds it covers.
+    pub seconds: u32,
+    /// Failures in the busiest second it covers.
+    pub peak: u32,
+}
+
+/// Per-second failure counts as at most `max_bars` bars: one per second while they fit,
+/// else one per run of seconds, each as tall as the busiest second in it (a burst is never
+/// averaged away).
+pub fn failure_bars(counts: &VecDeque<(i64, u32)>, max_bars: usize) -> Vec<FailureBar> {
+    let (Some(first), Some(last)) = (counts.front(), counts.back()) else {
+        return Vec::new();
+    };
+    let span = (last.0 - first.0 + 1).max(1) as u64;
+    let seconds = span.div_ceil(max_bars.max(1) as u64).max(1) as i64;
+    let mut bars: Vec<FailureBar> = Vec::new();
+    for &(second, n) in counts {
+        let bin = second.div_euclid(seconds);
+        let center = (bin * seconds) as f64 + seconds as f64 / 2.0;
+        match bars.last_mut() {
+            Some(bar) if bar.center == center => bar.peak = bar.peak.max(n),
+            _ => bars.push(FailureBar {
+                center,
+                seconds: seconds as u32,
+                peak: n,
+            }),
+        }
+    }
+    bars
+}
 
 /// Thins a line to at most `max` points by folding runs of neighbours into one (their mean
 /// x, and `fold` of their y: the mean for rates and averages, the max for peaks), so a
@@ -237,6 +285,38 @@ mod tests {
         let peak = thin(&long, 300, Fold::Max);
         assert!(peak.iter().all(|p| p[1] == 10.0), "no peak is lost");
         assert_eq!(thin(&long, 7, Fold::Mean).len(), 7);
+    }
+
+    #[test]
+    fn plots_get_a_point_every_few_pixels() {
+        assert_eq!(points_for_width(480.0), 160);
+        assert_eq!(points_for_width(10.0), 20, "never fewer than 20");
+        assert_eq!(points_for_width(f32::NAN), 20);
+        assert_eq!(points_for_width(1e9), 600);
+    }
+
+    #[test]
+    fn failure_bars_keep_each_second_while_they_fit_and_peaks_beyond() {
+        let counts: VecDeque<(i64, u32)> = [(10, 1), (11, 4), (30, 2)].into_iter().collect();
+        let bars = failure_bars(&counts, 100);
+        assert_eq!(bars.len(), 3);
+        assert_eq!(
+            bars[1],
+            FailureBar {
+                center: 11.5,
+                seconds: 1,
+                peak: 4
+            }
+        );
+        // 600 seconds of failures into at most 100 bars: 6 seconds each, the peak kept.
+        let busy: VecDeque<(i64, u32)> = (0..600).map(|s| (s, (s % 7) as u32)).collect();
+        let bars = failure_bars(&busy, 100);
+        assert_eq!(bars.len(), 100);
+        assert!(bars.iter().all(|b| b.seconds == 6));
+        assert_eq!(bars[0].center, 3.0);
+        assert_eq!(bars[0].peak, 5, "seconds 0..6 peak at 5");
+        assert_eq!(bars.iter().map(|b| b.peak).max(), Some(6));
+        assert!(failure_bars(&VecDeque::new(), 100).is_empty());
     }
 
     #[test]

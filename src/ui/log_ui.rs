@@ -5,7 +5,7 @@ use eframe::egui;
 use egui::{RichText, ScrollArea, Ui};
 
 use super::theme::{replica_color, FAILURE};
-use crate::model::log::{kind_text, LogFilter};
+use crate::model::log::{kind_text, LogFilter, Matches};
 use crate::model::PacketLog;
 use crate::wire::{Direction, WireEvent, WireKind};
 
@@ -14,8 +14,10 @@ use crate::wire::{Direction, WireEvent, WireKind};
 pub struct LogView {
     /// Filters.
     pub filter: LogFilter,
-    /// Selected record (index into the log).
-    pub selected: Option<usize>,
+    /// Selected record (its log id, so it stays selected while older records go).
+    pub selected: Option<u64>,
+    /// The records passing the filter, kept up to date.
+    matches: Matches,
 }
 
 /// Draws the log; returns true when the user asked to export.
@@ -48,7 +50,7 @@ pub fn log_ui(
             export = true;
         }
     });
-    let rows = log.matching(&view.filter);
+    let rows = view.matches.update(log, &view.filter);
     let detail_height = if view.selected.is_some() {
         ui.available_height() * 0.45
     } else {
@@ -61,16 +63,16 @@ pub fn log_ui(
         .auto_shrink([false, false])
         .max_height(ui.available_height() - detail_height)
         .show_rows(ui, row_height, rows.len(), |ui, range| {
-            for &index in &rows[range] {
-                let Some(record) = log.get(index) else {
+            for &id in rows.range(range) {
+                let Some(record) = log.get(id) else {
                     continue;
                 };
-                let selected = view.selected == Some(index);
+                let selected = view.selected == Some(id);
                 let text = RichText::new(row_text(record))
                     .monospace()
                     .color(row_color(record));
                 if ui.selectable_label(selected, text).clicked() {
-                    view.selected = if selected { None } else { Some(index) };
+                    view.selected = if selected { None } else { Some(id) };
                 }
             }
         });

@@ -6,7 +6,7 @@ use egui::Ui;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use super::theme::{replica_color, FAILURE};
-use crate::model::series::{thin, Fold, MAX_LINE_POINTS};
+use crate::model::series::{failure_bars, points_for_width, thin, Fold};
 use crate::model::Series;
 
 /// A one-line title; returns the height left for the plot under it.
@@ -42,6 +42,7 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
         plot("latency")
             .height(height)
             .show(&mut columns[0], |plot| {
+                let max_points = points_for_width(plot.transform().frame().width());
                 for (replica, track) in &series.latency {
                     let color = replica_color(Some(replica));
                     let name = format!("replica {replica}");
@@ -57,10 +58,10 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
                     let at = |s: &crate::model::series::LatencySecond| s.second as f64 + 0.5;
                     let max: Vec<[f64; 2]> =
                         track.seconds.iter().map(|s| [at(s), s.max_ms]).collect();
-                    let max = thin(&max, MAX_LINE_POINTS, Fold::Max);
+                    let max = thin(&max, max_points, Fold::Max);
                     let mean: Vec<[f64; 2]> =
                         track.seconds.iter().map(|s| [at(s), s.mean_ms]).collect();
-                    let mean = thin(&mean, MAX_LINE_POINTS, Fold::Mean);
+                    let mean = thin(&mean, max_points, Fold::Mean);
                     plot.line(
                         Line::new(name.clone(), PlotPoints::from(max))
                             .color(color.gamma_multiply(0.45))
@@ -77,27 +78,41 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
         plot("packets")
             .height(height)
             .show(&mut columns[1], |plot| {
+                let max_points = points_for_width(plot.transform().frame().width());
                 for (replica, counts) in &series.packets {
                     let pts: Vec<[f64; 2]> = counts
                         .iter()
                         .map(|(s, n)| [*s as f64, f64::from(*n)])
                         .collect();
-                    let pts = thin(&pts, MAX_LINE_POINTS, Fold::Mean);
+                    let pts = thin(&pts, max_points, Fold::Mean);
                     plot.line(
                         Line::new(format!("replica {replica}"), PlotPoints::from(pts))
                             .color(replica_color(Some(replica))),
                     );
                 }
             });
-        let height = title(&mut columns[2], "failures per second");
+        let bars = failure_bars(
+            &series.failures,
+            points_for_width(columns[2].available_width()),
+        );
+        let binned = bars.first().map_or(1, |b| b.seconds);
+        let height = title(
+            &mut columns[2],
+            &if binned > 1 {
+                format!("failures per second (each bar: the busiest second of {binned})")
+            } else {
+                "failures per second".to_owned()
+            },
+        );
         plot("failures")
             .include_y(3.0)
             .height(height)
             .show(&mut columns[2], |plot| {
-                let bars: Vec<Bar> = series
-                    .failures
+                let bars: Vec<Bar> = bars
                     .iter()
-                    .map(|(s, n)| Bar::new(*s as f64 + 0.5, f64::from(*n)).width(0.9))
+                    .map(|b| {
+                        Bar::new(b.center, f64::from(b.peak)).width(f64::from(b.seconds) * 0.9)
+                    })
                     .collect();
                 plot.bar_chart(BarChart::new("failures", bars).color(FAILURE));
             });

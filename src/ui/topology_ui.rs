@@ -11,6 +11,8 @@ use crate::model::{Flight, ViewModel};
 use crate::session::SessionState;
 use crate::wire::Direction;
 
+/// Most users named in the heartbeat line; the rest are summed up.
+const HEARTBEAT_USERS_NAMED: usize = 3;
 /// Most packets in the air that are labelled; beyond this they are drawn as dots only.
 const LABELLED_FLIGHTS: usize = 24;
 /// Said (after the count) when labels are hidden.
@@ -313,13 +315,22 @@ pub fn topology_ui(
     if !model.heartbeats.is_empty() {
         // Fixed words and changing numbers are laid out apart, so only the numbers are
         // shaped again when they change (at thousands of records a second, every frame).
+        // At most a few users are named; any more (a gateway shared with other clients) are
+        // summed up, so the line stays one line.
+        let line = model.heartbeat_line(HEARTBEAT_USERS_NAMED);
         let mut runs: Vec<std::borrow::Cow<'_, str>> = vec!["pings + pongs seen:".into()];
-        for (i, (user, n)) in model.heartbeats.iter().enumerate() {
+        for (i, (user, n)) in line.named.iter().enumerate() {
             if i > 0 {
                 runs.push("·".into());
             }
             runs.push(user.as_str().into());
             runs.push(n.to_string().into());
+        }
+        if line.others > 0 {
+            runs.push("· and".into());
+            runs.push(line.others.to_string().into());
+            runs.push("more users".into());
+            runs.push(line.others_beats.to_string().into());
         }
         text_runs(
             &painter,
