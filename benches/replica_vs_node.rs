@@ -245,8 +245,23 @@ async fn main() -> anyhow::Result<()> {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let (Some(replica), Some(node_modules)) = (arg("--replica"), arg("--node-modules")) else {
-        bail!("usage: replica_vs_node --replica BIN --node-modules DIR (see scripts/bench-replica-vs-node.sh)");
+    let servers: Vec<String> = arg("--servers")
+        .unwrap_or_else(|| "replica,node".into())
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .collect();
+    if let Some(unknown) = servers.iter().find(|s| *s != "replica" && *s != "node") {
+        bail!("unknown server {unknown:?} in --servers (replica, node)");
+    }
+    let (Some(replica), node_modules) = (arg("--replica"), arg("--node-modules")) else {
+        bail!("usage: replica_vs_node --replica BIN [--node-modules DIR] [--clients N,M] [--servers replica,node] (see scripts/bench-replica-vs-node.sh)");
+    };
+    let node_modules = match node_modules {
+        Some(dir) => dir,
+        None if servers.iter().any(|s| s == "node") => {
+            bail!("--node-modules DIR is needed to run the node server")
+        }
+        None => String::new(),
     };
     let sizes: Vec<usize> = match arg("--clients") {
         Some(list) => list
@@ -256,7 +271,8 @@ async fn main() -> anyhow::Result<()> {
         None => vec![1000, 5000],
     };
     for clients in sizes {
-        for name in ["replica", "node"] {
+        for name in &servers {
+            let name = if name == "replica" { "replica" } else { "node" };
             let server = start(name, &replica, &node_modules).await?;
             run(&server, clients).await?;
         }

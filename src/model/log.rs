@@ -198,7 +198,12 @@ mod tests {
         let mut log = PacketLog::default();
         let visitor = |n: u64| {
             let mut w = sample_wire();
-            w.user = if n.is_multiple_of(2) { "visitor" } else { "agent" }.into();
+            w.user = if n.is_multiple_of(2) {
+                "visitor"
+            } else {
+                "agent"
+            }
+            .into();
             w.seq = n;
             w
         };

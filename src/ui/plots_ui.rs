@@ -99,7 +99,7 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
         let height = title(
             &mut columns[2],
             &if binned > 1 {
-                format!("failures per second (each bar: the busiest second of {binned})")
+                format!("failures per second (peak of each {binned} s)")
             } else {
                 "failures per second".to_owned()
             },

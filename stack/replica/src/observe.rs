@@ -2,7 +2,9 @@
 //!
 //! It stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
 //! `X-Replica` and `X-Replica-Addr`, and counts Engine.IO requests and refusals in [`Stats`]:
-//! the ground truth the app and the tests compare their own observations against.
+//! the ground truth the app and the tests compare their own observations against. It also
+//! copies each request's URI and headers out of hyper's read buffer ([`detached`]) before
+//! Socket.IO keeps them for the life of a socket.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -13,8 +15,8 @@ use axum::Router;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Uri};
 use tower::ServiceExt;
 
 use crate::sessions::{sid_from_open_packet, KnownSessions};
@@ -62,7 +64,7 @@ pub async fn observe(
         }
     }
 
-    let Ok(mut response) = router.oneshot(req).await;
+    let Ok(mut response) = router.oneshot(detached(req)).await;
 
     if let Some(kind) = engine_kind {
         let status = response.status();
@@ -85,6 +87,32 @@ pub async fn observe(
         headers.insert(X_REPLICA_ADDR, addr);
     }
     Ok(response)
+}
+
+/// The request with its URI and header values copied into allocations of their own.
+///
+/// hyper hands them over as slices of the buffer the request was read into (8 KiB or more),
+/// and engineioxide keeps the handshake request's parts for as long as the socket lives; so,
+/// left as they are, every open socket would keep a whole read buffer alive for the sake of a
+/// few hundred bytes of headers. Copied, they cost their own size.
+pub fn detached<B>(req: Request<B>) -> Request<B> {
+    let (mut parts, body) = req.into_parts();
+    if let Ok(uri) = parts.uri.to_string().parse::<Uri>() {
+        parts.uri = uri;
+    }
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // A value that was valid stays valid when copied; the fallback only keeps it as is.
+        let copied = HeaderValue::from_bytes(value.as_bytes())
+            .map(|mut v| {
+                v.set_sensitive(value.is_sensitive());
+                v
+            })
+            .unwrap_or_else(|_| value.clone());
+        headers.append(name.clone(), copied);
+    }
+    parts.headers = headers;
+    Request::from_parts(parts, body)
 }
 
 /// Whether `path` is under the Engine.IO path.
@@ -126,6 +154,51 @@ async fn read_small_body(body: Body) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detached_requests_keep_everything_but_the_read_buffer() {
+        // A request as hyper builds it: URI and header values are slices of one big buffer.
+        let mut raw = b"/socket.io/?EIO=4&transport=websocket&sid=abc".to_vec();
+        let uri_len = raw.len();
+        raw.extend_from_slice(b"sticky_replica=1f2e");
+        raw.resize(8192, 0);
+        let buffer = Bytes::from(raw);
+        let inside = |p: *const u8| buffer.as_ptr_range().contains(&p);
+        let uri = Uri::from_maybe_shared(buffer.slice(..uri_len)).expect("uri");
+        let cookie =
+            HeaderValue::from_maybe_shared(buffer.slice(uri_len..uri_len + 19)).expect("cookie");
+        let mut token = HeaderValue::from_static("secret");
+        token.set_sensitive(true);
+        let req = Request::builder()
+            .method("GET")
+            .uri(uri)
+            .header("cookie", cookie)
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-forwarded-for", "10.0.0.2")
+            .header("authorization", token)
+            .body(())
+            .expect("request");
+        assert!(inside(req.uri().path().as_ptr()), "the test's premise");
+        assert!(inside(req.headers()["cookie"].as_bytes().as_ptr()));
+
+        let req = detached(req);
+        assert_eq!(
+            req.uri().to_string(),
+            "/socket.io/?EIO=4&transport=websocket&sid=abc"
+        );
+        assert_eq!(req.headers()["cookie"], "sticky_replica=1f2e");
+        let forwarded: Vec<_> = req.headers().get_all("x-forwarded-for").iter().collect();
+        assert_eq!(forwarded, ["10.0.0.1", "10.0.0.2"]);
+        assert!(req.headers()["authorization"].is_sensitive());
+        assert!(!inside(req.uri().path().as_ptr()), "the URI is a copy");
+        assert!(!inside(
+            req.uri().query().map_or(std::ptr::null(), str::as_ptr)
+        ));
+        assert!(
+            !inside(req.headers()["cookie"].as_bytes().as_ptr()),
+            "header values are copies"
+        );
+    }
 
     #[test]
     fn engine_path_matches_only_the_engine_prefix() {

@@ -279,10 +279,10 @@ impl ReplicaHandle {
     }
 }
 
-/// Initial read buffer of each WebSocket connection. Chat messages are small (at most 4 KB
-/// of text), and the buffer grows for a bigger frame; engineioxide's default of 4 KiB is a
-/// sixth of what a connection costs at rest.
-const WS_READ_BUFFER: usize = 1024;
+/// Initial read buffer of each WebSocket connection. Chat messages and heartbeats are small
+/// (a chat message is at most 4 KB of text) and the buffer grows for a bigger frame;
+/// engineioxide's default of 4 KiB was a fifth of what a connection costs at rest.
+const WS_READ_BUFFER: usize = 256;
 
 fn builder(heartbeat: Heartbeat, chat: ChatContext) -> socketioxide::SocketIoBuilder {
     SocketIo::builder()
