@@ -70,3 +70,41 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
     .await;
     engine.shutdown().await;
 }
+
+/// A crowd of 100 long-polling sessions, sticky: every session forms and stays on one
+/// replica, and the replicas stay healthy. (Each Socket.IO client used to load the system's
+/// root certificates at every connection attempt; 100 of them starved the replicas' health
+/// checks until every replica was marked DOWN and no session could form.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_100_sticky_polling_sessions_forms_and_leaves_the_replicas_up() {
+    let (sink, seen) = Collected::sink();
+    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
+    engine
+        .commands()
+        .send(Command::SetCrowd { size: 100 })
+        .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "100 polling sessions connected",
+        || {
+            let seen = seen.clone();
+            async move { last_crowd(&seen).is_some_and(|c| c.size == 100 && c.connecting == 0) }
+        },
+    )
+    .await;
+    let crowd = last_crowd(&seen).unwrap();
+    assert_eq!(crowd.per_replica.values().sum::<usize>(), 100);
+    let down: Vec<String> = seen
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Topology(t) => Some(t),
+            _ => None,
+        })
+        .flat_map(|t| t.replicas)
+        .filter(|r| !r.up)
+        .map(|r| format!("{:?}", r.id))
+        .collect();
+    assert!(down.is_empty(), "replicas marked DOWN meanwhile: {down:?}");
+    engine.shutdown().await;
+}

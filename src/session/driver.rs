@@ -29,6 +29,25 @@ use crate::wire::{Tap, TapConfig, WireEvent};
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
 
+/// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
+/// client for each connection attempt, and without a connector of its own each of those
+/// loads the system's root certificates again (some 10 ms of CPU each, whether or not TLS is
+/// ever used): a crowd of 100 polling sessions reconnecting spent both cores on it and
+/// starved the replicas' health checks. Built once, cloned (cheaply) into every client.
+fn shared_tls() -> Option<native_tls::TlsConnector> {
+    static CONNECTOR: std::sync::OnceLock<Option<native_tls::TlsConnector>> =
+        std::sync::OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| match native_tls::TlsConnector::new() {
+            Ok(connector) => Some(connector),
+            Err(e) => {
+                tracing::warn!("no shared TLS connector ({e}); each client loads its own");
+                None
+            }
+        })
+        .clone()
+}
+
 /// How to run one user's session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -318,6 +337,10 @@ impl Driver {
             })
             .reconnect(false)
             .reconnect_on_disconnect(false);
+        let builder = match shared_tls() {
+            Some(tls) => builder.tls_config(tls),
+            None => builder,
+        };
         let tx = self.connect_tx.clone();
         let n = self.attempt_no;
         let bound = self.config.connect_timeout;
