@@ -274,3 +274,49 @@ fn an_idle_window_rests_and_news_wakes_it() {
         "awake, heartbeats fly again"
     );
 }
+
+#[test]
+fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
+    use stickyscope::engine::event::{Command, Event, ReplicaAction};
+    use stickyscope::topology::{ReplicaNode, Topology};
+    use stickyscope::ui::bridge::EngineBridge;
+
+    let (bridge, mut engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1440.0, 900.0))
+        .build_eframe(move |cc| {
+            StickyscopeApp::with_bridge(&cc.egui_ctx, Settings::default(), bridge, true)
+        });
+    let replicas = (1..=12)
+        .map(|i| ReplicaNode {
+            id: Some(i.to_string()),
+            url: Some(format!("http://127.0.0.1:{}", 5000 + i)),
+            up: true,
+        })
+        .collect();
+    engine
+        .events
+        .try_send(Event::Topology(Topology {
+            hops: vec!["balancer".into()],
+            replicas,
+            sticky_cookie: Some("sticky_replica".into()),
+        }))
+        .expect("room in the stream");
+    h.run_steps(4);
+
+    // No room for a row of buttons under each of 12 nodes: none is drawn (they would
+    // overlap the next node), and each node has a menu instead.
+    assert_eq!(h.query_all_by_label("kill").count(), 0);
+    h.get_by_label("replica 7 controls (right-click)")
+        .click_secondary();
+    h.run_steps(2);
+    h.get_by_label("kill").click();
+    h.run_steps(2);
+    let mut asked = Vec::new();
+    while let Ok(command) = engine.commands.try_recv() {
+        if let Command::Replica { id, action } = command {
+            asked.push((id, action));
+        }
+    }
+    assert_eq!(asked, [("7".to_owned(), ReplicaAction::Kill)]);
+}

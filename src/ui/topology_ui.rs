@@ -24,10 +24,17 @@ struct Layout {
     users: Vec<(String, Rect)>,
     hops: Vec<(String, Rect)>,
     replicas: Vec<(Option<String>, bool, Rect)>,
+    /// Whether each replica has room for its stop/kill/restart buttons under it (else they
+    /// are in its right-click menu).
+    replica_buttons: bool,
 }
 
+/// Least height of a replica node (one line of text).
+const COMPACT_NODE_HEIGHT: f32 = 22.0;
+
 impl Layout {
-    fn new(area: Rect, model: &ViewModel, big: bool) -> Layout {
+    /// `buttons` is the height of a replica's button row, 0 without controls.
+    fn new(area: Rect, model: &ViewModel, big: bool, buttons: f32) -> Layout {
         let node = if big {
             Vec2::new(170.0, 78.0)
         } else {
@@ -65,17 +72,37 @@ impl Layout {
                 (h.clone(), at(if hops.len() == 1 { 0.45 } else { fx }, 0.5))
             })
             .collect();
+        // Replicas share the height: each keeps its buttons under it while they fit, then
+        // gives them up (to a right-click menu), then shrinks to one line of text.
         let replicas = &model.topology.replicas;
         let n = replicas.len().max(1) as f32;
+        let slot = area.height() / n;
+        let gap = 6.0;
+        let replica_buttons = buttons == 0.0 || slot >= node.y + buttons + gap;
+        let replica_height = if replica_buttons {
+            node.y
+        } else {
+            (slot - gap).clamp(COMPACT_NODE_HEIGHT, node.y)
+        };
         let replica_rects = replicas
             .iter()
             .enumerate()
-            .map(|(i, r)| (r.id.clone(), r.up, at(right_x, (i as f32 + 0.5) / n)))
+            .map(|(i, r)| {
+                let mut rect = at(right_x, (i as f32 + 0.5) / n);
+                if replica_buttons && buttons > 0.0 {
+                    // Centre node and buttons together in the slot.
+                    rect = rect.translate(Vec2::new(0.0, -(buttons + 4.0) / 2.0));
+                }
+                let rect =
+                    Rect::from_center_size(rect.center(), Vec2::new(rect.width(), replica_height));
+                (r.id.clone(), r.up, rect)
+            })
             .collect();
         Layout {
             users: user_rects,
             hops: hop_rects,
             replicas: replica_rects,
+            replica_buttons,
         }
     }
 
@@ -115,14 +142,15 @@ pub fn topology_ui(
     let mut actions = Vec::new();
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::hover());
     let area = response.rect.shrink(12.0);
-    let layout = Layout::new(area, model, settings.presentation);
+    let size = theme::paint_size(settings);
+    let buttons = if controls { size * 1.6 } else { 0.0 };
+    let layout = Layout::new(area, model, settings.presentation, buttons);
     let visuals = ui.visuals().clone();
     let text = visuals.strong_text_color();
     let edge = Stroke::new(
         if settings.presentation { 2.0 } else { 1.2 },
         visuals.weak_text_color(),
     );
-    let size = theme::paint_size(settings);
     let font = FontId::proportional(size);
     let small = FontId::proportional(size * 0.85);
 
@@ -219,56 +247,88 @@ pub fn topology_ui(
             .as_deref()
             .map(|id| format!("replica {id}"))
             .unwrap_or_else(|| "replica ?".into());
-        painter.text(
-            rect.center_top() + Vec2::new(0.0, size * 0.9),
-            Align2::CENTER_CENTER,
-            name,
-            font.clone(),
-            text,
-        );
         let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
         let health = if *up { "UP" } else { "DOWN" };
-        painter.text(
-            rect.center() + Vec2::new(0.0, size * 0.3),
-            Align2::CENTER_CENTER,
-            format!(
-                "{health} · {sessions} session{}",
-                if sessions == 1 { "" } else { "s" }
-            ),
-            small.clone(),
-            if *up { text } else { FAILURE },
-        );
-        if controls {
-            if let Some(id) = id {
-                let row = Rect::from_min_size(
-                    rect.left_bottom() + Vec2::new(0.0, 4.0),
-                    Vec2::new(rect.width(), size * 1.6),
-                );
-                ui.scope_builder(
-                    egui::UiBuilder::new()
-                        .max_rect(row)
-                        .id_salt(("replica-controls", i)),
-                    |ui| {
-                        ui.horizontal(|ui| {
-                            ui.spacing_mut().item_spacing.x = 3.0;
-                            for (label, action) in [
-                                ("stop", ReplicaAction::Stop),
-                                ("kill", ReplicaAction::Kill),
-                                ("restart", ReplicaAction::Restart),
-                            ] {
-                                let button = egui::Button::new(egui::RichText::new(label).small());
-                                if ui
-                                    .add(button)
-                                    .on_hover_text(format!("{label} replica {id}"))
-                                    .clicked()
-                                {
-                                    actions.push((id.clone(), action));
-                                }
-                            }
-                        });
-                    },
-                );
+        let health_color = if *up { text } else { FAILURE };
+        if rect.height() >= size * 2.6 {
+            painter.text(
+                rect.center_top() + Vec2::new(0.0, size * 0.9),
+                Align2::CENTER_CENTER,
+                name,
+                font.clone(),
+                text,
+            );
+            painter.text(
+                rect.center() + Vec2::new(0.0, size * 0.3),
+                Align2::CENTER_CENTER,
+                format!(
+                    "{health} · {sessions} session{}",
+                    if sessions == 1 { "" } else { "s" }
+                ),
+                small.clone(),
+                health_color,
+            );
+        } else {
+            // One line: name, health, sessions.
+            painter.text(
+                rect.center(),
+                Align2::CENTER_CENTER,
+                format!("{name} · {health} · {sessions}"),
+                small.clone(),
+                health_color,
+            );
+        }
+        let Some(id) = id.as_ref().filter(|_| controls) else {
+            continue;
+        };
+        let mut replica_buttons_ui = |ui: &mut Ui| {
+            ui.spacing_mut().item_spacing.x = 3.0;
+            for (label, action) in [
+                ("stop", ReplicaAction::Stop),
+                ("kill", ReplicaAction::Kill),
+                ("restart", ReplicaAction::Restart),
+            ] {
+                let button = egui::Button::new(egui::RichText::new(label).small());
+                if ui
+                    .add(button)
+                    .on_hover_text(format!("{label} replica {id}"))
+                    .clicked()
+                {
+                    actions.push((id.clone(), action));
+                    ui.close();
+                }
             }
+        };
+        if layout.replica_buttons {
+            let row = Rect::from_min_size(
+                rect.left_bottom() + Vec2::new(0.0, 4.0),
+                Vec2::new(rect.width(), buttons),
+            );
+            ui.scope_builder(
+                egui::UiBuilder::new()
+                    .max_rect(row)
+                    .id_salt(("replica-controls", i)),
+                |ui| ui.horizontal(&mut replica_buttons_ui),
+            );
+        } else {
+            // No room under each node: the same buttons in the node's right-click menu.
+            let menu = ui
+                .interact(
+                    *rect,
+                    ui.scope_id().with(("replica-menu", i)),
+                    Sense::click(),
+                )
+                .on_hover_text(format!("right-click: stop, kill or restart replica {id}"));
+            menu.widget_info(|| {
+                egui::WidgetInfo::labeled(
+                    egui::Role::Button,
+                    true,
+                    format!("replica {id} controls (right-click)"),
+                )
+            });
+            menu.context_menu(|ui| {
+                ui.horizontal(&mut replica_buttons_ui);
+            });
         }
     }
 
@@ -286,9 +346,10 @@ pub fn topology_ui(
             let Some(id) = id else { continue };
             let n = model.crowd.per_replica.get(id).copied().unwrap_or(0);
             let bar_width = (rect.left() - area.left()) * 0.25 * n as f32 / most;
+            let bar_height = (size * 0.8).min(rect.height() * 0.6);
             let bar = Rect::from_min_size(
-                rect.left_bottom() - Vec2::new(bar_width + 4.0, size * 1.1),
-                Vec2::new(bar_width, size * 0.8),
+                rect.left_bottom() - Vec2::new(bar_width + 4.0, bar_height + size * 0.3),
+                Vec2::new(bar_width, bar_height),
             );
             painter.rect_filled(bar, 2.0, replica_color(Some(id)).gamma_multiply(0.8));
             painter.text(
@@ -300,8 +361,10 @@ pub fn topology_ui(
             );
         }
         painter.text(
-            area.center_bottom() - Vec2::new(0.0, size * 0.8),
-            Align2::CENTER_CENTER,
+            // Top left, under the heartbeat line: clear of the replica column, its crowd
+            // bars and the users.
+            area.left_top() + Vec2::new(0.0, size * 1.3),
+            Align2::LEFT_TOP,
             format!(
                 "crowd: {} sessions · {} not connected · {} failures seen",
                 model.crowd.size, model.crowd.connecting, model.crowd.failures
@@ -341,8 +404,9 @@ pub fn topology_ui(
         );
     }
     if resting {
+        let row = if model.crowd.size > 0 { 2.6 } else { 1.3 };
         painter.text(
-            area.left_top() + Vec2::new(0.0, size * 1.3),
+            area.left_top() + Vec2::new(0.0, size * row),
             Align2::LEFT_TOP,
             "resting: only heartbeats for a while, so they are counted, not animated · move the mouse to watch them fly",
             small.clone(),
