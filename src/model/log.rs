@@ -117,7 +117,8 @@ pub struct Matches {
 impl Matches {
     /// Brings the matches up to date with `log` under `filter`; returns them, oldest first.
     pub fn update(&mut self, log: &PacketLog, filter: &LogFilter) -> &VecDeque<u64> {
-        if self.filter.as_ref() != Some(filter) {
+        // A new filter, or another log (fewer records ever than already looked at): start over.
+        if self.filter.as_ref() != Some(filter) || log.total() < self.next_id {
             self.filter = Some(filter.clone());
             self.next_id = 0;
             self.ids.clear();
@@ -240,6 +241,10 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(matches.update(&log, &agent).front(), Some(&11));
+        // Another, younger log: the matches are its own.
+        let mut young = PacketLog::default();
+        young.push(visitor(1));
+        assert_eq!(matches.update(&young, &agent).iter().collect::<Vec<_>>(), [&0]);
     }
 
     #[test]
