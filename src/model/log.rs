@@ -244,7 +244,10 @@ mod tests {
         // Another, younger log: the matches are its own.
         let mut young = PacketLog::default();
         young.push(visitor(1));
-        assert_eq!(matches.update(&young, &agent).iter().collect::<Vec<_>>(), [&0]);
+        assert_eq!(
+            matches.update(&young, &agent).iter().collect::<Vec<_>>(),
+            [&0]
+        );
     }
 
     #[test]
