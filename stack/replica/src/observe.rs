@@ -3,8 +3,8 @@
 //! It stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
 //! `X-Replica` and `X-Replica-Addr`, and counts Engine.IO requests and refusals in [`Stats`]:
 //! the ground truth the app and the tests compare their own observations against. It also
-//! copies each request's URI and headers out of hyper's read buffer ([`detached`]) before
-//! Socket.IO keeps them for the life of a socket.
+//! copies each handshake's URI and headers out of hyper's read buffer ([`detached`]) before
+//! Socket.IO keeps them for the life of the socket the handshake opens.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -64,7 +64,13 @@ pub async fn observe(
         }
     }
 
-    let Ok(mut response) = router.oneshot(detached(req)).await;
+    // Only a handshake's parts are kept (by the socket it opens); other requests go as they are.
+    let opens_a_session = matches!(
+        engine_kind,
+        Some(RequestKind::HandshakePolling | RequestKind::HandshakeWebsocket)
+    );
+    let req = if opens_a_session { detached(req) } else { req };
+    let Ok(mut response) = router.oneshot(req).await;
 
     if let Some(kind) = engine_kind {
         let status = response.status();
