@@ -17,14 +17,22 @@ fn last_crowd(seen: &Collected) -> Option<CrowdSummary> {
     })
 }
 
+/// An embedded engine whose users (and so its crowd) use `transport` and `sticky`, asked for
+/// a crowd of `size`.
+async fn engine_with_crowd(
+    transport: TransportChoice,
+    sticky: bool,
+    size: usize,
+) -> (stickyscope::engine::Engine, Collected) {
+    let (sink, seen) = Collected::sink();
+    let engine = embedded_engine(transport, sticky, sink).await;
+    engine.commands().send(Command::SetCrowd { size }).unwrap();
+    (engine, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
-    let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(TransportChoice::Websocket, false, sink).await;
-    engine
-        .commands()
-        .send(Command::SetCrowd { size: 200 })
-        .unwrap();
+    let (engine, seen) = engine_with_crowd(TransportChoice::Websocket, false, 200).await;
     wait_for(
         Duration::from_secs(90),
         "200 sessions connected on all three replicas",
@@ -77,12 +85,7 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
 /// checks until every replica was marked DOWN and no session could form.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_of_100_sticky_polling_sessions_forms_and_leaves_the_replicas_up() {
-    let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
-    engine
-        .commands()
-        .send(Command::SetCrowd { size: 100 })
-        .unwrap();
+    let (engine, seen) = engine_with_crowd(TransportChoice::Polling, true, 100).await;
     wait_for(
         Duration::from_secs(60),
         "100 polling sessions connected",
