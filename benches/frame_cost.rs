@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{ms, percentile, process_cpu, rss_bytes, thread_cpu};
 use eframe::egui;
 use egui_kittest::Harness;
-use stickyscope::engine::event::{CrowdSummary, Event};
+use stickyscope::events::{CrowdSummary, Event};
 use stickyscope::protocol::decode_payload;
 use stickyscope::session::SessionState;
 use stickyscope::topology::{ReplicaNode, Topology};

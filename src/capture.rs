@@ -68,7 +68,7 @@ mod tests {
     use super::*;
     use crate::protocol::decode_payload;
     use crate::wire::{Failure, FailureKind, Transport, WireKind};
-    use stickyscope_replica::RequestKind;
+    use stickyscope_contract::RequestKind;
 
     fn sample() -> WireEvent {
         WireEvent {

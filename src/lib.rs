@@ -4,7 +4,9 @@
 //! - [`balancer`]: the built-in sticky balancer (network).
 //! - [`capture`]: wire records as JSON Lines.
 //! - [`embedded`]: replicas and balancer in one process (network).
-//! - [`engine`]: the event stream and command channel between network and UI.
+//! - [`engine`]: the network side as one piece: stack, sessions, poller, command loop.
+//! - [`events`]: the event stream and command channel between network and UI (pure types
+//!   and the stream's sending end), below both.
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
 //! - [`topology`]: gateway hops and replicas (pure).
 //! - [`http_serve`]: the accept loop of the balancer and the taps (network).
@@ -20,6 +22,7 @@ pub mod balancer;
 pub mod capture;
 pub mod embedded;
 pub mod engine;
+pub mod events;
 pub mod http_serve;
 pub mod model;
 pub mod probe;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::engine::event::Event;
-use crate::engine::sink::EventSink;
+use crate::events::Event;
+use crate::events::sink::EventSink;
 use crate::protocol::EnginePacket;
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 use crate::wire::{FailureKind, WireEvent};
@@ -211,7 +211,7 @@ pub fn report(
 fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
     let Some(replica) = &w.replica else { return };
     let c = replicas.entry(replica.clone()).or_default();
-    use stickyscope_replica::RequestKind::{HandshakePolling, HandshakeWebsocket};
+    use stickyscope_contract::RequestKind::{HandshakePolling, HandshakeWebsocket};
     if matches!(
         w.request_kind(),
         Some(HandshakePolling | HandshakeWebsocket)

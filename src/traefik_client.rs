@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::balancer::routing::STICKY_COOKIE;
+use stickyscope_contract::names::STICKY_COOKIE;
 use std::collections::BTreeMap;
 
 use crate::topology::Topology;

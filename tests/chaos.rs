@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::engine::event::{Command, Event, OutboxStatus, ReplicaAction};
+use stickyscope::events::{Command, Event, OutboxStatus, ReplicaAction};
 use stickyscope::session::{SessionState, TransportChoice};
 use tokio::sync::mpsc::UnboundedSender;
 

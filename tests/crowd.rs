@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::engine::event::{Command, CrowdSummary, Event};
+use stickyscope::events::{Command, CrowdSummary, Event};
 
 use stickyscope::session::TransportChoice;
 

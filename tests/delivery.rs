@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
 use stickyscope::embedded::StackAdapter;
-use stickyscope::engine::event::OutboxStatus;
+use stickyscope::events::OutboxStatus;
 use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 use stickyscope_replica::RequestKind;
 

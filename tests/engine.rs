@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::engine::event::{Command, Event, ReplicaAction};
+use stickyscope::events::{Command, Event, ReplicaAction};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
 use stickyscope::session::{SessionState, TransportChoice};
 use stickyscope::topology::Topology;

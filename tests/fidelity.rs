@@ -133,7 +133,7 @@ async fn run_mode(transport: TransportChoice, sticky: bool) -> (Counts, Reasons,
 fn sessions_formed(seen: &Collected, user: &str) -> usize {
     seen.events()
         .iter()
-        .filter(|e| matches!(e, stickyscope::engine::event::Event::Session { user: u, state: stickyscope::session::SessionState::Connected { .. } } if u == user))
+        .filter(|e| matches!(e, stickyscope::events::Event::Session { user: u, state: stickyscope::session::SessionState::Connected { .. } } if u == user))
         .count()
 }
 

@@ -131,7 +131,7 @@ async fn session(
     user: &str,
     transport: TransportChoice,
     sticky: bool,
-    sink: &stickyscope::engine::sink::EventSink,
+    sink: &stickyscope::events::sink::EventSink,
 ) -> ChatSession {
     let mut config = SessionConfig::new(user, gateway);
     config.transport = transport;

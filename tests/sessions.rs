@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use common::{stack, wait_for, Collected};
 use stickyscope::embedded::StackAdapter;
-use stickyscope::engine::event::{Event, OutboxStatus};
+use stickyscope::events::{Event, OutboxStatus};
 use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 
 async fn pair(
     gateway: &str,
     transport: TransportChoice,
-    sink: &stickyscope::engine::sink::EventSink,
+    sink: &stickyscope::events::sink::EventSink,
 ) -> (ChatSession, ChatSession) {
     let mut agent = SessionConfig::new("agent", gateway);
     agent.transport = transport;

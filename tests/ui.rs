@@ -198,7 +198,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
 
 #[test]
 fn an_idle_window_rests_and_news_wakes_it() {
-    use stickyscope::engine::event::Event;
+    use stickyscope::events::Event;
     use stickyscope::model::rest::REST_AFTER_SECS;
     use stickyscope::ui::bridge::EngineBridge;
 
@@ -277,7 +277,7 @@ fn an_idle_window_rests_and_news_wakes_it() {
 
 #[test]
 fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
-    use stickyscope::engine::event::{Command, Event, ReplicaAction};
+    use stickyscope::events::{Command, Event, ReplicaAction};
     use stickyscope::topology::{ReplicaNode, Topology};
     use stickyscope::ui::bridge::EngineBridge;
 

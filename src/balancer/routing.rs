@@ -12,10 +12,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// Name of the sticky cookie (the swarm stack's Traefik labels use the same).
-pub const STICKY_COOKIE: &str = "sticky_replica";
-/// Request header that selects the round-robin service when its value is `off`.
-pub const STICKINESS_HEADER: &str = "x-stickiness";
+pub use stickyscope_contract::names::{STICKINESS_HEADER, STICKY_COOKIE};
 
 /// Traefik v3's sticky cookie value for a server URL.
 pub fn cookie_value(server_url: &str) -> String {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::event::{CrowdSummary, Event};
-use super::sink::EventSink;
+use crate::events::{CrowdSummary, Event};
+use crate::events::sink::EventSink;
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 
 /// Largest crowd.

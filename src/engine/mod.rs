@@ -1,11 +1,9 @@
 //! The network side as one piece: the stack (embedded or external), one chat session per
 //! user, the topology poller, and the command loop. It talks to the UI only through the
-//! event stream ([`event::Event`] through [`sink::EventSink`]) and the command channel
-//! ([`event::Command`]); nothing here knows about egui.
+//! event stream ([`crate::events::Event`] through [`crate::events::sink::EventSink`]) and the
+//! command channel ([`crate::events::Command`]); nothing here knows about egui.
 
 pub mod crowd;
-pub mod event;
-pub mod sink;
 pub mod topology_poller;
 
 use std::collections::HashMap;
@@ -18,8 +16,8 @@ use tokio::task::JoinHandle;
 use crate::embedded::{EmbeddedStack, StackConfig, StackError};
 use crate::session::{ChatSession, SessionConfig, TransportChoice};
 use crate::wire::tap::TapError;
-use event::{Command, Event, Notice, NoticeLevel, ReplicaAction};
-use sink::EventSink;
+use crate::events::sink::EventSink;
+use crate::events::{Command, Event, Notice, NoticeLevel, ReplicaAction};
 use topology_poller::TopologySource;
 
 /// The two chat users.

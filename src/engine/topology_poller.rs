@@ -11,8 +11,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use super::event::{Event, Notice, NoticeLevel};
-use super::sink::EventSink;
+use crate::events::{Event, Notice, NoticeLevel};
+use crate::events::sink::EventSink;
 use crate::balancer::api::STICKY_SERVICE;
 use crate::embedded::EmbeddedStack;
 use crate::topology::Topology;

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::RequestKind;
 
 use crate::protocol::{EnginePacket, SocketKind};
 use crate::wire::{Direction, WireEvent, WireKind};

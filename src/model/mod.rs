@@ -10,7 +10,7 @@ pub mod series;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::engine::event::{CrowdSummary, Event, Notice};
+use crate::events::{CrowdSummary, Event, Notice};
 use crate::protocol::EnginePacket;
 use crate::session::{SessionState, TransportChoice};
 use crate::topology::Topology;

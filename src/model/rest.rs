@@ -41,7 +41,7 @@ mod tests {
     use crate::model::flights::tests::sample_wire;
     use crate::protocol::decode_payload;
     use crate::wire::{Direction, WireKind};
-    use stickyscope_replica::RequestKind;
+    use stickyscope_contract::RequestKind;
 
     #[test]
     fn it_rests_after_a_quiet_spell_and_news_wakes_it() {

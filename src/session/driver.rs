@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 use serde_json::json;
-use stickyscope_replica::chat::{CHAT_EVENT, RECEIPT_EVENT};
+use stickyscope_contract::chat::{CHAT_EVENT, RECEIPT_EVENT};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -21,8 +21,8 @@ use super::guard::AttemptGuard;
 use super::outbox::{Due, Outbox};
 use super::tracker::{Observation, WireTracker};
 use super::{SessionState, TransportChoice};
-use crate::engine::event::{Event, OutboxStatus, OutboxUpdate, Received};
-use crate::engine::sink::EventSink;
+use crate::events::{Event, OutboxStatus, OutboxUpdate, Received};
+use crate::events::sink::EventSink;
 use crate::wire::tap::TapError;
 use crate::wire::{Tap, TapConfig, WireEvent};
 

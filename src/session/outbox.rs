@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::engine::event::OutboxStatus;
+use crate::events::OutboxStatus;
 
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]

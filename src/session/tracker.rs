@@ -7,7 +7,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use stickyscope_replica::chat::{ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
+use stickyscope_contract::chat::{ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
 
 use crate::protocol::{EnginePacket, SocketKind};
 use crate::wire::{Direction, Transport, WireEvent, WireKind};
@@ -316,7 +316,7 @@ mod tests {
     use super::*;
     use crate::protocol::decode_payload;
     use crate::wire::{Failure, FailureKind};
-    use stickyscope_replica::RequestKind;
+    use stickyscope_contract::RequestKind;
 
     fn http(sid: Option<&str>, replica: &str, down: &str) -> WireEvent {
         WireEvent {

@@ -22,8 +22,8 @@ use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::topology_ui;
 use crate::embedded::StackAdapter;
-use crate::engine::event::{Command, Event, Notice, NoticeLevel};
-use crate::engine::sink::Wake;
+use crate::events::{Command, Event, Notice, NoticeLevel};
+use crate::events::sink::Wake;
 use crate::engine::{EngineConfig, GatewayConfig, USERS};
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
@@ -216,7 +216,7 @@ impl StickyscopeApp {
 
     fn local_notice(&mut self, level: NoticeLevel, text: String) {
         self.model.apply(
-            crate::engine::event::Event::Notice(Notice { level, text }),
+            crate::events::Event::Notice(Notice { level, text }),
             self.clock,
         );
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::engine::event::{Command, Event};
-use crate::engine::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
+use crate::events::{Command, Event};
+use crate::events::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
 use crate::engine::{Engine, EngineConfig};
 
 type Started = Result<(String, mpsc::UnboundedSender<Command>), String>;

@@ -3,10 +3,10 @@
 
 use eframe::egui;
 use egui::{Color32, RichText, ScrollArea, Ui};
-use stickyscope_replica::chat::MAX_TEXT_BYTES;
+use stickyscope_contract::chat::MAX_TEXT_BYTES;
 
 use super::theme::{replica_color, FAILURE, OK, WAITING};
-use crate::engine::event::OutboxStatus;
+use crate::events::OutboxStatus;
 use crate::model::{ChatEntry, ChatLog};
 use crate::session::{SessionState, TransportChoice};
 

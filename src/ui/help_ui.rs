@@ -4,7 +4,7 @@ use eframe::egui;
 use egui::{Context, RichText, Ui};
 
 use super::theme::{FAILURE, WAITING};
-use crate::engine::event::{Notice, NoticeLevel};
+use crate::events::{Notice, NoticeLevel};
 
 /// Keyboard shortcuts, as listed in the overlay.
 pub const SHORTCUTS: [(&str, &str); 7] = [

@@ -6,7 +6,7 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, V
 
 use super::settings::Settings;
 use super::theme::{self, replica_color, FAILURE, OK, WAITING};
-use crate::engine::event::ReplicaAction;
+use crate::events::ReplicaAction;
 use crate::model::{Flight, ViewModel};
 use crate::session::SessionState;
 use crate::wire::Direction;

@@ -5,7 +5,7 @@
 //! Serialized one per line this is the capture format (see the README's "Capture format").
 
 use serde::{Deserialize, Serialize};
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::RequestKind;
 
 use crate::protocol::EnginePacket;
 

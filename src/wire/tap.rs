@@ -21,9 +21,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use stickyscope_replica::observe::refusal_reason;
-use stickyscope_replica::stats::{EngineQuery, UPGRADE_UNKNOWN_SESSION};
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::names::{STICKINESS_HEADER, STICKY_COOKIE, X_REPLICA, X_REPLICA_ADDR};
+use stickyscope_contract::refusal::{refusal_reason, UPGRADE_UNKNOWN_SESSION};
+use stickyscope_contract::{EngineQuery, RequestKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -31,7 +31,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
 use super::jar::CookieJar;
-use crate::balancer::routing::{STICKINESS_HEADER, STICKY_COOKIE};
 use crate::http_serve::{is_upgrade, strip_hop_by_hop};
 use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
 use crate::protocol::websocket::{FrameDecoder, WsMessage};
@@ -413,8 +412,8 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        event.replica = header_text(&parts.headers, "x-replica");
-        event.replica_addr = header_text(&parts.headers, "x-replica-addr");
+        event.replica = header_text(&parts.headers, X_REPLICA);
+        event.replica_addr = header_text(&parts.headers, X_REPLICA_ADDR);
         event.bytes_down = body.len() as u64;
         self.remember_cookies(&parts.headers);
         if status.is_client_error() || status.is_server_error() {
@@ -510,8 +509,8 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        event.replica = header_text(&parts.headers, "x-replica");
-        event.replica_addr = header_text(&parts.headers, "x-replica-addr");
+        event.replica = header_text(&parts.headers, X_REPLICA);
+        event.replica_addr = header_text(&parts.headers, X_REPLICA_ADDR);
         self.remember_cookies(&parts.headers);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
@@ -780,7 +779,7 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
     if from_replica {
         return Failure {
             kind: FailureKind::Refused,
-            reason: refusal_reason(status, body),
+            reason: refusal_reason(status.as_u16(), body),
         };
     }
     let text = std::str::from_utf8(body)

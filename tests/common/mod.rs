@@ -215,14 +215,14 @@ pub fn acked_ok(ack: &Option<Value>) -> bool {
 /// Every event of an engine-side stream, collected for assertions.
 #[derive(Clone, Default)]
 pub struct Collected(
-    pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope::engine::event::Event)>>>,
+    pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope::events::Event)>>>,
 );
 
 impl Collected {
     /// A sink whose events are collected.
-    pub fn sink() -> (stickyscope::engine::sink::EventSink, Collected) {
+    pub fn sink() -> (stickyscope::events::sink::EventSink, Collected) {
         let (sink, mut rx) =
-            stickyscope::engine::sink::EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
+            stickyscope::events::sink::EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
         let collected = Collected::default();
         let store = collected.clone();
         tokio::spawn(async move {
@@ -234,12 +234,12 @@ impl Collected {
     }
 
     /// A copy of what arrived so far.
-    pub fn events(&self) -> Vec<stickyscope::engine::event::Event> {
+    pub fn events(&self) -> Vec<stickyscope::events::Event> {
         self.timed().into_iter().map(|(_, e)| e).collect()
     }
 
     /// A copy of what arrived so far, with when each arrived.
-    pub fn timed(&self) -> Vec<(Instant, stickyscope::engine::event::Event)> {
+    pub fn timed(&self) -> Vec<(Instant, stickyscope::events::Event)> {
         self.0.lock().unwrap().clone()
     }
 
@@ -248,7 +248,7 @@ impl Collected {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::engine::event::Event::Wire(w) => Some(w),
+                stickyscope::events::Event::Wire(w) => Some(w),
                 _ => None,
             })
             .collect()
@@ -257,7 +257,7 @@ impl Collected {
     /// The last session state of `user`.
     pub fn state(&self, user: &str) -> Option<stickyscope::session::SessionState> {
         self.events().into_iter().rev().find_map(|e| match e {
-            stickyscope::engine::event::Event::Session { user: u, state } if u == user => {
+            stickyscope::events::Event::Session { user: u, state } if u == user => {
                 Some(state)
             }
             _ => None,
@@ -265,11 +265,11 @@ impl Collected {
     }
 
     /// Messages `user` received, in order.
-    pub fn received(&self, user: &str) -> Vec<stickyscope::engine::event::Received> {
+    pub fn received(&self, user: &str) -> Vec<stickyscope::events::Received> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::engine::event::Event::Received(r) if r.user == user => Some(r),
+                stickyscope::events::Event::Received(r) if r.user == user => Some(r),
                 _ => None,
             })
             .collect()
@@ -278,10 +278,10 @@ impl Collected {
     /// Every message's outbox history, by id.
     pub fn outbox(
         &self,
-    ) -> std::collections::BTreeMap<String, Vec<stickyscope::engine::event::OutboxStatus>> {
+    ) -> std::collections::BTreeMap<String, Vec<stickyscope::events::OutboxStatus>> {
         let mut out: std::collections::BTreeMap<String, Vec<_>> = Default::default();
         for e in self.events() {
-            if let stickyscope::engine::event::Event::Outbox(u) = e {
+            if let stickyscope::events::Event::Outbox(u) = e {
                 out.entry(u.id).or_default().push(u.status);
             }
         }
@@ -295,7 +295,7 @@ impl Collected {
             && outbox.values().all(|s| {
                 matches!(
                     s.last(),
-                    Some(stickyscope::engine::event::OutboxStatus::Delivered { .. })
+                    Some(stickyscope::events::OutboxStatus::Delivered { .. })
                 )
             })
     }
@@ -305,9 +305,9 @@ impl Collected {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::engine::event::Event::Outbox(u)
+                stickyscope::events::Event::Outbox(u)
                     if u.user == user
-                        && u.status == stickyscope::engine::event::OutboxStatus::Queued =>
+                        && u.status == stickyscope::events::OutboxStatus::Queued =>
                 {
                     Some(u.id)
                 }
@@ -350,7 +350,7 @@ impl Collected {
 pub async fn embedded_engine(
     transport: stickyscope::session::TransportChoice,
     sticky: bool,
-    sink: stickyscope::engine::sink::EventSink,
+    sink: stickyscope::events::sink::EventSink,
 ) -> stickyscope::engine::Engine {
     stickyscope::engine::Engine::start(
         stickyscope::engine::EngineConfig {

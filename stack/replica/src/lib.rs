@@ -2,13 +2,14 @@
 //! observed behind load balancers.
 //!
 //! Every HTTP response carries `X-Replica` and `X-Replica-Addr` ([`observe`]); `/stats`
-//! serves ground-truth counters ([`stats`]); the chat protocol is in [`chat`]; replicas
+//! serves ground-truth counters ([`stats`]); the chat protocol ([`chat`]) lives in the
+//! `stickyscope-contract` crate, which clients share; replicas
 //! broadcast to each other through an [`adapter`] over Redis or the in-process [`bus`]; the
 //! lifecycle (start, graceful stop, kill) is in [`server`].
 
 pub mod adapter;
+pub use stickyscope_contract::chat;
 pub mod bus;
-pub mod chat;
 pub mod conn;
 pub mod observe;
 pub mod server;

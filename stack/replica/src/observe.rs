@@ -20,12 +20,15 @@ use hyper::{Request, Response, StatusCode, Uri};
 use tower::ServiceExt;
 
 use crate::sessions::{sid_from_open_packet, KnownSessions};
-use crate::stats::{EngineQuery, RequestKind, Stats, UPGRADE_UNKNOWN_SESSION};
+use crate::stats::Stats;
+use stickyscope_contract::names;
+use stickyscope_contract::refusal::{refusal_reason, UPGRADE_UNKNOWN_SESSION};
+use stickyscope_contract::{EngineQuery, RequestKind};
 
 /// Header naming the replica that answered.
-pub const X_REPLICA: HeaderName = HeaderName::from_static("x-replica");
+pub const X_REPLICA: HeaderName = HeaderName::from_static(names::X_REPLICA);
 /// Header naming the local address the request arrived on.
-pub const X_REPLICA_ADDR: HeaderName = HeaderName::from_static("x-replica-addr");
+pub const X_REPLICA_ADDR: HeaderName = HeaderName::from_static(names::X_REPLICA_ADDR);
 /// The Engine.IO path prefix.
 pub const ENGINE_PATH: &str = "/socket.io";
 
@@ -79,7 +82,7 @@ pub async fn observe(
             let (parts, body) = response.into_parts();
             let bytes = read_small_body(body).await;
             if is_refusal {
-                ctx.stats.record_rejection(&refusal_reason(status, &bytes));
+                ctx.stats.record_rejection(&refusal_reason(status.as_u16(), &bytes));
             } else if let Some(sid) = sid_from_open_packet(&bytes) {
                 ctx.sessions.insert(&sid);
             }
@@ -127,22 +130,6 @@ pub fn is_engine_path(path: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The reason a refusal gives: the Engine.IO `message` of a JSON error body, or the
-/// status line when there is none.
-pub fn refusal_reason(status: StatusCode, body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message")?.as_str().map(str::to_owned))
-        .unwrap_or_else(|| {
-            format!(
-                "HTTP {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            )
-            .trim_end()
-            .to_owned()
-        })
-}
 
 async fn read_small_body(body: Body) -> Bytes {
     match http_body_util::Limited::new(body, MAX_REASON_BODY)
@@ -212,22 +199,5 @@ mod tests {
         assert!(is_engine_path("/socket.io"));
         assert!(!is_engine_path("/socket.iox/"));
         assert!(!is_engine_path("/stats"));
-    }
-
-    #[test]
-    fn reasons_come_from_the_engine_body_or_the_status() {
-        let body = br#"{"code":"1","message":"Session ID unknown"}"#;
-        assert_eq!(
-            refusal_reason(StatusCode::BAD_REQUEST, body),
-            "Session ID unknown"
-        );
-        assert_eq!(
-            refusal_reason(StatusCode::PAYLOAD_TOO_LARGE, b""),
-            "HTTP 413 Payload Too Large"
-        );
-        assert_eq!(
-            refusal_reason(StatusCode::BAD_REQUEST, b"{\"message\":3}"),
-            "HTTP 400 Bad Request"
-        );
     }
 }

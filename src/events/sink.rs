@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::event::Event;
+use super::Event;
 use crate::wire::WireEvent;
 
 /// Default capacity of the stream.

@@ -1,8 +1,11 @@
-//! The one event stream from the network side to the UI, and the one command channel back.
-//! Pure data: no I/O, no UI types.
+//! The one event stream from the network side to the UI, and the one command channel back:
+//! the types both sides share, below both (the sessions, the engine, the probe and the view
+//! model all use them). Pure data, no I/O, no UI types; [`sink`] is the stream's sending end.
+
+pub mod sink;
 
 use serde::{Deserialize, Serialize};
-use stickyscope_replica::chat::ChatBroadcast;
+use stickyscope_contract::chat::ChatBroadcast;
 
 use crate::session::{SessionState, TransportChoice};
 use crate::topology::Topology;
