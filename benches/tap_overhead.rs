@@ -128,7 +128,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(3000);
     let stack = stack(3, Duration::from_secs(1)).await?;
     let gateway = stack.gateway_url();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let tap = Tap::start(TapConfig::new("bench", gateway.clone()), tx).await?;
     let client = reqwest::Client::builder()

@@ -95,3 +95,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         headers.remove(name);
     }
 }
+
+/// Removes hop-by-hop headers from an upgrade request but for the two that make it one
+/// (`Connection: upgrade` and `Upgrade`), which go on to the next hop.
+pub fn strip_hop_by_hop_keeping_upgrade(headers: &mut HeaderMap) {
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(headers);
+    if let Some(upgrade) = upgrade {
+        headers.insert(header::UPGRADE, upgrade);
+        headers.insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("upgrade"),
+        );
+    }
+}

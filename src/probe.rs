@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::events::Event;
 use crate::events::sink::EventSink;
+use crate::events::Event;
 use crate::protocol::EnginePacket;
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 use crate::wire::{FailureKind, WireEvent};

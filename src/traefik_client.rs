@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use stickyscope_contract::names::STICKY_COOKIE;
 use std::collections::BTreeMap;
+use stickyscope_contract::names::STICKY_COOKIE;
 
 use crate::topology::Topology;
 use crate::traefik_model::{parse_document, RouterInfo, ServiceInfo};

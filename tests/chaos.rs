@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::{embedded_engine, wait_for, Collected};
 use stickyscope::events::{Command, Event, OutboxStatus, ReplicaAction};
 use stickyscope::session::{SessionState, TransportChoice};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 /// A session whose replica dies is up again on another one within this.
 const FAILOVER_BOUND: Duration = Duration::from_secs(2);
@@ -63,10 +63,10 @@ fn replica_ids(seen: &Collected) -> Vec<String> {
 }
 
 /// Restarts every replica in `dead` and forgets them.
-fn restart_all(commands: &UnboundedSender<Command>, dead: &mut BTreeSet<String>) {
+fn restart_all(commands: &Sender<Command>, dead: &mut BTreeSet<String>) {
     for id in std::mem::take(dead) {
         commands
-            .send(Command::Replica {
+            .try_send(Command::Replica {
                 id,
                 action: ReplicaAction::Restart,
             })
@@ -146,7 +146,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
         for user in USERS {
             sent += 1;
             commands
-                .send(Command::Send {
+                .try_send(Command::Send {
                     user: user.into(),
                     text: format!("{user} #{sent}"),
                 })
@@ -181,7 +181,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                 }
             }
             commands
-                .send(Command::Replica {
+                .try_send(Command::Replica {
                     id: victim.clone(),
                     action: ReplicaAction::Kill,
                 })
@@ -200,12 +200,12 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                 };
                 if let Some(on) = sticky {
                     commands
-                        .send(Command::SetSticky { user: None, on })
+                        .try_send(Command::SetSticky { user: None, on })
                         .expect("engine takes commands");
                 }
                 if let Some(transport) = transport {
                     commands
-                        .send(Command::SetTransport {
+                        .try_send(Command::SetTransport {
                             user: None,
                             transport,
                         })

@@ -26,7 +26,10 @@ async fn engine_with_crowd(
 ) -> (stickyscope::engine::Engine, Collected) {
     let (sink, seen) = Collected::sink();
     let engine = embedded_engine(transport, sticky, sink).await;
-    engine.commands().send(Command::SetCrowd { size }).unwrap();
+    engine
+        .commands()
+        .try_send(Command::SetCrowd { size })
+        .unwrap();
     (engine, seen)
 }
 
@@ -69,7 +72,7 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
 
     engine
         .commands()
-        .send(Command::SetCrowd { size: 0 })
+        .try_send(Command::SetCrowd { size: 0 })
         .unwrap();
     wait_for(Duration::from_secs(30), "the crowd gone", || {
         let seen = seen.clone();

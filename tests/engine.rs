@@ -5,8 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::events::{Command, Event, ReplicaAction};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+use stickyscope::events::{Command, Event, ReplicaAction};
 use stickyscope::session::{SessionState, TransportChoice};
 use stickyscope::topology::Topology;
 
@@ -43,7 +43,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
     assert_eq!(topo.sticky_cookie.as_deref(), Some("sticky_replica"));
 
     commands
-        .send(Command::Send {
+        .try_send(Command::Send {
             user: "visitor".into(),
             text: "hello agent".into(),
         })
@@ -60,7 +60,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
 
     let holder = seen.state("agent").unwrap().replica().unwrap().to_owned();
     commands
-        .send(Command::Replica {
+        .try_send(Command::Replica {
             id: holder.clone(),
             action: ReplicaAction::Kill,
         })
@@ -79,7 +79,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
     .await;
 
     commands
-        .send(Command::SetSticky {
+        .try_send(Command::SetSticky {
             user: None,
             on: false,
         })
@@ -98,7 +98,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
     )
     .await;
     commands
-        .send(Command::SetTransport {
+        .try_send(Command::SetTransport {
             user: None,
             transport: TransportChoice::Websocket,
         })
@@ -113,7 +113,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
     )
     .await;
 
-    commands.send(Command::AddReplica).unwrap();
+    commands.try_send(Command::AddReplica).unwrap();
     wait_for(Duration::from_secs(10), "a fourth replica", || {
         let seen = seen.clone();
         async move { last_topology(&seen).is_some_and(|t| t.replicas.len() == 4) }
@@ -148,7 +148,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
         }
     })
     .await;
-    engine.commands().send(Command::AddReplica).unwrap();
+    engine.commands().try_send(Command::AddReplica).unwrap();
     wait_for(Duration::from_secs(5), "controls explained", || {
         let seen = seen.clone();
         async move {

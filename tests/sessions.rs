@@ -89,3 +89,121 @@ async fn round_robin_polling_shows_the_exact_refusal_and_recovers_when_sticky_ag
     agent.shutdown().await;
     stack.shutdown().await;
 }
+
+/// The seed's flaw, as a presenter shows it: adapter off, agent and visitor on different
+/// replicas. A message is accepted but cannot reach the visitor: it is given up after its
+/// tries with the reason, the next message is not held behind it, and the replica counts each
+/// message once however often it was re-sent. Adapter on: messages cross again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeliverable_message_is_given_up_and_holds_nothing_back() {
+    let stack = stack(3, StackAdapter::None).await;
+    let (sink, seen) = Collected::sink();
+    let config = |user: &str| {
+        let mut c = SessionConfig::new(user, &stack.gateway_url());
+        c.ack_timeout = Duration::from_millis(500);
+        c.receipt_timeout = Duration::from_millis(500);
+        c.delivery_tries = 3;
+        c
+    };
+    let agent = ChatSession::start(config("agent"), sink.clone())
+        .await
+        .unwrap();
+    let visitor = ChatSession::start(config("visitor"), sink.clone())
+        .await
+        .unwrap();
+    let replica_of = |user: &str| {
+        seen.state(user)
+            .and_then(|s| s.replica().map(str::to_owned))
+    };
+    wait_for(Duration::from_secs(10), "both connected", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") && seen.connected("visitor") }
+    })
+    .await;
+    // Sticky sessions from two cookie-less users land on different replicas (the rotation
+    // moves on); make sure before showing the flaw.
+    while replica_of("agent") == replica_of("visitor") {
+        visitor.reconnect();
+        wait_for(Duration::from_secs(10), "visitor back", || {
+            let seen = seen.clone();
+            async move { seen.connected("visitor") }
+        })
+        .await;
+    }
+    let agent_replica = replica_of("agent").unwrap();
+
+    let first = agent.send("first").await.unwrap();
+    let second = agent.send("second").await.unwrap();
+    let given_up = |id: String| {
+        let seen = seen.clone();
+        async move {
+            seen.outbox()
+                .get(&id)
+                .and_then(|h| h.last().cloned())
+                .is_some_and(|s| matches!(s, OutboxStatus::NotDelivered { .. }))
+        }
+    };
+    wait_for(Duration::from_secs(10), "first given up", || {
+        given_up(first.clone())
+    })
+    .await;
+    let history = &seen.outbox()[&first];
+    assert!(
+        history.iter().any(|s| matches!(s, OutboxStatus::Acked { replica, gives_up_at_ms: Some(_) } if *replica == agent_replica)),
+        "accepted by the agent's replica, with a countdown: {history:?}"
+    );
+    let Some(OutboxStatus::NotDelivered { reason }) = history.last() else {
+        unreachable!()
+    };
+    assert!(
+        reason.contains("no receipt from visitor") && reason.contains("adapter off?"),
+        "{reason}"
+    );
+    let sent_again = history
+        .iter()
+        .filter(|s| matches!(s, OutboxStatus::Sent { .. }))
+        .count();
+    assert_eq!(sent_again, 3, "three tries: {history:?}");
+    // The second was not held behind the first: it went, and is given up in its turn.
+    wait_for(Duration::from_secs(10), "second given up", || {
+        given_up(second.clone())
+    })
+    .await;
+    assert!(
+        seen.received("visitor").is_empty(),
+        "nothing crossed replicas"
+    );
+    let stats = stack.stats(&agent_replica).await.unwrap();
+    assert_eq!(
+        stats.chat.accepted, 2,
+        "two messages, however often re-sent: {stats:?}"
+    );
+    assert!(stats.chat.repeats >= 4, "re-sends counted apart: {stats:?}");
+
+    // The adapter on (replicas restart, sessions come back): a message crosses.
+    stack
+        .reconfigure(None, Some(StackAdapter::Memory))
+        .await
+        .unwrap();
+    let third = agent.send("third").await.unwrap();
+    wait_for(Duration::from_secs(20), "third delivered", || {
+        let seen = seen.clone();
+        let third = third.clone();
+        async move {
+            seen.outbox()
+                .get(&third)
+                .and_then(|h| h.last().cloned())
+                .is_some_and(|s| matches!(s, OutboxStatus::Delivered { .. }))
+        }
+    })
+    .await;
+    let received: Vec<String> = seen
+        .received("visitor")
+        .into_iter()
+        .map(|r| r.message.text)
+        .collect();
+    assert_eq!(received, ["third"]);
+    agent.shutdown().await;
+    visitor.shutdown().await;
+    stack.shutdown().await;
+}

@@ -62,7 +62,7 @@ async fn headers_via(url: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_cookie_stickiness_and_host_change() {
     let upstream = header_echo().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
+    let (tx, _rx) = mpsc::channel(1024);
     let tap = Tap::start(TapConfig::new("agent", upstream.clone()), tx)
         .await
         .unwrap();
@@ -86,7 +86,7 @@ async fn only_cookie_stickiness_and_host_change() {
 }
 
 async fn one_failure(gateway: String, timeout: Duration) -> WireEvent {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = mpsc::channel(1024);
     let mut config = TapConfig::new("visitor", gateway);
     config.timeout = timeout;
     let tap = Tap::start(config, tx).await.unwrap();

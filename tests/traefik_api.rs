@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{wait_for, Collected};
-use stickyscope::events::Event;
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+use stickyscope::events::Event;
 use stickyscope::session::TransportChoice;
 use stickyscope::traefik_client::{analyse, TraefikApi, TraefikError};
 

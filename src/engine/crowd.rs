@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::events::{CrowdSummary, Event};
 use crate::events::sink::EventSink;
+use crate::events::{CrowdSummary, Event};
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 
 /// Largest crowd.
@@ -45,11 +45,12 @@ impl Crowd {
     /// Grows or shrinks the crowd to `size` (at most [`MAX_CROWD`]).
     pub async fn resize(&mut self, size: usize, transport: TransportChoice, sticky: bool) {
         let size = size.min(MAX_CROWD);
-        while self.sessions.len() > size {
-            if let Some(s) = self.sessions.pop() {
+        if self.sessions.len() > size {
+            let leaving = self.sessions.split_off(size);
+            for s in &leaving {
                 self.states.remove(s.user());
-                s.shutdown().await;
             }
+            futures_util::future::join_all(leaving.into_iter().map(ChatSession::shutdown)).await;
         }
         while self.sessions.len() < size {
             self.next_id += 1;

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::embedded::{EmbeddedStack, StackConfig, StackError};
-use crate::session::{ChatSession, SessionConfig, TransportChoice};
-use crate::wire::tap::TapError;
 use crate::events::sink::EventSink;
 use crate::events::{Command, Event, Notice, NoticeLevel, ReplicaAction};
+use crate::session::{ChatSession, SessionConfig, TransportChoice};
+use crate::wire::tap::TapError;
 use topology_poller::TopologySource;
 
 /// The two chat users.
@@ -59,10 +59,15 @@ pub enum EngineError {
     Tap(#[from] TapError),
 }
 
+/// Commands the UI may queue before the engine takes them.
+pub const COMMAND_QUEUE: usize = 1024;
+/// Stack and crowd operations queued for their workers.
+const WORK_QUEUE: usize = 64;
+
 /// A running engine.
 #[derive(Debug)]
 pub struct Engine {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
     gateway: String,
 }
@@ -98,12 +103,31 @@ impl Engine {
         let poller = tokio::spawn(topology_poller::run(source, sink.clone()));
         let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(&gateway)));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
-        let (commands, rx) = mpsc::unbounded_channel();
+        let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (stack_ops, stack_rx) = mpsc::channel(WORK_QUEUE);
+        let stack_worker = tokio::spawn(stack_worker(stack_rx, stack.clone(), sink.clone()));
+        let (crowd_ops, crowd_rx) = mpsc::channel(WORK_QUEUE);
+        let crowd_worker = tokio::spawn(crowd_worker(crowd_rx, Arc::clone(&crowd)));
         let settings = (config.transport, config.sticky);
         let task = tokio::spawn(async move {
-            command_loop(rx, sessions, stack, sink, crowd, settings).await;
+            let mut workers = Workers {
+                stack: stack_ops,
+                crowd: crowd_ops,
+                sink: sink.clone(),
+            };
+            command_loop(rx, &sessions, &mut workers, settings).await;
             poller.abort();
             crowd_reporter.abort();
+            // Operations already queued finish first (each is bounded), then everything
+            // stops in order.
+            drop(workers);
+            let _ = tokio::time::timeout(Duration::from_secs(30), stack_worker).await;
+            let _ = tokio::time::timeout(Duration::from_secs(30), crowd_worker).await;
+            crowd.lock().await.shutdown().await;
+            futures_util::future::join_all(sessions.into_values().map(ChatSession::shutdown)).await;
+            if let Some(stack) = stack {
+                stack.shutdown().await;
+            }
         });
         Ok(Engine {
             commands,
@@ -117,8 +141,8 @@ impl Engine {
         &self.gateway
     }
 
-    /// A sender for commands.
-    pub fn commands(&self) -> mpsc::UnboundedSender<Command> {
+    /// A sender for commands (bounded: [`COMMAND_QUEUE`]).
+    pub fn commands(&self) -> mpsc::Sender<Command> {
         self.commands.clone()
     }
 
@@ -129,24 +153,75 @@ impl Engine {
 
     /// Stops everything and waits for it.
     pub async fn shutdown(self) {
-        let _ = self.commands.send(Command::Shutdown);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        let _ = self.commands.send(Command::Shutdown).await;
+        let _ = tokio::time::timeout(Duration::from_secs(40), self.task).await;
     }
 }
 
-async fn command_loop(
-    mut rx: mpsc::UnboundedReceiver<Command>,
-    mut sessions: HashMap<String, ChatSession>,
-    stack: Option<Arc<EmbeddedStack>>,
+/// An operation on the embedded stack, done in order by the stack worker.
+enum StackOp {
+    Add,
+    Replica(String, ReplicaAction),
+    Configure(
+        Option<stickyscope_replica::Heartbeat>,
+        Option<crate::embedded::StackAdapter>,
+    ),
+}
+
+/// An operation on the crowd, done in order by the crowd worker.
+enum CrowdOp {
+    Resize(usize, TransportChoice, bool),
+    Sticky(bool),
+    Transport(TransportChoice),
+}
+
+/// Where the command loop hands work that waits on the network (replicas stopping, crowd
+/// sessions starting), so that it never waits itself.
+struct Workers {
+    stack: mpsc::Sender<StackOp>,
+    crowd: mpsc::Sender<CrowdOp>,
     sink: EventSink,
-    crowd: Arc<tokio::sync::Mutex<crowd::Crowd>>,
+}
+
+impl Workers {
+    async fn stack(&self, op: StackOp) {
+        if self.stack.try_send(op).is_err() {
+            notice(
+                &self.sink,
+                NoticeLevel::Warning,
+                "replica operations are queued faster than the stack carries them out: this one was dropped".to_owned(),
+            )
+            .await;
+        }
+    }
+
+    async fn crowd(&self, op: CrowdOp) {
+        if self.crowd.try_send(op).is_err() {
+            notice(
+                &self.sink,
+                NoticeLevel::Warning,
+                "crowd changes are queued faster than they are carried out: this one was dropped"
+                    .to_owned(),
+            )
+            .await;
+        }
+    }
+}
+
+/// Takes the UI's commands in order. Session commands return at once (sessions never wait
+/// on the network); stack and crowd operations go to their workers.
+async fn command_loop(
+    mut rx: mpsc::Receiver<Command>,
+    sessions: &HashMap<String, ChatSession>,
+    workers: &mut Workers,
     (mut transport, mut sticky): (TransportChoice, bool),
 ) {
+    let sink = workers.sink.clone();
     while let Some(command) = rx.recv().await {
-        let targets = |user: &Option<String>| -> Vec<String> {
+        let targets = |user: &Option<String>| -> Vec<&ChatSession> {
             match user {
-                Some(u) => vec![u.clone()],
-                None => USERS.iter().map(|u| u.to_string()).collect(),
+                Some(u) => sessions.get(u).into_iter().collect(),
+                None => USERS.iter().filter_map(|u| sessions.get(*u)).collect(),
             }
         };
         match command {
@@ -159,100 +234,116 @@ async fn command_loop(
             Command::SetSticky { user, on } => {
                 if user.is_none() {
                     sticky = on;
-                    crowd.lock().await.set_sticky(on);
+                    workers.crowd(CrowdOp::Sticky(on)).await;
                 }
-                for u in targets(&user) {
-                    if let Some(s) = sessions.get(&u) {
-                        s.set_sticky(on);
-                    }
-                }
+                targets(&user).iter().for_each(|s| s.set_sticky(on));
             }
             Command::SetTransport { user, transport: t } => {
                 if user.is_none() {
                     transport = t;
-                    crowd.lock().await.set_transport(t);
+                    workers.crowd(CrowdOp::Transport(t)).await;
                 }
-                for u in targets(&user) {
-                    if let Some(s) = sessions.get(&u) {
-                        s.set_transport(t);
-                    }
-                }
+                targets(&user).iter().for_each(|s| s.set_transport(t));
             }
-            Command::SetCrowd { size } => crowd.lock().await.resize(size, transport, sticky).await,
+            Command::SetCrowd { size } => {
+                workers
+                    .crowd(CrowdOp::Resize(size, transport, sticky))
+                    .await
+            }
             Command::Reconnect { user } => {
                 if let Some(s) = sessions.get(&user) {
                     s.reconnect();
                 }
             }
-            Command::AddReplica => match &stack {
-                Some(stack) => {
-                    if let Err(e) = stack.add().await {
-                        notice(
-                            &sink,
-                            NoticeLevel::Error,
-                            format!("could not add a replica: {e}"),
-                        )
-                        .await;
-                    }
-                }
-                None => external_only(&sink).await,
-            },
-            Command::Replica { id, action } => match &stack {
-                Some(stack) => {
-                    let result = match action {
-                        ReplicaAction::Stop => stack.stop(&id).await,
-                        ReplicaAction::Kill => stack.kill(&id).await,
-                        ReplicaAction::Restart => stack.restart(&id).await,
-                        ReplicaAction::Unhealthy => stack.set_healthy(&id, false).await,
-                        ReplicaAction::Healthy => stack.set_healthy(&id, true).await,
-                    };
-                    if let Err(e) = result {
-                        notice(&sink, NoticeLevel::Warning, e.to_string()).await;
-                    }
-                }
-                None => external_only(&sink).await,
-            },
-            Command::ConfigureStack { heartbeat, adapter } => match &stack {
-                Some(stack) => {
-                    let what = match (&heartbeat, &adapter) {
-                        (Some(h), _) => format!(
-                            "heartbeat pingInterval {} ms, pingTimeout {} ms",
-                            h.interval.as_millis(),
-                            h.timeout.as_millis()
-                        ),
-                        (None, Some(a)) => format!("adapter {a:?}"),
-                        (None, None) => "nothing".to_owned(),
-                    };
-                    match stack.reconfigure(heartbeat, adapter).await {
-                        Ok(()) => {
-                            notice(
-                                &sink,
-                                NoticeLevel::Info,
-                                format!("replicas restarted with {what}"),
-                            )
-                            .await
-                        }
-                        Err(e) => {
-                            notice(
-                                &sink,
-                                NoticeLevel::Error,
-                                format!("reconfiguring failed: {e}"),
-                            )
-                            .await
-                        }
-                    }
-                }
-                None => external_only(&sink).await,
-            },
+            Command::AddReplica => workers.stack(StackOp::Add).await,
+            Command::Replica { id, action } => workers.stack(StackOp::Replica(id, action)).await,
+            Command::ConfigureStack { heartbeat, adapter } => {
+                workers.stack(StackOp::Configure(heartbeat, adapter)).await
+            }
             Command::Shutdown => break,
         }
     }
-    crowd.lock().await.shutdown().await;
-    for (_, session) in sessions.drain() {
-        session.shutdown().await;
+}
+
+/// Carries out stack operations in order, each as long as it takes.
+async fn stack_worker(
+    mut ops: mpsc::Receiver<StackOp>,
+    stack: Option<Arc<EmbeddedStack>>,
+    sink: EventSink,
+) {
+    while let Some(op) = ops.recv().await {
+        let Some(stack) = &stack else {
+            external_only(&sink).await;
+            continue;
+        };
+        match op {
+            StackOp::Add => {
+                if let Err(e) = stack.add().await {
+                    notice(
+                        &sink,
+                        NoticeLevel::Error,
+                        format!("could not add a replica: {e}"),
+                    )
+                    .await;
+                }
+            }
+            StackOp::Replica(id, action) => {
+                let result = match action {
+                    ReplicaAction::Stop => stack.stop(&id).await,
+                    ReplicaAction::Kill => stack.kill(&id).await,
+                    ReplicaAction::Restart => stack.restart(&id).await,
+                    ReplicaAction::Unhealthy => stack.set_healthy(&id, false).await,
+                    ReplicaAction::Healthy => stack.set_healthy(&id, true).await,
+                };
+                if let Err(e) = result {
+                    notice(&sink, NoticeLevel::Warning, e.to_string()).await;
+                }
+            }
+            StackOp::Configure(heartbeat, adapter) => {
+                let what = match (&heartbeat, &adapter) {
+                    (Some(h), _) => format!(
+                        "heartbeat pingInterval {} ms, pingTimeout {} ms",
+                        h.interval.as_millis(),
+                        h.timeout.as_millis()
+                    ),
+                    (None, Some(a)) => format!("adapter {a:?}"),
+                    (None, None) => "nothing".to_owned(),
+                };
+                match stack.reconfigure(heartbeat, adapter).await {
+                    Ok(()) => {
+                        notice(
+                            &sink,
+                            NoticeLevel::Info,
+                            format!("replicas restarted with {what}"),
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        notice(
+                            &sink,
+                            NoticeLevel::Error,
+                            format!("reconfiguring failed: {e}"),
+                        )
+                        .await
+                    }
+                }
+            }
+        }
     }
-    if let Some(stack) = stack {
-        stack.shutdown().await;
+}
+
+/// Carries out crowd changes in order.
+async fn crowd_worker(
+    mut ops: mpsc::Receiver<CrowdOp>,
+    crowd: Arc<tokio::sync::Mutex<crowd::Crowd>>,
+) {
+    while let Some(op) = ops.recv().await {
+        let mut crowd = crowd.lock().await;
+        match op {
+            CrowdOp::Resize(size, transport, sticky) => crowd.resize(size, transport, sticky).await,
+            CrowdOp::Sticky(on) => crowd.set_sticky(on),
+            CrowdOp::Transport(t) => crowd.set_transport(t),
+        }
     }
 }
 

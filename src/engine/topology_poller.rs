@@ -11,10 +11,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::events::{Event, Notice, NoticeLevel};
-use crate::events::sink::EventSink;
 use crate::balancer::api::STICKY_SERVICE;
 use crate::embedded::EmbeddedStack;
+use crate::events::sink::EventSink;
+use crate::events::{Event, Notice, NoticeLevel};
 use crate::topology::Topology;
 use crate::traefik_client::{topology_from_api, TraefikApi};
 use crate::traefik_model::{parse_document, ServiceInfo};

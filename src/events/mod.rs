@@ -58,11 +58,17 @@ pub enum OutboxStatus {
     Sent {
         /// Attempt number, from 1.
         attempt: u32,
+        /// When it will be given up if nothing more arrives (wall clock, ms since the
+        /// Unix epoch), for a countdown.
+        gives_up_at_ms: Option<u64>,
     },
-    /// A replica accepted it.
+    /// A replica accepted it; the other user's receipt is awaited.
     Acked {
         /// That replica.
         replica: String,
+        /// When it will be given up if no receipt arrives (wall clock, ms since the Unix
+        /// epoch), for a countdown.
+        gives_up_at_ms: Option<u64>,
     },
     /// The other user received it.
     Delivered {
@@ -73,6 +79,11 @@ pub enum OutboxStatus {
     Refused {
         /// The replica's reason.
         error: String,
+    },
+    /// Given up after its tries: no receipt (or no ack) came. Later messages go on.
+    NotDelivered {
+        /// Why, as far as the wire tells.
+        reason: String,
     },
 }
 

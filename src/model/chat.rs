@@ -48,7 +48,7 @@ impl ChatLog {
     /// Applies an outbox update of this user's message.
     pub fn outbox(&mut self, update: OutboxUpdate) {
         let accepted = match &update.status {
-            OutboxStatus::Acked { replica } => Some(replica.clone()),
+            OutboxStatus::Acked { replica, .. } => Some(replica.clone()),
             _ => None,
         };
         for entry in self.entries.iter_mut().rev() {
@@ -96,6 +96,79 @@ impl ChatLog {
     }
 }
 
+/// How a status line should look.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tone {
+    /// Still on its way.
+    Waiting,
+    /// In the colour of this replica.
+    Replica(String),
+    /// Done.
+    Ok,
+    /// Failed.
+    Failure,
+}
+
+/// The line under one of the user's own messages at wall-clock `now_ms`: its status in
+/// words, its tone, and whether it counts down (then it changes every second).
+pub fn own_status_line(
+    status: &OutboxStatus,
+    accepted_by: Option<&str>,
+    now_ms: u64,
+) -> (String, Tone, bool) {
+    let countdown = |at: &Option<u64>| {
+        at.map(|at| {
+            let secs = at.saturating_sub(now_ms).div_ceil(1000);
+            format!(" · gives up in {secs} s")
+        })
+    };
+    match status {
+        OutboxStatus::Queued => ("queued".to_owned(), Tone::Waiting, false),
+        OutboxStatus::Sent {
+            attempt,
+            gives_up_at_ms,
+        } => {
+            let what = if *attempt <= 1 {
+                "sent…".to_owned()
+            } else {
+                format!("sent again (try {attempt})…")
+            };
+            let left = countdown(gives_up_at_ms);
+            let counting = left.is_some();
+            (
+                format!("{what}{}", left.unwrap_or_default()),
+                Tone::Waiting,
+                counting,
+            )
+        }
+        OutboxStatus::Acked {
+            replica,
+            gives_up_at_ms,
+        } => {
+            let left = countdown(gives_up_at_ms);
+            let counting = left.is_some();
+            (
+                format!(
+                    "accepted by replica {replica} · no receipt yet{}",
+                    left.unwrap_or_default()
+                ),
+                Tone::Replica(replica.clone()),
+                counting,
+            )
+        }
+        OutboxStatus::Delivered { .. } => (
+            match accepted_by {
+                Some(r) => format!("delivered · accepted by replica {r}"),
+                None => "delivered".to_owned(),
+            },
+            Tone::Ok,
+            false,
+        ),
+        OutboxStatus::Refused { error } => (format!("refused: {error}"), Tone::Failure, false),
+        OutboxStatus::NotDelivered { reason } => (reason.clone(), Tone::Failure, false),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +190,7 @@ mod tests {
             "a",
             OutboxStatus::Acked {
                 replica: "2".into(),
+                gives_up_at_ms: None,
             },
         ));
         log.outbox(update(
@@ -136,5 +210,37 @@ mod tests {
         };
         assert!(matches!(status, OutboxStatus::Delivered { .. }));
         assert_eq!(accepted_by.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn status_lines_count_down_to_the_give_up_and_say_why_it_failed() {
+        let acked = OutboxStatus::Acked {
+            replica: "2".into(),
+            gives_up_at_ms: Some(10_000),
+        };
+        let (line, tone, counting) = own_status_line(&acked, Some("2"), 2_500);
+        assert_eq!(
+            line,
+            "accepted by replica 2 · no receipt yet · gives up in 8 s"
+        );
+        assert_eq!((tone, counting), (Tone::Replica("2".into()), true));
+        let (line, _, _) = own_status_line(&acked, Some("2"), 20_000);
+        assert!(line.ends_with("gives up in 0 s"), "{line}");
+        let failed = OutboxStatus::NotDelivered {
+            reason: "not delivered — no receipt".into(),
+        };
+        assert_eq!(
+            own_status_line(&failed, Some("2"), 0),
+            ("not delivered — no receipt".into(), Tone::Failure, false)
+        );
+        let (line, _, counting) = own_status_line(
+            &OutboxStatus::Sent {
+                attempt: 2,
+                gives_up_at_ms: None,
+            },
+            None,
+            0,
+        );
+        assert_eq!((line.as_str(), counting), ("sent again (try 2)…", false));
     }
 }

@@ -5,6 +5,11 @@
 //! when only long-poll GETs fail, it loops about 11 times a second while `emit` keeps
 //! returning Ok. Here every attempt is paced by the [`AttemptGuard`], and a session is
 //! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
+//!
+//! The supervisor never waits on the network: emits (over polling, a whole HTTP POST each)
+//! go to an [`Emitter`] task of the current client, in order, so a slow gateway delays only
+//! that user's emits, never their commands, timers or wire records. Its channels are
+//! bounded: the tap waits when the supervisor is behind.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,16 +23,22 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::guard::AttemptGuard;
-use super::outbox::{Due, Outbox};
+use super::outbox::{Due, Outbox, DEFAULT_TRIES};
 use super::tracker::{Observation, WireTracker};
 use super::{SessionState, TransportChoice};
-use crate::events::{Event, OutboxStatus, OutboxUpdate, Received};
 use crate::events::sink::EventSink;
+use crate::events::{Event, OutboxStatus, OutboxUpdate, Received};
 use crate::wire::tap::TapError;
 use crate::wire::{Tap, TapConfig, WireEvent};
 
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
+/// Wire records the tap may hand on before it waits for the supervisor.
+const WIRE_QUEUE: usize = 1024;
+/// Commands a session queues.
+const COMMAND_QUEUE: usize = 256;
+/// Emits queued for the current client.
+const EMIT_QUEUE: usize = 64;
 
 /// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
 /// client for each connection attempt, and without a connector of its own each of those
@@ -65,6 +76,9 @@ pub struct SessionConfig {
     pub ack_timeout: Duration,
     /// Re-emit an acked message with no receipt after this long.
     pub receipt_timeout: Duration,
+    /// Tries a message gets (each waiting for an ack, then a receipt) before it is given
+    /// up as not delivered.
+    pub delivery_tries: u32,
     /// Give an attempt this long to reach "connected".
     pub connect_timeout: Duration,
     /// Give up after this many consecutive failed attempts (None: never).
@@ -82,6 +96,7 @@ impl SessionConfig {
             run: run_id(),
             ack_timeout: Duration::from_secs(3),
             receipt_timeout: Duration::from_secs(3),
+            delivery_tries: DEFAULT_TRIES,
             connect_timeout: Duration::from_secs(8),
             max_attempts: None,
         }
@@ -109,19 +124,27 @@ enum SessionCommand {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A running chat session.
+/// A running chat session. Dropping it stops it; [`ChatSession::shutdown`] also disconnects
+/// cleanly.
 #[derive(Debug)]
 pub struct ChatSession {
     user: String,
-    commands: mpsc::UnboundedSender<SessionCommand>,
+    commands: mpsc::Sender<SessionCommand>,
     tap: Arc<Tap>,
     task: JoinHandle<()>,
+}
+
+impl Drop for ChatSession {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.tap.shutdown();
+    }
 }
 
 impl ChatSession {
     /// Starts the user's tap and session; events go to `sink`.
     pub async fn start(config: SessionConfig, sink: EventSink) -> Result<ChatSession, TapError> {
-        let (wire_tx, wire_rx) = mpsc::unbounded_channel();
+        let (wire_tx, wire_rx) = mpsc::channel(WIRE_QUEUE);
         let tap = Tap::start(
             TapConfig {
                 user: config.user.clone(),
@@ -133,14 +156,15 @@ impl ChatSession {
         )
         .await?;
         let tap = Arc::new(tap);
-        let (commands, cmd_rx) = mpsc::unbounded_channel();
-        let (connect_tx, connect_rx) = mpsc::unbounded_channel();
+        let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (connect_tx, connect_rx) = mpsc::channel(4);
         let driver = Driver {
             outbox: Outbox::new(
                 &config.user,
                 &config.run,
                 config.ack_timeout,
                 config.receipt_timeout,
+                config.delivery_tries,
             ),
             tracker: WireTracker::new(&config.user),
             guard: AttemptGuard::default(),
@@ -152,6 +176,7 @@ impl ChatSession {
             connect_tx,
             connect_rx,
             client: None,
+            emitter: None,
             attempt_no: 0,
             phase: Phase::Waiting {
                 next_at: Instant::now(),
@@ -179,42 +204,54 @@ impl ChatSession {
         &self.tap
     }
 
-    /// Queues a message; returns its id once queued.
+    /// Queues a message; returns its id once queued. Waits only for the supervisor, which
+    /// never waits on the network.
     pub async fn send(&self, text: impl Into<String>) -> Option<String> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(SessionCommand::Send(text.into(), tx))
+            .await
             .ok()?;
         rx.await.ok()
     }
 
+    fn command(&self, command: SessionCommand) {
+        if let Err(e) = self.commands.try_send(command) {
+            tracing::warn!(user = %self.user, "session command dropped: {e}");
+        }
+    }
+
     /// Stickiness on or off from the next request.
     pub fn set_sticky(&self, on: bool) {
-        let _ = self.commands.send(SessionCommand::SetSticky(on));
+        self.command(SessionCommand::SetSticky(on));
     }
 
     /// Changes transport (reconnects).
     pub fn set_transport(&self, transport: TransportChoice) {
-        let _ = self.commands.send(SessionCommand::SetTransport(transport));
+        self.command(SessionCommand::SetTransport(transport));
     }
 
     /// Drops the session and connects again.
     pub fn reconnect(&self) {
-        let _ = self.commands.send(SessionCommand::Reconnect);
+        self.command(SessionCommand::Reconnect);
     }
 
     /// Drops the session and stays disconnected until [`ChatSession::reconnect`].
     pub fn disconnect(&self) {
-        let _ = self.commands.send(SessionCommand::Disconnect);
+        self.command(SessionCommand::Disconnect);
     }
 
-    /// Disconnects and stops.
+    /// Disconnects and stops (bounded: 5 s at most).
     pub async fn shutdown(self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(SessionCommand::Shutdown(tx)).is_ok() {
+        let asked = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.commands.send(SessionCommand::Shutdown(tx)),
+        )
+        .await;
+        if matches!(asked, Ok(Ok(()))) {
             let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
         }
-        self.task.abort();
     }
 }
 
@@ -234,14 +271,15 @@ struct Driver {
     config: SessionConfig,
     tap: Arc<Tap>,
     sink: EventSink,
-    wire_rx: mpsc::UnboundedReceiver<WireEvent>,
-    cmd_rx: mpsc::UnboundedReceiver<SessionCommand>,
-    connect_tx: mpsc::UnboundedSender<(u64, Result<Client, String>)>,
-    connect_rx: mpsc::UnboundedReceiver<(u64, Result<Client, String>)>,
+    wire_rx: mpsc::Receiver<WireEvent>,
+    cmd_rx: mpsc::Receiver<SessionCommand>,
+    connect_tx: mpsc::Sender<(u64, Result<Client, String>)>,
+    connect_rx: mpsc::Receiver<(u64, Result<Client, String>)>,
     tracker: WireTracker,
     guard: AttemptGuard,
     outbox: Outbox,
     client: Option<Client>,
+    emitter: Option<Emitter>,
     attempt_no: u64,
     phase: Phase,
     state: Option<SessionState>,
@@ -277,7 +315,7 @@ impl Driver {
             Phase::Connected | Phase::Stopped => now + TICK,
         };
         let outbox_at = match self.outbox.due(now, self.phase == Phase::Connected) {
-            Due::Emit { .. } => now,
+            Due::Emit { .. } | Due::GiveUp => now,
             Due::Wait(Some(at)) => at,
             Due::Wait(None) => now + TICK,
         };
@@ -350,7 +388,7 @@ impl Driver {
                 Ok(Err(e)) => Err(e.to_string()),
                 Err(_) => Err("connect timed out".to_owned()),
             };
-            if let Err(mpsc::error::SendError((_, Ok(client)))) = tx.send((n, result)) {
+            if let Err(mpsc::error::SendError((_, Ok(client)))) = tx.send((n, result)).await {
                 spawn_disconnect(client);
             }
         });
@@ -361,6 +399,7 @@ impl Driver {
             Ok(client)
                 if n == self.attempt_no && self.phase != Phase::Stopped && self.phase_is_live() =>
             {
+                self.emitter = Some(Emitter::start(client.clone(), &self.config.user));
                 self.client = Some(client);
                 self.flush_outbox(Instant::now()).await;
             }
@@ -420,7 +459,7 @@ impl Driver {
                     delivered_by,
                     first_time,
                 } => {
-                    self.send_receipt(&message.id).await;
+                    self.send_receipt(&message.id);
                     if first_time {
                         self.sink
                             .send(Event::Received(Received {
@@ -494,7 +533,9 @@ impl Driver {
     async fn break_session(&mut self, reason: String, failed: bool) {
         tracing::info!(user = %self.config.user, "session broken: {reason}");
         self.tracker.abandoned();
-        self.outbox.session_lost();
+        if let Some((id, text, status)) = self.outbox.session_lost() {
+            self.outbox_update(&id, &text, status).await;
+        }
         if failed {
             self.guard.failed();
         }
@@ -511,32 +552,40 @@ impl Driver {
     }
 
     fn drop_client(&mut self) {
+        // Emits still queued were for this session; the outbox sends again on the next.
+        self.emitter = None;
         if let Some(client) = self.client.take() {
             spawn_disconnect(client);
         }
     }
 
     async fn flush_outbox(&mut self, now: Instant) {
-        let Due::Emit { id, text, .. } = self.outbox.due(now, self.phase == Phase::Connected)
-        else {
-            return;
-        };
-        let Some(client) = self.client.clone() else {
-            return;
-        };
-        let payload = json!({"id": id, "from": self.config.user, "text": text});
-        // The ack itself is read off the wire by the tracker, in order with everything else.
-        let emitted = client
-            .emit_with_ack(
-                CHAT_EVENT,
-                payload,
-                Duration::from_secs(60),
-                |_: Payload, _| async {}.boxed(),
-            )
-            .await;
-        if emitted.is_ok() {
-            if let Some(status) = self.outbox.emitted(&id, now) {
-                self.outbox_update(&id, &text, status).await;
+        loop {
+            match self.outbox.due(now, self.phase == Phase::Connected) {
+                Due::Wait(_) => return,
+                Due::GiveUp => {
+                    if let Some(given_up) = self.outbox.give_up() {
+                        tracing::info!(user = %self.config.user, id = %given_up.id, "message given up");
+                        self.outbox_update(&given_up.id, &given_up.text, given_up.status)
+                            .await;
+                    }
+                }
+                Due::Emit { id, text, .. } => {
+                    let Some(emitter) = &self.emitter else {
+                        return;
+                    };
+                    let payload = json!({"id": id, "from": self.config.user, "text": text});
+                    // The ack itself is read off the wire by the tracker, in order with
+                    // everything else. A full queue means the emitter is stuck on a slow
+                    // gateway: the message goes on a later tick.
+                    if !emitter.queue(Emit::Chat(payload)) {
+                        return;
+                    }
+                    if let Some(status) = self.outbox.emitted(&id, now) {
+                        self.outbox_update(&id, &text, status).await;
+                    }
+                    return;
+                }
             }
         }
     }
@@ -552,12 +601,10 @@ impl Driver {
         }
     }
 
-    async fn send_receipt(&self, id: &str) {
-        if let Some(client) = &self.client {
-            let receipt = json!({"id": id, "by": self.config.user});
-            if let Err(e) = client.emit(RECEIPT_EVENT, receipt).await {
-                tracing::debug!("receipt not sent (the sender will retry): {e}");
-            }
+    fn send_receipt(&self, id: &str) {
+        if let Some(emitter) = &self.emitter {
+            // A receipt not sent is not lost: the sender re-sends until one arrives.
+            emitter.queue(Emit::Receipt(json!({"id": id, "by": self.config.user})));
         }
     }
 
@@ -590,4 +637,59 @@ fn spawn_disconnect(client: Client) {
     tokio::spawn(async move {
         let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
     });
+}
+
+/// Something to emit on the current client.
+enum Emit {
+    /// A `chat` message, with an ack (read off the wire).
+    Chat(serde_json::Value),
+    /// A `receipt`.
+    Receipt(serde_json::Value),
+}
+
+/// The task that emits on one client, in order. Dropping it stops it (emits still queued
+/// belonged to a session that is gone).
+struct Emitter {
+    queue: mpsc::Sender<Emit>,
+    task: JoinHandle<()>,
+}
+
+impl Emitter {
+    fn start(client: Client, user: &str) -> Self {
+        let (queue, mut rx) = mpsc::channel::<Emit>(EMIT_QUEUE);
+        let user = user.to_owned();
+        let task = tokio::spawn(async move {
+            while let Some(emit) = rx.recv().await {
+                let result = match emit {
+                    Emit::Chat(payload) => {
+                        client
+                            .emit_with_ack(
+                                CHAT_EVENT,
+                                payload,
+                                Duration::from_secs(60),
+                                |_: Payload, _| async {}.boxed(),
+                            )
+                            .await
+                    }
+                    Emit::Receipt(payload) => client.emit(RECEIPT_EVENT, payload).await,
+                };
+                if let Err(e) = result {
+                    // The outbox re-sends chat messages; senders re-send until a receipt.
+                    tracing::debug!(user = %user, "emit failed: {e}");
+                }
+            }
+        });
+        Emitter { queue, task }
+    }
+
+    /// Queues an emit; false when the queue is full.
+    fn queue(&self, emit: Emit) -> bool {
+        self.queue.try_send(emit).is_ok()
+    }
+}
+
+impl Drop for Emitter {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }

@@ -69,10 +69,23 @@ pub struct WireTracker {
     seen_order: VecDeque<String>,
     /// Ack id of an emitted `chat` → its message id, learnt from the wire.
     awaiting_ack: VecDeque<(u64, String)>,
+    /// Acks (ack id, data) that arrived before the emit they answer: an ack can ride the
+    /// long-poll GET, whose record may come before the POST's.
+    early_acks: VecDeque<(u64, String)>,
 }
 
 /// How many emitted-but-unanswered chat acks are remembered.
 const ACK_CAPACITY: usize = 1024;
+/// How many acks are remembered that came before their emit was recorded.
+const EARLY_ACK_CAPACITY: usize = 64;
+
+/// How long a connected session may hear nothing from its server before it counts as lost:
+/// pingInterval + pingTimeout from the open packet, plus a grace; saturating, whatever
+/// numbers a server sends.
+pub fn heartbeat_limit(ping_interval_ms: u64, ping_timeout_ms: u64) -> Duration {
+    Duration::from_millis(ping_interval_ms.saturating_add(ping_timeout_ms))
+        .saturating_add(HEARTBEAT_GRACE)
+}
 
 impl WireTracker {
     /// A tracker for `user`.
@@ -87,6 +100,7 @@ impl WireTracker {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             awaiting_ack: VecDeque::new(),
+            early_acks: VecDeque::new(),
         }
     }
 
@@ -96,6 +110,7 @@ impl WireTracker {
         self.attempting = true;
         self.connected = None;
         self.last_server_activity = None;
+        self.early_acks.clear();
     }
 
     /// The session was given up (by the supervisor).
@@ -132,9 +147,7 @@ impl WireTracker {
                 _ => None,
             }) {
                 self.current_sid = Some(open.sid.clone());
-                self.heartbeat = Some(
-                    Duration::from_millis(open.ping_interval + open.ping_timeout) + HEARTBEAT_GRACE,
-                );
+                self.heartbeat = Some(heartbeat_limit(open.ping_interval, open.ping_timeout));
             }
         }
         let ours = ours || (ev.sid.is_some() && ev.sid == self.current_sid);
@@ -153,6 +166,15 @@ impl WireTracker {
             if let EnginePacket::Message { socket: Some(sp) } = packet {
                 if let (SocketKind::Event, Some(ack_id)) = (sp.kind, sp.ack_id) {
                     if let Some(id) = chat_id(&sp.data) {
+                        if let Some(pos) = self.early_acks.iter().position(|(n, _)| *n == ack_id) {
+                            if let Some((_, data)) = self.early_acks.remove(pos) {
+                                out.push(Observation::Acked {
+                                    id,
+                                    result: ack_result(&data),
+                                });
+                            }
+                            continue;
+                        }
                         self.awaiting_ack.retain(|(n, _)| *n != ack_id);
                         self.awaiting_ack.push_back((ack_id, id));
                         if self.awaiting_ack.len() > ACK_CAPACITY {
@@ -201,6 +223,11 @@ impl WireTracker {
                 SocketKind::Ack => {
                     let Some(ack_id) = sp.ack_id else { continue };
                     let Some(pos) = self.awaiting_ack.iter().position(|(n, _)| *n == ack_id) else {
+                        self.early_acks.retain(|(n, _)| *n != ack_id);
+                        self.early_acks.push_back((ack_id, sp.data.clone()));
+                        if self.early_acks.len() > EARLY_ACK_CAPACITY {
+                            self.early_acks.pop_front();
+                        }
                         continue;
                     };
                     let Some((_, id)) = self.awaiting_ack.remove(pos) else {
@@ -414,6 +441,61 @@ mod tests {
         assert!(t
             .observe(&http(None, "1", r#"43417[{"ok":true,"replica":"1"}]"#), now)
             .is_empty());
+    }
+
+    #[test]
+    fn an_ack_recorded_before_its_emit_still_reaches_the_message() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("agent");
+        assert!(t
+            .observe(&http(None, "1", r#"43417[{"ok":true,"replica":"1"}]"#), now)
+            .is_empty());
+        let mut up = http(None, "1", "");
+        up.packets_up =
+            decode_payload(br#"42417["chat",{"id":"agent-x-1","from":"agent","text":"hi"}]"#);
+        assert_eq!(
+            t.observe(&up, now),
+            [Observation::Acked {
+                id: "agent-x-1".into(),
+                result: Ok("1".into())
+            }]
+        );
+    }
+
+    #[test]
+    fn the_heartbeat_limit_saturates_on_any_numbers_a_server_sends() {
+        assert_eq!(heartbeat_limit(200, 400), Duration::from_millis(1_600));
+        let most = Duration::from_millis(u64::MAX) + HEARTBEAT_GRACE;
+        assert_eq!(heartbeat_limit(u64::MAX, u64::MAX), most);
+        assert_eq!(heartbeat_limit(u64::MAX, 1), most);
+    }
+
+    proptest::proptest! {
+        /// Whatever heartbeat numbers an open packet carries, and however much later the
+        /// session is checked, the tracker neither panics nor calls a fresh session lost.
+        #[test]
+        fn extreme_open_packets_never_panic_the_tracker(
+            interval in proptest::prelude::any::<u64>(),
+            timeout in proptest::prelude::any::<u64>(),
+            later_ms in proptest::prelude::any::<u64>(),
+        ) {
+            let now = Instant::now();
+            let mut t = WireTracker::new("visitor");
+            t.attempt_started();
+            let open = format!(
+                r#"0{{"sid":"S1","upgrades":[],"pingInterval":{interval},"pingTimeout":{timeout},"maxPayload":1}}"#
+            );
+            t.observe(&http(Some("S1"), "2", &open), now);
+            t.observe(&http(Some("S1"), "2", "40"), now);
+            proptest::prop_assert!(t.is_connected());
+            let limit = heartbeat_limit(interval, timeout);
+            let later = now.checked_add(Duration::from_millis(later_ms));
+            if let Some(later) = later {
+                let lost = t.stalled(later).is_some();
+                proptest::prop_assert_eq!(lost, Duration::from_millis(later_ms) > limit);
+            }
+            proptest::prop_assert!(t.stalled(now).is_none());
+        }
     }
 
     #[test]

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::events::{Command, Event};
-use crate::events::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
 use crate::engine::{Engine, EngineConfig};
+use crate::events::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
+use crate::events::{Command, Event};
 
-type Started = Result<(String, mpsc::UnboundedSender<Command>), String>;
+type Started = Result<(String, mpsc::Sender<Command>), String>;
 
 /// The engine's ends of a [detached](EngineBridge::detached) bridge.
 #[derive(Debug)]
@@ -17,12 +17,12 @@ pub struct DetachedEngine {
     /// Events for the window.
     pub events: mpsc::Sender<Event>,
     /// What the window asked for.
-    pub commands: mpsc::UnboundedReceiver<Command>,
+    pub commands: mpsc::Receiver<Command>,
 }
 
 /// The window's handle on the engine.
 pub struct EngineBridge {
-    commands: Option<mpsc::UnboundedSender<Command>>,
+    commands: Option<mpsc::Sender<Command>>,
     events: mpsc::Receiver<Event>,
     startup: std::sync::mpsc::Receiver<Started>,
     /// The gateway URL once the engine is up, or why it could not start.
@@ -81,7 +81,7 @@ impl EngineBridge {
     /// Benchmarks and tests use it to feed the real window generated events.
     pub fn detached(gateway: &str, capacity: usize) -> (Self, DetachedEngine) {
         let (events_tx, events) = mpsc::channel(capacity.max(16));
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let (commands_tx, commands_rx) = mpsc::channel(crate::engine::COMMAND_QUEUE);
         let (startup_tx, startup) = std::sync::mpsc::channel::<Started>();
         let _ = startup_tx.send(Ok((gateway.to_owned(), commands_tx)));
         (
@@ -106,9 +106,6 @@ impl EngineBridge {
             if let Ok(started) = self.startup.try_recv() {
                 self.status = Some(match started {
                     Ok((gateway, commands)) => {
-                        for command in self.pending.drain(..) {
-                            let _ = commands.send(command);
-                        }
                         self.commands = Some(commands);
                         Ok(gateway)
                     }
@@ -116,19 +113,39 @@ impl EngineBridge {
                 });
             }
         }
+        self.flush_pending();
         while let Ok(event) = self.events.try_recv() {
             each(event);
         }
     }
 
-    /// Sends a command (queued until the engine is up).
-    pub fn send(&mut self, command: Command) {
-        match &self.commands {
-            Some(tx) => {
-                let _ = tx.send(command);
+    /// Hands queued commands to the engine, in order, as far as its queue has room.
+    fn flush_pending(&mut self) {
+        let Some(tx) = &self.commands else { return };
+        while let Some(command) = self.pending.first() {
+            match tx.try_send(command.clone()) {
+                Ok(()) => {
+                    self.pending.remove(0);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.pending.clear();
+                    return;
+                }
             }
-            None => self.pending.push(command),
         }
+    }
+
+    /// Sends a command. The window never waits: when the engine is not up yet or its
+    /// queue is full, the command waits here, in order, and goes on the next frame.
+    pub fn send(&mut self, command: Command) {
+        self.pending.push(command);
+        self.flush_pending();
+    }
+
+    /// Commands waiting for room in the engine's queue.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 
     /// Stops the engine and waits for its thread (bounded by the engine's own shutdown).
@@ -142,8 +159,18 @@ impl EngineBridge {
                 self.commands = Some(tx);
             }
         }
+        self.flush_pending();
         if let Some(tx) = self.commands.take() {
-            let _ = tx.send(Command::Shutdown);
+            // The queue drains quickly; waiting for room is bounded.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut shutdown = Command::Shutdown;
+            while let Err(mpsc::error::TrySendError::Full(back)) = tx.try_send(shutdown) {
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+                shutdown = back;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

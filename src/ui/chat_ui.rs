@@ -6,7 +6,7 @@ use egui::{Color32, RichText, ScrollArea, Ui};
 use stickyscope_contract::chat::MAX_TEXT_BYTES;
 
 use super::theme::{replica_color, FAILURE, OK, WAITING};
-use crate::events::OutboxStatus;
+use crate::model::chat::{own_status_line, Tone};
 use crate::model::{ChatEntry, ChatLog};
 use crate::session::{SessionState, TransportChoice};
 
@@ -157,22 +157,19 @@ fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
             accepted_by,
             ..
         } => {
-            let (mark, color) = match status {
-                OutboxStatus::Queued => ("queued".to_owned(), WAITING),
-                OutboxStatus::Sent { attempt: 1 } => ("sent…".to_owned(), WAITING),
-                OutboxStatus::Sent { attempt } => (format!("sent again (try {attempt})…"), WAITING),
-                OutboxStatus::Acked { replica } => (
-                    format!("accepted by replica {replica}"),
-                    replica_color(Some(replica)),
-                ),
-                OutboxStatus::Delivered { .. } => (
-                    match accepted_by {
-                        Some(r) => format!("delivered · accepted by replica {r}"),
-                        None => "delivered".to_owned(),
-                    },
-                    OK,
-                ),
-                OutboxStatus::Refused { error } => (format!("refused: {error}"), FAILURE),
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let (mark, tone, counting) = own_status_line(status, accepted_by.as_deref(), now_ms);
+            if counting {
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_secs(1));
+            }
+            let color = match &tone {
+                Tone::Waiting => WAITING,
+                Tone::Replica(replica) => replica_color(Some(replica)),
+                Tone::Ok => OK,
+                Tone::Failure => FAILURE,
             };
             ui.with_layout(egui::Layout::top_down(egui::Align::Max), |ui| {
                 ui.label(RichText::new(text).strong());

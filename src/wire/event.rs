@@ -65,6 +65,9 @@ pub enum FailureKind {
     Gateway,
     /// The gateway refused the TCP connection.
     ConnectionRefused,
+    /// No TCP connection to the gateway came about (timed out, name not resolved, network
+    /// unreachable).
+    Unreachable,
     /// No answer in time.
     Timeout,
 }

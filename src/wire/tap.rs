@@ -3,8 +3,13 @@
 //!
 //! It keeps the user's cookie jar (this is how a client without one gets stickiness),
 //! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
-//! off, and records every HTTP exchange and WebSocket message as a [`WireEvent`]. Apart from
-//! the cookie, that header and `Host`, client and gateway see the same bytes as without it.
+//! off, and records every HTTP exchange and WebSocket message as a [`WireEvent`]. Requests
+//! and answers pass otherwise unchanged, but for what any HTTP proxy changes: `Host` (set to
+//! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte.
+//!
+//! Records are numbered in the order they are handed on, over a bounded channel: when the
+//! session reading them falls behind, the tap waits (and with it the traffic it carries)
+//! rather than buffer without end.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -31,13 +36,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
 use super::jar::CookieJar;
-use crate::http_serve::{is_upgrade, strip_hop_by_hop};
+use crate::http_serve::{is_upgrade, strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
 use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
 use crate::protocol::websocket::{FrameDecoder, WsMessage};
 use crate::protocol::{decode_payload, decode_text_packet, EnginePacket};
 
 /// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// How long a TCP connection to the gateway may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to start a tap.
 #[derive(Debug, Clone)]
@@ -91,24 +98,23 @@ struct Shared {
     timeout: Duration,
     sticky: AtomicBool,
     jar: Mutex<CookieJar>,
-    seq: AtomicU64,
+    /// The last record number handed on; held while a record is handed on, so numbers
+    /// follow the order records reach the reader.
+    seq: Mutex<u64>,
     in_flight: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
-    sink: mpsc::UnboundedSender<WireEvent>,
+    sink: mpsc::Sender<WireEvent>,
 }
 
 impl Tap {
     /// Starts a tap; its events go to `sink`.
-    pub async fn start(
-        config: TapConfig,
-        sink: mpsc::UnboundedSender<WireEvent>,
-    ) -> Result<Tap, TapError> {
+    pub async fn start(config: TapConfig, sink: mpsc::Sender<WireEvent>) -> Result<Tap, TapError> {
         let authority = parse_gateway(&config.gateway)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         let shared = Arc::new(Shared {
             user: config.user,
             base: format!("http://{authority}"),
@@ -116,7 +122,7 @@ impl Tap {
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
             jar: Mutex::new(CookieJar::default()),
-            seq: AtomicU64::new(0),
+            seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
@@ -229,9 +235,15 @@ impl Shared {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn emit(&self, mut event: WireEvent) {
-        event.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let _ = self.sink.send(event);
+    /// Hands a record on, numbered; waits while the reader is behind.
+    async fn emit(&self, mut event: WireEvent) {
+        let Ok(permit) = self.sink.reserve().await else {
+            return;
+        };
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
+        event.seq = *seq;
+        permit.send(event);
     }
 
     fn blank_event(&self, out: &Outgoing, kind: WireKind) -> WireEvent {
@@ -367,10 +379,7 @@ impl Shared {
                 kind: FailureKind::Timeout,
                 reason: format!("no answer from the gateway within {:?}", self.timeout),
             }),
-            Ok(Err(e)) if e.is_connect() => Err(Failure {
-                kind: FailureKind::ConnectionRefused,
-                reason: format!("connection refused by the gateway at {}", self.authority),
-            }),
+            Ok(Err(e)) if e.is_connect() => Err(connect_failure(&e, &self.authority)),
             Ok(Err(e)) => Err(Failure {
                 kind: FailureKind::Gateway,
                 reason: format!("gateway connection failed: {e}"),
@@ -404,7 +413,7 @@ impl Shared {
                 };
                 let text = format!("stickyscope tap: {}\n", failure.reason);
                 event.failure = Some(failure);
-                self.emit(event);
+                self.emit(event).await;
                 return plain(status, text);
             }
         };
@@ -429,7 +438,7 @@ impl Shared {
                 });
             }
         }
-        self.emit(event);
+        self.emit(event).await;
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Full::new(body))
     }
@@ -450,22 +459,21 @@ impl Shared {
             return plain(StatusCode::BAD_REQUEST, "tap: unusable request path".into());
         };
         parts.uri = uri;
+        strip_hop_by_hop_keeping_upgrade(&mut parts.headers);
         self.prepare_headers(&mut parts.headers);
         let mut event = self.http_event(&out);
 
-        let connected =
-            tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&self.authority)).await;
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
         let stream = match connected {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(_)) | Err(_) => {
-                let failure = Failure {
-                    kind: FailureKind::ConnectionRefused,
-                    reason: format!("connection refused by the gateway at {}", self.authority),
-                };
+            Ok(stream) => stream,
+            Err(e) => {
+                let failure = connect_failure(&e, &self.authority);
                 let text = format!("stickyscope tap: {}\n", failure.reason);
                 event.failure = Some(failure);
                 event.latency_us = Some(out.started.elapsed().as_micros() as u64);
-                self.emit(event);
+                self.emit(event).await;
                 return plain(StatusCode::BAD_GATEWAY, text);
             }
         };
@@ -485,7 +493,7 @@ impl Shared {
                     kind: FailureKind::Gateway,
                     reason: format!("upgrade request failed: {e}"),
                 });
-                self.emit(event);
+                self.emit(event).await;
                 return plain(
                     StatusCode::BAD_GATEWAY,
                     "stickyscope tap: upgrade request failed\n".into(),
@@ -496,14 +504,14 @@ impl Shared {
                     kind: FailureKind::Timeout,
                     reason: format!("no answer to the upgrade within {:?}", self.timeout),
                 });
-                self.emit(event);
+                self.emit(event).await;
                 return plain(
                     StatusCode::GATEWAY_TIMEOUT,
                     "stickyscope tap: upgrade timed out\n".into(),
                 );
             }
         };
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         let status = parts.status;
         event.latency_us = Some(out.started.elapsed().as_micros() as u64);
         if let WireKind::Http { status: s, .. } = &mut event.kind {
@@ -514,35 +522,51 @@ impl Shared {
         self.remember_cookies(&parts.headers);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
-            let body = Limited::new(body, MAX_BODY)
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            if status.is_client_error() || status.is_server_error() {
+            // A refused upgrade: an ordinary answer, read within the same bound as any other.
+            let read = tokio::time::timeout(self.timeout, Limited::new(body, MAX_BODY).collect());
+            let body = match read.await {
+                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Err(e)) => {
+                    event.failure = Some(Failure {
+                        kind: FailureKind::Gateway,
+                        reason: format!("response body failed: {e}"),
+                    });
+                    Bytes::new()
+                }
+                Err(_) => {
+                    event.failure = Some(Failure {
+                        kind: FailureKind::Timeout,
+                        reason: format!("response body not complete within {:?}", self.timeout),
+                    });
+                    Bytes::new()
+                }
+            };
+            if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
                 event.failure = Some(classify_refusal(status, &body, event.replica.is_some()));
             }
             event.raw_down = text_of(&body);
             event.bytes_down = body.len() as u64;
-            self.emit(event);
+            self.emit(event).await;
+            strip_hop_by_hop(&mut parts.headers);
             return Response::from_parts(parts, Full::new(body));
         }
 
-        let tunnel = Tunnel {
-            shared: Arc::clone(self),
-            template: {
-                let mut t = event.clone();
-                t.kind = WireKind::Ws {
-                    direction: Direction::Up,
-                };
-                t.transport = Transport::Websocket;
-                t.latency_us = None;
-                t
-            },
-            is_upgrade: out.kind == RequestKind::Upgrade,
-            sid: Mutex::new(out.sid.clone()),
+        let template = {
+            let mut t = event.clone();
+            t.kind = WireKind::Ws {
+                direction: Direction::Up,
+            };
+            t.transport = Transport::Websocket;
+            t.latency_us = None;
+            t
         };
-        self.emit(event);
+        let tunnel = Tunnel::new(
+            Arc::clone(self),
+            template,
+            out.kind == RequestKind::Upgrade,
+            out.sid.clone(),
+        );
+        self.emit(event).await;
         let mut server_upgrade = Response::from_parts(parts.clone(), body);
         let server_upgrade = hyper::upgrade::on(&mut server_upgrade);
         let in_flight = InFlight::new(self);
@@ -566,9 +590,33 @@ struct Tunnel {
     is_upgrade: bool,
     /// The session id, learnt from the open packet on a WebSocket-only handshake.
     sid: Mutex<Option<String>>,
+    /// Messages the server sent.
+    server_frames: AtomicU64,
+    /// Whether the server sent a close frame.
+    server_closed_cleanly: AtomicBool,
+    /// Who ended the tunnel: the first side to send a close frame or end its stream
+    /// (`true`: the client).
+    client_first: Mutex<Option<bool>>,
 }
 
 impl Tunnel {
+    fn new(
+        shared: Arc<Shared>,
+        template: WireEvent,
+        is_upgrade: bool,
+        sid: Option<String>,
+    ) -> Self {
+        Tunnel {
+            shared,
+            template,
+            is_upgrade,
+            sid: Mutex::new(sid),
+            server_frames: AtomicU64::new(0),
+            server_closed_cleanly: AtomicBool::new(false),
+            client_first: Mutex::new(None),
+        }
+    }
+
     async fn run<C, S>(self, client: C, server: S)
     where
         C: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -577,66 +625,29 @@ impl Tunnel {
         let (client_read, client_write) = tokio::io::split(client);
         let (server_read, server_write) = tokio::io::split(server);
         let this = Arc::new(self);
-        let server_frames = Arc::new(AtomicU64::new(0));
-        let server_closed_cleanly = Arc::new(AtomicBool::new(false));
-        // Who ended the tunnel: the first side to send a close frame or end its stream.
-        let client_first = Arc::new(Mutex::new(None::<bool>));
-        let mark = |first: &Mutex<Option<bool>>, client: bool| {
-            let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert(client);
-        };
-
         let up = {
             let this = Arc::clone(&this);
-            let client_first = Arc::clone(&client_first);
             tokio::spawn(async move {
-                pump(client_read, server_write, |messages| {
-                    for m in messages {
-                        if matches!(m, WsMessage::Close { .. }) {
-                            mark(&client_first, true);
-                        }
-                        this.record(Direction::Up, m);
-                    }
-                })
-                .await;
-                mark(&client_first, true);
+                pump(client_read, server_write, &this, Direction::Up).await;
+                this.ended_by(true);
             })
         };
-        let down = {
-            let this = Arc::clone(&this);
-            let server_frames = Arc::clone(&server_frames);
-            let server_closed_cleanly = Arc::clone(&server_closed_cleanly);
-            let client_first = Arc::clone(&client_first);
-            tokio::spawn(async move {
-                let end = pump(server_read, client_write, |messages| {
-                    for m in messages {
-                        server_frames.fetch_add(1, Ordering::Relaxed);
-                        if matches!(m, WsMessage::Close { .. }) {
-                            server_closed_cleanly.store(true, Ordering::Relaxed);
-                            mark(&client_first, false);
-                        }
-                        this.record(Direction::Down, m);
-                    }
-                })
-                .await;
-                mark(&client_first, false);
-                end
-            })
-        };
-        let down_end = down.await.unwrap_or(PumpEnd::Error);
+        let down_end = pump(server_read, client_write, &this, Direction::Down).await;
+        this.ended_by(false);
         // The server side is gone: the client side cannot outlive it.
         up.abort();
         let _ = up.await;
 
-        let client_ended_it = client_first
+        let client_ended_it = this
+            .client_first
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .unwrap_or(false);
-        if server_closed_cleanly.load(Ordering::Relaxed) {
+        if this.server_closed_cleanly.load(Ordering::Relaxed) {
             return;
         }
         let replica = this.template.replica.clone().unwrap_or_else(|| "?".into());
-        let failure = if server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
+        let failure = if this.server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
             // An upgrade the replica never answered with a single frame: engineioxide's
             // answer to an upgrade for a session it does not hold (the client may have
             // given up first; the replica counts it all the same).
@@ -664,14 +675,35 @@ impl Tunnel {
         event.at_ms = now_ms();
         event.sid = this.current_sid();
         event.failure = Some(failure);
-        this.shared.emit(event);
+        this.shared.emit(event).await;
+    }
+
+    /// Notes that one side ended the tunnel, unless the other did first.
+    fn ended_by(&self, client: bool) {
+        let mut first = self.client_first.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert(client);
+    }
+
+    /// One whole message crossed the tunnel.
+    async fn on_message(&self, direction: Direction, message: WsMessage) {
+        let close = matches!(message, WsMessage::Close { .. });
+        if direction == Direction::Down {
+            self.server_frames.fetch_add(1, Ordering::Relaxed);
+            if close {
+                self.server_closed_cleanly.store(true, Ordering::Relaxed);
+            }
+        }
+        if close {
+            self.ended_by(direction == Direction::Up);
+        }
+        self.record(direction, message).await;
     }
 
     fn current_sid(&self) -> Option<String> {
         self.sid.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    fn record(&self, direction: Direction, message: WsMessage) {
+    async fn record(&self, direction: Direction, message: WsMessage) {
         let mut event = self.template.clone();
         event.kind = WireKind::Ws { direction };
         event.at_ms = now_ms();
@@ -739,7 +771,7 @@ impl Tunnel {
         }
         event.note = note;
         event.sid = self.current_sid();
-        self.shared.emit(event);
+        self.shared.emit(event).await;
     }
 }
 
@@ -749,8 +781,8 @@ enum PumpEnd {
     Error,
 }
 
-/// Copies `from` to `to` unchanged, decoding frames on the way.
-async fn pump<R, W>(mut from: R, mut to: W, mut on_messages: impl FnMut(Vec<WsMessage>)) -> PumpEnd
+/// Copies `from` to `to` unchanged, recording each whole message on the way.
+async fn pump<R, W>(mut from: R, mut to: W, tunnel: &Tunnel, direction: Direction) -> PumpEnd
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -766,9 +798,8 @@ where
         if to.write_all(&buf[..n]).await.is_err() {
             break PumpEnd::Error;
         }
-        let messages = decoder.push(&buf[..n]);
-        if !messages.is_empty() {
-            on_messages(messages);
+        for message in decoder.push(&buf[..n]) {
+            tunnel.on_message(direction, message).await;
         }
     };
     let _ = to.shutdown().await;
@@ -803,6 +834,40 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
         FailureKind::Gateway
     };
     Failure { kind, reason }
+}
+
+/// Why no TCP connection to the gateway came about, from the error's chain of causes:
+/// refused, timed out, or another reason (name resolution, an unreachable network) in the
+/// system's words.
+fn connect_failure(error: &(dyn std::error::Error + 'static), authority: &str) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let io = std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => Failure {
+            kind: FailureKind::ConnectionRefused,
+            reason: format!("connection refused by the gateway at {authority}"),
+        },
+        Some(std::io::ErrorKind::TimedOut) => Failure {
+            kind: FailureKind::Unreachable,
+            reason: format!(
+                "no TCP connection to the gateway at {authority} within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        },
+        _ => Failure {
+            kind: FailureKind::Unreachable,
+            reason: format!(
+                "cannot connect to the gateway at {authority}: {}",
+                io.map(ToString::to_string)
+                    .unwrap_or_else(|| error.to_string())
+            ),
+        },
+    }
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -257,9 +257,7 @@ impl Collected {
     /// The last session state of `user`.
     pub fn state(&self, user: &str) -> Option<stickyscope::session::SessionState> {
         self.events().into_iter().rev().find_map(|e| match e {
-            stickyscope::events::Event::Session { user: u, state } if u == user => {
-                Some(state)
-            }
+            stickyscope::events::Event::Session { user: u, state } if u == user => Some(state),
             _ => None,
         })
     }
@@ -300,19 +298,21 @@ impl Collected {
             })
     }
 
-    /// Ids `user` queued, in order.
+    /// Ids `user` queued, in order (a message waits in the queue again after a lost
+    /// session: it counts once).
     pub fn queued_ids(&self, user: &str) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
         self.events()
             .into_iter()
             .filter_map(|e| match e {
                 stickyscope::events::Event::Outbox(u)
-                    if u.user == user
-                        && u.status == stickyscope::events::OutboxStatus::Queued =>
+                    if u.user == user && u.status == stickyscope::events::OutboxStatus::Queued =>
                 {
                     Some(u.id)
                 }
                 _ => None,
             })
+            .filter(|id| seen.insert(id.clone()))
             .collect()
     }
 

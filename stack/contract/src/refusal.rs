@@ -39,7 +39,10 @@ mod tests {
         let spaced = br#"{ "message" : "Bad handshake method", "code": 2 }"#;
         assert_eq!(refusal_reason(400, spaced), "Bad handshake method");
         assert_eq!(refusal_reason(413, b""), "HTTP 413 Payload Too Large");
-        assert_eq!(refusal_reason(400, b"{\"message\":3}"), "HTTP 400 Bad Request");
+        assert_eq!(
+            refusal_reason(400, b"{\"message\":3}"),
+            "HTTP 400 Bad Request"
+        );
         assert_eq!(refusal_reason(599, b""), "HTTP 599");
     }
 }

@@ -82,7 +82,8 @@ pub async fn observe(
             let (parts, body) = response.into_parts();
             let bytes = read_small_body(body).await;
             if is_refusal {
-                ctx.stats.record_rejection(&refusal_reason(status.as_u16(), &bytes));
+                ctx.stats
+                    .record_rejection(&refusal_reason(status.as_u16(), &bytes));
             } else if let Some(sid) = sid_from_open_packet(&bytes) {
                 ctx.sessions.insert(&sid);
             }
@@ -129,7 +130,6 @@ pub fn is_engine_path(path: &str) -> bool {
     path.strip_prefix(ENGINE_PATH)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
-
 
 async fn read_small_body(body: Body) -> Bytes {
     match http_body_util::Limited::new(body, MAX_REASON_BODY)

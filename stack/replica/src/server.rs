@@ -430,6 +430,7 @@ impl ChatContext {
             .and_then(|wire| chat::validate(&wire));
         let reply = match checked {
             Ok(msg) => {
+                let id = msg.id.clone();
                 let out = ChatBroadcast {
                     id: msg.id,
                     from: msg.from,
@@ -442,13 +443,13 @@ impl ChatContext {
                 }
                 match socket.broadcast().emit(CHAT_EVENT, &out).await {
                     Ok(()) => {
-                        self.stats.record_chat(true);
+                        self.stats.record_chat_accepted(&id);
                         ChatAck::accepted(&self.replica)
                     }
                     Err(e) => {
                         let why = broadcast_failure(&e);
                         tracing::warn!("chat broadcast failed: {why}");
-                        self.stats.record_chat(false);
+                        self.stats.record_chat_refused();
                         ChatAck::Refused {
                             ok: false,
                             error: format!("broadcast failed: {why}"),
@@ -458,7 +459,7 @@ impl ChatContext {
             }
             Err(e) => {
                 tracing::debug!(sid = %socket.id, "chat refused: {e}");
-                self.stats.record_chat(false);
+                self.stats.record_chat_refused();
                 ChatAck::refused(&e)
             }
         };

@@ -21,7 +21,9 @@ pub struct Stats {
     sockets_connected: AtomicU64,
     sockets_total: AtomicU64,
     chat_accepted: AtomicU64,
+    chat_repeats: AtomicU64,
     chat_refused: AtomicU64,
+    chat_ids: Mutex<SeenIds>,
     restarts: AtomicU64,
 }
 
@@ -57,14 +59,25 @@ impl Stats {
         self.sockets_connected.store(0, Ordering::Relaxed);
     }
 
-    /// Counts a chat message, accepted or refused.
-    pub fn record_chat(&self, accepted: bool) {
-        let counter = if accepted {
+    /// Counts a chat message this replica accepted: a new one, or a client's re-send of
+    /// one it accepted before (same id), which is not another chat.
+    pub fn record_chat_accepted(&self, id: &str) {
+        let first = self
+            .chat_ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id);
+        let counter = if first {
             &self.chat_accepted
         } else {
-            &self.chat_refused
+            &self.chat_repeats
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a chat message refused with an error ack (or whose broadcast failed).
+    pub fn record_chat_refused(&self) {
+        self.chat_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a restart of the replica behind these counters.
@@ -92,6 +105,7 @@ impl Stats {
             },
             chat: ChatCounts {
                 accepted: self.chat_accepted.load(Ordering::Relaxed),
+                repeats: self.chat_repeats.load(Ordering::Relaxed),
                 refused: self.chat_refused.load(Ordering::Relaxed),
             },
             restarts: self.restarts.load(Ordering::Relaxed),
@@ -145,10 +159,40 @@ pub struct SocketCounts {
 /// Chat counts in [`StatsSnapshot`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatCounts {
-    /// Messages accepted and broadcast.
+    /// Distinct messages accepted and broadcast.
     pub accepted: u64,
+    /// Re-sends of messages already accepted here (broadcast again, not counted as new).
+    #[serde(default)]
+    pub repeats: u64,
     /// Messages refused with an error ack.
     pub refused: u64,
+}
+
+/// Most chat ids remembered per replica for telling re-sends from new messages.
+const CHAT_ID_MEMORY: usize = 16_384;
+
+/// A bounded set of message ids, oldest forgotten first.
+#[derive(Debug, Default)]
+struct SeenIds {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl SeenIds {
+    /// Remembers `id`; true when it is new.
+    fn insert(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        self.ids.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        if self.order.len() > CHAT_ID_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -164,7 +208,15 @@ mod tests {
         stats.socket_connected();
         stats.socket_disconnected();
         stats.socket_disconnected();
+        stats.record_chat_accepted("m1");
+        stats.record_chat_accepted("m1");
+        stats.record_chat_accepted("m2");
         let snap = stats.snapshot("r1");
+        assert_eq!(
+            (snap.chat.accepted, snap.chat.repeats),
+            (2, 1),
+            "a re-send is no new chat"
+        );
         assert_eq!(snap.requests_of(RequestKind::PollGet), 2);
         assert_eq!(snap.rejected_for("Session ID unknown"), 1);
         assert_eq!(
