@@ -21,6 +21,10 @@ use tokio::sync::Mutex;
 use crate::balancer::pool::Pool;
 use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle};
 
+/// Most replicas a stack holds (started, stopped or killed: ids are not reused), as
+/// `--replicas` allows.
+pub const MAX_REPLICAS: usize = 64;
+
 /// The adapter the embedded replicas use.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StackAdapter {
@@ -88,6 +92,9 @@ pub enum StackError {
     /// The replica is not running.
     #[error("replica {0} is not running")]
     NotRunning(String),
+    /// The stack is full.
+    #[error("the stack holds at most {MAX_REPLICAS} replicas (stopped and killed ones count)")]
+    Full,
     /// Some other I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -216,6 +223,9 @@ impl EmbeddedStack {
     /// Starts one more replica and puts it in rotation; returns its id.
     pub async fn add(&self) -> Result<String, StackError> {
         let mut slots = self.slots.lock().await;
+        if slots.len() >= MAX_REPLICAS {
+            return Err(StackError::Full);
+        }
         let id = (slots.len() + 1).to_string();
         let stats = Arc::new(Stats::default());
         let local = SocketAddr::new(self.config.listen.ip(), 0);
@@ -456,9 +466,11 @@ impl Admin for HttpAdmin {
                 Err(e @ StackError::UnknownReplica(_)) => {
                     (404, serde_json::json!({"error": e.to_string()}))
                 }
-                Err(e @ (StackError::AlreadyRunning(_) | StackError::NotRunning(_))) => {
-                    (409, serde_json::json!({"error": e.to_string()}))
-                }
+                Err(
+                    e @ (StackError::AlreadyRunning(_)
+                    | StackError::NotRunning(_)
+                    | StackError::Full),
+                ) => (409, serde_json::json!({"error": e.to_string()})),
                 Err(e) => (500, serde_json::json!({"error": e.to_string()})),
             }
         })

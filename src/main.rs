@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eframe::egui;
 use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
-use stickyscope_replica::Heartbeat;
+use stickyscope_replica::{flags, Heartbeat};
 use tracing_subscriber::EnvFilter;
 
 /// See, teach and test how Socket.IO sessions survive (or break) behind load balancers.
@@ -55,8 +55,8 @@ struct WindowArgs {
     /// Save a PNG of the window to this path and exit (with --exit-after).
     #[arg(long, requires = "exit_after")]
     screenshot: Option<std::path::PathBuf>,
-    /// Seconds to run before the screenshot.
-    #[arg(long, requires = "screenshot")]
+    /// Seconds to run before the screenshot (0 to 86400).
+    #[arg(long, requires = "screenshot", value_parser = exit_after_seconds)]
     exit_after: Option<f64>,
 }
 
@@ -89,8 +89,8 @@ struct ProbeArgs {
     /// Stickiness of every session.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     stickiness: OnOff,
-    /// How long to probe, e.g. 30s or 2m.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// How long to probe, e.g. 30s or 2m (1s to 7 days).
+    #[arg(long, default_value = "30s", value_parser = probe_duration)]
     duration: Duration,
     /// Sessions at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
@@ -115,14 +115,14 @@ struct StackArgs {
     /// Redis URL for `--adapter redis`.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
-    /// Engine.IO pingInterval of every replica, e.g. `3s`.
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
+    #[arg(long, default_value = "3s", value_parser = flags::heartbeat_duration)]
     ping_interval: Duration,
-    /// Engine.IO pingTimeout of every replica, e.g. `7s`.
-    #[arg(long, default_value = "7s", value_parser = humantime::parse_duration)]
+    /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
+    #[arg(long, default_value = "7s", value_parser = flags::heartbeat_duration)]
     ping_timeout: Duration,
-    /// Health-check interval of the balancer.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    /// Health-check interval of the balancer (100ms to 1m).
+    #[arg(long, default_value = "1s", value_parser = health_interval)]
     health_interval: Duration,
 }
 
@@ -154,6 +154,34 @@ enum AdapterArg {
     Memory,
     Redis,
     None,
+}
+
+/// `--exit-after`: seconds, 0 to a day.
+fn exit_after_seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (0.0..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{text} is out of range: give 0 to 86400 seconds"))
+    }
+}
+
+/// `probe --duration`: 1 s to 7 days.
+fn probe_duration(text: &str) -> Result<Duration, String> {
+    flags::duration_in(
+        text,
+        &(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)),
+    )
+}
+
+/// `stack --health-interval`: 100 ms to a minute.
+fn health_interval(text: &str) -> Result<Duration, String> {
+    flags::duration_in(
+        text,
+        &(Duration::from_millis(100)..=Duration::from_secs(60)),
+    )
 }
 
 fn main() -> anyhow::Result<()> {
@@ -273,14 +301,14 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }
     };
     let screenshot = match (args.screenshot, args.exit_after) {
-        (Some(path), Some(secs)) if secs.is_finite() && secs >= 0.0 => Some((
-            ScreenshotPlan {
-                path,
-                after: Duration::from_secs_f64(secs),
-            },
-            std::sync::Arc::new(std::sync::Mutex::new(None)),
-        )),
-        (Some(_), Some(secs)) => anyhow::bail!("--exit-after {secs} is not a number of seconds"),
+        (Some(path), Some(secs)) => {
+            let after = Duration::try_from_secs_f64(secs)
+                .map_err(|_| anyhow::anyhow!("--exit-after {secs} is not a number of seconds"))?;
+            Some((
+                ScreenshotPlan { path, after },
+                std::sync::Arc::new(std::sync::Mutex::new(None)),
+            ))
+        }
         _ => None,
     };
     let outcome = screenshot.as_ref().map(|(_, o)| std::sync::Arc::clone(o));

@@ -107,7 +107,11 @@ async fn http_controls_work_and_refuse_nonsense_clearly() {
     let stack = stack(2, StackAdapter::Memory).await;
     let gateway = stack.gateway_url();
     let http = reqwest::Client::new();
-    let post = |path: &str| http.post(format!("{gateway}/_stack/replicas{path}")).send();
+    let post = |path: &str| {
+        http.post(format!("{gateway}/_stack/replicas{path}"))
+            .header("X-Stickyscope-Control", "1")
+            .send()
+    };
 
     let added = post("").await.unwrap();
     assert_eq!(added.status(), 201);
@@ -173,4 +177,85 @@ async fn stack_command_serves_until_interrupted() {
         .expect("stops on Ctrl-C")
         .unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// What a web page can send to the controls without the user's say: a "simple" POST
+/// (`fetch(url, {mode: "no-cors", method: "POST"})`, no custom header, its own Origin), a
+/// CORS preflight, or — after DNS rebinding — a request naming its own host. All refused;
+/// the replica keeps serving. And `add` stops at the stack's cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
+    let stack = stack(2, StackAdapter::Memory).await;
+    let gateway = stack.gateway_url();
+    let port = stack.gateway_addr().port();
+    let http = reqwest::Client::new();
+    let kill = format!("{gateway}/_stack/replicas/1/kill");
+
+    let no_cors = http
+        .post(&kill)
+        .header("Origin", "https://evil.example")
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .body("")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_cors.status(), 403);
+    let why = no_cors.json::<Value>().await.unwrap()["error"].clone();
+    assert!(why.as_str().unwrap().contains("not for web pages"), "{why}");
+
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, &kill)
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "x-stickyscope-control")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 403);
+    assert!(preflight
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+
+    let rebound = http
+        .post(&kill)
+        .header("Host", format!("evil.example:{port}"))
+        .header("X-Stickyscope-Control", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+
+    let bare = http.post(&kill).send().await.unwrap();
+    assert_eq!(bare.status(), 403, "no control header");
+    let listed: Vec<Value> = http
+        .get(format!("{gateway}/_stack/replicas"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["state"], "running", "replica 1 survived");
+
+    // Add until the cap: the stack takes 64 replicas and refuses the 65th clearly.
+    let add = || {
+        http.post(format!("{gateway}/_stack/replicas"))
+            .header("X-Stickyscope-Control", "1")
+            .send()
+    };
+    for _ in 2..stickyscope::embedded::MAX_REPLICAS {
+        assert_eq!(add().await.unwrap().status(), 201);
+    }
+    let full = add().await.unwrap();
+    assert_eq!(full.status(), 409);
+    assert!(full.json::<Value>().await.unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .contains("at most"));
+    assert_eq!(
+        stack.replicas().await.len(),
+        stickyscope::embedded::MAX_REPLICAS
+    );
+    stack.shutdown().await;
 }

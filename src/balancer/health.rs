@@ -13,8 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::pool::Pool;
 
+/// Shortest interval between two rounds of checks, whatever the caller asks.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
+
 /// Runs health checks until `cancel` fires.
 pub async fn run(pool: Arc<Pool>, interval: Duration, cancel: CancellationToken) {
+    let interval = interval.max(MIN_INTERVAL);
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build_http();

@@ -2,9 +2,12 @@
 //! replicas on loopback, routing like the swarm stack's Traefik (see [`routing`]).
 //!
 //! It also answers a Traefik-shaped topology API under `/api/` ([`api`]) and hands
-//! `/_stack/` requests to an optional [`Admin`] (the embedded stack's controls).
+//! `/_stack/` requests to an optional [`Admin`] (the embedded stack's controls), once
+//! [`control`] has let them through: only from this machine's own tools, never from a web
+//! page.
 
 pub mod api;
+pub mod control;
 pub mod health;
 pub mod pool;
 pub mod routing;
@@ -86,6 +89,7 @@ impl Drop for BalancerHandle {
 }
 
 struct Balancer {
+    local_addr: SocketAddr,
     pool: Arc<Pool>,
     client: Client<HttpConnector, Incoming>,
     admin: Option<Arc<dyn Admin>>,
@@ -105,6 +109,7 @@ pub fn start(
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(2)));
     let balancer = Arc::new(Balancer {
+        local_addr,
         pool: Arc::clone(&pool),
         client: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -143,6 +148,13 @@ impl Balancer {
             return Ok(resp);
         }
         if let (Some(admin), true) = (&self.admin, path.starts_with("/_stack/")) {
+            if let Err(refusal) = control::check(req.method(), req.headers(), self.local_addr) {
+                tracing::warn!(%peer, "control request refused: {refusal}");
+                return Ok(json_response(
+                    403,
+                    &serde_json::json!({"error": refusal.to_string()}),
+                ));
+            }
             let (status, body) = admin.handle(req.method().clone(), path.to_owned()).await;
             return Ok(json_response(status, &body));
         }

@@ -90,11 +90,10 @@ impl StickyscopeApp {
         let mut adapter_on = true;
         if let GatewayConfig::Embedded(stack) = &mut gateway {
             stack.heartbeat = Heartbeat {
-                interval: Duration::from_millis(settings.ping_interval_ms.max(200)),
-                timeout: stack
-                    .heartbeat
-                    .timeout
-                    .max(Duration::from_millis(settings.ping_interval_ms)),
+                interval: Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000)),
+                timeout: stack.heartbeat.timeout.max(Duration::from_millis(
+                    settings.ping_interval_ms.clamp(200, 600_000),
+                )),
             };
             adapter_on = stack.adapter != StackAdapter::None;
         }

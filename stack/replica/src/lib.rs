@@ -11,6 +11,7 @@ pub mod adapter;
 pub use stickyscope_contract::chat;
 pub mod bus;
 pub mod conn;
+pub mod flags;
 pub mod observe;
 pub mod server;
 pub mod sessions;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
-use stickyscope_replica::{AdapterChoice, Heartbeat, Replica, ReplicaConfig, Stats};
+use stickyscope_replica::{flags, AdapterChoice, Heartbeat, Replica, ReplicaConfig, Stats};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -21,11 +21,11 @@ struct Args {
     /// Replica id sent as `X-Replica` (default: the hostname).
     #[arg(long, env = "REPLICA_ID")]
     id: Option<String>,
-    /// Engine.IO pingInterval, e.g. `3s` or `500ms`.
-    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Engine.IO pingInterval, e.g. `3s` or `500ms` (100ms to 10m).
+    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = flags::heartbeat_duration)]
     ping_interval: Duration,
-    /// Engine.IO pingTimeout, e.g. `7s`.
-    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = humantime::parse_duration)]
+    /// Engine.IO pingTimeout, e.g. `7s` (100ms to 10m).
+    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = flags::heartbeat_duration)]
     ping_timeout: Duration,
     /// Redis URL for the adapter between replicas, e.g. `redis://redis:6379`.
     #[arg(long, env = "REDIS_URL")]

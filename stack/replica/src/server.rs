@@ -91,6 +91,9 @@ pub enum ReplicaError {
     /// The id cannot be sent as a header value.
     #[error("replica id {0:?} is not a valid header value")]
     BadId(String),
+    /// pingInterval or pingTimeout is out of range.
+    #[error("heartbeat {0:?} out of range: pingInterval and pingTimeout must lie within {1:?}")]
+    BadHeartbeat(Heartbeat, std::ops::RangeInclusive<Duration>),
     /// The listener has no local address.
     #[error("listener: {0}")]
     Listener(#[from] std::io::Error),
@@ -114,6 +117,11 @@ impl Replica {
         listener: TcpListener,
     ) -> Result<ReplicaHandle, ReplicaError> {
         let local_addr = listener.local_addr()?;
+        let range = crate::flags::HEARTBEAT_RANGE;
+        if !range.contains(&config.heartbeat.interval) || !range.contains(&config.heartbeat.timeout)
+        {
+            return Err(ReplicaError::BadHeartbeat(config.heartbeat, range));
+        }
         let replica = HeaderValue::from_str(&config.id)
             .map_err(|_| ReplicaError::BadId(config.id.clone()))?;
         let live = Arc::new(AtomicBool::new(true));

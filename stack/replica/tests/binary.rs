@@ -38,3 +38,19 @@ async fn healthcheck_flag_tells_serving_from_gone() {
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).starts_with("unhealthy:"));
 }
+
+#[test]
+fn out_of_range_heartbeats_are_usage_errors_not_panics() {
+    let bin = env!("CARGO_BIN_EXE_stickyscope-replica");
+    for args in [["--ping-interval", "0s"], ["--ping-timeout", "11m"]] {
+        let out = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("out of range"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

@@ -1,0 +1,42 @@
+//! Bad numbers on the command line: each refused by the flag parser with its range (exit
+//! 2, a usage error), never a panic in a timer later.
+
+use std::process::Command;
+
+fn run(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn out_of_range_flags_are_usage_errors_not_panics() {
+    let cases: [&[&str]; 8] = [
+        &["stack", "--health-interval", "0s"],
+        &["stack", "--ping-interval", "0s"],
+        &["stack", "--ping-timeout", "100000000000000000000y"],
+        &["stack", "--ping-interval", "soon"],
+        &["--screenshot", "x.png", "--exit-after", "1e20"],
+        &["--screenshot", "x.png", "--exit-after=-1"],
+        &["--screenshot", "x.png", "--exit-after", "NaN"],
+        &["probe", "--duration", "0s"],
+    ];
+    for args in cases {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("out of range")
+                || stderr.contains("not a number")
+                || stderr.contains("too large")
+                || stderr.contains("soon"),
+            "{args:?} says why: {stderr}"
+        );
+    }
+}
