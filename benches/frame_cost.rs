@@ -148,6 +148,7 @@ fn scene() -> Vec<Event> {
         hops: vec!["balancer".into()],
         replicas: (1..=REPLICAS)
             .map(|i| ReplicaNode {
+                listed: true,
                 id: Some(i.to_string()),
                 url: Some(format!("http://127.0.0.1:{}", 5000 + i)),
                 up: i != 4,

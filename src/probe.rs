@@ -1,6 +1,6 @@
 //! `stickyscope probe`: N sessions through taps for a while, then a table per replica and a
-//! verdict. [`Report`] is built from the event stream alone (pure); [`run`] drives the
-//! sessions (network).
+//! verdict. [`Tally`] folds the event stream into counts as it arrives and makes the
+//! [`Report`] (pure); [`run`] drives the sessions (network).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -72,6 +72,8 @@ pub struct Report {
     pub verdict: Verdict,
     /// The exit code that goes with the verdict.
     pub exit_code: i32,
+    /// Wire records the probe could not count because it fell behind (0 normally).
+    pub records_dropped: u64,
 }
 
 /// The verdict.
@@ -86,64 +88,96 @@ pub enum Verdict {
     Unreachable,
 }
 
-/// Folds the event stream of a probe into a report. `started_ms` is the wall clock at the
-/// start; `names` are the sessions probed.
-pub fn report(
-    events: &[(Instant, Event)],
-    started: Instant,
-    names: &[String],
-    header: (&str, TransportChoice, bool, f64),
-) -> Report {
-    let mut replicas: BTreeMap<String, ReplicaCounts> = BTreeMap::new();
-    let mut outcomes: BTreeMap<&str, SessionOutcome> = names
-        .iter()
-        .map(|n| {
-            (
-                n.as_str(),
-                SessionOutcome {
-                    name: n.clone(),
-                    replica: None,
-                    connected_after_s: None,
-                    broke: None,
-                },
-            )
-        })
-        .collect();
-    let mut unreachable = 0usize;
-    for (at, event) in events {
-        let secs = at.saturating_duration_since(started).as_secs_f64();
+/// A probe's result so far, folded from the event stream as it arrives: counts, not
+/// records, so a probe of hours at hundreds of sessions holds no more than a short one.
+#[derive(Debug)]
+pub struct Tally {
+    replicas: BTreeMap<String, ReplicaCounts>,
+    outcomes: BTreeMap<String, SessionOutcome>,
+    /// Each session's latest failure on the wire: (reason, replica, kind).
+    last_failure: BTreeMap<String, (String, Option<String>, FailureKind)>,
+    /// Sessions whose first breakage was the gateway not being reachable at all.
+    unreachable: usize,
+}
+
+impl Tally {
+    /// An empty tally for the sessions `names`.
+    pub fn new(names: &[String]) -> Self {
+        Tally {
+            replicas: BTreeMap::new(),
+            outcomes: names
+                .iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        SessionOutcome {
+                            name: n.clone(),
+                            replica: None,
+                            connected_after_s: None,
+                            broke: None,
+                        },
+                    )
+                })
+                .collect(),
+            last_failure: BTreeMap::new(),
+            unreachable: 0,
+        }
+    }
+
+    /// Folds in one event that arrived `at_s` seconds into the probe.
+    pub fn fold(&mut self, at_s: f64, event: &Event) {
         match event {
-            Event::Wire(w) => count(&mut replicas, w),
+            Event::Wire(w) => {
+                count(&mut self.replicas, w);
+                if let Some(f) = &w.failure {
+                    self.last_failure.insert(
+                        w.user.clone(),
+                        (f.reason.clone(), w.replica.clone(), f.kind),
+                    );
+                }
+            }
             Event::Session { user, state } => {
-                let Some(outcome) = outcomes.get_mut(user.as_str()) else {
-                    continue;
+                let Some(outcome) = self.outcomes.get_mut(user.as_str()) else {
+                    return;
                 };
                 match state {
                     SessionState::Connected { replica, .. } => {
                         if outcome.connected_after_s.is_none() {
-                            outcome.connected_after_s = Some(secs);
+                            outcome.connected_after_s = Some(at_s);
                             outcome.replica = Some(replica.clone());
                         } else if outcome.broke.is_none()
                             && outcome.replica.as_deref() != Some(replica)
                         {
                             outcome.broke = Some(Breakage {
-                                at_s: secs,
+                                at_s,
                                 replica: Some(replica.clone()),
                                 reason: format!("moved to replica {replica}"),
                             });
                         }
                     }
                     SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => {
-                        if outcome.broke.is_none() {
-                            if reason.starts_with("connection refused by the gateway") {
-                                unreachable += 1;
-                            }
-                            outcome.broke = Some(Breakage {
-                                at_s: secs,
-                                replica: None,
-                                reason: reason.clone(),
-                            });
+                        if outcome.broke.is_some() {
+                            return;
                         }
+                        // The wire records a failure before the session breaks on it: name
+                        // the replica (and whether the gateway was reachable) from it.
+                        let wire = self
+                            .last_failure
+                            .get(user.as_str())
+                            .filter(|(why, _, _)| why == reason);
+                        if wire.is_some_and(|(_, _, kind)| {
+                            matches!(
+                                kind,
+                                FailureKind::ConnectionRefused | FailureKind::Unreachable
+                            )
+                        }) {
+                            self.unreachable += 1;
+                        }
+                        outcome.broke = Some(Breakage {
+                            at_s,
+                            replica: wire.and_then(|(_, replica, _)| replica.clone()),
+                            reason: reason.clone(),
+                        });
                     }
                     SessionState::Connecting => {}
                 }
@@ -151,60 +185,50 @@ pub fn report(
             _ => {}
         }
     }
-    // Name the replica behind each breakage from the failure the wire recorded.
-    for (at, event) in events {
-        let Event::Wire(w) = event else { continue };
-        let (Some(f), Some(outcome)) = (&w.failure, outcomes.get_mut(w.user.as_str())) else {
-            continue;
+
+    /// The report: `header` is (gateway, transport, stickiness, seconds probed).
+    pub fn finish(self, header: (&str, TransportChoice, bool, f64)) -> Report {
+        let sessions: Vec<SessionOutcome> = self.outcomes.into_values().collect();
+        let all_up = sessions
+            .iter()
+            .all(|s| s.connected_after_s.is_some() && s.broke.is_none());
+        let verdict = if all_up {
+            Verdict::Ok
+        } else if self.unreachable == sessions.len()
+            && sessions.iter().all(|s| s.connected_after_s.is_none())
+        {
+            Verdict::Unreachable
+        } else {
+            Verdict::Broken
         };
-        if let Some(b) = &mut outcome.broke {
-            if b.replica.is_none()
-                && b.reason == f.reason
-                && at.saturating_duration_since(started).as_secs_f64() <= b.at_s + 0.001
-            {
-                b.replica = w.replica.clone();
-            }
+        let sessions = sessions
+            .into_iter()
+            .map(|mut s| {
+                if s.connected_after_s.is_none() && s.broke.is_none() {
+                    s.broke = Some(Breakage {
+                        at_s: header.3,
+                        replica: None,
+                        reason: "never connected".to_owned(),
+                    });
+                }
+                s
+            })
+            .collect();
+        Report {
+            gateway: header.0.to_owned(),
+            transport: header.1,
+            sticky: header.2,
+            duration_s: header.3,
+            replicas: self.replicas,
+            sessions,
+            verdict,
+            exit_code: match verdict {
+                Verdict::Ok => 0,
+                Verdict::Broken => 1,
+                Verdict::Unreachable => 2,
+            },
+            records_dropped: 0,
         }
-    }
-    let sessions: Vec<SessionOutcome> = outcomes.into_values().collect();
-    let all_up = sessions
-        .iter()
-        .all(|s| s.connected_after_s.is_some() && s.broke.is_none());
-    let verdict = if all_up {
-        Verdict::Ok
-    } else if unreachable == sessions.len()
-        && sessions.iter().all(|s| s.connected_after_s.is_none())
-    {
-        Verdict::Unreachable
-    } else {
-        Verdict::Broken
-    };
-    let sessions = sessions
-        .into_iter()
-        .map(|mut s| {
-            if s.connected_after_s.is_none() && s.broke.is_none() {
-                s.broke = Some(Breakage {
-                    at_s: header.3,
-                    replica: None,
-                    reason: "never connected".to_owned(),
-                });
-            }
-            s
-        })
-        .collect();
-    Report {
-        gateway: header.0.to_owned(),
-        transport: header.1,
-        sticky: header.2,
-        duration_s: header.3,
-        replicas,
-        sessions,
-        verdict,
-        exit_code: match verdict {
-            Verdict::Ok => 0,
-            Verdict::Broken => 1,
-            Verdict::Unreachable => 2,
-        },
     }
 }
 
@@ -268,6 +292,12 @@ pub fn table(r: &Report) -> String {
             id, c.handshakes, c.pings, c.pongs, c.messages
         ));
     }
+    if r.records_dropped > 0 {
+        out.push_str(&format!(
+            "({} wire record(s) arrived faster than they could be counted and are missing above)\n",
+            r.records_dropped
+        ));
+    }
     out.push('\n');
     match r.verdict {
         Verdict::Ok => out.push_str(&format!(
@@ -311,7 +341,7 @@ pub fn table(r: &Report) -> String {
 }
 
 /// Runs `sessions` probe sessions against `gateway` for `duration`; `progress` is called
-/// with the fraction done about ten times a second.
+/// with the fraction done about ten times a second. Events are folded as they arrive.
 pub async fn run(
     gateway: &str,
     transport: TransportChoice,
@@ -320,23 +350,32 @@ pub async fn run(
     sessions: usize,
     mut progress: impl FnMut(f64),
 ) -> Result<Report, crate::wire::tap::TapError> {
-    let (sink, mut rx) = EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
+    let (sink, mut rx) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
     let started = Instant::now();
-    let collector = tokio::spawn(async move {
-        let mut events = Vec::new();
-        while let Some(e) = rx.recv().await {
-            events.push((Instant::now(), e));
-        }
-        events
-    });
     let names: Vec<String> = (1..=sessions).map(|i| format!("probe-{i}")).collect();
+    let mut tally = Tally::new(&names);
+    let collector = tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            tally.fold(started.elapsed().as_secs_f64(), &e);
+        }
+        tally
+    });
     let mut running = Vec::new();
     for name in &names {
         let mut config = SessionConfig::new(name, gateway);
         config.transport = transport;
         config.sticky = sticky;
-        running.push(ChatSession::start(config, sink.clone()).await?);
+        match ChatSession::start(config, sink.clone()).await {
+            Ok(session) => running.push(session),
+            Err(e) => {
+                // Nothing started stays running.
+                futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown))
+                    .await;
+                return Err(e);
+            }
+        }
     }
+    let dropped = sink.clone();
     drop(sink);
     while started.elapsed() < duration {
         progress(started.elapsed().as_secs_f64() / duration.as_secs_f64());
@@ -346,14 +385,132 @@ pub async fn run(
         .await;
     }
     progress(1.0);
-    for s in running {
-        s.shutdown().await;
+    futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
+    let lost = dropped.dropped();
+    drop(dropped);
+    let tally = collector.await.unwrap_or_else(|_| Tally::new(&names));
+    let mut report = tally.finish((gateway, transport, sticky, duration.as_secs_f64()));
+    report.records_dropped = lost;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Failure, Transport, WireKind};
+    use stickyscope_contract::RequestKind;
+
+    fn refused(user: &str, replica: Option<&str>, kind: FailureKind, reason: &str) -> Event {
+        Event::Wire(WireEvent {
+            seq: 1,
+            at_ms: 0,
+            user: user.into(),
+            transport: Transport::Polling,
+            kind: WireKind::Http {
+                request: RequestKind::PollGet,
+                method: "GET".into(),
+                status: replica.map(|_| 400),
+            },
+            sid: Some("S".into()),
+            replica: replica.map(str::to_owned),
+            replica_addr: None,
+            latency_us: Some(1_000),
+            bytes_up: 0,
+            bytes_down: 0,
+            packets_up: vec![],
+            packets_down: vec![],
+            raw_up: String::new(),
+            raw_down: String::new(),
+            failure: Some(Failure {
+                kind,
+                reason: reason.into(),
+            }),
+            note: None,
+        })
     }
-    let events = collector.await.unwrap_or_default();
-    Ok(report(
-        &events,
-        started,
-        &names,
-        (gateway, transport, sticky, duration.as_secs_f64()),
-    ))
+
+    fn state(user: &str, state: SessionState) -> Event {
+        Event::Session {
+            user: user.into(),
+            state,
+        }
+    }
+
+    const HEADER: (&str, TransportChoice, bool, f64) =
+        ("http://g", TransportChoice::Polling, false, 4.0);
+
+    #[test]
+    fn a_breakage_is_named_after_the_failure_the_wire_recorded_before_it() {
+        let names = vec!["probe-1".to_owned()];
+        let mut tally = Tally::new(&names);
+        let reason = "Session ID unknown";
+        tally.fold(
+            0.1,
+            &state(
+                "probe-1",
+                SessionState::Connected {
+                    replica: "1".into(),
+                    sid: "S".into(),
+                    websocket: false,
+                },
+            ),
+        );
+        tally.fold(
+            0.2,
+            &refused("probe-1", Some("3"), FailureKind::Refused, reason),
+        );
+        tally.fold(
+            0.2,
+            &state(
+                "probe-1",
+                SessionState::Reconnecting {
+                    reason: reason.into(),
+                    attempt: 1,
+                },
+            ),
+        );
+        let report = tally.finish(HEADER);
+        assert_eq!((report.verdict, report.exit_code), (Verdict::Broken, 1));
+        let broke = report.sessions[0].broke.clone().unwrap();
+        assert_eq!(
+            (broke.replica.as_deref(), broke.reason.as_str()),
+            (Some("3"), reason)
+        );
+        assert_eq!(report.replicas["3"].rejected[reason], 1);
+    }
+
+    #[test]
+    fn a_gateway_nobody_reaches_is_unreachable_whatever_the_cause() {
+        let names = vec!["probe-1".to_owned(), "probe-2".to_owned()];
+        let mut tally = Tally::new(&names);
+        for (user, kind, reason) in [
+            (
+                "probe-1",
+                FailureKind::ConnectionRefused,
+                "connection refused by the gateway at 127.0.0.1:9",
+            ),
+            (
+                "probe-2",
+                FailureKind::Unreachable,
+                "no TCP connection to the gateway at 10.9.9.9:80 within 5 s",
+            ),
+        ] {
+            tally.fold(0.1, &refused(user, None, kind, reason));
+            tally.fold(
+                0.1,
+                &state(
+                    user,
+                    SessionState::Reconnecting {
+                        reason: reason.into(),
+                        attempt: 1,
+                    },
+                ),
+            );
+        }
+        let report = tally.finish(HEADER);
+        assert_eq!(
+            (report.verdict, report.exit_code),
+            (Verdict::Unreachable, 2)
+        );
+    }
 }

@@ -14,8 +14,16 @@ pub struct ReplicaNode {
     pub id: Option<String>,
     /// Server URL at the balancer, when the API lists it.
     pub url: Option<String>,
-    /// UP in the balancer's rotation.
+    /// UP in the balancer's rotation (meaningful only when `listed`).
     pub up: bool,
+    /// Whether the topology API lists it; otherwise it is known only from the wire, and
+    /// whether it is in rotation is unknown.
+    #[serde(default = "listed_default")]
+    pub listed: bool,
+}
+
+fn listed_default() -> bool {
+    true
 }
 
 /// Gateway hops and replicas.
@@ -45,6 +53,7 @@ impl Topology {
                         id: ids_by_url.get(&s.url).cloned(),
                         url: Some(s.url.clone()),
                         up: service.server_status.get(&s.url).map(String::as_str) == Some(UP),
+                        listed: true,
                     })
                     .collect()
             })
@@ -78,6 +87,7 @@ impl Topology {
             id: Some(id.to_owned()),
             url: None,
             up: true,
+            listed: false,
         });
     }
 }
@@ -124,5 +134,7 @@ mod tests {
         topo.observe("2", Some("10.0.0.6:3000"));
         topo.observe("9", None);
         assert_eq!(topo.replicas.len(), 3);
+        assert!(topo.replicas[1].listed, "joined with the API's server");
+        assert!(!topo.replicas[2].listed, "known from the wire only");
     }
 }

@@ -207,3 +207,37 @@ async fn an_undeliverable_message_is_given_up_and_holds_nothing_back() {
     visitor.shutdown().await;
     stack.shutdown().await;
 }
+
+/// A session dropped without a shutdown (an early error elsewhere, a panic unwinding) stops:
+/// its tap closes and its socket leaves the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_session_stops_talking() {
+    let stack = stack(1, StackAdapter::Memory).await;
+    let (sink, seen) = Collected::sink();
+    let session = ChatSession::start(SessionConfig::new("agent", &stack.gateway_url()), sink)
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(10), "connected", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") }
+    })
+    .await;
+    let tap = session.tap().url();
+    drop(session);
+    wait_for(
+        Duration::from_secs(5),
+        "the socket to leave the replica",
+        || {
+            let stack = std::sync::Arc::clone(&stack);
+            async move { stack.stats("1").await.unwrap().sockets.connected == 0 }
+        },
+    )
+    .await;
+    let addr = tap.trim_start_matches("http://").to_owned();
+    wait_for(Duration::from_secs(5), "the tap to stop listening", || {
+        let addr = addr.clone();
+        async move { tokio::net::TcpStream::connect(&addr).await.is_err() }
+    })
+    .await;
+    stack.shutdown().await;
+}

@@ -289,6 +289,7 @@ fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
         });
     let replicas = (1..=12)
         .map(|i| ReplicaNode {
+            listed: true,
             id: Some(i.to_string()),
             url: Some(format!("http://127.0.0.1:{}", 5000 + i)),
             up: true,

@@ -8,7 +8,7 @@ pub mod log;
 pub mod rest;
 pub mod series;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::events::{CrowdSummary, Event, Notice};
 use crate::protocol::EnginePacket;
@@ -24,6 +24,9 @@ pub use series::Series;
 
 /// Most notices kept.
 const MAX_NOTICES: usize = 8;
+/// Seconds after which a replica known only from the wire, and silent since, leaves the
+/// topology (a scaled-down or renamed replica does not stay for ever).
+pub const REPLICA_AGE_OUT_SECS: f64 = 30.0;
 
 /// The view model.
 #[derive(Debug)]
@@ -31,7 +34,8 @@ pub struct ViewModel {
     /// Topology from the API, merged with the replicas seen on the wire.
     pub topology: Topology,
     api_topology: Topology,
-    seen_replicas: BTreeSet<(String, Option<String>)>,
+    /// Replicas seen on the wire (id, address) and when last (presentation time).
+    seen_replicas: BTreeMap<(String, Option<String>), f64>,
     /// Last state per user.
     pub sessions: BTreeMap<String, SessionState>,
     /// Chat pane per user.
@@ -89,7 +93,7 @@ impl ViewModel {
         ViewModel {
             topology: Topology::default(),
             api_topology: Topology::default(),
-            seen_replicas: BTreeSet::new(),
+            seen_replicas: BTreeMap::new(),
             sessions: BTreeMap::new(),
             chats: users
                 .iter()
@@ -141,7 +145,7 @@ impl ViewModel {
     fn apply_wire(&mut self, wire: WireEvent, now: f64) {
         if let Some(replica) = &wire.replica {
             let key = (replica.clone(), wire.replica_addr.clone());
-            if self.seen_replicas.insert(key) {
+            if self.seen_replicas.insert(key, now).is_none() {
                 self.rebuild_topology();
             }
         }
@@ -164,10 +168,22 @@ impl ViewModel {
         if topology.hops.is_empty() {
             topology.hops.push("gateway".into());
         }
-        for (id, addr) in &self.seen_replicas {
+        for (id, addr) in self.seen_replicas.keys() {
             topology.observe(id, addr.as_deref());
         }
         self.topology = topology;
+    }
+
+    /// Forgets replicas not heard from for [`REPLICA_AGE_OUT_SECS`] at `now` (presentation
+    /// time): those known only from the wire leave the topology; the API's stay as it
+    /// lists them.
+    pub fn age_out(&mut self, now: f64) {
+        let before = self.seen_replicas.len();
+        self.seen_replicas
+            .retain(|_, last| now - *last < REPLICA_AGE_OUT_SECS);
+        if self.seen_replicas.len() != before {
+            self.rebuild_topology();
+        }
     }
 
     /// How many of our users are connected to `replica` now.
@@ -221,6 +237,7 @@ mod tests {
                     id: None,
                     url: Some("http://127.0.0.1:5000".into()),
                     up: true,
+                    listed: true,
                 }],
                 sticky_cookie: Some("sticky_replica".into()),
             }),
@@ -239,6 +256,27 @@ mod tests {
             Some(&1),
             "the poll carried a ping"
         );
+    }
+
+    #[test]
+    fn replicas_known_only_from_the_wire_age_out_when_silent() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        let mut wire = flights::tests::sample_wire();
+        wire.replica = Some("7".into());
+        wire.replica_addr = None;
+        m.apply(Event::Wire(wire.clone()), 0.0);
+        assert_eq!(m.topology.replicas.len(), 1);
+        assert!(
+            !m.topology.replicas[0].listed,
+            "the wire names it; no API lists it"
+        );
+        m.age_out(REPLICA_AGE_OUT_SECS - 1.0);
+        assert_eq!(m.topology.replicas.len(), 1, "not yet");
+        m.apply(Event::Wire(wire), 20.0);
+        m.age_out(20.0 + REPLICA_AGE_OUT_SECS - 1.0);
+        assert_eq!(m.topology.replicas.len(), 1, "heard from again");
+        m.age_out(20.0 + REPLICA_AGE_OUT_SECS);
+        assert!(m.topology.replicas.is_empty(), "gone after a silence");
     }
 
     #[test]

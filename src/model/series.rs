@@ -1,7 +1,13 @@
 //! Plot series from wire records: latency per replica, Engine.IO packets per replica per
-//! second, failures per second. Ten minutes of history, bounded. Latency is kept both as
-//! single requests (while they are few enough to draw one by one) and as per-second
-//! summaries (what is drawn when they are not), so a busy window stays cheap to draw.
+//! second, failures per second. Ten minutes of history, bounded, for at most
+//! [`MAX_REPLICAS`] replicas (a replica silent for the whole window leaves). Latency is kept
+//! both as single requests (while they are few enough to draw one by one) and as
+//! per-second summaries (what is drawn when they are not), so a busy window stays cheap to
+//! draw.
+//!
+//! Records are stamped when their request started but arrive when it ended, so a long poll
+//! arrives after shorter requests that started later: every series is kept in time order
+//! whatever order records come in.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -12,6 +18,8 @@ pub const WINDOW_SECS: f64 = 600.0;
 /// Most single requests kept per replica for the latency plot; beyond this, within the
 /// window, the plot shows per-second summaries instead.
 pub const MAX_POINTS: usize = 400;
+/// Most replicas with series of their own; the one heard from least recently leaves first.
+pub const MAX_REPLICAS: usize = 64;
 
 /// One second of one replica's requests.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,26 +47,36 @@ pub struct LatencyTrack {
 
 impl LatencyTrack {
     fn record(&mut self, t: f64, ms: f64) {
-        self.points.push_back([t, ms]);
+        let at = self.points.partition_point(|p| p[0] <= t);
+        self.points.insert(at, [t, ms]);
         if self.points.len() > MAX_POINTS {
             if let Some(p) = self.points.pop_front() {
                 self.dropped_for_room = Some(p[0]);
             }
         }
         let second = t.floor() as i64;
-        match self.seconds.back_mut() {
+        let at = self.seconds.partition_point(|s| s.second < second);
+        match self.seconds.get_mut(at) {
             Some(s) if s.second == second => {
                 s.mean_ms = (s.mean_ms * f64::from(s.count) + ms) / f64::from(s.count + 1);
                 s.count += 1;
                 s.max_ms = s.max_ms.max(ms);
             }
-            _ => self.seconds.push_back(LatencySecond {
-                second,
-                count: 1,
-                max_ms: ms,
-                mean_ms: ms,
-            }),
+            _ => self.seconds.insert(
+                at,
+                LatencySecond {
+                    second,
+                    count: 1,
+                    max_ms: ms,
+                    mean_ms: ms,
+                },
+            ),
         }
+    }
+
+    /// The newest time it holds.
+    fn newest(&self) -> Option<f64> {
+        self.points.back().map(|p| p[0])
     }
 
     /// Whether every request since `oldest` is still kept one by one.
@@ -150,6 +168,32 @@ impl Series {
         while self.failures.front().is_some_and(|c| c.0 < oldest_second) {
             self.failures.pop_front();
         }
+        // Replicas with nothing left in the window leave; beyond the cap, those heard from
+        // least recently.
+        self.latency
+            .retain(|_, t| !t.points.is_empty() || !t.seconds.is_empty());
+        self.packets.retain(|_, c| !c.is_empty());
+        while self.latency.len() > MAX_REPLICAS {
+            let stalest = self
+                .latency
+                .iter()
+                .min_by(|a, b| {
+                    let (a, b) = (a.1.newest(), b.1.newest());
+                    a.unwrap_or(f64::MIN).total_cmp(&b.unwrap_or(f64::MIN))
+                })
+                .map(|(k, _)| k.clone());
+            let Some(stalest) = stalest else { break };
+            self.latency.remove(&stalest);
+        }
+        while self.packets.len() > MAX_REPLICAS {
+            let stalest = self
+                .packets
+                .iter()
+                .min_by_key(|(_, c)| c.back().map_or(i64::MIN, |b| b.0))
+                .map(|(k, _)| k.clone());
+            let Some(stalest) = stalest else { break };
+            self.packets.remove(&stalest);
+        }
     }
 }
 
@@ -235,15 +279,12 @@ pub enum Fold {
     Max,
 }
 
+/// Adds `n` to `second`'s count, keeping the counts in time order.
 fn bump(counts: &mut VecDeque<(i64, u32)>, second: i64, n: u32) {
-    match counts.back_mut() {
-        Some((s, c)) if *s == second => *c += n,
-        Some((s, _)) if *s > second => {
-            if let Some(slot) = counts.iter_mut().rev().find(|(s, _)| *s == second) {
-                slot.1 += n;
-            }
-        }
-        _ => counts.push_back((second, n)),
+    let at = counts.partition_point(|(s, _)| *s < second);
+    match counts.get_mut(at) {
+        Some((s, c)) if *s == second => *c = c.saturating_add(n),
+        _ => counts.insert(at, (second, n)),
     }
 }
 
@@ -270,6 +311,48 @@ mod tests {
         });
         s.record(&w);
         assert_eq!(s.failures.back(), Some(&(700, 1)));
+    }
+
+    #[test]
+    fn records_arriving_out_of_order_are_kept_in_time_order() {
+        let mut s = Series::default();
+        let mut w = sample_wire();
+        // A long poll that started at 1.0 s ends (and arrives) after requests that started
+        // at 2.5 s and 3.2 s.
+        for (ms, latency_ms) in [(0u64, 1u64), (2_500, 2), (3_200, 3), (1_000, 3_000)] {
+            w.at_ms = 1_000 + ms;
+            w.latency_us = Some(latency_ms * 1_000);
+            s.record(&w);
+        }
+        let xs: Vec<f64> = s.latency["1"].points.iter().map(|p| p[0]).collect();
+        assert_eq!(xs, [0.0, 1.0, 2.5, 3.2], "no zig-zag");
+        let seconds: Vec<i64> = s.latency["1"].seconds.iter().map(|x| x.second).collect();
+        assert_eq!(seconds, [0, 1, 2, 3]);
+        let packets: Vec<(i64, u32)> = s.packets["1"].iter().copied().collect();
+        assert_eq!(
+            packets,
+            [(0, 1), (1, 1), (2, 1), (3, 1)],
+            "the late second is counted"
+        );
+    }
+
+    #[test]
+    fn replicas_leave_the_series_when_silent_for_the_window_and_beyond_the_cap() {
+        let mut s = Series::default();
+        let mut w = sample_wire();
+        for i in 0..(MAX_REPLICAS + 5) {
+            w.replica = Some(format!("r{i}"));
+            w.at_ms = 1_000 + i as u64;
+            s.record(&w);
+        }
+        assert_eq!(s.latency.len(), MAX_REPLICAS);
+        assert_eq!(s.packets.len(), MAX_REPLICAS);
+        assert!(!s.latency.contains_key("r0"), "the stalest left");
+        w.replica = Some("late".into());
+        w.at_ms += 700_000;
+        s.record(&w);
+        assert_eq!(s.latency.keys().collect::<Vec<_>>(), ["late"]);
+        assert_eq!(s.packets.len(), 1);
     }
 
     #[test]

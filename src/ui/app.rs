@@ -412,6 +412,7 @@ impl eframe::App for StickyscopeApp {
         self.resting.store(resting, Ordering::Relaxed);
         self.model.animate_heartbeats = !resting;
         self.model.flights.prune(self.clock);
+        self.model.age_out(self.clock);
         self.model
             .notices
             .retain(|(n, at)| n.level != NoticeLevel::Info || clock - at < NOTICE_SECS);

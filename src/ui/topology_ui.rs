@@ -23,7 +23,7 @@ const HIDDEN_LABELS_NOTE: &str =
 struct Layout {
     users: Vec<(String, Rect)>,
     hops: Vec<(String, Rect)>,
-    replicas: Vec<(Option<String>, bool, Rect)>,
+    replicas: Vec<(Option<String>, Option<bool>, Rect)>,
     /// Whether each replica has room for its stop/kill/restart buttons under it (else they
     /// are in its right-click menu).
     replica_buttons: bool,
@@ -95,7 +95,7 @@ impl Layout {
                 }
                 let rect =
                     Rect::from_center_size(rect.center(), Vec2::new(rect.width(), replica_height));
-                (r.id.clone(), r.up, rect)
+                (r.id.clone(), r.listed.then_some(r.up), rect)
             })
             .collect();
         Layout {
@@ -167,7 +167,7 @@ pub fn topology_ui(
     }
     if let Some(last) = last_hop {
         for (_, up, r) in &layout.replicas {
-            let stroke = if *up {
+            let stroke = if *up != Some(false) {
                 edge
             } else {
                 Stroke::new(edge.width, edge.color.gamma_multiply(0.3))
@@ -237,7 +237,7 @@ pub fn topology_ui(
 
     // Replicas.
     for (i, (id, up, rect)) in layout.replicas.iter().enumerate() {
-        let color = if *up {
+        let color = if *up != Some(false) {
             replica_color(id.as_deref())
         } else {
             Color32::GRAY
@@ -248,8 +248,14 @@ pub fn topology_ui(
             .map(|id| format!("replica {id}"))
             .unwrap_or_else(|| "replica ?".into());
         let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
-        let health = if *up { "UP" } else { "DOWN" };
-        let health_color = if *up { text } else { FAILURE };
+        // A replica no API lists is known from the wire alone: whether it is in rotation
+        // is not known, so it is not claimed.
+        let health = match up {
+            Some(true) => "UP",
+            Some(false) => "DOWN",
+            None => "seen on the wire",
+        };
+        let health_color = if *up == Some(false) { FAILURE } else { text };
         if rect.height() >= size * 2.6 {
             painter.text(
                 rect.center_top() + Vec2::new(0.0, size * 0.9),
