@@ -145,6 +145,10 @@ pub struct EmbeddedStack {
     pool: Arc<Pool>,
     balancer: BalancerHandle,
     slots: Mutex<Vec<Slot>>,
+    /// Held for the whole of each operation, so operations run one after another: a kill
+    /// that arrives while the replicas restart with new settings waits for them, and no
+    /// replica is left on the old settings.
+    ops: Mutex<()>,
 }
 
 impl EmbeddedStack {
@@ -164,6 +168,7 @@ impl EmbeddedStack {
             Arc::clone(&pool),
             BalancerConfig {
                 health_interval: config.health_interval,
+                ..BalancerConfig::default()
             },
             Some(Arc::clone(&admin) as Arc<dyn Admin>),
         )?;
@@ -174,6 +179,7 @@ impl EmbeddedStack {
             pool,
             balancer,
             slots: Mutex::new(Vec::new()),
+            ops: Mutex::new(()),
         });
         let _ = admin.stack.set(Arc::downgrade(&stack));
         for _ in 0..stack.config.replicas {
@@ -222,6 +228,7 @@ impl EmbeddedStack {
 
     /// Starts one more replica and puts it in rotation; returns its id.
     pub async fn add(&self) -> Result<String, StackError> {
+        let _op = self.ops.lock().await;
         let mut slots = self.slots.lock().await;
         if slots.len() >= MAX_REPLICAS {
             return Err(StackError::Full);
@@ -246,6 +253,11 @@ impl EmbeddedStack {
     /// Stops a replica gracefully; it leaves rotation first, so its sticky clients are
     /// remapped on their next request.
     pub async fn stop(&self, id: &str) -> Result<(), StackError> {
+        let _op = self.ops.lock().await;
+        self.stop_now(id).await
+    }
+
+    async fn stop_now(&self, id: &str) -> Result<(), StackError> {
         let handle = self.take_running(id, ReplicaState::Stopped).await?;
         handle.stop().await;
         Ok(())
@@ -253,6 +265,7 @@ impl EmbeddedStack {
 
     /// Kills a replica: its connections are cut at once and its sessions are lost.
     pub async fn kill(&self, id: &str) -> Result<(), StackError> {
+        let _op = self.ops.lock().await;
         let handle = self.take_running(id, ReplicaState::Killed).await?;
         handle.kill().await;
         Ok(())
@@ -261,6 +274,11 @@ impl EmbeddedStack {
     /// Starts a stopped or killed replica again, on the same address (so with the same
     /// server URL and sticky cookie value), with fresh sessions.
     pub async fn restart(&self, id: &str) -> Result<(), StackError> {
+        let _op = self.ops.lock().await;
+        self.restart_now(id).await
+    }
+
+    async fn restart_now(&self, id: &str) -> Result<(), StackError> {
         let mut slots = self.slots.lock().await;
         let slot = find_mut(&mut slots, id)?;
         if slot.handle.is_some() {
@@ -279,6 +297,7 @@ impl EmbeddedStack {
 
     /// Makes a replica's `/healthz` fail (`false`) or pass again, to show health checks.
     pub async fn set_healthy(&self, id: &str, healthy: bool) -> Result<(), StackError> {
+        let _op = self.ops.lock().await;
         let slots = self.slots.lock().await;
         let slot = find(&slots, id)?;
         let handle = slot
@@ -304,6 +323,7 @@ impl EmbeddedStack {
         heartbeat: Option<Heartbeat>,
         adapter: Option<StackAdapter>,
     ) -> Result<(), StackError> {
+        let _op = self.ops.lock().await;
         {
             let mut settings = self
                 .replica_settings
@@ -325,14 +345,15 @@ impl EmbeddedStack {
             .map(|s| s.id.clone())
             .collect();
         for id in running {
-            self.stop(&id).await?;
-            self.restart(&id).await?;
+            self.stop_now(&id).await?;
+            self.restart_now(&id).await?;
         }
         Ok(())
     }
 
     /// Stops every replica gracefully, then the balancer.
     pub async fn shutdown(&self) {
+        let _op = self.ops.lock().await;
         let handles: Vec<ReplicaHandle> = {
             let mut slots = self.slots.lock().await;
             slots
@@ -385,6 +406,7 @@ impl EmbeddedStack {
             heartbeat,
             adapter,
             stats,
+            header_read_timeout: stickyscope_replica::HEADER_READ_TIMEOUT,
         };
         Replica::start(config, listener)
             .await

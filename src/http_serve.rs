@@ -1,6 +1,7 @@
 //! What the app's own HTTP proxies (the built-in balancer and the wire taps) share: the
-//! accept loop (HTTP/1.1 with upgrades, one task per connection, graceful shutdown on a
-//! token) and hop-by-hop header handling.
+//! accept loop (HTTP/1.1 with upgrades, one task per connection, a bound on how long a
+//! request head may take, graceful shutdown on a token), the idle time of their client
+//! pools, and hop-by-hop header handling.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,16 +10,25 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// How long a client may take to send a request head (or keep an idle connection waiting
+/// for its next one) before the connection is closed; bounds slow-loris clients. Longer
+/// than the idle time of the app's own connection pools ([`POOL_IDLE`]).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the app's HTTP clients keep an idle connection: shorter than any server's
+/// header-read timeout here, so a request never races the server closing it.
+pub const POOL_IDLE: Duration = Duration::from_secs(10);
+
 /// Serves connections from `listener` until `shutdown`; `service_for(peer)` answers each
-/// connection's requests. `what` names the server in logs.
+/// connection's requests. `what` names the server in logs; `header_read_timeout` bounds
+/// how long a request head may take ([`HEADER_READ_TIMEOUT`] normally).
 pub async fn accept_loop<F, S, B>(
     listener: TcpListener,
     shutdown: CancellationToken,
-    what: &'static str,
+    (what, header_read_timeout): (&'static str, Duration),
     service_for: F,
 ) where
     F: Fn(SocketAddr) -> S,
@@ -48,6 +58,8 @@ pub async fn accept_loop<F, S, B>(
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             tokio::pin!(conn);

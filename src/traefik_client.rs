@@ -11,6 +11,8 @@ use crate::traefik_model::{parse_document, RouterInfo, ServiceInfo};
 
 /// Most pages followed before giving up (100 items a page).
 const MAX_PAGES: u32 = 50;
+/// Largest page read: a hundred services or routers take a few hundred KB at most.
+pub const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// Why the API could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +43,12 @@ pub enum TraefikError {
         url: String,
         /// What is wrong.
         reason: String,
+    },
+    /// A page larger than [`MAX_PAGE_BYTES`].
+    #[error("Traefik API page {url} is larger than {MAX_PAGE_BYTES} bytes: not read")]
+    TooLarge {
+        /// The URL asked.
+        url: String,
     },
     /// Pagination did not end.
     #[error("Traefik API pagination for {url} did not end after {MAX_PAGES} pages")]
@@ -117,10 +125,7 @@ impl TraefikApi {
                 .get("x-next-page")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u32>().ok());
-            let body = resp.bytes().await.map_err(|e| TraefikError::Unreachable {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+            let body = read_capped(resp, &url).await?;
             let items: Vec<T> = parse_document(&body).map_err(|e| TraefikError::Garbage {
                 url: url.clone(),
                 reason: e.to_string(),
@@ -135,6 +140,30 @@ impl TraefikApi {
             }
         }
     }
+}
+
+/// Reads a response body of at most [`MAX_PAGE_BYTES`], chunk by chunk.
+async fn read_capped(mut resp: reqwest::Response, url: &str) -> Result<Vec<u8>, TraefikError> {
+    let too_large = || TraefikError::TooLarge {
+        url: url.to_owned(),
+    };
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_PAGE_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| TraefikError::Unreachable {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })? {
+        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// What the app takes from Traefik's configuration.

@@ -254,3 +254,52 @@ async fn no_replica_up_is_a_clear_502_and_a_stopped_replica_is_routed_around() {
     );
     stack.shutdown().await;
 }
+
+/// A client that trickles a request head (slow-loris) is cut off by the replica and by the
+/// balancer once the header-read timeout passes, instead of holding a connection for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_request_heads_are_cut_off() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let bound = Duration::from_millis(300);
+    let mut config = stickyscope_replica::ReplicaConfig::new("slow");
+    config.header_read_timeout = bound;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let replica = stickyscope_replica::Replica::start(config, listener)
+        .await
+        .unwrap();
+    let pool = Arc::new(stickyscope::balancer::pool::Pool::default());
+    pool.upsert(replica.local_addr(), Some("slow".into()));
+    let balancer_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let balancer = stickyscope::balancer::start(
+        balancer_listener,
+        pool,
+        stickyscope::balancer::BalancerConfig {
+            header_read_timeout: bound,
+            ..Default::default()
+        },
+        None,
+    )
+    .unwrap();
+
+    for (what, addr) in [
+        ("replica", replica.local_addr()),
+        ("balancer", balancer.local_addr()),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(closed, Ok(Ok(_)) | Ok(Err(_))),
+            "the {what} kept a trickling client for 5 s"
+        );
+    }
+    balancer.shutdown();
+    replica.kill().await;
+}

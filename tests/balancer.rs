@@ -259,3 +259,51 @@ async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
     );
     stack.shutdown().await;
 }
+
+/// A kill that arrives while the replicas restart with a new heartbeat neither fails the
+/// reconfiguration nor leaves a replica on the old heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_reconfiguration_leaves_no_replica_on_old_settings() {
+    let stack = stack(3, StackAdapter::Memory).await;
+    let new = stickyscope_replica::Heartbeat {
+        interval: Duration::from_millis(700),
+        timeout: Duration::from_millis(900),
+    };
+    let (reconfigured, killed) = tokio::join!(stack.reconfigure(Some(new), None), async {
+        tokio::task::yield_now().await;
+        stack.kill("2").await
+    });
+    reconfigured.expect("the reconfiguration completes");
+    killed.expect("the kill is carried out in its turn");
+    for r in stack.replicas().await {
+        if r.state != stickyscope::embedded::ReplicaState::Running {
+            continue;
+        }
+        let open: Value = serde_json::from_str(
+            reqwest::get(format!("{}/socket.io/?EIO=4&transport=polling", r.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .strip_prefix('0')
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            open["pingInterval"], 700,
+            "replica {} on old settings",
+            r.id
+        );
+    }
+    assert_eq!(
+        stack
+            .replicas()
+            .await
+            .iter()
+            .filter(|r| r.state == stickyscope::embedded::ReplicaState::Running)
+            .count(),
+        2
+    );
+    stack.shutdown().await;
+}

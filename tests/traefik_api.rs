@@ -151,6 +151,13 @@ async fn errors_and_garbage_are_typed_not_panics() {
         Err(TraefikError::TooManyPages { .. })
     ));
 
+    let huge = fake_api(|_, _| (200, None, format!("[{}]", " ".repeat(5 << 20)))).await;
+    let client = TraefikApi::new(&huge).unwrap();
+    assert!(matches!(
+        client.services().await,
+        Err(TraefikError::TooLarge { .. })
+    ));
+
     let nobody = TraefikApi::new("http://127.0.0.1:9").unwrap();
     let err = nobody.services().await.unwrap_err();
     assert!(

@@ -20,7 +20,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(50);
 pub async fn run(pool: Arc<Pool>, interval: Duration, cancel: CancellationToken) {
     let interval = interval.max(MIN_INTERVAL);
     let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_idle_timeout(crate::http_serve::POOL_IDLE)
         .build_http();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

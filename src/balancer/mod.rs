@@ -53,12 +53,15 @@ pub trait Admin: Send + Sync + 'static {
 pub struct BalancerConfig {
     /// Interval of active health checks (Traefik label: `healthcheck.interval`).
     pub health_interval: Duration,
+    /// How long a request head may take ([`crate::http_serve::HEADER_READ_TIMEOUT`]).
+    pub header_read_timeout: Duration,
 }
 
 impl Default for BalancerConfig {
     fn default() -> Self {
         BalancerConfig {
             health_interval: Duration::from_secs(1),
+            header_read_timeout: crate::http_serve::HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -112,7 +115,7 @@ pub fn start(
         local_addr,
         pool: Arc::clone(&pool),
         client: Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(crate::http_serve::POOL_IDLE)
             .build(connector),
         admin,
         health_interval: humantime::format_duration(config.health_interval).to_string(),
@@ -121,7 +124,7 @@ pub fn start(
     tokio::spawn(crate::http_serve::accept_loop(
         listener,
         shutdown.clone(),
-        "balancer",
+        ("balancer", config.header_read_timeout),
         move |peer| {
             let balancer = Arc::clone(&balancer);
             service_fn(move |req| Arc::clone(&balancer).handle(req, peer))

@@ -25,8 +25,11 @@ pub fn set_cookie_header(value: &str) -> String {
     format!("{STICKY_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax")
 }
 
-/// Finds the sticky cookie's value in `Cookie` header values. Pairs that do not parse are
-/// skipped; the first well-formed `sticky_replica` wins.
+/// Finds the sticky cookie's value in `Cookie` header values: the first `sticky_replica`
+/// pair decides, as in Traefik (3.7.15, measured: `sticky_replica=zzz;
+/// sticky_replica=<valid>` is re-stuck, not routed by the second). A value that is not 16
+/// hex digits names no server: `None`, and the request is balanced and given a new cookie.
+/// Pairs without `=` are skipped.
 pub fn sticky_cookie<'a>(cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> Option<&'a str> {
     cookie_headers
         .into_iter()
@@ -122,6 +125,11 @@ mod tests {
         assert_eq!(sticky_cookie(headers), Some("0123456789abcdef"));
         let quoted: [&[u8]; 1] = [b"sticky_replica=\"0123456789abcdef\""];
         assert_eq!(sticky_cookie(quoted), Some("0123456789abcdef"));
+        // As in Traefik, the first cookie of the name decides, even when malformed.
+        let first_decides: [&[u8]; 1] = [b"sticky_replica=zzz; sticky_replica=0123456789abcdef"];
+        assert_eq!(sticky_cookie(first_decides), None);
+        let two_headers: [&[u8]; 2] = [b"sticky_replica=zzz", b"sticky_replica=0123456789abcdef"];
+        assert_eq!(sticky_cookie(two_headers), None);
         for bad in [
             &b"sticky_replica="[..],
             b"sticky_replica=xyz",

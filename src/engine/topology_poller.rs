@@ -44,8 +44,14 @@ impl TopologySource {
 
 /// Polls until aborted.
 pub async fn run(source: TopologySource, sink: EventSink) {
-    let client: Client<HttpConnector, Empty<Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
+    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+        .build_http();
+    // One API client for the whole run (it holds a connection pool and TLS roots).
+    let traefik = match &source {
+        TopologySource::Traefik(Some(api)) => Some(TraefikApi::new(api)),
+        _ => None,
+    };
     let mut last: Option<Topology> = None;
     let mut last_problems: Vec<String> = Vec::new();
     let mut failing = false;
@@ -63,8 +69,12 @@ pub async fn run(source: TopologySource, sink: EventSink) {
                     .await
                     .map(|s| Topology::from_service(vec!["balancer".into()], &s, &ids))
             }
-            TopologySource::Traefik(Some(api)) => {
-                let read = read_traefik(api).await;
+            TopologySource::Traefik(Some(_)) => {
+                let read = match &traefik {
+                    Some(Ok(api)) => read_traefik(api).await,
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("no Traefik API".to_owned()),
+                };
                 if let Ok((_, problems)) = &read {
                     if *problems != last_problems {
                         last_problems = problems.clone();
@@ -120,8 +130,7 @@ pub async fn run(source: TopologySource, sink: EventSink) {
 
 /// Reads services and routers from a Traefik API; returns the topology of the sticky
 /// service (nginx and Traefik as hops) and the label problems found.
-async fn read_traefik(api: &str) -> Result<(Topology, Vec<String>), String> {
-    let client = TraefikApi::new(api).map_err(|e| e.to_string())?;
+async fn read_traefik(client: &TraefikApi) -> Result<(Topology, Vec<String>), String> {
     let services = client.services().await.map_err(|e| e.to_string())?;
     let routers = client.routers().await.map_err(|e| e.to_string())?;
     Ok(topology_from_api(&services, &routers))

@@ -5,6 +5,8 @@
 //! protocol violation or an oversized message the decoder reports it once and stops
 //! decoding that stream; it never panics and its buffer stays bounded.
 
+use bytes::{Buf, BytesMut};
+
 /// Largest message decoded; larger ones end decoding of the stream.
 pub const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
@@ -33,7 +35,8 @@ pub enum WsMessage {
 /// Decodes one direction of a WebSocket connection.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
-    buf: Vec<u8>,
+    /// Bytes not yet decoded; a whole frame leaves it in O(1), however many follow.
+    buf: BytesMut,
     fragments: Option<(u8, Vec<u8>)>,
     stopped: bool,
 }
@@ -82,7 +85,7 @@ impl FrameDecoder {
 
     fn stop(&mut self) {
         self.stopped = true;
-        self.buf = Vec::new();
+        self.buf = BytesMut::new();
         self.fragments = None;
     }
 
@@ -137,7 +140,7 @@ impl FrameDecoder {
                 *byte ^= key[i % 4];
             }
         }
-        self.buf.drain(..at + len);
+        self.buf.advance(at + len);
         Ok(Some(Frame {
             fin,
             opcode,
@@ -267,6 +270,22 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn many_small_frames_in_one_push_all_come_out() {
+        let one = encode_frame(true, 0x1, b"2", Some([1, 2, 3, 4]));
+        let stream: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * 50_000)
+            .collect();
+        let mut d = FrameDecoder::new();
+        let messages = d.push(&stream);
+        assert_eq!(messages.len(), 50_000);
+        assert!(messages.iter().all(|m| *m == WsMessage::Text("2".into())));
+        assert!(d.push(&[]).is_empty());
     }
 
     #[test]

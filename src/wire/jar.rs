@@ -1,46 +1,78 @@
 //! One user's cookie jar for the gateway: what a browser would keep and send back.
 //!
-//! The gateway is one origin, so cookies are kept by name; attributes other than an expiry
-//! in the past (`Max-Age=0`, which deletes) are not needed for sticky sessions and are
-//! ignored.
+//! The gateway is one origin, so cookies are kept by name. `Set-Cookie` values are read with
+//! the `cookie` crate; a cookie whose `Max-Age` is zero or less, or whose `Expires` lies in
+//! the past (`Max-Age` wins when both are given), is deleted, and one with a future expiry is
+//! no longer sent once it has passed. Path, domain and the other attributes do not matter
+//! for one origin and are ignored. Pure: the time is passed in.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use cookie::{Cookie, Expiration};
 
 /// Cookies by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CookieJar {
-    cookies: BTreeMap<String, String>,
+    cookies: BTreeMap<String, Stored>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    value: String,
+    expires: Option<SystemTime>,
 }
 
 impl CookieJar {
-    /// Stores one `Set-Cookie` header value; malformed ones are ignored.
+    /// Stores one `Set-Cookie` header value received now; malformed ones are ignored.
     pub fn store(&mut self, set_cookie: &[u8]) {
+        self.store_at(set_cookie, SystemTime::now());
+    }
+
+    /// Stores one `Set-Cookie` header value received at `now`.
+    pub fn store_at(&mut self, set_cookie: &[u8], now: SystemTime) {
         let Ok(text) = std::str::from_utf8(set_cookie) else {
             return;
         };
-        let mut parts = text.split(';');
-        let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+        let Ok(cookie) = Cookie::parse(text) else {
             return;
         };
-        let name = name.trim();
+        let name = cookie.name();
         if name.is_empty() || name.contains(char::is_whitespace) {
             return;
         }
-        let deleted = parts.any(|attr| {
-            let attr = attr.trim().to_ascii_lowercase();
-            attr == "max-age=0" || attr.starts_with("max-age=-")
-        });
-        if deleted {
+        let expires = match cookie.max_age() {
+            Some(age) if age <= cookie::time::Duration::ZERO => Some(now),
+            Some(age) => Some(now + Duration::from_secs(age.whole_seconds().unsigned_abs())),
+            None => match cookie.expires() {
+                Some(Expiration::DateTime(at)) => Some(SystemTime::from(at)),
+                Some(Expiration::Session) | None => None,
+            },
+        };
+        if expires.is_some_and(|at| at <= now) {
             self.cookies.remove(name);
         } else {
-            self.cookies
-                .insert(name.to_owned(), value.trim().trim_matches('"').to_owned());
+            self.cookies.insert(
+                name.to_owned(),
+                Stored {
+                    value: cookie.value_trimmed().to_owned(),
+                    expires,
+                },
+            );
         }
     }
 
-    /// The value of a cookie.
+    /// The value of a cookie now.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.cookies.get(name).map(String::as_str)
+        self.get_at(name, SystemTime::now())
+    }
+
+    /// The value of a cookie at `now` (none once it has expired).
+    pub fn get_at(&self, name: &str, now: SystemTime) -> Option<&str> {
+        self.cookies
+            .get(name)
+            .filter(|c| live(c, now))
+            .map(|c| c.value.as_str())
     }
 
     /// Forgets every cookie.
@@ -48,16 +80,25 @@ impl CookieJar {
         self.cookies.clear();
     }
 
-    /// The `Cookie` header to send, leaving out `withheld`; `None` when empty.
+    /// The `Cookie` header to send now, leaving out `withheld`; `None` when empty.
     pub fn header(&self, withheld: Option<&str>) -> Option<String> {
+        self.header_at(withheld, SystemTime::now())
+    }
+
+    /// The `Cookie` header to send at `now`, leaving out `withheld` and expired cookies.
+    pub fn header_at(&self, withheld: Option<&str>, now: SystemTime) -> Option<String> {
         let pairs: Vec<String> = self
             .cookies
             .iter()
-            .filter(|(name, _)| Some(name.as_str()) != withheld)
-            .map(|(name, value)| format!("{name}={value}"))
+            .filter(|(name, c)| Some(name.as_str()) != withheld && live(c, now))
+            .map(|(name, c)| format!("{name}={}", c.value))
             .collect();
         (!pairs.is_empty()).then(|| pairs.join("; "))
     }
+}
+
+fn live(cookie: &Stored, now: SystemTime) -> bool {
+    cookie.expires.is_none_or(|at| at > now)
 }
 
 #[cfg(test)]
@@ -81,6 +122,36 @@ mod tests {
         );
         jar.store(b"other=; Max-Age=0");
         assert_eq!(jar.header(Some("sticky_replica")), None);
+        jar.store(b"quoted=\"x\"");
+        assert_eq!(jar.get("quoted"), Some("x"));
+    }
+
+    #[test]
+    fn honours_expires_in_the_past_and_in_the_future() {
+        let mut jar = CookieJar::default();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        jar.store_at(b"sticky_replica=aaaa", now);
+        // Traefik removes a cookie with an Expires in the past.
+        jar.store_at(
+            b"sticky_replica=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            now,
+        );
+        assert_eq!(jar.get_at("sticky_replica", now), None);
+        // 1_800_000_000 is Fri, 15 Jan 2027 08:00:00 GMT; this expires 8 hours later.
+        jar.store_at(b"short=1; Expires=Fri, 15 Jan 2027 16:00:00 GMT", now);
+        let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + 28_800);
+        assert_eq!(jar.get_at("short", now), Some("1"));
+        assert_eq!(jar.get_at("short", expiry), None, "not sent once expired");
+        assert_eq!(jar.header_at(None, expiry), None);
+        // Max-Age wins over Expires.
+        jar.store_at(
+            b"both=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            now,
+        );
+        assert_eq!(jar.get_at("both", now), Some("1"));
+        assert_eq!(jar.get_at("both", now + Duration::from_secs(61)), None);
+        jar.store_at(b"neg=1; Max-Age=-5", now);
+        assert_eq!(jar.get_at("neg", now), None);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Tap {
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_idle_timeout(crate::http_serve::POOL_IDLE)
                 .build(connector),
             sink,
         });
@@ -134,7 +134,7 @@ impl Tap {
         tokio::spawn(crate::http_serve::accept_loop(
             listener,
             shutdown.clone(),
-            "tap",
+            ("tap", crate::http_serve::HEADER_READ_TIMEOUT),
             move |_| {
                 let shared = Arc::clone(&serving);
                 service_fn(move |req| Arc::clone(&shared).handle(req))

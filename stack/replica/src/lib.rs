@@ -19,5 +19,7 @@ pub mod stats;
 
 pub use adapter::AdapterChoice;
 pub use bus::MemoryBus;
-pub use server::{Heartbeat, Replica, ReplicaConfig, ReplicaError, ReplicaHandle};
+pub use server::{
+    Heartbeat, Replica, ReplicaConfig, ReplicaError, ReplicaHandle, HEADER_READ_TIMEOUT,
+};
 pub use stats::{RequestKind, Stats, StatsSnapshot};

@@ -84,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         },
         adapter,
         stats: Arc::new(Stats::default()),
+        header_read_timeout: stickyscope_replica::HEADER_READ_TIMEOUT,
     };
     let listener = TcpListener::bind(args.listen)
         .await

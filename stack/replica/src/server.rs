@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -40,6 +40,11 @@ use crate::stats::Stats;
 
 /// How long a graceful stop waits for in-flight requests before cutting them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection may take to send a request's head (and an idle keep-alive
+/// connection may wait for the next one) before it is closed: a client that trickles
+/// headers (slow-loris) cannot hold a connection for ever. Longer than the idle time of the
+/// app's own connection pools (10 s), so those never race a close.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Engine.IO heartbeat: the server pings every `interval`; a client that has not answered
 /// within `timeout` after a ping is dropped.
@@ -71,6 +76,8 @@ pub struct ReplicaConfig {
     pub adapter: AdapterChoice,
     /// Counters; pass the same ones to a restarted replica to keep counting.
     pub stats: Arc<Stats>,
+    /// See [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
 }
 
 impl ReplicaConfig {
@@ -81,6 +88,7 @@ impl ReplicaConfig {
             heartbeat: Heartbeat::default(),
             adapter: AdapterChoice::None,
             stats: Arc::new(Stats::default()),
+            header_read_timeout: HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -173,8 +181,8 @@ impl Replica {
             router,
             ctx,
             Arc::clone(&connections),
-            accepting.clone(),
-            draining.clone(),
+            (accepting.clone(), draining.clone()),
+            config.header_read_timeout,
         );
         tokio::spawn(async move {
             serve.await;
@@ -482,8 +490,8 @@ async fn serve(
     router: Router,
     ctx: Arc<ReplicaContext>,
     connections: Arc<ConnectionRegistry>,
-    accepting: CancellationToken,
-    draining: CancellationToken,
+    (accepting, draining): (CancellationToken, CancellationToken),
+    header_read_timeout: Duration,
 ) {
     let mut tasks = JoinSet::new();
     loop {
@@ -517,6 +525,8 @@ async fn serve(
             let svc =
                 service_fn(move |req| observe(req, router.clone(), Arc::clone(&ctx), local_addr));
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
                 .serve_connection(TokioIo::new(tracked), svc)
                 .with_upgrades();
             tokio::pin!(conn);
