@@ -1,8 +1,10 @@
-//! The `stickyscope` command.
+//! The `stickyscope` command, the edge of the app: flags (checked by clap, with their ranges),
+//! logging, the runtime, and errors for people (anyhow).
 //!
-//! `stickyscope stack` runs the embedded stack headless for any client (a browser, the JS
-//! client, curl). With no subcommand it starts the embedded stack the same way; the desktop
-//! window will open on top of it once it exists.
+//! With no subcommand it opens the desktop window on the embedded stack, or on a running
+//! one with `--gateway`. `stickyscope stack` runs the embedded stack headless for any client
+//! (a browser, the JS client, curl); `stickyscope probe` checks a stack's stickiness for QA
+//! and CI and exits with a verdict.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -69,7 +71,8 @@ enum Command {
     /// Clients connect to http://127.0.0.1:PORT/socket.io/. Requests with
     /// `X-Stickiness: off` are balanced round-robin. The balancer also serves a
     /// Traefik-shaped topology API (GET /api/http/services/replicas-sticky@embedded) and
-    /// controls (GET/POST /_stack/replicas, POST /_stack/replicas/ID/stop|kill|restart).
+    /// controls (GET/POST /_stack/replicas, POST /_stack/replicas/ID/stop|kill|restart;
+    /// a POST needs the header `X-Stickyscope-Control: 1`).
     Stack(StackArgs),
     /// Run N sessions through wire taps for a while; print a table per replica and a
     /// verdict. Exit 0 when every session stayed up on one replica, 1 when any broke, 2 for
@@ -391,7 +394,9 @@ async fn run_stack(args: StackArgs) -> anyhow::Result<()> {
     );
     println!("  Socket.IO:  {url}/socket.io/   (send `X-Stickiness: off` for round-robin)");
     println!("  topology:   {url}/api/http/services/replicas-sticky@embedded");
-    println!("  controls:   {url}/_stack/replicas   (POST …/ID/stop|kill|restart)");
+    println!(
+        "  controls:   {url}/_stack/replicas   (POST …/ID/stop|kill|restart with header `X-Stickyscope-Control: 1`)"
+    );
     println!("Ctrl-C stops it.");
     tokio::signal::ctrl_c()
         .await

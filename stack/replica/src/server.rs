@@ -32,11 +32,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::adapter::{AdapterChoice, AdapterDriver, DriverError};
-use crate::chat::{self, ChatAck, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
 use crate::conn::ConnectionRegistry;
 use crate::observe::{observe, ReplicaContext};
 use crate::sessions::KnownSessions;
 use crate::stats::Stats;
+use stickyscope_contract::chat::{
+    self, ChatAck, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT,
+};
 
 /// How long a graceful stop waits for in-flight requests before cutting them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
