@@ -96,6 +96,8 @@ impl Nginx {
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, rewritten).unwrap();
         let child = tokio::process::Command::new(nginx_binary())
+            // Its own process group: the workers die with the master (see Drop).
+            .process_group(0)
             .arg("-p")
             .arg(&dir)
             .arg("-c")
@@ -122,7 +124,16 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGKILL to the master alone would orphan its workers, each still holding the
+        // listening socket: kill the whole group, then reap the master.
+        if let Some(pid) = self.child.id() {
+            // SAFETY: killpg has no memory effects; the group is nginx's own (process_group(0)).
+            unsafe {
+                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
         let _ = self.child.start_kill();
+        let _ = self.child.try_wait();
     }
 }
 
@@ -245,5 +256,79 @@ async fn round_robin_polling_fails_through_real_nginx_with_the_exact_reason() {
     .await;
     assert!(!seen.connected("agent"));
     agent.shutdown().await;
+    stack.shutdown().await;
+}
+
+/// The repository's rate limits fit a load test from one machine: 300 sessions through
+/// real nginx all start and stay up (with the seed's 100 requests a second per address,
+/// every one broke with a 503 within the first second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_sessions_from_one_address_pass_the_rate_limits() {
+    // The default heartbeat (3 s / 7 s): the tests' fast one leaves 300 polling sessions
+    // on two cores too little time to answer pings.
+    let stack = stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::StackConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let nginx = Nginx::start(&stack.gateway_url()).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--gateway", &nginx.url, "--sessions", "300"])
+        .args(["--duration", "6s", "--json"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let broke: Vec<&serde_json::Value> = report["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["broke"].is_null())
+        .collect();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{} broke, first: {:?}",
+        broke.len(),
+        broke.first()
+    );
+    stack.shutdown().await;
+}
+
+/// A request refused by nginx's rate limit is named as one: 429, and the tap's record says
+/// "rate-limited by the gateway", not a generic gateway error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_refusal_is_named_as_what_it_is() {
+    use stickyscope::wire::{FailureKind, Tap, TapConfig};
+    let stack = stack(1, StackAdapter::Memory).await;
+    let nginx = Nginx::start(&stack.gateway_url()).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let tap = Tap::start(TapConfig::new("agent", nginx.url.clone()), tx)
+        .await
+        .unwrap();
+    // Far more new sessions at once than the per-address burst allows.
+    let client = reqwest::Client::new();
+    let url = format!("{}/socket.io/?EIO=4&transport=polling", tap.url());
+    let answers = futures_util::future::join_all((0..900).map(|_| client.get(&url).send())).await;
+    let limited = answers
+        .iter()
+        .filter(|a| a.as_ref().is_ok_and(|r| r.status() == 429))
+        .count();
+    assert!(limited > 0, "no request was rate-limited");
+    let mut named = 0;
+    while let Ok(record) = rx.try_recv() {
+        if let Some(f) = record.failure {
+            assert_eq!(f.kind, FailureKind::RateLimited, "{}", f.reason);
+            assert_eq!(
+                f.reason,
+                "rate-limited by the gateway (HTTP 429 Too Many Requests)"
+            );
+            named += 1;
+        }
+    }
+    assert_eq!(named, limited);
     stack.shutdown().await;
 }

@@ -63,6 +63,8 @@ pub enum FailureKind {
     NoReplica,
     /// The gateway answered with an error of its own (no `X-Replica`).
     Gateway,
+    /// Refused by a rate limit (HTTP 429), at the gateway or a replica.
+    RateLimited,
     /// The gateway refused the TCP connection.
     ConnectionRefused,
     /// No TCP connection to the gateway came about (timed out, name not resolved, network

@@ -807,6 +807,17 @@ where
 }
 
 fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let by = if from_replica {
+            "a replica"
+        } else {
+            "the gateway"
+        };
+        return Failure {
+            kind: FailureKind::RateLimited,
+            reason: format!("rate-limited by {by} (HTTP 429 Too Many Requests)"),
+        };
+    }
     if from_replica {
         return Failure {
             kind: FailureKind::Refused,
@@ -937,6 +948,18 @@ mod tests {
             false,
         );
         assert_eq!(r.kind, FailureKind::NoReplica);
+        let r = classify_refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            b"<html><head><title>429 Too Many Requests</title></head></html>",
+            false,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (
+                FailureKind::RateLimited,
+                "rate-limited by the gateway (HTTP 429 Too Many Requests)"
+            )
+        );
         let r = classify_refusal(
             StatusCode::BAD_GATEWAY,
             b"<html><body>bad</body></html>",
