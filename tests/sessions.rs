@@ -50,6 +50,19 @@ async fn agent_and_visitor_chat_through_their_taps() {
     let visitor_replica = seen.state("visitor").unwrap();
     assert_eq!(got[0].delivered_by.as_deref(), visitor_replica.replica());
 
+    // Records reach the session in the order they are numbered.
+    for user in ["agent", "visitor"] {
+        let seqs: Vec<u64> = seen
+            .wire()
+            .into_iter()
+            .filter(|w| w.user == user)
+            .map(|w| w.seq)
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{user}'s records out of order: {seqs:?}"
+        );
+    }
     // Every wire record of a sticky session names one replica per user.
     for user in ["agent", "visitor"] {
         let replicas: std::collections::BTreeSet<String> = seen
@@ -239,5 +252,88 @@ async fn a_dropped_session_stops_talking() {
         async move { tokio::net::TcpStream::connect(&addr).await.is_err() }
     })
     .await;
+    stack.shutdown().await;
+}
+
+/// A gateway that holds every POST for 2 s (a slow or overloaded proxy) in front of the
+/// stack: the user's session still takes commands at once — messages are queued, the
+/// stickiness switch flips — while its own emit waits on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_gateway_never_stalls_the_session_commands() {
+    use std::convert::Infallible;
+    use std::sync::Arc;
+    // The default heartbeat (pings every 3 s, 7 s to answer): a pong held 2 s (behind other
+    // posts, which the client sends one at a time) still counts.
+    const HOLD: Duration = Duration::from_secs(2);
+    let stack = stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::StackConfig {
+        replicas: 1,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let upstream = stack.gateway_url();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow = format!("http://{}", listener.local_addr().unwrap());
+    let client: hyper_util::client::legacy::Client<_, hyper::body::Incoming> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let client = Arc::new(client);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let client = Arc::clone(&client);
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        let client = Arc::clone(&client);
+                        let upstream = upstream.clone();
+                        async move {
+                            if req.method() == hyper::Method::POST {
+                                tokio::time::sleep(HOLD).await;
+                            }
+                            let pq = req.uri().path_and_query().unwrap().as_str().to_owned();
+                            *req.uri_mut() = format!("{upstream}{pq}").parse().unwrap();
+                            let resp = client.request(req).await.unwrap();
+                            Ok::<_, Infallible>(resp)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let (sink, seen) = Collected::sink();
+    let mut config = SessionConfig::new("agent", &slow);
+    config.connect_timeout = Duration::from_secs(30);
+    let agent = ChatSession::start(config, sink).await.unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "connected (its POSTs are slow)",
+        || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") }
+        },
+    )
+    .await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(1), agent.send("one"))
+        .await
+        .expect("a message is queued at once")
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), agent.send("two"))
+        .await
+        .expect("and the next one too")
+        .unwrap();
+    agent.set_sticky(false);
+    wait_for(Duration::from_secs(1), "the switch to take effect", || {
+        let off = !agent.tap().sticky();
+        async move { off }
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    agent.shutdown().await;
     stack.shutdown().await;
 }

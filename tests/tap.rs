@@ -119,6 +119,18 @@ async fn refused_connections_timeouts_and_no_replica_are_named() {
     let timed_out = one_failure(format!("http://{silent_addr}"), Duration::from_millis(300)).await;
     assert_eq!(timed_out.failure.unwrap().kind, FailureKind::Timeout);
 
+    // A name that does not resolve: no TCP connection, and not called a refusal.
+    let unresolved =
+        one_failure("http://gateway.invalid:8000".into(), Duration::from_secs(5)).await;
+    let f = unresolved.failure.unwrap();
+    assert_eq!(f.kind, FailureKind::Unreachable, "{}", f.reason);
+    assert!(
+        f.reason
+            .starts_with("cannot connect to the gateway at gateway.invalid:8000: "),
+        "{}",
+        f.reason
+    );
+
     let stack = stack(1, StackAdapter::Memory).await;
     stack.stop("1").await.unwrap();
     let none_up = one_failure(stack.gateway_url(), Duration::from_secs(5)).await;
@@ -175,4 +187,56 @@ async fn a_killed_websocket_replica_is_a_drop_with_its_name() {
     .await;
     session.shutdown().await;
     stack.shutdown().await;
+}
+
+/// A gateway that refuses an upgrade and then never finishes its answer's body: the tap
+/// gives up within its bound, records the refusal, and hands the client no hop-by-hop
+/// headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upgrade_is_bounded_and_loses_hop_by_hop_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = s.read(&mut head).await;
+                // 400 with hop-by-hop headers and a body that never ends.
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nConnection: keep-alive, x-hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\nContent-Length: 100\r\n\r\n{\"code\"",
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    let (tx, mut rx) = mpsc::channel(1024);
+    let mut config = TapConfig::new("agent", format!("http://{addr}"));
+    config.timeout = Duration::from_millis(500);
+    let tap = Tap::start(config, tx).await.unwrap();
+    let tap_addr = tap.url().trim_start_matches("http://").to_owned();
+    let mut client = tokio::net::TcpStream::connect(&tap_addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /socket.io/?EIO=4&transport=websocket&sid=abc HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut answer))
+        .await
+        .expect("the tap answered within its bound")
+        .unwrap();
+    let head = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+    for hop in ["keep-alive:", "x-hop:"] {
+        assert!(!head.contains(hop), "{hop} passed on: {head}");
+    }
+    let record = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.failure.unwrap().kind, FailureKind::Timeout);
 }
