@@ -79,6 +79,11 @@ enum Command {
     /// usage or connection errors. Without --gateway it probes a fresh embedded stack.
     #[command(long_about = None)]
     Probe(ProbeArgs),
+    /// Run one chat replica, as `stickyscope-replica` does (the local chain's replica
+    /// processes are this). SIGTERM stops it; SIGUSR1 and SIGUSR2 make /healthz fail and
+    /// pass.
+    #[command(long_about = None)]
+    Replica(stickyscope_replica::cli::ReplicaArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -214,6 +219,11 @@ fn main() -> anyhow::Result<()> {
                 .block_on(run_probe(args))?;
             std::process::exit(code);
         }
+        Some(Command::Replica(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(stickyscope_replica::cli::run(args)),
         None => run_window(cli.window),
     }
 }

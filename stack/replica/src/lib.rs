@@ -10,6 +10,7 @@
 pub mod adapter;
 pub use stickyscope_contract::chat;
 pub mod bus;
+pub mod cli;
 pub mod conn;
 pub mod flags;
 pub mod observe;

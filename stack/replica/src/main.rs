@@ -1,51 +1,10 @@
 //! `stickyscope-replica`: one chat replica as a process, configured by flags or environment
-//! (as in a container), stopped gracefully by SIGTERM or Ctrl-C.
+//! (as in a container), stopped gracefully by SIGTERM or Ctrl-C (see
+//! [`stickyscope_replica::cli`]).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
-
-use anyhow::Context;
-use clap::{Parser, ValueEnum};
-use stickyscope_replica::{flags, AdapterChoice, Heartbeat, Replica, ReplicaConfig, Stats};
-use tokio::net::TcpListener;
+use clap::Parser;
+use stickyscope_replica::cli::{run, ReplicaArgs};
 use tracing_subscriber::EnvFilter;
-
-/// A Socket.IO chat replica for stickyscope: every response says which replica answered.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Args {
-    /// Address to listen on.
-    #[arg(long, env = "LISTEN", default_value = "0.0.0.0:3000")]
-    listen: SocketAddr,
-    /// Replica id sent as `X-Replica` (default: the hostname).
-    #[arg(long, env = "REPLICA_ID")]
-    id: Option<String>,
-    /// Engine.IO pingInterval, e.g. `3s` or `500ms` (100ms to 10m).
-    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = flags::heartbeat_duration)]
-    ping_interval: Duration,
-    /// Engine.IO pingTimeout, e.g. `7s` (100ms to 10m).
-    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = flags::heartbeat_duration)]
-    ping_timeout: Duration,
-    /// Redis URL for the adapter between replicas, e.g. `redis://redis:6379`.
-    #[arg(long, env = "REDIS_URL")]
-    redis_url: Option<String>,
-    /// Adapter: `auto` uses Redis when a URL is given; `none` keeps broadcasts on this
-    /// replica (the seed demo's flaw, for showing it).
-    #[arg(long, env = "ADAPTER", value_enum, default_value_t = AdapterArg::Auto)]
-    adapter: AdapterArg,
-    /// Check the replica listening on --listen (GET /healthz) and exit 0 when healthy, 1
-    /// otherwise: the container health check, with no curl in the image.
-    #[arg(long)]
-    healthcheck: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AdapterArg {
-    Auto,
-    Redis,
-    None,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -55,97 +14,5 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let args = Args::parse();
-    if args.healthcheck {
-        let port = args.listen.port();
-        return match healthcheck(SocketAddr::from(([127, 0, 0, 1], port))).await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                eprintln!("unhealthy: {e}");
-                std::process::exit(1);
-            }
-        };
-    }
-
-    let adapter = match (args.adapter, args.redis_url) {
-        (AdapterArg::None, _) => AdapterChoice::None,
-        (AdapterArg::Auto, None) => AdapterChoice::None,
-        (AdapterArg::Auto | AdapterArg::Redis, Some(url)) => AdapterChoice::Redis(url),
-        (AdapterArg::Redis, None) => {
-            anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL")
-        }
-    };
-    let id = args.id.unwrap_or_else(hostname);
-    let config = ReplicaConfig {
-        id: id.clone(),
-        heartbeat: Heartbeat {
-            interval: args.ping_interval,
-            timeout: args.ping_timeout,
-        },
-        adapter,
-        stats: Arc::new(Stats::default()),
-        header_read_timeout: stickyscope_replica::HEADER_READ_TIMEOUT,
-    };
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let replica = Replica::start(config, listener)
-        .await
-        .with_context(|| format!("replica {id} could not start"))?;
-    println!("replica {id} listening on {}", replica.local_addr());
-
-    shutdown_signal().await;
-    replica.stop().await;
-    Ok(())
-}
-
-/// One `GET /healthz` over a plain TCP connection, bounded to 2 s.
-async fn healthcheck(addr: SocketAddr) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let check = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await?;
-        anyhow::Ok(answer)
-    };
-    let answer = tokio::time::timeout(Duration::from_secs(2), check)
-        .await
-        .context("no answer within 2 s")??;
-    let status_line = String::from_utf8_lossy(&answer);
-    let status_line = status_line.lines().next().unwrap_or_default();
-    anyhow::ensure!(status_line.contains(" 200 "), "{status_line}");
-    Ok(())
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "replica".to_owned())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutdown signal received");
+    run(ReplicaArgs::parse()).await
 }
