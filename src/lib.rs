@@ -3,6 +3,8 @@
 //!
 //! - [`balancer`]: the built-in sticky balancer (network).
 //! - [`capture`]: wire records as JSON Lines.
+//! - [`chain`]: the real chain (nginx → Traefik → replica processes → Redis) as local
+//!   child processes (processes; its stack-file reading pure).
 //! - [`embedded`]: replicas and balancer in one process (network).
 //! - [`engine`]: the network side as one piece: stack, sessions, poller, command loop.
 //! - [`events`]: the event stream and command channel between network and UI (pure types
@@ -20,6 +22,7 @@
 
 pub mod balancer;
 pub mod capture;
+pub mod chain;
 pub mod embedded;
 pub mod engine;
 pub mod events;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eframe::egui;
+use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
 use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
 use stickyscope_replica::{flags, Heartbeat};
 use tracing_subscriber::EnvFilter;
@@ -31,15 +32,22 @@ struct Cli {
 struct WindowArgs {
     /// Use a running stack at this gateway (e.g. nginx at http://localhost:8000) instead of
     /// starting the embedded one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "chain")]
     gateway: Option<String>,
-    /// Traefik's API for the topology (e.g. http://localhost:9090), with --gateway.
+    /// Start the real chain (nginx → Traefik → replica processes → Redis) as local
+    /// processes instead of the embedded stack (see `stickyscope chain`).
+    #[arg(long)]
+    chain: bool,
+    /// Traefik's API for the topology, with --gateway: e.g. http://localhost:9090, or with
+    /// its basic-auth credential, http://USER:PASSWORD@localhost:9090 (or set
+    /// STICKYSCOPE_TRAEFIK_AUTH=USER:PASSWORD).
     #[arg(long, requires = "gateway")]
     traefik_api: Option<String>,
-    /// Replicas of the embedded stack.
+    /// Replicas of the embedded stack or chain.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     replicas: u16,
-    /// Port of the embedded balancer (a free one is used if it is taken).
+    /// Port of the embedded balancer or the chain's nginx (a free one is used if it is
+    /// taken).
     #[arg(long, default_value_t = 8000)]
     port: u16,
     /// Start in presentation mode (large type, high contrast).
@@ -79,6 +87,10 @@ enum Command {
     /// usage or connection errors. Without --gateway it probes a fresh embedded stack.
     #[command(long_about = None)]
     Probe(ProbeArgs),
+    /// Run the real chain — nginx → Traefik v3 → replica processes → Redis — as local
+    /// processes on loopback, from the repository's stack file, until Ctrl-C.
+    #[command(long_about = None)]
+    Chain(ChainArgs),
     /// Run one chat replica, as `stickyscope-replica` does (the local chain's replica
     /// processes are this). SIGTERM stops it; SIGUSR1 and SIGUSR2 make /healthz fail and
     /// pass.
@@ -89,8 +101,11 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 struct ProbeArgs {
     /// Gateway to probe, e.g. http://localhost:8000 (default: a fresh embedded stack).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "chain")]
     gateway: Option<String>,
+    /// Probe a fresh local chain (nginx → Traefik → replica processes → Redis).
+    #[arg(long)]
+    chain: bool,
     /// Transport of every session.
     #[arg(long, value_enum, default_value_t = TransportArg::Polling)]
     transport: TransportArg,
@@ -106,6 +121,32 @@ struct ProbeArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct ChainArgs {
+    /// Replica processes to start.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    replicas: u16,
+    /// Port of the gateway (nginx) on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Adapter between replicas: Redis, or none (users on different replicas then never see
+    /// each other).
+    #[arg(long, value_enum, default_value_t = ChainAdapterArg::Redis)]
+    adapter: ChainAdapterArg,
+    /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
+    #[arg(long, default_value = "3s", value_parser = flags::heartbeat_duration)]
+    ping_interval: Duration,
+    /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
+    #[arg(long, default_value = "7s", value_parser = flags::heartbeat_duration)]
+    ping_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ChainAdapterArg {
+    Redis,
+    None,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -219,6 +260,11 @@ fn main() -> anyhow::Result<()> {
                 .block_on(run_probe(args))?;
             std::process::exit(code);
         }
+        Some(Command::Chain(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(run_chain(args)),
         Some(Command::Replica(args)) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -230,21 +276,40 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     use std::io::{IsTerminal, Write};
-    let embedded = match &args.gateway {
-        Some(_) => None,
-        None => Some(
-            EmbeddedStack::start(StackConfig {
-                listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-                ..StackConfig::default()
-            })
-            .await
-            .context("the embedded stack could not start")?,
-        ),
+    use stickyscope::engine::controls::StackControls;
+    let started: Result<Option<StackControls>, String> = match (&args.gateway, args.chain) {
+        (Some(_), _) => Ok(None),
+        (None, true) => {
+            match ReplicaProgram::this_binary()
+                .map_err(|e| e.to_string())
+                .and_then(|program| ChainConfig::new(program).map_err(|e| e.to_string()))
+            {
+                Ok(config) => Chain::start(config)
+                    .await
+                    .map(|c| Some(StackControls::Chain(std::sync::Arc::new(c))))
+                    .map_err(|e| format!("the chain could not start: {e}")),
+                Err(e) => Err(format!("the chain could not start: {e}")),
+            }
+        }
+        (None, false) => EmbeddedStack::start(StackConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ..StackConfig::default()
+        })
+        .await
+        .map(|s| Some(StackControls::Embedded(s)))
+        .map_err(|e| format!("the embedded stack could not start: {e}")),
+    };
+    let embedded = match started {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("probe could not start: {e}");
+            return Ok(2);
+        }
     };
     let gateway = match (&args.gateway, &embedded) {
         (Some(g), _) => g.clone(),
         (None, Some(stack)) => stack.gateway_url(),
-        (None, None) => unreachable!("an embedded stack was started"),
+        (None, None) => unreachable!("a stack was started"),
     };
     let terminal = std::io::stderr().is_terminal() && !args.json;
     let result = stickyscope::probe::run(
@@ -294,18 +359,29 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     use stickyscope::ui::settings::{Settings, STORAGE_KEY};
     use stickyscope::ui::{ScreenshotPlan, StickyscopeApp};
 
+    let free_or_any = |port: u16| {
+        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            port
+        } else {
+            0
+        }
+    };
     let gateway = match args.gateway {
         Some(gateway) => GatewayConfig::External {
             gateway,
             traefik_api: args.traefik_api,
         },
+        None if args.chain => {
+            let program = stickyscope::chain::ReplicaProgram::this_binary()
+                .context("cannot find this program to run replicas")?;
+            let mut config = stickyscope::chain::ChainConfig::new(program)?;
+            config.replicas = usize::from(args.replicas);
+            config.port = free_or_any(args.port);
+            GatewayConfig::Chain(config)
+        }
         None => {
             // The documented port when it is free; any free one otherwise.
-            let port = if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, args.port)).is_ok() {
-                args.port
-            } else {
-                0
-            };
+            let port = free_or_any(args.port);
             GatewayConfig::Embedded(StackConfig {
                 replicas: usize::from(args.replicas),
                 listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
@@ -373,6 +449,72 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
+    let mut config = ChainConfig::new(
+        ReplicaProgram::this_binary().context("cannot find this program to run replicas")?,
+    )?;
+    config.replicas = usize::from(args.replicas);
+    config.port = args.port;
+    config.adapter = args.adapter == ChainAdapterArg::Redis;
+    config.heartbeat = Heartbeat {
+        interval: args.ping_interval,
+        timeout: args.ping_timeout,
+    };
+    eprintln!(
+        "starting redis-server, {} replicas, Traefik and nginx…",
+        args.replicas
+    );
+    let chain = Chain::start(config).await?;
+    println!("gateway: {}", chain.gateway_url());
+    println!("traefik api: {}", chain.api_url_with_credential());
+    println!("dashboard: {}", chain.dashboard_url());
+    println!(
+        "replicas: {} (configuration and logs in {})",
+        args.replicas,
+        chain.run_dir().display()
+    );
+    println!("Ctrl-C stops it.");
+    let mut exits = chain.take_exits();
+    let report = async {
+        while let Some(exit) = match exits.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        } {
+            eprintln!(
+                "{} exited unexpectedly ({}); its log ({}) ends:
+  {}",
+                exit.name,
+                exit.status,
+                exit.log.display(),
+                exit.tail.join("\n  ")
+            );
+        }
+    };
+    tokio::select! {
+        _ = stop_signal() => {}
+        _ = report => {}
+    }
+    eprintln!("stopping…");
+    chain.shutdown().await;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 async fn run_stack(args: StackArgs) -> anyhow::Result<()> {

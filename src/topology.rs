@@ -67,6 +67,16 @@ impl Topology {
         }
     }
 
+    /// Names the replicas whose server URL `ids_by_url` knows (a stack stickyscope runs knows
+    /// which replica listens where).
+    pub fn name_by_url(&mut self, ids_by_url: &BTreeMap<String, String>) {
+        for node in &mut self.replicas {
+            if node.id.is_none() {
+                node.id = node.url.as_ref().and_then(|u| ids_by_url.get(u)).cloned();
+            }
+        }
+    }
+
     /// Adds a replica seen on the wire that the API did not list (or did not name).
     pub fn observe(&mut self, id: &str, addr: Option<&str>) {
         if self.replicas.iter().any(|r| r.id.as_deref() == Some(id)) {

@@ -1,5 +1,9 @@
 //! Reading a real Traefik v3 API: services (paginated), routers, and whether the labels give
 //! the app what it relies on. The HTTP part is network code; [`analyse`] is pure.
+//!
+//! An API behind basic auth (the swarm stack's, and the local chain's) takes its credential
+//! from the URL (`http://user:password@host:9090`) or from `STICKYSCOPE_TRAEFIK_AUTH`
+//! (`user:password`); a `401` says so in words.
 
 use std::time::Duration;
 
@@ -27,6 +31,14 @@ pub enum TraefikError {
         url: String,
         /// What happened.
         reason: String,
+    },
+    /// The API wants a (different) credential.
+    #[error("Traefik API at {url} answered 401 Unauthorized: {why}")]
+    Unauthorized {
+        /// The URL asked.
+        url: String,
+        /// What to do about it.
+        why: String,
     },
     /// An HTTP error status.
     #[error("Traefik API answered {status} for {url}")]
@@ -63,15 +75,32 @@ pub enum TraefikError {
 pub struct TraefikApi {
     base: String,
     client: reqwest::Client,
+    credential: Option<(String, String)>,
 }
 
+/// Environment variable with the API's credential, `user:password`.
+pub const AUTH_VARIABLE: &str = "STICKYSCOPE_TRAEFIK_AUTH";
+
 impl TraefikApi {
-    /// A client for `base`.
+    /// A client for `base`, with the credential in its URL or in [`AUTH_VARIABLE`].
     pub fn new(base: &str) -> Result<Self, TraefikError> {
+        let from_env = std::env::var(AUTH_VARIABLE)
+            .ok()
+            .and_then(|v| v.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
+        Self::with_credential(base, from_env)
+    }
+
+    /// A client for `base`; a credential in its URL wins over `credential`.
+    pub fn with_credential(
+        base: &str,
+        credential: Option<(String, String)>,
+    ) -> Result<Self, TraefikError> {
         let trimmed = base.trim_end_matches('/');
         if !trimmed.starts_with("http://") && !trimmed.starts_with("https://") {
             return Err(TraefikError::BadUrl(base.to_owned()));
         }
+        let (trimmed, from_url) = split_credential(trimmed);
+        let credential = from_url.or(credential);
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()
@@ -80,8 +109,9 @@ impl TraefikApi {
                 reason: e.to_string(),
             })?;
         Ok(TraefikApi {
-            base: trimmed.to_owned(),
+            base: trimmed,
             client,
+            credential,
         })
     }
 
@@ -103,16 +133,27 @@ impl TraefikApi {
         let mut page = 1u32;
         loop {
             let url = format!("{}{path}?page={page}&per_page=100", self.base);
-            let resp =
-                self.client
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| TraefikError::Unreachable {
-                        url: url.clone(),
-                        reason: e.to_string(),
-                    })?;
+            let mut request = self.client.get(&url);
+            if let Some((user, password)) = &self.credential {
+                request = request.basic_auth(user, Some(password));
+            }
+            let resp = request
+                .send()
+                .await
+                .map_err(|e| TraefikError::Unreachable {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
             let status = resp.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED {
+                let why = match &self.credential {
+                    Some((user, _)) => format!("the password for {user:?} was refused"),
+                    None => format!(
+                        "it wants a user and password: give them in the URL (http://USER:PASSWORD@host:port) or in {AUTH_VARIABLE}=USER:PASSWORD"
+                    ),
+                };
+                return Err(TraefikError::Unauthorized { url, why });
+            }
             if !status.is_success() {
                 return Err(TraefikError::Status {
                     url,
@@ -140,6 +181,47 @@ impl TraefikApi {
             }
         }
     }
+}
+
+/// `http://user:pass@host:port` → (`http://host:port`, Some((user, pass))). The credential
+/// is percent-decoded.
+fn split_credential(url: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (
+        format!("{scheme}://{host}{path}"),
+        Some((percent_decode(user), percent_decode(password))),
+    )
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads a response body of at most [`MAX_PAGE_BYTES`], chunk by chunk.
@@ -333,5 +415,20 @@ mod tests {
         assert_eq!(a.problems.len(), 2, "{:?}", a.problems);
         assert!(a.problems[0].contains("\"other\""));
         assert!(a.problems[1].contains("does not outrank"));
+    }
+
+    #[test]
+    fn credentials_come_out_of_the_url() {
+        assert_eq!(
+            split_credential("http://stickyscope:p%40ss@127.0.0.1:9090"),
+            (
+                "http://127.0.0.1:9090".to_owned(),
+                Some(("stickyscope".to_owned(), "p@ss".to_owned()))
+            )
+        );
+        assert_eq!(
+            split_credential("http://localhost:9090/x@y"),
+            ("http://localhost:9090/x@y".to_owned(), None)
+        );
     }
 }

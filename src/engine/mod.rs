@@ -1,8 +1,9 @@
-//! The network side as one piece: the stack (embedded or external), one chat session per
-//! user, the topology poller, and the command loop. It talks to the UI only through the
+//! The network side as one piece: the stack (embedded, the local chain, or external), one
+//! chat session per user, the topology poller, and the command loop. It talks to the UI only through the
 //! event stream ([`crate::events::Event`] through [`crate::events::sink::EventSink`]) and the
 //! command channel ([`crate::events::Command`]); nothing here knows about egui.
 
+pub mod controls;
 pub mod crowd;
 pub mod topology_poller;
 
@@ -13,11 +14,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::chain::{Chain, ChainConfig, ChainError};
 use crate::embedded::{EmbeddedStack, StackConfig, StackError};
 use crate::events::sink::EventSink;
 use crate::events::{Command, Event, Notice, NoticeLevel, ReplicaAction};
 use crate::session::{ChatSession, SessionConfig, TransportChoice};
 use crate::wire::tap::TapError;
+use controls::StackControls;
 use topology_poller::TopologySource;
 
 /// The two chat users.
@@ -28,6 +31,9 @@ pub const USERS: [&str; 2] = ["agent", "visitor"];
 pub enum GatewayConfig {
     /// Start the embedded stack in this process.
     Embedded(StackConfig),
+    /// Start the real chain (nginx → Traefik → replica processes → Redis) as child
+    /// processes.
+    Chain(ChainConfig),
     /// Use a running stack: its gateway (nginx) and, if known, Traefik's API.
     External {
         /// e.g. `http://localhost:8000`.
@@ -35,6 +41,22 @@ pub enum GatewayConfig {
         /// e.g. `http://localhost:9090`.
         traefik_api: Option<String>,
     },
+}
+
+impl GatewayConfig {
+    /// Whether the stack has replica controls (stickyscope started it).
+    pub fn has_controls(&self) -> bool {
+        !matches!(self, GatewayConfig::External { .. })
+    }
+
+    /// What the gateway is, in a few words.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            GatewayConfig::Embedded(_) => "embedded stack",
+            GatewayConfig::Chain(_) => "local chain (nginx, Traefik)",
+            GatewayConfig::External { .. } => "gateway",
+        }
+    }
 }
 
 /// How to start the engine.
@@ -54,6 +76,9 @@ pub enum EngineError {
     /// The embedded stack failed.
     #[error(transparent)]
     Stack(#[from] StackError),
+    /// The local chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
     /// A wire tap failed.
     #[error(transparent)]
     Tap(#[from] TapError),
@@ -80,7 +105,16 @@ impl Engine {
                 let stack = EmbeddedStack::start(stack_config).await?;
                 let gateway = stack.gateway_url();
                 let source = TopologySource::embedded(Arc::clone(&stack));
-                (Some(stack), gateway, source)
+                (Some(StackControls::Embedded(stack)), gateway, source)
+            }
+            GatewayConfig::Chain(chain_config) => {
+                let chain = Arc::new(Chain::start(chain_config).await?);
+                let gateway = chain.gateway_url();
+                let source = TopologySource::chain(Arc::clone(&chain));
+                if let Some(exits) = chain.take_exits() {
+                    tokio::spawn(report_exits(exits, sink.clone()));
+                }
+                (Some(StackControls::Chain(chain)), gateway, source)
             }
             GatewayConfig::External {
                 gateway,
@@ -265,10 +299,31 @@ async fn command_loop(
     }
 }
 
+/// A part of the local chain that died on its own: a banner with the end of its log.
+async fn report_exits(
+    mut exits: mpsc::Receiver<crate::chain::children::UnexpectedExit>,
+    sink: EventSink,
+) {
+    while let Some(exit) = exits.recv().await {
+        notice(
+            &sink,
+            NoticeLevel::Error,
+            format!(
+                "{} exited unexpectedly ({}); its log ({}) ends: {}",
+                exit.name,
+                exit.status,
+                exit.log.display(),
+                exit.tail.last().map(String::as_str).unwrap_or("(empty)")
+            ),
+        )
+        .await;
+    }
+}
+
 /// Carries out stack operations in order, each as long as it takes.
 async fn stack_worker(
     mut ops: mpsc::Receiver<StackOp>,
-    stack: Option<Arc<EmbeddedStack>>,
+    stack: Option<StackControls>,
     sink: EventSink,
 ) {
     while let Some(op) = ops.recv().await {
@@ -288,15 +343,8 @@ async fn stack_worker(
                 }
             }
             StackOp::Replica(id, action) => {
-                let result = match action {
-                    ReplicaAction::Stop => stack.stop(&id).await,
-                    ReplicaAction::Kill => stack.kill(&id).await,
-                    ReplicaAction::Restart => stack.restart(&id).await,
-                    ReplicaAction::Unhealthy => stack.set_healthy(&id, false).await,
-                    ReplicaAction::Healthy => stack.set_healthy(&id, true).await,
-                };
-                if let Err(e) = result {
-                    notice(&sink, NoticeLevel::Warning, e.to_string()).await;
+                if let Err(e) = stack.act(&id, action).await {
+                    notice(&sink, NoticeLevel::Warning, e).await;
                 }
             }
             StackOp::Configure(heartbeat, adapter) => {
@@ -309,7 +357,7 @@ async fn stack_worker(
                     (None, Some(a)) => format!("adapter {a:?}"),
                     (None, None) => "nothing".to_owned(),
                 };
-                match stack.reconfigure(heartbeat, adapter).await {
+                match stack.configure(heartbeat, adapter).await {
                     Ok(()) => {
                         notice(
                             &sink,

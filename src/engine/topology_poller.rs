@@ -12,6 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::balancer::api::STICKY_SERVICE;
+use crate::chain::Chain;
 use crate::embedded::EmbeddedStack;
 use crate::events::sink::EventSink;
 use crate::events::{Event, Notice, NoticeLevel};
@@ -28,6 +29,8 @@ pub enum TopologySource {
     Embedded(Arc<EmbeddedStack>),
     /// A Traefik API (swarm mode), or none.
     Traefik(Option<String>),
+    /// The local chain's Traefik API, with replica ids from the chain itself.
+    Chain(Arc<Chain>),
 }
 
 impl TopologySource {
@@ -40,6 +43,11 @@ impl TopologySource {
     pub fn traefik(api: Option<String>) -> Self {
         TopologySource::Traefik(api)
     }
+
+    /// The local chain.
+    pub fn chain(chain: Arc<Chain>) -> Self {
+        TopologySource::Chain(chain)
+    }
 }
 
 /// Polls until aborted.
@@ -50,6 +58,10 @@ pub async fn run(source: TopologySource, sink: EventSink) {
     // One API client for the whole run (it holds a connection pool and TLS roots).
     let traefik = match &source {
         TopologySource::Traefik(Some(api)) => Some(TraefikApi::new(api)),
+        TopologySource::Chain(chain) => Some(TraefikApi::with_credential(
+            &chain.api_url(),
+            Some(chain.api_credential()),
+        )),
         _ => None,
     };
     let mut last: Option<Topology> = None;
@@ -69,7 +81,7 @@ pub async fn run(source: TopologySource, sink: EventSink) {
                     .await
                     .map(|s| Topology::from_service(vec!["balancer".into()], &s, &ids))
             }
-            TopologySource::Traefik(Some(_)) => {
+            TopologySource::Traefik(Some(_)) | TopologySource::Chain(_) => {
                 let read = match &traefik {
                     Some(Ok(api)) => read_traefik(api).await,
                     Some(Err(e)) => Err(e.to_string()),
@@ -89,7 +101,19 @@ pub async fn run(source: TopologySource, sink: EventSink) {
                         }
                     }
                 }
-                read.map(|(topology, _)| topology)
+                let ids: BTreeMap<String, String> = match &source {
+                    TopologySource::Chain(chain) => chain
+                        .replicas()
+                        .await
+                        .into_iter()
+                        .map(|r| (r.url, r.id))
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                read.map(|(mut topology, _)| {
+                    topology.name_by_url(&ids);
+                    topology
+                })
             }
             TopologySource::Traefik(None) => Ok(Topology {
                 hops: vec!["gateway".into()],

@@ -58,7 +58,10 @@ pub struct StickyscopeApp {
     settings: Settings,
     inputs: BTreeMap<String, ChatInput>,
     log_view: LogView,
-    embedded: bool,
+    /// Whether the stack has replica controls (embedded stack or local chain).
+    controls: bool,
+    /// What the gateway is, for the top bar.
+    mode: &'static str,
     adapter_on: bool,
     paused: bool,
     help: bool,
@@ -86,16 +89,26 @@ impl StickyscopeApp {
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
     ) -> Self {
-        let embedded = matches!(gateway, GatewayConfig::Embedded(_));
+        let controls = gateway.has_controls();
+        let mode = gateway.mode();
         let mut adapter_on = true;
-        if let GatewayConfig::Embedded(stack) = &mut gateway {
-            stack.heartbeat = Heartbeat {
-                interval: Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000)),
-                timeout: stack.heartbeat.timeout.max(Duration::from_millis(
-                    settings.ping_interval_ms.clamp(200, 600_000),
-                )),
-            };
-            adapter_on = stack.adapter != StackAdapter::None;
+        let ping = Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000));
+        match &mut gateway {
+            GatewayConfig::Embedded(stack) => {
+                stack.heartbeat = Heartbeat {
+                    interval: ping,
+                    timeout: stack.heartbeat.timeout.max(ping),
+                };
+                adapter_on = stack.adapter != StackAdapter::None;
+            }
+            GatewayConfig::Chain(chain) => {
+                chain.heartbeat = Heartbeat {
+                    interval: ping,
+                    timeout: chain.heartbeat.timeout.max(ping),
+                };
+                adapter_on = chain.adapter;
+            }
+            GatewayConfig::External { .. } => {}
         }
         let resting = Arc::new(AtomicBool::new(false));
         let repaint = ctx.clone();
@@ -118,7 +131,7 @@ impl StickyscopeApp {
             ctx,
             settings,
             bridge,
-            (embedded, adapter_on),
+            (controls, mode, adapter_on),
             screenshot,
             persist,
             resting,
@@ -126,20 +139,25 @@ impl StickyscopeApp {
     }
 
     /// Builds the app around an existing bridge (a [detached] one in benchmarks and tests),
-    /// nothing persisted; `embedded` says whether the stack controls apply.
+    /// nothing persisted; `controls` says whether the stack's replica controls apply.
     ///
     /// [detached]: EngineBridge::detached
     pub fn with_bridge(
         ctx: &egui::Context,
         settings: Settings,
         bridge: EngineBridge,
-        embedded: bool,
+        controls: bool,
     ) -> Self {
+        let mode = if controls {
+            "embedded stack"
+        } else {
+            "gateway"
+        };
         Self::assemble(
             ctx,
             settings,
             bridge,
-            (embedded, true),
+            (controls, mode, true),
             None,
             false,
             Arc::new(AtomicBool::new(false)),
@@ -150,7 +168,7 @@ impl StickyscopeApp {
         ctx: &egui::Context,
         settings: Settings,
         bridge: EngineBridge,
-        (embedded, adapter_on): (bool, bool),
+        (controls, mode, adapter_on): (bool, &'static str, bool),
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
         resting: Arc<AtomicBool>,
@@ -165,7 +183,8 @@ impl StickyscopeApp {
                 .map(|u| (u.to_string(), ChatInput::default()))
                 .collect(),
             log_view: LogView::default(),
-            embedded,
+            controls,
+            mode,
             adapter_on,
             paused: false,
             help: false,
@@ -428,7 +447,8 @@ impl eframe::App for StickyscopeApp {
             sticky: self.all_sticky(),
             transport: self.common_transport(),
             paused: self.paused,
-            embedded: self.embedded,
+            controls: self.controls,
+            mode: self.mode,
             adapter_on: self.adapter_on,
             crowd: self.crowd,
         };
@@ -532,7 +552,7 @@ impl eframe::App for StickyscopeApp {
                 &self.model,
                 self.clock,
                 &self.settings,
-                self.embedded,
+                self.controls,
                 resting,
             );
         });

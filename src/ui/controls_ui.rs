@@ -1,5 +1,5 @@
 //! The top bar: the stickiness switch, the transport selector, pause and slow motion,
-//! embedded-stack controls, theme, presentation mode and help.
+//! stack controls (embedded stack or local chain), theme, presentation mode and help.
 
 use eframe::egui;
 use egui::{Color32, RichText, Ui};
@@ -17,11 +17,11 @@ pub enum TopAction {
     SetTransport(TransportChoice),
     /// Pause or resume the animation.
     TogglePause,
-    /// Add a replica (embedded).
+    /// Add a replica (embedded stack or chain).
     AddReplica,
-    /// Adapter between replicas on (memory bus) or off (embedded).
+    /// Adapter between replicas on (memory bus) or off (embedded stack or chain).
     SetAdapter(bool),
-    /// pingInterval in ms (embedded).
+    /// pingInterval in ms (embedded stack or chain).
     SetPingInterval(u64),
     /// Background sessions.
     SetCrowd(usize),
@@ -41,9 +41,11 @@ pub struct TopBar<'a> {
     pub transport: Option<TransportChoice>,
     /// Animation paused.
     pub paused: bool,
-    /// Embedded stack (controls shown).
-    pub embedded: bool,
-    /// Adapter on (embedded).
+    /// Replica controls shown (embedded stack or local chain).
+    pub controls: bool,
+    /// What the gateway is ("embedded stack", "local chain", "gateway").
+    pub mode: &'a str,
+    /// Adapter on (embedded stack or chain).
     pub adapter_on: bool,
     /// Crowd size asked for.
     pub crowd: usize,
@@ -56,8 +58,7 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
         ui.label(RichText::new("stickyscope").heading().strong());
         match bar.gateway {
             Some(Ok(gateway)) => {
-                let mode = if bar.embedded { "embedded stack" } else { "gateway" };
-                ui.label(RichText::new(format!("{mode} · {gateway}")).weak());
+                ui.label(RichText::new(format!("{} · {gateway}", bar.mode)).weak());
             }
             Some(Err(e)) => {
                 ui.colored_label(FAILURE, format!("engine failed: {e}"));
@@ -118,7 +119,7 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
             actions.push(TopAction::SetCrowd(crowd));
         }
 
-        if bar.embedded {
+        if bar.controls {
             ui.separator();
             if ui.button("+ replica").clicked() {
                 actions.push(TopAction::AddReplica);

@@ -243,10 +243,17 @@ pub fn topology_ui(
             Color32::GRAY
         };
         node(&painter, *rect, color, &visuals);
-        let name = id
-            .as_deref()
-            .map(|id| format!("replica {id}"))
-            .unwrap_or_else(|| "replica ?".into());
+        // A server no answer has named yet goes by its address at the balancer.
+        let url = model
+            .topology
+            .replicas
+            .get(i)
+            .and_then(|r| r.url.as_deref());
+        let name = match (id.as_deref(), url) {
+            (Some(id), _) => format!("replica {id}"),
+            (None, Some(url)) => url.trim_start_matches("http://").to_owned(),
+            (None, None) => "replica ?".to_owned(),
+        };
         let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
         // A replica no API lists is known from the wire alone: whether it is in rotation
         // is not known, so it is not claimed.

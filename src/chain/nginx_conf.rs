@@ -1,0 +1,89 @@
+//! The repository's `stack/nginx/nginx.conf`, changed only where a local run must differ
+//! from the swarm stack: it listens on loopback, reaches Traefik at its local address instead
+//! of Docker's DNS name, and needs no resolver. Process-wide settings (pid file, error log,
+//! foreground) go on nginx's command line. Pure.
+
+/// The configuration this build was made with.
+pub const NGINX_CONF: &str = include_str!("../../stack/nginx/nginx.conf");
+
+/// What in nginx.conf the chain expects to change and did not find.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stack/nginx/nginx.conf no longer has {0}: the chain does not know where to change it")]
+pub struct NotFound(pub &'static str);
+
+/// The configuration for the chain: listening on `127.0.0.1:listen_port`, passing to
+/// Traefik at `127.0.0.1:traefik_port`.
+pub fn local_conf(conf: &str, listen_port: u16, traefik_port: u16) -> Result<String, NotFound> {
+    let mut out = Vec::new();
+    let (mut listen, mut upstream) = (false, false);
+    for line in conf.lines() {
+        let directive = line.trim();
+        if directive == "listen 80;" {
+            listen = true;
+            out.push(line.replace("listen 80;", &format!("listen 127.0.0.1:{listen_port};")));
+        } else if directive.starts_with("set $traefik ") {
+            upstream = true;
+            let indent = &line[..line.len() - line.trim_start().len()];
+            out.push(format!(
+                "{indent}set $traefik http://127.0.0.1:{traefik_port};"
+            ));
+        } else if directive.starts_with("resolver ") {
+            // Docker's DNS (127.0.0.11) does not exist here; Traefik's address is an IP.
+            continue;
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    if !listen {
+        return Err(NotFound("`listen 80;`"));
+    }
+    if !upstream {
+        return Err(NotFound("`set $traefik …;` (Traefik's address)"));
+    }
+    Ok(out.join("\n") + "\n")
+}
+
+/// nginx's `-g` directives for the chain: foreground, pid file and error log in the run
+/// folder.
+pub fn globals(pid: &std::path::Path, error_log: &std::path::Path) -> String {
+    format!(
+        "daemon off; pid {}; error_log {} warn;",
+        pid.display(),
+        error_log.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_listen_address_traefiks_address_and_the_resolver_change() {
+        let local = local_conf(NGINX_CONF, 18000, 18080).unwrap();
+        assert!(local.contains("listen 127.0.0.1:18000;"));
+        assert!(local.contains("set $traefik http://127.0.0.1:18080;"));
+        assert!(!local.contains("resolver"));
+        assert!(!local.contains("listen 80;"));
+        let gone: Vec<&str> = NGINX_CONF
+            .lines()
+            .filter(|l| !local.lines().any(|m| m == *l))
+            .map(str::trim)
+            .collect();
+        assert_eq!(gone.len(), 3, "only three lines change: {gone:?}");
+        let added = local
+            .lines()
+            .filter(|l| !NGINX_CONF.lines().any(|m| m == *l))
+            .count();
+        assert_eq!(added, 2);
+        assert!(
+            local.contains("limit_req_status 429;"),
+            "the rest is the stack's"
+        );
+    }
+
+    #[test]
+    fn a_configuration_without_its_anchors_is_refused() {
+        assert_eq!(local_conf("http { }", 1, 2), Err(NotFound("`listen 80;`")));
+        assert!(local_conf("listen 80;", 1, 2).is_err());
+    }
+}

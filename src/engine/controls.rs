@@ -1,0 +1,96 @@
+//! The replica controls of the stacks stickyscope runs itself — the embedded stack and the
+//! local chain — behind one face, so the engine carries out "stop replica 2" the same way on
+//! both. A stack stickyscope did not start has none.
+
+use std::sync::Arc;
+
+use stickyscope_replica::Heartbeat;
+
+use crate::chain::Chain;
+use crate::embedded::{EmbeddedStack, StackAdapter};
+use crate::events::ReplicaAction;
+
+/// A stack with replica controls.
+#[derive(Clone)]
+pub enum StackControls {
+    /// Replicas and balancer in this process.
+    Embedded(Arc<EmbeddedStack>),
+    /// nginx → Traefik → replica processes → Redis, as child processes.
+    Chain(Arc<Chain>),
+}
+
+impl std::fmt::Debug for StackControls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StackControls::Embedded(s) => write!(f, "Embedded({})", s.gateway_url()),
+            StackControls::Chain(c) => write!(f, "Chain({})", c.gateway_url()),
+        }
+    }
+}
+
+impl StackControls {
+    /// The gateway users connect to.
+    pub fn gateway_url(&self) -> String {
+        match self {
+            StackControls::Embedded(s) => s.gateway_url(),
+            StackControls::Chain(c) => c.gateway_url(),
+        }
+    }
+
+    /// Adds a replica; returns its id.
+    pub async fn add(&self) -> Result<String, String> {
+        match self {
+            StackControls::Embedded(s) => s.add().await.map_err(|e| e.to_string()),
+            StackControls::Chain(c) => c.add().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Carries out `action` on replica `id`.
+    pub async fn act(&self, id: &str, action: ReplicaAction) -> Result<(), String> {
+        match self {
+            StackControls::Embedded(s) => match action {
+                ReplicaAction::Stop => s.stop(id).await,
+                ReplicaAction::Kill => s.kill(id).await,
+                ReplicaAction::Restart => s.restart(id).await,
+                ReplicaAction::Unhealthy => s.set_healthy(id, false).await,
+                ReplicaAction::Healthy => s.set_healthy(id, true).await,
+            }
+            .map_err(|e| e.to_string()),
+            StackControls::Chain(c) => match action {
+                ReplicaAction::Stop => c.stop(id).await,
+                ReplicaAction::Kill => c.kill(id).await,
+                ReplicaAction::Restart => c.restart(id).await,
+                ReplicaAction::Unhealthy => c.set_healthy(id, false).await,
+                ReplicaAction::Healthy => c.set_healthy(id, true).await,
+            }
+            .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Restarts the replicas with a new heartbeat and/or adapter (on the chain, any adapter
+    /// but `None` is Redis).
+    pub async fn configure(
+        &self,
+        heartbeat: Option<Heartbeat>,
+        adapter: Option<StackAdapter>,
+    ) -> Result<(), String> {
+        match self {
+            StackControls::Embedded(s) => s
+                .reconfigure(heartbeat, adapter)
+                .await
+                .map_err(|e| e.to_string()),
+            StackControls::Chain(c) => c
+                .reconfigure(heartbeat, adapter.map(|a| a != StackAdapter::None))
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Stops the stack.
+    pub async fn shutdown(&self) {
+        match self {
+            StackControls::Embedded(s) => s.shutdown().await,
+            StackControls::Chain(c) => c.shutdown().await,
+        }
+    }
+}
