@@ -462,11 +462,20 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
         interval: args.ping_interval,
         timeout: args.ping_timeout,
     };
+    // Handlers first: a signal that comes while the chain starts, or right after it says it
+    // is ready, still ends it in order.
+    let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
     eprintln!(
         "starting redis-server, {} replicas, Traefik and nginx…",
         args.replicas
     );
-    let chain = Chain::start(config).await?;
+    let chain = tokio::select! {
+        chain = Chain::start(config) => chain?,
+        _ = stop.next() => {
+            eprintln!("stopped while starting");
+            return Ok(());
+        }
+    };
     println!("gateway: {}", chain.gateway_url());
     println!("traefik api: {}", chain.api_url_with_credential());
     println!("dashboard: {}", chain.dashboard_url());
@@ -493,7 +502,7 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = stop_signal() => {}
+        _ = stop.next() => {}
         _ = report => {}
     }
     eprintln!("stopping…");
@@ -501,19 +510,27 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending().await,
+/// SIGINT (Ctrl-C) and SIGTERM, handled from the moment this is made.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next of either.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
@@ -536,6 +553,7 @@ async fn run_stack(args: StackArgs) -> anyhow::Result<()> {
         adapter,
         health_interval: args.health_interval,
     };
+    let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
     let stack = EmbeddedStack::start(config)
         .await
         .context("the embedded stack could not start (is the port free? try --port)")?;
@@ -550,9 +568,7 @@ async fn run_stack(args: StackArgs) -> anyhow::Result<()> {
         "  controls:   {url}/_stack/replicas   (POST …/ID/stop|kill|restart with header `X-Stickyscope-Control: 1`)"
     );
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    stop.next().await;
     println!("stopping…");
     stack.shutdown().await;
     Ok(())

@@ -313,6 +313,13 @@ pub fn analyse(services: &[ServiceInfo], routers: &[RouterInfo]) -> Analysis {
             .iter()
             .find(|r| r.service == short || r.service == s.name)
     });
+    for router in routers.iter().filter(|r| !r.error.is_empty()) {
+        problems.push(format!(
+            "Traefik refused router {}: {}",
+            router.name,
+            router.error.join("; ")
+        ));
+    }
     match (round_robin, sticky_router) {
         (None, _) => problems.push(
             "no router matches X-Stickiness: off: turning stickiness off will have no effect (check the socketio-roundrobin labels)".to_owned(),
@@ -364,6 +371,7 @@ mod tests {
             priority,
             status: "enabled".into(),
             provider: "swarm".into(),
+            error: Vec::new(),
         }
     }
 

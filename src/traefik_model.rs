@@ -121,6 +121,9 @@ pub struct RouterInfo {
     /// Provider.
     #[serde(default)]
     pub provider: String,
+    /// Why Traefik refused it, when it did (a rule that does not parse, a missing service).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub error: Vec<String>,
 }
 
 /// Server status values.

@@ -6,48 +6,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
-use common::stack;
-use serde_json::Value;
+use common::{run_js_client, stack};
 use stickyscope::embedded::StackAdapter;
 use stickyscope_replica::RequestKind;
-
-async fn run_js_client(url: &str, transports: &str, round_robin: bool) -> Value {
-    let modules = std::env::var("STICKYSCOPE_NODE_MODULES").expect(
-        "STICKYSCOPE_NODE_MODULES is not set: run scripts/test.sh, which installs socket.io-client",
-    );
-    assert!(
-        Path::new(&modules).join("socket.io-client").is_dir(),
-        "{modules}/socket.io-client is missing: run scripts/test.sh"
-    );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/chat_client.js");
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(script).arg(url).arg(transports);
-    if round_robin {
-        cmd.arg("roundrobin");
-    }
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        cmd.env("NODE_PATH", &modules)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("node finishes")
-    .expect("node runs (is Node.js installed?)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "node printed no JSON ({e}): stdout {stdout:?} stderr {:?}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_chats_through_the_sticky_balancer_over_polling() {

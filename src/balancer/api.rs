@@ -93,6 +93,7 @@ fn routers() -> [RouterInfo; 2] {
             priority: 10,
             status: "enabled".to_owned(),
             provider: PROVIDER.to_owned(),
+            error: Vec::new(),
         },
         RouterInfo {
             name: "socketio-roundrobin@embedded".to_owned(),
@@ -101,6 +102,7 @@ fn routers() -> [RouterInfo; 2] {
             priority: 20,
             status: "enabled".to_owned(),
             provider: PROVIDER.to_owned(),
+            error: Vec::new(),
         },
     ]
 }

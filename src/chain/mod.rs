@@ -669,7 +669,10 @@ impl Parts<'_> {
         let child = self
             .spawn("redis-server", &self.binaries.redis, args, libc::SIGKILL)
             .await?;
-        until_ready(&child, "redis-server", || redis_ping(port)).await?;
+        until_ready(&child, "redis-server", || async move {
+            redis_ping(port).await.map_err(NotYet::from)
+        })
+        .await?;
         Ok(child)
     }
 
@@ -701,7 +704,11 @@ impl Parts<'_> {
             .spawn(&name, &self.program.program, args, libc::SIGKILL)
             .await?;
         let url = format!("{}/healthz", replica_url(port));
-        until_ready(&child, &name, || http_ok(url.clone(), None)).await?;
+        until_ready(&child, &name, || {
+            let url = url.clone();
+            async move { http_ok(url, None).await.map_err(NotYet::from) }
+        })
+        .await?;
         Ok(child)
     }
 
@@ -759,20 +766,42 @@ impl Parts<'_> {
         until_ready(&child, "traefik", || {
             let api = api.clone();
             async move {
-                let services = api.services().await.map_err(|e| e.to_string())?;
+                let services = api
+                    .services()
+                    .await
+                    .map_err(|e| NotYet::Waiting(e.to_string()))?;
                 let sticky = services
                     .iter()
                     .find(|s| s.name == STICKY_SERVICE)
-                    .ok_or_else(|| format!("its API does not list {STICKY_SERVICE} yet"))?;
+                    .ok_or_else(|| {
+                        NotYet::Waiting(format!("its API does not list {STICKY_SERVICE} yet"))
+                    })?;
                 let up = sticky
                     .server_status
                     .values()
                     .filter(|s| *s == crate::traefik_model::UP)
                     .count();
-                if up == expected {
-                    Ok(())
-                } else {
-                    Err(format!("{up} of {expected} servers UP in {STICKY_SERVICE}"))
+                if up != expected {
+                    return Err(NotYet::Waiting(format!(
+                        "{up} of {expected} servers UP in {STICKY_SERVICE}"
+                    )));
+                }
+                // A router Traefik refused (a rule that does not parse, …) stays listed,
+                // with its error: a chain with one is not the stack file's chain.
+                let routers = api
+                    .routers()
+                    .await
+                    .map_err(|e| NotYet::Waiting(e.to_string()))?;
+                match routers
+                    .iter()
+                    .find(|r| r.provider == "file" && !r.error.is_empty())
+                {
+                    Some(r) => Err(NotYet::Refused(format!(
+                        "Traefik refused router {}: {}",
+                        r.name,
+                        r.error.join("; ")
+                    ))),
+                    None => Ok(()),
                 }
             }
         })
@@ -816,7 +845,11 @@ impl Parts<'_> {
             .spawn("nginx", &self.binaries.nginx, args, libc::SIGTERM)
             .await?;
         let url = format!("http://127.0.0.1:{}/healthz", self.ports.gateway);
-        until_ready(&child, "nginx", || http_ok(url.clone(), None)).await?;
+        until_ready(&child, "nginx", || {
+            let url = url.clone();
+            async move { http_ok(url, None).await.map_err(NotYet::from) }
+        })
+        .await?;
         Ok(child)
     }
 }
@@ -826,11 +859,26 @@ pub fn replica_url(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Waits until `check` passes, the child exits, or [`READY_BOUND`] passes.
+/// Why a readiness check did not pass.
+enum NotYet {
+    /// Maybe later.
+    Waiting(String),
+    /// Never: no point waiting.
+    Refused(String),
+}
+
+impl From<String> for NotYet {
+    fn from(why: String) -> Self {
+        NotYet::Waiting(why)
+    }
+}
+
+/// Waits until `check` passes, the child exits, the check says never, or [`READY_BOUND`]
+/// passes.
 async fn until_ready<F, Fut>(child: &Child, part: &str, mut check: F) -> Result<(), ChainError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<(), NotYet>>,
 {
     let deadline = Instant::now() + READY_BOUND;
     let not_ready = |why: String| ChainError::NotReady {
@@ -842,7 +890,8 @@ where
     loop {
         let last = match check().await {
             Ok(()) => return Ok(()),
-            Err(why) => why,
+            Err(NotYet::Refused(why)) => return Err(not_ready(why)),
+            Err(NotYet::Waiting(why)) => why,
         };
         if let Some(how) = child.exited() {
             return Err(not_ready(format!("it exited ({how})")));

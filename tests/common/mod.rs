@@ -369,3 +369,112 @@ pub async fn embedded_engine(
     .await
     .expect("engine starts")
 }
+
+/// Runs the official socket.io JS client (`tests/js/chat_client.js`) against `url` and
+/// returns the JSON line it prints. `STICKYSCOPE_NODE_MODULES` must name a `node_modules`
+/// folder holding socket.io-client (`scripts/test.sh` installs one).
+pub async fn run_js_client(url: &str, transports: &str, round_robin: bool) -> Value {
+    use std::path::Path;
+    let modules = std::env::var("STICKYSCOPE_NODE_MODULES").expect(
+        "STICKYSCOPE_NODE_MODULES is not set: run scripts/test.sh, which installs socket.io-client",
+    );
+    assert!(
+        Path::new(&modules).join("socket.io-client").is_dir(),
+        "{modules}/socket.io-client is missing: run scripts/test.sh"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/chat_client.js");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(script).arg(url).arg(transports);
+    if round_robin {
+        cmd.arg("roundrobin");
+    }
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        cmd.env("NODE_PATH", &modules)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("node finishes")
+    .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "node printed no JSON ({e}): stdout {stdout:?} stderr {:?}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The local chain's replica processes are this test build's `stickyscope replica`.
+pub fn chain_config(replicas: usize) -> stickyscope::chain::ChainConfig {
+    let program = stickyscope::chain::ReplicaProgram {
+        program: env!("CARGO_BIN_EXE_stickyscope").into(),
+        args: vec!["replica".into()],
+    };
+    let mut config = stickyscope::chain::ChainConfig::new(program).expect("the stack file reads");
+    config.replicas = replicas;
+    config.heartbeat = FAST_HEARTBEAT;
+    config
+}
+
+/// Starts a local chain (real nginx, Traefik and Redis: `scripts/install-chain.sh`).
+pub async fn chain(replicas: usize) -> stickyscope::chain::Chain {
+    stickyscope::chain::Chain::start(chain_config(replicas))
+        .await
+        .unwrap_or_else(|e| panic!("the chain starts: {e}"))
+}
+
+/// Processes descended from `pid` (children, their children, …), from /proc.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Some(ppid) = proc_stat(child).map(|(_, ppid)| ppid) {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// (state, parent pid) of a process, from /proc/PID/stat.
+fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    proc_stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// `/stats` of a replica process at `url`.
+pub async fn stats_at(url: &str) -> stickyscope_replica::StatsSnapshot {
+    reqwest::get(format!("{url}/stats"))
+        .await
+        .expect("/stats answers")
+        .json()
+        .await
+        .expect("/stats is JSON")
+}
