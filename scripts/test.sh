@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs stickyscope's checks and tests on a fresh machine: installs what is missing
-# (Debian packages, the socket.io JS client into a temporary folder), starts a private
-# redis-server on a free loopback port, then runs cargo fmt, clippy and the tests.
-# Nothing is skipped: a test whose dependency is missing fails and says why.
+# (Debian packages, the local chain's nginx, redis-server and Traefik through
+# scripts/install-chain.sh, the socket.io JS client into a temporary folder), starts a private
+# redis-server on a free loopback port, then runs cargo fmt, clippy and the tests, the real
+# window under Xvfb on the embedded stack and on the local chain, and checks that no process
+# the suite started outlives it. Nothing is skipped: a test whose dependency is missing fails
+# and says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
+command -v pgrep >/dev/null || missing+=(procps)
 # The window under a virtual display, its GL, and a PNG checker.
 for pkg in xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 imagemagick; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -32,6 +36,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# --- the local chain's programs: nginx, redis-server, Traefik (pinned) ------------------------
+log "the local chain's programs (scripts/install-chain.sh)"
+scripts/install-chain.sh
 
 # --- socket.io JS client for the interop tests, outside the repository ---------------------
 if [ -z "${STICKYSCOPE_NODE_MODULES:-}" ] || [ ! -d "${STICKYSCOPE_NODE_MODULES}/socket.io-client" ]; then
@@ -57,6 +65,11 @@ redis-cli -p "$redis_port" ping >/dev/null || { cat "$redis_dir/redis.log"; echo
 export REDIS_URL="redis://127.0.0.1:$redis_port"
 log "redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
 
+# What runs now of the kinds of process the suite starts; anything new at the end outlived
+# its test.
+suite_kinds='nginx|traefik|redis-server|stickyscope|stickyscope-replica'
+running_before="$(pgrep -d ' ' -x "$suite_kinds" || true)"
+
 # --- the swarm stack file, validated offline by the docker CLI ---------------------------------
 command -v docker >/dev/null || { echo "the docker CLI is needed to validate docker-swarm.yml" >&2; exit 2; }
 log "docker stack config -c docker-swarm.yml"
@@ -75,7 +88,32 @@ log "the window under Xvfb for 10 s (--screenshot)"
 shot="$(mktemp -d -t stickyscope-shot.XXXXXX)/window.png"
 xvfb-run -a -s "-screen 0 1600x1000x24" \
   target/debug/stickyscope --port 0 --screenshot "$shot" --exit-after 10
-test -s "$shot" || { echo "no screenshot at $shot" >&2; exit 1; }
-deviation="$(convert "$shot" -colorspace Gray -format '%[fx:standard_deviation]' info:)"
-python3 -c "import sys; d=float(sys.argv[1]); print(f'screenshot {sys.argv[2]}: grey deviation {d:.3f}'); sys.exit(0 if d > 0.02 else 1)" "$deviation" "$shot" \
-  || { echo "the screenshot is blank" >&2; exit 1; }
+check_shot() {
+  test -s "$1" || { echo "no screenshot at $1" >&2; exit 1; }
+  deviation="$(convert "$1" -colorspace Gray -format '%[fx:standard_deviation]' info:)"
+  python3 -c "import sys; d=float(sys.argv[1]); print(f'screenshot {sys.argv[2]}: grey deviation {d:.3f}'); sys.exit(0 if d > 0.02 else 1)" "$deviation" "$1" \
+    || { echo "the screenshot $1 is blank" >&2; exit 1; }
+}
+check_shot "$shot"
+
+log "the window on the local chain (nginx → Traefik → replica processes → Redis) under Xvfb"
+chain_shot="$(dirname "$shot")/chain.png"
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+  target/debug/stickyscope --chain --port 0 --screenshot "$chain_shot" --exit-after 12
+check_shot "$chain_shot"
+
+# --- nothing the suite started outlives it ---------------------------------------------------
+log "leftover processes"
+leftovers=()
+for pid in $(pgrep -x "$suite_kinds" || true); do
+  case " $running_before $redis_pid " in *" $pid "*) continue ;; esac
+  # Zombies are dead; they wait only for their parent to read their status.
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ] && continue
+  leftovers+=("$pid")
+done
+if [ "${#leftovers[@]}" -gt 0 ]; then
+  echo "processes the suite started outlived it:" >&2
+  ps -o pid,ppid,user,args -p "$(IFS=,; echo "${leftovers[*]}")" >&2
+  exit 1
+fi
+echo "none"

@@ -106,10 +106,14 @@ fn replicas_carry_both_services_and_both_routers() {
 }
 
 #[test]
-fn traefik_is_v3_on_the_swarm_provider_with_its_api_published() {
+fn traefik_is_the_pinned_v3_on_the_swarm_provider_with_its_api_behind_basic_auth() {
     let s = stack();
     let traefik = &s["services"]["traefik"];
-    assert!(traefik["image"].as_str().unwrap().starts_with("traefik:v3"));
+    assert_eq!(
+        traefik["image"].as_str(),
+        Some(format!("traefik:v{}", stickyscope::chain::binaries::TRAEFIK_VERSION).as_str()),
+        "one exact version, the one CI and the local chain run"
+    );
     let command = strings(&traefik["command"]);
     assert!(command.contains(&"--providers.swarm=true".to_owned()));
     assert!(
@@ -117,8 +121,45 @@ fn traefik_is_v3_on_the_swarm_provider_with_its_api_published() {
         "v2's flag stops v3"
     );
     assert!(command.contains(&"--api.dashboard=true".to_owned()));
+    assert!(
+        command.iter().all(|c| !c.contains("api.insecure")),
+        "the API is never open to the world"
+    );
     assert!(strings(&traefik["ports"]).contains(&"9090:8080".to_owned()));
     assert!(command.iter().any(|c| c == "--entryPoints.web.address=:80"));
+    assert!(command
+        .iter()
+        .any(|c| c == "--entryPoints.api.address=:8080"));
+    let labels = strings(&traefik["deploy"]["labels"]);
+    assert_eq!(
+        label(&labels, "traefik.http.routers.api.service").as_deref(),
+        Some("api@internal")
+    );
+    assert_eq!(
+        label(&labels, "traefik.http.routers.api.entrypoints").as_deref(),
+        Some("api")
+    );
+    assert_eq!(
+        label(&labels, "traefik.http.routers.api.middlewares").as_deref(),
+        Some("api-auth")
+    );
+    assert_eq!(
+        label(
+            &labels,
+            "traefik.http.middlewares.api-auth.basicauth.usersfile"
+        )
+        .as_deref(),
+        Some("/run/secrets/traefik_api_users")
+    );
+    assert!(strings(&traefik["secrets"]).contains(&"traefik_api_users".to_owned()));
+    assert_eq!(
+        s["secrets"]["traefik_api_users"]["external"].as_bool(),
+        Some(true)
+    );
+    let deploy =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/stack/deploy.sh")).unwrap();
+    assert!(deploy.contains("docker secret create traefik_api_users"));
+    assert!(deploy.contains("openssl passwd -apr1"));
 }
 
 #[test]

@@ -138,7 +138,7 @@ async fn refused_connections_timeouts_and_no_replica_are_named() {
     assert_eq!(f.kind, FailureKind::NoReplica);
     assert_eq!(
         f.reason,
-        "502 Bad Gateway: no replica is up (0 of 1 in rotation)"
+        "no available server: the gateway has no replica in rotation (HTTP 503)"
     );
     assert_eq!(none_up.replica, None);
     stack.shutdown().await;

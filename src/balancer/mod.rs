@@ -36,6 +36,9 @@ use crate::http_serve::{is_upgrade, strip_hop_by_hop};
 use pool::{Backend, Pool};
 use routing::{Service, STICKINESS_HEADER};
 
+/// What Traefik answers, with `503 Service Unavailable`, when no server of a service is up.
+pub const NO_SERVER: &str = "no available server";
+
 /// Response bodies of the balancer: proxied or generated.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -181,11 +184,9 @@ impl Balancer {
                 .map(HeaderValue::as_bytes),
         );
         let Some((backend, decision)) = self.pool.route(service, cookie) else {
-            let total = self.pool.backends().len();
-            return text_response(
-                StatusCode::BAD_GATEWAY,
-                format!("502 Bad Gateway: no replica is up (0 of {total} in rotation)\n"),
-            );
+            // Traefik's answer, word for word (3.7.15, measured), so that the app and its
+            // users meet the same thing on both stacks.
+            return text_response(StatusCode::SERVICE_UNAVAILABLE, NO_SERVER.to_owned());
         };
 
         let forwarded = if is_upgrade(req.headers()) {

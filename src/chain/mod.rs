@@ -598,6 +598,90 @@ impl Chain {
     }
 }
 
+/// Traefik alone, configured from the stack file, in front of servers stickyscope did not
+/// start as a chain (the embedded stack's replicas): for holding the built-in balancer's
+/// decisions against real Traefik's on the same servers.
+pub struct TraefikAlone {
+    traefik: Child,
+    ports: Ports,
+    password: String,
+    spawner: Spawner,
+    dir: RunDir,
+}
+
+impl TraefikAlone {
+    /// Starts Traefik over `servers` (server URLs), ready when its API lists them all UP.
+    pub async fn start(servers: &[String]) -> Result<TraefikAlone, ChainError> {
+        let traefik = binaries::find(binaries::Part::Traefik)?;
+        let unused = PathBuf::new();
+        let binaries = Binaries {
+            traefik,
+            nginx: unused.clone(),
+            redis: unused,
+        };
+        let stack = StackFile::built_in()?;
+        let ports = Ports {
+            gateway: 0,
+            traefik: rundir::free_port().map_err(io("no free port"))?,
+            api: rundir::free_port().map_err(io("no free port"))?,
+            redis: 0,
+        };
+        let password = rundir::password().map_err(io("no randomness for a password"))?;
+        let dir = RunDir::create().map_err(io("cannot create the run folder"))?;
+        let (exits, _) = mpsc::channel(1);
+        let spawner = Spawner::start(exits).map_err(io("cannot start the spawner thread"))?;
+        let program = ReplicaProgram {
+            program: PathBuf::new(),
+            args: Vec::new(),
+        };
+        let parts = Parts {
+            stack: &stack,
+            nginx_conf: "",
+            binaries: &binaries,
+            program: &program,
+            ports,
+            password: &password,
+            spawner: &spawner,
+            dir: &dir,
+        };
+        parts.write_dynamic(servers)?;
+        let traefik = parts.start_traefik(servers).await?;
+        Ok(TraefikAlone {
+            traefik,
+            ports,
+            password,
+            spawner,
+            dir,
+        })
+    }
+
+    /// Its `web` entry point: the routers of the stack file.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.traefik)
+    }
+
+    /// A client of its API (with the credential).
+    pub fn api(&self) -> TraefikApi {
+        TraefikApi::with_credential(
+            &format!("http://127.0.0.1:{}", self.ports.api),
+            Some((API_USER.to_owned(), self.password.clone())),
+        )
+        .expect("an http:// URL")
+    }
+
+    /// Its log.
+    pub fn log(&self) -> &std::path::Path {
+        self.traefik.log()
+    }
+
+    /// Stops it.
+    pub async fn shutdown(self) {
+        self.traefik.stop(STOP_GRACE).await;
+        drop(self.spawner);
+        drop(self.dir);
+    }
+}
+
 /// Borrowed parts, for starting children and writing configuration.
 struct Parts<'a> {
     stack: &'a StackFile,

@@ -209,7 +209,14 @@ impl ViewModel {
             return None;
         }
         let gateway_down = |r: &&str| {
-            r.starts_with("connection refused by the gateway") || r.contains("no replica is up")
+            [
+                "connection refused by the gateway",
+                "no TCP connection to the gateway",
+                "cannot connect to the gateway",
+                crate::balancer::NO_SERVER,
+            ]
+            .iter()
+            .any(|start| r.starts_with(start))
         };
         reasons.into_iter().find(gateway_down).map(|reason| {
             format!("{reason}: both users keep retrying, at most twice a second, backing off to every 5 s")

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
 use super::jar::CookieJar;
+use crate::balancer::NO_SERVER;
 use crate::http_serve::{is_upgrade, strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
 use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
 use crate::protocol::websocket::{FrameDecoder, WsMessage};
@@ -839,12 +840,16 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
             status.canonical_reason().unwrap_or("")
         )
     });
-    let kind = if reason.contains("no replica is up") {
-        FailureKind::NoReplica
-    } else {
-        FailureKind::Gateway
-    };
-    Failure { kind, reason }
+    if status == StatusCode::SERVICE_UNAVAILABLE && reason == NO_SERVER {
+        return Failure {
+            kind: FailureKind::NoReplica,
+            reason: format!("{NO_SERVER}: the gateway has no replica in rotation (HTTP 503)"),
+        };
+    }
+    Failure {
+        kind: FailureKind::Gateway,
+        reason,
+    }
 }
 
 /// Why no TCP connection to the gateway came about, from the error's chain of causes:
@@ -943,11 +948,17 @@ mod tests {
             (FailureKind::Refused, "Session ID unknown")
         );
         let r = classify_refusal(
-            StatusCode::BAD_GATEWAY,
-            b"502 Bad Gateway: no replica is up (0 of 3 in rotation)\n",
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"no available server",
             false,
         );
-        assert_eq!(r.kind, FailureKind::NoReplica);
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (
+                FailureKind::NoReplica,
+                "no available server: the gateway has no replica in rotation (HTTP 503)"
+            )
+        );
         let r = classify_refusal(
             StatusCode::TOO_MANY_REQUESTS,
             b"<html><head><title>429 Too Many Requests</title></head></html>",
