@@ -434,3 +434,89 @@ async fn the_chains_children_never_outlive_it() {
         }
     }
 }
+
+/// The window's engine on the chain: topology from Traefik's real API (nginx and Traefik as
+/// hops, replicas named), a replica killed through a command goes DOWN, and a part that dies
+/// on its own is a banner with its log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
+    use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+    use stickyscope::events::{Command, Event, NoticeLevel, ReplicaAction};
+    let (sink, seen) = Collected::sink();
+    let engine = Engine::start(
+        EngineConfig {
+            gateway: GatewayConfig::Chain(chain_config(3)),
+            transport: TransportChoice::Polling,
+            sticky: true,
+        },
+        sink,
+    )
+    .await
+    .expect("the engine starts the chain");
+    let topology = |seen: &Collected| {
+        seen.events().into_iter().rev().find_map(|e| match e {
+            Event::Topology(t) => Some(t),
+            _ => None,
+        })
+    };
+    wait_for(
+        Duration::from_secs(15),
+        "a topology with every replica named",
+        || {
+            let t = topology(&seen);
+            async move {
+                t.is_some_and(|t| {
+                    t.hops == ["nginx", "traefik"]
+                        && t.replicas.len() == 3
+                        && t.replicas.iter().all(|r| r.id.is_some() && r.up)
+                })
+            }
+        },
+    )
+    .await;
+    engine
+        .commands()
+        .try_send(Command::Replica {
+            id: "1".into(),
+            action: ReplicaAction::Kill,
+        })
+        .unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "replica 1 DOWN in Traefik's API",
+        || {
+            let t = topology(&seen);
+            async move {
+                t.is_some_and(|t| {
+                    t.replicas
+                        .iter()
+                        .any(|r| r.id.as_deref() == Some("1") && !r.up)
+                })
+            }
+        },
+    )
+    .await;
+    // A replica that dies on its own.
+    let victim = descendants(std::process::id() as i32)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.contains("--id\u{0}2\u{0}"))
+        })
+        .expect("replica 2's process");
+    // SAFETY: a kill of a process this test's chain started.
+    unsafe {
+        libc::kill(victim, libc::SIGKILL);
+    }
+    wait_for(Duration::from_secs(10), "a banner for replica 2", || {
+        let seen = seen.clone();
+        async move {
+            seen.events().iter().any(|e| {
+                matches!(e, Event::Notice(n) if n.level == NoticeLevel::Error
+                    && n.text.starts_with("replica 2 exited unexpectedly (killed by signal 9)"))
+            })
+        }
+    })
+    .await;
+    engine.shutdown().await;
+}

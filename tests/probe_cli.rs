@@ -78,3 +78,38 @@ fn an_unreachable_gateway_and_bad_usage_exit_2() {
         String::from_utf8_lossy(&bad_url.stderr).contains("is not of the form http://host[:port]")
     );
 }
+
+/// `probe --chain`: the same verdicts through real nginx and Traefik, on a fresh local chain.
+#[test]
+fn probe_chain_gives_the_same_verdicts_through_the_real_chain() {
+    let (code, json) = probe(&["--chain", "--sessions", "2"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert!(json["gateway"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    let (code, json) = probe(&["--chain", "--stickiness", "off"]);
+    assert_eq!(code, 1, "{json:#}");
+    assert_eq!(json["sessions"][0]["broke"]["reason"], "Session ID unknown");
+    let (code, json) = probe(&["--chain", "--stickiness", "off", "--transport", "websocket"]);
+    assert_eq!(code, 0, "{json:#}");
+}
+
+/// A chain whose program is missing says which, how to install it, and exits 2.
+#[test]
+fn probe_chain_names_a_missing_program() {
+    let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--chain", "--duration", "1s"])
+        .env("STICKYSCOPE_NGINX", "/nonexistent/nginx")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "nginx not found: STICKYSCOPE_NGINX=/nonexistent/nginx is not an executable file"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("scripts/install-chain.sh"), "{stderr}");
+}
