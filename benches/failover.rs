@@ -2,9 +2,11 @@
 //! is connected again on another replica, as the app's own session supervisor sees it (the
 //! same code the window runs). Embedded stack with the app's defaults: 3 replicas, health
 //! checks every second, the app's default heartbeat (ping every 3 s). Each trial restarts
-//! the killed replica and waits for it to be UP before the next.
+//! the killed replica and waits for it to be UP before the next. With `--chain`, the same
+//! through the real chain: nginx → Traefik 3.7.15 (health checks every second, from the
+//! stack file) → replica processes (SIGKILL) → Redis.
 //!
-//! `cargo bench --bench failover [-- TRIALS]` (default 20 per transport).
+//! `cargo bench --bench failover [-- [--chain] TRIALS]` (default 20 per transport).
 
 mod common;
 
@@ -12,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use common::{ms, percentile};
+use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram, STICKY_SERVICE};
 use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
 use stickyscope::events::sink::EventSink;
 use stickyscope::events::Event;
 use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::traefik_client::TraefikApi;
 use stickyscope_replica::Heartbeat;
 use tokio::sync::mpsc;
 
@@ -40,20 +44,91 @@ async fn connected(
     }
 }
 
-async fn trials(transport: TransportChoice, count: usize) -> anyhow::Result<()> {
-    let stack = EmbeddedStack::start(StackConfig {
-        replicas: 3,
-        listen: "127.0.0.1:0".parse()?,
-        heartbeat: Heartbeat {
-            interval: Duration::from_secs(3),
-            timeout: Duration::from_secs(20),
-        },
-        adapter: StackAdapter::Memory,
-        health_interval: Duration::from_secs(1),
-    })
-    .await?;
+/// The stack under test: the embedded one, or the local chain.
+enum Stack {
+    Embedded(std::sync::Arc<EmbeddedStack>),
+    Chain(Chain),
+}
+
+const HEARTBEAT: Heartbeat = Heartbeat {
+    interval: Duration::from_secs(3),
+    timeout: Duration::from_secs(20),
+};
+
+impl Stack {
+    async fn start(chain: bool) -> anyhow::Result<Stack> {
+        if chain {
+            let program = ReplicaProgram {
+                program: env!("CARGO_BIN_EXE_stickyscope").into(),
+                args: vec!["replica".into()],
+            };
+            let mut config = ChainConfig::new(program)?;
+            config.heartbeat = HEARTBEAT;
+            return Ok(Stack::Chain(Chain::start(config).await?));
+        }
+        Ok(Stack::Embedded(
+            EmbeddedStack::start(StackConfig {
+                replicas: 3,
+                listen: "127.0.0.1:0".parse()?,
+                heartbeat: HEARTBEAT,
+                adapter: StackAdapter::Memory,
+                health_interval: Duration::from_secs(1),
+            })
+            .await?,
+        ))
+    }
+
+    fn gateway(&self) -> String {
+        match self {
+            Stack::Embedded(s) => s.gateway_url(),
+            Stack::Chain(c) => c.gateway_url(),
+        }
+    }
+
+    async fn kill(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Stack::Embedded(s) => s.kill(id).await?,
+            Stack::Chain(c) => c.kill(id).await?,
+        }
+        Ok(())
+    }
+
+    async fn restart(&self, id: &str) -> anyhow::Result<()> {
+        match self {
+            Stack::Embedded(s) => s.restart(id).await?,
+            Stack::Chain(c) => c.restart(id).await?,
+        }
+        Ok(())
+    }
+
+    /// Servers UP at the balancer.
+    async fn up(&self) -> anyhow::Result<usize> {
+        Ok(match self {
+            Stack::Embedded(s) => s.pool().up_count(),
+            Stack::Chain(c) => {
+                let api = TraefikApi::with_credential(&c.api_url(), Some(c.api_credential()))?;
+                api.services()
+                    .await?
+                    .into_iter()
+                    .find(|s| s.name == STICKY_SERVICE)
+                    .map(|s| s.server_status.values().filter(|v| *v == "UP").count())
+                    .unwrap_or(0)
+            }
+        })
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Stack::Embedded(s) => s.shutdown().await,
+            Stack::Chain(c) => c.shutdown().await,
+        }
+    }
+}
+
+async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow::Result<()> {
+    let stack = Stack::start(chain).await?;
     let (sink, mut events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
-    let mut config = SessionConfig::new("agent", &stack.gateway_url());
+    let mut config = SessionConfig::new("agent", &stack.gateway());
     config.transport = transport;
     let session = ChatSession::start(config, sink).await?;
     let (mut holder, _) = connected(&mut events, Duration::from_secs(10)).await?;
@@ -68,7 +143,7 @@ async fn trials(transport: TransportChoice, count: usize) -> anyhow::Result<()> 
         times.push(at.duration_since(killed_at));
         stack.restart(&holder).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while stack.pool().up_count() < 3 {
+        while stack.up().await? < 3 {
             if Instant::now() > deadline {
                 bail!("replica {holder} did not come back UP");
             }
@@ -80,7 +155,8 @@ async fn trials(transport: TransportChoice, count: usize) -> anyhow::Result<()> 
     stack.shutdown().await;
     times.sort();
     println!(
-        "failover, {transport:?} ({count} kills of the replica holding the session): median {:.0} ms, p95 {:.0} ms (target ≤ 2000), max {:.0} ms",
+        "failover{}, {transport:?} ({count} kills of the replica holding the session): median {:.0} ms, p95 {:.0} ms (target ≤ 2000), max {:.0} ms",
+        if chain { " through the real chain" } else { "" },
         ms(percentile(&times, 50.0)),
         ms(percentile(&times, 95.0)),
         ms(*times.last().unwrap_or(&Duration::ZERO)),
@@ -94,12 +170,13 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(20);
+    let chain = std::env::args().any(|a| a == "--chain");
     for transport in [
         TransportChoice::Polling,
         TransportChoice::Websocket,
         TransportChoice::Upgrade,
     ] {
-        trials(transport, count).await?;
+        trials(transport, count, chain).await?;
     }
     Ok(())
 }

@@ -7,7 +7,9 @@
 //! what arrives).
 //!
 //! Run through `scripts/bench-replica-vs-node.sh`, which builds the replica, installs
-//! socket.io into a temporary folder and passes `--replica BIN --node-modules DIR`.
+//! socket.io into a temporary folder and passes `--replica BIN --node-modules DIR`. With
+//! `--pin CORE` each server runs pinned to that core (`taskset`), and the script pins the
+//! load generator (this process) to the other: the same share of the machine for both.
 
 mod common;
 
@@ -46,10 +48,27 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-async fn start(name: &'static str, replica: &str, node_modules: &str) -> anyhow::Result<Server> {
+/// A command for `program`, pinned to `core` through taskset when one is given.
+fn pinned(program: &str, core: Option<&str>) -> Command {
+    match core {
+        Some(core) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", core, program]);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+async fn start(
+    name: &'static str,
+    replica: &str,
+    node_modules: &str,
+    core: Option<&str>,
+) -> anyhow::Result<Server> {
     let port = free_port()?;
     let child = if name == "replica" {
-        Command::new(replica)
+        pinned(replica, core)
             .env("LISTEN", format!("127.0.0.1:{port}"))
             .env("REPLICA_ID", "1")
             .env("ADAPTER", "none")
@@ -62,7 +81,7 @@ async fn start(name: &'static str, replica: &str, node_modules: &str) -> anyhow:
             .with_context(|| format!("cannot start {replica}"))?
     } else {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/node/server.js");
-        Command::new("node")
+        pinned("node", core)
             .arg(script)
             .arg(port.to_string())
             .env("NODE_PATH", node_modules)
@@ -254,7 +273,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("unknown server {unknown:?} in --servers (replica, node)");
     }
     let (Some(replica), node_modules) = (arg("--replica"), arg("--node-modules")) else {
-        bail!("usage: replica_vs_node --replica BIN [--node-modules DIR] [--clients N,M] [--servers replica,node] (see scripts/bench-replica-vs-node.sh)");
+        bail!("usage: replica_vs_node --replica BIN [--node-modules DIR] [--clients N,M] [--servers replica,node] [--pin CORE] (see scripts/bench-replica-vs-node.sh)");
     };
     let node_modules = match node_modules {
         Some(dir) => dir,
@@ -273,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
     for clients in sizes {
         for name in &servers {
             let name = if name == "replica" { "replica" } else { "node" };
-            let server = start(name, &replica, &node_modules).await?;
+            let server = start(name, &replica, &node_modules, arg("--pin").as_deref()).await?;
             run(&server, clients).await?;
         }
     }

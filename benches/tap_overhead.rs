@@ -6,7 +6,12 @@
 //! also go through a bare TCP relay (bytes copied both ways, nothing parsed or recorded):
 //! the least any extra loopback hop can add on this machine.
 //!
-//! `cargo bench --bench tap_overhead [-- ROUNDS]` (default 3000).
+//! With `--chain` the gateway is the real chain's nginx (→ Traefik 3.7.15 → replica
+//! processes): the tap's cost in front of a real stack. nginx's rate limits (new sessions
+//! 100 a second per address, requests 50 a second per session) apply there, so requests are
+//! paced under them (one pair every 25 ms) and the default is 600 rounds.
+//!
+//! `cargo bench --bench tap_overhead [-- [--chain] ROUNDS]` (default 3000).
 
 mod common;
 
@@ -122,12 +127,38 @@ fn report(what: &str, through_what: &str, direct: &mut [Duration], through: &mut
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    let on_chain = std::env::args().any(|a| a == "--chain");
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(3000);
+        .unwrap_or(if on_chain { 600 } else { 3000 });
+    // Under nginx's rate limits on the chain; as fast as it goes otherwise.
+    let pace = on_chain.then_some(Duration::from_millis(25));
+    let paced = || async move {
+        if let Some(p) = pace {
+            tokio::time::sleep(p).await;
+        }
+    };
+    let chain = if on_chain {
+        let program = stickyscope::chain::ReplicaProgram {
+            program: env!("CARGO_BIN_EXE_stickyscope").into(),
+            args: vec!["replica".into()],
+        };
+        Some(
+            stickyscope::chain::Chain::start(stickyscope::chain::ChainConfig::new(program)?)
+                .await?,
+        )
+    } else {
+        None
+    };
     let stack = stack(3, Duration::from_secs(1)).await?;
-    let gateway = stack.gateway_url();
+    let gateway = match &chain {
+        Some(chain) => {
+            println!("gateway: the real chain's nginx → Traefik → replica processes");
+            chain.gateway_url()
+        }
+        None => stack.gateway_url(),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let tap = Tap::start(TapConfig::new("bench", gateway.clone()), tx).await?;
@@ -142,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
         handshake(&client, &gateway, None).await?;
         handshake(&client, &tap.url(), None).await?;
         handshake(&client, &relay, None).await?;
+        paced().await;
     }
 
     // Handshakes: a new session each time.
@@ -150,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..handshakes {
         direct.push(handshake(&client, &gateway, None).await?.1);
         tapped.push(handshake(&client, &tap.url(), None).await?.1);
+        paced().await;
     }
     report(
         "tap overhead, polling handshake GET",
@@ -161,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..handshakes {
         direct.push(handshake(&client, &gateway, None).await?.1);
         relayed.push(handshake(&client, &relay, None).await?.1);
+        paced().await;
     }
     report(
         "for scale, polling handshake GET",
@@ -178,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..rounds {
         direct.push(post(&client, &direct_session, "42[\"bench\",1]").await?);
         tapped.push(post(&client, &tap_session, "42[\"bench\",1]").await?);
+        paced().await;
     }
     report(
         "tap overhead, message POST",
@@ -187,5 +222,8 @@ async fn main() -> anyhow::Result<()> {
     );
     tap.shutdown();
     stack.shutdown().await;
+    if let Some(chain) = chain {
+        chain.shutdown().await;
+    }
     Ok(())
 }
