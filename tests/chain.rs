@@ -365,13 +365,14 @@ async fn a_part_that_dies_is_reported_with_its_log() {
     chain.shutdown().await;
 }
 
-/// `stickyscope chain` as users run it: its children die with it — on SIGTERM, Ctrl-C and
-/// `kill -9` alike — and its run folder goes with a graceful end (the next run removes one
-/// left by -9).
+/// `stickyscope chain` as users run it: its children die with it — on SIGTERM, Ctrl-C,
+/// `kill -9` and an abort alike — and its run folder goes with a graceful end (the next run
+/// removes one left behind).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chains_children_never_outlive_it() {
     use tokio::io::AsyncBufReadExt;
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGKILL] {
+    // SIGABRT: what a panic that aborts, or a crash, looks like from outside.
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGKILL, libc::SIGABRT] {
         let mut chain = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
             .args(["chain", "--port", "0", "--replicas", "2"])
             .stdout(std::process::Stdio::piped())
@@ -422,7 +423,7 @@ async fn the_chains_children_never_outlive_it() {
             async move { children.iter().all(|p| !alive(*p)) }
         })
         .await;
-        if signal != libc::SIGKILL {
+        if signal == libc::SIGTERM || signal == libc::SIGINT {
             assert!(status.success(), "signal {signal}: {status:?}");
             assert!(!run_dir.exists(), "the run folder goes with the run");
         } else {

@@ -313,7 +313,10 @@ async fn report_exits(
                 exit.name,
                 exit.status,
                 exit.log.display(),
-                exit.tail.last().map(String::as_str).unwrap_or("(empty)")
+                match exit.tail.len() {
+                    0 => "(empty)".to_owned(),
+                    n => exit.tail[n.saturating_sub(3)..].join(" / "),
+                }
             ),
         )
         .await;
