@@ -27,7 +27,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use stickyscope_contract::names::{STICKINESS_HEADER, STICKY_COOKIE, X_REPLICA, X_REPLICA_ADDR};
-use stickyscope_contract::refusal::{refusal_reason, UPGRADE_UNKNOWN_SESSION};
+use stickyscope_contract::refusal::{engine_error_message, refusal_reason, UPGRADE_UNKNOWN_SESSION};
 use stickyscope_contract::{EngineQuery, RequestKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -825,6 +825,14 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
             reason: refusal_reason(status.as_u16(), body),
         };
     }
+    // An Engine.IO server's refusal, whoever runs it and whatever names it (or not): its
+    // JSON error's message, however the JSON is spaced or ordered.
+    if let Some(message) = engine_error_message(body) {
+        return Failure {
+            kind: FailureKind::Refused,
+            reason: message,
+        };
+    }
     let text = std::str::from_utf8(body)
         .ok()
         .and_then(|t| {
@@ -947,6 +955,22 @@ mod tests {
             (r.kind, r.reason.as_str()),
             (FailureKind::Refused, "Session ID unknown")
         );
+        // A Node socket.io server behind a proxy: no X-Replica, its own JSON spacing.
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":1,"message":"Session ID unknown"}"#,
+            false,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (FailureKind::Refused, "Session ID unknown")
+        );
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{ "message": "Transport unknown", "code": 0 }"#,
+            false,
+        );
+        assert_eq!(r.reason, "Transport unknown");
         let r = classify_refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             b"no available server",
