@@ -27,7 +27,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use stickyscope_contract::names::{STICKINESS_HEADER, STICKY_COOKIE, X_REPLICA, X_REPLICA_ADDR};
-use stickyscope_contract::refusal::{engine_error_message, refusal_reason, UPGRADE_UNKNOWN_SESSION};
+use stickyscope_contract::refusal::{
+    engine_error_message, refusal_reason, UPGRADE_UNKNOWN_SESSION,
+};
 use stickyscope_contract::{EngineQuery, RequestKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
