@@ -47,7 +47,7 @@ async fn connected(
 /// The stack under test: the embedded one, or the local chain.
 enum Stack {
     Embedded(std::sync::Arc<EmbeddedStack>),
-    Chain(Chain),
+    Chain(Box<Chain>),
 }
 
 const HEARTBEAT: Heartbeat = Heartbeat {
@@ -64,7 +64,7 @@ impl Stack {
             };
             let mut config = ChainConfig::new(program)?;
             config.heartbeat = HEARTBEAT;
-            return Ok(Stack::Chain(Chain::start(config).await?));
+            return Ok(Stack::Chain(Box::new(Chain::start(config).await?)));
         }
         Ok(Stack::Embedded(
             EmbeddedStack::start(StackConfig {
