@@ -39,6 +39,7 @@ async fn connected(
             ..
         } = event
         {
+            let replica = replica.context("a stickyscope replica always names itself")?;
             return Ok((replica, Instant::now()));
         }
     }

@@ -110,6 +110,7 @@ impl Feed {
             kind,
             sid: Some(format!("sid{}", n % 400)),
             replica: Some(replica.clone()),
+            replica_source: None,
             replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),
             latency_us: Some(300 + (n * 7919) % 3000),
             bytes_up: up.len() as u64,
@@ -169,7 +170,7 @@ fn scene() -> Vec<Event> {
         events.push(Event::Session {
             user: user.into(),
             state: SessionState::Connected {
-                replica: replica.into(),
+                replica: Some(replica.into()),
                 sid: "s".into(),
                 websocket: false,
             },

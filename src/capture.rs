@@ -83,6 +83,7 @@ mod tests {
             },
             sid: Some("S1".into()),
             replica: Some("2".into()),
+            replica_source: None,
             replica_addr: Some("127.0.0.1:4000".into()),
             latency_us: Some(812),
             bytes_up: 0,

@@ -144,15 +144,18 @@ impl Tally {
                     SessionState::Connected { replica, .. } => {
                         if outcome.connected_after_s.is_none() {
                             outcome.connected_after_s = Some(at_s);
-                            outcome.replica = Some(replica.clone());
-                        } else if outcome.broke.is_none()
-                            && outcome.replica.as_deref() != Some(replica)
+                            outcome.replica = replica.clone();
+                        } else if let Some(now_on) = replica
+                            .as_ref()
+                            .filter(|r| outcome.replica.as_ref() != Some(*r))
                         {
-                            outcome.broke = Some(Breakage {
-                                at_s,
-                                replica: Some(replica.clone()),
-                                reason: format!("moved to replica {replica}"),
-                            });
+                            if outcome.broke.is_none() {
+                                outcome.broke = Some(Breakage {
+                                    at_s,
+                                    replica: Some(now_on.clone()),
+                                    reason: format!("moved to replica {now_on}"),
+                                });
+                            }
                         }
                     }
                     SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => {
@@ -413,6 +416,7 @@ mod tests {
             },
             sid: Some("S".into()),
             replica: replica.map(str::to_owned),
+            replica_source: None,
             replica_addr: None,
             latency_us: Some(1_000),
             bytes_up: 0,
@@ -449,7 +453,7 @@ mod tests {
             &state(
                 "probe-1",
                 SessionState::Connected {
-                    replica: "1".into(),
+                    replica: Some("1".into()),
                     sid: "S".into(),
                     websocket: false,
                 },

@@ -46,7 +46,7 @@ fn env_u64(name: &str) -> Option<u64> {
 /// The replica and Engine.IO session id `user` is connected with, if connected.
 fn session_of(seen: &Collected, user: &str) -> Option<(String, String)> {
     match seen.state(user) {
-        Some(SessionState::Connected { replica, sid, .. }) => Some((replica, sid)),
+        Some(SessionState::Connected { replica, sid, .. }) => Some((replica?, sid)),
         _ => None,
     }
 }

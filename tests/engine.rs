@@ -72,7 +72,7 @@ async fn commands_in_events_out_on_the_embedded_stack() {
             let down = last_topology(&seen).is_some_and(|t| {
                 t.replicas.iter().any(|r| r.id.as_deref() == Some(holder.as_str()) && !r.up)
             });
-            let moved = matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if *replica != holder);
+            let moved = matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if replica.as_deref() != Some(holder.as_str()));
             down && moved
         }
     })

@@ -182,7 +182,7 @@ async fn a_killed_websocket_replica_is_a_drop_with_its_name() {
     wait_for(Duration::from_secs(10), "back on the other replica", || {
         let seen = seen.clone();
         let holder = holder.clone();
-        async move { matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if *replica != holder) }
+        async move { matches!(seen.state("agent"), Some(SessionState::Connected { ref replica, .. }) if replica.as_deref() != Some(holder.as_str())) }
     })
     .await;
     session.shutdown().await;

@@ -57,7 +57,7 @@ fn step_until(
 
 fn connected(app: &StickyscopeApp, user: &str) -> Option<String> {
     match app.model().sessions.get(user) {
-        Some(SessionState::Connected { replica, .. }) => Some(replica.clone()),
+        Some(SessionState::Connected { replica, .. }) => replica.clone(),
         _ => None,
     }
 }
@@ -183,6 +183,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
         },
         sid: Some("S".into()),
         replica: Some("1".into()),
+        replica_source: None,
         replica_addr: None,
         latency_us: Some(3_000_000),
         bytes_up: 0,
@@ -213,7 +214,7 @@ fn an_idle_window_rests_and_news_wakes_it() {
     send(Event::Session {
         user: "agent".into(),
         state: SessionState::Connected {
-            replica: "1".into(),
+            replica: Some("1".into()),
             sid: "S".into(),
             websocket: false,
         },

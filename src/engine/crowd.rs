@@ -95,7 +95,9 @@ impl Crowd {
         for session in &self.sessions {
             match self.states.get(session.user()) {
                 Some(SessionState::Connected { replica, .. }) => {
-                    *per_replica.entry(replica.clone()).or_default() += 1
+                    *per_replica
+                        .entry(replica.clone().unwrap_or_else(|| "?".to_owned()))
+                        .or_default() += 1
                 }
                 _ => connecting += 1,
             }

@@ -235,10 +235,11 @@ impl TransportChoice {
 pub enum SessionState {
     /// First connection attempt under way.
     Connecting,
-    /// Connected to the default namespace on `replica`.
+    /// Connected to the default namespace (the Engine.IO handshake and the Socket.IO
+    /// CONNECT crossed the wire), whatever the server.
     Connected {
-        /// The replica that accepted the Socket.IO connect.
-        replica: String,
+        /// The replica that accepted the Socket.IO connect, when something named it.
+        replica: Option<String>,
         /// Engine.IO session id.
         sid: String,
         /// Whether the session now runs over WebSocket.
@@ -262,7 +263,7 @@ impl SessionState {
     /// The replica, when connected.
     pub fn replica(&self) -> Option<&str> {
         match self {
-            SessionState::Connected { replica, .. } => Some(replica),
+            SessionState::Connected { replica, .. } => replica.as_deref(),
             _ => None,
         }
     }

@@ -263,6 +263,7 @@ pub(crate) mod tests {
             },
             sid: Some("S".into()),
             replica: Some("1".into()),
+            replica_source: None,
             replica_addr: None,
             latency_us: Some(1500),
             bytes_up: 0,

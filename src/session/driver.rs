@@ -83,6 +83,9 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Give up after this many consecutive failed attempts (None: never).
     pub max_attempts: Option<u32>,
+    /// How the tap names replicas (shared with the topology poller, which learns the
+    /// balancer's servers).
+    pub identify: crate::wire::identify::SharedIdentify,
 }
 
 impl SessionConfig {
@@ -99,6 +102,7 @@ impl SessionConfig {
             delivery_tries: DEFAULT_TRIES,
             connect_timeout: Duration::from_secs(8),
             max_attempts: None,
+            identify: Default::default(),
         }
     }
 }
@@ -151,6 +155,7 @@ impl ChatSession {
                 gateway: config.gateway.clone(),
                 sticky: config.sticky,
                 timeout: Duration::from_secs(45),
+                identify: std::sync::Arc::clone(&config.identify),
             },
             wire_tx,
         )

@@ -22,8 +22,8 @@ const HEARTBEAT_GRACE: Duration = Duration::from_secs(1);
 pub enum Observation {
     /// The Socket.IO connect was accepted.
     Connected {
-        /// By this replica.
-        replica: String,
+        /// By this replica, when something named it.
+        replica: Option<String>,
         /// Engine.IO session id.
         sid: String,
         /// Over WebSocket.
@@ -62,7 +62,7 @@ pub struct WireTracker {
     user: String,
     current_sid: Option<String>,
     attempting: bool,
-    connected: Option<(String, String)>,
+    connected: Option<(Option<String>, String)>,
     heartbeat: Option<Duration>,
     last_server_activity: Option<Instant>,
     seen: HashSet<String>,
@@ -196,10 +196,12 @@ impl WireTracker {
             };
             match sp.kind {
                 SocketKind::Connect if ours && sp.namespace == "/" => {
-                    let (Some(replica), Some(sid)) = (ev.replica.clone(), self.current_sid.clone())
-                    else {
+                    // The protocol alone says connected; which replica is a separate
+                    // question, answered when something named it.
+                    let Some(sid) = self.current_sid.clone() else {
                         continue;
                     };
+                    let replica = ev.replica.clone();
                     self.attempting = false;
                     self.connected = Some((replica.clone(), sid.clone()));
                     out.push(Observation::Connected {
@@ -258,9 +260,12 @@ impl WireTracker {
         let limit = self.heartbeat?;
         let last = self.last_server_activity?;
         let silent = now.checked_duration_since(last)?;
+        let from = replica
+            .as_deref()
+            .map_or_else(|| "the server".to_owned(), |r| format!("replica {r}"));
         (silent > limit).then(|| {
             format!(
-                "heartbeat lost: nothing from replica {replica} for {:.1} s",
+                "heartbeat lost: nothing from {from} for {:.1} s",
                 silent.as_secs_f32()
             )
         })
@@ -358,6 +363,7 @@ mod tests {
             },
             sid: sid.map(str::to_owned),
             replica: Some(replica.into()),
+            replica_source: None,
             replica_addr: None,
             latency_us: None,
             bytes_up: 0,
@@ -384,7 +390,7 @@ mod tests {
         assert_eq!(
             got,
             [Observation::Connected {
-                replica: "2".into(),
+                replica: Some("2".into()),
                 sid: "S1".into(),
                 websocket: false
             }]

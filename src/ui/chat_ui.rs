@@ -37,13 +37,16 @@ pub fn state_line(state: Option<&SessionState>) -> (String, Color32) {
     match state {
         Some(SessionState::Connected {
             replica, websocket, ..
-        }) => (
-            format!(
-                "connected to replica {replica} over {}",
-                if *websocket { "websocket" } else { "polling" }
-            ),
-            OK,
-        ),
+        }) => {
+            let over = if *websocket { "websocket" } else { "polling" };
+            let line = match replica {
+                Some(replica) => format!("connected to replica {replica} over {over}"),
+                None => format!(
+                    "connected over {over} · replica unknown: nothing names it (no X-Replica; give --replica-header or --traefik-api)"
+                ),
+            };
+            (line, OK)
+        }
         Some(SessionState::Reconnecting { reason, attempt }) => (
             format!("reconnecting (attempt {}): {reason}", attempt + 1),
             WAITING,

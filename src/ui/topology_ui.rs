@@ -183,7 +183,8 @@ pub fn topology_ui(
                 replica, websocket, ..
             }) => (
                 format!(
-                    "on replica {replica} · {}",
+                    "on replica {} · {}",
+                    replica.as_deref().unwrap_or("?"),
                     if *websocket { "websocket" } else { "polling" }
                 ),
                 OK,

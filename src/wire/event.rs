@@ -99,8 +99,12 @@ pub struct WireEvent {
     pub kind: WireKind,
     /// Engine.IO session id: from the query, or from the open packet of a handshake.
     pub sid: Option<String>,
-    /// The replica that handled it (`X-Replica`), when one did.
+    /// The replica that handled it, when something named it (see `replica_source`).
     pub replica: Option<String>,
+    /// What named the replica: `X-Replica`, a header the user named, or the sticky cookie
+    /// mapped to a server of the balancer; absent when nothing did.
+    #[serde(default)]
+    pub replica_source: Option<super::identify::Source>,
     /// Local address of that replica (`X-Replica-Addr`).
     pub replica_addr: Option<String>,
     /// Request to response, in microseconds (HTTP only).

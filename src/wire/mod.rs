@@ -1,10 +1,12 @@
 //! The wire tap: what each chat user's traffic looked like on the wire.
 //!
 //! [`event`] defines the record of one exchange or frame (pure data, exported as JSON
-//! Lines); [`jar`] is a user's cookie jar (pure); [`tap`] is the transparent proxy that
+//! Lines); [`jar`] is a user's cookie jar (pure); [`identify`] names the replica behind an
+//! answer from the best source there is (pure); [`tap`] is the transparent proxy that
 //! records (network).
 
 pub mod event;
+pub mod identify;
 pub mod jar;
 pub mod tap;
 

@@ -26,7 +26,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use stickyscope_contract::names::{STICKINESS_HEADER, STICKY_COOKIE, X_REPLICA, X_REPLICA_ADDR};
+use stickyscope_contract::names::{STICKINESS_HEADER, X_REPLICA, X_REPLICA_ADDR};
 use stickyscope_contract::refusal::{
     engine_error_message, refusal_reason, UPGRADE_UNKNOWN_SESSION,
 };
@@ -37,6 +37,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
+use super::identify::{Identify, SharedIdentify, Source};
 use super::jar::CookieJar;
 use crate::balancer::NO_SERVER;
 use crate::http_serve::{is_upgrade, strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
@@ -60,6 +61,8 @@ pub struct TapConfig {
     pub sticky: bool,
     /// How long to wait for the gateway's answer (long polls included).
     pub timeout: Duration,
+    /// How replicas are identified (shared with whoever learns the balancer's servers).
+    pub identify: SharedIdentify,
 }
 
 impl TapConfig {
@@ -70,6 +73,7 @@ impl TapConfig {
             gateway: gateway.into(),
             sticky: true,
             timeout: Duration::from_secs(45),
+            identify: SharedIdentify::default(),
         }
     }
 }
@@ -101,6 +105,7 @@ struct Shared {
     timeout: Duration,
     sticky: AtomicBool,
     jar: Mutex<CookieJar>,
+    identify: SharedIdentify,
     /// The last record number handed on; held while a record is handed on, so numbers
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
@@ -125,6 +130,7 @@ impl Tap {
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
             jar: Mutex::new(CookieJar::default()),
+            identify: config.identify,
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new())
@@ -167,7 +173,8 @@ impl Tap {
 
     /// The sticky cookie value in the jar.
     pub fn sticky_cookie(&self) -> Option<String> {
-        self.shared.jar().get(STICKY_COOKIE).map(str::to_owned)
+        let name = self.shared.cookie_name();
+        self.shared.jar().get(&name).map(str::to_owned)
     }
 
     /// Exchanges and WebSocket tunnels under way.
@@ -238,6 +245,46 @@ impl Shared {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn identify(&self) -> std::sync::RwLockReadGuard<'_, Identify> {
+        self.identify.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The balancer's sticky cookie's name.
+    fn cookie_name(&self) -> String {
+        self.identify().cookie.clone()
+    }
+
+    /// Names the replica behind an answer (see [`Identify`]) and records it.
+    fn name_replica(&self, event: &mut WireEvent, headers: &HeaderMap, sent_cookie: Option<&str>) {
+        let identify = self.identify();
+        let set_cookie = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| cookie::Cookie::parse(v).ok())
+            .find(|c| c.name() == identify.cookie)
+            .map(|c| c.value_trimmed().to_owned());
+        let named = identify
+            .header
+            .as_deref()
+            .and_then(|h| header_text(headers, h));
+        let found = identify.identify(
+            header_text(headers, X_REPLICA).as_deref(),
+            named.as_deref(),
+            set_cookie.as_deref(),
+            sent_cookie,
+        );
+        event.replica_addr = header_text(headers, X_REPLICA_ADDR);
+        if let Some((replica, source)) = found {
+            if let Source::Cookie { .. } = source {
+                // The label is the server's address: the topology joins it with the API's.
+                event.replica_addr = Some(replica.clone());
+            }
+            event.replica = Some(replica);
+            event.replica_source = Some(source);
+        }
+    }
+
     /// Hands a record on, numbered; waits while the reader is behind.
     async fn emit(&self, mut event: WireEvent) {
         let Ok(permit) = self.sink.reserve().await else {
@@ -258,6 +305,7 @@ impl Shared {
             kind,
             sid: out.sid.clone(),
             replica: None,
+            replica_source: None,
             replica_addr: None,
             latency_us: None,
             bytes_up: 0,
@@ -284,13 +332,20 @@ impl Shared {
     }
 
     /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
-    fn prepare_headers(&self, headers: &mut HeaderMap) {
+    /// Returns the sticky cookie's value when it is sent.
+    fn prepare_headers(&self, headers: &mut HeaderMap) -> Option<String> {
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             headers.insert(header::HOST, host);
         }
         let sticky = self.sticky.load(Ordering::Relaxed);
-        let withheld = (!sticky).then_some(STICKY_COOKIE);
+        let cookie_name = self.cookie_name();
+        let withheld = (!sticky).then_some(cookie_name.as_str());
         let from_jar = self.jar().header(withheld);
+        let sent = if sticky {
+            self.jar().get(&cookie_name).map(str::to_owned)
+        } else {
+            None
+        };
         let from_client: Vec<String> = headers
             .get_all(header::COOKIE)
             .iter()
@@ -310,6 +365,7 @@ impl Shared {
         } else {
             headers.insert(stickiness, HeaderValue::from_static("off"));
         }
+        sent
     }
 
     fn remember_cookies(&self, headers: &HeaderMap) {
@@ -365,7 +421,7 @@ impl Shared {
         };
         parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
-        self.prepare_headers(&mut parts.headers);
+        let sent_cookie = self.prepare_headers(&mut parts.headers);
 
         let mut event = self.http_event(&out);
         event.bytes_up = body.len() as u64;
@@ -424,8 +480,7 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        event.replica = header_text(&parts.headers, X_REPLICA);
-        event.replica_addr = header_text(&parts.headers, X_REPLICA_ADDR);
+        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref());
         event.bytes_down = body.len() as u64;
         self.remember_cookies(&parts.headers);
         if status.is_client_error() || status.is_server_error() {
@@ -463,7 +518,7 @@ impl Shared {
         };
         parts.uri = uri;
         strip_hop_by_hop_keeping_upgrade(&mut parts.headers);
-        self.prepare_headers(&mut parts.headers);
+        let sent_cookie = self.prepare_headers(&mut parts.headers);
         let mut event = self.http_event(&out);
 
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
@@ -520,8 +575,7 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        event.replica = header_text(&parts.headers, X_REPLICA);
-        event.replica_addr = header_text(&parts.headers, X_REPLICA_ADDR);
+        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref());
         self.remember_cookies(&parts.headers);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
