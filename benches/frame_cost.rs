@@ -136,7 +136,7 @@ impl Feed {
         let records = (0..count)
             .map(|i| {
                 self.at_ms = start + (i as f64 * step) as u64;
-                Event::Wire(self.record())
+                Event::Wire(Box::new(self.record()))
             })
             .collect();
         self.at_ms = start + ms;

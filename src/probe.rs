@@ -404,7 +404,7 @@ mod tests {
     use stickyscope_contract::RequestKind;
 
     fn refused(user: &str, replica: Option<&str>, kind: FailureKind, reason: &str) -> Event {
-        Event::Wire(WireEvent {
+        Event::Wire(Box::new(WireEvent {
             seq: 1,
             at_ms: 0,
             user: user.into(),
@@ -430,7 +430,7 @@ mod tests {
                 reason: reason.into(),
             }),
             note: None,
-        })
+        }))
     }
 
     fn state(user: &str, state: SessionState) -> Event {

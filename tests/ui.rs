@@ -228,7 +228,7 @@ fn an_idle_window_rests_and_news_wakes_it() {
     for i in 0..steps {
         if i % 12 == 0 {
             seq += 1;
-            send(Event::Wire(poll_answered_with(seq, "2")));
+            send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
         }
         h.step();
     }
@@ -247,7 +247,7 @@ fn an_idle_window_rests_and_news_wakes_it() {
     // A heartbeat while resting is counted, not flown.
     let counted = h.state().model().heartbeats["agent"];
     seq += 1;
-    send(Event::Wire(poll_answered_with(seq, "2")));
+    send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
     h.step();
     assert_eq!(h.state().model().heartbeats["agent"], counted + 1);
     assert!(
@@ -258,16 +258,16 @@ fn an_idle_window_rests_and_news_wakes_it() {
 
     // A chat message is news: it flies and wakes the window.
     seq += 1;
-    send(Event::Wire(poll_answered_with(
+    send(Event::Wire(Box::new(poll_answered_with(
         seq,
         r#"42["chat",{"id":"m1","from":"visitor","text":"hi"}]"#,
-    )));
+    ))));
     h.step();
     assert_eq!(h.state().model().flights.len(), 1, "the message flies");
     assert!(!h.state().resting(), "news wakes it");
     h.step();
     seq += 1;
-    send(Event::Wire(poll_answered_with(seq, "2")));
+    send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
     h.step();
     assert_eq!(
         h.state().model().flights.len(),

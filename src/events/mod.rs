@@ -14,7 +14,7 @@ use crate::wire::WireEvent;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A record of the wire.
-    Wire(WireEvent),
+    Wire(Box<WireEvent>),
     /// A user's session changed state.
     Session {
         /// The user.

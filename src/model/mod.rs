@@ -114,7 +114,7 @@ impl ViewModel {
     /// Folds one event in; `now` is the presentation clock.
     pub fn apply(&mut self, event: Event, now: f64) {
         match event {
-            Event::Wire(wire) => self.apply_wire(wire, now),
+            Event::Wire(wire) => self.apply_wire(*wire, now),
             Event::Session { user, state } => {
                 self.sessions.insert(user, state);
             }
@@ -253,7 +253,7 @@ mod tests {
         let mut wire = flights::tests::sample_wire();
         wire.replica = Some("1".into());
         wire.replica_addr = Some("127.0.0.1:5000".into());
-        m.apply(Event::Wire(wire), 0.0);
+        m.apply(Event::Wire(Box::new(wire)), 0.0);
         assert_eq!(m.topology.replicas.len(), 1);
         assert_eq!(m.topology.replicas[0].id.as_deref(), Some("1"));
         assert_eq!(m.log.len(), 1);
@@ -271,7 +271,7 @@ mod tests {
         let mut wire = flights::tests::sample_wire();
         wire.replica = Some("7".into());
         wire.replica_addr = None;
-        m.apply(Event::Wire(wire.clone()), 0.0);
+        m.apply(Event::Wire(Box::new(wire.clone())), 0.0);
         assert_eq!(m.topology.replicas.len(), 1);
         assert!(
             !m.topology.replicas[0].listed,
@@ -279,7 +279,7 @@ mod tests {
         );
         m.age_out(REPLICA_AGE_OUT_SECS - 1.0);
         assert_eq!(m.topology.replicas.len(), 1, "not yet");
-        m.apply(Event::Wire(wire), 20.0);
+        m.apply(Event::Wire(Box::new(wire)), 20.0);
         m.age_out(20.0 + REPLICA_AGE_OUT_SECS - 1.0);
         assert_eq!(m.topology.replicas.len(), 1, "heard from again");
         m.age_out(20.0 + REPLICA_AGE_OUT_SECS);
@@ -312,13 +312,13 @@ mod tests {
     fn a_resting_window_counts_heartbeats_without_flying_them_but_flies_news() {
         let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
         m.animate_heartbeats = false;
-        m.apply(Event::Wire(flights::tests::sample_wire()), 0.0);
+        m.apply(Event::Wire(Box::new(flights::tests::sample_wire())), 0.0);
         assert_eq!(m.flights.active(0.1).count(), 0);
         assert_eq!(m.heartbeats.get("agent"), Some(&1));
         assert_eq!(m.log.len(), 1, "still logged");
         let mut chat = flights::tests::sample_wire();
         chat.packets_down = crate::protocol::decode_payload(b"42[\"chat\",{}]");
-        m.apply(Event::Wire(chat), 0.0);
+        m.apply(Event::Wire(Box::new(chat)), 0.0);
         assert_eq!(m.flights.active(0.1).count(), 1, "a message always flies");
     }
 

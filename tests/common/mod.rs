@@ -248,7 +248,7 @@ impl Collected {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::events::Event::Wire(w) => Some(w),
+                stickyscope::events::Event::Wire(w) => Some(*w),
                 _ => None,
             })
             .collect()
