@@ -62,6 +62,8 @@ struct WindowArgs {
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     crowd: u16,
+    #[command(flatten)]
+    identify: IdentifyArgs,
     /// Save a PNG of the window to this path and exit (with --exit-after).
     #[arg(long, requires = "exit_after")]
     screenshot: Option<std::path::PathBuf>,
@@ -98,6 +100,59 @@ enum Command {
     Replica(stickyscope_replica::cli::ReplicaArgs),
 }
 
+/// How to tell which replica answered on a stack whose replicas send no `X-Replica`.
+#[derive(Debug, Clone, Args)]
+struct IdentifyArgs {
+    /// A response header that names the replica that answered (e.g. a backend's
+    /// hostname), for servers that send no X-Replica; with --gateway.
+    #[arg(long, value_name = "NAME", requires = "gateway", value_parser = header_name)]
+    replica_header: Option<String>,
+    /// The balancer's sticky cookie (default: the one Traefik's API names, else
+    /// sticky_replica); with --gateway.
+    #[arg(long, value_name = "NAME", requires = "gateway", value_parser = cookie_name)]
+    sticky_cookie: Option<String>,
+    /// The balancer's server URLs (comma-separated, e.g. http://10.0.0.5:3000), so that
+    /// the sticky cookie names its server when no Traefik API lists them; with --gateway.
+    #[arg(long, value_name = "URL,…", value_delimiter = ',', requires = "gateway", value_parser = server_url)]
+    servers: Vec<String>,
+}
+
+impl IdentifyArgs {
+    fn config(&self) -> stickyscope::engine::IdentifyConfig {
+        stickyscope::engine::IdentifyConfig {
+            header: self.replica_header.clone(),
+            cookie: self.sticky_cookie.clone(),
+            servers: self.servers.clone(),
+        }
+    }
+}
+
+/// An HTTP header name.
+fn header_name(text: &str) -> Result<String, String> {
+    hyper::header::HeaderName::from_bytes(text.as_bytes())
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("{text:?} is not an HTTP header name"))
+}
+
+/// A cookie name (an HTTP token).
+fn cookie_name(text: &str) -> Result<String, String> {
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    token
+        .then(|| text.to_owned())
+        .ok_or_else(|| format!("{text:?} is not a cookie name"))
+}
+
+/// A server URL, `http://host:port` or `https://host:port`.
+fn server_url(text: &str) -> Result<String, String> {
+    let ok = (text.starts_with("http://") || text.starts_with("https://"))
+        && text.parse::<hyper::Uri>().is_ok_and(|u| u.host().is_some());
+    ok.then(|| text.trim_end_matches('/').to_owned())
+        .ok_or_else(|| format!("{text:?} is not a server URL like http://10.0.0.5:3000"))
+}
+
 #[derive(Debug, Clone, Args)]
 struct ProbeArgs {
     /// Gateway to probe, e.g. http://localhost:8000 (default: a fresh embedded stack).
@@ -106,6 +161,13 @@ struct ProbeArgs {
     /// Probe a fresh local chain (nginx → Traefik → replica processes → Redis).
     #[arg(long)]
     chain: bool,
+    /// Traefik's API, to name each replica by the sticky cookie (its server list and
+    /// cookie name), with --gateway: http://localhost:9090 or
+    /// http://USER:PASSWORD@localhost:9090.
+    #[arg(long, requires = "gateway")]
+    traefik_api: Option<String>,
+    #[command(flatten)]
+    identify: IdentifyArgs,
     /// Transport of every session.
     #[arg(long, value_enum, default_value_t = TransportArg::Polling)]
     transport: TransportArg,
@@ -121,6 +183,9 @@ struct ProbeArgs {
     /// Print one JSON document instead of the table.
     #[arg(long)]
     json: bool,
+    /// Log what happens on stderr (RUST_LOG sets the level too).
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -235,10 +300,11 @@ fn health_interval(text: &str) -> Result<Duration, String> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let default_filter = if cli.command.is_some() {
-        "info"
-    } else {
-        "warn"
+    // The probe's output is its table (or JSON): no log lines unless asked for.
+    let default_filter = match &cli.command {
+        Some(Command::Probe(probe)) if !probe.verbose => "off",
+        Some(_) => "info",
+        None => "warn",
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -312,26 +378,31 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         (None, None) => unreachable!("a stack was started"),
     };
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    let result = stickyscope::probe::run(
-        &gateway,
-        args.transport.into(),
-        args.stickiness == OnOff::On,
-        args.duration,
-        usize::from(args.sessions),
-        |done| {
-            if terminal {
-                let width = 30;
-                let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
-                eprint!(
-                    "\r[{}{}] {:>3.0}%",
-                    "#".repeat(filled),
-                    " ".repeat(width - filled),
-                    done * 100.0
-                );
-                let _ = std::io::stderr().flush();
-            }
-        },
-    )
+    let identify = args.identify.config().shared();
+    if let Some(api) = &args.traefik_api {
+        learn_from_traefik(api, &args.identify, &identify).await;
+    }
+    let plan = stickyscope::probe::Plan {
+        gateway: gateway.clone(),
+        transport: args.transport.into(),
+        sticky: args.stickiness == OnOff::On,
+        duration: args.duration,
+        sessions: usize::from(args.sessions),
+        identify,
+    };
+    let result = stickyscope::probe::run(&plan, |done| {
+        if terminal {
+            let width = 30;
+            let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
+            eprint!(
+                "\r[{}{}] {:>3.0}%",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                done * 100.0
+            );
+            let _ = std::io::stderr().flush();
+        }
+    })
     .await;
     if terminal {
         eprintln!();
@@ -354,6 +425,41 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     Ok(report.exit_code)
 }
 
+/// Reads the sticky service's servers and cookie name from Traefik's API once, so that the
+/// probe's records name each replica by the sticky cookie. An API that cannot be read is
+/// said, and the probe goes on without it.
+async fn learn_from_traefik(
+    api: &str,
+    given: &IdentifyArgs,
+    identify: &stickyscope::wire::identify::SharedIdentify,
+) {
+    let read = async {
+        let client = stickyscope::traefik_client::TraefikApi::new(api)?;
+        let services = client.services().await?;
+        let routers = client.routers().await?;
+        Ok::<_, stickyscope::traefik_client::TraefikError>(
+            stickyscope::traefik_client::topology_from_api(&services, &routers),
+        )
+    };
+    match read.await {
+        Ok((topology, problems)) => {
+            for problem in problems {
+                eprintln!("Traefik labels: {problem}");
+            }
+            let mut identify = identify.write().unwrap_or_else(|e| e.into_inner());
+            if given.sticky_cookie.is_none() {
+                if let Some(cookie) = &topology.sticky_cookie {
+                    identify.cookie = cookie.clone();
+                }
+            }
+            if given.servers.is_empty() {
+                identify.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
+            }
+        }
+        Err(e) => eprintln!("{e}; replicas are named by what the answers carry only"),
+    }
+}
+
 fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     use stickyscope::engine::GatewayConfig;
     use stickyscope::ui::settings::{Settings, STORAGE_KEY};
@@ -370,6 +476,7 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         Some(gateway) => GatewayConfig::External {
             gateway,
             traefik_api: args.traefik_api,
+            identify: args.identify.config(),
         },
         None if args.chain => {
             let program = stickyscope::chain::ReplicaProgram::this_binary()

@@ -16,6 +16,9 @@ use crate::wire::{FailureKind, WireEvent};
 /// Counts for one replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReplicaCounts {
+    /// What named it (`X-Replica`, `header X-Backend`, `sticky cookie (Traefik ≥ 3.3.4)`), or
+    /// `unidentified` for the records nothing named (counted together under `?`).
+    pub identified_by: String,
     /// Handshakes (polling or WebSocket).
     pub handshakes: u64,
     /// Pings from the replica.
@@ -235,9 +238,38 @@ impl Tally {
     }
 }
 
+/// The key under which records no source named are counted.
+pub const UNIDENTIFIED: &str = "?";
+
 fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
-    let Some(replica) = &w.replica else { return };
-    let c = replicas.entry(replica.clone()).or_default();
+    // A record that never reached a server (refused connection, timeout) names none, and
+    // is counted nowhere; one that reached an unnamed server counts under `?`.
+    let reached = matches!(
+        w.kind,
+        crate::wire::WireKind::Http {
+            status: Some(_),
+            ..
+        }
+    ) || matches!(w.kind, crate::wire::WireKind::Ws { .. });
+    let key = match &w.replica {
+        Some(replica) => replica.clone(),
+        None if reached && w.failure.is_none() => UNIDENTIFIED.to_owned(),
+        None if matches!(
+            w.failure.as_ref().map(|f| f.kind),
+            Some(FailureKind::Refused | FailureKind::UpgradeDropped)
+        ) =>
+        {
+            UNIDENTIFIED.to_owned()
+        }
+        None => return,
+    };
+    let c = replicas.entry(key).or_default();
+    if c.identified_by.is_empty() {
+        c.identified_by = w
+            .replica_source
+            .as_ref()
+            .map_or_else(|| "unidentified".to_owned(), ToString::to_string);
+    }
     use stickyscope_contract::RequestKind::{HandshakePolling, HandshakeWebsocket};
     if matches!(
         w.request_kind(),
@@ -277,8 +309,8 @@ pub fn table(r: &Report) -> String {
         r.sessions.len()
     );
     out.push_str(&format!(
-        "{:<10} {:>10} {:>7} {:>7} {:>9}  rejected\n",
-        "replica", "handshakes", "pings", "pongs", "messages"
+        "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<30}  rejected\n",
+        "replica", "handshakes", "pings", "pongs", "messages", "identified by"
     ));
     for (id, c) in &r.replicas {
         let rejected = if c.rejected.is_empty() {
@@ -291,9 +323,14 @@ pub fn table(r: &Report) -> String {
                 .join("; ")
         };
         out.push_str(&format!(
-            "{:<10} {:>10} {:>7} {:>7} {:>9}  {rejected}\n",
-            id, c.handshakes, c.pings, c.pongs, c.messages
+            "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<30}  {rejected}\n",
+            id, c.handshakes, c.pings, c.pongs, c.messages, c.identified_by
         ));
+    }
+    if r.replicas.contains_key(UNIDENTIFIED) {
+        out.push_str(
+            "(?: answers nothing named — no X-Replica; give --replica-header NAME for a header your servers set, or --traefik-api URL or --servers URL,… so the sticky cookie names its server)\n",
+        );
     }
     if r.records_dropped > 0 {
         out.push_str(&format!(
@@ -343,19 +380,38 @@ pub fn table(r: &Report) -> String {
     out
 }
 
-/// Runs `sessions` probe sessions against `gateway` for `duration`; `progress` is called
-/// with the fraction done about ten times a second. Events are folded as they arrive.
+/// What a probe does.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The gateway, `http://host:port`.
+    pub gateway: String,
+    /// Every session's transport.
+    pub transport: TransportChoice,
+    /// Every session's stickiness.
+    pub sticky: bool,
+    /// How long.
+    pub duration: Duration,
+    /// Sessions at once.
+    pub sessions: usize,
+    /// How replicas are named.
+    pub identify: crate::wire::identify::SharedIdentify,
+}
+
+/// Runs the plan's sessions for its duration; `progress` is called with the fraction done
+/// about ten times a second. Events are folded as they arrive.
 pub async fn run(
-    gateway: &str,
-    transport: TransportChoice,
-    sticky: bool,
-    duration: Duration,
-    sessions: usize,
+    plan: &Plan,
     mut progress: impl FnMut(f64),
 ) -> Result<Report, crate::wire::tap::TapError> {
+    let (gateway, transport, sticky, duration) = (
+        plan.gateway.as_str(),
+        plan.transport,
+        plan.sticky,
+        plan.duration,
+    );
     let (sink, mut rx) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
     let started = Instant::now();
-    let names: Vec<String> = (1..=sessions).map(|i| format!("probe-{i}")).collect();
+    let names: Vec<String> = (1..=plan.sessions).map(|i| format!("probe-{i}")).collect();
     let mut tally = Tally::new(&names);
     let collector = tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
@@ -368,6 +424,7 @@ pub async fn run(
         let mut config = SessionConfig::new(name, gateway);
         config.transport = transport;
         config.sticky = sticky;
+        config.identify = std::sync::Arc::clone(&plan.identify);
         match ChatSession::start(config, sink.clone()).await {
             Ok(session) => running.push(session),
             Err(e) => {

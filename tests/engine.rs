@@ -131,6 +131,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
             gateway: GatewayConfig::External {
                 gateway: "http://127.0.0.1:9".into(),
                 traefik_api: Some("http://127.0.0.1:9".into()),
+                identify: Default::default(),
             },
             transport: TransportChoice::Polling,
             sticky: true,

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use crate::events::sink::EventSink;
 use crate::events::{CrowdSummary, Event};
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use crate::wire::identify::SharedIdentify;
 
 /// Largest crowd.
 pub const MAX_CROWD: usize = 500;
@@ -19,6 +20,7 @@ const SUMMARY_EVERY: Duration = Duration::from_millis(500);
 /// The background sessions and what they look like.
 pub struct Crowd {
     gateway: String,
+    identify: SharedIdentify,
     sessions: Vec<ChatSession>,
     sink: EventSink,
     events: mpsc::Receiver<Event>,
@@ -28,11 +30,12 @@ pub struct Crowd {
 }
 
 impl Crowd {
-    /// An empty crowd for `gateway`.
-    pub fn new(gateway: &str) -> Self {
+    /// An empty crowd for `gateway`, naming replicas as `identify` says.
+    pub fn new(gateway: &str, identify: SharedIdentify) -> Self {
         let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
             gateway: gateway.to_owned(),
+            identify,
             sessions: Vec::new(),
             sink,
             events,
@@ -57,6 +60,7 @@ impl Crowd {
             let mut config = SessionConfig::new(&format!("crowd-{}", self.next_id), &self.gateway);
             config.transport = transport;
             config.sticky = sticky;
+            config.identify = std::sync::Arc::clone(&self.identify);
             match ChatSession::start(config, self.sink.clone()).await {
                 Ok(s) => self.sessions.push(s),
                 Err(e) => {

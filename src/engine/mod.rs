@@ -19,6 +19,7 @@ use crate::embedded::{EmbeddedStack, StackConfig, StackError};
 use crate::events::sink::EventSink;
 use crate::events::{Command, Event, Notice, NoticeLevel, ReplicaAction};
 use crate::session::{ChatSession, SessionConfig, TransportChoice};
+use crate::wire::identify::{Identify, SharedIdentify};
 use crate::wire::tap::TapError;
 use controls::StackControls;
 use topology_poller::TopologySource;
@@ -40,6 +41,8 @@ pub enum GatewayConfig {
         gateway: String,
         /// e.g. `http://localhost:9090`.
         traefik_api: Option<String>,
+        /// How to tell which replica answered, besides `X-Replica`.
+        identify: IdentifyConfig,
     },
 }
 
@@ -68,6 +71,29 @@ pub struct EngineConfig {
     pub transport: TransportChoice,
     /// Stickiness of both users at start.
     pub sticky: bool,
+}
+
+/// How to tell which replica answered on a stack whose replicas do not send `X-Replica`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentifyConfig {
+    /// A response header that names the replica (e.g. a backend's hostname).
+    pub header: Option<String>,
+    /// The sticky cookie's name, when it is not the balancer API's or `sticky_replica`.
+    pub cookie: Option<String>,
+    /// The balancer's server URLs, when no API lists them.
+    pub servers: Vec<String>,
+}
+
+impl IdentifyConfig {
+    /// The shared identification the taps use, seeded from this.
+    pub fn shared(&self) -> SharedIdentify {
+        let mut identify = Identify::new(self.header.clone());
+        if let Some(cookie) = &self.cookie {
+            identify.cookie = cookie.clone();
+        }
+        identify.set_servers(self.servers.iter().map(String::as_str));
+        Arc::new(std::sync::RwLock::new(identify))
+    }
 }
 
 /// Why the engine could not start.
@@ -100,6 +126,10 @@ pub struct Engine {
 impl Engine {
     /// Starts the stack (if embedded), the sessions and the poller; events go to `sink`.
     pub async fn start(config: EngineConfig, sink: EventSink) -> Result<Engine, EngineError> {
+        let fixed = match &config.gateway {
+            GatewayConfig::External { identify, .. } => identify.clone(),
+            _ => IdentifyConfig::default(),
+        };
         let (stack, gateway, source) = match config.gateway {
             GatewayConfig::Embedded(stack_config) => {
                 let stack = EmbeddedStack::start(stack_config).await?;
@@ -119,23 +149,34 @@ impl Engine {
             GatewayConfig::External {
                 gateway,
                 traefik_api,
+                ..
             } => {
                 let source = TopologySource::traefik(traefik_api);
                 (None, gateway, source)
             }
         };
+        let identify = fixed.shared();
         let mut sessions = HashMap::new();
         for user in USERS {
             let mut session = SessionConfig::new(user, &gateway);
             session.transport = config.transport;
             session.sticky = config.sticky;
+            session.identify = Arc::clone(&identify);
             sessions.insert(
                 user.to_owned(),
                 ChatSession::start(session, sink.clone()).await?,
             );
         }
-        let poller = tokio::spawn(topology_poller::run(source, sink.clone()));
-        let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(&gateway)));
+        let learns = topology_poller::Learn {
+            identify: Arc::clone(&identify),
+            cookie_fixed: fixed.cookie.is_some(),
+            servers_fixed: !fixed.servers.is_empty(),
+        };
+        let poller = tokio::spawn(topology_poller::run(source, sink.clone(), learns));
+        let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(
+            &gateway,
+            Arc::clone(&identify),
+        )));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stack_ops, stack_rx) = mpsc::channel(WORK_QUEUE);

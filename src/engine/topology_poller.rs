@@ -19,6 +19,7 @@ use crate::events::{Event, Notice, NoticeLevel};
 use crate::topology::Topology;
 use crate::traefik_client::{topology_from_api, TraefikApi};
 use crate::traefik_model::{parse_document, ServiceInfo};
+use crate::wire::identify::SharedIdentify;
 
 /// How often the API is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -50,8 +51,33 @@ impl TopologySource {
     }
 }
 
+/// What the poller teaches the taps from the balancer's API: its servers (to map sticky
+/// cookies to them) and its sticky cookie's name, unless the user gave them.
+pub struct Learn {
+    /// The taps' identification.
+    pub identify: SharedIdentify,
+    /// The user named the cookie: keep it.
+    pub cookie_fixed: bool,
+    /// The user listed the servers: keep them.
+    pub servers_fixed: bool,
+}
+
+impl Learn {
+    fn from(&self, topology: &Topology) {
+        let mut identify = self.identify.write().unwrap_or_else(|e| e.into_inner());
+        if !self.cookie_fixed {
+            if let Some(cookie) = &topology.sticky_cookie {
+                identify.cookie = cookie.clone();
+            }
+        }
+        if !self.servers_fixed {
+            identify.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
+        }
+    }
+}
+
 /// Polls until aborted.
-pub async fn run(source: TopologySource, sink: EventSink) {
+pub async fn run(source: TopologySource, sink: EventSink, learn: Learn) {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(crate::http_serve::POOL_IDLE)
         .build_http();
@@ -131,6 +157,7 @@ pub async fn run(source: TopologySource, sink: EventSink) {
                     .await;
                 }
                 if last.as_ref() != Some(&topology) {
+                    learn.from(&topology);
                     last = Some(topology.clone());
                     sink.send(Event::Topology(topology)).await;
                 }
