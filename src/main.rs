@@ -206,6 +206,11 @@ struct ChainArgs {
     /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
     #[arg(long, default_value = "7s", value_parser = flags::heartbeat_duration)]
     ping_timeout: Duration,
+    /// Run nginx and Traefik (as the stack file configures them) in front of these
+    /// servers instead of replicas of its own: comma-separated URLs of your Socket.IO
+    /// servers, e.g. http://127.0.0.1:3001,http://127.0.0.1:3002.
+    #[arg(long, value_name = "URL,…", value_delimiter = ',', value_parser = server_url)]
+    servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -569,13 +574,23 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
         interval: args.ping_interval,
         timeout: args.ping_timeout,
     };
+    if !args.servers.is_empty() {
+        config.servers = Some(args.servers.clone());
+    }
     // Handlers first: a signal that comes while the chain starts, or right after it says it
     // is ready, still ends it in order.
     let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
-    eprintln!(
-        "starting redis-server, {} replicas, Traefik and nginx…",
-        args.replicas
-    );
+    if args.servers.is_empty() {
+        eprintln!(
+            "starting redis-server, {} replicas, Traefik and nginx…",
+            args.replicas
+        );
+    } else {
+        eprintln!(
+            "starting Traefik and nginx in front of {} server(s)…",
+            args.servers.len()
+        );
+    }
     let chain = tokio::select! {
         chain = Chain::start(config) => chain?,
         _ = stop.next() => {
@@ -586,11 +601,18 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     println!("gateway: {}", chain.gateway_url());
     println!("traefik api: {}", chain.api_url_with_credential());
     println!("dashboard: {}", chain.dashboard_url());
-    println!(
-        "replicas: {} (configuration and logs in {})",
-        args.replicas,
-        chain.run_dir().display()
-    );
+    match args.servers.is_empty() {
+        true => println!(
+            "replicas: {} (configuration and logs in {})",
+            args.replicas,
+            chain.run_dir().display()
+        ),
+        false => println!(
+            "servers: {} (configuration and logs in {})",
+            args.servers.join(", "),
+            chain.run_dir().display()
+        ),
+    }
     println!("Ctrl-C stops it.");
     let mut exits = chain.take_exits();
     let report = async {

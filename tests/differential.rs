@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::wait_for;
 use stickyscope::balancer::routing::cookie_value;
-use stickyscope::chain::TraefikAlone;
+use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
 use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
+use stickyscope::traefik_client::TraefikApi;
 
 /// What a balancer answered to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +68,8 @@ impl Answer {
 /// The two balancers over one embedded stack's replicas.
 struct Both {
     stack: std::sync::Arc<EmbeddedStack>,
-    traefik: TraefikAlone,
+    /// nginx and Traefik in front of the embedded stack's replicas.
+    traefik: Chain,
     /// Replica id → server URL.
     urls: BTreeMap<String, String>,
 }
@@ -90,8 +92,13 @@ impl Both {
             .into_iter()
             .map(|r| (r.id, r.url))
             .collect();
-        let servers: Vec<String> = urls.values().cloned().collect();
-        let traefik = TraefikAlone::start(&servers)
+        let mut config = ChainConfig::new(ReplicaProgram {
+            program: env!("CARGO_BIN_EXE_stickyscope").into(),
+            args: vec!["replica".into()],
+        })
+        .unwrap();
+        config.servers = Some(urls.values().cloned().collect());
+        let traefik = Chain::start(config)
             .await
             .unwrap_or_else(|e| panic!("Traefik over the embedded replicas: {e}"));
         Both {
@@ -104,8 +111,13 @@ impl Both {
     fn bases(&self) -> [(&'static str, String); 2] {
         [
             ("built-in", self.stack.gateway_url()),
-            ("traefik", self.traefik.url()),
+            ("traefik", self.traefik_url()),
         ]
+    }
+
+    /// Traefik's own entry point (the chain's nginx is not part of this comparison).
+    fn traefik_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.traefik.ports().traefik)
     }
 
     fn cookie_for(&self, replica: &str) -> String {
@@ -123,15 +135,17 @@ impl Both {
         .json()
         .await
         .unwrap();
-        let traefik = self
-            .traefik
-            .api()
-            .services()
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.name == stickyscope::chain::STICKY_SERVICE)
-            .unwrap();
+        let traefik = TraefikApi::with_credential(
+            &self.traefik.api_url(),
+            Some(self.traefik.api_credential()),
+        )
+        .unwrap()
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == stickyscope::chain::STICKY_SERVICE)
+        .unwrap();
         [builtin.server_status, traefik.server_status]
     }
 }
@@ -243,7 +257,7 @@ async fn the_built_in_balancer_decides_as_traefik_does() {
     .await;
     let [builtin, traefik] = [
         handshake(&both.stack.gateway_url(), None, false).await,
-        handshake(&both.traefik.url(), None, false).await,
+        handshake(&both.traefik_url(), None, false).await,
     ];
     assert_eq!(
         (builtin.status, builtin.body.trim()),

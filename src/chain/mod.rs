@@ -87,6 +87,10 @@ pub struct ChainConfig {
     pub stack_file: StackFile,
     /// The nginx configuration (the repository's).
     pub nginx_conf: String,
+    /// Servers stickyscope did not start (`http://host:port`, e.g. your own Socket.IO
+    /// servers): the chain is then nginx and Traefik in front of them — no Redis, no replica
+    /// processes, no replica controls.
+    pub servers: Option<Vec<String>>,
 }
 
 impl ChainConfig {
@@ -101,6 +105,7 @@ impl ChainConfig {
             replica_program,
             stack_file: StackFile::built_in()?,
             nginx_conf: nginx_conf::NGINX_CONF.to_owned(),
+            servers: None,
         })
     }
 }
@@ -158,6 +163,9 @@ pub enum ChainError {
     /// The chain is full.
     #[error("the chain holds at most {MAX_REPLICAS} replicas (stopped and killed ones count)")]
     Full,
+    /// The chain runs in front of servers it did not start.
+    #[error("this chain runs in front of servers it did not start: it has no replica controls")]
+    NotOurs,
 }
 
 fn indent(lines: &[String]) -> String {
@@ -240,7 +248,10 @@ pub struct Chain {
     exits: std::sync::Mutex<Option<mpsc::Receiver<UnexpectedExit>>>,
     nginx: Child,
     traefik: Child,
-    redis: Child,
+    /// None in front of servers the chain did not start.
+    redis: Option<Child>,
+    /// Servers the chain did not start, if that is what it runs in front of.
+    external: Option<Vec<String>>,
     spawner: Spawner,
     dir: RunDir,
 }
@@ -300,9 +311,17 @@ impl Chain {
         };
         check_traefik_version(&building.binaries).await;
 
-        let redis = building.parts().start_redis().await?;
+        let redis = match &config.servers {
+            Some(_) => None,
+            None => Some(building.parts().start_redis().await?),
+        };
+        let ours = if config.servers.is_some() {
+            0
+        } else {
+            config.replicas.min(MAX_REPLICAS)
+        };
         let mut slots = Vec::new();
-        for n in 1..=config.replicas.min(MAX_REPLICAS) {
+        for n in 1..=ours {
             let id = n.to_string();
             let port = rundir::free_port().map_err(io("no free port"))?;
             let child = building
@@ -316,7 +335,10 @@ impl Chain {
                 state: ReplicaState::Running,
             });
         }
-        let urls: Vec<String> = slots.iter().map(|s| replica_url(s.port)).collect();
+        let urls: Vec<String> = match &config.servers {
+            Some(servers) => servers.clone(),
+            None => slots.iter().map(|s| replica_url(s.port)).collect(),
+        };
         building.parts().write_dynamic(&urls)?;
         let traefik = building.parts().start_traefik(&urls).await?;
         let nginx = building.parts().start_nginx().await?;
@@ -346,6 +368,7 @@ impl Chain {
             nginx,
             traefik,
             redis,
+            external: config.servers,
             spawner,
             dir,
         })
@@ -389,9 +412,28 @@ impl Chain {
         self.dir.path()
     }
 
-    /// Process ids of nginx, Traefik and redis-server, in that order.
-    pub fn infrastructure_pids(&self) -> [i32; 3] {
-        [self.nginx.pid(), self.traefik.pid(), self.redis.pid()]
+    /// Process ids of nginx, Traefik and (when the chain started replicas) redis-server.
+    pub fn infrastructure_pids(&self) -> Vec<i32> {
+        [Some(&self.nginx), Some(&self.traefik), self.redis.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(Child::pid)
+            .collect()
+    }
+
+    /// The servers Traefik balances over: the chain's replicas, or the servers it was
+    /// given.
+    pub async fn server_urls(&self) -> Vec<String> {
+        match &self.external {
+            Some(servers) => servers.clone(),
+            None => self
+                .slots
+                .lock()
+                .await
+                .iter()
+                .map(|s| replica_url(s.port))
+                .collect(),
+        }
     }
 
     /// Parts that exit when nobody asked them to; taken once (by whoever reports them).
@@ -429,6 +471,9 @@ impl Chain {
 
     /// Starts one more replica and adds it to Traefik's servers; returns its id.
     pub async fn add(&self) -> Result<String, ChainError> {
+        if self.external.is_some() {
+            return Err(ChainError::NotOurs);
+        }
         let _op = self.ops.lock().await;
         let mut slots = self.slots.lock().await;
         if slots.len() >= MAX_REPLICAS {
@@ -474,6 +519,9 @@ impl Chain {
     }
 
     async fn restart_now(&self, id: &str) -> Result<(), ChainError> {
+        if self.external.is_some() {
+            return Err(ChainError::NotOurs);
+        }
         let mut slots = self.slots.lock().await;
         let slot = slots
             .iter_mut()
@@ -493,6 +541,9 @@ impl Chain {
 
     /// Makes a replica's `/healthz` fail (`false`, SIGUSR1) or pass (SIGUSR2).
     pub async fn set_healthy(&self, id: &str, healthy: bool) -> Result<(), ChainError> {
+        if self.external.is_some() {
+            return Err(ChainError::NotOurs);
+        }
         let _op = self.ops.lock().await;
         let slots = self.slots.lock().await;
         let slot = slots
@@ -519,6 +570,9 @@ impl Chain {
         heartbeat: Option<Heartbeat>,
         adapter: Option<bool>,
     ) -> Result<(), ChainError> {
+        if self.external.is_some() {
+            return Err(ChainError::NotOurs);
+        }
         let _op = self.ops.lock().await;
         {
             let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
@@ -558,7 +612,9 @@ impl Chain {
             .filter_map(|s| s.child.take())
             .collect();
         futures_util::future::join_all(children.iter().map(|c| c.stop(STOP_GRACE))).await;
-        self.redis.stop(STOP_GRACE).await;
+        if let Some(redis) = &self.redis {
+            redis.stop(STOP_GRACE).await;
+        }
     }
 
     fn settings(&self) -> (Heartbeat, bool) {
@@ -566,6 +622,9 @@ impl Chain {
     }
 
     async fn take_running(&self, id: &str, next: ReplicaState) -> Result<Child, ChainError> {
+        if self.external.is_some() {
+            return Err(ChainError::NotOurs);
+        }
         let mut slots = self.slots.lock().await;
         let slot = slots
             .iter_mut()
@@ -595,90 +654,6 @@ impl Chain {
             spawner: &self.spawner,
             dir: &self.dir,
         }
-    }
-}
-
-/// Traefik alone, configured from the stack file, in front of servers stickyscope did not
-/// start as a chain (the embedded stack's replicas): for holding the built-in balancer's
-/// decisions against real Traefik's on the same servers.
-pub struct TraefikAlone {
-    traefik: Child,
-    ports: Ports,
-    password: String,
-    spawner: Spawner,
-    dir: RunDir,
-}
-
-impl TraefikAlone {
-    /// Starts Traefik over `servers` (server URLs), ready when its API lists them all UP.
-    pub async fn start(servers: &[String]) -> Result<TraefikAlone, ChainError> {
-        let traefik = binaries::find(binaries::Part::Traefik)?;
-        let unused = PathBuf::new();
-        let binaries = Binaries {
-            traefik,
-            nginx: unused.clone(),
-            redis: unused,
-        };
-        let stack = StackFile::built_in()?;
-        let ports = Ports {
-            gateway: 0,
-            traefik: rundir::free_port().map_err(io("no free port"))?,
-            api: rundir::free_port().map_err(io("no free port"))?,
-            redis: 0,
-        };
-        let password = rundir::password().map_err(io("no randomness for a password"))?;
-        let dir = RunDir::create().map_err(io("cannot create the run folder"))?;
-        let (exits, _) = mpsc::channel(1);
-        let spawner = Spawner::start(exits).map_err(io("cannot start the spawner thread"))?;
-        let program = ReplicaProgram {
-            program: PathBuf::new(),
-            args: Vec::new(),
-        };
-        let parts = Parts {
-            stack: &stack,
-            nginx_conf: "",
-            binaries: &binaries,
-            program: &program,
-            ports,
-            password: &password,
-            spawner: &spawner,
-            dir: &dir,
-        };
-        parts.write_dynamic(servers)?;
-        let traefik = parts.start_traefik(servers).await?;
-        Ok(TraefikAlone {
-            traefik,
-            ports,
-            password,
-            spawner,
-            dir,
-        })
-    }
-
-    /// Its `web` entry point: the routers of the stack file.
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.traefik)
-    }
-
-    /// A client of its API (with the credential).
-    pub fn api(&self) -> TraefikApi {
-        TraefikApi::with_credential(
-            &format!("http://127.0.0.1:{}", self.ports.api),
-            Some((API_USER.to_owned(), self.password.clone())),
-        )
-        .expect("an http:// URL")
-    }
-
-    /// Its log.
-    pub fn log(&self) -> &std::path::Path {
-        self.traefik.log()
-    }
-
-    /// Stops it.
-    pub async fn shutdown(self) {
-        self.traefik.stop(STOP_GRACE).await;
-        drop(self.spawner);
-        drop(self.dir);
     }
 }
 

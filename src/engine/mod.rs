@@ -49,7 +49,11 @@ pub enum GatewayConfig {
 impl GatewayConfig {
     /// Whether the stack has replica controls (stickyscope started it).
     pub fn has_controls(&self) -> bool {
-        !matches!(self, GatewayConfig::External { .. })
+        match self {
+            GatewayConfig::Embedded(_) => true,
+            GatewayConfig::Chain(chain) => chain.servers.is_none(),
+            GatewayConfig::External { .. } => false,
+        }
     }
 
     /// What the gateway is, in a few words.
