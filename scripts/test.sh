@@ -41,11 +41,19 @@ fi
 log "the local chain's programs (scripts/install-chain.sh)"
 scripts/install-chain.sh
 
-# --- socket.io JS client for the interop tests, outside the repository ---------------------
-if [ -z "${STICKYSCOPE_NODE_MODULES:-}" ] || [ ! -d "${STICKYSCOPE_NODE_MODULES}/socket.io-client" ]; then
+# --- socket.io from npm for the interop tests, outside the repository ----------------------
+# The official JS client, and the official servers v4 and 2 (as the aliases socket.io-v4 and
+# socket.io-v2): stacks nobody here wrote.
+js_ready() {
+  [ -n "${STICKYSCOPE_NODE_MODULES:-}" ] && for p in socket.io-client socket.io-v4 socket.io-v2; do
+    [ -d "$STICKYSCOPE_NODE_MODULES/$p" ] || return 1
+  done
+}
+if ! js_ready; then
   js_dir="$(mktemp -d -t stickyscope-js.XXXXXX)"
-  log "installing socket.io-client@4 into $js_dir"
-  npm install --prefix "$js_dir" --no-audit --no-fund --loglevel=error socket.io-client@4 >/dev/null
+  log "installing socket.io-client@4, socket.io@4 and socket.io@2 into $js_dir"
+  npm install --prefix "$js_dir" --no-audit --no-fund --loglevel=error \
+    socket.io-client@4 socket.io-v4@npm:socket.io@4 socket.io-v2@npm:socket.io@2 >/dev/null
   export STICKYSCOPE_NODE_MODULES="$js_dir/node_modules"
 fi
 

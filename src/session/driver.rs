@@ -444,6 +444,17 @@ impl Driver {
                     })
                     .await;
                 }
+                Observation::Identified { replica } => {
+                    if let Some(SessionState::Connected { sid, websocket, .. }) = self.state.clone()
+                    {
+                        self.set_state(SessionState::Connected {
+                            replica: Some(replica),
+                            sid,
+                            websocket,
+                        })
+                        .await;
+                    }
+                }
                 Observation::Upgraded => {
                     if let Some(SessionState::Connected { replica, sid, .. }) = self.state.clone() {
                         self.set_state(SessionState::Connected {

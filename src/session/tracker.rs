@@ -31,6 +31,11 @@ pub enum Observation {
     },
     /// The session moved to WebSocket.
     Upgraded,
+    /// The connected session's server is now known (it was not when it connected).
+    Identified {
+        /// Its name.
+        replica: String,
+    },
     /// The session (or the attempt) is gone, for this reason.
     Broken {
         /// As the wire said it.
@@ -152,8 +157,16 @@ impl WireTracker {
         }
         let ours = ours || (ev.sid.is_some() && ev.sid == self.current_sid);
 
-        if ours && ev.failure.is_none() && ev.replica.is_some() && from_server(ev) {
+        if ours && ev.failure.is_none() && from_server(ev) {
             self.last_server_activity = Some(now);
+            // A session connected before anything named its server (the balancer's server
+            // list arrived later): the first record that names it tells.
+            if let (Some((replica @ None, _)), Some(named)) = (&mut self.connected, &ev.replica) {
+                *replica = Some(named.clone());
+                out.push(Observation::Identified {
+                    replica: named.clone(),
+                });
+            }
         }
         if ours {
             if let Some(failure) = &ev.failure {
@@ -466,6 +479,39 @@ mod tests {
                 result: Ok("1".into())
             }]
         );
+    }
+
+    #[test]
+    fn a_session_connected_unnamed_is_named_by_the_first_record_that_knows() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("agent");
+        t.attempt_started();
+        let mut open = http(Some("S1"), "x", OPEN);
+        open.replica = None;
+        t.observe(&open, now);
+        let mut connect = http(Some("S1"), "x", "40");
+        connect.replica = None;
+        assert_eq!(
+            t.observe(&connect, now),
+            [Observation::Connected {
+                replica: None,
+                sid: "S1".into(),
+                websocket: false
+            }]
+        );
+        assert!(
+            t.stalled(now + Duration::from_millis(500)).is_none(),
+            "an unnamed server's answers still count as heartbeats"
+        );
+        assert!(t.stalled(now + Duration::from_secs(3)).is_some());
+        let named = http(Some("S1"), "10.0.1.7:3000", "2");
+        assert_eq!(
+            t.observe(&named, now),
+            [Observation::Identified {
+                replica: "10.0.1.7:3000".into()
+            }]
+        );
+        assert!(t.observe(&named, now).is_empty(), "named once");
     }
 
     #[test]

@@ -254,8 +254,16 @@ impl Shared {
         self.identify().cookie.clone()
     }
 
-    /// Names the replica behind an answer (see [`Identify`]) and records it.
-    fn name_replica(&self, event: &mut WireEvent, headers: &HeaderMap, sent_cookie: Option<&str>) {
+    /// Names the replica behind an answer (see [`Identify`]) and records it. The sticky
+    /// cookie names a server only for an answer a server gave (`from_server`: a success, a
+    /// 101, an Engine.IO error); an error page of the balancer's own names none.
+    fn name_replica(
+        &self,
+        event: &mut WireEvent,
+        headers: &HeaderMap,
+        sent_cookie: Option<&str>,
+        from_server: bool,
+    ) {
         let identify = self.identify();
         let set_cookie = headers
             .get_all(header::SET_COOKIE)
@@ -268,6 +276,11 @@ impl Shared {
             .header
             .as_deref()
             .and_then(|h| header_text(headers, h));
+        let (set_cookie, sent_cookie) = if from_server {
+            (set_cookie, sent_cookie)
+        } else {
+            (None, None)
+        };
         let found = identify.identify(
             header_text(headers, X_REPLICA).as_deref(),
             named.as_deref(),
@@ -480,11 +493,18 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref());
+        let from_server = status.is_success() || engine_error_message(&body).is_some();
+        self.name_replica(
+            &mut event,
+            &parts.headers,
+            sent_cookie.as_deref(),
+            from_server,
+        );
         event.bytes_down = body.len() as u64;
         self.remember_cookies(&parts.headers);
         if status.is_client_error() || status.is_server_error() {
-            event.failure = Some(classify_refusal(status, &body, event.replica.is_some()));
+            let from_replica = parts.headers.contains_key(X_REPLICA);
+            event.failure = Some(classify_refusal(status, &body, from_replica));
             event.raw_down = text_of(&body);
         } else if out.method == "GET" {
             event.packets_down = decode_payload(&body);
@@ -575,7 +595,6 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref());
         self.remember_cookies(&parts.headers);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
@@ -598,8 +617,16 @@ impl Shared {
                     Bytes::new()
                 }
             };
+            let from_server = engine_error_message(&body).is_some();
+            self.name_replica(
+                &mut event,
+                &parts.headers,
+                sent_cookie.as_deref(),
+                from_server,
+            );
             if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
-                event.failure = Some(classify_refusal(status, &body, event.replica.is_some()));
+                let from_replica = parts.headers.contains_key(X_REPLICA);
+                event.failure = Some(classify_refusal(status, &body, from_replica));
             }
             event.raw_down = text_of(&body);
             event.bytes_down = body.len() as u64;
@@ -607,6 +634,8 @@ impl Shared {
             strip_hop_by_hop(&mut parts.headers);
             return Response::from_parts(parts, Full::new(body));
         }
+        // 101: the server switched protocols.
+        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref(), true);
 
         let template = {
             let mut t = event.clone();

@@ -478,3 +478,99 @@ pub async fn stats_at(url: &str) -> stickyscope_replica::StatsSnapshot {
         .await
         .expect("/stats is JSON")
 }
+
+/// The `node_modules` folder with socket.io-client and the socket.io servers
+/// (`STICKYSCOPE_NODE_MODULES`, which `scripts/test.sh` installs and sets).
+pub fn node_modules() -> String {
+    let modules = std::env::var("STICKYSCOPE_NODE_MODULES").expect(
+        "STICKYSCOPE_NODE_MODULES is not set: run scripts/test.sh, which installs socket.io-client and the socket.io servers",
+    );
+    for package in ["socket.io-client", "socket.io-v4", "socket.io-v2"] {
+        assert!(
+            std::path::Path::new(&modules).join(package).is_dir(),
+            "{modules}/{package} is missing: run scripts/test.sh"
+        );
+    }
+    modules
+}
+
+/// An official socket.io server from npm running the seed's chat (`tests/js/seed_server.js`):
+/// a stack nobody here wrote. Killed when dropped.
+pub struct NodeServer {
+    child: tokio::process::Child,
+    /// Its URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its name (what its `X-Backend` header says, when it sends one).
+    pub name: String,
+}
+
+impl NodeServer {
+    /// Starts one: socket.io `version` 4 or 2; `header` makes it answer with
+    /// `X-Backend: NAME`.
+    pub async fn start(version: u8, name: &str, header: bool) -> NodeServer {
+        use tokio::io::AsyncBufReadExt;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/seed_server.js");
+        let mut command = tokio::process::Command::new("node");
+        command
+            .arg(script)
+            .arg(version.to_string())
+            .arg(port.to_string())
+            .arg(name);
+        if header {
+            command.arg("header");
+        }
+        let mut child = command
+            .env("NODE_PATH", node_modules())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs (is Node.js installed?)");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+            .await
+            .expect("the socket.io server starts")
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!(line, format!("listening {port}"));
+        NodeServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Its address, `127.0.0.1:PORT` (how a balancer's server list names it).
+    pub fn label(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// The built-in balancer (its Traefik routing rules) in front of `servers`.
+pub fn builtin_balancer_over(servers: &[NodeServer]) -> stickyscope::balancer::BalancerHandle {
+    let pool = std::sync::Arc::new(stickyscope::balancer::pool::Pool::default());
+    for server in servers {
+        pool.upsert(server.label().parse().unwrap(), None);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    stickyscope::balancer::start(
+        tokio::net::TcpListener::from_std(listener).unwrap(),
+        pool,
+        stickyscope::balancer::BalancerConfig::default(),
+        None,
+    )
+    .unwrap()
+}

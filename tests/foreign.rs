@@ -1,0 +1,224 @@
+//! Stacks nobody here wrote: three official socket.io v4 servers from npm (the seed's chat,
+//! no X-Replica), behind the built-in balancer's routing rules and behind the real chain
+//! (nginx → Traefik 3.7.15). stickyscope tells the truth about them: sessions connect by the
+//! protocol alone, each request's replica is named by the sticky cookie (with the server
+//! list from Traefik's API or given by hand) or by a header the servers set, and failures
+//! carry the servers' own reasons.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
+use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
+use stickyscope::engine::IdentifyConfig;
+use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::wire::identify::{CookieScheme, Source};
+
+async fn servers(header: bool) -> Vec<NodeServer> {
+    let mut all = Vec::new();
+    for name in ["web-a", "web-b", "web-c"] {
+        all.push(NodeServer::start(4, name, header).await);
+    }
+    all
+}
+
+async fn session(
+    gateway: &str,
+    transport: TransportChoice,
+    sticky: bool,
+    identify: &IdentifyConfig,
+    sink: &stickyscope::events::sink::EventSink,
+) -> ChatSession {
+    let mut config = SessionConfig::new("agent", gateway);
+    config.transport = transport;
+    config.sticky = sticky;
+    config.identify = identify.shared();
+    ChatSession::start(config, sink.clone()).await.unwrap()
+}
+
+/// Sticky polling stays up, every record names one server by the cookie; round-robin
+/// polling breaks with the servers' own `Session ID unknown`; WebSocket needs no
+/// stickiness (and, with no cookie, nothing names its server: it says so).
+async fn the_truth_through(gateway: &str, servers: &[NodeServer]) {
+    let identify = IdentifyConfig {
+        servers: servers.iter().map(|s| s.url.clone()).collect(),
+        ..IdentifyConfig::default()
+    };
+    let labels: BTreeSet<String> = servers.iter().map(NodeServer::label).collect();
+
+    let (sink, seen) = Collected::sink();
+    let sticky = session(gateway, TransportChoice::Polling, true, &identify, &sink).await;
+    wait_for(
+        Duration::from_secs(15),
+        "connected to a plain socket.io server",
+        || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") }
+        },
+    )
+    .await;
+    let on = seen.state("agent").unwrap().replica().map(str::to_owned);
+    let on = on.expect("the sticky cookie names the server");
+    assert!(labels.contains(&on), "{on} is one of {labels:?}");
+    // Two heartbeats later (the servers ping every 3 s), still there.
+    let pongs = |seen: &Collected| {
+        seen.wire()
+            .iter()
+            .filter(|w| {
+                w.packets_up
+                    .iter()
+                    .any(|p| matches!(p, stickyscope::protocol::EnginePacket::Pong { .. }))
+            })
+            .count()
+    };
+    wait_for(Duration::from_secs(15), "two heartbeats answered", || {
+        let seen = seen.clone();
+        async move { pongs(&seen) >= 2 }
+    })
+    .await;
+    assert!(seen.connected("agent"), "{:?}", seen.state("agent"));
+    let wire = seen.wire();
+    assert!(wire.iter().all(|w| w.failure.is_none()), "never refused");
+    let named: BTreeSet<_> = wire.iter().filter_map(|w| w.replica.clone()).collect();
+    assert_eq!(named, [on.clone()].into(), "every record on one server");
+    assert!(
+        wire.iter().all(|w| w.replica_source
+            == Some(Source::Cookie {
+                scheme: CookieScheme::TraefikSha256
+            })),
+        "named by the cookie"
+    );
+    sticky.shutdown().await;
+
+    let (sink, seen) = Collected::sink();
+    let stray = session(gateway, TransportChoice::Polling, false, &identify, &sink).await;
+    wait_for(Duration::from_secs(15), "the servers' own Session ID unknown", || {
+        let seen = seen.clone();
+        async move {
+            matches!(seen.state("agent"), Some(SessionState::Reconnecting { ref reason, .. }) if reason == "Session ID unknown")
+        }
+    })
+    .await;
+    stray.shutdown().await;
+
+    let (sink, seen) = Collected::sink();
+    let ws = session(gateway, TransportChoice::Websocket, false, &identify, &sink).await;
+    wait_for(
+        Duration::from_secs(15),
+        "connected over WebSocket without stickiness",
+        || {
+            let seen = seen.clone();
+            async move {
+                matches!(
+                    seen.state("agent"),
+                    Some(SessionState::Connected {
+                        websocket: true,
+                        replica: None,
+                        ..
+                    })
+                )
+            }
+        },
+    )
+    .await;
+    ws.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_socketio_v4_servers_behind_the_built_in_balancer() {
+    let servers = servers(false).await;
+    let balancer = builtin_balancer_over(&servers);
+    the_truth_through(&format!("http://{}", balancer.local_addr()), &servers).await;
+    balancer.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_socketio_v4_servers_behind_the_real_chain() {
+    let servers = servers(false).await;
+    let mut config = ChainConfig::new(ReplicaProgram {
+        program: env!("CARGO_BIN_EXE_stickyscope").into(),
+        args: vec![],
+    })
+    .unwrap();
+    config.servers = Some(servers.iter().map(|s| s.url.clone()).collect());
+    let chain = Chain::start(config).await.unwrap();
+    the_truth_through(&chain.gateway_url(), &servers).await;
+
+    // The window's engine learns the servers and the cookie from Traefik's API itself.
+    use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+    let (sink, seen) = Collected::sink();
+    let engine = Engine::start(
+        EngineConfig {
+            gateway: GatewayConfig::External {
+                gateway: chain.gateway_url(),
+                traefik_api: Some(chain.api_url_with_credential()),
+                identify: IdentifyConfig::default(),
+            },
+            transport: TransportChoice::Polling,
+            sticky: true,
+        },
+        sink,
+    )
+    .await
+    .unwrap();
+    let labels: BTreeSet<String> = servers.iter().map(NodeServer::label).collect();
+    wait_for(
+        Duration::from_secs(20),
+        "both users on named servers",
+        || {
+            let seen = seen.clone();
+            let labels = labels.clone();
+            async move {
+                ["agent", "visitor"].iter().all(|u| {
+                    seen.state(u)
+                        .and_then(|s| s.replica().map(str::to_owned))
+                        .is_some_and(|r| labels.contains(&r))
+                })
+            }
+        },
+    )
+    .await;
+    engine.shutdown().await;
+    chain.shutdown().await;
+}
+
+/// Servers that name themselves in a header of their own: `--replica-header X-Backend`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_the_servers_set_names_them() {
+    let servers = servers(true).await;
+    let balancer = builtin_balancer_over(&servers);
+    let identify = IdentifyConfig {
+        header: Some("X-Backend".into()),
+        ..IdentifyConfig::default()
+    };
+    let (sink, seen) = Collected::sink();
+    let agent = session(
+        &format!("http://{}", balancer.local_addr()),
+        TransportChoice::Polling,
+        true,
+        &identify,
+        &sink,
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(15),
+        "connected, named by X-Backend",
+        || {
+            let seen = seen.clone();
+            async move {
+                seen.state("agent")
+                    .and_then(|s| s.replica().map(str::to_owned))
+                    .is_some_and(|r| r.starts_with("web-"))
+            }
+        },
+    )
+    .await;
+    assert!(seen.wire().iter().all(|w| w.replica_source
+        == Some(Source::Header {
+            name: "X-Backend".into()
+        })));
+    agent.shutdown().await;
+    balancer.shutdown();
+}
