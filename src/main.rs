@@ -59,6 +59,11 @@ struct WindowArgs {
     /// Transport of both users at start (default: as last time, else polling).
     #[arg(long, value_enum)]
     transport: Option<TransportArg>,
+    /// Which chat the two users speak (default: as last time, else stickyscope): stickyscope's
+    /// own (acks and receipts), the seed's (chat_message / chat_user, no acks), or none
+    /// (heartbeats only).
+    #[arg(long, value_enum)]
+    chat: Option<ChatArg>,
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     crowd: u16,
@@ -186,6 +191,9 @@ struct ProbeArgs {
     /// Log what happens on stderr (RUST_LOG sets the level too).
     #[arg(short, long)]
     verbose: bool,
+    /// Which chat the sessions understand (they do not send messages).
+    #[arg(long, value_enum, default_value_t = ChatArg::Stickyscope)]
+    chat: ChatArg,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -264,6 +272,23 @@ impl From<TransportArg> for stickyscope::session::TransportChoice {
             TransportArg::Polling => Self::Polling,
             TransportArg::Websocket => Self::Websocket,
             TransportArg::Upgrade => Self::Upgrade,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ChatArg {
+    Stickyscope,
+    Seed,
+    None,
+}
+
+impl From<ChatArg> for stickyscope::events::ChatDialect {
+    fn from(c: ChatArg) -> Self {
+        match c {
+            ChatArg::Stickyscope => Self::Stickyscope,
+            ChatArg::Seed => Self::Seed,
+            ChatArg::None => Self::None,
         }
     }
 }
@@ -394,6 +419,7 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         duration: args.duration,
         sessions: usize::from(args.sessions),
         identify,
+        chat: args.chat.into(),
     };
     let result = stickyscope::probe::run(&plan, |done| {
         if terminal {
@@ -543,6 +569,9 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             }
             if let Some(t) = args.transport {
                 settings.transport = t.into();
+            }
+            if let Some(chat) = args.chat {
+                settings.chat = chat.into();
             }
             let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
             if args.crowd > 0 {

@@ -395,6 +395,8 @@ pub struct Plan {
     pub sessions: usize,
     /// How replicas are named.
     pub identify: crate::wire::identify::SharedIdentify,
+    /// Which chat the sessions understand.
+    pub chat: crate::events::ChatDialect,
 }
 
 /// Runs the plan's sessions for its duration; `progress` is called with the fraction done
@@ -425,6 +427,7 @@ pub async fn run(
         config.transport = transport;
         config.sticky = sticky;
         config.identify = std::sync::Arc::clone(&plan.identify);
+        config.chat = plan.chat;
         match ChatSession::start(config, sink.clone()).await {
             Ok(session) => running.push(session),
             Err(e) => {

@@ -449,6 +449,7 @@ async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
             gateway: GatewayConfig::Chain(chain_config(3)),
             transport: TransportChoice::Polling,
             sticky: true,
+            chat: Default::default(),
         },
         sink,
     )

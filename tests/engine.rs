@@ -135,6 +135,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
             },
             transport: TransportChoice::Polling,
             sticky: true,
+            chat: Default::default(),
         },
         sink,
     )

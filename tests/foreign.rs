@@ -158,6 +158,7 @@ async fn plain_socketio_v4_servers_behind_the_real_chain() {
             },
             transport: TransportChoice::Polling,
             sticky: true,
+            chat: Default::default(),
         },
         sink,
     )
@@ -220,5 +221,78 @@ async fn a_header_the_servers_set_names_them() {
             name: "X-Backend".into()
         })));
     agent.shutdown().await;
+    balancer.shutdown();
+}
+
+/// The seed's chat (`--chat seed`) with the seed's own events on a plain socket.io server:
+/// the agent's `chat_message` reaches the visitor as `message_from_kaushik`, the visitor's
+/// `chat_user` the agent as `message_from_user`; each sender sees its echo, which is all that
+/// chat lets anyone know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_chat_between_agent_and_visitor() {
+    use stickyscope::events::{ChatDialect, OutboxStatus};
+    let servers = vec![NodeServer::start(4, "web-a", false).await];
+    let balancer = builtin_balancer_over(&servers);
+    let gateway = format!("http://{}", balancer.local_addr());
+    let (sink, seen) = Collected::sink();
+    let mut users = Vec::new();
+    for user in ["agent", "visitor"] {
+        let mut config = SessionConfig::new(user, &gateway);
+        config.chat = ChatDialect::Seed;
+        config.identify = IdentifyConfig {
+            servers: vec![servers[0].url.clone()],
+            ..IdentifyConfig::default()
+        }
+        .shared();
+        users.push(ChatSession::start(config, sink.clone()).await.unwrap());
+    }
+    wait_for(Duration::from_secs(15), "both connected", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") && seen.connected("visitor") }
+    })
+    .await;
+    let sent = users[0].send("hello visitor").await.unwrap();
+    users[1].send("hello agent").await.unwrap();
+    wait_for(Duration::from_secs(10), "each receives the other's", || {
+        let seen = seen.clone();
+        async move { !seen.received("visitor").is_empty() && !seen.received("agent").is_empty() }
+    })
+    .await;
+    let to_visitor = &seen.received("visitor")[0];
+    assert_eq!(
+        (
+            to_visitor.message.from.as_str(),
+            to_visitor.message.text.as_str()
+        ),
+        ("agent", "hello visitor")
+    );
+    assert_eq!(
+        to_visitor.accepted_by, None,
+        "the seed's chat says nothing of it"
+    );
+    assert_eq!(
+        to_visitor.delivered_by.as_deref(),
+        Some(servers[0].label().as_str())
+    );
+    assert_eq!(seen.received("agent")[0].message.text, "hello agent");
+    wait_for(Duration::from_secs(10), "the agent sees its echo", || {
+        let seen = seen.clone();
+        let sent = sent.clone();
+        async move {
+            seen.outbox()
+                .get(&sent)
+                .and_then(|h| h.last().cloned())
+                .is_some_and(|s| matches!(s, OutboxStatus::Echoed { replica: Some(_) }))
+        }
+    })
+    .await;
+    assert_eq!(
+        seen.received("agent").len(),
+        1,
+        "its own echo is not a received message"
+    );
+    for user in users {
+        user.shutdown().await;
+    }
     balancer.shutdown();
 }

@@ -193,6 +193,7 @@ async fn the_engine_draws_nginx_and_traefik_and_names_wrong_labels() {
             },
             transport: TransportChoice::Polling,
             sticky: true,
+            chat: Default::default(),
         },
         sink,
     )

@@ -75,6 +75,8 @@ pub struct EngineConfig {
     pub transport: TransportChoice,
     /// Stickiness of both users at start.
     pub sticky: bool,
+    /// Which chat both users speak at start.
+    pub chat: crate::events::ChatDialect,
 }
 
 /// How to tell which replica answered on a stack whose replicas do not send `X-Replica`.
@@ -166,6 +168,7 @@ impl Engine {
             session.transport = config.transport;
             session.sticky = config.sticky;
             session.identify = Arc::clone(&identify);
+            session.chat = config.chat;
             sessions.insert(
                 user.to_owned(),
                 ChatSession::start(session, sink.clone()).await?,
@@ -328,6 +331,9 @@ async fn command_loop(
                 workers
                     .crowd(CrowdOp::Resize(size, transport, sticky))
                     .await
+            }
+            Command::SetChat { dialect } => {
+                targets(&None).iter().for_each(|s| s.set_chat(dialect));
             }
             Command::Reconnect { user } => {
                 if let Some(s) = sessions.get(&user) {

@@ -84,6 +84,12 @@ pub enum OutboxStatus {
         /// Why, as far as the wire tells.
         reason: String,
     },
+    /// The seed's chat: the server sent it back to everyone, the sender included — all that
+    /// chat lets anyone know (no acks, no receipts).
+    Echoed {
+        /// The replica that sent it back, when something named it.
+        replica: Option<String>,
+    },
 }
 
 /// A change of one sent message.
@@ -104,10 +110,48 @@ pub struct OutboxUpdate {
 pub struct Received {
     /// The receiving user.
     pub user: String,
-    /// The message, as broadcast (its `replica` accepted it).
+    /// The message (in the seed's chat, which has no ids, its id is made up here and its
+    /// `replica` empty).
     pub message: ChatBroadcast,
+    /// The replica that accepted it, when the chat says (stickyscope's does, the seed's
+    /// does not).
+    pub accepted_by: Option<String>,
     /// The replica that handed it to this user.
     pub delivered_by: Option<String>,
+}
+
+/// Which chat the two users speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatDialect {
+    /// stickyscope's: ids, acks from the replica that accepted, receipts from the other
+    /// user, re-sends until a receipt.
+    #[default]
+    Stickyscope,
+    /// The seed's: the agent emits `chat_message`, the visitor `chat_user`, with the text;
+    /// the server emits `message_from_kaushik` / `message_from_user` to everyone. No acks:
+    /// a message is sent once, and its echo back to the sender is all that can be known.
+    Seed,
+    /// None: the sessions only keep their heartbeats.
+    None,
+}
+
+impl ChatDialect {
+    /// Every dialect, in display order.
+    pub const ALL: [ChatDialect; 3] = [
+        ChatDialect::Stickyscope,
+        ChatDialect::Seed,
+        ChatDialect::None,
+    ];
+
+    /// Its name.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChatDialect::Stickyscope => "stickyscope",
+            ChatDialect::Seed => "seed",
+            ChatDialect::None => "none",
+        }
+    }
 }
 
 /// How serious a notice is.
@@ -168,6 +212,11 @@ pub enum Command {
         user: Option<String>,
         /// The transport.
         transport: TransportChoice,
+    },
+    /// Which chat both users speak.
+    SetChat {
+        /// The dialect.
+        dialect: ChatDialect,
     },
     /// Drop the session and connect again.
     Reconnect {

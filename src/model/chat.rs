@@ -30,8 +30,8 @@ pub enum ChatEntry {
         from: String,
         /// Text.
         text: String,
-        /// The replica that accepted it.
-        accepted_by: String,
+        /// The replica that accepted it, when the chat says.
+        accepted_by: Option<String>,
         /// The replica that handed it to this user.
         delivered_by: Option<String>,
     },
@@ -83,7 +83,7 @@ impl ChatLog {
             id: m.id,
             from: m.from,
             text: m.text,
-            accepted_by: m.replica,
+            accepted_by: received.accepted_by,
             delivered_by: received.delivered_by,
         });
     }
@@ -107,6 +107,20 @@ pub enum Tone {
     Ok,
     /// Failed.
     Failure,
+}
+
+/// The line under a message from the other user: which replicas accepted and delivered it,
+/// as far as anything named them.
+pub fn peer_line(accepted_by: Option<&str>, delivered_by: Option<&str>) -> String {
+    match (accepted_by, delivered_by) {
+        (Some(a), Some(d)) if a != d => {
+            format!("accepted by replica {a}, delivered by replica {d}")
+        }
+        (Some(a), Some(_)) => format!("accepted and delivered by replica {a}"),
+        (Some(a), None) => format!("accepted by replica {a}"),
+        (None, Some(d)) => format!("delivered by replica {d}"),
+        (None, None) => "from a replica nothing named".to_owned(),
+    }
 }
 
 /// The line under one of the user's own messages at wall-clock `now_ms`: its status in
@@ -166,6 +180,16 @@ pub fn own_status_line(
         ),
         OutboxStatus::Refused { error } => (format!("refused: {error}"), Tone::Failure, false),
         OutboxStatus::NotDelivered { reason } => (reason.clone(), Tone::Failure, false),
+        OutboxStatus::Echoed { replica } => (
+            match replica {
+                Some(r) => {
+                    format!("echoed to everyone by replica {r} · the seed's chat has no receipts")
+                }
+                None => "echoed to everyone · the seed's chat has no receipts".to_owned(),
+            },
+            replica.clone().map_or(Tone::Ok, Tone::Replica),
+            false,
+        ),
     }
 }
 
@@ -210,6 +234,27 @@ mod tests {
         };
         assert!(matches!(status, OutboxStatus::Delivered { .. }));
         assert_eq!(accepted_by.as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn peer_lines_say_only_what_is_known() {
+        assert_eq!(
+            peer_line(Some("1"), Some("2")),
+            "accepted by replica 1, delivered by replica 2"
+        );
+        assert_eq!(
+            peer_line(Some("1"), Some("1")),
+            "accepted and delivered by replica 1"
+        );
+        assert_eq!(peer_line(None, Some("2")), "delivered by replica 2");
+        assert_eq!(peer_line(None, None), "from a replica nothing named");
+        let echoed = OutboxStatus::Echoed {
+            replica: Some("3".into()),
+        };
+        assert_eq!(
+            own_status_line(&echoed, None, 0).0,
+            "echoed to everyone by replica 3 · the seed's chat has no receipts"
+        );
     }
 
     #[test]

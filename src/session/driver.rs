@@ -27,9 +27,11 @@ use super::outbox::{Due, Outbox, DEFAULT_TRIES};
 use super::tracker::{Observation, WireTracker};
 use super::{SessionState, TransportChoice};
 use crate::events::sink::EventSink;
-use crate::events::{Event, OutboxStatus, OutboxUpdate, Received};
+use crate::events::{ChatDialect, Event, OutboxStatus, OutboxUpdate, Received};
 use crate::wire::tap::TapError;
 use crate::wire::{Tap, TapConfig, WireEvent};
+use std::collections::VecDeque;
+use stickyscope_contract::chat::seed;
 
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
@@ -86,6 +88,8 @@ pub struct SessionConfig {
     /// How the tap names replicas (shared with the topology poller, which learns the
     /// balancer's servers).
     pub identify: crate::wire::identify::SharedIdentify,
+    /// Which chat the user speaks.
+    pub chat: ChatDialect,
 }
 
 impl SessionConfig {
@@ -103,6 +107,7 @@ impl SessionConfig {
             connect_timeout: Duration::from_secs(8),
             max_attempts: None,
             identify: Default::default(),
+            chat: ChatDialect::default(),
         }
     }
 }
@@ -121,6 +126,7 @@ pub fn run_id() -> String {
 
 enum SessionCommand {
     Send(String, oneshot::Sender<String>),
+    SetChat(ChatDialect),
     SetSticky(bool),
     SetTransport(TransportChoice),
     Reconnect,
@@ -171,7 +177,11 @@ impl ChatSession {
                 config.receipt_timeout,
                 config.delivery_tries,
             ),
-            tracker: WireTracker::new(&config.user),
+            tracker: {
+                let mut tracker = WireTracker::new(&config.user);
+                tracker.set_dialect(config.chat);
+                tracker
+            },
             guard: AttemptGuard::default(),
             config,
             tap: Arc::clone(&tap),
@@ -182,6 +192,9 @@ impl ChatSession {
             connect_rx,
             client: None,
             emitter: None,
+            seed_queue: VecDeque::new(),
+            seed_sent: VecDeque::new(),
+            seed_next: 0,
             attempt_no: 0,
             phase: Phase::Waiting {
                 next_at: Instant::now(),
@@ -224,6 +237,11 @@ impl ChatSession {
         if let Err(e) = self.commands.try_send(command) {
             tracing::warn!(user = %self.user, "session command dropped: {e}");
         }
+    }
+
+    /// Which chat to speak from now on (messages still waiting in another are given up).
+    pub fn set_chat(&self, dialect: ChatDialect) {
+        self.command(SessionCommand::SetChat(dialect));
     }
 
     /// Stickiness on or off from the next request.
@@ -285,6 +303,10 @@ struct Driver {
     outbox: Outbox,
     client: Option<Client>,
     emitter: Option<Emitter>,
+    /// The seed's chat: messages waiting for a session, and sent ones waiting for their echo.
+    seed_queue: VecDeque<(String, String)>,
+    seed_sent: VecDeque<(String, String)>,
+    seed_next: u64,
     attempt_no: u64,
     phase: Phase,
     state: Option<SessionState>,
@@ -475,15 +497,28 @@ impl Driver {
                     delivered_by,
                     first_time,
                 } => {
-                    self.send_receipt(&message.id);
+                    let stickyscope = self.config.chat == ChatDialect::Stickyscope;
+                    if stickyscope {
+                        self.send_receipt(&message.id);
+                    }
                     if first_time {
+                        let accepted_by = stickyscope.then(|| message.replica.clone());
                         self.sink
                             .send(Event::Received(Received {
                                 user: self.config.user.clone(),
                                 message,
+                                accepted_by,
                                 delivered_by,
                             }))
                             .await;
+                    }
+                }
+                Observation::Echo { text, replica } => {
+                    if let Some(at) = self.seed_sent.iter().position(|(_, t)| *t == text) {
+                        if let Some((id, text)) = self.seed_sent.remove(at) {
+                            self.outbox_update(&id, &text, OutboxStatus::Echoed { replica })
+                                .await;
+                        }
                     }
                 }
                 Observation::Acked { id, result } => self.on_ack(id, result).await,
@@ -499,11 +534,48 @@ impl Driver {
 
     async fn on_command(&mut self, cmd: SessionCommand) -> Option<oneshot::Sender<()>> {
         match cmd {
-            SessionCommand::Send(text, reply) => {
-                let id = self.outbox.push(text.clone());
-                let _ = reply.send(id.clone());
-                self.outbox_update(&id, &text, OutboxStatus::Queued).await;
-                self.flush_outbox(Instant::now()).await;
+            SessionCommand::Send(text, reply) => match self.config.chat {
+                ChatDialect::Stickyscope => {
+                    let id = self.outbox.push(text.clone());
+                    let _ = reply.send(id.clone());
+                    self.outbox_update(&id, &text, OutboxStatus::Queued).await;
+                    self.flush_outbox(Instant::now()).await;
+                }
+                ChatDialect::Seed => {
+                    let id = self.local_id("seed");
+                    let _ = reply.send(id.clone());
+                    self.outbox_update(&id, &text, OutboxStatus::Queued).await;
+                    self.seed_queue.push_back((id, text));
+                    self.flush_seed().await;
+                }
+                ChatDialect::None => {
+                    let id = self.local_id("none");
+                    let _ = reply.send(id.clone());
+                    let reason = "not sent — the chat is off (--chat none): the sessions only keep their heartbeats".to_owned();
+                    self.outbox_update(&id, &text, OutboxStatus::NotDelivered { reason })
+                        .await;
+                }
+            },
+            SessionCommand::SetChat(dialect) => {
+                if dialect != self.config.chat {
+                    let reason = format!(
+                        "not delivered — the chat changed to {} before it was",
+                        dialect.label()
+                    );
+                    for given_up in self.outbox.give_up_all(&reason) {
+                        self.outbox_update(&given_up.id, &given_up.text, given_up.status)
+                            .await;
+                    }
+                    for (id, text) in std::mem::take(&mut self.seed_queue) {
+                        let status = OutboxStatus::NotDelivered {
+                            reason: reason.clone(),
+                        };
+                        self.outbox_update(&id, &text, status).await;
+                    }
+                    self.seed_sent.clear();
+                    self.config.chat = dialect;
+                    self.tracker.set_dialect(dialect);
+                }
             }
             SessionCommand::SetSticky(on) => {
                 self.tap.set_sticky(on);
@@ -575,7 +647,48 @@ impl Driver {
         }
     }
 
+    /// An id for a message of a chat that has none of its own.
+    fn local_id(&mut self, dialect: &str) -> String {
+        self.seed_next += 1;
+        format!(
+            "{}-{}-{dialect}-{}",
+            self.config.user, self.config.run, self.seed_next
+        )
+    }
+
+    /// The seed's chat: each waiting message goes once, when a session is up.
+    async fn flush_seed(&mut self) {
+        if self.phase != Phase::Connected {
+            return;
+        }
+        let Some((send_event, _)) = seed::events_of(&self.config.user) else {
+            return;
+        };
+        while let Some((id, text)) = self.seed_queue.pop_front() {
+            let queued = self
+                .emitter
+                .as_ref()
+                .is_some_and(|e| e.queue(Emit::Event(send_event, json!(text))));
+            if !queued {
+                self.seed_queue.push_front((id, text));
+                return;
+            }
+            let status = OutboxStatus::Sent {
+                attempt: 1,
+                gives_up_at_ms: None,
+            };
+            self.outbox_update(&id, &text, status).await;
+            self.seed_sent.push_back((id, text));
+            while self.seed_sent.len() > 256 {
+                self.seed_sent.pop_front();
+            }
+        }
+    }
+
     async fn flush_outbox(&mut self, now: Instant) {
+        if self.config.chat == ChatDialect::Seed {
+            return self.flush_seed().await;
+        }
         loop {
             match self.outbox.due(now, self.phase == Phase::Connected) {
                 Due::Wait(_) => return,
@@ -620,7 +733,10 @@ impl Driver {
     fn send_receipt(&self, id: &str) {
         if let Some(emitter) = &self.emitter {
             // A receipt not sent is not lost: the sender re-sends until one arrives.
-            emitter.queue(Emit::Receipt(json!({"id": id, "by": self.config.user})));
+            emitter.queue(Emit::Event(
+                RECEIPT_EVENT,
+                json!({"id": id, "by": self.config.user}),
+            ));
         }
     }
 
@@ -659,8 +775,8 @@ fn spawn_disconnect(client: Client) {
 enum Emit {
     /// A `chat` message, with an ack (read off the wire).
     Chat(serde_json::Value),
-    /// A `receipt`.
-    Receipt(serde_json::Value),
+    /// Any other event, without an ack (a receipt; a message of the seed's chat).
+    Event(&'static str, serde_json::Value),
 }
 
 /// The task that emits on one client, in order. Dropping it stops it (emits still queued
@@ -687,7 +803,7 @@ impl Emitter {
                             )
                             .await
                     }
-                    Emit::Receipt(payload) => client.emit(RECEIPT_EVENT, payload).await,
+                    Emit::Event(name, payload) => client.emit(name, payload).await,
                 };
                 if let Err(e) = result {
                     // The outbox re-sends chat messages; senders re-send until a receipt.

@@ -280,6 +280,20 @@ impl Outbox {
         Some(head)
     }
 
+    /// Gives up every waiting message (the chat changed), marked not delivered with
+    /// `reason`.
+    pub fn give_up_all(&mut self, reason: &str) -> Vec<Pending> {
+        self.queue
+            .drain(..)
+            .map(|mut p| {
+                p.status = OutboxStatus::NotDelivered {
+                    reason: reason.to_owned(),
+                };
+                p
+            })
+            .collect()
+    }
+
     /// The session broke: the head goes again on the next one (not a strike). Returns the
     /// head's id, text and new status when it changed (it waits for a session again).
     pub fn session_lost(&mut self) -> Option<(String, String, OutboxStatus)> {

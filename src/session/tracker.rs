@@ -7,7 +7,11 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use stickyscope_contract::chat::{ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT};
+use stickyscope_contract::chat::{
+    seed, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT, USERS,
+};
+
+use crate::events::ChatDialect;
 
 use crate::protocol::{EnginePacket, SocketKind};
 use crate::wire::{Direction, Transport, WireEvent, WireKind};
@@ -52,6 +56,13 @@ pub enum Observation {
     },
     /// A delivery receipt reached this user.
     Receipt(ReceiptBroadcast),
+    /// The seed's chat: the server sent this user's own message back (to everyone).
+    Echo {
+        /// The text.
+        text: String,
+        /// The replica that sent it, when something named it.
+        replica: Option<String>,
+    },
     /// A replica answered this user's `chat` emit.
     Acked {
         /// The message id.
@@ -65,6 +76,9 @@ pub enum Observation {
 #[derive(Debug)]
 pub struct WireTracker {
     user: String,
+    dialect: ChatDialect,
+    /// The seed's chat has no ids: received messages are numbered here.
+    seed_received: u64,
     current_sid: Option<String>,
     attempting: bool,
     connected: Option<(Option<String>, String)>,
@@ -97,6 +111,8 @@ impl WireTracker {
     pub fn new(user: &str) -> Self {
         WireTracker {
             user: user.to_owned(),
+            dialect: ChatDialect::default(),
+            seed_received: 0,
             current_sid: None,
             attempting: false,
             connected: None,
@@ -107,6 +123,11 @@ impl WireTracker {
             awaiting_ack: VecDeque::new(),
             early_acks: VecDeque::new(),
         }
+    }
+
+    /// Which chat to read off the wire.
+    pub fn set_dialect(&mut self, dialect: ChatDialect) {
+        self.dialect = dialect;
     }
 
     /// A new connection attempt starts: the next handshake names the session.
@@ -293,6 +314,55 @@ impl WireTracker {
         let args: serde_json::Value = serde_json::from_str(data).ok()?;
         let name = args.get(0)?.as_str()?;
         let payload = args.get(1)?.clone();
+        match self.dialect {
+            ChatDialect::Stickyscope => self.stickyscope_event(name, payload, ev),
+            ChatDialect::Seed => self.seed_event(name, payload, ev),
+            ChatDialect::None => None,
+        }
+    }
+
+    /// The seed's chat: the other user's messages, and this user's own coming back.
+    fn seed_event(
+        &mut self,
+        name: &str,
+        payload: serde_json::Value,
+        ev: &WireEvent,
+    ) -> Option<Observation> {
+        let (_, own) = seed::events_of(&self.user)?;
+        let text = match payload {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        };
+        if name == own {
+            return Some(Observation::Echo {
+                text,
+                replica: ev.replica.clone(),
+            });
+        }
+        let from = USERS.iter().find(|u| {
+            **u != self.user && seed::events_of(u).is_some_and(|(_, to_all)| to_all == name)
+        })?;
+        self.seed_received += 1;
+        Some(Observation::Chat {
+            message: ChatBroadcast {
+                id: format!("seed-{}-{}", self.user, self.seed_received),
+                from: (*from).to_owned(),
+                text,
+                replica: String::new(),
+                at: 0,
+            },
+            delivered_by: ev.replica.clone(),
+            first_time: true,
+        })
+    }
+
+    /// stickyscope's chat: messages by id (each once) and receipts.
+    fn stickyscope_event(
+        &mut self,
+        name: &str,
+        payload: serde_json::Value,
+        ev: &WireEvent,
+    ) -> Option<Observation> {
         match name {
             CHAT_EVENT => {
                 let message: ChatBroadcast = serde_json::from_value(payload).ok()?;

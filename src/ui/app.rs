@@ -13,7 +13,7 @@ use egui::{Key, Ui};
 use stickyscope_replica::Heartbeat;
 
 use super::bridge::EngineBridge;
-use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput};
+use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput, Pane};
 use super::controls_ui::{top_bar_ui, TopAction, TopBar};
 use super::help_ui::{banner_ui, help_ui};
 use super::log_ui::{log_ui, LogView};
@@ -118,6 +118,7 @@ impl StickyscopeApp {
                 gateway,
                 transport: settings.transport,
                 sticky: settings.sticky,
+                chat: settings.chat,
             },
             Arc::new(move |wake| {
                 if wake == Wake::Heartbeat && waker_resting.load(Ordering::Relaxed) {
@@ -343,6 +344,10 @@ impl StickyscopeApp {
         match action {
             TopAction::SetSticky(on) => self.set_sticky(None, on),
             TopAction::SetTransport(t) => self.set_transport(None, t),
+            TopAction::SetChat(dialect) => {
+                self.settings.chat = dialect;
+                self.bridge.send(Command::SetChat { dialect });
+            }
             TopAction::TogglePause => self.paused = !self.paused,
             TopAction::AddReplica => self.bridge.send(Command::AddReplica),
             TopAction::SetAdapter(on) => {
@@ -483,19 +488,22 @@ impl eframe::App for StickyscopeApp {
                 .resizable(true)
                 .default_size(pane_width)
                 .show(ui, |ui| {
-                    let actions = chat_pane_ui(
-                        ui,
+                    let empty = Default::default();
+                    let pane = Pane {
                         user,
-                        self.model.sessions.get(user),
-                        self.model.chats.get(user).unwrap_or(&Default::default()),
-                        self.model.sticky.get(user).copied().unwrap_or(true),
-                        self.model
+                        state: self.model.sessions.get(user),
+                        log: self.model.chats.get(user).unwrap_or(&empty),
+                        sticky: self.model.sticky.get(user).copied().unwrap_or(true),
+                        transport: self
+                            .model
                             .transport
                             .get(user)
                             .copied()
                             .unwrap_or(TransportChoice::Polling),
-                        self.inputs.entry(user.to_owned()).or_default(),
-                    );
+                        chat: self.settings.chat,
+                    };
+                    let actions =
+                        chat_pane_ui(ui, pane, self.inputs.entry(user.to_owned()).or_default());
                     chat_actions.extend(actions.into_iter().map(|a| (user, a)));
                 });
         }

@@ -6,7 +6,8 @@ use egui::{Color32, RichText, ScrollArea, Ui};
 use stickyscope_contract::chat::MAX_TEXT_BYTES;
 
 use super::theme::{replica_color, FAILURE, OK, WAITING};
-use crate::model::chat::{own_status_line, Tone};
+use crate::events::ChatDialect;
+use crate::model::chat::{own_status_line, peer_line, Tone};
 use crate::model::{ChatEntry, ChatLog};
 use crate::session::{SessionState, TransportChoice};
 
@@ -56,16 +57,33 @@ pub fn state_line(state: Option<&SessionState>) -> (String, Color32) {
     }
 }
 
+/// What one chat pane shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Pane<'a> {
+    /// The user.
+    pub user: &'a str,
+    /// Their session's state.
+    pub state: Option<&'a SessionState>,
+    /// Their messages.
+    pub log: &'a ChatLog,
+    /// Their stickiness.
+    pub sticky: bool,
+    /// Their transport.
+    pub transport: TransportChoice,
+    /// The chat both users speak.
+    pub chat: ChatDialect,
+}
+
 /// Draws one pane; returns what the user asked for.
-pub fn chat_pane_ui(
-    ui: &mut Ui,
-    user: &str,
-    state: Option<&SessionState>,
-    log: &ChatLog,
-    sticky: bool,
-    transport: TransportChoice,
-    input: &mut ChatInput,
-) -> Vec<ChatAction> {
+pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<ChatAction> {
+    let Pane {
+        user,
+        state,
+        log,
+        sticky,
+        transport,
+        chat,
+    } = pane;
     let mut actions = Vec::new();
     ui.heading(RichText::new(user).strong());
     let (line, color) = state_line(state);
@@ -113,7 +131,11 @@ pub fn chat_pane_ui(
         .max_height((ui.available_height() - input_height).max(60.0))
         .show(ui, |ui| {
             if log.entries.is_empty() {
-                ui.weak("No messages yet. Type below and press Enter.");
+                ui.weak(match chat {
+                    ChatDialect::Stickyscope => "No messages yet. Type below and press Enter.",
+                    ChatDialect::Seed => "No messages yet. The seed's chat: each message goes once, with no ack and no receipt; the server's echo back is all that can be known. Type below and press Enter.",
+                    ChatDialect::None => "The chat is off: the sessions keep only their heartbeats. Choose a chat in the top bar to send messages.",
+                });
             }
             for entry in &log.entries {
                 entry_ui(ui, entry);
@@ -121,6 +143,9 @@ pub fn chat_pane_ui(
         });
 
     ui.separator();
+    if chat == ChatDialect::None {
+        return actions;
+    }
     // The text field spans the pane; Send sits under it (Enter sends too).
     let edit = egui::TextEdit::singleline(&mut input.text).hint_text(format!("message as {user}"));
     let size = egui::vec2(ui.available_width(), ui.spacing().interact_size.y);
@@ -187,18 +212,10 @@ fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
             ..
         } => {
             ui.label(RichText::new(format!("{from}: {text}")));
-            let via = match delivered_by {
-                Some(d) if d != accepted_by => {
-                    format!("accepted by replica {accepted_by}, delivered by replica {d}")
-                }
-                Some(_) => format!("accepted and delivered by replica {accepted_by}"),
-                None => format!("accepted by replica {accepted_by}"),
-            };
-            ui.label(
-                RichText::new(via)
-                    .small()
-                    .color(replica_color(delivered_by.as_deref().or(Some(accepted_by)))),
-            );
+            let via = peer_line(accepted_by.as_deref(), delivered_by.as_deref());
+            ui.label(RichText::new(via).small().color(replica_color(
+                delivered_by.as_deref().or(accepted_by.as_deref()),
+            )));
         }
     }
     ui.add_space(4.0);

@@ -6,6 +6,7 @@ use egui::{Color32, RichText, Ui};
 
 use super::settings::{Settings, ThemeChoice};
 use super::theme::{FAILURE, OK};
+use crate::events::ChatDialect;
 use crate::session::TransportChoice;
 
 /// What the user asked for in the top bar.
@@ -15,6 +16,8 @@ pub enum TopAction {
     SetSticky(bool),
     /// Transport for both users.
     SetTransport(TransportChoice),
+    /// Which chat both users speak.
+    SetChat(ChatDialect),
     /// Pause or resume the animation.
     TogglePause,
     /// Add a replica (embedded stack or chain).
@@ -98,6 +101,21 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
             .on_hover_text("T: next transport for both users");
         if let Some(t) = transport.filter(|t| Some(*t) != bar.transport) {
             actions.push(TopAction::SetTransport(t));
+        }
+        let mut chat = settings.chat;
+        egui::ComboBox::from_id_salt("chat-dialect")
+            .selected_text(format!("chat: {}", chat.label()))
+            .show_ui(ui, |ui| {
+                for d in ChatDialect::ALL {
+                    ui.selectable_value(&mut chat, d, d.label());
+                }
+            })
+            .response
+            .on_hover_text(
+                "which chat the users speak: stickyscope's (acks, receipts), the seed's (chat_message / chat_user, no acks), or none (heartbeats only)",
+            );
+        if chat != settings.chat {
+            actions.push(TopAction::SetChat(chat));
         }
         ui.separator();
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::ChatDialect;
 use crate::session::TransportChoice;
 
 /// Key under which settings are stored.
@@ -43,6 +44,8 @@ pub struct Settings {
     pub ping_interval_ms: u64,
     /// Bottom tab.
     pub tab: BottomTab,
+    /// Which chat the users speak.
+    pub chat: ChatDialect,
 }
 
 impl Default for Settings {
@@ -55,6 +58,7 @@ impl Default for Settings {
             transport: TransportChoice::Polling,
             ping_interval_ms: 3000,
             tab: BottomTab::Plots,
+            chat: ChatDialect::Stickyscope,
         }
     }
 }
@@ -73,6 +77,7 @@ mod tests {
             transport: TransportChoice::Upgrade,
             ping_interval_ms: 1000,
             tab: BottomTab::Log,
+            chat: ChatDialect::Seed,
         };
         let text = serde_json::to_string(&saved).unwrap();
         assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), saved);

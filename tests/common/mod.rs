@@ -363,6 +363,7 @@ pub async fn embedded_engine(
             }),
             transport,
             sticky,
+            chat: Default::default(),
         },
         sink,
     )

@@ -13,6 +13,29 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
+/// The seed's chat (the blog post's socket.io 2 server): each user emits an event of its own
+/// with the text alone, and the server emits another to every socket, the sender's
+/// included. No ids, no acks, no receipts.
+pub mod seed {
+    /// The agent emits this, with the text.
+    pub const AGENT_SENDS: &str = "chat_message";
+    /// The visitor emits this, with the text.
+    pub const VISITOR_SENDS: &str = "chat_user";
+    /// The server emits this to all for an agent's message.
+    pub const FROM_AGENT: &str = "message_from_kaushik";
+    /// The server emits this to all for a visitor's message.
+    pub const FROM_VISITOR: &str = "message_from_user";
+
+    /// What `user` emits to send a message, and what the server emits for it.
+    pub fn events_of(user: &str) -> Option<(&'static str, &'static str)> {
+        match user {
+            "agent" => Some((AGENT_SENDS, FROM_AGENT)),
+            "visitor" => Some((VISITOR_SENDS, FROM_VISITOR)),
+            _ => None,
+        }
+    }
+}
+
 /// The event name for chat messages, both ways.
 pub const CHAT_EVENT: &str = "chat";
 /// The event name for delivery receipts, both ways.
