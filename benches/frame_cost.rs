@@ -109,6 +109,7 @@ impl Feed {
             transport,
             kind,
             sid: Some(format!("sid{}", n % 400)),
+            engineio: Some(4),
             replica: Some(replica.clone()),
             replica_source: None,
             replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),

@@ -82,6 +82,7 @@ mod tests {
                 status: Some(400),
             },
             sid: Some("S1".into()),
+            engineio: Some(4),
             replica: Some("2".into()),
             replica_source: None,
             replica_addr: Some("127.0.0.1:4000".into()),

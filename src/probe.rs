@@ -475,6 +475,7 @@ mod tests {
                 status: replica.map(|_| 400),
             },
             sid: Some("S".into()),
+            engineio: Some(4),
             replica: replica.map(str::to_owned),
             replica_source: None,
             replica_addr: None,

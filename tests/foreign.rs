@@ -17,9 +17,13 @@ use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportCh
 use stickyscope::wire::identify::{CookieScheme, Source};
 
 async fn servers(header: bool) -> Vec<NodeServer> {
+    servers_of(4, header).await
+}
+
+async fn servers_of(version: u8, header: bool) -> Vec<NodeServer> {
     let mut all = Vec::new();
     for name in ["web-a", "web-b", "web-c"] {
-        all.push(NodeServer::start(4, name, header).await);
+        all.push(NodeServer::start(version, name, header).await);
     }
     all
 }
@@ -62,14 +66,18 @@ async fn the_truth_through(gateway: &str, servers: &[NodeServer]) {
     let on = seen.state("agent").unwrap().replica().map(str::to_owned);
     let on = on.expect("the sticky cookie names the server");
     assert!(labels.contains(&on), "{on} is one of {labels:?}");
-    // Two heartbeats later (the servers ping every 3 s), still there.
+    // Two heartbeats later (every 3 s: v4 servers ping and the client answers, v3 clients
+    // ping and the server answers), still there.
     let pongs = |seen: &Collected| {
         seen.wire()
             .iter()
             .filter(|w| {
-                w.packets_up
-                    .iter()
-                    .any(|p| matches!(p, stickyscope::protocol::EnginePacket::Pong { .. }))
+                w.packets().any(|p| {
+                    matches!(
+                        p,
+                        stickyscope::protocol::EnginePacket::Pong { probe: false }
+                    )
+                })
             })
             .count()
     };
@@ -295,4 +303,84 @@ async fn the_seeds_chat_between_agent_and_visitor() {
         user.shutdown().await;
     }
     balancer.shutdown();
+}
+
+/// socket.io 2 servers (Engine.IO v3, the seed's own server): detected at the handshake and
+/// spoken to in v3, with the same truths as v4 servers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_2_servers_behind_the_built_in_balancer_are_spoken_to_in_v3() {
+    let servers = servers_of(2, false).await;
+    let balancer = builtin_balancer_over(&servers);
+    the_truth_through(&format!("http://{}", balancer.local_addr()), &servers).await;
+    balancer.shutdown();
+}
+
+/// The seed's two users chat through the seed's original server (socket.io 2) with the
+/// seed's chat, over polling, WebSocket and the upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_users_chat_through_the_seeds_server_over_every_transport() {
+    use stickyscope::events::ChatDialect;
+    let server = NodeServer::start(2, "seed", false).await;
+    for transport in [
+        TransportChoice::Polling,
+        TransportChoice::Websocket,
+        TransportChoice::Upgrade,
+    ] {
+        let (sink, seen) = Collected::sink();
+        let mut users = Vec::new();
+        for user in ["agent", "visitor"] {
+            let mut config = SessionConfig::new(user, &server.url);
+            config.chat = ChatDialect::Seed;
+            config.transport = transport;
+            users.push(ChatSession::start(config, sink.clone()).await.unwrap());
+        }
+        wait_for(Duration::from_secs(15), "both connected in v3", || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") && seen.connected("visitor") }
+        })
+        .await;
+        if transport == TransportChoice::Upgrade {
+            wait_for(
+                Duration::from_secs(10),
+                "both upgraded to WebSocket",
+                || {
+                    let seen = seen.clone();
+                    async move {
+                        ["agent", "visitor"].iter().all(|u| {
+                            matches!(
+                                seen.state(u),
+                                Some(SessionState::Connected {
+                                    websocket: true,
+                                    ..
+                                })
+                            )
+                        })
+                    }
+                },
+            )
+            .await;
+        }
+        users[0].send("hello visitor").await.unwrap();
+        users[1].send("hello agent").await.unwrap();
+        wait_for(Duration::from_secs(10), "each receives the other's", || {
+            let seen = seen.clone();
+            async move {
+                seen.received("visitor")
+                    .iter()
+                    .any(|r| r.message.text == "hello visitor")
+                    && seen
+                        .received("agent")
+                        .iter()
+                        .any(|r| r.message.text == "hello agent")
+            }
+        })
+        .await;
+        assert!(
+            seen.wire().iter().all(|w| w.failure.is_none()),
+            "{transport:?}: nothing refused"
+        );
+        for user in users {
+            user.shutdown().await;
+        }
+    }
 }

@@ -182,6 +182,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
             status: Some(200),
         },
         sid: Some("S".into()),
+        engineio: Some(4),
         replica: Some("1".into()),
         replica_source: None,
         replica_addr: None,

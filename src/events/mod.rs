@@ -120,6 +120,19 @@ pub struct Received {
     pub delivered_by: Option<String>,
 }
 
+/// Which Engine.IO protocol a session speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineIoChoice {
+    /// v4, switching to v3 when the server answers in v3 (Socket.IO 2 servers).
+    #[default]
+    Auto,
+    /// v3 only (Socket.IO 2 servers).
+    V3,
+    /// v4 only (Socket.IO 3 and later).
+    V4,
+}
+
 /// Which chat the two users speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -262,6 +262,7 @@ pub(crate) mod tests {
                 status: Some(200),
             },
             sid: Some("S".into()),
+            engineio: Some(4),
             replica: Some("1".into()),
             replica_source: None,
             replica_addr: None,

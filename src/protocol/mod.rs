@@ -1,8 +1,10 @@
 //! Pure decoding of what crosses the wire: Engine.IO v4 payloads and packets
-//! ([`engineio`]), the Socket.IO v5 packets inside them ([`socketio`]), and WebSocket frames
-//! ([`websocket`]). Nothing here does I/O; nothing here panics, whatever the input.
+//! ([`engineio`]), what Engine.IO v3 does otherwise ([`engineio_v3`]), the Socket.IO
+//! packets inside them ([`socketio`]), and WebSocket frames ([`websocket`]). Nothing here
+//! does I/O; nothing here panics, whatever the input.
 
 pub mod engineio;
+pub mod engineio_v3;
 pub mod socketio;
 pub mod websocket;
 

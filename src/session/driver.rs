@@ -14,9 +14,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::FutureExt;
-use rust_socketio::asynchronous::{Client, ClientBuilder};
-use rust_socketio::{Payload, TransportType};
+use super::client::SessionClient;
 use serde_json::json;
 use stickyscope_contract::chat::{CHAT_EVENT, RECEIPT_EVENT};
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +25,7 @@ use super::outbox::{Due, Outbox, DEFAULT_TRIES};
 use super::tracker::{Observation, WireTracker};
 use super::{SessionState, TransportChoice};
 use crate::events::sink::EventSink;
-use crate::events::{ChatDialect, Event, OutboxStatus, OutboxUpdate, Received};
+use crate::events::{ChatDialect, EngineIoChoice, Event, OutboxStatus, OutboxUpdate, Received};
 use crate::wire::tap::TapError;
 use crate::wire::{Tap, TapConfig, WireEvent};
 use std::collections::VecDeque;
@@ -41,25 +39,6 @@ const WIRE_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 /// Emits queued for the current client.
 const EMIT_QUEUE: usize = 64;
-
-/// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
-/// client for each connection attempt, and without a connector of its own each of those
-/// loads the system's root certificates again (some 10 ms of CPU each, whether or not TLS is
-/// ever used): a crowd of 100 polling sessions reconnecting spent both cores on it and
-/// starved the replicas' health checks. Built once, cloned (cheaply) into every client.
-fn shared_tls() -> Option<native_tls::TlsConnector> {
-    static CONNECTOR: std::sync::OnceLock<Option<native_tls::TlsConnector>> =
-        std::sync::OnceLock::new();
-    CONNECTOR
-        .get_or_init(|| match native_tls::TlsConnector::new() {
-            Ok(connector) => Some(connector),
-            Err(e) => {
-                tracing::warn!("no shared TLS connector ({e}); each client loads its own");
-                None
-            }
-        })
-        .clone()
-}
 
 /// How to run one user's session.
 #[derive(Debug, Clone)]
@@ -90,6 +69,8 @@ pub struct SessionConfig {
     pub identify: crate::wire::identify::SharedIdentify,
     /// Which chat the user speaks.
     pub chat: ChatDialect,
+    /// Which Engine.IO protocol the session speaks.
+    pub engineio: EngineIoChoice,
 }
 
 impl SessionConfig {
@@ -108,6 +89,7 @@ impl SessionConfig {
             max_attempts: None,
             identify: Default::default(),
             chat: ChatDialect::default(),
+            engineio: EngineIoChoice::default(),
         }
     }
 }
@@ -169,6 +151,7 @@ impl ChatSession {
         let tap = Arc::new(tap);
         let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (connect_tx, connect_rx) = mpsc::channel(4);
+        let speaks_v3 = config.engineio == EngineIoChoice::V3;
         let driver = Driver {
             outbox: Outbox::new(
                 &config.user,
@@ -180,6 +163,7 @@ impl ChatSession {
             tracker: {
                 let mut tracker = WireTracker::new(&config.user);
                 tracker.set_dialect(config.chat);
+                tracker.set_v3(speaks_v3);
                 tracker
             },
             guard: AttemptGuard::default(),
@@ -195,6 +179,7 @@ impl ChatSession {
             seed_queue: VecDeque::new(),
             seed_sent: VecDeque::new(),
             seed_next: 0,
+            speaks_v3,
             attempt_no: 0,
             phase: Phase::Waiting {
                 next_at: Instant::now(),
@@ -296,17 +281,19 @@ struct Driver {
     sink: EventSink,
     wire_rx: mpsc::Receiver<WireEvent>,
     cmd_rx: mpsc::Receiver<SessionCommand>,
-    connect_tx: mpsc::Sender<(u64, Result<Client, String>)>,
-    connect_rx: mpsc::Receiver<(u64, Result<Client, String>)>,
+    connect_tx: mpsc::Sender<(u64, Result<SessionClient, String>)>,
+    connect_rx: mpsc::Receiver<(u64, Result<SessionClient, String>)>,
     tracker: WireTracker,
     guard: AttemptGuard,
     outbox: Outbox,
-    client: Option<Client>,
+    client: Option<SessionClient>,
     emitter: Option<Emitter>,
     /// The seed's chat: messages waiting for a session, and sent ones waiting for their echo.
     seed_queue: VecDeque<(String, String)>,
     seed_sent: VecDeque<(String, String)>,
     seed_next: u64,
+    /// Whether attempts speak Engine.IO v3 (chosen, or detected from the server).
+    speaks_v3: bool,
     attempt_no: u64,
     phase: Phase,
     state: Option<SessionState>,
@@ -394,34 +381,23 @@ impl Driver {
         };
         self.set_state(state).await;
 
-        let builder = ClientBuilder::new(self.tap.url())
-            .transport_type(match self.config.transport {
-                TransportChoice::Polling => TransportType::Polling,
-                TransportChoice::Websocket => TransportType::Websocket,
-                TransportChoice::Upgrade => TransportType::WebsocketUpgrade,
-            })
-            .reconnect(false)
-            .reconnect_on_disconnect(false);
-        let builder = match shared_tls() {
-            Some(tls) => builder.tls_config(tls),
-            None => builder,
-        };
         let tx = self.connect_tx.clone();
         let n = self.attempt_no;
         let bound = self.config.connect_timeout;
+        let (url, transport, v3) = (self.tap.url(), self.config.transport, self.speaks_v3);
         tokio::spawn(async move {
-            let result = match tokio::time::timeout(bound, builder.connect()).await {
-                Ok(Ok(client)) => Ok(client),
-                Ok(Err(e)) => Err(e.to_string()),
+            let connect = SessionClient::connect(&url, transport, v3);
+            let result = match tokio::time::timeout(bound, connect).await {
+                Ok(result) => result,
                 Err(_) => Err("connect timed out".to_owned()),
             };
             if let Err(mpsc::error::SendError((_, Ok(client)))) = tx.send((n, result)).await {
-                spawn_disconnect(client);
+                client.disconnect_soon();
             }
         });
     }
 
-    async fn on_connect_result(&mut self, n: u64, result: Result<Client, String>) {
+    async fn on_connect_result(&mut self, n: u64, result: Result<SessionClient, String>) {
         match result {
             Ok(client)
                 if n == self.attempt_no && self.phase != Phase::Stopped && self.phase_is_live() =>
@@ -430,7 +406,7 @@ impl Driver {
                 self.client = Some(client);
                 self.flush_outbox(Instant::now()).await;
             }
-            Ok(client) => spawn_disconnect(client),
+            Ok(client) => client.disconnect_soon(),
             Err(e) if n == self.attempt_no && matches!(self.phase, Phase::Attempting { .. }) => {
                 // rust_socketio says only "EngineIO Error"; the wire usually said more, and
                 // then the session is already broken with that reason.
@@ -465,6 +441,23 @@ impl Driver {
                         websocket,
                     })
                     .await;
+                }
+                Observation::SpeaksV3 => {
+                    if self.config.engineio == EngineIoChoice::Auto {
+                        self.speaks_v3 = true;
+                        self.tracker.set_v3(true);
+                        self.restart(
+                            "the server speaks Engine.IO v3 (Socket.IO 2): speaking v3 from now on"
+                                .to_owned(),
+                        )
+                        .await;
+                    } else {
+                        self.break_session(
+                            "the server speaks Engine.IO v3 (Socket.IO 2), not the v4 asked for (--engineio 4)".to_owned(),
+                            true,
+                        )
+                        .await;
+                    }
                 }
                 Observation::Identified { replica } => {
                     if let Some(SessionState::Connected { sid, websocket, .. }) = self.state.clone()
@@ -643,7 +636,7 @@ impl Driver {
         // Emits still queued were for this session; the outbox sends again on the next.
         self.emitter = None;
         if let Some(client) = self.client.take() {
-            spawn_disconnect(client);
+            client.disconnect_soon();
         }
     }
 
@@ -765,12 +758,6 @@ impl Driver {
     }
 }
 
-fn spawn_disconnect(client: Client) {
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(Duration::from_secs(2), client.disconnect()).await;
-    });
-}
-
 /// Something to emit on the current client.
 enum Emit {
     /// A `chat` message, with an ack (read off the wire).
@@ -787,22 +774,13 @@ struct Emitter {
 }
 
 impl Emitter {
-    fn start(client: Client, user: &str) -> Self {
+    fn start(client: SessionClient, user: &str) -> Self {
         let (queue, mut rx) = mpsc::channel::<Emit>(EMIT_QUEUE);
         let user = user.to_owned();
         let task = tokio::spawn(async move {
             while let Some(emit) = rx.recv().await {
                 let result = match emit {
-                    Emit::Chat(payload) => {
-                        client
-                            .emit_with_ack(
-                                CHAT_EVENT,
-                                payload,
-                                Duration::from_secs(60),
-                                |_: Payload, _| async {}.boxed(),
-                            )
-                            .await
-                    }
+                    Emit::Chat(payload) => client.emit_with_ack(CHAT_EVENT, payload).await,
                     Emit::Event(name, payload) => client.emit(name, payload).await,
                 };
                 if let Err(e) = result {

@@ -6,14 +6,18 @@
 //!   after a few tries (pure).
 //! - [`tracker`]: what the wire says about the session and its chat traffic (pure).
 //! - [`driver`]: the supervisor that runs it all (network).
+//! - [`client`]: the Socket.IO client of one attempt, v4 or v3 (network).
+//! - [`v3`]: a small Engine.IO v3 / Socket.IO 2 client (network).
 //!
 //! A session's state and transport ([`SessionState`], [`TransportChoice`]) are types of
 //! the event stream, defined in [`crate::events`] below both sessions and engine.
 
+pub mod client;
 pub mod driver;
 pub mod guard;
 pub mod outbox;
 pub mod tracker;
+pub mod v3;
 
 pub use crate::events::{SessionState, TransportChoice};
 pub use driver::{ChatSession, SessionConfig};

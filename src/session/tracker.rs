@@ -35,6 +35,8 @@ pub enum Observation {
     },
     /// The session moved to WebSocket.
     Upgraded,
+    /// The server answered in Engine.IO v3 (a Socket.IO 2 server) while the session spoke v4.
+    SpeaksV3,
     /// The connected session's server is now known (it was not when it connected).
     Identified {
         /// Its name.
@@ -76,11 +78,17 @@ pub enum Observation {
 #[derive(Debug)]
 pub struct WireTracker {
     user: String,
+    /// Whether the session speaks Engine.IO v3.
+    v3: bool,
     dialect: ChatDialect,
     /// The seed's chat has no ids: received messages are numbered here.
     seed_received: u64,
     current_sid: Option<String>,
     attempting: bool,
+    /// The current session has opened a WebSocket beside its polling (the upgrade probe
+    /// comes before the upgrade): the server may close the polling transport it leaves
+    /// behind, which ends that transport, not the session.
+    websocket_opened: bool,
     connected: Option<(Option<String>, String)>,
     heartbeat: Option<Duration>,
     last_server_activity: Option<Instant>,
@@ -111,10 +119,12 @@ impl WireTracker {
     pub fn new(user: &str) -> Self {
         WireTracker {
             user: user.to_owned(),
+            v3: false,
             dialect: ChatDialect::default(),
             seed_received: 0,
             current_sid: None,
             attempting: false,
+            websocket_opened: false,
             connected: None,
             heartbeat: None,
             last_server_activity: None,
@@ -125,6 +135,11 @@ impl WireTracker {
         }
     }
 
+    /// Whether the session speaks Engine.IO v3 (else v4).
+    pub fn set_v3(&mut self, v3: bool) {
+        self.v3 = v3;
+    }
+
     /// Which chat to read off the wire.
     pub fn set_dialect(&mut self, dialect: ChatDialect) {
         self.dialect = dialect;
@@ -133,6 +148,7 @@ impl WireTracker {
     /// A new connection attempt starts: the next handshake names the session.
     pub fn attempt_started(&mut self) {
         self.current_sid = None;
+        self.websocket_opened = false;
         self.attempting = true;
         self.connected = None;
         self.last_server_activity = None;
@@ -142,6 +158,7 @@ impl WireTracker {
     /// The session was given up (by the supervisor).
     pub fn abandoned(&mut self) {
         self.current_sid = None;
+        self.websocket_opened = false;
         self.attempting = false;
         self.connected = None;
     }
@@ -167,16 +184,33 @@ impl WireTracker {
             (None, Some(_)) => false,
         };
 
+        // A v3 server answers a v4 handshake in its own protocol: v3's polling framing, or an
+        // open packet without v4's maxPayload.
+        if ours && handshake_of_attempt && !self.v3 {
+            let v3_open = ev
+                .packets_down
+                .iter()
+                .any(|p| matches!(p, EnginePacket::Open(open) if open.max_payload == 0));
+            if ev.engineio == Some(3) || v3_open {
+                self.abandoned();
+                out.push(Observation::SpeaksV3);
+                return out;
+            }
+        }
         if ours && handshake_of_attempt {
             if let Some(open) = ev.packets_down.iter().find_map(|p| match p {
                 EnginePacket::Open(open) => Some(open),
                 _ => None,
             }) {
                 self.current_sid = Some(open.sid.clone());
+                self.websocket_opened = false;
                 self.heartbeat = Some(heartbeat_limit(open.ping_interval, open.ping_timeout));
             }
         }
         let ours = ours || (ev.sid.is_some() && ev.sid == self.current_sid);
+        if ours && ev.transport == Transport::Websocket {
+            self.websocket_opened = true;
+        }
 
         if ours && ev.failure.is_none() && from_server(ev) {
             self.last_server_activity = Some(now);
@@ -220,7 +254,9 @@ impl WireTracker {
         }
         for packet in &ev.packets_down {
             let EnginePacket::Message { socket: Some(sp) } = packet else {
-                if ours && matches!(packet, EnginePacket::Close) {
+                let left_behind_polling =
+                    self.websocket_opened && ev.transport == Transport::Polling;
+                if ours && !left_behind_polling && matches!(packet, EnginePacket::Close) {
                     out.push(self.broken(format!(
                         "replica {} closed the session",
                         ev.replica.as_deref().unwrap_or("?")
@@ -445,6 +481,7 @@ mod tests {
                 status: Some(200),
             },
             sid: sid.map(str::to_owned),
+            engineio: Some(4),
             replica: Some(replica.into()),
             replica_source: None,
             replica_addr: None,
@@ -483,6 +520,35 @@ mod tests {
             .stalled(now + Duration::from_secs(3))
             .unwrap()
             .contains("heartbeat lost"));
+    }
+
+    #[test]
+    fn a_close_of_the_polling_left_behind_by_an_upgrade_does_not_end_the_session() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        t.attempt_started();
+        t.observe(&http(Some("S1"), "1", OPEN), now);
+        t.observe(&http(Some("S1"), "1", "40"), now);
+        // Before any WebSocket, a close on polling ends the session.
+        let mut before = WireTracker::new("visitor");
+        before.attempt_started();
+        before.observe(&http(Some("S1"), "1", OPEN), now);
+        assert!(matches!(
+            before.observe(&http(Some("S1"), "1", "1"), now).as_slice(),
+            [Observation::Broken { .. }]
+        ));
+        // After the upgrade probe went over a WebSocket, it only ends the old transport.
+        let mut probe = http(Some("S1"), "1", "3probe");
+        probe.transport = Transport::Websocket;
+        t.observe(&probe, now);
+        assert!(t.observe(&http(Some("S1"), "1", "1"), now).is_empty());
+        // A close over the WebSocket still ends it.
+        let mut closed = http(Some("S1"), "1", "1");
+        closed.transport = Transport::Websocket;
+        assert!(matches!(
+            t.observe(&closed, now).as_slice(),
+            [Observation::Broken { .. }]
+        ));
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub struct WireEvent {
     pub kind: WireKind,
     /// Engine.IO session id: from the query, or from the open packet of a handshake.
     pub sid: Option<String>,
+    /// The Engine.IO protocol version spoken: what the client asked for (`EIO=`), or 3 when
+    /// the server answered with v3's framing whatever was asked.
+    #[serde(default)]
+    pub engineio: Option<u8>,
     /// The replica that handled it, when something named it (see `replica_source`).
     pub replica: Option<String>,
     /// What named the replica: `X-Replica`, a header the user named, or the sticky cookie

@@ -43,7 +43,7 @@ use crate::balancer::NO_SERVER;
 use crate::http_serve::{is_upgrade, strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
 use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
 use crate::protocol::websocket::{FrameDecoder, WsMessage};
-use crate::protocol::{decode_payload, decode_text_packet, EnginePacket};
+use crate::protocol::{decode_payload, decode_text_packet, engineio_v3, EnginePacket};
 
 /// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -233,6 +233,8 @@ impl Drop for InFlight {
 /// What the tap learned about one HTTP request before forwarding it.
 struct Outgoing {
     kind: RequestKind,
+    /// The Engine.IO version asked for (`EIO=`).
+    engineio: Option<u8>,
     method: String,
     sid: Option<String>,
     transport: Transport,
@@ -317,6 +319,7 @@ impl Shared {
             transport: out.transport,
             kind,
             sid: out.sid.clone(),
+            engineio: out.engineio,
             replica: None,
             replica_source: None,
             replica_addr: None,
@@ -397,6 +400,7 @@ impl Shared {
         let kind = RequestKind::classify(req.method().as_str(), req.uri().query());
         let out = Outgoing {
             kind,
+            engineio: query.eio.and_then(|v| v.parse().ok()),
             method: req.method().to_string(),
             sid: query.sid.map(str::to_owned),
             transport: if query.transport == Some("websocket") {
@@ -439,7 +443,11 @@ impl Shared {
         let mut event = self.http_event(&out);
         event.bytes_up = body.len() as u64;
         if out.method == "POST" {
-            event.packets_up = decode_payload(&body);
+            event.packets_up = if out.engineio == Some(3) {
+                engineio_v3::decode_payload(&body)
+            } else {
+                decode_payload(&body)
+            };
             event.raw_up = text_of(&body);
         }
 
@@ -507,7 +515,14 @@ impl Shared {
             event.failure = Some(classify_refusal(status, &body, from_replica));
             event.raw_down = text_of(&body);
         } else if out.method == "GET" {
-            event.packets_down = decode_payload(&body);
+            // What crossed the wire decides: a v3 server frames its answer as v3 whatever
+            // the client asked for.
+            event.packets_down = if out.engineio == Some(3) || engineio_v3::looks_like_v3(&body) {
+                event.engineio = Some(3);
+                engineio_v3::decode_payload(&body)
+            } else {
+                decode_payload(&body)
+            };
             event.raw_down = text_of(&body);
             if event.sid.is_none() {
                 event.sid = event.packets_down.iter().find_map(|p| match p {

@@ -71,6 +71,8 @@ pub struct EngineQuery<'a> {
     pub transport: Option<&'a str>,
     /// `sid=` value, if present and non-empty.
     pub sid: Option<&'a str>,
+    /// `EIO=` value (the Engine.IO protocol version the client speaks), if present.
+    pub eio: Option<&'a str>,
 }
 
 impl<'a> EngineQuery<'a> {
@@ -85,6 +87,7 @@ impl<'a> EngineQuery<'a> {
             match key {
                 "transport" => out.transport = Some(value),
                 "sid" if !value.is_empty() => out.sid = Some(value),
+                "EIO" => out.eio = Some(value),
                 _ => {}
             }
         }

@@ -1,0 +1,114 @@
+//! The Socket.IO client of one session attempt: rust_socketio for Engine.IO v4 servers, the
+//! project's own [`V3Client`] for v3 (Socket.IO 2) servers. Both talk through the user's
+//! wire tap, and the session reads what they do off the wire; here they only connect,
+//! emit and leave. Network code.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use rust_socketio::asynchronous::{Client, ClientBuilder};
+use rust_socketio::{Payload, TransportType};
+
+use super::v3::V3Client;
+use super::TransportChoice;
+
+/// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
+/// client for each connection attempt, and without a connector of its own each of those
+/// loads the system's root certificates again (some 10 ms of CPU each, whether or not TLS is
+/// ever used): a crowd of 100 polling sessions reconnecting spent both cores on it and
+/// starved the replicas' health checks. Built once, cloned (cheaply) into every client.
+fn shared_tls() -> Option<native_tls::TlsConnector> {
+    static CONNECTOR: std::sync::OnceLock<Option<native_tls::TlsConnector>> =
+        std::sync::OnceLock::new();
+    CONNECTOR
+        .get_or_init(|| match native_tls::TlsConnector::new() {
+            Ok(connector) => Some(connector),
+            Err(e) => {
+                tracing::warn!("no shared TLS connector ({e}); each client loads its own");
+                None
+            }
+        })
+        .clone()
+}
+
+/// A connected client of either protocol.
+#[derive(Clone)]
+pub enum SessionClient {
+    /// Engine.IO v4 (Socket.IO 3 and later servers), through rust_socketio.
+    V4(Client),
+    /// Engine.IO v3 (Socket.IO 2 servers).
+    V3(Arc<V3Client>),
+}
+
+impl SessionClient {
+    /// Connects to `url` (the user's tap) with `transport`, speaking v3 when `v3`.
+    pub async fn connect(url: &str, transport: TransportChoice, v3: bool) -> Result<Self, String> {
+        if v3 {
+            return V3Client::connect(url, transport)
+                .await
+                .map(|c| SessionClient::V3(Arc::new(c)));
+        }
+        let builder = ClientBuilder::new(url)
+            .transport_type(match transport {
+                TransportChoice::Polling => TransportType::Polling,
+                TransportChoice::Websocket => TransportType::Websocket,
+                TransportChoice::Upgrade => TransportType::WebsocketUpgrade,
+            })
+            .reconnect(false)
+            .reconnect_on_disconnect(false);
+        let builder = match shared_tls() {
+            Some(tls) => builder.tls_config(tls),
+            None => builder,
+        };
+        builder
+            .connect()
+            .await
+            .map(SessionClient::V4)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Emits an event without an ack.
+    pub async fn emit(
+        &self,
+        event: &'static str,
+        payload: serde_json::Value,
+    ) -> Result<(), String> {
+        match self {
+            SessionClient::V4(c) => c.emit(event, payload).await.map_err(|e| e.to_string()),
+            SessionClient::V3(c) => c.emit(event, payload).await,
+        }
+    }
+
+    /// Emits an event with an ack id (the ack is read off the wire).
+    pub async fn emit_with_ack(
+        &self,
+        event: &'static str,
+        payload: serde_json::Value,
+    ) -> Result<(), String> {
+        match self {
+            SessionClient::V4(c) => c
+                .emit_with_ack(event, payload, Duration::from_secs(60), |_: Payload, _| {
+                    async {}.boxed()
+                })
+                .await
+                .map_err(|e| e.to_string()),
+            SessionClient::V3(c) => c.emit_with_ack(event, payload).await,
+        }
+    }
+
+    /// Leaves, in the background, bounded.
+    pub fn disconnect_soon(self) {
+        tokio::spawn(async move {
+            let leave = async {
+                match &self {
+                    SessionClient::V4(c) => {
+                        let _ = c.disconnect().await;
+                    }
+                    SessionClient::V3(c) => c.disconnect().await,
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;
+        });
+    }
+}
