@@ -112,6 +112,7 @@ impl Feed {
             engineio: Some(4),
             replica: Some(replica.clone()),
             replica_source: None,
+            unnamed: None,
             replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),
             latency_us: Some(300 + (n * 7919) % 3000),
             bytes_up: up.len() as u64,

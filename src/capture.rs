@@ -85,6 +85,7 @@ mod tests {
             engineio: Some(4),
             replica: Some("2".into()),
             replica_source: None,
+            unnamed: None,
             replica_addr: Some("127.0.0.1:4000".into()),
             latency_us: Some(812),
             bytes_up: 0,

@@ -64,6 +64,10 @@ struct WindowArgs {
     /// (heartbeats only).
     #[arg(long, value_enum)]
     chat: Option<ChatArg>,
+    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
+    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
+    #[arg(long, value_enum, default_value_t = EngineIoArg::Auto, requires = "gateway")]
+    engineio: EngineIoArg,
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     crowd: u16,
@@ -194,6 +198,10 @@ struct ProbeArgs {
     /// Which chat the sessions understand (they do not send messages).
     #[arg(long, value_enum, default_value_t = ChatArg::Stickyscope)]
     chat: ChatArg,
+    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
+    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
+    #[arg(long, value_enum, default_value_t = EngineIoArg::Auto, requires = "gateway")]
+    engineio: EngineIoArg,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -289,6 +297,25 @@ impl From<ChatArg> for stickyscope::events::ChatDialect {
             ChatArg::Stickyscope => Self::Stickyscope,
             ChatArg::Seed => Self::Seed,
             ChatArg::None => Self::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EngineIoArg {
+    Auto,
+    #[value(name = "3")]
+    V3,
+    #[value(name = "4")]
+    V4,
+}
+
+impl From<EngineIoArg> for stickyscope::events::EngineIoChoice {
+    fn from(e: EngineIoArg) -> Self {
+        match e {
+            EngineIoArg::Auto => Self::Auto,
+            EngineIoArg::V3 => Self::V3,
+            EngineIoArg::V4 => Self::V4,
         }
     }
 }
@@ -420,6 +447,7 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         sessions: usize::from(args.sessions),
         identify,
         chat: args.chat.into(),
+        engineio: args.engineio.into(),
     };
     let result = stickyscope::probe::run(&plan, |done| {
         if terminal {
@@ -508,6 +536,7 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             gateway,
             traefik_api: args.traefik_api,
             identify: args.identify.config(),
+            engineio: args.engineio.into(),
         },
         None if args.chain => {
             let program = stickyscope::chain::ReplicaProgram::this_binary()

@@ -21,14 +21,17 @@ pub struct ReplicaCounts {
     pub identified_by: String,
     /// Handshakes (polling or WebSocket).
     pub handshakes: u64,
-    /// Pings from the replica.
+    /// Heartbeat pings, whoever sent them: the replica in Engine.IO v4, the client in v3.
     pub pings: u64,
-    /// Pongs to the replica.
+    /// Heartbeat pongs answering them.
     pub pongs: u64,
     /// Engine.IO message packets, both ways.
     pub messages: u64,
     /// Refusals by reason.
     pub rejected: BTreeMap<String, u64>,
+    /// For `?`: why nothing named the servers that answered, with how many records each.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unnamed_because: BTreeMap<String, u64>,
 }
 
 /// How one session fared.
@@ -36,8 +39,10 @@ pub struct ReplicaCounts {
 pub struct SessionOutcome {
     /// Its name.
     pub name: String,
-    /// The replica it connected to first, if it ever did.
+    /// The replica it connected to first, if it ever did and something named it.
     pub replica: Option<String>,
+    /// The Engine.IO version its server spoke at the handshake (3 or 4), once one answered.
+    pub engineio: Option<u8>,
     /// Seconds from the start until it first connected.
     pub connected_after_s: Option<f64>,
     /// The first failure, if it broke or never formed.
@@ -116,6 +121,7 @@ impl Tally {
                         SessionOutcome {
                             name: n.clone(),
                             replica: None,
+                            engineio: None,
                             connected_after_s: None,
                             broke: None,
                         },
@@ -132,6 +138,15 @@ impl Tally {
         match event {
             Event::Wire(w) => {
                 count(&mut self.replicas, w);
+                if let Some(outcome) = self.outcomes.get_mut(w.user.as_str()) {
+                    let handshake = w
+                        .packets_down
+                        .iter()
+                        .any(|p| matches!(p, EnginePacket::Open(_)));
+                    if handshake && w.engineio.is_some() {
+                        outcome.engineio = w.engineio;
+                    }
+                }
                 if let Some(f) = &w.failure {
                     self.last_failure.insert(
                         w.user.clone(),
@@ -264,6 +279,9 @@ fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
         None => return,
     };
     let c = replicas.entry(key).or_default();
+    if let (None, Some(why)) = (&w.replica, &w.unnamed) {
+        *c.unnamed_because.entry(why.clone()).or_default() += 1;
+    }
     if c.identified_by.is_empty() {
         c.identified_by = w
             .replica_source
@@ -277,15 +295,9 @@ fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
     ) {
         c.handshakes += 1;
     }
-    for p in &w.packets_down {
+    for p in w.packets_down.iter().chain(&w.packets_up) {
         match p {
             EnginePacket::Ping { probe: false } => c.pings += 1,
-            EnginePacket::Message { .. } => c.messages += 1,
-            _ => {}
-        }
-    }
-    for p in &w.packets_up {
-        match p {
             EnginePacket::Pong { probe: false } => c.pongs += 1,
             EnginePacket::Message { .. } => c.messages += 1,
             _ => {}
@@ -300,8 +312,18 @@ fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
 
 /// Renders the report as a table and a verdict line.
 pub fn table(r: &Report) -> String {
+    let versions: std::collections::BTreeSet<u8> =
+        r.sessions.iter().filter_map(|s| s.engineio).collect();
+    let spoken = versions
+        .iter()
+        .map(|v| match v {
+            3 => " · Engine.IO 3 (Socket.IO 2)".to_owned(),
+            4 => " · Engine.IO 4".to_owned(),
+            v => format!(" · Engine.IO {v}"),
+        })
+        .collect::<String>();
     let mut out = format!(
-        "probe of {} · {} · stickiness {} · {:.0} s · {} session(s)\n\n",
+        "probe of {} · {} · stickiness {} · {:.0} s · {} session(s){spoken}\n\n",
         r.gateway,
         r.transport.label(),
         if r.sticky { "on" } else { "off" },
@@ -309,7 +331,7 @@ pub fn table(r: &Report) -> String {
         r.sessions.len()
     );
     out.push_str(&format!(
-        "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<30}  rejected\n",
+        "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<32}  rejected\n",
         "replica", "handshakes", "pings", "pongs", "messages", "identified by"
     ));
     for (id, c) in &r.replicas {
@@ -323,14 +345,17 @@ pub fn table(r: &Report) -> String {
                 .join("; ")
         };
         out.push_str(&format!(
-            "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<30}  {rejected}\n",
+            "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<32}  {rejected}\n",
             id, c.handshakes, c.pings, c.pongs, c.messages, c.identified_by
         ));
     }
-    if r.replicas.contains_key(UNIDENTIFIED) {
-        out.push_str(
-            "(?: answers nothing named — no X-Replica; give --replica-header NAME for a header your servers set, or --traefik-api URL or --servers URL,… so the sticky cookie names its server)\n",
-        );
+    if let Some(unnamed) = r.replicas.get(UNIDENTIFIED) {
+        if unnamed.unnamed_because.is_empty() {
+            out.push_str("(?: answers nothing named)\n");
+        }
+        for why in unnamed.unnamed_because.keys() {
+            out.push_str(&format!("(?: {why})\n"));
+        }
     }
     if r.records_dropped > 0 {
         out.push_str(&format!(
@@ -397,6 +422,8 @@ pub struct Plan {
     pub identify: crate::wire::identify::SharedIdentify,
     /// Which chat the sessions understand.
     pub chat: crate::events::ChatDialect,
+    /// Which Engine.IO the sessions speak.
+    pub engineio: crate::events::EngineIoChoice,
 }
 
 /// Runs the plan's sessions for its duration; `progress` is called with the fraction done
@@ -428,6 +455,7 @@ pub async fn run(
         config.sticky = sticky;
         config.identify = std::sync::Arc::clone(&plan.identify);
         config.chat = plan.chat;
+        config.engineio = plan.engineio;
         match ChatSession::start(config, sink.clone()).await {
             Ok(session) => running.push(session),
             Err(e) => {
@@ -478,6 +506,7 @@ mod tests {
             engineio: Some(4),
             replica: replica.map(str::to_owned),
             replica_source: None,
+            unnamed: None,
             replica_addr: None,
             latency_us: Some(1_000),
             bytes_up: 0,
@@ -577,5 +606,36 @@ mod tests {
             (report.verdict, report.exit_code),
             (Verdict::Unreachable, 2)
         );
+    }
+
+    #[test]
+    fn v3_heartbeats_count_whoever_pings_and_the_version_is_reported() {
+        use crate::protocol::engineio_v3;
+        let names = vec!["probe-1".to_owned()];
+        let mut tally = Tally::new(&names);
+        let Event::Wire(mut handshake) =
+            refused("probe-1", Some("web-a"), FailureKind::Refused, "")
+        else {
+            unreachable!("refused() makes a wire record")
+        };
+        handshake.failure = None;
+        handshake.engineio = Some(3);
+        let open =
+            r#"0{"sid":"S","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":5000}"#;
+        let framed = format!("{}:{open}2:40", open.len());
+        handshake.packets_down = engineio_v3::decode_payload(framed.as_bytes());
+        let mut ping = handshake.clone();
+        ping.packets_down = vec![];
+        ping.packets_up = vec![EnginePacket::Ping { probe: false }];
+        let mut pong = handshake.clone();
+        pong.packets_down = vec![EnginePacket::Pong { probe: false }];
+        for w in [handshake, ping, pong] {
+            tally.fold(0.1, &Event::Wire(w));
+        }
+        let report = tally.finish(HEADER);
+        let counts = &report.replicas["web-a"];
+        assert_eq!((counts.pings, counts.pongs), (1, 1));
+        assert_eq!(report.sessions[0].engineio, Some(3));
+        assert!(table(&report).contains("Engine.IO 3 (Socket.IO 2)"));
     }
 }

@@ -7,6 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::traefik_model::{ServiceInfo, UP};
 
+/// How a replica is called on screen: `replica 2` or `replica web-a` for a name, the bare
+/// address for a server known by its address (`10.0.1.7:3000`), which needs no prefix.
+pub fn replica_name(id: &str) -> String {
+    if id.contains(':') {
+        id.to_owned()
+    } else {
+        format!("replica {id}")
+    }
+}
+
 /// One replica as the topology knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaNode {
@@ -105,6 +115,14 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_prefixed_and_addresses_are_not() {
+        assert_eq!(replica_name("2"), "replica 2");
+        assert_eq!(replica_name("web-a"), "replica web-a");
+        assert_eq!(replica_name("10.0.1.7:3000"), "10.0.1.7:3000");
+        assert_eq!(replica_name("[::1]:3000"), "[::1]:3000");
+    }
     use crate::traefik_model::{LoadBalancer, ServerInfo};
 
     fn service() -> ServiceInfo {

@@ -132,6 +132,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
                 gateway: "http://127.0.0.1:9".into(),
                 traefik_api: Some("http://127.0.0.1:9".into()),
                 identify: Default::default(),
+                engineio: Default::default(),
             },
             transport: TransportChoice::Polling,
             sticky: true,

@@ -144,7 +144,18 @@ async fn plain_socketio_v4_servers_behind_the_built_in_balancer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_socketio_v4_servers_behind_the_real_chain() {
-    let servers = servers(false).await;
+    the_truth_through_the_real_chain(4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_2_servers_behind_the_real_chain() {
+    the_truth_through_the_real_chain(2).await;
+}
+
+/// nginx → Traefik 3.7.15 in front of three servers of one Socket.IO major: the sessions'
+/// truths, then the window's engine learning servers and cookie from Traefik's API.
+async fn the_truth_through_the_real_chain(version: u8) {
+    let servers = servers_of(version, false).await;
     let mut config = ChainConfig::new(ReplicaProgram {
         program: env!("CARGO_BIN_EXE_stickyscope").into(),
         args: vec![],
@@ -163,6 +174,7 @@ async fn plain_socketio_v4_servers_behind_the_real_chain() {
                 gateway: chain.gateway_url(),
                 traefik_api: Some(chain.api_url_with_credential()),
                 identify: IdentifyConfig::default(),
+                engineio: Default::default(),
             },
             transport: TransportChoice::Polling,
             sticky: true,
@@ -193,10 +205,17 @@ async fn plain_socketio_v4_servers_behind_the_real_chain() {
     chain.shutdown().await;
 }
 
-/// Servers that name themselves in a header of their own: `--replica-header X-Backend`.
+/// Servers (socket.io 4 and 2) that name themselves in a header of their own:
+/// `--replica-header X-Backend`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_header_the_servers_set_names_them() {
-    let servers = servers(true).await;
+    for version in [4, 2] {
+        a_header_names_servers_of(version).await;
+    }
+}
+
+async fn a_header_names_servers_of(version: u8) {
+    let servers = servers_of(version, true).await;
     let balancer = builtin_balancer_over(&servers);
     let identify = IdentifyConfig {
         header: Some("X-Backend".into()),
@@ -224,10 +243,13 @@ async fn a_header_the_servers_set_names_them() {
         },
     )
     .await;
-    assert!(seen.wire().iter().all(|w| w.replica_source
-        == Some(Source::Header {
-            name: "X-Backend".into()
-        })));
+    assert!(
+        seen.wire().iter().all(|w| w.replica_source
+            == Some(Source::Header {
+                name: "X-Backend".into()
+            })),
+        "socket.io {version}: every record named by X-Backend"
+    );
     agent.shutdown().await;
     balancer.shutdown();
 }
@@ -375,6 +397,14 @@ async fn the_seeds_users_chat_through_the_seeds_server_over_every_transport() {
             }
         })
         .await;
+        for (user, text) in [("visitor", "hello visitor"), ("agent", "hello agent")] {
+            let times = seen
+                .received(user)
+                .iter()
+                .filter(|r| r.message.text == text)
+                .count();
+            assert_eq!(times, 1, "{transport:?}: {user} shows {text:?} once");
+        }
         assert!(
             seen.wire().iter().all(|w| w.failure.is_none()),
             "{transport:?}: nothing refused"

@@ -5,49 +5,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use common::nginx::{free_port, globals, nginx_binary, scratch, NginxProcess};
 use common::{stack, wait_for, Collected};
 use stickyscope::embedded::StackAdapter;
 use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 
-fn nginx_binary() -> PathBuf {
-    for candidate in ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"] {
-        if Path::new(candidate).exists() {
-            return candidate.into();
-        }
-    }
-    panic!("nginx is not installed: run scripts/test.sh, which installs Debian's nginx");
-}
-
 fn config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("stack/nginx/nginx.conf")
-}
-
-fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "stickyscope-nginx-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    // nginx's workers (nobody, when the master is root) write their temp files here.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-fn globals(dir: &Path, daemon: bool) -> String {
-    format!(
-        "{}pid {}/nginx.pid; error_log {}/error.log;",
-        if daemon { "" } else { "daemon off; " },
-        dir.display(),
-        dir.display()
-    )
 }
 
 #[test]
@@ -72,18 +38,14 @@ fn nginx_accepts_the_real_configuration() {
 
 /// Real nginx with the real configuration, Traefik's address rewritten to `upstream`.
 struct Nginx {
-    child: tokio::process::Child,
+    _process: NginxProcess,
     url: String,
 }
 
 impl Nginx {
     async fn start(upstream: &str) -> Nginx {
         let dir = scratch();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let original = std::fs::read_to_string(config_path()).unwrap();
         assert!(original.contains("set $traefik http://traefik:80;"));
         assert!(original.contains("listen 80;"));
@@ -93,21 +55,7 @@ impl Nginx {
                 &format!("set $traefik {upstream};"),
             )
             .replace("listen 80;", &format!("listen 127.0.0.1:{port};"));
-        let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, rewritten).unwrap();
-        let child = tokio::process::Command::new(nginx_binary())
-            // Its own process group: the workers die with the master (see Drop).
-            .process_group(0)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-g")
-            .arg(globals(&dir, false))
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("nginx starts");
+        let process = NginxProcess::start(&dir, &rewritten);
         let url = format!("http://127.0.0.1:{port}");
         wait_for(Duration::from_secs(10), "nginx listening", || {
             let url = url.clone();
@@ -118,22 +66,10 @@ impl Nginx {
             }
         })
         .await;
-        Nginx { child, url }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        // SIGKILL to the master alone would orphan its workers, each still holding the
-        // listening socket: kill the whole group, then reap the master.
-        if let Some(pid) = self.child.id() {
-            // SAFETY: killpg has no memory effects; the group is nginx's own (process_group(0)).
-            unsafe {
-                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
-            }
+        Nginx {
+            _process: process,
+            url,
         }
-        let _ = self.child.start_kill();
-        let _ = self.child.try_wait();
     }
 }
 

@@ -190,6 +190,7 @@ async fn the_engine_draws_nginx_and_traefik_and_names_wrong_labels() {
                 gateway: "http://127.0.0.1:9".into(),
                 traefik_api: Some(api),
                 identify: Default::default(),
+                engineio: Default::default(),
             },
             transport: TransportChoice::Polling,
             sticky: true,

@@ -185,6 +185,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
         engineio: Some(4),
         replica: Some("1".into()),
         replica_source: None,
+        unnamed: None,
         replica_addr: None,
         latency_us: Some(3_000_000),
         bytes_up: 0,

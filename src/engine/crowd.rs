@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::events::sink::EventSink;
-use crate::events::{CrowdSummary, Event};
+use crate::events::{CrowdSummary, EngineIoChoice, Event};
 use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
 use crate::wire::identify::SharedIdentify;
 
@@ -21,6 +21,7 @@ const SUMMARY_EVERY: Duration = Duration::from_millis(500);
 pub struct Crowd {
     gateway: String,
     identify: SharedIdentify,
+    engineio: EngineIoChoice,
     sessions: Vec<ChatSession>,
     sink: EventSink,
     events: mpsc::Receiver<Event>,
@@ -30,10 +31,12 @@ pub struct Crowd {
 }
 
 impl Crowd {
-    /// An empty crowd for `gateway`, naming replicas as `identify` says.
-    pub fn new(gateway: &str, identify: SharedIdentify) -> Self {
+    /// An empty crowd for `gateway`, naming replicas as `identify` says, speaking the
+    /// Engine.IO `engineio` asks for.
+    pub fn new(gateway: &str, identify: SharedIdentify, engineio: EngineIoChoice) -> Self {
         let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
+            engineio,
             gateway: gateway.to_owned(),
             identify,
             sessions: Vec::new(),
@@ -61,6 +64,7 @@ impl Crowd {
             config.transport = transport;
             config.sticky = sticky;
             config.identify = std::sync::Arc::clone(&self.identify);
+            config.engineio = self.engineio;
             match ChatSession::start(config, self.sink.clone()).await {
                 Ok(s) => self.sessions.push(s),
                 Err(e) => {

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::chain::{Chain, ChainConfig, ChainError};
 use crate::embedded::{EmbeddedStack, StackConfig, StackError};
 use crate::events::sink::EventSink;
-use crate::events::{Command, Event, Notice, NoticeLevel, ReplicaAction};
+use crate::events::{Command, EngineIoChoice, Event, Notice, NoticeLevel, ReplicaAction};
 use crate::session::{ChatSession, SessionConfig, TransportChoice};
 use crate::wire::identify::{Identify, SharedIdentify};
 use crate::wire::tap::TapError;
@@ -43,6 +43,8 @@ pub enum GatewayConfig {
         traefik_api: Option<String>,
         /// How to tell which replica answered, besides `X-Replica`.
         identify: IdentifyConfig,
+        /// Which Engine.IO to speak (auto: v4, or v3 when the servers answer in v3).
+        engineio: crate::events::EngineIoChoice,
     },
 }
 
@@ -132,9 +134,11 @@ pub struct Engine {
 impl Engine {
     /// Starts the stack (if embedded), the sessions and the poller; events go to `sink`.
     pub async fn start(config: EngineConfig, sink: EventSink) -> Result<Engine, EngineError> {
-        let fixed = match &config.gateway {
-            GatewayConfig::External { identify, .. } => identify.clone(),
-            _ => IdentifyConfig::default(),
+        let (fixed, engineio) = match &config.gateway {
+            GatewayConfig::External {
+                identify, engineio, ..
+            } => (identify.clone(), *engineio),
+            _ => (IdentifyConfig::default(), EngineIoChoice::Auto),
         };
         let (stack, gateway, source) = match config.gateway {
             GatewayConfig::Embedded(stack_config) => {
@@ -169,6 +173,7 @@ impl Engine {
             session.sticky = config.sticky;
             session.identify = Arc::clone(&identify);
             session.chat = config.chat;
+            session.engineio = engineio;
             sessions.insert(
                 user.to_owned(),
                 ChatSession::start(session, sink.clone()).await?,
@@ -183,6 +188,7 @@ impl Engine {
         let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(
             &gateway,
             Arc::clone(&identify),
+            engineio,
         )));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);

@@ -265,6 +265,7 @@ pub(crate) mod tests {
             engineio: Some(4),
             replica: Some("1".into()),
             replica_source: None,
+            unnamed: None,
             replica_addr: None,
             latency_us: Some(1500),
             bytes_up: 0,

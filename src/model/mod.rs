@@ -54,6 +54,11 @@ pub struct ViewModel {
     pub transport: BTreeMap<String, TransportChoice>,
     /// The crowd of background sessions.
     pub crowd: CrowdSummary,
+    /// Per user, why nothing named the server of their latest answer that came from one
+    /// unnamed (gone once an answer names its server).
+    pub unnamed: BTreeMap<String, String>,
+    /// Per user, the Engine.IO version of their latest handshake's answer.
+    pub engineio: BTreeMap<String, u8>,
     /// Heartbeat packets (pings and pongs) seen per user.
     pub heartbeats: BTreeMap<String, u64>,
     /// Whether heartbeat-only records fly across the topology (off while the window rests;
@@ -106,6 +111,8 @@ impl ViewModel {
             sticky: users.iter().map(|u| (u.to_string(), sticky)).collect(),
             transport: users.iter().map(|u| (u.to_string(), transport)).collect(),
             crowd: CrowdSummary::default(),
+            unnamed: BTreeMap::new(),
+            engineio: BTreeMap::new(),
             heartbeats: BTreeMap::new(),
             animate_heartbeats: true,
         }
@@ -143,6 +150,22 @@ impl ViewModel {
     }
 
     fn apply_wire(&mut self, wire: WireEvent, now: f64) {
+        match (&wire.replica, &wire.unnamed) {
+            (Some(_), _) => {
+                self.unnamed.remove(&wire.user);
+            }
+            (None, Some(why)) => {
+                self.unnamed.insert(wire.user.clone(), why.clone());
+            }
+            (None, None) => {}
+        }
+        let handshake = wire
+            .packets_down
+            .iter()
+            .any(|p| matches!(p, EnginePacket::Open(_)));
+        if let (true, Some(version)) = (handshake, wire.engineio) {
+            self.engineio.insert(wire.user.clone(), version);
+        }
         if let Some(replica) = &wire.replica {
             let key = (replica.clone(), wire.replica_addr.clone());
             if self.seen_replicas.insert(key, now).is_none() {
@@ -213,6 +236,9 @@ impl ViewModel {
                 "connection refused by the gateway",
                 "no TCP connection to the gateway",
                 "cannot connect to the gateway",
+                "the gateway closed the connection without answering",
+                "the gateway reset the connection without answering",
+                "not Engine.IO:",
                 crate::balancer::NO_SERVER,
             ]
             .iter()

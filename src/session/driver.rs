@@ -444,13 +444,7 @@ impl Driver {
                 }
                 Observation::SpeaksV3 => {
                     if self.config.engineio == EngineIoChoice::Auto {
-                        self.speaks_v3 = true;
-                        self.tracker.set_v3(true);
-                        self.restart(
-                            "the server speaks Engine.IO v3 (Socket.IO 2): speaking v3 from now on"
-                                .to_owned(),
-                        )
-                        .await;
+                        self.speak_v3();
                     } else {
                         self.break_session(
                             "the server speaks Engine.IO v3 (Socket.IO 2), not the v4 asked for (--engineio 4)".to_owned(),
@@ -604,6 +598,19 @@ impl Driver {
                 next_at: self.guard.next_allowed(Instant::now()),
             };
         }
+    }
+
+    /// The server answered in Engine.IO v3: the attempt starts again in v3, straight away.
+    /// Nothing broke (the session never formed), so the state stays as it was.
+    fn speak_v3(&mut self) {
+        tracing::info!(user = %self.config.user, "the server speaks Engine.IO v3 (Socket.IO 2): speaking v3 from now on");
+        self.speaks_v3 = true;
+        self.tracker.set_v3(true);
+        self.tracker.abandoned();
+        self.drop_client();
+        self.phase = Phase::Waiting {
+            next_at: Instant::now(),
+        };
     }
 
     async fn restart(&mut self, reason: String) {

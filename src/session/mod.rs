@@ -1,5 +1,6 @@
-//! Chat sessions: one per user, a rust_socketio client talking through that user's wire tap,
-//! supervised from what the tap sees rather than from rust_socketio's error strings.
+//! Chat sessions: one per user, a Socket.IO client (rust_socketio for Engine.IO v4, our own
+//! for v3) talking through that user's wire tap, supervised from what the tap sees rather
+//! than from the client's error strings.
 //!
 //! - [`guard`]: the storm guard and backoff between connection attempts (pure).
 //! - [`outbox`]: messages a user sent, retried until the other user's receipt or given up

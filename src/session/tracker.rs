@@ -287,7 +287,10 @@ impl WireTracker {
                 SocketKind::ConnectError if ours => {
                     out.push(self.broken(format!("connect refused: {}", sp.data)))
                 }
-                SocketKind::Event => {
+                // The seed's chat has no ids to tell a message from its copy: only the
+                // current session's count (a connection left behind, still open for a
+                // moment, hears the same broadcast). stickyscope's chat drops copies by id.
+                SocketKind::Event if ours || self.dialect != ChatDialect::Seed => {
                     if let Some(o) = self.event(&sp.data, ev) {
                         out.push(o);
                     }
@@ -484,6 +487,7 @@ mod tests {
             engineio: Some(4),
             replica: Some(replica.into()),
             replica_source: None,
+            unnamed: None,
             replica_addr: None,
             latency_us: None,
             bytes_up: 0,
@@ -548,6 +552,23 @@ mod tests {
         assert!(matches!(
             t.observe(&closed, now).as_slice(),
             [Observation::Broken { .. }]
+        ));
+    }
+
+    #[test]
+    fn the_seeds_chat_counts_only_what_reaches_the_current_session() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        t.set_dialect(ChatDialect::Seed);
+        t.attempt_started();
+        t.observe(&http(Some("S1"), "1", OPEN), now);
+        t.observe(&http(Some("S1"), "1", "40"), now);
+        let message = r#"42["message_from_kaushik","hello visitor"]"#;
+        // A connection left behind by an earlier attempt hears the same broadcast.
+        assert!(t.observe(&http(Some("OLD"), "1", message), now).is_empty());
+        assert!(matches!(
+            t.observe(&http(Some("S1"), "1", message), now).as_slice(),
+            [Observation::Chat { .. }]
         ));
     }
 

@@ -492,6 +492,8 @@ impl eframe::App for StickyscopeApp {
                     let pane = Pane {
                         user,
                         state: self.model.sessions.get(user),
+                        unnamed: self.model.unnamed.get(user).map(String::as_str),
+                        engineio: self.model.engineio.get(user).copied(),
                         log: self.model.chats.get(user).unwrap_or(&empty),
                         sticky: self.model.sticky.get(user).copied().unwrap_or(true),
                         transport: self

@@ -10,6 +10,7 @@ use crate::events::ChatDialect;
 use crate::model::chat::{own_status_line, peer_line, Tone};
 use crate::model::{ChatEntry, ChatLog};
 use crate::session::{SessionState, TransportChoice};
+use crate::topology::replica_name;
 
 /// What the user asked for in a pane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +34,29 @@ pub struct ChatInput {
     pub error: Option<String>,
 }
 
-/// The state line of a session, in words and a colour.
-pub fn state_line(state: Option<&SessionState>) -> (String, Color32) {
+/// The state line of a session, in words and a colour; `unnamed` says why nothing named
+/// its server, when nothing did; `engineio` is the version its server spoke, said when it
+/// is the older v3.
+pub fn state_line(
+    state: Option<&SessionState>,
+    unnamed: Option<&str>,
+    engineio: Option<u8>,
+) -> (String, Color32) {
     match state {
         Some(SessionState::Connected {
             replica, websocket, ..
         }) => {
-            let over = if *websocket { "websocket" } else { "polling" };
+            let over = match (*websocket, engineio) {
+                (true, Some(3)) => "websocket (Engine.IO 3)",
+                (false, Some(3)) => "polling (Engine.IO 3)",
+                (true, _) => "websocket",
+                (false, _) => "polling",
+            };
             let line = match replica {
-                Some(replica) => format!("connected to replica {replica} over {over}"),
+                Some(replica) => format!("connected to {} over {over}", replica_name(replica)),
                 None => format!(
-                    "connected over {over} · replica unknown: nothing names it (no X-Replica; give --replica-header or --traefik-api)"
+                    "connected over {over} · replica unknown: {}",
+                    unnamed.unwrap_or("nothing in its answers names it")
                 ),
             };
             (line, OK)
@@ -64,6 +77,10 @@ pub struct Pane<'a> {
     pub user: &'a str,
     /// Their session's state.
     pub state: Option<&'a SessionState>,
+    /// Why nothing named their server, when nothing did.
+    pub unnamed: Option<&'a str>,
+    /// The Engine.IO version their server spoke.
+    pub engineio: Option<u8>,
     /// Their messages.
     pub log: &'a ChatLog,
     /// Their stickiness.
@@ -79,6 +96,8 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
     let Pane {
         user,
         state,
+        unnamed,
+        engineio,
         log,
         sticky,
         transport,
@@ -86,7 +105,7 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
     } = pane;
     let mut actions = Vec::new();
     ui.heading(RichText::new(user).strong());
-    let (line, color) = state_line(state);
+    let (line, color) = state_line(state, unnamed, engineio);
     // Wraps: a long reason must never widen the pane.
     ui.horizontal_wrapped(|ui| {
         let (rect, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());

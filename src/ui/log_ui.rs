@@ -150,6 +150,18 @@ fn detail_ui(ui: &mut Ui, r: &WireEvent) {
         ))
         .strong(),
     );
+    match (&r.replica_source, &r.unnamed) {
+        (Some(source), _) => {
+            ui.label(format!("replica named by {source}"));
+        }
+        (None, Some(why)) => {
+            ui.label(format!("replica unknown: {why}"));
+        }
+        (None, None) => {}
+    }
+    if let Some(engineio) = r.engineio {
+        ui.label(format!("Engine.IO v{engineio}"));
+    }
     if let Some(f) = &r.failure {
         ui.colored_label(FAILURE, format!("failure ({:?}): {}", f.kind, f.reason));
     }

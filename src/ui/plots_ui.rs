@@ -8,6 +8,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use super::theme::{replica_color, FAILURE};
 use crate::model::series::{failure_bars, points_for_width, thin, Fold};
 use crate::model::Series;
+use crate::topology::replica_name;
 
 /// A one-line title; returns the height left for the plot under it.
 fn title(ui: &mut Ui, text: &str) -> f32 {
@@ -45,7 +46,7 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
                 let max_points = points_for_width(plot.transform().frame().width());
                 for (replica, track) in &series.latency {
                     let color = replica_color(Some(replica));
-                    let name = format!("replica {replica}");
+                    let name = replica_name(replica);
                     if complete {
                         let pts: Vec<[f64; 2]> = track.points.iter().copied().collect();
                         plot.points(
@@ -86,7 +87,7 @@ pub fn plots_ui(ui: &mut Ui, series: &Series) {
                         .collect();
                     let pts = thin(&pts, max_points, Fold::Mean);
                     plot.line(
-                        Line::new(format!("replica {replica}"), PlotPoints::from(pts))
+                        Line::new(replica_name(replica), PlotPoints::from(pts))
                             .color(replica_color(Some(replica))),
                     );
                 }

@@ -9,6 +9,7 @@ use super::theme::{self, replica_color, FAILURE, OK, WAITING};
 use crate::events::ReplicaAction;
 use crate::model::{Flight, ViewModel};
 use crate::session::SessionState;
+use crate::topology::replica_name;
 use crate::wire::Direction;
 
 /// Most users named in the heartbeat line; the rest are summed up.
@@ -63,13 +64,22 @@ impl Layout {
                 )
             })
             .collect();
+        // Hops share the lane between users and replicas evenly, narrower than the other
+        // nodes when the lane is short, never overlapping.
         let hops = &model.topology.hops;
+        let lane_left = area.left() + 6.0 + node.x;
+        let lane = (area.width() - 2.0 * (6.0 + node.x)).max(1.0);
+        let spacing = lane / (hops.len() + 1) as f32;
+        let hop_size = Vec2::new(node.x.min(spacing - 16.0).max(24.0), node.y);
         let hop_rects = hops
             .iter()
             .enumerate()
             .map(|(i, h)| {
-                let fx = 0.36 + 0.22 * i as f32 / (hops.len().max(2) - 1) as f32;
-                (h.clone(), at(if hops.len() == 1 { 0.45 } else { fx }, 0.5))
+                let center = Pos2::new(
+                    lane_left + spacing * (i + 1) as f32,
+                    area.top() + area.height() * 0.5,
+                );
+                (h.clone(), Rect::from_center_size(center, hop_size))
             })
             .collect();
         // Replicas share the height: each keeps its buttons under it while they fit, then
@@ -178,17 +188,22 @@ pub fn topology_ui(
 
     // Users.
     for (user, rect) in &layout.users {
+        let mut over = None;
         let (status, color) = match model.sessions.get(user) {
             Some(SessionState::Connected {
                 replica, websocket, ..
-            }) => (
-                format!(
-                    "on replica {} · {}",
-                    replica.as_deref().unwrap_or("?"),
-                    if *websocket { "websocket" } else { "polling" }
-                ),
-                OK,
-            ),
+            }) => {
+                over = Some(if *websocket { "websocket" } else { "polling" });
+                (
+                    format!(
+                        "on {}",
+                        replica
+                            .as_deref()
+                            .map_or_else(|| "replica ?".to_owned(), replica_name)
+                    ),
+                    OK,
+                )
+            }
             Some(SessionState::Reconnecting { .. }) => ("reconnecting".to_owned(), WAITING),
             Some(SessionState::Connecting) => ("connecting".to_owned(), WAITING),
             Some(SessionState::Failed { .. }) => ("disconnected".to_owned(), FAILURE),
@@ -203,19 +218,15 @@ pub fn topology_ui(
             font.clone(),
             text,
         );
-        painter.text(
-            rect.center(),
-            Align2::CENTER_CENTER,
-            status,
-            small.clone(),
-            text,
-        );
-        painter.text(
+        fitted_text(&painter, rect.center(), &status, &small, text, rect.width());
+        let routing = if sticky { "sticky" } else { "round-robin" };
+        fitted_text(
+            &painter,
             rect.center_bottom() - Vec2::new(0.0, size * 0.8),
-            Align2::CENTER_CENTER,
-            if sticky { "sticky" } else { "round-robin" },
-            small.clone(),
+            &over.map_or_else(|| routing.to_owned(), |over| format!("{routing} · {over}")),
+            &small,
             if sticky { OK } else { WAITING },
+            rect.width(),
         );
     }
 
@@ -227,13 +238,7 @@ pub fn topology_ui(
             "balancer" => "sticky balancer",
             other => other,
         };
-        painter.text(
-            rect.center(),
-            Align2::CENTER_CENTER,
-            name,
-            font.clone(),
-            text,
-        );
+        fitted_text(&painter, rect.center(), name, &font, text, rect.width());
     }
 
     // Replicas.
@@ -251,7 +256,7 @@ pub fn topology_ui(
             .get(i)
             .and_then(|r| r.url.as_deref());
         let name = match (id.as_deref(), url) {
-            (Some(id), _) => format!("replica {id}"),
+            (Some(id), _) => replica_name(id),
             (None, Some(url)) => url.trim_start_matches("http://").to_owned(),
             (None, None) => "replica ?".to_owned(),
         };
@@ -265,12 +270,13 @@ pub fn topology_ui(
         };
         let health_color = if *up == Some(false) { FAILURE } else { text };
         if rect.height() >= size * 2.6 {
-            painter.text(
+            fitted_text(
+                &painter,
                 rect.center_top() + Vec2::new(0.0, size * 0.9),
-                Align2::CENTER_CENTER,
-                name,
-                font.clone(),
+                &name,
+                &font,
                 text,
+                rect.width(),
             );
             painter.text(
                 rect.center() + Vec2::new(0.0, size * 0.3),
@@ -284,12 +290,13 @@ pub fn topology_ui(
             );
         } else {
             // One line: name, health, sessions.
-            painter.text(
+            fitted_text(
+                &painter,
                 rect.center(),
-                Align2::CENTER_CENTER,
-                format!("{name} · {health} · {sessions}"),
-                small.clone(),
+                &format!("{name} · {health} · {sessions}"),
+                &small,
                 health_color,
+                rect.width(),
             );
         }
         let Some(id) = id.as_ref().filter(|_| controls) else {
@@ -539,6 +546,33 @@ pub fn topology_ui(
         .on_hover_text(format!("{where_}\n{}", reasons.join("\n")));
     }
     actions
+}
+
+/// Draws one line centred on `center` inside a node `width` wide: smaller type when it
+/// would not fit (down to two thirds), then cut with `…`, so no label runs over its node.
+fn fitted_text(
+    painter: &egui::Painter,
+    center: Pos2,
+    line: &str,
+    font: &FontId,
+    color: Color32,
+    width: f32,
+) {
+    let room = (width - font.size).max(font.size);
+    let mut font = font.clone();
+    let mut galley = painter.layout_no_wrap(line.to_owned(), font.clone(), color);
+    let least = font.size * 2.0 / 3.0;
+    if galley.size().x > room {
+        font.size = (font.size * room / galley.size().x).max(least);
+        galley = painter.layout_no_wrap(line.to_owned(), font.clone(), color);
+    }
+    let mut shown: Vec<char> = line.chars().collect();
+    while galley.size().x > room && shown.len() > 1 {
+        shown.pop();
+        let cut: String = shown.iter().collect::<String>() + "…";
+        galley = painter.layout_no_wrap(cut, font.clone(), color);
+    }
+    painter.galley(center - galley.size() / 2.0, galley, color);
 }
 
 /// Draws `runs` left to right from `at`, a space apart, each laid out on its own.

@@ -61,8 +61,12 @@ pub enum FailureKind {
     Dropped,
     /// The gateway had no replica up (502 without `X-Replica`).
     NoReplica,
-    /// The gateway answered with an error of its own (no `X-Replica`).
+    /// The gateway answered with an error of its own (no `X-Replica`), or broke the
+    /// connection.
     Gateway,
+    /// The answer was not Engine.IO at all (an HTML page, another protocol): no Socket.IO
+    /// server behind that address and path.
+    NotEngineIo,
     /// Refused by a rate limit (HTTP 429), at the gateway or a replica.
     RateLimited,
     /// The gateway refused the TCP connection.
@@ -109,6 +113,10 @@ pub struct WireEvent {
     /// mapped to a server of the balancer; absent when nothing did.
     #[serde(default)]
     pub replica_source: Option<super::identify::Source>,
+    /// Why nothing named the server that answered, and what would (absent when something
+    /// named it, or when the answer came from the balancer itself or from nobody).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unnamed: Option<String>,
     /// Local address of that replica (`X-Replica-Addr`).
     pub replica_addr: Option<String>,
     /// Request to response, in microseconds (HTTP only).

@@ -9,7 +9,8 @@
 //!    Traefik ≥ 3.3.4 (first 16 hex digits of SHA-256), Traefik 3.0.4–3.3.3
 //!    (`%x` of FNV-1 64 of the zero-padded hex of FNV-1a 64), Traefik v2's hashed values
 //!    (`%x` of FNV-1a 64) and its older plain URLs;
-//! 4. otherwise nothing: the record says the replica is unknown, and the app says why.
+//! 4. otherwise nothing: the record says the replica is unknown and [`Unnamed`] says why
+//!    (and what would make it known).
 //!
 //! Pure.
 
@@ -42,6 +43,59 @@ impl std::fmt::Display for Source {
             Source::ReplicaHeader => f.write_str("X-Replica"),
             Source::Header { name } => write!(f, "header {name}"),
             Source::Cookie { scheme } => write!(f, "sticky cookie ({})", scheme.label()),
+        }
+    }
+}
+
+/// Why nothing named the server behind an answer, and what would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unnamed {
+    /// No `X-Replica`, no header the user named, no sticky cookie either way.
+    NoSource {
+        /// The header the user named, if any.
+        header: Option<String>,
+        /// The sticky cookie's name.
+        cookie: String,
+    },
+    /// A sticky cookie, but no server list to map its value back with.
+    NoServerList {
+        /// The sticky cookie's name.
+        cookie: String,
+    },
+    /// The cookie's value is none of the values the known servers' URLs give.
+    CookieNamesNoServer {
+        /// The sticky cookie's name.
+        cookie: String,
+        /// How many servers are known.
+        servers: usize,
+    },
+}
+
+impl std::fmt::Display for Unnamed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unnamed::NoSource {
+                header: Some(header),
+                cookie,
+            } => write!(
+                f,
+                "no X-Replica, no {header} header and no {cookie} cookie in the answer: stickyscope cannot tell which server it was"
+            ),
+            Unnamed::NoSource {
+                header: None,
+                cookie,
+            } => write!(
+                f,
+                "no X-Replica and no {cookie} cookie in the answer: give --replica-header NAME for a header your servers set, or --sticky-cookie NAME for your balancer's cookie"
+            ),
+            Unnamed::NoServerList { cookie } => write!(
+                f,
+                "the {cookie} cookie names a server, but no server list maps it back: give --traefik-api URL or --servers URL,…"
+            ),
+            Unnamed::CookieNamesNoServer { cookie, servers } => write!(
+                f,
+                "the {cookie} cookie's value matches none of the {servers} known server(s): the list is out of date, or the balancer makes its values in a way stickyscope cannot read"
+            ),
         }
     }
 }
@@ -127,6 +181,8 @@ pub struct Identify {
     pub cookie: String,
     /// The balancer's servers, by every cookie value that names them.
     by_cookie: HashMap<String, (String, CookieScheme)>,
+    /// How many servers the list has.
+    servers: usize,
 }
 
 impl Default for Identify {
@@ -147,13 +203,16 @@ impl Identify {
             header,
             cookie: stickyscope_contract::names::STICKY_COOKIE.to_owned(),
             by_cookie: HashMap::new(),
+            servers: 0,
         }
     }
 
     /// The balancer's server URLs, from its API or given by hand.
     pub fn set_servers<'a>(&mut self, urls: impl IntoIterator<Item = &'a str>) {
         self.by_cookie.clear();
+        self.servers = 0;
         for url in urls {
+            self.servers += 1;
             let label = server_label(url);
             for scheme in CookieScheme::ALL {
                 self.by_cookie
@@ -177,16 +236,31 @@ impl Identify {
         header: Option<&str>,
         set_cookie: Option<&str>,
         sent_cookie: Option<&str>,
-    ) -> Option<(String, Source)> {
+    ) -> Result<(String, Source), Unnamed> {
         if let Some(id) = x_replica {
-            return Some((id.to_owned(), Source::ReplicaHeader));
+            return Ok((id.to_owned(), Source::ReplicaHeader));
         }
         if let (Some(value), Some(name)) = (header, &self.header) {
-            return Some((value.to_owned(), Source::Header { name: name.clone() }));
+            return Ok((value.to_owned(), Source::Header { name: name.clone() }));
         }
-        let value = set_cookie.or(sent_cookie)?;
-        let (label, scheme) = self.by_cookie.get(value.trim_matches('"'))?;
-        Some((label.clone(), Source::Cookie { scheme: *scheme }))
+        let cookie = self.cookie.clone();
+        let Some(value) = set_cookie.or(sent_cookie) else {
+            return Err(Unnamed::NoSource {
+                header: self.header.clone(),
+                cookie,
+            });
+        };
+        if self.servers == 0 {
+            return Err(Unnamed::NoServerList { cookie });
+        }
+        let (label, scheme) =
+            self.by_cookie
+                .get(value.trim_matches('"'))
+                .ok_or(Unnamed::CookieNamesNoServer {
+                    cookie,
+                    servers: self.servers,
+                })?;
+        Ok((label.clone(), Source::Cookie { scheme: *scheme }))
     }
 }
 
@@ -217,7 +291,7 @@ mod tests {
             let value = scheme.value("http://10.0.1.8:3000");
             assert_eq!(
                 id.identify(None, None, None, Some(&value)),
-                Some(("10.0.1.8:3000".into(), Source::Cookie { scheme })),
+                Ok(("10.0.1.8:3000".into(), Source::Cookie { scheme })),
                 "{scheme:?}"
             );
         }
@@ -230,11 +304,11 @@ mod tests {
         let cookie = CookieScheme::TraefikSha256.value("http://10.0.1.7:3000");
         assert_eq!(
             id.identify(Some("2"), Some("web-a"), Some(&cookie), None),
-            Some(("2".into(), Source::ReplicaHeader))
+            Ok(("2".into(), Source::ReplicaHeader))
         );
         assert_eq!(
             id.identify(None, Some("web-a"), Some(&cookie), None),
-            Some((
+            Ok((
                 "web-a".into(),
                 Source::Header {
                     name: "X-Backend".into()
@@ -246,17 +320,53 @@ mod tests {
         assert_eq!(
             id.identify(None, None, Some(&cookie), Some(&other))
                 .map(|(l, _)| l),
-            Some("10.0.1.7:3000".into())
+            Ok("10.0.1.7:3000".into())
         );
         assert_eq!(
             id.identify(None, None, None, Some("deadbeefdeadbeef")),
-            None
+            Err(Unnamed::CookieNamesNoServer {
+                cookie: "sticky_replica".into(),
+                servers: 1
+            })
         );
-        assert_eq!(id.identify(None, None, None, None), None);
+        assert_eq!(
+            id.identify(None, None, None, None),
+            Err(Unnamed::NoSource {
+                header: Some("X-Backend".into()),
+                cookie: "sticky_replica".into()
+            })
+        );
         assert_eq!(
             Identify::new(None).identify(None, Some("web-a"), None, None),
-            None,
+            Err(Unnamed::NoSource {
+                header: None,
+                cookie: "sticky_replica".into()
+            }),
             "a header nobody named is not read"
         );
+        assert_eq!(
+            Identify::new(None).identify(None, None, Some(&cookie), None),
+            Err(Unnamed::NoServerList {
+                cookie: "sticky_replica".into()
+            }),
+        );
+        // Each reason says what would make the server known.
+        for (why, hint) in [
+            (
+                Identify::new(None).identify(None, None, None, None),
+                "--replica-header",
+            ),
+            (
+                Identify::new(None).identify(None, None, Some(&cookie), None),
+                "--traefik-api",
+            ),
+            (
+                id.identify(None, None, None, Some("deadbeefdeadbeef")),
+                "none of the 1 known server",
+            ),
+        ] {
+            let why = why.unwrap_err().to_string();
+            assert!(why.contains(hint), "{why}");
+        }
     }
 }

@@ -5,7 +5,10 @@
 //! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
 //! off, and records every HTTP exchange and WebSocket message as a [`WireEvent`]. Requests
 //! and answers pass otherwise unchanged, but for what any HTTP proxy changes: `Host` (set to
-//! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte.
+//! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte. Each record
+//! names the replica that answered when something does (see [`super::identify`]) and
+//! otherwise says why not; failures carry the words the wire gave, and a sentence of its
+//! own for what is not Engine.IO at all.
 //!
 //! Records are numbered in the order they are handed on, over a bounded channel: when the
 //! session reading them falls behind, the tap waits (and with it the traffic it carries)
@@ -84,6 +87,9 @@ pub enum TapError {
     /// The gateway URL is not `http://host[:port]`.
     #[error("gateway URL {0:?} is not of the form http://host[:port]")]
     BadGateway(String),
+    /// The gateway URL is `https://`: the taps speak plain HTTP to the gateway.
+    #[error("gateway URL {0:?} is https: stickyscope speaks plain HTTP to the gateway for now; give the gateway's plain-HTTP address (e.g. nginx's port 80 behind the TLS terminator)")]
+    Https(String),
     /// The local listener failed.
     #[error("cannot listen on 127.0.0.1: {0}")]
     Listen(#[from] std::io::Error),
@@ -196,6 +202,12 @@ impl Drop for Tap {
 
 fn parse_gateway(url: &str) -> Result<String, TapError> {
     let bad = || TapError::BadGateway(url.to_owned());
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(TapError::Https(url.to_owned()));
+    }
     let rest = url.strip_prefix("http://").ok_or_else(bad)?;
     let authority = rest.trim_end_matches('/');
     if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
@@ -290,13 +302,18 @@ impl Shared {
             sent_cookie,
         );
         event.replica_addr = header_text(headers, X_REPLICA_ADDR);
-        if let Some((replica, source)) = found {
-            if let Source::Cookie { .. } = source {
-                // The label is the server's address: the topology joins it with the API's.
-                event.replica_addr = Some(replica.clone());
+        match found {
+            Ok((replica, source)) => {
+                if let Source::Cookie { .. } = source {
+                    // The label is the server's address: the topology joins it with the
+                    // API's.
+                    event.replica_addr = Some(replica.clone());
+                }
+                event.replica = Some(replica);
+                event.replica_source = Some(source);
             }
-            event.replica = Some(replica);
-            event.replica_source = Some(source);
+            Err(why) if from_server => event.unnamed = Some(why.to_string()),
+            Err(_) => {}
         }
     }
 
@@ -322,6 +339,7 @@ impl Shared {
             engineio: out.engineio,
             replica: None,
             replica_source: None,
+            unnamed: None,
             replica_addr: None,
             latency_us: None,
             bytes_up: 0,
@@ -460,10 +478,7 @@ impl Shared {
                 reason: format!("no answer from the gateway within {:?}", self.timeout),
             }),
             Ok(Err(e)) if e.is_connect() => Err(connect_failure(&e, &self.authority)),
-            Ok(Err(e)) => Err(Failure {
-                kind: FailureKind::Gateway,
-                reason: format!("gateway connection failed: {e}"),
-            }),
+            Ok(Err(e)) => Err(transport_failure(&e)),
             Ok(Ok(resp)) => {
                 let (parts, body) = resp.into_parts();
                 match tokio::time::timeout(self.timeout, Limited::new(body, MAX_BODY).collect())
@@ -524,6 +539,14 @@ impl Shared {
                 decode_payload(&body)
             };
             event.raw_down = text_of(&body);
+            let nothing_decoded = !event.packets_down.is_empty()
+                && event
+                    .packets_down
+                    .iter()
+                    .all(|p| matches!(p, EnginePacket::Invalid { .. }));
+            if nothing_decoded {
+                event.failure = Some(not_engine_io(status, &parts.headers, &body));
+            }
             if event.sid.is_none() {
                 event.sid = event.packets_down.iter().find_map(|p| match p {
                     EnginePacket::Open(open) => Some(open.sid.clone()),
@@ -582,10 +605,7 @@ impl Shared {
         let resp = match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(resp)) => resp,
             Ok(Err(e)) => {
-                event.failure = Some(Failure {
-                    kind: FailureKind::Gateway,
-                    reason: format!("upgrade request failed: {e}"),
-                });
+                event.failure = Some(transport_failure(&e));
                 self.emit(event).await;
                 return plain(
                     StatusCode::BAD_GATEWAY,
@@ -642,6 +662,10 @@ impl Shared {
             if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
                 let from_replica = parts.headers.contains_key(X_REPLICA);
                 event.failure = Some(classify_refusal(status, &body, from_replica));
+            } else if event.failure.is_none() {
+                // Anything but 101 or an error: whatever answered does not speak WebSocket
+                // there.
+                event.failure = Some(not_engine_io(status, &parts.headers, &body));
             }
             event.raw_down = text_of(&body);
             event.bytes_down = body.len() as u64;
@@ -933,17 +957,24 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
             reason: message,
         };
     }
-    let text = std::str::from_utf8(body)
-        .ok()
-        .and_then(|t| {
+    // An HTML error page's title (nginx: `400 The plain HTTP request was sent to HTTPS
+    // port`), else the first line of text.
+    let text = std::str::from_utf8(body).ok().and_then(|t| {
+        html_title(t).or_else(|| {
             t.lines()
                 .map(str::trim)
                 .find(|l| !l.is_empty() && !l.starts_with('<'))
+                .map(str::to_owned)
         })
-        .map(str::to_owned);
+    });
     let reason = text.unwrap_or_else(|| {
+        let nothing_there = if status == StatusCode::NOT_FOUND {
+            ": nothing serves Socket.IO's path /socket.io/ there"
+        } else {
+            ""
+        };
         format!(
-            "HTTP {} {} from the gateway",
+            "HTTP {} {} from the gateway{nothing_there}",
             status.as_u16(),
             status.canonical_reason().unwrap_or("")
         )
@@ -954,6 +985,86 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
             reason: format!("{NO_SERVER}: the gateway has no replica in rotation (HTTP 503)"),
         };
     }
+    Failure {
+        kind: FailureKind::Gateway,
+        reason,
+    }
+}
+
+/// The text of an HTML page's `<title>`, if it has a non-empty one.
+fn html_title(page: &str) -> Option<String> {
+    let lower = page.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower.get(start..)?.find("</title>")?;
+    let title = page.get(start..end)?.trim();
+    (!title.is_empty()).then(|| cut(title, 120).to_owned())
+}
+
+/// An answer that is not Engine.IO: what it was instead, in a few words, and what that
+/// suggests.
+fn not_engine_io(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
+    let content_type = header_text(headers, "content-type")
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "no Content-Type".to_owned());
+    let start: String = String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    let shown = if start.is_empty() {
+        "an empty body".to_owned()
+    } else {
+        format!("{start:?}…")
+    };
+    Failure {
+        kind: FailureKind::NotEngineIo,
+        reason: format!(
+            "not Engine.IO: HTTP {} with {content_type}, {shown} — no Socket.IO server answers at /socket.io/ behind this gateway",
+            status.as_u16()
+        ),
+    }
+}
+
+/// What a connection closed without an answer may mean.
+const TLS_HINT: &str = " (an https-only port? stickyscope speaks plain HTTP to the gateway)";
+
+/// The kind of the first I/O error in `error`'s chain of causes.
+fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<std::io::Error>())
+    .map(std::io::Error::kind)
+}
+
+/// Why an exchange with a reachable gateway broke without an HTTP answer, from the error's
+/// chain of causes: the connection closed before an answer, or what came back was not HTTP
+/// (a TLS port, another protocol).
+fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let hyper_error = std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<hyper::Error>());
+    let reason = match hyper_error {
+        Some(e) if e.is_parse() || e.is_parse_status() => {
+            "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? stickyscope speaks plain HTTP to the gateway".to_owned()
+        }
+        Some(e) if e.is_incomplete_message() || e.is_closed() || e.is_canceled() => {
+            format!("the gateway closed the connection without answering{TLS_HINT}")
+        }
+        _ if io_kind(error) == Some(std::io::ErrorKind::ConnectionReset) => {
+            format!("the gateway reset the connection without answering{TLS_HINT}")
+        }
+        Some(e) => format!("the gateway connection failed: {e}"),
+        None => format!("the gateway connection failed: {error}"),
+    };
     Failure {
         kind: FailureKind::Gateway,
         reason,
@@ -1042,6 +1153,50 @@ mod tests {
         ] {
             assert!(parse_gateway(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn error_pages_are_read_for_their_words() {
+        // nginx on a TLS port, asked in plain HTTP.
+        let page = "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>…</body></html>";
+        let r = classify_refusal(StatusCode::BAD_REQUEST, page.as_bytes(), false);
+        assert_eq!(
+            r.reason,
+            "400 The plain HTTP request was sent to HTTPS port"
+        );
+        // A 404 with nothing to read says what it means for Socket.IO.
+        let r = classify_refusal(StatusCode::NOT_FOUND, b"<html><body></body></html>", false);
+        assert!(
+            r.reason.contains("nothing serves Socket.IO's path"),
+            "{}",
+            r.reason
+        );
+        assert_eq!(html_title("<TITLE>  </TITLE>"), None);
+        assert_eq!(html_title("<title>unclosed"), None);
+        assert_eq!(
+            html_title("<title>Ünïcode ok</title>").as_deref(),
+            Some("Ünïcode ok")
+        );
+        // A 200 that is not Engine.IO says what it was.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        let r = not_engine_io(StatusCode::OK, &headers, b"<html>\n<p>hi</p>");
+        assert_eq!(r.kind, FailureKind::NotEngineIo);
+        assert!(
+            r.reason
+                .starts_with("not Engine.IO: HTTP 200 with text/html, \"<html><p>hi</p>\""),
+            "{}",
+            r.reason
+        );
+        let r = not_engine_io(StatusCode::OK, &HeaderMap::new(), b"");
+        assert!(
+            r.reason.contains("no Content-Type, an empty body"),
+            "{}",
+            r.reason
+        );
     }
 
     #[test]

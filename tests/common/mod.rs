@@ -2,6 +2,8 @@
 //! Engine.IO handshakes, and bounded waits on conditions.
 #![allow(dead_code)]
 
+pub mod nginx;
+
 use std::future::Future;
 use std::time::{Duration, Instant};
 
