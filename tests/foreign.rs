@@ -202,6 +202,33 @@ async fn the_truth_through_the_real_chain(version: u8) {
     )
     .await;
     engine.shutdown().await;
+
+    // The probe, told only Traefik's API, names every server by the cookie, quietly.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--duration", "7s", "--sessions", "2", "--json"])
+        .args(["--gateway", &chain.gateway_url()])
+        .args(["--traefik-api", &chain.api_url_with_credential()])
+        .output()
+        .await
+        .expect("the probe runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(json["verdict"], "ok", "socket.io {version}: {json:#}");
+    assert!(out.stderr.is_empty(), "quiet without -v");
+    let replicas = json["replicas"].as_object().cloned().unwrap_or_default();
+    assert!(
+        !replicas.is_empty() && !replicas.contains_key("?"),
+        "{json:#}"
+    );
+    for (label, counts) in &replicas {
+        assert!(labels.contains(label), "{label} is one of {labels:?}");
+        assert_eq!(counts["identified_by"], "sticky cookie (Traefik ≥ 3.3.4)");
+        assert!(counts["pongs"].as_u64().unwrap_or(0) >= 1, "{json:#}");
+    }
+    let expected = if version == 2 { 3 } else { 4 };
+    for session in json["sessions"].as_array().cloned().unwrap_or_default() {
+        assert_eq!(session["engineio"], expected, "{session}");
+    }
     chain.shutdown().await;
 }
 
