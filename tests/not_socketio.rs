@@ -241,3 +241,31 @@ async fn a_sticky_cookie_that_names_no_known_server_says_so() {
     );
     balancer.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socketio_4_server_asked_for_v3_says_it_does_not_speak_it() {
+    let server = NodeServer::start(4, "v4", false).await;
+    for transport in [TransportChoice::Polling, TransportChoice::Websocket] {
+        let (sink, seen) = Collected::sink();
+        let mut config = SessionConfig::new("agent", &server.url);
+        config.engineio = EngineIoChoice::V3;
+        config.transport = transport;
+        let session = ChatSession::start(config, sink).await.unwrap();
+        wait_for(
+            Duration::from_secs(10),
+            &format!("{transport:?}: the session says the server does not speak v3"),
+            || {
+                let seen = seen.clone();
+                async move {
+                    down_reason(seen.state("agent")).is_some_and(|r| {
+                        r.contains(
+                            "Unsupported protocol version: the server does not speak Engine.IO v3",
+                        )
+                    })
+                }
+            },
+        )
+        .await;
+        session.shutdown().await;
+    }
+}

@@ -527,7 +527,9 @@ impl Shared {
         self.remember_cookies(&parts.headers);
         if status.is_client_error() || status.is_server_error() {
             let from_replica = parts.headers.contains_key(X_REPLICA);
-            event.failure = Some(classify_refusal(status, &body, from_replica));
+            let mut failure = classify_refusal(status, &body, from_replica);
+            failure.reason = with_version_hint(failure.reason, out.engineio);
+            event.failure = Some(failure);
             event.raw_down = text_of(&body);
         } else if out.method == "GET" {
             // What crossed the wire decides: a v3 server frames its answer as v3 whatever
@@ -661,7 +663,9 @@ impl Shared {
             );
             if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
                 let from_replica = parts.headers.contains_key(X_REPLICA);
-                event.failure = Some(classify_refusal(status, &body, from_replica));
+                let mut failure = classify_refusal(status, &body, from_replica);
+                failure.reason = with_version_hint(failure.reason, out.engineio);
+                event.failure = Some(failure);
             } else if event.failure.is_none() {
                 // Anything but 101 or an error: whatever answered does not speak WebSocket
                 // there.
@@ -722,7 +726,13 @@ struct Tunnel {
     /// Who ended the tunnel: the first side to send a close frame or end its stream
     /// (`true`: the client).
     client_first: Mutex<Option<bool>>,
+    /// The first bytes the server sent after its 101 (up to [`SERVER_PREFIX`]): a server
+    /// may still answer in HTTP there (socket.io 4 refusing an `EIO=3` upgrade does).
+    server_prefix: Mutex<Vec<u8>>,
 }
+
+/// How many of the server's first bytes after a 101 are kept to read.
+const SERVER_PREFIX: usize = 1024;
 
 impl Tunnel {
     fn new(
@@ -739,6 +749,7 @@ impl Tunnel {
             server_frames: AtomicU64::new(0),
             server_closed_cleanly: AtomicBool::new(false),
             client_first: Mutex::new(None),
+            server_prefix: Mutex::new(Vec::new()),
         }
     }
 
@@ -771,8 +782,22 @@ impl Tunnel {
         if this.server_closed_cleanly.load(Ordering::Relaxed) {
             return;
         }
-        let replica = this.template.replica.clone().unwrap_or_else(|| "?".into());
-        let failure = if this.server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
+        let to = this
+            .template
+            .replica
+            .as_deref()
+            .map_or_else(|| "its server".to_owned(), |r| format!("replica {r}"));
+        let prefix = this
+            .server_prefix
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let failure = if let Some(reason) = http_after_101(&prefix, this.template.engineio) {
+            Failure {
+                kind: FailureKind::Refused,
+                reason,
+            }
+        } else if this.server_frames.load(Ordering::Relaxed) == 0 && this.is_upgrade {
             // An upgrade the replica never answered with a single frame: engineioxide's
             // answer to an upgrade for a session it does not hold (the client may have
             // given up first; the replica counts it all the same).
@@ -790,7 +815,7 @@ impl Tunnel {
             };
             Failure {
                 kind: FailureKind::Dropped,
-                reason: format!("WebSocket to replica {replica} {how} without a close frame"),
+                reason: format!("WebSocket to {to} {how} without a close frame"),
             }
         };
         let mut event = this.template.clone();
@@ -822,6 +847,13 @@ impl Tunnel {
             self.ended_by(direction == Direction::Up);
         }
         self.record(direction, message).await;
+    }
+
+    /// Keeps the server's first bytes.
+    fn note_server_bytes(&self, bytes: &[u8]) {
+        let mut prefix = self.server_prefix.lock().unwrap_or_else(|e| e.into_inner());
+        let room = SERVER_PREFIX.saturating_sub(prefix.len());
+        prefix.extend_from_slice(&bytes[..room.min(bytes.len())]);
     }
 
     fn current_sid(&self) -> Option<String> {
@@ -923,12 +955,49 @@ where
         if to.write_all(&buf[..n]).await.is_err() {
             break PumpEnd::Error;
         }
+        if direction == Direction::Down {
+            tunnel.note_server_bytes(&buf[..n]);
+        }
         for message in decoder.push(&buf[..n]) {
             tunnel.on_message(direction, message).await;
         }
     };
     let _ = to.shutdown().await;
     end
+}
+
+/// A server that switched to WebSocket and then answered in HTTP all the same: its
+/// answer's words (an Engine.IO error's message, else its body's first line, else its
+/// status line), and that it came after the 101.
+fn http_after_101(prefix: &[u8], engineio: Option<u8>) -> Option<String> {
+    let text = String::from_utf8_lossy(prefix);
+    if !text.starts_with("HTTP/1.") {
+        return None;
+    }
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status_line = head.lines().next().unwrap_or_default().trim();
+    let words = engine_error_message(body.as_bytes())
+        .or_else(|| {
+            body.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(|l| cut(l, 200).to_owned())
+        })
+        .unwrap_or_else(|| status_line.to_owned());
+    Some(format!(
+        "{}, answered in HTTP after the WebSocket's 101",
+        with_version_hint(words, engineio)
+    ))
+}
+
+/// Engine.IO's `Unsupported protocol version`, with the version that was asked for.
+fn with_version_hint(reason: String, engineio: Option<u8>) -> String {
+    match engineio {
+        Some(v) if reason == "Unsupported protocol version" => format!(
+            "{reason}: the server does not speak Engine.IO v{v}, which was asked for (--engineio)"
+        ),
+        _ => reason,
+    }
 }
 
 fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
@@ -1153,6 +1222,23 @@ mod tests {
         ] {
             assert!(parse_gateway(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_http_answer_after_a_101_is_read_for_its_words() {
+        // socket.io 4 (engine.io with ws) refusing an EIO=3 upgrade, as measured.
+        let sent = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: 28\r\n\r\nUnsupported protocol version";
+        assert_eq!(
+            http_after_101(sent, Some(3)).as_deref(),
+            Some("Unsupported protocol version: the server does not speak Engine.IO v3, which was asked for (--engineio), answered in HTTP after the WebSocket's 101")
+        );
+        assert_eq!(
+            http_after_101(b"HTTP/1.1 503 Service Unavailable\r\n\r\n", None).as_deref(),
+            Some("HTTP/1.1 503 Service Unavailable, answered in HTTP after the WebSocket's 101")
+        );
+        // Frames are not HTTP.
+        assert_eq!(http_after_101(b"\x81\x01x", None), None);
+        assert_eq!(http_after_101(b"", None), None);
     }
 
     #[test]
