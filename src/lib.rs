@@ -14,7 +14,9 @@
 //! - [`http_serve`]: the accept loop of the balancer and the taps (network).
 //! - [`model`]: what the window shows, folded from events (pure).
 //! - [`probe`]: the headless probe's report (pure) and runner (network).
-//! - [`protocol`]: Engine.IO, Socket.IO and WebSocket decoding (pure).
+//! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket decoding (pure).
+//! - [`scenario`]: scripted steps with captions and expectations, for talks and QA: the
+//!   file and its checks (pure), the headless runner (network).
 //! - [`traefik_client`]: reading a real Traefik v3 API (network; analysis pure).
 //! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
 //! - [`ui`]: the desktop window (egui); it draws the model and sends commands.
@@ -30,6 +32,7 @@ pub mod http_serve;
 pub mod model;
 pub mod probe;
 pub mod protocol;
+pub mod scenario;
 pub mod session;
 pub mod topology;
 pub mod traefik_client;

@@ -6,6 +6,8 @@
 //! (a browser, the JS client, curl); `stickyscope probe` checks a stack's stickiness for QA
 //! and CI and exits with a verdict.
 
+mod scenario_cmd;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -107,6 +109,11 @@ enum Command {
     /// pass.
     #[command(long_about = None)]
     Replica(stickyscope_replica::cli::ReplicaArgs),
+    /// Scenarios: scripted steps with captions and expectations. `list` shows the shipped
+    /// ones; `run FILE…` checks each step and exits 0 when all pass, 1 when any fails, 2
+    /// for a bad file or a stack that cannot run it.
+    #[command(subcommand, long_about = None)]
+    Scenario(scenario_cmd::ScenarioCommand),
 }
 
 /// How to tell which replica answered on a stack whose replicas send no `X-Replica`.
@@ -360,6 +367,7 @@ fn main() -> anyhow::Result<()> {
     // The probe's output is its table (or JSON): no log lines unless asked for.
     let default_filter = match &cli.command {
         Some(Command::Probe(probe)) if !probe.verbose => "off",
+        Some(Command::Scenario(_)) => "off",
         Some(_) => "info",
         None => "warn",
     };
@@ -393,6 +401,14 @@ fn main() -> anyhow::Result<()> {
             .build()
             .context("cannot start the async runtime")?
             .block_on(stickyscope_replica::cli::run(args)),
+        Some(Command::Scenario(command)) => {
+            let code = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(scenario_cmd::run_scenario(command))?;
+            std::process::exit(code);
+        }
         None => run_window(cli.window),
     }
 }

@@ -2,9 +2,11 @@
 //! local chain — behind one face, so the engine carries out "stop replica 2" the same way on
 //! both. A stack stickyscope did not start has none.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use stickyscope_replica::Heartbeat;
+use stickyscope_replica::{Heartbeat, StatsSnapshot};
 
 use crate::chain::Chain;
 use crate::embedded::{EmbeddedStack, StackAdapter};
@@ -83,6 +85,63 @@ impl StackControls {
                 .reconfigure(heartbeat, adapter.map(|a| a != StackAdapter::None))
                 .await
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The server URL of replica `id` at the balancer.
+    pub async fn replica_url(&self, id: &str) -> Option<String> {
+        match self {
+            StackControls::Embedded(s) => s
+                .replicas()
+                .await
+                .into_iter()
+                .find(|r| r.id == id)
+                .map(|r| r.url),
+            StackControls::Chain(c) => c
+                .replicas()
+                .await
+                .into_iter()
+                .find(|r| r.id == id)
+                .map(|r| r.url),
+        }
+    }
+
+    /// Every replica's `/stats` that answers (the chain's within 2 s each).
+    pub async fn stats(&self) -> BTreeMap<String, StatsSnapshot> {
+        match self {
+            StackControls::Embedded(s) => s
+                .replicas()
+                .await
+                .into_iter()
+                .map(|r| (r.id, r.stats))
+                .collect(),
+            StackControls::Chain(c) => {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(2))
+                    .build();
+                let Ok(client) = client else {
+                    return BTreeMap::new();
+                };
+                let reads = c.replicas().await.into_iter().map(|r| {
+                    let client = client.clone();
+                    async move {
+                        let snapshot = client
+                            .get(format!("{}/stats", r.url))
+                            .send()
+                            .await
+                            .ok()?
+                            .json::<StatsSnapshot>()
+                            .await
+                            .ok()?;
+                        Some((r.id, snapshot))
+                    }
+                });
+                futures_util::future::join_all(reads)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            }
         }
     }
 

@@ -203,7 +203,7 @@ impl Engine {
                 crowd: crowd_ops,
                 sink: sink.clone(),
             };
-            command_loop(rx, &sessions, &mut workers, settings).await;
+            command_loop(rx, &sessions, &mut workers, settings, stack.clone()).await;
             poller.abort();
             crowd_reporter.abort();
             // Operations already queued finish first (each is bounded), then everything
@@ -303,6 +303,7 @@ async fn command_loop(
     sessions: &HashMap<String, ChatSession>,
     workers: &mut Workers,
     (mut transport, mut sticky): (TransportChoice, bool),
+    stack: Option<StackControls>,
 ) {
     let sink = workers.sink.clone();
     while let Some(command) = rx.recv().await {
@@ -351,9 +352,67 @@ async fn command_loop(
             Command::ConfigureStack { heartbeat, adapter } => {
                 workers.stack(StackOp::Configure(heartbeat, adapter)).await
             }
+            Command::Pin { user, replica } => match sessions.get(&user) {
+                Some(session) => {
+                    // Finding a replica's URL may wait on a stack operation under way.
+                    tokio::spawn(pin(session.handle(), replica, stack.clone(), sink.clone()));
+                }
+                None => notice(&sink, NoticeLevel::Warning, format!("no user {user:?}")).await,
+            },
+            Command::FetchStats => {
+                match &stack {
+                    Some(stack) => {
+                        let (stack, sink) = (stack.clone(), sink.clone());
+                        tokio::spawn(async move {
+                            sink.send(Event::Stats(stack.stats().await)).await;
+                        });
+                    }
+                    None => notice(
+                        &sink,
+                        NoticeLevel::Warning,
+                        "replica counters (/stats) are read from stacks stickyscope started only"
+                            .to_owned(),
+                    )
+                    .await,
+                }
+            }
             Command::Shutdown => break,
         }
     }
+}
+
+/// Sends a user to a replica: Traefik's sticky cookie value for its server URL (the
+/// built-in balancer computes it the same way). A replica of a stack stickyscope started is
+/// found by id; any other server is named by its address.
+async fn pin(
+    session: crate::session::SessionHandle,
+    replica: String,
+    stack: Option<StackControls>,
+    sink: EventSink,
+) {
+    let url = if replica.contains("://") {
+        Some(replica.clone())
+    } else if replica.contains(':') {
+        Some(format!("http://{replica}"))
+    } else {
+        match &stack {
+            Some(stack) => stack.replica_url(&replica).await,
+            None => None,
+        }
+    };
+    let Some(url) = url else {
+        let why = if stack.is_some() {
+            format!("there is no replica {replica:?} to pin to")
+        } else {
+            format!(
+                "cannot pin to replica {replica:?}: on a stack stickyscope did not start, name the server by its address (host:port)"
+            )
+        };
+        notice(&sink, NoticeLevel::Warning, why).await;
+        return;
+    };
+    let value = crate::wire::identify::CookieScheme::TraefikSha256.value(&url);
+    session.pin(value, crate::topology::replica_name(&replica));
 }
 
 /// A part of the local chain that died on its own: a banner with the end of its log.
@@ -380,7 +439,8 @@ async fn report_exits(
     }
 }
 
-/// Carries out stack operations in order, each as long as it takes.
+/// Carries out stack operations in order, each as long as it takes, and says when each is
+/// done ([`Event::StackDone`]).
 async fn stack_worker(
     mut ops: mpsc::Receiver<StackOp>,
     stack: Option<StackControls>,
@@ -389,24 +449,23 @@ async fn stack_worker(
     while let Some(op) = ops.recv().await {
         let Some(stack) = &stack else {
             external_only(&sink).await;
+            sink.send(Event::StackDone {
+                error: Some("no replica controls on this stack".to_owned()),
+            })
+            .await;
             continue;
         };
-        match op {
-            StackOp::Add => {
-                if let Err(e) = stack.add().await {
-                    notice(
-                        &sink,
-                        NoticeLevel::Error,
-                        format!("could not add a replica: {e}"),
-                    )
-                    .await;
-                }
-            }
-            StackOp::Replica(id, action) => {
-                if let Err(e) = stack.act(&id, action).await {
-                    notice(&sink, NoticeLevel::Warning, e).await;
-                }
-            }
+        let error = match op {
+            StackOp::Add => stack
+                .add()
+                .await
+                .err()
+                .map(|e| (NoticeLevel::Error, format!("could not add a replica: {e}"))),
+            StackOp::Replica(id, action) => stack
+                .act(&id, action)
+                .await
+                .err()
+                .map(|e| (NoticeLevel::Warning, e)),
             StackOp::Configure(heartbeat, adapter) => {
                 let what = match (&heartbeat, &adapter) {
                     (Some(h), _) => format!(
@@ -424,19 +483,20 @@ async fn stack_worker(
                             NoticeLevel::Info,
                             format!("replicas restarted with {what}"),
                         )
-                        .await
+                        .await;
+                        None
                     }
-                    Err(e) => {
-                        notice(
-                            &sink,
-                            NoticeLevel::Error,
-                            format!("reconfiguring failed: {e}"),
-                        )
-                        .await
-                    }
+                    Err(e) => Some((NoticeLevel::Error, format!("reconfiguring failed: {e}"))),
                 }
             }
+        };
+        if let Some((level, text)) = &error {
+            notice(&sink, *level, text.clone()).await;
         }
+        sink.send(Event::StackDone {
+            error: error.map(|(_, text)| text),
+        })
+        .await;
     }
 }
 

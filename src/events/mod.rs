@@ -32,6 +32,15 @@ pub enum Event {
     Notice(Notice),
     /// How the crowd of background sessions is spread.
     Crowd(CrowdSummary),
+    /// Every replica's `/stats`, by id, as asked for with [`Command::FetchStats`] (replicas
+    /// that did not answer are left out).
+    Stats(std::collections::BTreeMap<String, stickyscope_replica::StatsSnapshot>),
+    /// A replica operation (add, stop, kill, restart, health, heartbeat, adapter) is done,
+    /// in the order they were asked for; `error` says why it failed.
+    StackDone {
+        /// Why it failed, if it did.
+        error: Option<String>,
+    },
 }
 
 /// The crowd at a glance.
@@ -257,6 +266,18 @@ pub enum Command {
         /// New adapter, if any.
         adapter: Option<crate::embedded::StackAdapter>,
     },
+    /// Send a user to a replica: the sticky cookie the balancer gives it (Traefik's value
+    /// for that server), stickiness on, and a new session. `replica` is an id of a stack
+    /// stickyscope started, or a server's address (`host:port`) at any Traefik.
+    Pin {
+        /// The user.
+        user: String,
+        /// The replica.
+        replica: String,
+    },
+    /// Read every replica's `/stats` (stacks stickyscope started); answered with
+    /// [`Event::Stats`].
+    FetchStats,
     /// Stop everything.
     Shutdown,
 }

@@ -140,6 +140,7 @@ impl ViewModel {
                 self.rebuild_topology();
             }
             Event::Crowd(summary) => self.crowd = summary,
+            Event::Stats(_) | Event::StackDone { .. } => {}
             Event::Notice(notice) => {
                 self.notices.push_back((notice, now));
                 while self.notices.len() > MAX_NOTICES {

@@ -110,6 +110,7 @@ enum SessionCommand {
     Send(String, oneshot::Sender<String>),
     SetChat(ChatDialect),
     SetSticky(bool),
+    Pin(String, String),
     SetTransport(TransportChoice),
     Reconnect,
     Disconnect,
@@ -234,6 +235,14 @@ impl ChatSession {
         self.command(SessionCommand::SetSticky(on));
     }
 
+    /// A handle that gives this session commands from another task.
+    pub fn handle(&self) -> SessionHandle {
+        SessionHandle {
+            user: self.user.clone(),
+            commands: self.commands.clone(),
+        }
+    }
+
     /// Changes transport (reconnects).
     pub fn set_transport(&self, transport: TransportChoice) {
         self.command(SessionCommand::SetTransport(transport));
@@ -259,6 +268,23 @@ impl ChatSession {
         .await;
         if matches!(asked, Ok(Ok(()))) {
             let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+    }
+}
+
+/// Gives a session commands from another task than its owner's.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    user: String,
+    commands: mpsc::Sender<SessionCommand>,
+}
+
+impl SessionHandle {
+    /// Sends the user to the server this sticky cookie value names (`what` says which, for
+    /// people): stickiness on, the cookie in the jar, a new session.
+    pub fn pin(&self, value: String, what: String) {
+        if let Err(e) = self.commands.try_send(SessionCommand::Pin(value, what)) {
+            tracing::warn!(user = %self.user, "session command dropped: {e}");
         }
     }
 }
@@ -567,6 +593,11 @@ impl Driver {
             SessionCommand::SetSticky(on) => {
                 self.tap.set_sticky(on);
                 self.retry_soon();
+            }
+            SessionCommand::Pin(value, what) => {
+                self.tap.set_sticky(true);
+                self.tap.pin(&value);
+                self.restart(format!("pinned to {what}")).await;
             }
             SessionCommand::SetTransport(transport) => {
                 if transport != self.config.transport {

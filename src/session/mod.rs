@@ -21,4 +21,4 @@ pub mod tracker;
 pub mod v3;
 
 pub use crate::events::{SessionState, TransportChoice};
-pub use driver::{ChatSession, SessionConfig};
+pub use driver::{ChatSession, SessionConfig, SessionHandle};

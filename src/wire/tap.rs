@@ -183,6 +183,15 @@ impl Tap {
         self.shared.jar().get(&name).map(str::to_owned)
     }
 
+    /// Puts this value of the sticky cookie in the jar, as if the balancer had set it: the
+    /// next request carries it, and the balancer sends it to the server it names.
+    pub fn pin(&self, value: &str) {
+        let name = self.shared.cookie_name();
+        self.shared
+            .jar()
+            .store(format!("{name}={value}; Path=/").as_bytes());
+    }
+
     /// Exchanges and WebSocket tunnels under way.
     pub fn in_flight(&self) -> usize {
         self.shared.in_flight.load(Ordering::Relaxed)

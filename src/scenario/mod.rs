@@ -1,0 +1,17 @@
+//! Scenarios: short scripts of steps — actions, a caption, and what must be seen within a
+//! time — that the window plays for a talk and `stickyscope scenario run` checks for QA.
+//!
+//! - [`format`]: the TOML file, read and checked whole before anything runs (pure).
+//! - [`check`]: whether a step's expectations hold, from the event stream (pure).
+//! - [`report`]: the results as a table, JSON and JUnit XML (pure).
+//! - [`shipped`]: the scenarios that come with the app (`assets/scenarios/`).
+//! - [`run`]: plays a scenario on an engine, headless (network).
+
+pub mod check;
+pub mod format;
+pub mod report;
+pub mod run;
+pub mod shipped;
+
+pub use check::{Outcome, Status, StepCheck};
+pub use format::{parse, Action, Expectation, Scenario, ScenarioError, Step};
