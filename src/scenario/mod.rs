@@ -3,12 +3,15 @@
 //!
 //! - [`format`]: the TOML file, read and checked whole before anything runs (pure).
 //! - [`check`]: whether a step's expectations hold, from the event stream (pure).
+//! - [`player`]: a step's actions as commands at the right moments, going to a step with
+//!   the stack put back as it starts (pure: the runner and the window drive it).
 //! - [`report`]: the results as a table, JSON and JUnit XML (pure).
 //! - [`shipped`]: the scenarios that come with the app (`assets/scenarios/`).
 //! - [`run`]: plays a scenario on an engine, headless (network).
 
 pub mod check;
 pub mod format;
+pub mod player;
 pub mod report;
 pub mod run;
 pub mod shipped;
