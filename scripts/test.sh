@@ -27,8 +27,9 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
 command -v pgrep >/dev/null || missing+=(procps)
-# A self-signed certificate for the test of a TLS port.
+# The desktop entry's validator; a self-signed certificate for the test of a TLS port.
 command -v openssl >/dev/null || missing+=(openssl)
+command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
 # The window under a virtual display, its GL, and a PNG checker.
 for pkg in xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 imagemagick; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

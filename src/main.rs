@@ -70,6 +70,10 @@ struct WindowArgs {
     /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
     #[arg(long, value_enum, default_value_t = EngineIoArg::Auto, requires = "gateway")]
     engineio: EngineIoArg,
+    /// Play a scenario from the start: a file, or a shipped one by name or number
+    /// (`stickyscope scenario list`). The embedded stack or chain is started as it asks.
+    #[arg(long, value_name = "FILE|NAME")]
+    scenario: Option<String>,
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     crowd: u16,
@@ -547,6 +551,15 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             0
         }
     };
+    // A scenario is read (and refused, with its place) before any window opens.
+    let scenario = match &args.scenario {
+        Some(name) => {
+            let (file, source) = read_scenario(name)?;
+            let scenario = stickyscope::scenario::parse(&file, &source)?;
+            Some((file, source, scenario))
+        }
+        None => None,
+    };
     let gateway = match args.gateway {
         Some(gateway) => GatewayConfig::External {
             gateway,
@@ -560,16 +573,36 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             let mut config = stickyscope::chain::ChainConfig::new(program)?;
             config.replicas = usize::from(args.replicas);
             config.port = free_or_any(args.port);
+            if let Some((_, _, s)) = &scenario {
+                config.replicas = s.stack.replicas;
+                config.adapter =
+                    s.stack.adapter != stickyscope::scenario::format::AdapterNeed::None;
+                config.heartbeat = Heartbeat {
+                    interval: s.stack.heartbeat.0,
+                    timeout: s.stack.heartbeat.1,
+                };
+            }
             GatewayConfig::Chain(config)
         }
         None => {
             // The documented port when it is free; any free one otherwise.
             let port = free_or_any(args.port);
-            GatewayConfig::Embedded(StackConfig {
+            let mut config = StackConfig {
                 replicas: usize::from(args.replicas),
                 listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
                 ..StackConfig::default()
-            })
+            };
+            if let Some((_, _, s)) = &scenario {
+                config.replicas = s.stack.replicas;
+                if s.stack.adapter == stickyscope::scenario::format::AdapterNeed::None {
+                    config.adapter = StackAdapter::None;
+                }
+                config.heartbeat = Heartbeat {
+                    interval: s.stack.heartbeat.0,
+                    timeout: s.stack.heartbeat.1,
+                };
+            }
+            GatewayConfig::Embedded(config)
         }
     };
     let screenshot = match (args.screenshot, args.exit_after) {
@@ -588,6 +621,11 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("stickyscope")
+            .with_app_id("stickyscope")
+            .with_icon(std::sync::Arc::new(
+                eframe::icon_data::from_png_bytes(stickyscope::ui::ICON_PNG)
+                    .context("the built-in icon is not a PNG")?,
+            ))
             .with_inner_size([1440.0, 900.0])
             .with_min_inner_size([900.0, 600.0]),
         renderer: eframe::Renderer::Glow,
@@ -618,9 +656,18 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             if let Some(chat) = args.chat {
                 settings.chat = chat.into();
             }
+            if let Some((_, _, s)) = &scenario {
+                settings.sticky = s.start.sticky;
+                settings.transport = s.start.transport;
+                settings.chat = s.start.chat;
+                settings.ping_interval_ms = s.stack.heartbeat.0.as_millis() as u64;
+            }
             let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
             if args.crowd > 0 {
                 app.set_crowd(usize::from(args.crowd));
+            }
+            if let Some((file, source, _)) = &scenario {
+                app.start_scenario(file, source);
             }
             Ok(Box::new(app))
         }),
@@ -635,6 +682,20 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A scenario's file name and text: a file, or a shipped scenario by name or number.
+fn read_scenario(name: &str) -> anyhow::Result<(String, String)> {
+    match std::fs::read_to_string(name) {
+        Ok(source) => Ok((name.to_owned(), source)),
+        Err(e) => stickyscope::scenario::shipped::find(name)
+            .map(|s| (s.name.to_owned(), s.source.to_owned()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{name}: cannot read it ({e}), and no shipped scenario is called so (stickyscope scenario list)"
+                )
+            }),
+    }
 }
 
 async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {

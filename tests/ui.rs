@@ -324,3 +324,46 @@ fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
     }
     assert_eq!(asked, [("7".to_owned(), ReplicaAction::Kill)]);
 }
+
+#[test]
+fn a_scenario_shows_its_caption_and_next_runs_the_next_steps_actions() {
+    let mut h = harness();
+    both_connected(&mut h);
+    let shipped = stickyscope::scenario::shipped::find("3-sticky-cookie").unwrap();
+    h.state_mut().start_scenario(shipped.name, shipped.source);
+    h.step();
+    assert_eq!(
+        h.state().scenario_step().map(|(_, n, _)| n),
+        Some(0),
+        "at the first step"
+    );
+    h.get_by_label("Without the cookie: Session ID unknown");
+    // The scenario starts round-robin: the stack is put into that state.
+    step_until(&mut h, Duration::from_secs(5), "stickiness off", |app| {
+        app.model().sticky.values().all(|on| !on)
+    });
+    h.key_press(egui::Key::ArrowRight);
+    h.step();
+    assert_eq!(
+        h.state()
+            .scenario_step()
+            .map(|(_, n, title)| (n, title.to_owned())),
+        Some((1, "Stickiness on".to_owned()))
+    );
+    h.get_by_label("Stickiness on");
+    // Its action ran: stickiness on, and both users connect.
+    step_until(&mut h, Duration::from_secs(5), "stickiness on", |app| {
+        app.model().sticky.values().all(|on| *on)
+    });
+    both_connected(&mut h);
+    // Back (PageUp, as a clicker sends) puts the first step's state back.
+    h.key_press(egui::Key::PageUp);
+    h.step();
+    assert_eq!(h.state().scenario_step().map(|(_, n, _)| n), Some(0));
+    step_until(
+        &mut h,
+        Duration::from_secs(5),
+        "stickiness off again",
+        |app| app.model().sticky.values().all(|on| !on),
+    );
+}

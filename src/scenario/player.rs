@@ -191,8 +191,11 @@ impl Settings {
                 .find(|r| r.id.as_deref() == Some(id))
                 .map(|r| r.up)
         };
-        for (id, &want_up) in &target.replicas {
+        // Replicas are put right only where the topology says what runs.
+        let known = topology.replicas.iter().any(|r| r.id.is_some());
+        for (id, &want_up) in target.replicas.iter().filter(|_| known) {
             match (want_up, running(id)) {
+                (true, None) => actions.push(Action::AddReplica),
                 (true, Some(false)) => actions.push(Action::Replica {
                     action: ReplicaAction::Restart,
                     target: Target::Id(id.clone()),
@@ -204,9 +207,10 @@ impl Settings {
                 _ => {}
             }
         }
-        // Replicas added after the target step are stopped.
-        for id in self.replicas.keys() {
-            if !target.replicas.contains_key(id) && running(id) == Some(true) {
+        // Replicas beyond the target's (added later, or there before) are stopped.
+        for node in topology.replicas.iter().filter(|r| r.up) {
+            let Some(id) = &node.id else { continue };
+            if !target.replicas.contains_key(id) {
                 actions.push(Action::Replica {
                     action: ReplicaAction::Stop,
                     target: Target::Id(id.clone()),
@@ -295,6 +299,23 @@ impl Player {
     /// first step.
     pub fn new(scenario: Scenario, now: Instant) -> Self {
         let applied = Settings::initial(&scenario);
+        Self::starting_from(scenario, applied, Topology::default(), BTreeMap::new(), now)
+    }
+
+    /// A player of `scenario` on a stack already running, set as `current` says, with this
+    /// topology and these session states: its first step starts by putting the stack into
+    /// the state the scenario starts from.
+    pub fn starting_from(
+        scenario: Scenario,
+        current: Settings,
+        topology: Topology,
+        states: BTreeMap<String, SessionState>,
+        now: Instant,
+    ) -> Self {
+        let last_replica = states
+            .iter()
+            .filter_map(|(u, s)| s.replica().map(|r| (u.clone(), Some(r.to_owned()))))
+            .collect();
         let mut player = Player {
             step: 0,
             started: now,
@@ -304,12 +325,12 @@ impl Player {
             check: StepCheck::new(Vec::new(), BTreeMap::new(), BTreeMap::new()),
             action_errors: Vec::new(),
             next_stats: now,
-            applied,
+            applied: current,
             resolved: BTreeMap::new(),
             next_action: VecDeque::new(),
-            states: BTreeMap::new(),
-            last_replica: BTreeMap::new(),
-            topology: Topology::default(),
+            states,
+            last_replica,
+            topology,
             time_up: false,
             stats_seen_at_judging: false,
             scenario,

@@ -18,6 +18,7 @@ use super::controls_ui::{top_bar_ui, TopAction, TopBar};
 use super::help_ui::{banner_ui, help_ui};
 use super::log_ui::{log_ui, LogView};
 use super::plots_ui::plots_ui;
+use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::topology_ui;
@@ -27,6 +28,7 @@ use crate::events::sink::Wake;
 use crate::events::{Command, Event, Notice, NoticeLevel};
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
+use crate::scenario::player::{Player, Settings as StackSettings};
 use crate::session::TransportChoice;
 
 /// Seconds an info notice stays on screen.
@@ -77,6 +79,10 @@ pub struct StickyscopeApp {
     rest: Rest,
     /// Whether the window rests now; read by the waker on the engine's thread.
     resting: Arc<AtomicBool>,
+    /// The replicas' heartbeat (pingInterval, pingTimeout) as last set.
+    heartbeat: (Duration, Duration),
+    /// The scenario being played: its name and player.
+    scenario: Option<(String, Player)>,
 }
 
 impl StickyscopeApp {
@@ -93,12 +99,14 @@ impl StickyscopeApp {
         let mode = gateway.mode();
         let mut adapter_on = true;
         let ping = Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000));
+        let mut heartbeat = (ping, Duration::from_secs(7).max(ping));
         match &mut gateway {
             GatewayConfig::Embedded(stack) => {
                 stack.heartbeat = Heartbeat {
                     interval: ping,
                     timeout: stack.heartbeat.timeout.max(ping),
                 };
+                heartbeat = (ping, stack.heartbeat.timeout);
                 adapter_on = stack.adapter != StackAdapter::None;
             }
             GatewayConfig::Chain(chain) => {
@@ -106,6 +114,7 @@ impl StickyscopeApp {
                     interval: ping,
                     timeout: chain.heartbeat.timeout.max(ping),
                 };
+                heartbeat = (ping, chain.heartbeat.timeout);
                 adapter_on = chain.adapter;
             }
             GatewayConfig::External { .. } => {}
@@ -128,7 +137,7 @@ impl StickyscopeApp {
                 }
             }),
         );
-        Self::assemble(
+        let mut app = Self::assemble(
             ctx,
             settings,
             bridge,
@@ -136,7 +145,9 @@ impl StickyscopeApp {
             screenshot,
             persist,
             resting,
-        )
+        );
+        app.heartbeat = heartbeat;
+        app
     }
 
     /// Builds the app around an existing bridge (a [detached] one in benchmarks and tests),
@@ -204,7 +215,131 @@ impl StickyscopeApp {
             applied_style: (settings_style.0, settings_style.1),
             rest: Rest::default(),
             resting,
+            heartbeat: (Duration::from_secs(3), Duration::from_secs(7)),
+            scenario: None,
         }
+    }
+
+    /// Plays `source` (a scenario file's text; `name` names it): the stack is put into the
+    /// state it starts from, then its first step runs. A file this stack cannot play is
+    /// refused with a banner saying where and why.
+    pub fn start_scenario(&mut self, name: &str, source: &str) {
+        let scenario = match crate::scenario::parse(name, source) {
+            Ok(s) => s,
+            Err(e) => return self.local_notice(NoticeLevel::Error, e.to_string()),
+        };
+        let can = crate::scenario::format::Capabilities {
+            controls: self.controls,
+            stats: self.controls,
+            numbered_replicas: self.controls,
+            redis_adapter: self.mode.contains("chain"),
+        };
+        if let Err(e) = scenario.check_against(name, can) {
+            return self.local_notice(NoticeLevel::Error, e.to_string());
+        }
+        if scenario.start.chat != self.settings.chat {
+            self.top_action(TopAction::SetChat(scenario.start.chat));
+        }
+        let current = StackSettings {
+            sticky: self.model.sticky.clone(),
+            transport: self.model.transport.clone(),
+            adapter_on: self.adapter_on,
+            heartbeat: self.heartbeat,
+            pins: BTreeMap::new(),
+            replicas: self
+                .model
+                .topology
+                .replicas
+                .iter()
+                .filter_map(|r| r.id.clone().map(|id| (id, r.up)))
+                .collect(),
+        };
+        let player = Player::starting_from(
+            scenario,
+            current,
+            self.model.topology.clone(),
+            self.model.sessions.clone(),
+            Instant::now(),
+        );
+        self.scenario = Some((name.to_owned(), player));
+    }
+
+    /// The scenario being played: its name, current step (0-based) and title.
+    pub fn scenario_step(&self) -> Option<(&str, usize, &str)> {
+        self.scenario
+            .as_ref()
+            .map(|(name, p)| (name.as_str(), p.step_index(), p.step().title.as_str()))
+    }
+
+    /// Goes to the scenario's step `n` (the stack put back as that step starts).
+    fn scenario_go(&mut self, action: CaptionAction) {
+        let Some((_, player)) = &mut self.scenario else {
+            return;
+        };
+        let now = Instant::now();
+        let step = player.step_index();
+        let last = player.scenario().steps.len().saturating_sub(1);
+        match action {
+            CaptionAction::Back => player.go_to(step.saturating_sub(1), now),
+            CaptionAction::Again => player.go_to(step, now),
+            CaptionAction::Next if step < last => player.go_to(step + 1, now),
+            CaptionAction::Next => {}
+            CaptionAction::Close => self.scenario = None,
+        }
+    }
+
+    /// Gives the commands the scenario's step asks for now, and shows what they set.
+    fn drive_scenario(&mut self, ctx: &egui::Context) {
+        let Some((_, player)) = &mut self.scenario else {
+            return;
+        };
+        let now = Instant::now();
+        let commands = player.poll(now);
+        if let Some(wake) = player.next_wake(now) {
+            ctx.request_repaint_after(
+                wake.saturating_duration_since(now)
+                    .max(Duration::from_millis(20)),
+            );
+        }
+        for command in commands {
+            match &command {
+                Command::SetSticky { user, on } => {
+                    for u in USERS
+                        .iter()
+                        .filter(|u| user.as_deref().is_none_or(|x| x == **u))
+                    {
+                        self.model.sticky.insert(u.to_string(), *on);
+                    }
+                }
+                Command::SetTransport { user, transport } => {
+                    for u in USERS
+                        .iter()
+                        .filter(|u| user.as_deref().is_none_or(|x| x == **u))
+                    {
+                        self.model.transport.insert(u.to_string(), *transport);
+                    }
+                }
+                Command::ConfigureStack { heartbeat, adapter } => {
+                    if let Some(h) = heartbeat {
+                        self.heartbeat = (h.interval, h.timeout);
+                        self.settings.ping_interval_ms = h.interval.as_millis() as u64;
+                    }
+                    if let Some(a) = adapter {
+                        self.adapter_on = *a != StackAdapter::None;
+                    }
+                }
+                _ => {}
+            }
+            self.bridge.send(command);
+        }
+    }
+
+    /// Sends a command the user gave by hand; a scenario being played takes note.
+    fn send_by_hand(&mut self, command: Command) {
+        if let Some((_, player)) = &mut self.scenario {
+            player.note_manual(&command);
+        }
+        self.bridge.send(command);
     }
 
     /// Whether the window rests (heartbeats counted, not animated).
@@ -247,7 +382,7 @@ impl StickyscopeApp {
         if user.is_none() {
             self.settings.sticky = on;
         }
-        self.bridge.send(Command::SetSticky {
+        self.send_by_hand(Command::SetSticky {
             user: user.map(str::to_owned),
             on,
         });
@@ -260,7 +395,7 @@ impl StickyscopeApp {
         if user.is_none() {
             self.settings.transport = transport;
         }
-        self.bridge.send(Command::SetTransport {
+        self.send_by_hand(Command::SetTransport {
             user: user.map(str::to_owned),
             transport,
         });
@@ -293,6 +428,18 @@ impl StickyscopeApp {
 
     fn shortcuts(&mut self, ctx: &egui::Context) {
         let typing = ctx.egui_wants_keyboard_input();
+        let (next, back) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::ArrowRight) || i.key_pressed(Key::PageDown),
+                i.key_pressed(Key::ArrowLeft) || i.key_pressed(Key::PageUp),
+            )
+        });
+        if !typing && next {
+            self.scenario_go(CaptionAction::Next);
+        }
+        if !typing && back {
+            self.scenario_go(CaptionAction::Back);
+        }
         let (s, t, p, f11, export, help, esc) = ctx.input(|i| {
             (
                 i.key_pressed(Key::S),
@@ -349,10 +496,10 @@ impl StickyscopeApp {
                 self.bridge.send(Command::SetChat { dialect });
             }
             TopAction::TogglePause => self.paused = !self.paused,
-            TopAction::AddReplica => self.bridge.send(Command::AddReplica),
+            TopAction::AddReplica => self.send_by_hand(Command::AddReplica),
             TopAction::SetAdapter(on) => {
                 self.adapter_on = on;
-                self.bridge.send(Command::ConfigureStack {
+                self.send_by_hand(Command::ConfigureStack {
                     heartbeat: None,
                     adapter: Some(if on {
                         StackAdapter::Memory
@@ -363,7 +510,11 @@ impl StickyscopeApp {
             }
             TopAction::SetPingInterval(ms) => {
                 self.settings.ping_interval_ms = ms;
-                self.bridge.send(Command::ConfigureStack {
+                self.heartbeat = (
+                    Duration::from_millis(ms),
+                    Duration::from_millis(ms.max(7000)),
+                );
+                self.send_by_hand(Command::ConfigureStack {
                     heartbeat: Some(Heartbeat {
                         interval: Duration::from_millis(ms),
                         timeout: Duration::from_millis(ms.max(7000)),
@@ -372,6 +523,11 @@ impl StickyscopeApp {
                 });
             }
             TopAction::SetCrowd(size) => self.set_crowd(size),
+            TopAction::PickScenario(Some(name)) => match crate::scenario::shipped::find(&name) {
+                Some(shipped) => self.start_scenario(shipped.name, shipped.source),
+                None => self.local_notice(NoticeLevel::Error, format!("no scenario {name:?}")),
+            },
+            TopAction::PickScenario(None) => self.scenario = None,
             TopAction::Help => self.help = true,
             TopAction::Export => self.export(),
         }
@@ -426,12 +582,17 @@ impl eframe::App for StickyscopeApp {
         let clock = self.clock;
         let model = &mut self.model;
         let rest = &mut self.rest;
+        let mut player = self.scenario.as_mut().map(|(_, p)| p);
         self.bridge.drain(|event| {
             if !matches!(&event, Event::Wire(wire) if wire.is_heartbeat_only()) {
                 rest.news(real_now);
             }
+            if let Some(player) = player.as_deref_mut() {
+                player.observe(&event);
+            }
             model.apply(event, clock);
         });
+        self.drive_scenario(&ctx);
         let resting = self.rest.resting(real_now);
         self.resting.store(resting, Ordering::Relaxed);
         self.model.animate_heartbeats = !resting;
@@ -456,6 +617,7 @@ impl eframe::App for StickyscopeApp {
             mode: self.mode,
             adapter_on: self.adapter_on,
             crowd: self.crowd,
+            scenario: self.scenario.as_ref().map(|(name, _)| name.as_str()),
         };
         let mut top_actions = Vec::new();
         egui::Panel::top("top").show(ui, |ui| {
@@ -556,7 +718,26 @@ impl eframe::App for StickyscopeApp {
         }
 
         let mut replica_actions = Vec::new();
+        let mut caption_action = None;
         egui::CentralPanel::default().show(ui, |ui| {
+            if let Some((_, player)) = &self.scenario {
+                let step = player.step();
+                let outcomes = player.outcomes();
+                caption_action = caption_ui(
+                    ui,
+                    &CaptionView {
+                        scenario: &player.scenario().title,
+                        number: player.step_index() + 1,
+                        steps: player.scenario().steps.len(),
+                        title: &step.title,
+                        caption: &step.caption,
+                        outcomes: &outcomes,
+                        action_errors: player.action_errors(),
+                        acting: player.acting(),
+                        big: self.settings.presentation,
+                    },
+                );
+            }
             replica_actions = topology_ui(
                 ui,
                 &self.model,
@@ -567,7 +748,10 @@ impl eframe::App for StickyscopeApp {
             );
         });
         for (id, action) in replica_actions {
-            self.bridge.send(Command::Replica { id, action });
+            self.send_by_hand(Command::Replica { id, action });
+        }
+        if let Some(action) = caption_action {
+            self.scenario_go(action);
         }
 
         help_ui(&ctx, &mut self.help);

@@ -28,6 +28,8 @@ pub enum TopAction {
     SetPingInterval(u64),
     /// Background sessions.
     SetCrowd(usize),
+    /// Play a shipped scenario (by name), or none.
+    PickScenario(Option<String>),
     /// Show the help overlay.
     Help,
     /// Export the packet log.
@@ -52,6 +54,8 @@ pub struct TopBar<'a> {
     pub adapter_on: bool,
     /// Crowd size asked for.
     pub crowd: usize,
+    /// The scenario being played, if any.
+    pub scenario: Option<&'a str>,
 }
 
 /// Draws the top bar; `settings` holds speed, theme and presentation, changed in place.
@@ -165,6 +169,23 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
             }
         }
         ui.separator();
+        let mut picked = bar.scenario.map(str::to_owned);
+        egui::ComboBox::from_id_salt("scenario")
+            .selected_text(match bar.scenario {
+                Some(name) => format!("scenario {name}"),
+                None => "scenario…".to_owned(),
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut picked, None, "none");
+                for shipped in crate::scenario::shipped::SHIPPED {
+                    ui.selectable_value(&mut picked, Some(shipped.name.to_owned()), shipped.name);
+                }
+            })
+            .response
+            .on_hover_text("play a scenario: captions and checks, step by step (→ next, ← back)");
+        if picked.as_deref() != bar.scenario {
+            actions.push(TopAction::PickScenario(picked));
+        }
         let dark = settings.theme == ThemeChoice::Dark;
         if ui.button(if dark { "light theme" } else { "dark theme" }).clicked() {
             settings.theme = if dark { ThemeChoice::Light } else { ThemeChoice::Dark };

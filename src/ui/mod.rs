@@ -11,8 +11,12 @@ pub mod controls_ui;
 pub mod help_ui;
 pub mod log_ui;
 pub mod plots_ui;
+pub mod scenario_ui;
 pub mod settings;
 pub mod theme;
 pub mod topology_ui;
 
 pub use app::{ScreenshotPlan, StickyscopeApp};
+
+/// The window's icon (`assets/icon.png`, drawn by `scripts/make-icon.sh`).
+pub const ICON_PNG: &[u8] = include_bytes!("../../assets/icon.png");
