@@ -113,6 +113,13 @@ xvfb-run -a -s "-screen 0 1600x1000x24" \
   target/debug/stickyscope --chain --port 0 --screenshot "$chain_shot" --exit-after 12
 check_shot "$chain_shot"
 
+log "the window playing a scenario in presentation mode under Xvfb"
+scenario_shot="$(dirname "$shot")/scenario.png"
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+  target/debug/stickyscope --scenario 6-seed-flaw-adapter --presentation --port 0 \
+  --screenshot "$scenario_shot" --exit-after 8
+check_shot "$scenario_shot"
+
 # --- nothing the suite started outlives it ---------------------------------------------------
 log "leftover processes"
 leftovers=()

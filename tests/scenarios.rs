@@ -4,6 +4,8 @@
 //! an action the stack cannot do are refused with file, line and column before anything
 //! runs.
 
+mod common;
+
 use std::process::Command;
 
 use stickyscope::scenario::run::{run, RunTarget};
@@ -180,4 +182,22 @@ fn bad_files_and_impossible_actions_exit_2_before_anything_runs() {
     let (code, out, _) = scenario_cli(&["list"]);
     assert_eq!(code, 0);
     assert_eq!(out.lines().count(), SHIPPED.len(), "{out}");
+}
+
+/// The seed's flaw on the real chain: Redis is the adapter the `adapter = "on"` step
+/// starts, and Traefik computes the pins' cookies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_flaw_plays_on_the_real_chain() {
+    let shipped = SHIPPED
+        .iter()
+        .find(|s| s.name == "6-seed-flaw-adapter")
+        .unwrap();
+    let scenario = stickyscope::scenario::parse(shipped.name, shipped.source).unwrap();
+    let target = RunTarget::Chain(Box::new(common::chain_config(3)));
+    let report = run(shipped.name, &scenario, &target, |_| {}).await.unwrap();
+    assert!(
+        report.passed,
+        "{}",
+        stickyscope::scenario::report::table(std::slice::from_ref(&report))
+    );
 }
