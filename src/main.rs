@@ -605,6 +605,15 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             GatewayConfig::Embedded(config)
         }
     };
+    if let Some((file, _, s)) = &scenario {
+        let can = stickyscope::scenario::format::Capabilities {
+            controls: gateway.has_controls(),
+            stats: gateway.has_controls(),
+            numbered_replicas: gateway.has_controls(),
+            redis_adapter: matches!(gateway, GatewayConfig::Chain(_)),
+        };
+        s.check_against(file, can)?;
+    }
     let screenshot = match (args.screenshot, args.exit_after) {
         (Some(path), Some(secs)) => {
             let after = Duration::try_from_secs_f64(secs)

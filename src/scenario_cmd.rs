@@ -124,8 +124,10 @@ pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {
     }
     let passed = reports.iter().all(|r| r.passed);
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit(&reports))
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        if let Err(e) = std::fs::write(path, report::junit(&reports)) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return Ok(2);
+        }
     }
     if args.json {
         let doc = serde_json::json!({ "passed": passed, "scenarios": reports });

@@ -367,3 +367,30 @@ fn a_scenario_shows_its_caption_and_next_runs_the_next_steps_actions() {
         |app| app.model().sticky.values().all(|on| !on),
     );
 }
+
+/// Picked in a running window (sticky, connected, another heartbeat), a scenario first
+/// puts the stack into the state it starts from and starts the sessions afresh, so its
+/// first step is judged on the restored stack: round-robin, nobody connects; one replica
+/// (the others stopped), nothing refused.
+#[test]
+fn a_scenario_picked_in_a_running_window_is_judged_on_the_restored_stack() {
+    for name in ["2-round-robin", "1-one-replica"] {
+        let mut h = harness();
+        both_connected(&mut h);
+        let shipped = stickyscope::scenario::shipped::find(name).unwrap();
+        h.state_mut().start_scenario(shipped.name, shipped.source);
+        step_until(&mut h, Duration::from_secs(30), "the step judged", |app| {
+            app.scenario_outcomes().is_some_and(|(done, _)| done)
+        });
+        let (_, outcomes) = h.state().scenario_outcomes().unwrap();
+        for o in &outcomes {
+            assert_eq!(
+                o.status,
+                stickyscope::scenario::Status::Passed,
+                "{name}: {} — {}",
+                o.expectation,
+                o.observed
+            );
+        }
+    }
+}

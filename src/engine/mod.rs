@@ -17,7 +17,9 @@ use tokio::task::JoinHandle;
 use crate::chain::{Chain, ChainConfig, ChainError};
 use crate::embedded::{EmbeddedStack, StackConfig, StackError};
 use crate::events::sink::EventSink;
-use crate::events::{Command, EngineIoChoice, Event, Notice, NoticeLevel, ReplicaAction};
+use crate::events::{
+    Command, EngineIoChoice, Event, Notice, NoticeLevel, ReplicaAction, StackOperation,
+};
 use crate::session::{ChatSession, SessionConfig, TransportChoice};
 use crate::wire::identify::{Identify, SharedIdentify};
 use crate::wire::tap::TapError;
@@ -447,9 +449,15 @@ async fn stack_worker(
     sink: EventSink,
 ) {
     while let Some(op) = ops.recv().await {
+        let done = match &op {
+            StackOp::Add => StackOperation::Add,
+            StackOp::Replica(id, action) => StackOperation::Replica(id.clone(), *action),
+            StackOp::Configure(..) => StackOperation::Configure,
+        };
         let Some(stack) = &stack else {
             external_only(&sink).await;
             sink.send(Event::StackDone {
+                op: done,
                 error: Some("no replica controls on this stack".to_owned()),
             })
             .await;
@@ -494,6 +502,7 @@ async fn stack_worker(
             notice(&sink, *level, text.clone()).await;
         }
         sink.send(Event::StackDone {
+            op: done,
             error: error.map(|(_, text)| text),
         })
         .await;

@@ -38,9 +38,22 @@ pub enum Event {
     /// A replica operation (add, stop, kill, restart, health, heartbeat, adapter) is done,
     /// in the order they were asked for; `error` says why it failed.
     StackDone {
+        /// Which operation.
+        op: StackOperation,
         /// Why it failed, if it did.
         error: Option<String>,
     },
+}
+
+/// A replica operation, as [`Event::StackDone`] names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackOperation {
+    /// A replica added.
+    Add,
+    /// An action on one replica.
+    Replica(String, ReplicaAction),
+    /// Heartbeat or adapter changed (every replica restarted).
+    Configure,
 }
 
 /// The crowd at a glance.

@@ -381,8 +381,14 @@ fn stats_count(
             if *counter == Counter::SocketsConnected {
                 value(s)
             } else {
-                // A replica restarted since may count from zero again.
-                value(s).saturating_sub(start.get(id).map_or(0, value))
+                // A replica process restarted since counts from zero again: a counter
+                // lower than at the start has been reset, and all of it is new.
+                let (now, then) = (value(s), start.get(id).map_or(0, value));
+                if now >= then {
+                    now - then
+                } else {
+                    now
+                }
             }
         })
         .sum()

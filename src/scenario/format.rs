@@ -578,6 +578,27 @@ pub fn parse(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
             let action = read_action(table.get_ref()).map_err(|m| at(table.span(), m))?;
             if let Action::AddReplica = action {
                 replicas += 1;
+                if replicas > crate::embedded::MAX_REPLICAS {
+                    return Err(at(
+                        table.span(),
+                        format!(
+                            "one replica too many: a stack has at most {}",
+                            crate::embedded::MAX_REPLICAS
+                        ),
+                    ));
+                }
+            }
+            if let Action::Replica {
+                target: Target::Id(id),
+                ..
+            } = &action
+            {
+                if id.contains(':') {
+                    return Err(at(
+                        table.span(),
+                        format!("{action}: replica controls work on stickyscope's own replicas, named by number, not on a server at an address"),
+                    ));
+                }
             }
             check_replica_ref(&action_replica(&action), replicas)
                 .map_err(|m| at(table.span(), m))?;
@@ -1055,9 +1076,23 @@ impl Scenario {
                             format!("cannot pin to replica {replica:?} here: on a stack stickyscope did not start, name the server by its address (host:port)"),
                         ));
                     }
+                    if can.numbered_replicas && replica.contains(':') {
+                        return Err(refuse(
+                            *at,
+                            format!("cannot pin to {replica:?} here: this stack's replicas are named by number"),
+                        ));
+                    }
                 }
             }
             for (expectation, at) in step.expect.iter().zip(&step.expect_at) {
+                if let Some(replica) = expectation_replica(expectation) {
+                    if can.numbered_replicas && replica.contains(':') {
+                        return Err(refuse(
+                            *at,
+                            format!("{expectation} can never hold here: this stack's replicas are named by number"),
+                        ));
+                    }
+                }
                 if expectation.needs_stats() && !can.stats {
                     return Err(refuse(
                         *at,
@@ -1214,5 +1249,26 @@ expect = [{ failures = "Session ID unknown" }, { stats = "rejected.Session ID un
         )
         .unwrap();
         assert!(by_address.check_against("p.toml", gateway).is_ok());
+        let embedded = Capabilities {
+            controls: true,
+            stats: true,
+            numbered_replicas: true,
+            redis_adapter: false,
+        };
+        let e = by_address.check_against("p.toml", embedded).unwrap_err();
+        assert!(e.message.contains("named by number"), "{e}");
+    }
+
+    #[test]
+    fn replica_controls_take_numbers_and_stop_at_the_cap() {
+        let e =
+            error("title = \"t\"\n[[step]]\ntitle = \"s\"\ndo = [{ kill = \"10.0.0.7:3000\" }]\n");
+        assert!(e.message.contains("named by number"), "{e}");
+        let adds = vec!["{ add_replica = true }"; 62].join(", ");
+        let source = format!("title = \"t\"\n[[step]]\ntitle = \"s\"\ndo = [{adds}]\n");
+        assert!(parse("f.toml", &source).is_err(), "3 + 62 > 64");
+        let adds = vec!["{ add_replica = true }"; 61].join(", ");
+        let source = format!("title = \"t\"\n[[step]]\ntitle = \"s\"\ndo = [{adds}]\n");
+        assert!(parse("f.toml", &source).is_ok(), "3 + 61 = 64");
     }
 }

@@ -12,7 +12,7 @@ use super::check::{Outcome, StepCheck};
 use super::format::{Action, AdapterNeed, Scenario, Step, Target, Who, USERS};
 use super::report::StepReport;
 use crate::embedded::StackAdapter;
-use crate::events::{Command, Event, ReplicaAction, TransportChoice};
+use crate::events::{Command, Event, ReplicaAction, StackOperation, TransportChoice};
 use crate::session::SessionState;
 use crate::topology::Topology;
 
@@ -41,6 +41,8 @@ pub struct Settings {
     pub pins: BTreeMap<String, String>,
     /// Replicas by id, and whether each should be running.
     pub replicas: BTreeMap<String, bool>,
+    /// Replicas made unhealthy (`/healthz` failing) and not made healthy since.
+    pub unhealthy: std::collections::BTreeSet<String>,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             replicas: (1..=scenario.stack.replicas)
                 .map(|n| (n.to_string(), true))
                 .collect(),
+            unhealthy: Default::default(),
         }
     }
 
@@ -96,8 +99,14 @@ impl Settings {
                         }
                         ReplicaAction::Restart => {
                             self.replicas.insert(id.to_owned(), true);
+                            self.unhealthy.remove(id);
                         }
-                        ReplicaAction::Unhealthy | ReplicaAction::Healthy => {}
+                        ReplicaAction::Unhealthy => {
+                            self.unhealthy.insert(id.to_owned());
+                        }
+                        ReplicaAction::Healthy => {
+                            self.unhealthy.remove(id);
+                        }
                     }
                 }
             }
@@ -148,13 +157,16 @@ impl Settings {
     }
 
     /// The actions that take the stack from `self` (what was last set) to `target`: each
-    /// setting that differs, replicas started or stopped as the topology shows them, and
-    /// users pinned again where they are not on their pinned replica.
+    /// setting that differs; with replica controls, the adapter and heartbeat, replicas
+    /// started, stopped, added and made healthy or not (running as last set, else as the
+    /// topology shows); then, when anything was restored, every session started afresh —
+    /// pinned users pinned again, the others reconnected — so that the step starts from
+    /// new sessions on the restored stack.
     pub fn restore_to(
         &self,
         target: &Settings,
         topology: &Topology,
-        on_replica: &BTreeMap<String, Option<String>>,
+        controls: bool,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
         for user in USERS {
@@ -173,6 +185,29 @@ impl Settings {
                 }
             }
         }
+        if controls {
+            actions.extend(self.restore_stack(target, topology));
+        }
+        if actions.is_empty() {
+            return actions;
+        }
+        for user in USERS {
+            match target.pins.get(user) {
+                Some(replica) if controls || replica.contains(':') => actions.push(Action::Pin {
+                    user: user.to_owned(),
+                    replica: replica.clone(),
+                }),
+                _ => actions.push(Action::Reconnect {
+                    who: Who::One(user.to_owned()),
+                }),
+            }
+        }
+        actions
+    }
+
+    /// Adapter, heartbeat and replicas, from `self` to `target`.
+    fn restore_stack(&self, target: &Settings, topology: &Topology) -> Vec<Action> {
+        let mut actions = Vec::new();
         if self.adapter_on != target.adapter_on {
             actions.push(Action::Adapter {
                 on: target.adapter_on,
@@ -184,47 +219,57 @@ impl Settings {
                 timeout: target.heartbeat.1,
             });
         }
-        let running = |id: &str| {
+        // Whether a replica runs: as last set, else as the topology shows (where "up" also
+        // needs it healthy).
+        let listed = |id: &str| {
             topology
                 .replicas
                 .iter()
                 .find(|r| r.id.as_deref() == Some(id))
-                .map(|r| r.up)
         };
-        // Replicas are put right only where the topology says what runs.
-        let known = topology.replicas.iter().any(|r| r.id.is_some());
-        for (id, &want_up) in target.replicas.iter().filter(|_| known) {
-            match (want_up, running(id)) {
-                (true, None) => actions.push(Action::AddReplica),
-                (true, Some(false)) => actions.push(Action::Replica {
-                    action: ReplicaAction::Restart,
-                    target: Target::Id(id.clone()),
-                }),
-                (false, Some(true)) => actions.push(Action::Replica {
-                    action: ReplicaAction::Stop,
-                    target: Target::Id(id.clone()),
-                }),
+        let running = |id: &str| {
+            self.replicas
+                .get(id)
+                .copied()
+                .or_else(|| listed(id).map(|r| r.up))
+        };
+        let replica = |action, id: &str| Action::Replica {
+            action,
+            target: Target::Id(id.to_owned()),
+        };
+        for (id, &want) in &target.replicas {
+            let exists = self.replicas.contains_key(id) || listed(id).is_some();
+            match (want, exists, running(id)) {
+                (true, false, _) => actions.push(Action::AddReplica),
+                (true, true, Some(false)) => actions.push(replica(ReplicaAction::Restart, id)),
+                (false, true, Some(true)) => actions.push(replica(ReplicaAction::Stop, id)),
                 _ => {}
+            }
+            let want_healthy = !target.unhealthy.contains(id);
+            if want && want_healthy && self.unhealthy.contains(id) {
+                actions.push(replica(ReplicaAction::Healthy, id));
+            }
+            if want && !want_healthy && !self.unhealthy.contains(id) {
+                actions.push(replica(ReplicaAction::Unhealthy, id));
             }
         }
         // Replicas beyond the target's (added later, or there before) are stopped.
-        for node in topology.replicas.iter().filter(|r| r.up) {
-            let Some(id) = &node.id else { continue };
-            if !target.replicas.contains_key(id) {
-                actions.push(Action::Replica {
-                    action: ReplicaAction::Stop,
-                    target: Target::Id(id.clone()),
-                });
-            }
-        }
-        for (user, replica) in &target.pins {
-            let there = on_replica.get(user).cloned().flatten().as_deref() == Some(replica);
-            if !there {
-                actions.push(Action::Pin {
-                    user: user.clone(),
-                    replica: replica.clone(),
-                });
-            }
+        let extra: std::collections::BTreeSet<&String> = self
+            .replicas
+            .iter()
+            .filter(|(_, up)| **up)
+            .map(|(id, _)| id)
+            .chain(
+                topology
+                    .replicas
+                    .iter()
+                    .filter(|r| r.up)
+                    .filter_map(|r| r.id.as_ref()),
+            )
+            .filter(|id| !target.replicas.contains_key(*id))
+            .collect();
+        for id in extra {
+            actions.push(replica(ReplicaAction::Stop, id));
         }
         actions
     }
@@ -241,7 +286,7 @@ impl Who {
 }
 
 /// What holds the step's actions back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Blocked {
     /// Nothing.
     No,
@@ -249,13 +294,15 @@ enum Blocked {
     StatsBaseline(Instant),
     /// A wait action, until this time.
     Waiting(Instant),
-    /// A replica operation, until it is done or this time.
-    StackOp(Instant),
+    /// This replica operation (of this action), until it is done or this time.
+    StackOp(StackOperation, String, Instant),
 }
 
 /// Where the step is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Putting the stack back into the state the step starts from.
+    Restoring,
     /// Doing its actions.
     Acting,
     /// Watching until every expectation is decided or this time.
@@ -270,21 +317,26 @@ enum Phase {
 #[derive(Debug)]
 pub struct Player {
     scenario: Scenario,
+    /// Whether the stack has replica controls (and `/stats`).
+    controls: bool,
     step: usize,
     started: Instant,
     queue: VecDeque<Action>,
     blocked: Blocked,
     phase: Phase,
     check: StepCheck,
+    /// The outcomes as judged when the step ended (later events do not change them).
+    judged: Option<Vec<Outcome>>,
     action_errors: Vec<String>,
     next_stats: Instant,
     /// What was last set.
     applied: Settings,
     /// The replica each "holding" action went to, by (step, action).
     resolved: BTreeMap<(usize, usize), String>,
-    /// Which action of the current step runs next (restoring actions come first and have
-    /// no number).
-    next_action: VecDeque<Option<usize>>,
+    /// Which action of the step runs next.
+    next_action: usize,
+    /// Users whose session the restore started afresh.
+    restored_users: Vec<String>,
     states: BTreeMap<String, SessionState>,
     last_replica: BTreeMap<String, Option<String>>,
     topology: Topology,
@@ -296,10 +348,17 @@ pub struct Player {
 
 impl Player {
     /// A player of `scenario` on a stack started as its `[stack]` and `[start]` say, at its
-    /// first step.
-    pub fn new(scenario: Scenario, now: Instant) -> Self {
+    /// first step; `controls` says whether the stack has replica controls.
+    pub fn new(scenario: Scenario, controls: bool, now: Instant) -> Self {
         let applied = Settings::initial(&scenario);
-        Self::starting_from(scenario, applied, Topology::default(), BTreeMap::new(), now)
+        Self::starting_from(
+            scenario,
+            controls,
+            applied,
+            Topology::default(),
+            BTreeMap::new(),
+            now,
+        )
     }
 
     /// A player of `scenario` on a stack already running, set as `current` says, with this
@@ -307,6 +366,7 @@ impl Player {
     /// the state the scenario starts from.
     pub fn starting_from(
         scenario: Scenario,
+        controls: bool,
         current: Settings,
         topology: Topology,
         states: BTreeMap<String, SessionState>,
@@ -317,17 +377,20 @@ impl Player {
             .filter_map(|(u, s)| s.replica().map(|r| (u.clone(), Some(r.to_owned()))))
             .collect();
         let mut player = Player {
+            controls,
             step: 0,
             started: now,
             queue: VecDeque::new(),
             blocked: Blocked::No,
             phase: Phase::Done,
             check: StepCheck::new(Vec::new(), BTreeMap::new(), BTreeMap::new()),
+            judged: None,
             action_errors: Vec::new(),
             next_stats: now,
             applied: current,
             resolved: BTreeMap::new(),
-            next_action: VecDeque::new(),
+            next_action: 0,
+            restored_users: Vec::new(),
             states,
             last_replica,
             topology,
@@ -354,8 +417,9 @@ impl Player {
         &self.scenario.steps[self.step]
     }
 
-    /// Goes to step `n` (clamped): the stack is put back into the state that step starts
-    /// from, then its actions run and its expectations are watched anew.
+    /// Goes to step `n` (clamped): the stack is first put back into the state that step
+    /// starts from (and, if anything had to be put back, every session starts afresh);
+    /// then its expectations are watched anew and its actions run.
     pub fn go_to(&mut self, n: usize, now: Instant) {
         let n = n.min(self.scenario.steps.len().saturating_sub(1));
         self.step = n;
@@ -363,25 +427,39 @@ impl Player {
         let target = self.settings_before(n);
         let restore = self
             .applied
-            .restore_to(&target, &self.topology, &self.last_replica);
-        let step = &self.scenario.steps[n];
-        self.queue = restore
+            .restore_to(&target, &self.topology, self.controls);
+        self.restored_users = restore
             .iter()
-            .cloned()
-            .chain(step.actions.iter().cloned())
+            .filter_map(|a| match a {
+                Action::Pin { user, .. } => Some(vec![user.clone()]),
+                Action::Reconnect { who } => Some(who.users()),
+                _ => None,
+            })
+            .flatten()
             .collect();
-        self.next_action = restore
-            .iter()
-            .map(|_| None)
-            .chain((0..step.actions.len()).map(Some))
-            .collect();
+        self.queue = restore.into();
+        self.next_action = 0;
+        self.judged = None;
+        self.action_errors.clear();
+        self.time_up = false;
+        self.blocked = Blocked::No;
+        self.phase = Phase::Restoring;
+    }
+
+    /// The restore is done: the step proper begins, its check watching from now.
+    fn begin_step(&mut self, now: Instant) {
+        let step = &self.scenario.steps[self.step];
         self.check = StepCheck::new(
             step.expect.clone(),
             self.states.clone(),
             self.last_replica.clone(),
         );
-        self.action_errors.clear();
-        self.time_up = false;
+        // Sessions the restore started afresh count once their new session forms.
+        for user in std::mem::take(&mut self.restored_users) {
+            self.check.restarts(&user);
+        }
+        self.queue = step.actions.iter().cloned().collect();
+        self.next_action = 0;
         self.phase = Phase::Acting;
         self.blocked = if self.check.needs_stats() {
             Blocked::StatsBaseline(now + STATS_BASELINE_WAIT)
@@ -421,12 +499,14 @@ impl Player {
                 self.states.insert(user.clone(), state.clone());
             }
             Event::Topology(topology) => self.topology = topology.clone(),
-            Event::StackDone { error } => {
-                if let Blocked::StackOp(_) = self.blocked {
-                    if let Some(error) = error {
-                        self.action_errors.push(error.clone());
+            Event::StackDone { op, error } => {
+                if let Blocked::StackOp(awaited, action, _) = &self.blocked {
+                    if awaited == op {
+                        if let Some(error) = error {
+                            self.action_errors.push(format!("{action}: {error}"));
+                        }
+                        self.blocked = Blocked::No;
                     }
-                    self.blocked = Blocked::No;
                 }
             }
             Event::Stats(_) => {
@@ -439,44 +519,57 @@ impl Player {
             }
             _ => {}
         }
-        self.check.observe(event);
+        if self.judged.is_none() {
+            self.check.observe(event);
+        }
     }
 
     /// The commands to give now; call again at [`Player::next_wake`] or after an event.
     pub fn poll(&mut self, now: Instant) -> Vec<Command> {
         let mut out = Vec::new();
-        if self.phase == Phase::Acting && self.check.needs_stats() && now >= self.next_stats {
-            if let Blocked::StatsBaseline(_) = self.blocked {
-                out.push(Command::FetchStats);
-                self.next_stats = now + STATS_BASELINE_WAIT;
-            }
-        }
         loop {
             match self.phase {
-                Phase::Acting => {
-                    match self.blocked {
+                Phase::Restoring | Phase::Acting => {
+                    match &self.blocked {
                         Blocked::No => {}
-                        Blocked::StatsBaseline(until)
-                        | Blocked::Waiting(until)
-                        | Blocked::StackOp(until) => {
-                            if now < until {
+                        Blocked::StatsBaseline(until) => {
+                            if now >= self.next_stats && now < *until {
+                                out.push(Command::FetchStats);
+                                self.next_stats = *until;
+                            }
+                            if now < *until {
                                 return out;
                             }
-                            if let Blocked::StackOp(_) = self.blocked {
-                                self.action_errors.push(format!(
-                                    "a replica operation was not done within {} s",
-                                    STACK_OP_BOUND.as_secs()
-                                ));
+                        }
+                        Blocked::Waiting(until) => {
+                            if now < *until {
+                                return out;
                             }
-                            self.blocked = Blocked::No;
+                        }
+                        Blocked::StackOp(_, action, until) => {
+                            if now < *until {
+                                return out;
+                            }
+                            self.action_errors.push(format!(
+                                "{action}: not done within {} s",
+                                STACK_OP_BOUND.as_secs()
+                            ));
                         }
                     }
+                    self.blocked = Blocked::No;
                     let Some(action) = self.queue.pop_front() else {
-                        self.phase = Phase::Watching(now + self.step().within);
-                        self.next_stats = now;
+                        if self.phase == Phase::Restoring {
+                            self.begin_step(now);
+                        } else {
+                            self.phase = Phase::Watching(now + self.step().within);
+                            self.next_stats = now;
+                        }
                         continue;
                     };
-                    let number = self.next_action.pop_front().flatten();
+                    let number = (self.phase == Phase::Acting).then(|| {
+                        self.next_action += 1;
+                        self.next_action - 1
+                    });
                     out.extend(self.act(&action, number, now));
                 }
                 Phase::Watching(deadline) => {
@@ -487,7 +580,7 @@ impl Player {
                             self.phase = Phase::LastStats(now + LAST_STATS_WAIT);
                             self.stats_seen_at_judging = false;
                         } else {
-                            self.phase = Phase::Done;
+                            self.finish();
                         }
                         continue;
                     }
@@ -499,7 +592,7 @@ impl Player {
                 }
                 Phase::LastStats(until) => {
                     if self.stats_seen_at_judging || now >= until {
-                        self.phase = Phase::Done;
+                        self.finish();
                         continue;
                     }
                     return out;
@@ -509,14 +602,22 @@ impl Player {
         }
     }
 
+    /// Judges the step: its outcomes stay as they are now.
+    fn finish(&mut self) {
+        self.judged = Some(self.check.outcomes(self.time_up));
+        self.phase = Phase::Done;
+    }
+
     /// Does one action: its commands, what it restarts, what it sets.
     fn act(&mut self, action: &Action, number: Option<usize>, now: Instant) -> Vec<Command> {
         if let Action::Wait(d) = action {
             self.blocked = Blocked::Waiting(now + *d);
             return Vec::new();
         }
-        for user in restarted_by(action, &self.applied, &self.states) {
-            self.check.restarts(&user);
+        if self.phase == Phase::Acting {
+            for user in restarted_by(action, &self.applied, &self.states) {
+                self.check.restarts(&user);
+            }
         }
         let commands = match commands_for(action, &self.states) {
             Ok(commands) => commands,
@@ -536,8 +637,14 @@ impl Player {
             self.resolved.insert((self.step, number), id.clone());
         }
         self.applied.apply(action, resolved.as_deref());
-        if action.needs_controls() {
-            self.blocked = Blocked::StackOp(now + STACK_OP_BOUND);
+        let awaited = commands.iter().find_map(|c| match c {
+            Command::AddReplica => Some(StackOperation::Add),
+            Command::Replica { id, action } => Some(StackOperation::Replica(id.clone(), *action)),
+            Command::ConfigureStack { .. } => Some(StackOperation::Configure),
+            _ => None,
+        });
+        if let Some(op) = awaited {
+            self.blocked = Blocked::StackOp(op, action.to_string(), now + STACK_OP_BOUND);
         }
         commands
     }
@@ -545,10 +652,10 @@ impl Player {
     /// When [`Player::poll`] next has something to do without an event.
     pub fn next_wake(&self, now: Instant) -> Option<Instant> {
         match self.phase {
-            Phase::Acting => match self.blocked {
+            Phase::Restoring | Phase::Acting => match &self.blocked {
                 Blocked::No => Some(now),
-                Blocked::StatsBaseline(until) => Some(until.min(self.next_stats.max(now))),
-                Blocked::Waiting(until) | Blocked::StackOp(until) => Some(until),
+                Blocked::StatsBaseline(until) => Some((*until).min(self.next_stats.max(now))),
+                Blocked::Waiting(until) | Blocked::StackOp(_, _, until) => Some(*until),
             },
             Phase::Watching(deadline) => Some(if self.check.needs_stats() {
                 deadline.min(self.next_stats)
@@ -565,14 +672,16 @@ impl Player {
         self.phase == Phase::Done
     }
 
-    /// Whether the current step is still doing its actions.
+    /// Whether the current step is still putting the stack back or doing its actions.
     pub fn acting(&self) -> bool {
-        self.phase == Phase::Acting
+        matches!(self.phase, Phase::Restoring | Phase::Acting)
     }
 
-    /// The current step's expectations as they stand.
+    /// The current step's expectations as they stand (as judged, once the step is over).
     pub fn outcomes(&self) -> Vec<Outcome> {
-        self.check.outcomes(self.time_up)
+        self.judged
+            .clone()
+            .unwrap_or_else(|| self.check.outcomes(self.time_up))
     }
 
     /// Actions of the current step that could not be done.
@@ -727,11 +836,18 @@ expect = [{ connected = "visitor" }]
 "#;
 
     fn player(now: Instant) -> Player {
-        Player::new(crate::scenario::parse("t", SCENARIO).unwrap(), now)
+        Player::new(crate::scenario::parse("t", SCENARIO).unwrap(), true, now)
+    }
+
+    fn done(id: &str, action: ReplicaAction) -> Event {
+        Event::StackDone {
+            op: StackOperation::Replica(id.into(), action),
+            error: None,
+        }
     }
 
     #[test]
-    fn actions_wait_for_waits_and_for_replica_operations_to_be_done() {
+    fn actions_wait_for_waits_and_for_their_replica_operation_to_be_done() {
         let t0 = Instant::now();
         let mut p = player(t0);
         assert_eq!(
@@ -751,8 +867,11 @@ expect = [{ connected = "visitor" }]
             }]
         );
         assert!(p.acting(), "until the kill is done");
+        // Another operation (given by hand) finishing does not count.
+        p.observe(&done("3", ReplicaAction::Stop));
         assert!(p.poll(t0 + Duration::from_secs(3)).is_empty());
-        p.observe(&Event::StackDone { error: None });
+        assert!(p.acting());
+        p.observe(&done("2", ReplicaAction::Kill));
         p.poll(t0 + Duration::from_secs(3));
         assert!(!p.acting());
         // Nothing connected within 3 s of the actions' end: judged, failed.
@@ -760,15 +879,26 @@ expect = [{ connected = "visitor" }]
         let report = p.report(t0 + Duration::from_secs(7)).expect("over");
         assert!(!report.passed);
         assert_eq!(report.outcomes[0].observed, "agent connecting");
+        // Judged is judged: a connection now does not change the verdict.
+        p.observe(&Event::Session {
+            user: "agent".into(),
+            state: SessionState::Connected {
+                replica: Some("1".into()),
+                sid: "s".into(),
+                websocket: false,
+            },
+        });
+        assert!(!p.report(t0 + Duration::from_secs(8)).expect("over").passed);
     }
 
     #[test]
-    fn going_back_puts_back_what_later_steps_changed() {
+    fn going_back_puts_back_what_later_steps_and_hands_changed_then_starts_afresh() {
         let t0 = Instant::now();
         let mut p = player(t0);
         p.poll(t0);
         p.poll(t0 + Duration::from_secs(2));
-        p.observe(&Event::StackDone { error: None });
+        p.observe(&done("2", ReplicaAction::Kill));
+        // Step two starts from what step one left: nothing to put back.
         p.go_to(1, t0 + Duration::from_secs(3));
         assert_eq!(
             p.poll(t0 + Duration::from_secs(3)),
@@ -777,17 +907,6 @@ expect = [{ connected = "visitor" }]
                 transport: TransportChoice::Websocket
             }]
         );
-        // Replica 2 is down now, as step one left it.
-        let mut topology = Topology::default();
-        for (id, up) in [("1", true), ("2", false), ("3", true)] {
-            topology.replicas.push(crate::topology::ReplicaNode {
-                id: Some(id.into()),
-                url: None,
-                up,
-                listed: true,
-            });
-        }
-        p.observe(&Event::Topology(topology));
         // The presenter turns stickiness off by hand, then goes back to step one.
         p.note_manual(&Command::SetSticky {
             user: None,
@@ -795,9 +914,8 @@ expect = [{ connected = "visitor" }]
         });
         p.go_to(0, t0 + Duration::from_secs(4));
         assert_eq!(p.step().title, "one");
-        let commands = p.poll(t0 + Duration::from_secs(4));
         assert_eq!(
-            commands,
+            p.poll(t0 + Duration::from_secs(4)),
             [
                 // Step one starts with stickiness off: already so.
                 Command::SetTransport {
@@ -807,6 +925,23 @@ expect = [{ connected = "visitor" }]
                 Command::Replica {
                     id: "2".into(),
                     action: ReplicaAction::Restart
+                },
+            ]
+        );
+        p.observe(&done("2", ReplicaAction::Restart));
+        assert_eq!(
+            p.poll(t0 + Duration::from_secs(4)),
+            [
+                Command::Reconnect {
+                    user: "agent".into()
+                },
+                Command::Reconnect {
+                    user: "visitor".into()
+                },
+                // Then step one's own actions.
+                Command::SetSticky {
+                    user: None,
+                    on: true
                 },
             ]
         );

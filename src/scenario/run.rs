@@ -131,7 +131,11 @@ pub async fn run(
     let (sink, mut events) = EventSink::new(1 << 14, std::sync::Arc::new(|_| {}));
     let engine = Engine::start(engine_config(scenario, target), sink).await?;
     let commands = engine.commands();
-    let mut player = Player::new(scenario.clone(), Instant::now());
+    let mut player = Player::new(
+        scenario.clone(),
+        target.capabilities().controls,
+        Instant::now(),
+    );
     let mut steps = Vec::new();
     for n in 0..scenario.steps.len() {
         if n > 0 {
@@ -169,11 +173,13 @@ pub async fn run(
 
 /// A TCP connection to the gateway within 5 s, or why not.
 async fn reachable(url: &str) -> Result<(), RunError> {
-    let authority = url
-        .strip_prefix("http://")
-        .unwrap_or(url)
-        .trim_end_matches('/');
-    let authority = if authority.contains(':') {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    // A port after the host (or after an IPv6 literal's `]`), else HTTP's.
+    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.contains(']') && (!host.contains(':') || host.ends_with(']'))
+    });
+    let authority = if has_port {
         authority.to_owned()
     } else {
         format!("{authority}:80")

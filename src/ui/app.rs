@@ -253,9 +253,11 @@ impl StickyscopeApp {
                 .iter()
                 .filter_map(|r| r.id.clone().map(|id| (id, r.up)))
                 .collect(),
+            unhealthy: Default::default(),
         };
         let player = Player::starting_from(
             scenario,
+            self.controls,
             current,
             self.model.topology.clone(),
             self.model.sessions.clone(),
@@ -271,6 +273,13 @@ impl StickyscopeApp {
             .map(|(name, p)| (name.as_str(), p.step_index(), p.step().title.as_str()))
     }
 
+    /// Whether the scenario's current step is over, and its expectations as they stand.
+    pub fn scenario_outcomes(&self) -> Option<(bool, Vec<crate::scenario::Outcome>)> {
+        self.scenario
+            .as_ref()
+            .map(|(_, p)| (p.step_done(), p.outcomes()))
+    }
+
     /// Goes to the scenario's step `n` (the stack put back as that step starts).
     fn scenario_go(&mut self, action: CaptionAction) {
         let Some((_, player)) = &mut self.scenario else {
@@ -280,7 +289,8 @@ impl StickyscopeApp {
         let step = player.step_index();
         let last = player.scenario().steps.len().saturating_sub(1);
         match action {
-            CaptionAction::Back => player.go_to(step.saturating_sub(1), now),
+            CaptionAction::Back if step > 0 => player.go_to(step - 1, now),
+            CaptionAction::Back => {}
             CaptionAction::Again => player.go_to(step, now),
             CaptionAction::Next if step < last => player.go_to(step + 1, now),
             CaptionAction::Next => {}

@@ -182,7 +182,7 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
                 }
             })
             .response
-            .on_hover_text("play a scenario: captions and checks, step by step (→ next, ← back)");
+            .on_hover_text("play a scenario: captions and checks, step by step (Right arrow or PageDown: next; Left arrow or PageUp: back)");
         if picked.as_deref() != bar.scenario {
             actions.push(TopAction::PickScenario(picked));
         }

@@ -7,12 +7,14 @@ use super::theme::{FAILURE, WAITING};
 use crate::events::{Notice, NoticeLevel};
 
 /// Keyboard shortcuts, as listed in the overlay.
-pub const SHORTCUTS: [(&str, &str); 7] = [
+pub const SHORTCUTS: [(&str, &str); 9] = [
     ("S", "stickiness on / off for both users"),
     ("T", "next transport for both users"),
     ("P", "pause / resume the packets"),
     ("F11", "full screen"),
     ("Ctrl+E", "export the packet log (JSON Lines)"),
+    ("Right or PageDown", "a scenario's next step"),
+    ("Left or PageUp", "a scenario's step before"),
     ("F1 or ?", "this help"),
     ("Esc", "close this help"),
 ];

@@ -55,7 +55,9 @@ pub fn caption_ui(ui: &mut Ui, view: &CaptionView<'_>) -> Option<CaptionAction> 
             ui.horizontal_wrapped(|ui| {
                 if ui
                     .add_enabled(view.number > 1, egui::Button::new("back"))
-                    .on_hover_text("← or PageUp: the step before, the stack put back as it starts")
+                    .on_hover_text(
+                        "Left arrow or PageUp: the step before, the stack put back as it starts",
+                    )
                     .clicked()
                 {
                     action = Some(CaptionAction::Back);
@@ -69,7 +71,7 @@ pub fn caption_ui(ui: &mut Ui, view: &CaptionView<'_>) -> Option<CaptionAction> 
                 }
                 if ui
                     .add_enabled(view.number < view.steps, egui::Button::new("next"))
-                    .on_hover_text("→ or PageDown: the next step")
+                    .on_hover_text("Right arrow or PageDown: the next step")
                     .clicked()
                 {
                     action = Some(CaptionAction::Next);
