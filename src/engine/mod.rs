@@ -392,29 +392,46 @@ async fn pin(
     stack: Option<StackControls>,
     sink: EventSink,
 ) {
+    let user = session.user().to_owned();
+    let error = pin_to(session, &replica, stack.as_ref()).await.err();
+    if let Some(why) = &error {
+        notice(&sink, NoticeLevel::Warning, why.clone()).await;
+    }
+    sink.send(Event::StackDone {
+        op: StackOperation::Pin(user),
+        error,
+    })
+    .await;
+}
+
+/// Finds the replica's URL and gives the session its cookie, or says why not.
+async fn pin_to(
+    session: crate::session::SessionHandle,
+    replica: &str,
+    stack: Option<&StackControls>,
+) -> Result<(), String> {
     let url = if replica.contains("://") {
-        Some(replica.clone())
+        Some(replica.to_owned())
     } else if replica.contains(':') {
         Some(format!("http://{replica}"))
     } else {
-        match &stack {
-            Some(stack) => stack.replica_url(&replica).await,
+        match stack {
+            Some(stack) => stack.replica_url(replica).await,
             None => None,
         }
     };
     let Some(url) = url else {
-        let why = if stack.is_some() {
+        return Err(if stack.is_some() {
             format!("there is no replica {replica:?} to pin to")
         } else {
             format!(
                 "cannot pin to replica {replica:?}: on a stack stickyscope did not start, name the server by its address (host:port)"
             )
-        };
-        notice(&sink, NoticeLevel::Warning, why).await;
-        return;
+        });
     };
     let value = crate::wire::identify::CookieScheme::TraefikSha256.value(&url);
-    session.pin(value, crate::topology::replica_name(&replica));
+    session.pin(value, crate::topology::replica_name(replica));
+    Ok(())
 }
 
 /// A part of the local chain that died on its own: a banner with the end of its log.

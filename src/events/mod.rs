@@ -36,7 +36,7 @@ pub enum Event {
     /// that did not answer are left out).
     Stats(std::collections::BTreeMap<String, stickyscope_replica::StatsSnapshot>),
     /// A replica operation (add, stop, kill, restart, health, heartbeat, adapter) is done,
-    /// in the order they were asked for; `error` says why it failed.
+    /// in the order they were asked for, or a pin was given; `error` says why it failed.
     StackDone {
         /// Which operation.
         op: StackOperation,
@@ -54,6 +54,8 @@ pub enum StackOperation {
     Replica(String, ReplicaAction),
     /// Heartbeat or adapter changed (every replica restarted).
     Configure,
+    /// A user pinned to a replica (its cookie found and given; the session restarts).
+    Pin(String),
 }
 
 /// The crowd at a glance.

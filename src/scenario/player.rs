@@ -641,6 +641,7 @@ impl Player {
             Command::AddReplica => Some(StackOperation::Add),
             Command::Replica { id, action } => Some(StackOperation::Replica(id.clone(), *action)),
             Command::ConfigureStack { .. } => Some(StackOperation::Configure),
+            Command::Pin { user, .. } => Some(StackOperation::Pin(user.clone())),
             _ => None,
         });
         if let Some(op) = awaited {
@@ -944,6 +945,25 @@ expect = [{ connected = "visitor" }]
                     on: true
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn a_pin_that_could_not_be_given_is_the_steps_error() {
+        let t0 = Instant::now();
+        let source = "title = \"t\"\n[[step]]\ntitle = \"s\"\ndo = [{ pin = \"agent\", replica = \"2\" }]\nexpect = [{ connected = \"agent\" }]\n";
+        let mut p = Player::new(crate::scenario::parse("t", source).unwrap(), true, t0);
+        let given = p.poll(t0);
+        assert_eq!(given.len(), 2, "stickiness on, then the pin: {given:?}");
+        assert!(p.acting(), "until the pin is given");
+        p.observe(&Event::StackDone {
+            op: StackOperation::Pin("agent".into()),
+            error: Some("there is no replica \"2\" to pin to".into()),
+        });
+        p.poll(t0);
+        assert_eq!(
+            p.action_errors(),
+            ["pin agent to replica 2: there is no replica \"2\" to pin to"]
         );
     }
 }

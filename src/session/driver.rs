@@ -280,6 +280,11 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
+    /// The user.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
     /// Sends the user to the server this sticky cookie value names (`what` says which, for
     /// people): stickiness on, the cookie in the jar, a new session.
     pub fn pin(&self, value: String, what: String) {
