@@ -201,3 +201,25 @@ async fn the_seeds_flaw_plays_on_the_real_chain() {
         stickyscope::scenario::report::table(std::slice::from_ref(&report))
     );
 }
+
+/// On a running stack (`--gateway`), a scenario that needs no replica controls runs as it
+/// would anywhere: the WebSocket scenario passes against a stack started elsewhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_runs_on_a_stack_given_by_its_gateway() {
+    let stack = common::stack(3, stickyscope::embedded::StackAdapter::Memory).await;
+    let gateway = stack.gateway_url();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["scenario", "run", "4-websocket-only", "--gateway", &gateway])
+        .output()
+        .await
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("PASS: 2 of 2 steps passed"), "{text}");
+    stack.shutdown().await;
+}
