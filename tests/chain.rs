@@ -14,7 +14,7 @@ use common::{
     alive, chain, chain_config, descendants, run_js_client, stats_at, wait_for, Collected,
 };
 use stickyscope::chain::{Chain, ChainError, ReplicaState, STICKY_SERVICE};
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
 use stickyscope::traefik_client::{analyse, TraefikApi, TraefikError};
 use stickyscope_replica::RequestKind;
 
@@ -96,12 +96,14 @@ async fn sticky_polling_chats_on_one_replica_and_round_robin_breaks_through_the_
     // Round-robin polling: the next poll lands elsewhere and is refused.
     let (sink, seen) = Collected::sink();
     let stray = session(&gateway, "agent", TransportChoice::Polling, false, &sink).await;
-    wait_for(Duration::from_secs(15), "Session ID unknown through the chain", || {
-        let seen = seen.clone();
-        async move {
-            matches!(seen.state("agent"), Some(SessionState::Reconnecting { ref reason, .. }) if reason == "Session ID unknown")
-        }
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "Session ID unknown through the chain",
+        || {
+            let seen = seen.clone();
+            async move { seen.reconnect_reason("agent").as_deref() == Some("Session ID unknown") }
+        },
+    )
     .await;
     stray.shutdown().await;
 
@@ -120,15 +122,7 @@ async fn sticky_polling_chats_on_one_replica_and_round_robin_breaks_through_the_
         "connected over WebSocket, no stickiness",
         || {
             let seen = seen.clone();
-            async move {
-                matches!(
-                    seen.state("visitor"),
-                    Some(SessionState::Connected {
-                        websocket: true,
-                        ..
-                    })
-                )
-            }
+            async move { seen.on_websocket("visitor") }
         },
     )
     .await;
@@ -445,12 +439,7 @@ async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
     use stickyscope::events::{Command, Event, NoticeLevel, ReplicaAction};
     let (sink, seen) = Collected::sink();
     let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::Chain(chain_config(3)),
-            transport: TransportChoice::Polling,
-            sticky: true,
-            chat: Default::default(),
-        },
+        EngineConfig::new(GatewayConfig::Chain(chain_config(3))),
         sink,
     )
     .await

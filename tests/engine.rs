@@ -127,17 +127,10 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
     let (sink, seen) = Collected::sink();
     // Nothing listens on port 9 of loopback.
     let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::External {
-                gateway: "http://127.0.0.1:9".into(),
-                traefik_api: Some("http://127.0.0.1:9".into()),
-                identify: Default::default(),
-                engineio: Default::default(),
-            },
-            transport: TransportChoice::Polling,
-            sticky: true,
-            chat: Default::default(),
-        },
+        EngineConfig::new(GatewayConfig::external(
+            "http://127.0.0.1:9",
+            Some("http://127.0.0.1:9".into()),
+        )),
         sink,
     )
     .await

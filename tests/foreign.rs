@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
 use stickyscope::engine::IdentifyConfig;
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
 use stickyscope::wire::identify::{CookieScheme, Source};
 
 async fn servers(header: bool) -> Vec<NodeServer> {
@@ -102,12 +102,14 @@ async fn the_truth_through(gateway: &str, servers: &[NodeServer]) {
 
     let (sink, seen) = Collected::sink();
     let stray = session(gateway, TransportChoice::Polling, false, &identify, &sink).await;
-    wait_for(Duration::from_secs(15), "the servers' own Session ID unknown", || {
-        let seen = seen.clone();
-        async move {
-            matches!(seen.state("agent"), Some(SessionState::Reconnecting { ref reason, .. }) if reason == "Session ID unknown")
-        }
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "the servers' own Session ID unknown",
+        || {
+            let seen = seen.clone();
+            async move { seen.reconnect_reason("agent").as_deref() == Some("Session ID unknown") }
+        },
+    )
     .await;
     stray.shutdown().await;
 
@@ -119,14 +121,8 @@ async fn the_truth_through(gateway: &str, servers: &[NodeServer]) {
         || {
             let seen = seen.clone();
             async move {
-                matches!(
-                    seen.state("agent"),
-                    Some(SessionState::Connected {
-                        websocket: true,
-                        replica: None,
-                        ..
-                    })
-                )
+                seen.on_websocket("agent")
+                    && seen.state("agent").is_some_and(|s| s.replica().is_none())
             }
         },
     )
@@ -169,17 +165,10 @@ async fn the_truth_through_the_real_chain(version: u8) {
     use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
     let (sink, seen) = Collected::sink();
     let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::External {
-                gateway: chain.gateway_url(),
-                traefik_api: Some(chain.api_url_with_credential()),
-                identify: IdentifyConfig::default(),
-                engineio: Default::default(),
-            },
-            transport: TransportChoice::Polling,
-            sticky: true,
-            chat: Default::default(),
-        },
+        EngineConfig::new(GatewayConfig::external(
+            chain.gateway_url(),
+            Some(chain.api_url_with_credential()),
+        )),
         sink,
     )
     .await
@@ -394,17 +383,7 @@ async fn the_seeds_users_chat_through_the_seeds_server_over_every_transport() {
                 "both upgraded to WebSocket",
                 || {
                     let seen = seen.clone();
-                    async move {
-                        ["agent", "visitor"].iter().all(|u| {
-                            matches!(
-                                seen.state(u),
-                                Some(SessionState::Connected {
-                                    websocket: true,
-                                    ..
-                                })
-                            )
-                        })
-                    }
+                    async move { seen.on_websocket("agent") && seen.on_websocket("visitor") }
                 },
             )
             .await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::nginx::{free_port, globals, nginx_binary, scratch, NginxProcess};
 use common::{stack, wait_for, Collected};
 use stickyscope::embedded::StackAdapter;
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
 
 fn config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("stack/nginx/nginx.conf")
@@ -162,15 +162,7 @@ async fn websocket_needs_no_stickiness_through_real_nginx() {
     .await;
     wait_for(Duration::from_secs(15), "connected over websocket", || {
         let seen = seen.clone();
-        async move {
-            matches!(
-                seen.state("agent"),
-                Some(SessionState::Connected {
-                    websocket: true,
-                    ..
-                })
-            )
-        }
+        async move { seen.on_websocket("agent") }
     })
     .await;
     agent.shutdown().await;
@@ -183,12 +175,14 @@ async fn round_robin_polling_fails_through_real_nginx_with_the_exact_reason() {
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let (sink, seen) = Collected::sink();
     let agent = session(&nginx.url, "agent", TransportChoice::Polling, false, &sink).await;
-    wait_for(Duration::from_secs(15), "Session ID unknown, passed through nginx", || {
-        let seen = seen.clone();
-        async move {
-            matches!(seen.state("agent"), Some(SessionState::Reconnecting { ref reason, .. }) if reason == "Session ID unknown")
-        }
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "Session ID unknown, passed through nginx",
+        || {
+            let seen = seen.clone();
+            async move { seen.reconnect_reason("agent").as_deref() == Some("Session ID unknown") }
+        },
+    )
     .await;
     assert!(!seen.connected("agent"));
     agent.shutdown().await;

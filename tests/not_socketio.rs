@@ -99,23 +99,8 @@ fn down_reason(state: Option<SessionState>) -> Option<String> {
 }
 
 fn probe(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
-        .args(["probe", "--duration", "2s", "--json"])
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let code = out.status.code().unwrap_or(-1);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "probe {args:?} printed no JSON ({e}); exit {code}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(
-        out.stderr.is_empty(),
-        "the probe is quiet without -v: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, json, stderr) = common::probe_json("2s", args);
+    assert!(stderr.is_empty(), "the probe is quiet without -v: {stderr}");
     (code, json)
 }
 

@@ -1,21 +1,11 @@
 //! `stickyscope probe`: exit codes and the JSON document against fresh embedded stacks.
 
+mod common;
+
 use std::process::Command;
 
 fn probe(args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
-        .arg("probe")
-        .args(["--duration", "4s", "--json"])
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    let code = out.status.code().unwrap_or(-1);
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "probe {args:?} printed no JSON ({e}); exit {code}; stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (code, json, _) = common::probe_json("4s", args);
     (code, json)
 }
 

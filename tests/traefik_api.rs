@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::{wait_for, Collected};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
 use stickyscope::events::Event;
-use stickyscope::session::TransportChoice;
 use stickyscope::traefik_client::{analyse, TraefikApi, TraefikError};
 
 /// A service exactly as Traefik v3 serves it (fields the app does not use included).
@@ -185,17 +184,7 @@ async fn the_engine_draws_nginx_and_traefik_and_names_wrong_labels() {
     .await;
     let (sink, seen) = Collected::sink();
     let engine = Engine::start(
-        EngineConfig {
-            gateway: GatewayConfig::External {
-                gateway: "http://127.0.0.1:9".into(),
-                traefik_api: Some(api),
-                identify: Default::default(),
-                engineio: Default::default(),
-            },
-            transport: TransportChoice::Polling,
-            sticky: true,
-            chat: Default::default(),
-        },
+        EngineConfig::new(GatewayConfig::external("http://127.0.0.1:9", Some(api))),
         sink,
     )
     .await

@@ -235,12 +235,6 @@ pub struct Ports {
 
 /// A running chain. Dropping it kills every part; [`Chain::shutdown`] stops them gracefully.
 pub struct Chain {
-    stack: StackFile,
-    nginx_conf: String,
-    binaries: Binaries,
-    program: ReplicaProgram,
-    ports: Ports,
-    password: String,
     settings: std::sync::Mutex<(Heartbeat, bool)>,
     slots: Mutex<Vec<Slot>>,
     /// Held for each whole operation: operations run one after another.
@@ -252,30 +246,17 @@ pub struct Chain {
     redis: Option<Child>,
     /// Servers the chain did not start, if that is what it runs in front of.
     external: Option<Vec<String>>,
-    spawner: Spawner,
-    dir: RunDir,
+    /// Last: the children above go before the spawner and the run folder.
+    parts: Parts,
 }
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
-            .field("ports", &self.ports)
-            .field("dir", &self.dir.path())
+            .field("ports", &self.parts.ports)
+            .field("dir", &self.parts.dir.path())
             .finish_non_exhaustive()
     }
-}
-
-/// The parts that exist while a chain is being built.
-struct Building {
-    stack: StackFile,
-    nginx_conf: String,
-    binaries: Binaries,
-    program: ReplicaProgram,
-    ports: Ports,
-    password: String,
-    settings: (Heartbeat, bool),
-    spawner: Spawner,
-    dir: RunDir,
 }
 
 impl Chain {
@@ -298,22 +279,22 @@ impl Chain {
         let dir = RunDir::create().map_err(io("cannot create the run folder"))?;
         let (exits_tx, exits) = mpsc::channel(64);
         let spawner = Spawner::start(exits_tx).map_err(io("cannot start the spawner thread"))?;
-        let building = Building {
+        let parts = Parts {
             stack: config.stack_file.clone(),
             nginx_conf: config.nginx_conf.clone(),
             binaries,
             program: config.replica_program.clone(),
             ports,
             password: rundir::password().map_err(io("no randomness for a password"))?,
-            settings: (config.heartbeat, config.adapter),
             spawner,
             dir,
         };
-        check_traefik_version(&building.binaries).await;
+        let settings = (config.heartbeat, config.adapter);
+        check_traefik_version(&parts.binaries).await;
 
         let redis = match &config.servers {
             Some(_) => None,
-            None => Some(building.parts().start_redis().await?),
+            None => Some(parts.start_redis().await?),
         };
         let ours = if config.servers.is_some() {
             0
@@ -324,10 +305,7 @@ impl Chain {
         for n in 1..=ours {
             let id = n.to_string();
             let port = rundir::free_port().map_err(io("no free port"))?;
-            let child = building
-                .parts()
-                .start_replica(&id, port, building.settings)
-                .await?;
+            let child = parts.start_replica(&id, port, settings).await?;
             slots.push(Slot {
                 id,
                 port,
@@ -339,28 +317,11 @@ impl Chain {
             Some(servers) => servers.clone(),
             None => slots.iter().map(|s| replica_url(s.port)).collect(),
         };
-        building.parts().write_dynamic(&urls)?;
-        let traefik = building.parts().start_traefik(&urls).await?;
-        let nginx = building.parts().start_nginx().await?;
-        let Building {
-            stack,
-            nginx_conf,
-            binaries,
-            program,
-            ports,
-            password,
-            settings,
-            spawner,
-            dir,
-        } = building;
-        tracing::info!(gateway = ports.gateway, run = %dir.path().display(), "chain ready");
+        parts.write_dynamic(&urls)?;
+        let traefik = parts.start_traefik(&urls).await?;
+        let nginx = parts.start_nginx().await?;
+        tracing::info!(gateway = parts.ports.gateway, run = %parts.dir.path().display(), "chain ready");
         Ok(Chain {
-            stack,
-            nginx_conf,
-            binaries,
-            program,
-            ports,
-            password,
             settings: std::sync::Mutex::new(settings),
             slots: Mutex::new(slots),
             ops: Mutex::new(()),
@@ -369,26 +330,25 @@ impl Chain {
             traefik,
             redis,
             external: config.servers,
-            spawner,
-            dir,
+            parts,
         })
     }
 
     /// The gateway (nginx) URL.
     pub fn gateway_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.gateway)
+        format!("http://127.0.0.1:{}", self.parts.ports.gateway)
     }
 
     /// Traefik's API, without the credential.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.ports.api)
+        format!("http://127.0.0.1:{}", self.parts.ports.api)
     }
 
     /// Traefik's API with the credential in it, as `--traefik-api` takes it.
     pub fn api_url_with_credential(&self) -> String {
         format!(
             "http://{API_USER}:{}@127.0.0.1:{}",
-            self.password, self.ports.api
+            self.parts.password, self.parts.ports.api
         )
     }
 
@@ -399,17 +359,17 @@ impl Chain {
 
     /// The API's user and password.
     pub fn api_credential(&self) -> (String, String) {
-        (API_USER.to_owned(), self.password.clone())
+        (API_USER.to_owned(), self.parts.password.clone())
     }
 
     /// The ports of its parts.
     pub fn ports(&self) -> Ports {
-        self.ports
+        self.parts.ports
     }
 
     /// Its run folder (configuration and logs).
     pub fn run_dir(&self) -> &std::path::Path {
-        self.dir.path()
+        self.parts.dir.path()
     }
 
     /// Process ids of nginx, Traefik and (when the chain started replicas) redis-server.
@@ -462,7 +422,7 @@ impl Chain {
                         .as_ref()
                         .filter(|c| c.exited().is_none())
                         .map(Child::pid),
-                    log: self.dir.log(&format!("replica {}", s.id)),
+                    log: self.parts.dir.log(&format!("replica {}", s.id)),
                     state,
                 }
             })
@@ -481,10 +441,7 @@ impl Chain {
         }
         let id = (slots.len() + 1).to_string();
         let port = rundir::free_port().map_err(io("no free port"))?;
-        let child = self
-            .parts()
-            .start_replica(&id, port, self.settings())
-            .await?;
+        let child = self.parts.start_replica(&id, port, self.settings()).await?;
         slots.push(Slot {
             id: id.clone(),
             port,
@@ -492,7 +449,7 @@ impl Chain {
             state: ReplicaState::Running,
         });
         let urls: Vec<String> = slots.iter().map(|s| replica_url(s.port)).collect();
-        self.parts().write_dynamic(&urls)?;
+        self.parts.write_dynamic(&urls)?;
         Ok(id)
     }
 
@@ -531,7 +488,7 @@ impl Chain {
             return Err(ChainError::AlreadyRunning(id.to_owned()));
         }
         let child = self
-            .parts()
+            .parts
             .start_replica(id, slot.port, self.settings())
             .await?;
         slot.child = Some(child);
@@ -641,50 +598,21 @@ impl Chain {
             }
         }
     }
-
-    /// The parts a running chain shares with the start-up code.
-    fn parts(&self) -> Parts<'_> {
-        Parts {
-            stack: &self.stack,
-            nginx_conf: &self.nginx_conf,
-            binaries: &self.binaries,
-            program: &self.program,
-            ports: self.ports,
-            password: &self.password,
-            spawner: &self.spawner,
-            dir: &self.dir,
-        }
-    }
 }
 
-/// Borrowed parts, for starting children and writing configuration.
-struct Parts<'a> {
-    stack: &'a StackFile,
-    nginx_conf: &'a str,
-    binaries: &'a Binaries,
-    program: &'a ReplicaProgram,
+/// What starting children and writing configuration needs, from the start on.
+struct Parts {
+    stack: StackFile,
+    nginx_conf: String,
+    binaries: Binaries,
+    program: ReplicaProgram,
     ports: Ports,
-    password: &'a str,
-    spawner: &'a Spawner,
-    dir: &'a RunDir,
+    password: String,
+    spawner: Spawner,
+    dir: RunDir,
 }
 
-impl Building {
-    fn parts(&self) -> Parts<'_> {
-        Parts {
-            stack: &self.stack,
-            nginx_conf: &self.nginx_conf,
-            binaries: &self.binaries,
-            program: &self.program,
-            ports: self.ports,
-            password: &self.password,
-            spawner: &self.spawner,
-            dir: &self.dir,
-        }
-    }
-}
-
-impl Parts<'_> {
+impl Parts {
     async fn spawn(
         &self,
         name: &str,
@@ -775,7 +703,7 @@ impl Parts<'_> {
         let secret = self.dir.path().join("secrets").join(API_SECRET);
         std::fs::write(
             &secret,
-            rundir::htpasswd_line(API_USER, self.password) + "\n",
+            rundir::htpasswd_line(API_USER, &self.password) + "\n",
         )
         .map_err(io(format!("cannot write {}", secret.display())))?;
         let secrets: BTreeMap<String, PathBuf> = [(API_SECRET.to_owned(), secret)].into();
@@ -871,7 +799,8 @@ impl Parts<'_> {
     async fn start_nginx(&self) -> Result<Child, ChainError> {
         let prefix = self.dir.path().join("nginx");
         let conf = prefix.join("nginx.conf");
-        let text = nginx_conf::local_conf(self.nginx_conf, self.ports.gateway, self.ports.traefik)?;
+        let text =
+            nginx_conf::local_conf(&self.nginx_conf, self.ports.gateway, self.ports.traefik)?;
         std::fs::write(&conf, text).map_err(io(format!("cannot write {}", conf.display())))?;
         let globals = nginx_conf::globals(&prefix.join("nginx.pid"), &self.dir.log("nginx"));
         let base_args: Vec<OsString> = vec![

@@ -51,6 +51,17 @@ pub enum GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// A running stack at `gateway`, named by `X-Replica` (and what Traefik's API at
+    /// `traefik_api` teaches), spoken to in whichever Engine.IO it answers.
+    pub fn external(gateway: impl Into<String>, traefik_api: Option<String>) -> Self {
+        GatewayConfig::External {
+            gateway: gateway.into(),
+            traefik_api,
+            identify: IdentifyConfig::default(),
+            engineio: crate::events::EngineIoChoice::default(),
+        }
+    }
+
     /// Whether the stack has replica controls (stickyscope started it).
     pub fn has_controls(&self) -> bool {
         match self {
@@ -81,6 +92,18 @@ pub struct EngineConfig {
     pub sticky: bool,
     /// Which chat both users speak at start.
     pub chat: crate::events::ChatDialect,
+}
+
+impl EngineConfig {
+    /// Both users sticky, long-polling, speaking stickyscope's chat, on `gateway`.
+    pub fn new(gateway: GatewayConfig) -> Self {
+        EngineConfig {
+            gateway,
+            transport: TransportChoice::Polling,
+            sticky: true,
+            chat: crate::events::ChatDialect::default(),
+        }
+    }
 }
 
 /// How to tell which replica answered on a stack whose replicas do not send `X-Replica`.

@@ -346,6 +346,41 @@ impl Collected {
             Some(stickyscope::session::SessionState::Connected { .. })
         )
     }
+
+    /// Whether `user` is connected over WebSocket.
+    pub fn on_websocket(&self, user: &str) -> bool {
+        matches!(
+            self.state(user),
+            Some(stickyscope::session::SessionState::Connected {
+                websocket: true,
+                ..
+            })
+        )
+    }
+
+    /// Why `user` is reconnecting, if it is.
+    pub fn reconnect_reason(&self, user: &str) -> Option<String> {
+        match self.state(user) {
+            Some(stickyscope::session::SessionState::Reconnecting { reason, .. }) => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `stickyscope probe --json --duration DURATION ARGS…`; returns its exit code, its
+/// JSON document and what it wrote on stderr.
+pub fn probe_json(duration: &str, args: &[&str]) -> (i32, Value, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--duration", duration, "--json"])
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    let code = out.status.code().unwrap_or(-1);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("probe {args:?} printed no JSON ({e}); exit {code}; stderr: {stderr}")
+    });
+    (code, json, stderr)
 }
 
 /// An engine on a fresh embedded stack (3 replicas, fast heartbeat, memory bus).
