@@ -14,6 +14,15 @@ use tokio::sync::mpsc;
 
 /// A server that answers every request with its headers as JSON.
 async fn header_echo() -> String {
+    header_echo_held(None).await
+}
+
+/// A request reaching a held server: it is answered once the test says so.
+type Arrival = tokio::sync::oneshot::Sender<()>;
+
+/// [`header_echo`], but with `held`, each request is announced there and answered only
+/// when the test lets it go.
+async fn header_echo_held(held: Option<mpsc::Sender<Arrival>>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -21,21 +30,30 @@ async fn header_echo() -> String {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            let held = held.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(
-                    |req: hyper::Request<hyper::body::Incoming>| async move {
-                        let headers: BTreeMap<String, String> = req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
-                            .collect();
-                        let body = serde_json::to_vec(&headers).unwrap();
-                        Ok::<_, Infallible>(
-                            hyper::Response::builder()
-                                .header("set-cookie", "sticky_replica=0123456789abcdef; Path=/")
-                                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-                                .unwrap(),
-                        )
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let held = held.clone();
+                        async move {
+                            if let Some(held) = held {
+                                let (go, wait) = tokio::sync::oneshot::channel();
+                                held.send(go).await.unwrap();
+                                wait.await.unwrap();
+                            }
+                            let headers: BTreeMap<String, String> = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("?").to_owned()))
+                                .collect();
+                            let body = serde_json::to_vec(&headers).unwrap();
+                            Ok::<_, Infallible>(
+                                hyper::Response::builder()
+                                    .header("set-cookie", "sticky_replica=0123456789abcdef; Path=/")
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                                    .unwrap(),
+                            )
+                        }
                     },
                 );
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -83,6 +101,52 @@ async fn only_cookie_stickiness_and_host_change() {
     let mut off = headers_via(&tap.url()).await;
     assert_eq!(off.remove("x-stickiness").as_deref(), Some("off"));
     assert!(!off.contains_key("cookie"), "sticky cookie withheld");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_to_a_request_sent_before_a_pin_does_not_undo_it() {
+    let (held_tx, mut held) = mpsc::channel(4);
+    let upstream = header_echo_held(Some(held_tx)).await;
+    let (tx, _rx) = mpsc::channel(1024);
+    let tap = Tap::start(TapConfig::new("visitor", upstream), tx)
+        .await
+        .unwrap();
+    let url = tap.url();
+    let early = tokio::spawn(async move { headers_via(&url).await });
+    let arrived = tokio::time::timeout(Duration::from_secs(10), held.recv())
+        .await
+        .expect("the request reaches the server")
+        .unwrap();
+
+    tap.pin("fedcba9876543210");
+    arrived.send(()).unwrap();
+    let answered = early.await.unwrap();
+    assert!(!answered.contains_key("cookie"), "sent before the pin");
+    assert_eq!(
+        tap.sticky_cookie().as_deref(),
+        Some("fedcba9876543210"),
+        "the balancer's cookie in the earlier answer does not replace the pin"
+    );
+
+    // After the pin, the balancer's word is kept again (a server gone, a new cookie).
+    let url = tap.url();
+    let later = tokio::spawn(async move { headers_via(&url).await });
+    let arrived = tokio::time::timeout(Duration::from_secs(10), held.recv())
+        .await
+        .expect("the request reaches the server")
+        .unwrap();
+    arrived.send(()).unwrap();
+    let answered = later.await.unwrap();
+    assert_eq!(
+        answered.get("cookie").map(String::as_str),
+        Some("sticky_replica=fedcba9876543210"),
+        "the pinned cookie is sent"
+    );
+    assert_eq!(
+        tap.sticky_cookie().as_deref(),
+        Some("0123456789abcdef"),
+        "an answer to a request sent after the pin sets the cookie"
+    );
 }
 
 async fn one_failure(gateway: String, timeout: Duration) -> WireEvent {

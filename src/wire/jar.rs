@@ -29,8 +29,18 @@ impl CookieJar {
         self.store_at(set_cookie, SystemTime::now());
     }
 
+    /// Stores one `Set-Cookie` header value received now, unless it sets the cookie named
+    /// `except` (one the user has chosen since the request went out).
+    pub fn store_except(&mut self, set_cookie: &[u8], except: &str) {
+        self.store_filtered(set_cookie, SystemTime::now(), Some(except));
+    }
+
     /// Stores one `Set-Cookie` header value received at `now`.
     pub fn store_at(&mut self, set_cookie: &[u8], now: SystemTime) {
+        self.store_filtered(set_cookie, now, None);
+    }
+
+    fn store_filtered(&mut self, set_cookie: &[u8], now: SystemTime, except: Option<&str>) {
         let Ok(text) = std::str::from_utf8(set_cookie) else {
             return;
         };
@@ -38,7 +48,7 @@ impl CookieJar {
             return;
         };
         let name = cookie.name();
-        if name.is_empty() || name.contains(char::is_whitespace) {
+        if name.is_empty() || name.contains(char::is_whitespace) || except == Some(name) {
             return;
         }
         let expires = match cookie.max_age() {
@@ -120,6 +130,8 @@ mod tests {
             jar.header(Some("sticky_replica")).as_deref(),
             Some("other=1")
         );
+        jar.store_except(b"sticky_replica=cccc; Path=/", "sticky_replica");
+        assert_eq!(jar.get("sticky_replica"), Some("bbbb"));
         jar.store(b"other=; Max-Age=0");
         assert_eq!(jar.header(Some("sticky_replica")), None);
         jar.store(b"quoted=\"x\"");

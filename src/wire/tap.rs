@@ -103,6 +103,22 @@ pub struct Tap {
     shutdown: CancellationToken,
 }
 
+/// The user's cookies, and how many times the user has been pinned: an answer to a request
+/// sent before the latest pin must not put back the cookie the pin replaced.
+#[derive(Debug, Default)]
+struct Jar {
+    cookies: CookieJar,
+    pins: u64,
+}
+
+/// What a request carried from the jar.
+struct SentCookies {
+    /// The sticky cookie's value, when sent.
+    sticky: Option<String>,
+    /// The jar's pin count when the request went out.
+    pins: u64,
+}
+
 #[derive(Debug)]
 struct Shared {
     user: String,
@@ -110,7 +126,7 @@ struct Shared {
     base: String,
     timeout: Duration,
     sticky: AtomicBool,
-    jar: Mutex<CookieJar>,
+    jar: Mutex<Jar>,
     identify: SharedIdentify,
     /// The last record number handed on; held while a record is handed on, so numbers
     /// follow the order records reach the reader.
@@ -135,7 +151,7 @@ impl Tap {
             authority,
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
-            jar: Mutex::new(CookieJar::default()),
+            jar: Mutex::new(Jar::default()),
             identify: config.identify,
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
@@ -180,16 +196,18 @@ impl Tap {
     /// The sticky cookie value in the jar.
     pub fn sticky_cookie(&self) -> Option<String> {
         let name = self.shared.cookie_name();
-        self.shared.jar().get(&name).map(str::to_owned)
+        self.shared.jar().cookies.get(&name).map(str::to_owned)
     }
 
     /// Puts this value of the sticky cookie in the jar, as if the balancer had set it: the
-    /// next request carries it, and the balancer sends it to the server it names.
+    /// next request carries it, and the balancer sends it to the server it names. An answer
+    /// to a request sent before the pin does not overwrite it.
     pub fn pin(&self, value: &str) {
         let name = self.shared.cookie_name();
-        self.shared
-            .jar()
+        let mut jar = self.shared.jar();
+        jar.cookies
             .store(format!("{name}={value}; Path=/").as_bytes());
+        jar.pins += 1;
     }
 
     /// Exchanges and WebSocket tunnels under way.
@@ -264,7 +282,7 @@ struct Outgoing {
 }
 
 impl Shared {
-    fn jar(&self) -> std::sync::MutexGuard<'_, CookieJar> {
+    fn jar(&self) -> std::sync::MutexGuard<'_, Jar> {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -375,19 +393,25 @@ impl Shared {
     }
 
     /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
-    /// Returns the sticky cookie's value when it is sent.
-    fn prepare_headers(&self, headers: &mut HeaderMap) -> Option<String> {
+    /// Returns what the request carries from the jar.
+    fn prepare_headers(&self, headers: &mut HeaderMap) -> SentCookies {
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             headers.insert(header::HOST, host);
         }
         let sticky = self.sticky.load(Ordering::Relaxed);
         let cookie_name = self.cookie_name();
         let withheld = (!sticky).then_some(cookie_name.as_str());
-        let from_jar = self.jar().header(withheld);
-        let sent = if sticky {
-            self.jar().get(&cookie_name).map(str::to_owned)
-        } else {
-            None
+        let (from_jar, sent) = {
+            let jar = self.jar();
+            let sent = SentCookies {
+                sticky: if sticky {
+                    jar.cookies.get(&cookie_name).map(str::to_owned)
+                } else {
+                    None
+                },
+                pins: jar.pins,
+            };
+            (jar.cookies.header(withheld), sent)
         };
         let from_client: Vec<String> = headers
             .get_all(header::COOKIE)
@@ -411,10 +435,17 @@ impl Shared {
         sent
     }
 
-    fn remember_cookies(&self, headers: &HeaderMap) {
+    /// Keeps the answer's cookies; the sticky cookie only when no pin came after the request.
+    fn remember_cookies(&self, headers: &HeaderMap, sent: &SentCookies) {
+        let cookie_name = self.cookie_name();
         let mut jar = self.jar();
+        let pinned_since = jar.pins != sent.pins;
         for value in headers.get_all(header::SET_COOKIE) {
-            jar.store(value.as_bytes());
+            if pinned_since {
+                jar.cookies.store_except(value.as_bytes(), &cookie_name);
+            } else {
+                jar.cookies.store(value.as_bytes());
+            }
         }
     }
 
@@ -465,7 +496,7 @@ impl Shared {
         };
         parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
-        let sent_cookie = self.prepare_headers(&mut parts.headers);
+        let sent = self.prepare_headers(&mut parts.headers);
 
         let mut event = self.http_event(&out);
         event.bytes_up = body.len() as u64;
@@ -478,10 +509,10 @@ impl Shared {
             event.raw_up = text_of(&body);
         }
 
-        let sent = self
+        let request = self
             .client
             .request(Request::from_parts(parts, Full::new(body)));
-        let answer = match tokio::time::timeout(self.timeout, sent).await {
+        let answer = match tokio::time::timeout(self.timeout, request).await {
             Err(_) => Err(Failure {
                 kind: FailureKind::Timeout,
                 reason: format!("no answer from the gateway within {:?}", self.timeout),
@@ -529,11 +560,11 @@ impl Shared {
         self.name_replica(
             &mut event,
             &parts.headers,
-            sent_cookie.as_deref(),
+            sent.sticky.as_deref(),
             from_server,
         );
         event.bytes_down = body.len() as u64;
-        self.remember_cookies(&parts.headers);
+        self.remember_cookies(&parts.headers, &sent);
         if status.is_client_error() || status.is_server_error() {
             let from_replica = parts.headers.contains_key(X_REPLICA);
             let mut failure = classify_refusal(status, &body, from_replica);
@@ -587,7 +618,7 @@ impl Shared {
         };
         parts.uri = uri;
         strip_hop_by_hop_keeping_upgrade(&mut parts.headers);
-        let sent_cookie = self.prepare_headers(&mut parts.headers);
+        let sent = self.prepare_headers(&mut parts.headers);
         let mut event = self.http_event(&out);
 
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
@@ -641,7 +672,7 @@ impl Shared {
         if let WireKind::Http { status: s, .. } = &mut event.kind {
             *s = Some(status.as_u16());
         }
-        self.remember_cookies(&parts.headers);
+        self.remember_cookies(&parts.headers, &sent);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
             // A refused upgrade: an ordinary answer, read within the same bound as any other.
@@ -667,7 +698,7 @@ impl Shared {
             self.name_replica(
                 &mut event,
                 &parts.headers,
-                sent_cookie.as_deref(),
+                sent.sticky.as_deref(),
                 from_server,
             );
             if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
@@ -687,7 +718,7 @@ impl Shared {
             return Response::from_parts(parts, Full::new(body));
         }
         // 101: the server switched protocols.
-        self.name_replica(&mut event, &parts.headers, sent_cookie.as_deref(), true);
+        self.name_replica(&mut event, &parts.headers, sent.sticky.as_deref(), true);
 
         let template = {
             let mut t = event.clone();
