@@ -115,6 +115,7 @@ impl Feed {
             unnamed: None,
             replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),
             latency_us: Some(300 + (n * 7919) % 3000),
+            held_us: None,
             bytes_up: up.len() as u64,
             bytes_down: down.len() as u64,
             packets_up: decode_payload(up.as_bytes()),

@@ -88,6 +88,7 @@ mod tests {
             unnamed: None,
             replica_addr: Some("127.0.0.1:4000".into()),
             latency_us: Some(812),
+            held_us: None,
             bytes_up: 0,
             bytes_down: 43,
             packets_up: vec![],

@@ -3,6 +3,8 @@
 //!
 //! - [`balancer`]: the built-in sticky balancer (network).
 //! - [`capture`]: wire records as JSON Lines.
+//! - [`clip`]: recording the window to an animated GIF, encoded on a thread of its own
+//!   (frames to GIF pure).
 //! - [`chain`]: the real chain (nginx → Traefik → replica processes → Redis) as local
 //!   child processes (processes; its stack-file reading pure).
 //! - [`embedded`]: replicas and balancer in one process (network).
@@ -25,6 +27,7 @@
 pub mod balancer;
 pub mod capture;
 pub mod chain;
+pub mod clip;
 pub mod embedded;
 pub mod engine;
 pub mod events;

@@ -80,11 +80,21 @@ struct WindowArgs {
     #[command(flatten)]
     identify: IdentifyArgs,
     /// Save a PNG of the window to this path and exit (with --exit-after).
-    #[arg(long, requires = "exit_after")]
+    #[arg(long, requires = "exit_after", group = "output")]
     screenshot: Option<std::path::PathBuf>,
-    /// Seconds to run before the screenshot (0 to 86400).
-    #[arg(long, requires = "screenshot", value_parser = exit_after_seconds)]
+    /// Record the window from the start to this animated GIF (15 frames a second) and exit
+    /// (with --exit-after): a clip for slides.
+    #[arg(long, requires = "exit_after", group = "output")]
+    record: Option<std::path::PathBuf>,
+    /// What --record records: the whole window or the topology alone.
+    #[arg(long, value_enum, default_value_t = RecordAreaArg::Window, requires = "record")]
+    record_area: RecordAreaArg,
+    /// Seconds to run before the screenshot, or to record (0 to 86400).
+    #[arg(long, requires = "output", value_parser = exit_after_seconds)]
     exit_after: Option<f64>,
+    /// The window's size in points, e.g. 1280x720 or 1920x1080 (a projector's).
+    #[arg(long, value_parser = window_size)]
+    size: Option<[f32; 2]>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,6 +349,41 @@ enum AdapterArg {
 }
 
 /// `--exit-after`: seconds, 0 to a day.
+/// `--size`: WIDTHxHEIGHT, 900x600 to 7680x4320.
+fn window_size(text: &str) -> Result<[f32; 2], String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT (e.g. 1280x720)"))?;
+    let parse = |v: &str, what: &str, range: std::ops::RangeInclusive<u32>| {
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{v:?} is not a {what} in points"))?;
+        if range.contains(&n) {
+            Ok(n as f32)
+        } else {
+            Err(format!(
+                "a {what} of {n} is out of range: give {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    };
+    Ok([
+        parse(w, "width", 900..=7680)?,
+        parse(h, "height", 600..=4320)?,
+    ])
+}
+
+/// What `--record` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RecordAreaArg {
+    /// The whole window.
+    Window,
+    /// The topology alone.
+    Topology,
+}
+
 fn exit_after_seconds(text: &str) -> Result<f64, String> {
     let secs: f64 = text
         .parse()
@@ -625,8 +670,22 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let record = match (args.record, args.exit_after) {
+        (Some(path), Some(secs)) => Some(stickyscope::ui::recording::RecordPlan {
+            path,
+            area: match args.record_area {
+                RecordAreaArg::Window => stickyscope::ui::recording::ClipArea::Window,
+                RecordAreaArg::Topology => stickyscope::ui::recording::ClipArea::Topology,
+            },
+            seconds: Duration::try_from_secs_f64(secs)
+                .map_err(|_| anyhow::anyhow!("--exit-after {secs} is not a number of seconds"))?,
+            outcome: std::sync::Arc::new(std::sync::Mutex::new(None)),
+        }),
+        _ => None,
+    };
+    let record_outcome = record.as_ref().map(|p| std::sync::Arc::clone(&p.outcome));
     let outcome = screenshot.as_ref().map(|(_, o)| std::sync::Arc::clone(o));
-    let persist = screenshot.is_none();
+    let persist = screenshot.is_none() && record.is_none();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("stickyscope")
@@ -635,7 +694,7 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
                 eframe::icon_data::from_png_bytes(stickyscope::ui::ICON_PNG)
                     .context("the built-in icon is not a PNG")?,
             ))
-            .with_inner_size([1440.0, 900.0])
+            .with_inner_size(args.size.unwrap_or([1440.0, 900.0]))
             .with_min_inner_size([900.0, 600.0]),
         renderer: eframe::Renderer::Glow,
         persist_window: persist,
@@ -675,6 +734,9 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             if args.crowd > 0 {
                 app.set_crowd(usize::from(args.crowd));
             }
+            if let Some(plan) = record {
+                app.record(plan);
+            }
             if let Some((file, source, _)) = &scenario {
                 app.start_scenario(file, source);
             }
@@ -682,6 +744,14 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("the window could not run: {e}"))?;
+    if let Some(outcome) = record_outcome {
+        let result = outcome.lock().ok().and_then(|mut o| o.take());
+        match result {
+            Some(Ok(said)) => println!("{said}"),
+            Some(Err(e)) => anyhow::bail!("recording failed: {e}"),
+            None => anyhow::bail!("the window closed before the clip was finished"),
+        }
+    }
     if let Some(outcome) = outcome {
         let result = outcome.lock().ok().and_then(|mut o| o.take());
         match result {

@@ -509,6 +509,7 @@ mod tests {
             unnamed: None,
             replica_addr: None,
             latency_us: Some(1_000),
+            held_us: None,
             bytes_up: 0,
             bytes_down: 0,
             packets_up: vec![],

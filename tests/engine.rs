@@ -156,3 +156,77 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
     .await;
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_says_how_long_it_was_held_and_the_rest_is_a_round_trip() {
+    use stickyscope::wire::timing::Timing;
+    use stickyscope_replica::RequestKind;
+
+    let (sink, seen) = Collected::sink();
+    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
+    let held_polls = |seen: &Collected| {
+        seen.wire()
+            .into_iter()
+            .filter(
+                |w| matches!(w.timing(), Some(Timing::Held { held_us, .. }) if held_us >= 100_000),
+            )
+            .count()
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "three long polls held until a ping",
+        || {
+            let seen = seen.clone();
+            async move { held_polls(&seen) >= 3 }
+        },
+    )
+    .await;
+    engine.shutdown().await;
+
+    let records = seen.wire();
+    for w in &records {
+        match (w.request_kind(), w.timing()) {
+            (
+                Some(RequestKind::PollGet),
+                Some(Timing::Held {
+                    held_us,
+                    round_trip_us,
+                }),
+            ) => {
+                // The replica's own clock says how long it held the poll: it is most of it.
+                let whole = w.latency_us.unwrap();
+                assert_eq!(held_us + round_trip_us, whole, "{w:?}");
+            }
+            (Some(RequestKind::PollGet), Some(Timing::RoundTrip { .. })) => {
+                assert!(
+                    w.held_us.is_some_and(|h| h < 1_000),
+                    "found a packet waiting: {w:?}"
+                );
+            }
+            (Some(RequestKind::PollGet), other) if w.failure.is_none() => {
+                panic!("our replicas say how long they held each poll: {other:?} in {w:?}")
+            }
+            (Some(_), Some(timing)) => {
+                assert!(
+                    matches!(timing, Timing::RoundTrip { .. }),
+                    "only long polls are held: {w:?}"
+                );
+                assert_eq!(w.held_us, None, "only long polls carry a hold");
+            }
+            _ => {}
+        }
+    }
+    let pings: Vec<u64> = records
+        .iter()
+        .filter_map(|w| match w.timing() {
+            Some(Timing::Held { held_us, .. }) => Some(held_us),
+            _ => None,
+        })
+        .collect();
+    let longest = pings.iter().max().copied().unwrap_or(0);
+    assert!(
+        longest >= common::FAST_HEARTBEAT.interval.as_micros() as u64 / 2,
+        "a poll waits for the next ping (every {:?} here): the longest hold was {longest} us",
+        common::FAST_HEARTBEAT.interval
+    );
+}

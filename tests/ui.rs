@@ -188,6 +188,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
         unnamed: None,
         replica_addr: None,
         latency_us: Some(3_000_000),
+        held_us: None,
         bytes_up: 0,
         bytes_down: down.len() as u64,
         packets_up: vec![],
@@ -393,4 +394,237 @@ fn a_scenario_picked_in_a_running_window_is_judged_on_the_restored_stack() {
             );
         }
     }
+}
+
+/// A record of the busiest picture: `user` on `replica` (none: refused at the gateway),
+/// `up` sent and `down` answered with `status`, refused with `refusal`.
+fn exchange(
+    seq: u64,
+    user: &str,
+    replica: Option<&str>,
+    (request, up, down, status): (stickyscope_replica::RequestKind, &str, &str, u16),
+    refusal: Option<&str>,
+) -> stickyscope::wire::WireEvent {
+    use stickyscope::wire::{Failure, FailureKind, WireKind};
+    let mut w = poll_answered_with(seq, down);
+    w.user = user.into();
+    w.replica = replica.map(str::to_owned);
+    w.kind = WireKind::Http {
+        request,
+        method: if request == stickyscope_replica::RequestKind::PollPost {
+            "POST".into()
+        } else {
+            "GET".into()
+        },
+        status: Some(status),
+    };
+    w.packets_up = stickyscope::protocol::decode_payload(up.as_bytes());
+    w.raw_up = up.into();
+    w.failure = refusal.map(|reason| Failure {
+        kind: if replica.is_some() {
+            FailureKind::Refused
+        } else {
+            FailureKind::NoReplica
+        },
+        reason: reason.into(),
+    });
+    w
+}
+
+/// Whether any two of `rects` intersect; names them if so.
+fn first_overlap(rects: &[(egui::Rect, String)]) -> Option<String> {
+    for (i, (a, what_a)) in rects.iter().enumerate() {
+        for (b, what_b) in &rects[i + 1..] {
+            if a.intersects(*b) {
+                return Some(format!("{what_a} at {a:?} and {what_b} at {b:?}"));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn nothing_overlaps_at_the_busiest() {
+    use stickyscope::events::Event;
+    use stickyscope::topology::{ReplicaNode, Topology};
+    use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope::ui::placement::Kind;
+    use stickyscope_replica::RequestKind::*;
+
+    for (width, height) in [(1280.0, 720.0), (1920.0, 1080.0)] {
+        for presentation in [true, false] {
+            let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:1", 4096);
+            let settings = Settings {
+                presentation,
+                sticky: false,
+                ..Settings::default()
+            };
+            let mut h = Harness::builder()
+                .with_size(egui::vec2(width, height))
+                .with_step_dt(1.0 / 30.0)
+                .build_eframe(move |cc| {
+                    StickyscopeApp::with_bridge(&cc.egui_ctx, settings, bridge, true)
+                });
+            let send = |event: Event| engine.events.try_send(event).expect("room in the stream");
+            send(Event::Topology(Topology {
+                hops: vec!["nginx".into(), "traefik".into()],
+                replicas: (1..=12)
+                    .map(|i| ReplicaNode {
+                        listed: true,
+                        id: Some(i.to_string()),
+                        url: Some(format!("http://127.0.0.1:{}", 5000 + i)),
+                        up: i != 12,
+                    })
+                    .collect(),
+                sticky_cookie: Some("sticky_replica".into()),
+            }));
+            for user in ["agent", "visitor"] {
+                send(Event::Session {
+                    user: user.into(),
+                    state: SessionState::Connected {
+                        replica: Some("3".into()),
+                        sid: "S".into(),
+                        websocket: false,
+                    },
+                });
+            }
+            // Round robin: every request to the next replica; heartbeats, chat, handshakes
+            // and the refusals they meet, several at once.
+            let kinds = [
+                (PollGet, "", "2", 200),
+                (PollPost, "3", "ok", 200),
+                (PollPost, r#"42["chat",{"id":"m1","text":"hi"}]"#, "ok", 200),
+                (HandshakePolling, "", r#"0{"sid":"S"}"#, 200),
+                (
+                    PollGet,
+                    "",
+                    r#"{"code":1,"message":"Session ID unknown"}"#,
+                    400,
+                ),
+            ];
+            let mut seq = 0;
+            let (mut labels_seen, mut marks_seen, mut most_labels) = (0, 0, 0);
+            for frame in 0..90 {
+                for _ in 0..(if frame % 3 == 0 { 3 } else { 0 }) {
+                    seq += 1;
+                    let user = if seq % 2 == 0 { "agent" } else { "visitor" };
+                    let kind = kinds[(seq as usize) % kinds.len()];
+                    let (replica, refusal) = match (seq % 7, kind.3) {
+                        (0, _) => (None, Some("502 no replica is up")),
+                        (_, 400) => (
+                            Some(((seq % 11) + 1).to_string()),
+                            Some("Session ID unknown"),
+                        ),
+                        _ => (Some(((seq % 11) + 1).to_string()), None),
+                    };
+                    send(Event::Wire(Box::new(exchange(
+                        seq,
+                        user,
+                        replica.as_deref(),
+                        kind,
+                        refusal,
+                    ))));
+                }
+                h.step();
+                let drawn = h.state().topology_drawn().expect("the topology is drawn");
+                let mut labels_and_marks = Vec::new();
+                let mut label_texts = drawn.labels.iter();
+                for (rect, kind) in &drawn.placed {
+                    match kind {
+                        Kind::Label => {
+                            let text = label_texts.next().cloned().unwrap_or_default();
+                            assert!(
+                                drawn.area.contains_rect(*rect),
+                                "label {text:?} outside the view at {width}x{height}"
+                            );
+                            for (other, other_kind) in &drawn.placed {
+                                if !matches!(other_kind, Kind::Label | Kind::Mark)
+                                    && other.intersects(*rect)
+                                {
+                                    panic!("{width}x{height} presentation {presentation}: label {text:?} at {rect:?} over a {other_kind:?} at {other:?}");
+                                }
+                            }
+                            labels_and_marks.push((*rect, format!("label {text:?}")));
+                            labels_seen += 1;
+                        }
+                        Kind::Mark => {
+                            assert!(drawn.area.contains_rect(*rect), "mark outside the view");
+                            for (other, other_kind) in &drawn.placed {
+                                if matches!(other_kind, Kind::Node | Kind::Text)
+                                    && other.intersects(*rect)
+                                {
+                                    panic!("{width}x{height} presentation {presentation}: mark at {rect:?} over a {other_kind:?} at {other:?}");
+                                }
+                            }
+                            labels_and_marks.push((*rect, "mark".to_owned()));
+                            marks_seen += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                most_labels = most_labels.max(drawn.labels.len());
+                if let Some(overlap) = first_overlap(&labels_and_marks) {
+                    panic!(
+                        "{width}x{height} presentation {presentation}, frame {frame}: {overlap}"
+                    );
+                }
+            }
+            assert!(
+                most_labels >= 6,
+                "{width}x{height}: labels are drawn, not all dropped (at most {most_labels})"
+            );
+            assert!(
+                labels_seen > 100 && marks_seen > 20,
+                "{labels_seen} labels, {marks_seen} marks"
+            );
+        }
+    }
+}
+
+#[test]
+fn presentation_mode_gives_the_topology_the_stage_and_l_brings_the_details_back() {
+    use stickyscope::ui::bridge::EngineBridge;
+
+    let (bridge, _engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let settings = Settings {
+        presentation: true,
+        ..Settings::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 720.0))
+        .build_eframe(move |cc| StickyscopeApp::with_bridge(&cc.egui_ctx, settings, bridge, true));
+    h.run_steps(3);
+    let topology_height =
+        |h: &Harness<'_, StickyscopeApp>| h.state().topology_drawn().expect("drawn").area.height();
+    let stage = topology_height(&h);
+    assert_eq!(
+        h.query_all_by_label("packet log").count(),
+        0,
+        "the log is folded away"
+    );
+    assert_eq!(
+        h.query_all_by_label("sticky").count(),
+        0,
+        "the panes keep the conversation"
+    );
+    assert!(h.query_by_label("plots and packet log (L)").is_some());
+
+    h.key_press(egui::Key::L);
+    h.run_steps(3);
+    assert!(
+        h.query_by_label("packet log").is_some(),
+        "L brings the plots and log back"
+    );
+    let beside_details = topology_height(&h);
+    assert!(
+        stage > beside_details + 150.0,
+        "folded, the topology has the room: {stage} against {beside_details}"
+    );
+    h.key_press(egui::Key::L);
+    h.run_steps(3);
+    assert_eq!(
+        h.query_all_by_label("packet log").count(),
+        0,
+        "and L folds them again"
+    );
 }

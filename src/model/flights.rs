@@ -268,6 +268,7 @@ pub(crate) mod tests {
             unnamed: None,
             replica_addr: None,
             latency_us: Some(1500),
+            held_us: None,
             bytes_up: 0,
             bytes_down: 1,
             packets_up: vec![],

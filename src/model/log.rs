@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::wire::WireEvent;
+use crate::wire::{Direction, WireEvent, WireKind};
 
 /// Most records kept.
 pub const MAX_RECORDS: usize = 20_000;
@@ -152,10 +152,66 @@ pub fn kind_text(r: &WireEvent) -> String {
     parts.join(" ").to_lowercase()
 }
 
+/// One row of the packet log: number, user, method and status, replica, what it carried,
+/// what its time was spent on (a round trip, or a long poll's hold), and why it failed.
+pub fn row_text(r: &WireEvent) -> String {
+    let what = match &r.kind {
+        WireKind::Http { method, status, .. } => format!(
+            "{method:<4} {}",
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "---".into())
+        ),
+        WireKind::Ws {
+            direction: Direction::Up,
+        } => "ws up   ".into(),
+        WireKind::Ws {
+            direction: Direction::Down,
+        } => "ws down ".into(),
+    };
+    let failure = r
+        .failure
+        .as_ref()
+        .map(|f| format!("  FAILED: {}", f.reason))
+        .unwrap_or_default();
+    let timing = r
+        .timing()
+        .filter(|_| r.failure.is_none())
+        .map(|t| format!("  ({})", t.short()))
+        .unwrap_or_default();
+    format!(
+        "#{:<5} {:<8} {what} replica {:<3} {}{timing}{failure}",
+        r.seq,
+        r.user,
+        r.replica.as_deref().unwrap_or("-"),
+        kind_text(r)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::flights::tests::sample_wire;
+
+    #[test]
+    fn a_row_says_whether_its_time_was_a_round_trip_or_a_hold() {
+        let mut held = sample_wire();
+        held.latency_us = Some(3_001_300);
+        held.held_us = Some(2_999_900);
+        let row = row_text(&held);
+        assert!(
+            row.contains("held 2999 ms until the next packet + 1.4 ms"),
+            "{row}"
+        );
+        held.held_us = None;
+        let row = row_text(&held);
+        assert!(
+            row.contains("long poll 3001 ms, held until the next packet"),
+            "{row}"
+        );
+        held.held_us = Some(200);
+        assert!(row_text(&held).contains("(3001 ms)"), "{}", row_text(&held));
+    }
 
     #[test]
     fn filters_by_user_replica_kind_and_failure() {

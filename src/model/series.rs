@@ -1,5 +1,7 @@
-//! Plot series from wire records: latency per replica, Engine.IO packets per replica per
-//! second, failures per second. Ten minutes of history, bounded, for at most
+//! Plot series from wire records: round trips and long-poll holds per replica (see
+//! [`crate::wire::timing`]: a long poll's time is mostly the server waiting for a packet, so
+//! it is kept apart from the round trips), Engine.IO packets per replica per second,
+//! failures per second. Ten minutes of history, bounded, for at most
 //! [`MAX_REPLICAS`] replicas (a replica silent for the whole window leaves). Latency is kept
 //! both as single requests (while they are few enough to draw one by one) and as
 //! per-second summaries (what is drawn when they are not), so a busy window stays cheap to
@@ -11,6 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::wire::timing::Timing;
 use crate::wire::WireEvent;
 
 /// Seconds of history kept.
@@ -103,8 +106,12 @@ impl LatencyTrack {
 #[derive(Debug, Default)]
 pub struct Series {
     start_ms: Option<u64>,
-    /// Request latency per replica.
+    /// Round trips per replica: requests answered at once, and the round-trip part of a
+    /// long poll whose server said how long it held it.
     pub latency: BTreeMap<String, LatencyTrack>,
+    /// Long polls per replica: how long the server held each until it had a packet to
+    /// send (the whole time, when the server does not say).
+    pub held: BTreeMap<String, LatencyTrack>,
     /// (second, packets) per replica.
     pub packets: BTreeMap<String, VecDeque<(i64, u32)>>,
     /// (second, failures).
@@ -129,7 +136,10 @@ impl Series {
     /// shows per-second summaries for every replica).
     pub fn latency_is_complete(&self) -> bool {
         let oldest = self.latest - WINDOW_SECS;
-        self.latency.values().all(|t| t.complete_since(oldest))
+        self.latency
+            .values()
+            .chain(self.held.values())
+            .all(|t| t.complete_since(oldest))
     }
 
     /// Adds a record.
@@ -138,11 +148,28 @@ impl Series {
         let t = wire.at_ms.saturating_sub(start) as f64 / 1000.0;
         self.latest = self.latest.max(t);
         let second = t.floor() as i64;
-        if let (Some(replica), Some(us)) = (&wire.replica, wire.latency_us) {
-            self.latency
-                .entry(replica.clone())
-                .or_default()
-                .record(t, us as f64 / 1000.0);
+        if let (Some(replica), Some(timing)) = (&wire.replica, wire.timing()) {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let (round_trip, held) = match timing {
+                Timing::RoundTrip { us } => (Some(us), None),
+                Timing::Held {
+                    held_us,
+                    round_trip_us,
+                } => (Some(round_trip_us), Some(held_us)),
+                Timing::PollUnsplit { us } => (None, Some(us)),
+            };
+            if let Some(us) = round_trip {
+                self.latency
+                    .entry(replica.clone())
+                    .or_default()
+                    .record(t, ms(us));
+            }
+            if let Some(us) = held {
+                self.held
+                    .entry(replica.clone())
+                    .or_default()
+                    .record(t, ms(us));
+            }
         }
         if let Some(replica) = &wire.replica {
             let n = (wire.packets_up.len() + wire.packets_down.len()) as u32;
@@ -156,8 +183,24 @@ impl Series {
 
     fn prune(&mut self) {
         let oldest = self.latest - WINDOW_SECS;
-        for track in self.latency.values_mut() {
-            track.prune(oldest);
+        for tracks in [&mut self.latency, &mut self.held] {
+            for track in tracks.values_mut() {
+                track.prune(oldest);
+            }
+            // Replicas with nothing left in the window leave; beyond the cap, those heard
+            // from least recently.
+            tracks.retain(|_, t| !t.points.is_empty() || !t.seconds.is_empty());
+            while tracks.len() > MAX_REPLICAS {
+                let stalest = tracks
+                    .iter()
+                    .min_by(|a, b| {
+                        let (a, b) = (a.1.newest(), b.1.newest());
+                        a.unwrap_or(f64::MIN).total_cmp(&b.unwrap_or(f64::MIN))
+                    })
+                    .map(|(k, _)| k.clone());
+                let Some(stalest) = stalest else { break };
+                tracks.remove(&stalest);
+            }
         }
         let oldest_second = oldest.floor() as i64;
         for counts in self.packets.values_mut() {
@@ -168,23 +211,7 @@ impl Series {
         while self.failures.front().is_some_and(|c| c.0 < oldest_second) {
             self.failures.pop_front();
         }
-        // Replicas with nothing left in the window leave; beyond the cap, those heard from
-        // least recently.
-        self.latency
-            .retain(|_, t| !t.points.is_empty() || !t.seconds.is_empty());
         self.packets.retain(|_, c| !c.is_empty());
-        while self.latency.len() > MAX_REPLICAS {
-            let stalest = self
-                .latency
-                .iter()
-                .min_by(|a, b| {
-                    let (a, b) = (a.1.newest(), b.1.newest());
-                    a.unwrap_or(f64::MIN).total_cmp(&b.unwrap_or(f64::MIN))
-                })
-                .map(|(k, _)| k.clone());
-            let Some(stalest) = stalest else { break };
-            self.latency.remove(&stalest);
-        }
         while self.packets.len() > MAX_REPLICAS {
             let stalest = self
                 .packets
@@ -291,7 +318,44 @@ fn bump(counts: &mut VecDeque<(i64, u32)>, second: i64, n: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::flights::tests::sample_wire;
+    use crate::model::flights::tests::sample_wire as long_poll;
+
+    /// A poll that found a packet waiting: its time is a round trip.
+    fn sample_wire() -> WireEvent {
+        let mut w = long_poll();
+        w.held_us = Some(0);
+        w
+    }
+
+    #[test]
+    fn long_polls_hold_apart_from_round_trips() {
+        let mut s = Series::default();
+        let mut held = long_poll();
+        held.latency_us = Some(3_001_500);
+        held.held_us = Some(3_000_000);
+        s.record(&held);
+        assert_eq!(s.held["1"].points[0][1], 3_000.0, "the hold");
+        assert_eq!(s.latency["1"].points[0][1], 1.5, "the round trip");
+
+        let mut s = Series::default();
+        let mut unsplit = long_poll();
+        unsplit.latency_us = Some(3_001_500);
+        s.record(&unsplit);
+        assert_eq!(s.held["1"].points[0][1], 3_001.5);
+        assert!(s.latency.is_empty(), "not split, so not a round trip");
+
+        let mut s = Series::default();
+        let mut post = long_poll();
+        post.kind = crate::wire::WireKind::Http {
+            request: stickyscope_contract::RequestKind::PollPost,
+            method: "POST".into(),
+            status: Some(200),
+        };
+        post.held_us = Some(2_000_000);
+        s.record(&post);
+        assert_eq!(s.latency["1"].points[0][1], 1.5, "a POST is a round trip");
+        assert!(s.held.is_empty());
+    }
 
     #[test]
     fn counts_per_second_and_keeps_ten_minutes() {

@@ -490,6 +490,7 @@ mod tests {
             unnamed: None,
             replica_addr: None,
             latency_us: None,
+            held_us: None,
             bytes_up: 0,
             bytes_down: 0,
             packets_up: vec![],

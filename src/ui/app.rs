@@ -18,10 +18,11 @@ use super::controls_ui::{top_bar_ui, TopAction, TopBar};
 use super::help_ui::{banner_ui, help_ui};
 use super::log_ui::{log_ui, LogView};
 use super::plots_ui::plots_ui;
+use super::recording::{ClipArea, RecordPlan, Recording};
 use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
-use super::topology_ui::topology_ui;
+use super::topology_ui::{topology_ui, Drawn};
 use crate::embedded::StackAdapter;
 use crate::engine::{EngineConfig, GatewayConfig, USERS};
 use crate::events::sink::Wake;
@@ -83,6 +84,13 @@ pub struct StickyscopeApp {
     heartbeat: (Duration, Duration),
     /// The scenario being played: its name and player.
     scenario: Option<(String, Player)>,
+    /// What the topology drew in the last frame.
+    topology_drawn: Option<Drawn>,
+    /// Clips being recorded or finished.
+    recording: Recording,
+    /// Whether the plots and the packet log are folded away (so in presentation mode, until
+    /// `L` brings them back).
+    details_folded: bool,
 }
 
 impl StickyscopeApp {
@@ -217,6 +225,9 @@ impl StickyscopeApp {
             resting,
             heartbeat: (Duration::from_secs(3), Duration::from_secs(7)),
             scenario: None,
+            topology_drawn: None,
+            details_folded: settings_style.1,
+            recording: Recording::default(),
         }
     }
 
@@ -363,6 +374,29 @@ impl StickyscopeApp {
         self.bridge.send(Command::SetCrowd { size });
     }
 
+    /// Records a clip from the first frame as `plan` says, then closes the window.
+    pub fn record(&mut self, plan: RecordPlan) {
+        self.recording = Recording::planned(plan);
+    }
+
+    /// Starts recording a clip of `area`, or stops the one under way (it is saved as
+    /// `stickyscope-clip-<time>.gif` in the working directory).
+    pub fn toggle_recording(&mut self, area: ClipArea) {
+        if let Err(e) = self.recording.toggle(area) {
+            self.local_notice(NoticeLevel::Error, e);
+        }
+    }
+
+    /// How long the clip under way has been recording.
+    pub fn recording_for(&self) -> Option<Duration> {
+        self.recording.under_way().map(|(d, _)| d)
+    }
+
+    /// What the topology drew in the last frame (where each node, mark and label went).
+    pub fn topology_drawn(&self) -> Option<&Drawn> {
+        self.topology_drawn.as_ref()
+    }
+
     /// The view model (for tests).
     pub fn model(&self) -> &ViewModel {
         &self.model
@@ -450,11 +484,17 @@ impl StickyscopeApp {
         if !typing && back {
             self.scenario_go(CaptionAction::Back);
         }
-        let (s, t, p, f11, export, help, esc) = ctx.input(|i| {
+        let (s, t, p, l, r, f11, export, help, esc) = ctx.input(|i| {
             (
                 i.key_pressed(Key::S),
                 i.key_pressed(Key::T),
                 i.key_pressed(Key::P),
+                i.key_pressed(Key::L),
+                i.key_pressed(Key::R).then_some(if i.modifiers.shift {
+                    ClipArea::Topology
+                } else {
+                    ClipArea::Window
+                }),
                 i.key_pressed(Key::F11),
                 i.modifiers.command && i.key_pressed(Key::E),
                 i.key_pressed(Key::F1) || i.key_pressed(Key::Questionmark),
@@ -491,6 +531,12 @@ impl StickyscopeApp {
         }
         if p {
             self.paused = !self.paused;
+        }
+        if l {
+            self.details_folded = !self.details_folded;
+        }
+        if let Some(area) = r {
+            self.toggle_recording(area);
         }
         if help {
             self.help = true;
@@ -540,6 +586,7 @@ impl StickyscopeApp {
             TopAction::PickScenario(None) => self.scenario = None,
             TopAction::Help => self.help = true,
             TopAction::Export => self.export(),
+            TopAction::ToggleRecording => self.toggle_recording(ClipArea::Window),
         }
     }
 
@@ -615,6 +662,11 @@ impl eframe::App for StickyscopeApp {
         let style = (self.settings.theme, self.settings.presentation);
         if style != self.applied_style {
             theme::apply(&ctx, &self.settings);
+            if style.1 != self.applied_style.1 {
+                // Presentation mode gives the topology the stage; leaving it brings back
+                // the plots and the log.
+                self.details_folded = style.1;
+            }
             self.applied_style = style;
         }
 
@@ -628,6 +680,7 @@ impl eframe::App for StickyscopeApp {
             adapter_on: self.adapter_on,
             crowd: self.crowd,
             scenario: self.scenario.as_ref().map(|(name, _)| name.as_str()),
+            recording: self.recording_for(),
         };
         let mut top_actions = Vec::new();
         egui::Panel::top("top").show(ui, |ui| {
@@ -645,16 +698,18 @@ impl eframe::App for StickyscopeApp {
         }
 
         let mut chat_actions = Vec::new();
+        // In presentation mode the panes keep to a fifth of the width each: the topology
+        // has the stage.
         let pane_width = if self.settings.presentation {
-            360.0
+            (ctx.content_rect().width() * 0.2).clamp(240.0, 360.0)
         } else {
             300.0
         };
         for (user, side) in [("agent", true), ("visitor", false)] {
             let panel = if side {
-                egui::Panel::left(user)
+                egui::Panel::left((user, self.settings.presentation))
             } else {
-                egui::Panel::right(user)
+                egui::Panel::right((user, self.settings.presentation))
             };
             panel
                 .resizable(true)
@@ -675,6 +730,7 @@ impl eframe::App for StickyscopeApp {
                             .copied()
                             .unwrap_or(TransportChoice::Polling),
                         chat: self.settings.chat,
+                        controls: !self.settings.presentation,
                     };
                     let actions =
                         chat_pane_ui(ui, pane, self.inputs.entry(user.to_owned()).or_default());
@@ -696,33 +752,46 @@ impl eframe::App for StickyscopeApp {
         }
 
         let mut export = false;
-        egui::Panel::bottom("bottom")
-            .resizable(true)
-            .default_size(if self.settings.presentation {
-                260.0
-            } else {
-                230.0
-            })
-            .show(ui, |ui| {
-                ui.horizontal(|ui| {
-                    ui.selectable_value(&mut self.settings.tab, BottomTab::Plots, "plots");
-                    ui.selectable_value(&mut self.settings.tab, BottomTab::Log, "packet log");
-                });
-                match self.settings.tab {
-                    BottomTab::Plots => plots_ui(ui, &self.model.series),
-                    BottomTab::Log => {
-                        let users: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
-                        let replicas: Vec<String> = self
-                            .model
-                            .topology
-                            .replicas
-                            .iter()
-                            .filter_map(|r| r.id.clone())
-                            .collect();
-                        export = log_ui(ui, &self.model.log, &mut self.log_view, &users, &replicas);
-                    }
+        if self.details_folded {
+            egui::Panel::bottom("folded").show(ui, |ui| {
+                if ui
+                    .small_button("plots and packet log (L)")
+                    .on_hover_text("show the plots and the packet log again")
+                    .clicked()
+                {
+                    self.details_folded = false;
                 }
             });
+        } else {
+            egui::Panel::bottom("bottom")
+                .resizable(true)
+                .default_size(if self.settings.presentation {
+                    260.0
+                } else {
+                    230.0
+                })
+                .show(ui, |ui| {
+                    ui.horizontal(|ui| {
+                        ui.selectable_value(&mut self.settings.tab, BottomTab::Plots, "plots");
+                        ui.selectable_value(&mut self.settings.tab, BottomTab::Log, "packet log");
+                    });
+                    match self.settings.tab {
+                        BottomTab::Plots => plots_ui(ui, &self.model.series),
+                        BottomTab::Log => {
+                            let users: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
+                            let replicas: Vec<String> = self
+                                .model
+                                .topology
+                                .replicas
+                                .iter()
+                                .filter_map(|r| r.id.clone())
+                                .collect();
+                            export =
+                                log_ui(ui, &self.model.log, &mut self.log_view, &users, &replicas);
+                        }
+                    }
+                });
+        }
         if export {
             self.export();
         }
@@ -748,7 +817,7 @@ impl eframe::App for StickyscopeApp {
                     },
                 );
             }
-            replica_actions = topology_ui(
+            let mut drawn = topology_ui(
                 ui,
                 &self.model,
                 self.clock,
@@ -756,6 +825,8 @@ impl eframe::App for StickyscopeApp {
                 self.controls,
                 resting,
             );
+            replica_actions = std::mem::take(&mut drawn.actions);
+            self.topology_drawn = Some(drawn);
         });
         for (id, action) in replica_actions {
             self.send_by_hand(Command::Replica { id, action });
@@ -766,6 +837,13 @@ impl eframe::App for StickyscopeApp {
 
         help_ui(&ctx, &mut self.help);
         self.screenshot_step(&ctx);
+        let topology = self.topology_drawn.as_ref().map(|d| d.area.expand(12.0));
+        for (level, text) in self.recording.frame(&ctx, topology) {
+            self.local_notice(level, text);
+        }
+        if self.recording.plan_done() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
 
         // Repaint only while something moves, at 30 frames a second (packets crossing the
         // screen in under a second need no more); otherwise when a mark or notice expires,
@@ -807,6 +885,13 @@ impl eframe::App for StickyscopeApp {
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // A clip under way is finished, not lost.
+        for outcome in self.recording.finish_now() {
+            match outcome {
+                Ok(saved) => println!("{}", super::recording::describe(&saved)),
+                Err(e) => eprintln!("the clip failed: {e}"),
+            }
+        }
         self.bridge.shutdown();
     }
 }

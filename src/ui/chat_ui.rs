@@ -89,6 +89,9 @@ pub struct Pane<'a> {
     pub transport: TransportChoice,
     /// The chat both users speak.
     pub chat: ChatDialect,
+    /// Whether the user's own stickiness, transport and reconnect are shown (not in
+    /// presentation mode: the room needs the conversation, the top bar has the switch).
+    pub controls: bool,
 }
 
 /// Draws one pane; returns what the user asked for.
@@ -102,6 +105,7 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
         sticky,
         transport,
         chat,
+        controls,
     } = pane;
     let mut actions = Vec::new();
     ui.heading(RichText::new(user).strong());
@@ -113,6 +117,9 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
         ui.add(egui::Label::new(RichText::new(line).color(color)).wrap());
     });
     ui.horizontal_wrapped(|ui| {
+        if !controls {
+            return;
+        }
         let mut on = sticky;
         if ui
             .checkbox(&mut on, "sticky")

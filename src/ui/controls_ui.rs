@@ -34,6 +34,8 @@ pub enum TopAction {
     Help,
     /// Export the packet log.
     Export,
+    /// Start or stop recording a clip of the window.
+    ToggleRecording,
 }
 
 /// What the top bar shows.
@@ -56,6 +58,8 @@ pub struct TopBar<'a> {
     pub crowd: usize,
     /// The scenario being played, if any.
     pub scenario: Option<&'a str>,
+    /// How long the clip under way has been recording.
+    pub recording: Option<std::time::Duration>,
 }
 
 /// Draws the top bar; `settings` holds speed, theme and presentation, changed in place.
@@ -130,6 +134,12 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
         {
             actions.push(TopAction::TogglePause);
         }
+        // A slider lays itself out in a row of its own, which does not wrap: it goes to the
+        // next row whole when the rest of this one is too short for it.
+        let slider_width = ui.spacing().slider_width + ui.spacing().interact_size.x * 3.0;
+        if ui.available_size_before_wrap().x < slider_width {
+            ui.end_row();
+        }
         ui.add(egui::Slider::new(&mut settings.speed, 0.05..=1.0).text("speed").fixed_decimals(2))
             .on_hover_text("slow motion for presenting: 1 = real time");
         ui.separator();
@@ -192,6 +202,20 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
         }
         ui.toggle_value(&mut settings.presentation, "presentation")
             .on_hover_text("large type, high contrast, a big switch");
+        let record = match bar.recording {
+            Some(elapsed) => egui::Button::new(
+                RichText::new(format!("stop clip {} s", elapsed.as_secs())).color(Color32::WHITE),
+            )
+            .fill(FAILURE),
+            None => egui::Button::new("record clip"),
+        };
+        if ui
+            .add(record)
+            .on_hover_text("R: record the window to an animated GIF for slides (Shift+R: the topology alone); again to stop")
+            .clicked()
+        {
+            actions.push(TopAction::ToggleRecording);
+        }
         if ui.button("export").on_hover_text("Ctrl+E: save the packet log as JSON Lines").clicked() {
             actions.push(TopAction::Export);
         }

@@ -7,10 +7,13 @@ use super::theme::{FAILURE, WAITING};
 use crate::events::{Notice, NoticeLevel};
 
 /// Keyboard shortcuts, as listed in the overlay.
-pub const SHORTCUTS: [(&str, &str); 9] = [
+pub const SHORTCUTS: [(&str, &str); 12] = [
     ("S", "stickiness on / off for both users"),
     ("T", "next transport for both users"),
     ("P", "pause / resume the packets"),
+    ("L", "show / fold the plots and the packet log"),
+    ("R", "record the window to a GIF clip / stop"),
+    ("Shift+R", "record the topology alone / stop"),
     ("F11", "full screen"),
     ("Ctrl+E", "export the packet log (JSON Lines)"),
     ("Right or PageDown", "a scenario's next step"),

@@ -5,9 +5,9 @@ use eframe::egui;
 use egui::{RichText, ScrollArea, Ui};
 
 use super::theme::{replica_color, FAILURE};
-use crate::model::log::{kind_text, LogFilter, Matches};
+use crate::model::log::{row_text, LogFilter, Matches};
 use crate::model::PacketLog;
-use crate::wire::{Direction, WireEvent, WireKind};
+use crate::wire::WireEvent;
 
 /// The log's own UI state.
 #[derive(Debug, Default)]
@@ -96,35 +96,6 @@ fn combo(ui: &mut Ui, id: &str, label: &str, value: &mut Option<String>, options
         });
 }
 
-fn row_text(r: &WireEvent) -> String {
-    let what = match &r.kind {
-        WireKind::Http { method, status, .. } => format!(
-            "{method:<4} {}",
-            status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "---".into())
-        ),
-        WireKind::Ws {
-            direction: Direction::Up,
-        } => "ws up   ".into(),
-        WireKind::Ws {
-            direction: Direction::Down,
-        } => "ws down ".into(),
-    };
-    let failure = r
-        .failure
-        .as_ref()
-        .map(|f| format!("  FAILED: {}", f.reason))
-        .unwrap_or_default();
-    format!(
-        "#{:<5} {:<8} {what} replica {:<3} {}{failure}",
-        r.seq,
-        r.user,
-        r.replica.as_deref().unwrap_or("-"),
-        kind_text(r)
-    )
-}
-
 fn row_color(r: &WireEvent) -> egui::Color32 {
     if r.failure.is_some() {
         FAILURE
@@ -136,14 +107,15 @@ fn row_color(r: &WireEvent) -> egui::Color32 {
 fn detail_ui(ui: &mut Ui, r: &WireEvent) {
     ui.label(
         RichText::new(format!(
-            "{} · {:?} · sid {} · replica {} ({}) · {} us · up {} B, down {} B",
+            "{} · {:?} · sid {} · replica {} ({}) · {} · up {} B, down {} B",
             r.user,
             r.transport,
             r.sid.as_deref().unwrap_or("-"),
             r.replica.as_deref().unwrap_or("-"),
             r.replica_addr.as_deref().unwrap_or("-"),
-            r.latency_us
-                .map(|u| u.to_string())
+            r.timing()
+                .map(|t| t.describe())
+                .or_else(|| r.latency_us.map(|us| format!("{us} us")))
                 .unwrap_or_else(|| "-".into()),
             r.bytes_up,
             r.bytes_down

@@ -93,6 +93,8 @@ mod tests {
             include_str!("log_ui.rs"),
             include_str!("plots_ui.rs"),
             include_str!("topology_ui.rs"),
+            include_str!("placement.rs"),
+            include_str!("recording.rs"),
             include_str!("../session/mod.rs"),
             include_str!("../model/flights.rs"),
         ];

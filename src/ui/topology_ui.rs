@@ -1,9 +1,12 @@
 //! The topology view: users → gateway hops → replicas, with every wire record travelling
 //! its real path to the replica that handled it, and refusals marked where they happened.
+//! Labels and marks go where [`placement`] finds room, so none is printed over another, a
+//! node or an edge's end; what was drawn where is handed back ([`Drawn`]).
 
 use eframe::egui;
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, Vec2};
 
+use super::placement::{self, Kind, Packet, Placer};
 use super::settings::Settings;
 use super::theme::{self, replica_color, FAILURE, OK, WAITING};
 use crate::events::ReplicaAction;
@@ -34,13 +37,14 @@ struct Layout {
 const COMPACT_NODE_HEIGHT: f32 = 22.0;
 
 impl Layout {
-    /// `buttons` is the height of a replica's button row, 0 without controls.
-    fn new(area: Rect, model: &ViewModel, big: bool, buttons: f32) -> Layout {
+    /// `buttons` is the height of a replica's button row, 0 without controls; `zoom`
+    /// scales the nodes with the type.
+    fn new(area: Rect, model: &ViewModel, big: bool, buttons: f32, zoom: f32) -> Layout {
         let node = if big {
             Vec2::new(170.0, 78.0)
         } else {
             Vec2::new(132.0, 62.0)
-        };
+        } * zoom;
         let at = |fx: f32, fy: f32| {
             Rect::from_center_size(
                 Pos2::new(
@@ -127,6 +131,35 @@ impl Layout {
             .map(|(_, _, r)| *r)
     }
 
+    /// Every node, with the button row under a replica when it has one.
+    fn node_rects(&self, buttons: f32) -> Vec<Rect> {
+        let mut out: Vec<Rect> = self.users.iter().map(|(_, r)| *r).collect();
+        out.extend(self.hops.iter().map(|(_, r)| *r));
+        for (id, _, rect) in &self.replicas {
+            let with_buttons = self.replica_buttons && buttons > 0.0 && id.is_some();
+            out.push(if with_buttons {
+                rect.union(Rect::from_min_size(
+                    rect.left_bottom(),
+                    Vec2::new(rect.width(), buttons + 4.0),
+                ))
+            } else {
+                *rect
+            });
+        }
+        out
+    }
+
+    /// Where edges meet nodes.
+    fn edge_ends(&self) -> Vec<Pos2> {
+        let mut out: Vec<Pos2> = self.users.iter().map(|(_, r)| r.right_center()).collect();
+        for (_, r) in &self.hops {
+            out.push(r.left_center());
+            out.push(r.right_center());
+        }
+        out.extend(self.replicas.iter().map(|(_, _, r)| r.left_center()));
+        out
+    }
+
     /// The path of a flight from its user to where it ended.
     fn path(&self, flight: &Flight) -> Option<Vec<Pos2>> {
         let mut points = vec![self.user(&flight.user)?.right_center()];
@@ -140,7 +173,22 @@ impl Layout {
     }
 }
 
-/// Draws the topology; returns the replica operations the user clicked.
+/// What one frame of the topology drew, and what the user clicked.
+#[derive(Debug, Clone)]
+pub struct Drawn {
+    /// The area it drew in.
+    pub area: Rect,
+    /// Every rectangle taken, in order: nodes, text, marks, edges' ends, dots, labels.
+    pub placed: Vec<(Rect, Kind)>,
+    /// The labels drawn, in the order of their rectangles.
+    pub labels: Vec<String>,
+    /// Labels left out for want of room.
+    pub dropped_labels: usize,
+    /// Replica operations the user clicked.
+    pub actions: Vec<(String, ReplicaAction)>,
+}
+
+/// Draws the topology.
 pub fn topology_ui(
     ui: &mut Ui,
     model: &ViewModel,
@@ -148,17 +196,34 @@ pub fn topology_ui(
     settings: &Settings,
     controls: bool,
     resting: bool,
-) -> Vec<(String, ReplicaAction)> {
+) -> Drawn {
     let mut actions = Vec::new();
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::hover());
     let area = response.rect.shrink(12.0);
-    let size = theme::paint_size(settings);
-    let buttons = if controls { size * 1.6 } else { 0.0 };
-    let layout = Layout::new(area, model, settings.presentation, buttons);
+    let mut placer = Placer::new(area);
+    // On a projector the picture grows with the room it has: type, nodes, packets.
+    let zoom = if settings.presentation {
+        (area.height() / 560.0)
+            .min(area.width() / 900.0)
+            .clamp(1.0, 1.6)
+    } else {
+        1.0
+    };
+    let size = theme::paint_size(settings) * zoom;
+    let buttons = if controls {
+        theme::paint_size(settings) * 1.6
+    } else {
+        0.0
+    };
+    let layout = Layout::new(area, model, settings.presentation, buttons, zoom);
     let visuals = ui.visuals().clone();
     let text = visuals.strong_text_color();
     let edge = Stroke::new(
-        if settings.presentation { 2.0 } else { 1.2 },
+        if settings.presentation {
+            2.0 * zoom
+        } else {
+            1.2
+        },
         visuals.weak_text_color(),
     );
     let font = FontId::proportional(size);
@@ -184,6 +249,10 @@ pub fn topology_ui(
             };
             painter.line_segment([last, r.left_center()], stroke);
         }
+    }
+
+    for rect in layout.node_rects(buttons) {
+        placer.block(rect, Kind::Node);
     }
 
     // Users.
@@ -373,15 +442,16 @@ pub fn topology_ui(
                 Vec2::new(bar_width, bar_height),
             );
             painter.rect_filled(bar, 2.0, replica_color(Some(id)).gamma_multiply(0.8));
-            painter.text(
+            let number = painter.text(
                 bar.left_center() - Vec2::new(4.0, 0.0),
                 Align2::RIGHT_CENTER,
                 format!("{n}"),
                 small.clone(),
                 text,
             );
+            placer.block(bar.union(number), Kind::Text);
         }
-        painter.text(
+        let line = painter.text(
             // Top left, under the heartbeat line: clear of the replica column, its crowd
             // bars and the users.
             area.left_top() + Vec2::new(0.0, size * 1.3),
@@ -393,6 +463,7 @@ pub fn topology_ui(
             font.clone(),
             text,
         );
+        placer.block(line, Kind::Text);
     }
 
     // Heartbeats: counted always; while the window rests they are not animated, and it says so.
@@ -416,23 +487,25 @@ pub fn topology_ui(
             runs.push("more users".into());
             runs.push(line.others_beats.to_string().into());
         }
-        text_runs(
+        let line = text_runs(
             &painter,
             area.left_top(),
             &runs,
             &small,
             visuals.weak_text_color(),
         );
+        placer.block(line, Kind::Text);
     }
     if resting {
         let row = if model.crowd.size > 0 { 2.6 } else { 1.3 };
-        painter.text(
+        let note = painter.text(
             area.left_top() + Vec2::new(0.0, size * row),
             Align2::LEFT_TOP,
             "resting: only heartbeats for a while, so they are counted, not animated · move the mouse to watch them fly",
             small.clone(),
             WAITING,
         );
+        placer.block(note, Kind::Text);
     }
 
     // Flights. Labels only while few are in the air: beyond that they would only smear
@@ -447,14 +520,35 @@ pub fn topology_ui(
             small.clone(),
             visuals.weak_text_color(),
         );
-        painter.text(
+        let count = painter.text(
             note.left_top() - Vec2::new(small.size * 0.3, 0.0),
             Align2::RIGHT_TOP,
             in_air.to_string(),
             small.clone(),
             visuals.weak_text_color(),
         );
+        placer.block(note.union(count), Kind::Text);
     }
+    let dot_radius = if settings.presentation { 9.0 } else { 6.5 } * zoom;
+    let mark_radius = if settings.presentation { 13.0 } else { 10.0 } * zoom;
+    marks_ui(
+        ui,
+        &painter,
+        &mut placer,
+        &layout,
+        model,
+        now,
+        mark_radius,
+        &small,
+    );
+    for rect in layout.edge_ends() {
+        placer.block(
+            Rect::from_center_size(rect, Vec2::splat(dot_radius * 2.0)),
+            Kind::EdgeEnd,
+        );
+    }
+    let mut packets = Vec::new();
+    let mut colors = Vec::new();
     for (flight, leg, t) in model.flights.active(now) {
         let Some(path) = layout.path(flight) else {
             continue;
@@ -464,25 +558,101 @@ pub fn topology_ui(
             Direction::Up => t,
             Direction::Down => 1.0 - t,
         };
-        let pos = point_along(&path, along);
+        let (pos, heading) = point_along(&path, along);
         let color = if leg_info.failed {
             FAILURE
         } else {
             replica_color(flight.replica.as_deref())
         };
-        painter.circle_filled(pos, if settings.presentation { 9.0 } else { 6.5 }, color);
+        painter.circle_filled(pos, dot_radius, color);
+        placer.block(
+            Rect::from_center_size(pos, Vec2::splat(dot_radius * 2.0)),
+            Kind::Dot,
+        );
         if labelled {
-            painter.text(
-                pos + Vec2::new(10.0, -12.0),
-                Align2::LEFT_CENTER,
-                &leg_info.label,
-                small.clone(),
-                color,
-            );
+            packets.push((
+                Packet {
+                    at: pos,
+                    label: short_label(&leg_info.label),
+                    up: leg_info.direction == Direction::Up,
+                    rank: rank(leg_info),
+                },
+                heading,
+            ));
+            colors.push(color);
         }
     }
+    let only: Vec<Packet> = packets.iter().map(|(p, _)| p.clone()).collect();
+    let mut labels = Vec::new();
+    for group in placement::group(&only, small.size * 1.4) {
+        let first = group.members[0];
+        let color = colors[first];
+        let galley = painter.layout_no_wrap(group.text.clone(), small.clone(), color);
+        let size = galley.size();
+        let candidates = placement::label_candidates(group.at, dot_radius, size, packets[first].1);
+        let Some(rect) = placer.place(candidates, Kind::Label) else {
+            continue;
+        };
+        // A label moved along its edge keeps a thin line to its packet.
+        if rect.distance_to_pos(group.at) > dot_radius * 2.0 {
+            painter.line_segment(
+                [group.at, rect.center()],
+                Stroke::new(1.0, color.gamma_multiply(0.5)),
+            );
+        }
+        painter.galley(rect.min, galley, color);
+        labels.push(group.text);
+    }
+    Drawn {
+        area,
+        placed: placer.taken().to_vec(),
+        labels,
+        dropped_labels: placer.dropped(),
+        actions,
+    }
+}
 
-    // Refusals, where they happened.
+/// Most characters of a packet label; the log has the whole of it.
+const LABEL_CHARS: usize = 36;
+
+/// A label cut to [`LABEL_CHARS`].
+fn short_label(label: &str) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label.to_owned();
+    }
+    let cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+    format!("{}…", cut.trim_end())
+}
+
+/// Which labels keep their place when places are few: refusals, then what the story is
+/// about (messages, handshakes, upgrades), then heartbeats and polls.
+fn rank(leg: &crate::model::Leg) -> u8 {
+    if leg.failed {
+        3
+    } else if leg.label.starts_with("message")
+        || leg.label.starts_with("handshake")
+        || leg.label.contains("upgrade")
+        || leg.label.starts_with("101")
+    {
+        2
+    } else {
+        1
+    }
+}
+
+/// Refusals, where they happened: one mark per replica (or the gateway) with a count,
+/// placed clear of the nodes and of each other; the reasons on hover.
+#[allow(clippy::too_many_arguments)]
+fn marks_ui(
+    ui: &mut Ui,
+    painter: &egui::Painter,
+    placer: &mut Placer,
+    layout: &Layout,
+    model: &ViewModel,
+    now: f64,
+    r: f32,
+    small: &FontId,
+) {
     let mut per_place: std::collections::BTreeMap<Option<String>, Vec<&crate::model::RejectMark>> =
         Default::default();
     for mark in model.flights.marks(now) {
@@ -492,42 +662,53 @@ pub fn topology_ui(
             .push(mark);
     }
     for (place, marks) in per_place {
-        let anchor = match &place {
-            Some(id) => layout
-                .replica(id)
-                .map(|r| r.left_center() - Vec2::new(16.0, 0.0)),
-            None => layout
-                .hops
-                .last()
-                .map(|(_, r)| r.center_bottom() + Vec2::new(0.0, 18.0)),
+        let (anchor, away) = match &place {
+            Some(id) => match layout.replica(id) {
+                Some(rect) => (rect.left_center() - Vec2::new(r + 6.0, 0.0), -Vec2::X),
+                None => continue,
+            },
+            None => match layout.hops.last() {
+                Some((_, rect)) => (rect.center_bottom() + Vec2::new(0.0, r + 8.0), Vec2::Y),
+                None => continue,
+            },
         };
-        let Some(anchor) = anchor else { continue };
-        let r = if settings.presentation { 13.0 } else { 10.0 };
-        painter.circle_filled(anchor, r, FAILURE);
+        let count = (marks.len() > 1)
+            .then(|| painter.layout_no_wrap(format!("×{}", marks.len()), small.clone(), FAILURE));
+        let count_height = count.as_ref().map_or(0.0, |g| g.size().y);
+        let size = Vec2::new(
+            (r * 2.0).max(count.as_ref().map_or(0.0, |g| g.size().x)),
+            r * 2.0 + count_height,
+        );
+        // The circle's centre sits at the anchor; its count hangs under it.
+        let anchor = anchor + Vec2::new(0.0, count_height / 2.0);
+        let candidates = placement::mark_candidates(anchor, size, away);
+        // A refusal is never hidden: with no clear place it goes where it happened.
+        let fallback = candidates[0];
+        let rect = placer.place(candidates, Kind::Mark).unwrap_or_else(|| {
+            placer.block(fallback, Kind::Mark);
+            fallback
+        });
+        let center = Pos2::new(rect.center().x, rect.top() + r);
+        painter.circle_filled(center, r, FAILURE);
         let cross = r * 0.5;
         let white = Stroke::new(2.5, Color32::WHITE);
         painter.line_segment(
             [
-                anchor + Vec2::new(-cross, -cross),
-                anchor + Vec2::new(cross, cross),
+                center + Vec2::new(-cross, -cross),
+                center + Vec2::new(cross, cross),
             ],
             white,
         );
         painter.line_segment(
             [
-                anchor + Vec2::new(-cross, cross),
-                anchor + Vec2::new(cross, -cross),
+                center + Vec2::new(-cross, cross),
+                center + Vec2::new(cross, -cross),
             ],
             white,
         );
-        if marks.len() > 1 {
-            painter.text(
-                anchor + Vec2::new(0.0, r + 8.0),
-                Align2::CENTER_CENTER,
-                format!("×{}", marks.len()),
-                small.clone(),
-                FAILURE,
-            );
+        if let Some(count) = count {
+            let at = Pos2::new(center.x - count.size().x / 2.0, center.y + r);
+            painter.galley(at, count, FAILURE);
         }
         let mut reasons: Vec<String> = marks
             .iter()
@@ -538,14 +719,13 @@ pub fn topology_ui(
             .map(|id| format!("refused by replica {id}"))
             .unwrap_or_else(|| "refused at the gateway".into());
         ui.interact(
-            Rect::from_center_size(anchor, Vec2::splat(r * 2.4)),
+            rect,
             ui.scope_id()
-                .with(("mark", anchor.x as i32, anchor.y as i32)),
+                .with(("mark", center.x as i32, center.y as i32)),
             Sense::hover(),
         )
         .on_hover_text(format!("{where_}\n{}", reasons.join("\n")));
     }
-    actions
 }
 
 /// Draws one line centred on `center` inside a node `width` wide: smaller type when it
@@ -575,15 +755,17 @@ fn fitted_text(
     painter.galley(center - galley.size() / 2.0, galley, color);
 }
 
-/// Draws `runs` left to right from `at`, a space apart, each laid out on its own.
+/// Draws `runs` left to right from `at`, a space apart, each laid out on its own; returns
+/// the rectangle they cover.
 fn text_runs(
     painter: &egui::Painter,
     at: Pos2,
     runs: &[std::borrow::Cow<'_, str>],
     font: &FontId,
     color: Color32,
-) {
+) -> Rect {
     let mut x = at.x;
+    let mut covered = Rect::from_min_size(at, Vec2::ZERO);
     for run in runs {
         let rect = painter.text(
             Pos2::new(x, at.y),
@@ -592,8 +774,10 @@ fn text_runs(
             font.clone(),
             color,
         );
+        covered = covered.union(rect);
         x = rect.right() + font.size * 0.3;
     }
+    covered
 }
 
 fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
@@ -601,21 +785,23 @@ fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Vi
     painter.rect_stroke(rect, 8.0, Stroke::new(2.0, accent), StrokeKind::Inside);
 }
 
-/// The point a fraction `t` along a polyline.
-fn point_along(points: &[Pos2], t: f32) -> Pos2 {
+/// The point a fraction `t` along a polyline, and the unit direction of the segment it is
+/// on.
+fn point_along(points: &[Pos2], t: f32) -> (Pos2, Vec2) {
     let lengths: Vec<f32> = points.windows(2).map(|w| w[0].distance(w[1])).collect();
     let total: f32 = lengths.iter().sum();
     if total <= 0.0 || points.len() < 2 {
-        return points.first().copied().unwrap_or_default();
+        return (points.first().copied().unwrap_or_default(), Vec2::X);
     }
     let mut left = t.clamp(0.0, 1.0) * total;
     for (i, len) in lengths.iter().enumerate() {
-        if left <= *len {
-            return points[i].lerp(points[i + 1], if *len > 0.0 { left / len } else { 0.0 });
+        if left <= *len && *len > 0.0 {
+            let heading = (points[i + 1] - points[i]) / *len;
+            return (points[i].lerp(points[i + 1], left / len), heading);
         }
         left -= len;
     }
-    *points.last().unwrap_or(&Pos2::ZERO)
+    (*points.last().unwrap_or(&Pos2::ZERO), Vec2::X)
 }
 
 #[cfg(test)]

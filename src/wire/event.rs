@@ -121,6 +121,10 @@ pub struct WireEvent {
     pub replica_addr: Option<String>,
     /// Request to response, in microseconds (HTTP only).
     pub latency_us: Option<u64>,
+    /// How long the server says it held this long poll before it had a packet to send
+    /// (`Server-Timing: held`), in microseconds; absent when it does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_us: Option<u64>,
     /// Bytes sent by the client (body or message payload).
     pub bytes_up: u64,
     /// Bytes sent by the server (body or message payload).
@@ -140,6 +144,16 @@ pub struct WireEvent {
 }
 
 impl WireEvent {
+    /// What its time was spent on (HTTP exchanges that were answered).
+    pub fn timing(&self) -> Option<super::timing::Timing> {
+        let latency = self.latency_us?;
+        Some(super::timing::Timing::of(
+            self.request_kind()?,
+            latency,
+            self.held_us,
+        ))
+    }
+
     /// The HTTP request kind, for HTTP exchanges.
     pub fn request_kind(&self) -> Option<RequestKind> {
         match self.kind {

@@ -369,6 +369,7 @@ impl Shared {
             unnamed: None,
             replica_addr: None,
             latency_us: None,
+            held_us: None,
             bytes_up: 0,
             bytes_down: 0,
             packets_up: Vec::new(),
@@ -564,6 +565,13 @@ impl Shared {
             from_server,
         );
         event.bytes_down = body.len() as u64;
+        event.held_us = super::timing::held_us(
+            parts
+                .headers
+                .get_all("server-timing")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
         self.remember_cookies(&parts.headers, &sent);
         if status.is_client_error() || status.is_server_error() {
             let from_replica = parts.headers.contains_key(X_REPLICA);

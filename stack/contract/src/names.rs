@@ -13,3 +13,6 @@ pub const STICKY_COOKIE: &str = "sticky_replica";
 /// page on another site cannot send a custom header without a CORS preflight, and the
 /// balancer answers no preflight.
 pub const CONTROL_HEADER: &str = "x-stickyscope-control";
+/// The `Server-Timing` metric a replica sends with each long-poll answer: how long it held
+/// the poll before it had a packet to send (`held;dur=2998.4`, in ms).
+pub const SERVER_TIMING_HELD: &str = "held";

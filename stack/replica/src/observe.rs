@@ -1,7 +1,8 @@
 //! The outermost layer of every HTTP exchange a replica answers.
 //!
 //! It stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
-//! `X-Replica` and `X-Replica-Addr`, and counts Engine.IO requests and refusals in [`Stats`]:
+//! `X-Replica` and `X-Replica-Addr` (and each long-poll answer with `Server-Timing: held`,
+//! how long the poll waited for a packet), and counts Engine.IO requests and refusals in [`Stats`]:
 //! the ground truth the app and the tests compare their own observations against. It also
 //! copies each handshake's URI and headers out of hyper's read buffer ([`detached`]) before
 //! Socket.IO keeps them for the life of the socket the handshake opens.
@@ -53,6 +54,7 @@ pub async fn observe(
     ctx: Arc<ReplicaContext>,
     local_addr: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
+    let arrived = std::time::Instant::now();
     let engine_kind = is_engine_path(req.uri().path())
         .then(|| RequestKind::classify(req.method().as_str(), req.uri().query()));
     if let Some(kind) = engine_kind {
@@ -92,6 +94,18 @@ pub async fn observe(
     }
 
     let headers = response.headers_mut();
+    if engine_kind == Some(RequestKind::PollGet) {
+        // The answer's head goes out when there is a packet to send: until then the poll
+        // was held.
+        let held_ms = arrived.elapsed().as_secs_f64() * 1000.0;
+        let timing = format!("{};dur={held_ms:.1}", names::SERVER_TIMING_HELD);
+        if let Ok(value) = HeaderValue::from_str(&timing) {
+            headers.insert(
+                hyper::header::HeaderName::from_static("server-timing"),
+                value,
+            );
+        }
+    }
     headers.insert(X_REPLICA, ctx.replica.clone());
     if let Ok(addr) = HeaderValue::from_str(&local_addr.to_string()) {
         headers.insert(X_REPLICA_ADDR, addr);
