@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Runs stickyscope's checks and tests on a fresh machine: installs what is missing
-# (Debian packages, the local chain's nginx, redis-server and Traefik through
-# scripts/install-chain.sh, the socket.io JS client into a temporary folder), starts a private
-# redis-server on a free loopback port, then runs cargo fmt, clippy and the tests, the real
-# window under Xvfb on the embedded stack and on the local chain, and checks that no process
-# the suite started outlives it. Nothing is skipped: a test whose dependency is missing fails
-# and says why.
+# Runs stickyscope's checks and tests on a fresh machine: installs what is missing (Debian
+# packages, the local chain's nginx, redis-server and Traefik through
+# scripts/install-chain.sh, the socket.io JS client into a temporary folder), starts a private redis-server
+# on a free loopback port, then runs cargo fmt, clippy and the tests, the real window under
+# Xvfb on the embedded stack and on the local chain, records a clip, and checks that no
+# process the suite started outlives it. Nothing is skipped: a test whose dependency is
+# missing fails and says why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -119,6 +119,21 @@ xvfb-run -a -s "-screen 0 1600x1000x24" \
   target/debug/stickyscope --scenario 6-seed-flaw-adapter --presentation --port 0 \
   --screenshot "$scenario_shot" --exit-after 8
 check_shot "$scenario_shot"
+
+log "a clip recorded under Xvfb (--record, presentation mode at 1280x720)"
+clip="$(dirname "$shot")/clip.gif"
+said="$(xvfb-run -a -s "-screen 0 1600x1000x24" \
+  target/debug/stickyscope --presentation --stickiness off --size 1280x720 --port 0 \
+  --record "$clip" --exit-after 6)"
+echo "$said"
+case "$said" in *"clip saved to $clip"*) ;; *) echo "the clip was not saved" >&2; exit 1 ;; esac
+frames="$(identify "$clip" | wc -l)"
+canvas="$(identify -format '%Wx%H\n' "$clip" | head -1)"
+echo "clip: $frames frames, $canvas"
+[ "$frames" -ge 5 ] || { echo "the clip has $frames frames" >&2; exit 1; }
+[ "$canvas" = "960x540" ] || { echo "the clip is $canvas, not scaled to 960x540" >&2; exit 1; }
+convert "$clip[0]" "$(dirname "$shot")/clip-first.png"
+check_shot "$(dirname "$shot")/clip-first.png"
 
 # --- nothing the suite started outlives it ---------------------------------------------------
 log "leftover processes"

@@ -58,7 +58,7 @@ pub struct TopBar<'a> {
     pub crowd: usize,
     /// The scenario being played, if any.
     pub scenario: Option<&'a str>,
-    /// How long the clip under way has been recording.
+    /// How long the clip under way has been recording (the button then stops it).
     pub recording: Option<std::time::Duration>,
 }
 
@@ -202,13 +202,8 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
         }
         ui.toggle_value(&mut settings.presentation, "presentation")
             .on_hover_text("large type, high contrast, a big switch");
-        let record = match bar.recording {
-            Some(elapsed) => egui::Button::new(
-                RichText::new(format!("stop clip {} s", elapsed.as_secs())).color(Color32::WHITE),
-            )
-            .fill(FAILURE),
-            None => egui::Button::new("record clip"),
-        };
+        // Quiet while recording (it is in the clip): the window's title counts the seconds.
+        let record = egui::Button::new(if bar.recording.is_some() { "stop clip" } else { "record clip" });
         if ui
             .add(record)
             .on_hover_text("R: record the window to an animated GIF for slides (Shift+R: the topology alone); again to stop")

@@ -45,6 +45,9 @@ pub struct Recording {
     plan: Option<RecordPlan>,
     /// The planned clip is done (or failed): the window closes.
     plan_done: bool,
+    /// Seconds shown in the window's title (not in the clip: the title bar is not
+    /// recorded).
+    titled: Option<u64>,
 }
 
 /// Colours the window paints, exact in the clip.
@@ -129,6 +132,14 @@ impl Recording {
             if let Some((recorder, _)) = self.active.take() {
                 self.finishing.push(recorder.stop());
             }
+        }
+        let seconds = self.active.as_ref().map(|(r, _)| r.elapsed().as_secs());
+        if seconds != self.titled {
+            self.titled = seconds;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(match seconds {
+                Some(s) => format!("stickyscope · recording a clip: {s} s (R to stop)"),
+                None => "stickyscope".to_owned(),
+            }));
         }
         if let Some((recorder, area)) = &mut self.active {
             match recorder.due(Instant::now()) {
