@@ -550,7 +550,7 @@ fn nothing_overlaps_at_the_busiest() {
                         Kind::Mark => {
                             assert!(drawn.area.contains_rect(*rect), "mark outside the view");
                             for (other, other_kind) in &drawn.placed {
-                                if matches!(other_kind, Kind::Node | Kind::Text)
+                                if matches!(other_kind, Kind::Node | Kind::Text | Kind::Dot)
                                     && other.intersects(*rect)
                                 {
                                     panic!("{width}x{height} presentation {presentation}: mark at {rect:?} over a {other_kind:?} at {other:?}");

@@ -19,6 +19,8 @@ pub enum Kind {
     Text,
     /// A packet in flight.
     Dot,
+    /// Along an edge, where packets fly: marks keep off it, labels may cross it.
+    Edge,
     /// A refusal mark, with its count.
     Mark,
     /// A packet label.
@@ -65,15 +67,34 @@ impl Placer {
         found
     }
 
+    /// Gives back what was taken as `kind`.
+    pub fn forget(&mut self, kind: Kind) {
+        self.taken.retain(|(_, k)| *k != kind);
+    }
+
     /// Everything taken, in order.
     pub fn taken(&self) -> &[(Rect, Kind)] {
         &self.taken
+    }
+
+    /// Everything taken, in order, handed over.
+    pub fn into_taken(self) -> Vec<(Rect, Kind)> {
+        self.taken
     }
 
     /// How many things found no place.
     pub fn dropped(&self) -> usize {
         self.dropped
     }
+}
+
+/// Squares `width` wide along the segment from `a` to `b`, close enough to cover it: where
+/// a packet of that width can be.
+pub fn corridor(a: Pos2, b: Pos2, width: f32) -> impl Iterator<Item = Rect> {
+    let steps = (a.distance(b) / (width * 0.5).max(1.0)).ceil().max(1.0) as usize;
+    (0..=steps).map(move |i| {
+        Rect::from_center_size(a.lerp(b, i as f32 / steps as f32), Vec2::splat(width))
+    })
 }
 
 /// Places for a label `size` big beside a dot of radius `r` at `at` that moves along the
@@ -243,6 +264,8 @@ mod tests {
         assert_eq!(placer.dropped(), 1);
         placer.block(a, Kind::Node);
         assert_eq!(placer.taken().len(), 3, "a block may overlap");
+        placer.forget(Kind::Node);
+        assert_eq!(placer.taken().len(), 2);
     }
 
     #[test]
@@ -264,6 +287,16 @@ mod tests {
         // Staggered ones move along the edge, both ways.
         assert!(c[6..].iter().any(|r| r.center().x > at.x + 30.0));
         assert!(c[6..].iter().any(|r| r.center().x < at.x - 30.0));
+    }
+
+    #[test]
+    fn a_corridor_covers_its_segment() {
+        let (a, b) = (Pos2::new(0.0, 0.0), Pos2::new(100.0, 40.0));
+        let squares: Vec<Rect> = corridor(a, b, 10.0).collect();
+        for i in 0..=50 {
+            let p = a.lerp(b, i as f32 / 50.0);
+            assert!(squares.iter().any(|r| r.contains(p)), "{p:?} uncovered");
+        }
     }
 
     #[test]

@@ -38,8 +38,14 @@ const COMPACT_NODE_HEIGHT: f32 = 22.0;
 
 impl Layout {
     /// `buttons` is the height of a replica's button row, 0 without controls; `zoom`
-    /// scales the nodes with the type.
-    fn new(area: Rect, model: &ViewModel, big: bool, buttons: f32, zoom: f32) -> Layout {
+    /// scales the nodes with the type; `gutter` is kept free right of the replicas, for
+    /// their refusal marks.
+    fn new(
+        area: Rect,
+        model: &ViewModel,
+        big: bool,
+        (buttons, zoom, gutter): (f32, f32, f32),
+    ) -> Layout {
         let node = if big {
             Vec2::new(170.0, 78.0)
         } else {
@@ -56,7 +62,7 @@ impl Layout {
         };
         // Users hug the left edge and replicas the right one, whatever the node width.
         let left_x = (node.x * 0.5 + 6.0) / area.width().max(1.0);
-        let right_x = 1.0 - (node.x * 0.5 + 6.0) / area.width().max(1.0);
+        let right_x = 1.0 - (node.x * 0.5 + 6.0 + gutter) / area.width().max(1.0);
         let users: Vec<String> = model.chats.keys().cloned().collect();
         let user_rects = users
             .iter()
@@ -149,6 +155,30 @@ impl Layout {
         out
     }
 
+    /// Every segment a packet flies along (see [`Layout::path`]): users to the first hop's
+    /// centre, hop to hop, the last hop's centre to each replica.
+    fn flight_segments(&self) -> Vec<(Pos2, Pos2)> {
+        let mut out = Vec::new();
+        if let Some((_, first)) = self.hops.first() {
+            out.extend(
+                self.users
+                    .iter()
+                    .map(|(_, r)| (r.right_center(), first.center())),
+            );
+        }
+        for pair in self.hops.windows(2) {
+            out.push((pair[0].1.center(), pair[1].1.center()));
+        }
+        if let Some((_, last)) = self.hops.last() {
+            out.extend(
+                self.replicas
+                    .iter()
+                    .map(|(_, _, r)| (last.center(), r.left_center())),
+            );
+        }
+        out
+    }
+
     /// Where edges meet nodes.
     fn edge_ends(&self) -> Vec<Pos2> {
         let mut out: Vec<Pos2> = self.users.iter().map(|(_, r)| r.right_center()).collect();
@@ -215,7 +245,12 @@ pub fn topology_ui(
     } else {
         0.0
     };
-    let layout = Layout::new(area, model, settings.presentation, buttons, zoom);
+    let dot_radius = if settings.presentation { 9.0 } else { 6.5 } * zoom;
+    let mark_radius = if settings.presentation { 13.0 } else { 10.0 } * zoom;
+    // Room right of the replicas for a refusal mark and its count (`×12`): no edge runs
+    // there, so no packet flies over a mark.
+    let gutter = mark_radius * 2.0 + size * 0.85 * 2.2 + 10.0;
+    let layout = Layout::new(area, model, settings.presentation, (buttons, zoom, gutter));
     let visuals = ui.visuals().clone();
     let text = visuals.strong_text_color();
     let edge = Stroke::new(
@@ -529,8 +564,12 @@ pub fn topology_ui(
         );
         placer.block(note.union(count), Kind::Text);
     }
-    let dot_radius = if settings.presentation { 9.0 } else { 6.5 } * zoom;
-    let mark_radius = if settings.presentation { 13.0 } else { 10.0 } * zoom;
+    // Marks keep off where packets fly, so none ever flies over one.
+    for (a, b) in layout.flight_segments() {
+        for square in placement::corridor(a, b, dot_radius * 2.5) {
+            placer.block(square, Kind::Edge);
+        }
+    }
     marks_ui(
         ui,
         &painter,
@@ -541,6 +580,7 @@ pub fn topology_ui(
         mark_radius,
         &small,
     );
+    placer.forget(Kind::Edge);
     for rect in layout.edge_ends() {
         placer.block(
             Rect::from_center_size(rect, Vec2::splat(dot_radius * 2.0)),
@@ -584,6 +624,7 @@ pub fn topology_ui(
     }
     let only: Vec<Packet> = packets.iter().map(|(p, _)| p.clone()).collect();
     let mut labels = Vec::new();
+    let mut dropped_labels = 0;
     for group in placement::group(&only, small.size * 1.4) {
         let first = group.members[0];
         let color = colors[first];
@@ -591,6 +632,7 @@ pub fn topology_ui(
         let size = galley.size();
         let candidates = placement::label_candidates(group.at, dot_radius, size, packets[first].1);
         let Some(rect) = placer.place(candidates, Kind::Label) else {
+            dropped_labels += 1;
             continue;
         };
         // A label moved along its edge keeps a thin line to its packet.
@@ -605,9 +647,9 @@ pub fn topology_ui(
     }
     Drawn {
         area,
-        placed: placer.taken().to_vec(),
+        placed: placer.into_taken(),
         labels,
-        dropped_labels: placer.dropped(),
+        dropped_labels,
         actions,
     }
 }
@@ -662,9 +704,18 @@ fn marks_ui(
             .push(mark);
     }
     for (place, marks) in per_place {
+        let count = (marks.len() > 1)
+            .then(|| painter.layout_no_wrap(format!("×{}", marks.len()), small.clone(), FAILURE));
+        let count_width = count.as_ref().map_or(0.0, |g| g.size().x + 3.0);
+        let size = Vec2::new(r * 2.0 + count_width, r * 2.0);
+        // Right of the replica that refused (below the gateway when none did): the circle
+        // first, its count after it.
         let (anchor, away) = match &place {
             Some(id) => match layout.replica(id) {
-                Some(rect) => (rect.left_center() - Vec2::new(r + 6.0, 0.0), -Vec2::X),
+                Some(rect) => (
+                    rect.right_center() + Vec2::new(6.0 + size.x / 2.0, 0.0),
+                    Vec2::X,
+                ),
                 None => continue,
             },
             None => match layout.hops.last() {
@@ -672,15 +723,6 @@ fn marks_ui(
                 None => continue,
             },
         };
-        let count = (marks.len() > 1)
-            .then(|| painter.layout_no_wrap(format!("×{}", marks.len()), small.clone(), FAILURE));
-        let count_height = count.as_ref().map_or(0.0, |g| g.size().y);
-        let size = Vec2::new(
-            (r * 2.0).max(count.as_ref().map_or(0.0, |g| g.size().x)),
-            r * 2.0 + count_height,
-        );
-        // The circle's centre sits at the anchor; its count hangs under it.
-        let anchor = anchor + Vec2::new(0.0, count_height / 2.0);
         let candidates = placement::mark_candidates(anchor, size, away);
         // A refusal is never hidden: with no clear place it goes where it happened.
         let fallback = candidates[0];
@@ -688,7 +730,7 @@ fn marks_ui(
             placer.block(fallback, Kind::Mark);
             fallback
         });
-        let center = Pos2::new(rect.center().x, rect.top() + r);
+        let center = Pos2::new(rect.left() + r, rect.center().y);
         painter.circle_filled(center, r, FAILURE);
         let cross = r * 0.5;
         let white = Stroke::new(2.5, Color32::WHITE);
@@ -707,7 +749,7 @@ fn marks_ui(
             white,
         );
         if let Some(count) = count {
-            let at = Pos2::new(center.x - count.size().x / 2.0, center.y + r);
+            let at = Pos2::new(center.x + r + 3.0, center.y - count.size().y / 2.0);
             painter.galley(at, count, FAILURE);
         }
         let mut reasons: Vec<String> = marks
