@@ -48,6 +48,9 @@ pub struct Recording {
     /// Seconds shown in the window's title (not in the clip: the title bar is not
     /// recorded).
     titled: Option<u64>,
+    /// Whether the last frame asked for a screenshot (so this frame may be only the
+    /// repaint that asking causes).
+    captured_last_frame: bool,
 }
 
 /// Colours the window paints, exact in the clip.
@@ -141,6 +144,10 @@ impl Recording {
                 None => "stickyscope".to_owned(),
             }));
         }
+        // Frames are taken as the window paints them, at most FPS a second: a window with
+        // nothing moving is not repainted for the clip (its last frame just lasts longer in
+        // the GIF). A frame painted between two due times is caught up once, at the next.
+        let captured_last_frame = std::mem::take(&mut self.captured_last_frame);
         if let Some((recorder, area)) = &mut self.active {
             match recorder.due(Instant::now()) {
                 Ok(()) => {
@@ -149,9 +156,19 @@ impl Recording {
                         ClipArea::Topology => topology.map(|r| pixels(r, ctx.pixels_per_point())),
                     };
                     ctx.request_screenshot(recorder.frame_sink(crop));
+                    self.captured_last_frame = true;
                 }
-                Err(wait) => ctx.request_repaint_after(wait),
+                Err(wait) if !captured_last_frame => ctx.request_repaint_after(wait),
+                Err(_) => {}
             }
+            // The title's seconds, and a planned clip's end.
+            let elapsed = recorder.elapsed();
+            let next_second = Duration::from_secs(elapsed.as_secs() + 1) - elapsed;
+            let until_end = self
+                .plan
+                .as_ref()
+                .map_or(next_second, |p| p.seconds.saturating_sub(elapsed));
+            ctx.request_repaint_after(next_second.min(until_end));
         }
         let (done, still): (Vec<Finishing>, Vec<Finishing>) =
             self.finishing.drain(..).partition(Finishing::is_done);
