@@ -348,7 +348,6 @@ enum AdapterArg {
     None,
 }
 
-/// `--exit-after`: seconds, 0 to a day.
 /// `--size`: WIDTHxHEIGHT, 900x600 to 7680x4320.
 fn window_size(text: &str) -> Result<[f32; 2], String> {
     let (w, h) = text
@@ -384,6 +383,7 @@ enum RecordAreaArg {
     Topology,
 }
 
+/// `--exit-after`: seconds, 0 to a day.
 fn exit_after_seconds(text: &str) -> Result<f64, String> {
     let secs: f64 = text
         .parse()

@@ -562,6 +562,15 @@ fn nothing_overlaps_at_the_busiest() {
                         _ => {}
                     }
                 }
+                let nodes: Vec<(egui::Rect, String)> = drawn
+                    .placed
+                    .iter()
+                    .filter(|(_, kind)| *kind == Kind::Node)
+                    .map(|(rect, _)| (*rect, "node".to_owned()))
+                    .collect();
+                if let Some(overlap) = first_overlap(&nodes) {
+                    panic!("{width}x{height} presentation {presentation}: nodes touch: {overlap}");
+                }
                 most_labels = most_labels.max(drawn.labels.len());
                 if let Some(overlap) = first_overlap(&labels_and_marks) {
                     panic!(

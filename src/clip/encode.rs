@@ -39,6 +39,9 @@ pub struct Crop {
 /// `frame` cut to `crop` (kept inside it) and scaled down to at most `max_width` pixels
 /// wide, as RGBA bytes with their size.
 pub fn scaled(frame: Rgba<'_>, crop: Option<Crop>, max_width: usize) -> (Vec<u8>, usize, usize) {
+    if frame.width == 0 || frame.height == 0 || frame.bytes.len() < frame.width * frame.height * 4 {
+        return (Vec::new(), 0, 0);
+    }
     let full = Crop {
         x: 0,
         y: 0,
@@ -72,6 +75,28 @@ pub fn scaled(frame: Rgba<'_>, crop: Option<Crop>, max_width: usize) -> (Vec<u8>
         image::imageops::FilterType::Triangle,
     );
     (small.into_raw(), width, height)
+}
+
+/// `rgba` (`width` × `height`) stretched to exactly `to_width` × `to_height`: a frame
+/// taken after the window (or the topology) changed size, fitted to the clip.
+pub fn fitted(
+    rgba: Vec<u8>,
+    (width, height): (usize, usize),
+    (to_width, to_height): (usize, usize),
+) -> Vec<u8> {
+    if (width, height) == (to_width, to_height) {
+        return rgba;
+    }
+    match image::RgbaImage::from_raw(width as u32, height as u32, rgba) {
+        Some(image) => image::imageops::resize(
+            &image,
+            to_width as u32,
+            to_height as u32,
+            image::imageops::FilterType::Triangle,
+        )
+        .into_raw(),
+        None => Vec::new(),
+    }
 }
 
 /// What a clip came to.
@@ -129,6 +154,11 @@ impl<W: Write> ClipWriter<W> {
             written_cs: 0,
             frames: 0,
         })
+    }
+
+    /// The clip's size in pixels.
+    pub fn size(&self) -> (usize, usize) {
+        (self.width, self.height)
     }
 
     /// Adds a frame (RGBA, the clip's size) taken at `at`.
@@ -316,6 +346,14 @@ mod tests {
         };
         let (_, sw, sh) = scaled(rgba, Some(outside), 960);
         assert_eq!((sw, sh), (1, 1), "a crop outside is cut to the frame");
+        let empty = Rgba {
+            bytes: &[],
+            width: 0,
+            height: 0,
+        };
+        assert_eq!(scaled(empty, None, 960).1, 0, "an empty frame is no frame");
+        let (bytes, _, _) = scaled(rgba, None, 50);
+        assert_eq!(fitted(bytes, (50, 30), (40, 20)).len(), 40 * 20 * 4);
     }
 
     #[test]

@@ -62,6 +62,8 @@ pub struct Recorder {
     started: Instant,
     last_frame: Option<Instant>,
     skipped: Arc<AtomicUsize>,
+    /// Screenshots handed to the encoder.
+    handed: Arc<AtomicUsize>,
 }
 
 /// A clip whose last frames are being encoded.
@@ -100,6 +102,7 @@ impl Recorder {
             started: Instant::now(),
             last_frame: None,
             skipped: Arc::new(AtomicUsize::new(0)),
+            handed: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -111,6 +114,12 @@ impl Recorder {
     /// How long it has been recording.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Whether a screenshot has reached the encoder yet (one arrives a frame or two after
+    /// it is asked for).
+    pub fn has_frame(&self) -> bool {
+        self.handed.load(Ordering::Relaxed) > 0
     }
 
     /// Whether a frame is due at `now` (then the caller takes a screenshot and calls
@@ -131,12 +140,16 @@ impl Recorder {
     pub fn frame_sink(&self, crop: Option<Crop>) -> impl FnOnce(Arc<ColorImage>) + Send + 'static {
         let frames = self.frames.clone();
         let skipped = Arc::clone(&self.skipped);
+        let handed = Arc::clone(&self.handed);
         let at = self.started.elapsed();
-        move |image| {
-            if let Err(TrySendError::Full(_)) = frames.try_send(Message::Frame { image, at, crop })
-            {
+        move |image| match frames.try_send(Message::Frame { image, at, crop }) {
+            Ok(()) => {
+                handed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) => {
                 skipped.fetch_add(1, Ordering::Relaxed);
             }
+            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 
@@ -187,10 +200,10 @@ fn encode_all<W: std::io::Write>(
                     width: image.size[0],
                     height: image.size[1],
                 };
-                if rgba.width == 0 || rgba.height == 0 {
+                let (bytes, width, height) = encode::scaled(rgba, crop, MAX_WIDTH);
+                if width == 0 || height == 0 {
                     continue;
                 }
-                let (bytes, width, height) = encode::scaled(rgba, crop, MAX_WIDTH);
                 let writer = match (&mut writer, out.take()) {
                     (Some(writer), _) => writer,
                     (None, Some(out)) => {
@@ -199,11 +212,10 @@ fn encode_all<W: std::io::Write>(
                     }
                     (None, None) => return Err(ClipError::Stopped),
                 };
-                // A window resized mid-clip: frames of another size are left out.
-                match writer.push(&bytes, at) {
-                    Ok(()) | Err(ClipError::FrameSize) => {}
-                    Err(e) => return Err(e),
-                }
+                // The window (or the topology) resized mid-clip: the frame is fitted to the
+                // clip's size, which the first frame set.
+                let bytes = encode::fitted(bytes, (width, height), writer.size());
+                writer.push(&bytes, at)?;
                 last_at = at;
             }
             Message::Finish(end) => {

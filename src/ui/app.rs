@@ -889,7 +889,7 @@ impl eframe::App for StickyscopeApp {
         for outcome in self.recording.finish_now() {
             match outcome {
                 Ok(saved) => println!("{}", super::recording::describe(&saved)),
-                Err(e) => eprintln!("the clip failed: {e}"),
+                Err(e) => eprintln!("{e}"),
             }
         }
         self.bridge.shutdown();

@@ -1,10 +1,12 @@
 //! Where the topology's packet labels and refusal marks go, so that nothing is printed over
-//! anything else. Things that cannot move (nodes with their text, edges' ends, the lines of
-//! text along the top, packet dots) are blocked first; then each mark and each label takes
-//! the first of its candidate places that lies inside the view and clear of everything
-//! placed before it. Packets flying side by side share one label (`ping / pong`); a label
-//! with no clear place is dropped rather than drawn over something. Pure geometry: text is
-//! measured by the caller.
+//! anything else. Things that cannot move are blocked (nodes with their text, the lines of
+//! text along the top); each refusal mark then takes the first of its candidate places that
+//! lies inside the view and clear of those and of the strips packets fly along; then edges'
+//! ends and packet dots are blocked, and each label takes the first place clear of all
+//! that, with the thin line back to its packet (when it stands away from it) clear too.
+//! Packets flying side by side share one label (`ping / pong`); a label with no clear place
+//! is dropped rather than drawn over something. Pure geometry: text is measured by the
+//! caller.
 
 use eframe::egui::{Pos2, Rect, Vec2};
 
@@ -21,6 +23,8 @@ pub enum Kind {
     Dot,
     /// Along an edge, where packets fly: marks keep off it, labels may cross it.
     Edge,
+    /// The thin line from a label back to its packet.
+    Leader,
     /// A refusal mark, with its count.
     Mark,
     /// A packet label.
@@ -65,6 +69,57 @@ impl Placer {
             None => self.dropped += 1,
         }
         found
+    }
+
+    /// Whether `rect` lies inside the bounds, clear of everything taken.
+    pub fn clear(&self, rect: Rect) -> bool {
+        self.bounds.contains_rect(rect) && !self.taken.iter().any(|(t, _)| t.intersects(rect))
+    }
+
+    /// Takes the first of `candidates` that is clear, and whose leader line is clear too,
+    /// for a label of the packet at `at` (a dot of radius `r`): a label standing more than
+    /// `2r` from its packet gets a line back to it, from the dot's edge to just short of the
+    /// label, which nothing may cross (but the dots at `at`, its own among them).
+    /// Returns the label's place and its line.
+    pub fn place_label(
+        &mut self,
+        candidates: impl IntoIterator<Item = Rect>,
+        at: Pos2,
+        r: f32,
+    ) -> Option<(Rect, Option<(Pos2, Pos2)>)> {
+        const LINE: f32 = 3.0;
+        for c in candidates {
+            if !self.clear(c) {
+                continue;
+            }
+            let nearest = Pos2::new(
+                at.x.clamp(c.left(), c.right()),
+                at.y.clamp(c.top(), c.bottom()),
+            );
+            let gap = nearest.distance(at);
+            let leader = (gap > 2.0 * r).then(|| {
+                let dir = (nearest - at) / gap;
+                (at + dir * (r + LINE), nearest - dir * LINE)
+            });
+            if let Some((a, b)) = leader {
+                let crossed = corridor(a, b, LINE).any(|square| {
+                    self.taken.iter().any(|(t, kind)| {
+                        !(*kind == Kind::Dot && t.contains(at)) && t.intersects(square)
+                    })
+                });
+                if crossed {
+                    continue;
+                }
+            }
+            self.taken.push((c, Kind::Label));
+            if let Some((a, b)) = leader {
+                self.taken
+                    .extend(corridor(a, b, LINE).map(|square| (square, Kind::Leader)));
+            }
+            return Some((c, leader));
+        }
+        self.dropped += 1;
+        None
     }
 
     /// Gives back what was taken as `kind`.
@@ -266,6 +321,32 @@ mod tests {
         assert_eq!(placer.taken().len(), 3, "a block may overlap");
         placer.forget(Kind::Node);
         assert_eq!(placer.taken().len(), 2);
+    }
+
+    #[test]
+    fn a_label_away_from_its_packet_keeps_a_clear_line_back_to_it() {
+        let mut placer = Placer::new(Rect::from_min_size(Pos2::ZERO, Vec2::splat(400.0)));
+        let at = Pos2::new(100.0, 100.0);
+        placer.block(Rect::from_center_size(at, Vec2::splat(12.0)), Kind::Dot);
+        // Something between the packet and the first place: that place is passed over.
+        placer.block(
+            Rect::from_min_size(Pos2::new(140.0, 90.0), Vec2::new(10.0, 30.0)),
+            Kind::Node,
+        );
+        let far = Rect::from_min_size(Pos2::new(200.0, 95.0), Vec2::new(40.0, 12.0));
+        let other = Rect::from_min_size(Pos2::new(100.0, 150.0), Vec2::new(40.0, 12.0));
+        let (rect, leader) = placer.place_label([far, other], at, 6.0).unwrap();
+        assert_eq!(rect, other);
+        let (a, b) = leader.expect("a line back");
+        assert!(
+            a.distance(at) > 6.0 && !other.contains(b),
+            "from the dot's edge, short of the label"
+        );
+        let next = Rect::from_min_size(Pos2::new(95.0, 125.0), Vec2::new(40.0, 12.0));
+        assert!(!placer.clear(next), "the line is taken");
+        // Beside its packet, no line.
+        let near = Rect::from_min_size(Pos2::new(50.0, 82.0), Vec2::new(40.0, 12.0));
+        assert_eq!(placer.place_label([near], at, 6.0), Some((near, None)));
     }
 
     #[test]

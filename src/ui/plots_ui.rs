@@ -113,13 +113,17 @@ fn latency_ui(ui: &mut Ui, series: &Series, plot: Plot<'_>) {
     let plot = plot
         .height(height)
         .y_grid_spacer(|input| {
-            let (low, high) = input.bounds;
+            // 10 µs to 11 days is all a latency can be; however far the plot is zoomed out,
+            // a dozen marks at most.
+            let (low, high) = (input.bounds.0.max(-2.0), input.bounds.1.min(9.0));
             // A decade at the very top would print its label over the title.
             let top = high - (high - low) * 0.06;
+            let step = ((top - low) / 8.0).ceil().max(1.0) as i64;
             (low.floor() as i64..=top.floor() as i64)
+                .filter(|decade| decade % step == 0)
                 .map(|decade| GridMark {
                     value: decade as f64,
-                    step_size: 1.0,
+                    step_size: step as f64,
                 })
                 .collect()
         })

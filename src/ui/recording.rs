@@ -1,7 +1,8 @@
 //! The window's side of recording a clip: starting and stopping (button, `R` for the
 //! window, `Shift+R` for the topology alone, or `--record PATH --exit-after SECS`), asking
 //! for a screenshot when a frame is due, and saying where the clip went once its encoder
-//! (see [`crate::clip`]) has finished it.
+//! (see [`crate::clip`]) has finished it. A clip started by hand is named by the time to
+//! the millisecond and never written over another.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -100,11 +101,18 @@ impl Recording {
                 Ok(())
             }
             None => {
+                // Milliseconds, and a number when taken: a clip never writes over another.
                 let stamp = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
+                    .map(|d| d.as_millis())
                     .unwrap_or(0);
-                self.start(area, PathBuf::from(format!("stickyscope-clip-{stamp}.gif")))
+                let mut path = PathBuf::from(format!("stickyscope-clip-{stamp}.gif"));
+                let mut n = 1;
+                while path.exists() {
+                    n += 1;
+                    path = PathBuf::from(format!("stickyscope-clip-{stamp}-{n}.gif"));
+                }
+                self.start(area, path)
             }
         }
     }
@@ -129,8 +137,11 @@ impl Recording {
                 }
             }
         }
+        // At least one frame, however short the plan (unless none comes at all: a window
+        // that cannot take screenshots stops a few seconds late, and the clip says why).
         let time_up = matches!((&self.plan, &self.active),
-            (Some(plan), Some((recorder, _))) if recorder.elapsed() >= plan.seconds);
+            (Some(plan), Some((recorder, _))) if recorder.elapsed() >= plan.seconds
+                && (recorder.has_frame() || recorder.elapsed() >= plan.seconds + Duration::from_secs(5)));
         if time_up {
             if let Some((recorder, _)) = self.active.take() {
                 self.finishing.push(recorder.stop());
@@ -200,15 +211,25 @@ impl Recording {
         self.plan.is_some() && self.plan_done
     }
 
-    /// Stops and finishes whatever is under way, waiting for it (the window is closing).
+    /// Stops and finishes whatever is under way, waiting for it (the window is closing);
+    /// a planned clip's outcome is told to `main` as well.
     pub fn finish_now(&mut self) -> Vec<Result<Saved, String>> {
         if let Some((recorder, _)) = self.active.take() {
             self.finishing.push(recorder.stop());
         }
-        self.finishing
+        let outcomes: Vec<Result<Saved, String>> = self
+            .finishing
             .drain(..)
-            .map(|f| f.wait().map_err(|e| e.to_string()))
-            .collect()
+            .map(|f| f.wait().map_err(|e| format!("the clip failed: {e}")))
+            .collect();
+        if let (Some(plan), Some(last)) = (&self.plan, outcomes.last()) {
+            if let Ok(mut slot) = plan.outcome.lock() {
+                if slot.is_none() {
+                    *slot = Some(last.as_ref().map(describe).map_err(Clone::clone));
+                }
+            }
+        }
+        outcomes
     }
 }
 

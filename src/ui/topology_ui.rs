@@ -78,7 +78,7 @@ impl Layout {
         // nodes when the lane is short, never overlapping.
         let hops = &model.topology.hops;
         let lane_left = area.left() + 6.0 + node.x;
-        let lane = (area.width() - 2.0 * (6.0 + node.x)).max(1.0);
+        let lane = (area.width() - 2.0 * (6.0 + node.x) - gutter).max(1.0);
         let spacing = lane / (hops.len() + 1) as f32;
         let hop_size = Vec2::new(node.x.min(spacing - 16.0).max(24.0), node.y);
         let hop_rects = hops
@@ -570,15 +570,13 @@ pub fn topology_ui(
             placer.block(square, Kind::Edge);
         }
     }
-    marks_ui(
-        ui,
+    let marks = place_marks(
         &painter,
         &mut placer,
         &layout,
         model,
         now,
-        mark_radius,
-        &small,
+        (mark_radius, &small),
     );
     placer.forget(Kind::Edge);
     for rect in layout.edge_ends() {
@@ -631,20 +629,18 @@ pub fn topology_ui(
         let galley = painter.layout_no_wrap(group.text.clone(), small.clone(), color);
         let size = galley.size();
         let candidates = placement::label_candidates(group.at, dot_radius, size, packets[first].1);
-        let Some(rect) = placer.place(candidates, Kind::Label) else {
+        let Some((rect, leader)) = placer.place_label(candidates, group.at, dot_radius) else {
             dropped_labels += 1;
             continue;
         };
         // A label moved along its edge keeps a thin line to its packet.
-        if rect.distance_to_pos(group.at) > dot_radius * 2.0 {
-            painter.line_segment(
-                [group.at, rect.center()],
-                Stroke::new(1.0, color.gamma_multiply(0.5)),
-            );
+        if let Some((from, to)) = leader {
+            painter.line_segment([from, to], Stroke::new(1.0, color.gamma_multiply(0.6)));
         }
         painter.galley(rect.min, galley, color);
         labels.push(group.text);
     }
+    marks_ui(ui, &painter, marks, mark_radius);
     Drawn {
         area,
         placed: placer.into_taken(),
@@ -682,19 +678,25 @@ fn rank(leg: &crate::model::Leg) -> u8 {
     }
 }
 
-/// Refusals, where they happened: one mark per replica (or the gateway) with a count,
-/// placed clear of the nodes and of each other; the reasons on hover.
-#[allow(clippy::too_many_arguments)]
-fn marks_ui(
-    ui: &mut Ui,
+/// A refusal mark, placed, to be painted over everything else.
+struct PlacedMark {
+    rect: Rect,
+    center: Pos2,
+    count: Option<std::sync::Arc<egui::Galley>>,
+    hover: String,
+}
+
+/// Places the refusals where they happened: one mark per replica (or the gateway) with a
+/// count, clear of the nodes, of each other and of where packets fly.
+fn place_marks(
     painter: &egui::Painter,
     placer: &mut Placer,
     layout: &Layout,
     model: &ViewModel,
     now: f64,
-    r: f32,
-    small: &FontId,
-) {
+    (r, small): (f32, &FontId),
+) -> Vec<PlacedMark> {
+    let mut placed = Vec::new();
     let mut per_place: std::collections::BTreeMap<Option<String>, Vec<&crate::model::RejectMark>> =
         Default::default();
     for mark in model.flights.marks(now) {
@@ -731,6 +733,29 @@ fn marks_ui(
             fallback
         });
         let center = Pos2::new(rect.left() + r, rect.center().y);
+        let mut reasons: Vec<String> = marks
+            .iter()
+            .map(|m| format!("{}: {}", m.user, m.reason))
+            .collect();
+        reasons.dedup();
+        let where_ = place
+            .map(|id| format!("refused by replica {id}"))
+            .unwrap_or_else(|| "refused at the gateway".into());
+        placed.push(PlacedMark {
+            rect,
+            center,
+            count,
+            hover: format!("{where_}\n{}", reasons.join("\n")),
+        });
+    }
+    placed
+}
+
+/// Paints the marks (last: a mark that found no clear place is still seen), the reasons on
+/// hover.
+fn marks_ui(ui: &mut Ui, painter: &egui::Painter, marks: Vec<PlacedMark>, r: f32) {
+    for mark in marks {
+        let center = mark.center;
         painter.circle_filled(center, r, FAILURE);
         let cross = r * 0.5;
         let white = Stroke::new(2.5, Color32::WHITE);
@@ -748,25 +773,17 @@ fn marks_ui(
             ],
             white,
         );
-        if let Some(count) = count {
+        if let Some(count) = mark.count {
             let at = Pos2::new(center.x + r + 3.0, center.y - count.size().y / 2.0);
             painter.galley(at, count, FAILURE);
         }
-        let mut reasons: Vec<String> = marks
-            .iter()
-            .map(|m| format!("{}: {}", m.user, m.reason))
-            .collect();
-        reasons.dedup();
-        let where_ = place
-            .map(|id| format!("refused by replica {id}"))
-            .unwrap_or_else(|| "refused at the gateway".into());
         ui.interact(
-            rect,
+            mark.rect,
             ui.scope_id()
                 .with(("mark", center.x as i32, center.y as i32)),
             Sense::hover(),
         )
-        .on_hover_text(format!("{where_}\n{}", reasons.join("\n")));
+        .on_hover_text(mark.hover);
     }
 }
 
