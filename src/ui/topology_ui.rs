@@ -625,7 +625,12 @@ pub fn topology_ui(
     let mut dropped_labels = 0;
     for group in placement::group(&only, small.size * 1.4) {
         let first = group.members[0];
-        let color = colors[first];
+        // One colour when its packets share one; the text's colour when they do not.
+        let color = if group.members.iter().all(|&m| colors[m] == colors[first]) {
+            colors[first]
+        } else {
+            text
+        };
         let galley = painter.layout_no_wrap(group.text.clone(), small.clone(), color);
         let size = galley.size();
         let candidates = placement::label_candidates(group.at, dot_radius, size, packets[first].1);
