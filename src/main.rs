@@ -1,10 +1,12 @@
 //! The `stickyscope` command, the edge of the app: flags (checked by clap, with their ranges),
 //! logging, the runtime, and errors for people (anyhow).
 //!
-//! With no subcommand it opens the desktop window on the embedded stack, or on a running
-//! one with `--gateway`. `stickyscope stack` runs the embedded stack headless for any client
-//! (a browser, the JS client, curl); `stickyscope probe` checks a stack's stickiness for QA
-//! and CI and exits with a verdict.
+//! With no subcommand it opens the desktop window on the embedded stack, on the local chain
+//! (`--chain`) or on a running stack (`--gateway`); it can play a scenario, and save a
+//! screenshot or record a GIF clip and exit. `stickyscope stack` runs the embedded stack
+//! headless for any client (a browser, the JS client, curl); `stickyscope chain` the real
+//! chain as local processes; `stickyscope probe` checks a stack's stickiness for QA and CI
+//! and exits with a verdict; `stickyscope scenario` lists and runs scenarios headless.
 
 mod scenario_cmd;
 
