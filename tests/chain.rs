@@ -205,16 +205,12 @@ async fn replica_controls_reach_traefik() {
     let id = chain.add().await.unwrap();
     assert_eq!(id, "3");
     let url3 = chain.replicas().await[2].url.clone();
-    wait_for(
-        Duration::from_secs(10),
-        "Traefik's file provider picks up replica 3, UP",
-        || {
-            let chain = &chain;
-            let url3 = url3.clone();
-            async move { statuses(chain).await.get(&url3).map(String::as_str) == Some("UP") }
-        },
-    )
-    .await;
+    // An added replica is done when Traefik's file provider has it in rotation.
+    assert_eq!(
+        statuses(&chain).await.get(&url3).map(String::as_str),
+        Some("UP"),
+        "replica 3 UP as soon as add returns"
+    );
     let url1 = chain.replicas().await[0].url.clone();
     let status_of = |url: String| {
         let chain = &chain;
@@ -248,16 +244,24 @@ async fn replica_controls_reach_traefik() {
         chain.restart("1").await,
         Err(ChainError::AlreadyRunning(_))
     ));
-    wait_for(Duration::from_secs(5), "restarted on its port, UP", || {
-        let f = status_of(url1.clone());
-        async move { f.await.as_deref() == Some("UP") }
-    })
-    .await;
+    assert_eq!(
+        status_of(url1.clone()).await.as_deref(),
+        Some("UP"),
+        "restarted on its port and back in rotation as soon as restart returns"
+    );
     let new = stickyscope_replica::Heartbeat {
         interval: Duration::from_millis(700),
         timeout: Duration::from_millis(900),
     };
     chain.reconfigure(Some(new), Some(false)).await.unwrap();
+    let after = statuses(&chain).await;
+    for replica in chain.replicas().await {
+        assert_eq!(
+            after.get(&replica.url).map(String::as_str),
+            Some("UP"),
+            "every replica back in rotation when reconfigure returns: {after:?}"
+        );
+    }
     let open = reqwest::get(format!("{url1}/socket.io/?EIO=4&transport=polling"))
         .await
         .unwrap()

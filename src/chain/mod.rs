@@ -450,6 +450,8 @@ impl Chain {
         });
         let urls: Vec<String> = slots.iter().map(|s| replica_url(s.port)).collect();
         self.parts.write_dynamic(&urls)?;
+        drop(slots);
+        self.until_in_rotation(&replica_url(port)).await?;
         Ok(id)
     }
 
@@ -469,13 +471,45 @@ impl Chain {
         Ok(())
     }
 
-    /// Starts a replica that is not running again, on its port.
+    /// Starts a replica that is not running again, on its port; done when Traefik has it
+    /// back in rotation.
     pub async fn restart(&self, id: &str) -> Result<(), ChainError> {
         let _op = self.ops.lock().await;
-        self.restart_now(id).await
+        let url = self.restart_now(id).await?;
+        self.until_in_rotation(&url).await
     }
 
-    async fn restart_now(&self, id: &str) -> Result<(), ChainError> {
+    /// Waits until Traefik lists `url` UP in the sticky service: until then a cookie that
+    /// names it sends its user elsewhere (and Traefik gives that user a cookie for the
+    /// other server).
+    async fn until_in_rotation(&self, url: &str) -> Result<(), ChainError> {
+        let api = self.parts.traefik_api()?;
+        until_ready(&self.traefik, "traefik", || {
+            let api = api.clone();
+            async move {
+                let services = api
+                    .services()
+                    .await
+                    .map_err(|e| NotYet::Waiting(e.to_string()))?;
+                let up = services
+                    .iter()
+                    .find(|s| s.name == STICKY_SERVICE)
+                    .and_then(|s| s.server_status.get(url))
+                    .is_some_and(|status| status == crate::traefik_model::UP);
+                if up {
+                    Ok(())
+                } else {
+                    Err(NotYet::Waiting(format!(
+                        "{url} is not UP in {STICKY_SERVICE} yet"
+                    )))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Starts a stopped replica again; returns its server URL.
+    async fn restart_now(&self, id: &str) -> Result<String, ChainError> {
         if self.external.is_some() {
             return Err(ChainError::NotOurs);
         }
@@ -493,7 +527,7 @@ impl Chain {
             .await?;
         slot.child = Some(child);
         slot.state = ReplicaState::Running;
-        Ok(())
+        Ok(replica_url(slot.port))
     }
 
     /// Makes a replica's `/healthz` fail (`false`, SIGUSR1) or pass (SIGUSR2).
@@ -521,7 +555,8 @@ impl Chain {
     }
 
     /// New heartbeat and/or adapter (Redis on or off): every running replica is restarted
-    /// with them, on its port.
+    /// with them, on its port, one at a time, each back in Traefik's rotation before the
+    /// next goes (so the others carry the users meanwhile).
     pub async fn reconfigure(
         &self,
         heartbeat: Option<Heartbeat>,
@@ -550,7 +585,8 @@ impl Chain {
         for id in running {
             let child = self.take_running(&id, ReplicaState::Stopped).await?;
             child.stop(STOP_GRACE).await;
-            self.restart_now(&id).await?;
+            let url = self.restart_now(&id).await?;
+            self.until_in_rotation(&url).await?;
         }
         Ok(())
     }
@@ -613,6 +649,18 @@ struct Parts {
 }
 
 impl Parts {
+    /// A client of the chain's Traefik API, with its credential.
+    fn traefik_api(&self) -> Result<TraefikApi, ChainError> {
+        TraefikApi::with_credential(
+            &format!("http://127.0.0.1:{}", self.ports.api),
+            Some((API_USER.to_owned(), self.password.to_owned())),
+        )
+        .map_err(|e| ChainError::Io {
+            what: "Traefik's API client".into(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    }
+
     async fn spawn(
         &self,
         name: &str,
@@ -741,14 +789,7 @@ impl Parts {
         let child = self
             .spawn("traefik", &self.binaries.traefik, args, libc::SIGKILL)
             .await?;
-        let api = TraefikApi::with_credential(
-            &format!("http://127.0.0.1:{}", self.ports.api),
-            Some((API_USER.to_owned(), self.password.to_owned())),
-        )
-        .map_err(|e| ChainError::Io {
-            what: "Traefik's API client".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let api = self.traefik_api()?;
         let expected = urls.len();
         until_ready(&child, "traefik", || {
             let api = api.clone();
