@@ -1,6 +1,8 @@
 //! The window: folds engine events into the view model each frame, draws it, and turns what
 //! the user does into commands. It repaints only while something moves, and rests (counts
 //! heartbeats instead of animating them) when nothing but heartbeats happens for a while.
+//! In presentation mode the plots and packet log fold away until `L` brings them back; a
+//! clip being recorded is handed each frame it paints (see [`super::recording`]).
 
 use eframe::egui;
 use std::collections::BTreeMap;

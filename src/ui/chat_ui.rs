@@ -1,5 +1,6 @@
-//! A chat pane: the user's connection state, the conversation with the replicas that carried
-//! each message, and the input line (Enter sends).
+//! A chat pane: the user's connection state, their own stickiness, transport and reconnect
+//! (not in presentation mode), the conversation with the replicas that carried each message,
+//! and the input line (Enter sends).
 
 use eframe::egui;
 use egui::{Color32, RichText, ScrollArea, Ui};

@@ -1,5 +1,7 @@
-//! The top bar: the stickiness switch, the transport selector, pause and slow motion,
-//! stack controls (embedded stack or local chain), theme, presentation mode and help.
+//! The top bar: the stickiness switch, the transport and chat selectors, pause and slow
+//! motion, the crowd, stack controls (embedded stack or local chain), the scenario picker,
+//! theme, presentation mode, recording a clip, export and help. It wraps onto more rows when
+//! the window is narrow.
 
 use eframe::egui;
 use egui::{Color32, RichText, Ui};
