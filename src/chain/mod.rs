@@ -487,14 +487,9 @@ impl Chain {
         until_ready(&self.traefik, "traefik", || {
             let api = api.clone();
             async move {
-                let services = api
-                    .services()
-                    .await
-                    .map_err(|e| NotYet::Waiting(e.to_string()))?;
-                let up = services
-                    .iter()
-                    .find(|s| s.name == STICKY_SERVICE)
-                    .and_then(|s| s.server_status.get(url))
+                let up = sticky_statuses(&api)
+                    .await?
+                    .get(url)
                     .is_some_and(|status| status == crate::traefik_model::UP);
                 if up {
                     Ok(())
@@ -794,18 +789,8 @@ impl Parts {
         until_ready(&child, "traefik", || {
             let api = api.clone();
             async move {
-                let services = api
-                    .services()
-                    .await
-                    .map_err(|e| NotYet::Waiting(e.to_string()))?;
-                let sticky = services
-                    .iter()
-                    .find(|s| s.name == STICKY_SERVICE)
-                    .ok_or_else(|| {
-                        NotYet::Waiting(format!("its API does not list {STICKY_SERVICE} yet"))
-                    })?;
-                let up = sticky
-                    .server_status
+                let up = sticky_statuses(&api)
+                    .await?
                     .values()
                     .filter(|s| *s == crate::traefik_model::UP)
                     .count();
@@ -939,6 +924,19 @@ where
             )));
         }
     }
+}
+
+/// Each server's status (`UP`, `DOWN`) in the sticky service, as Traefik's API lists them.
+async fn sticky_statuses(api: &TraefikApi) -> Result<BTreeMap<String, String>, NotYet> {
+    let services = api
+        .services()
+        .await
+        .map_err(|e| NotYet::Waiting(e.to_string()))?;
+    services
+        .into_iter()
+        .find(|s| s.name == STICKY_SERVICE)
+        .map(|s| s.server_status)
+        .ok_or_else(|| NotYet::Waiting(format!("its API does not list {STICKY_SERVICE} yet")))
 }
 
 /// `PING` → `+PONG` on a Redis port.

@@ -138,7 +138,8 @@ pub fn decode_payload(body: &[u8]) -> Vec<EnginePacket> {
         .collect()
 }
 
-fn invalid(reason: impl Into<String>) -> EnginePacket {
+/// A packet that could not be decoded, and why.
+pub(super) fn invalid(reason: impl Into<String>) -> EnginePacket {
     EnginePacket::Invalid {
         reason: reason.into(),
     }

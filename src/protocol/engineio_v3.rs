@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 
-use super::engineio::{decode_text_packet, EnginePacket};
+use super::engineio::{decode_text_packet, invalid, EnginePacket};
 
 /// Whether a polling body is framed as v3 (`<digits>:` first): how a v3 server answers a
 /// handshake, whatever protocol the client asked for.
@@ -87,12 +87,6 @@ fn utf16_prefix(text: &str, units: usize) -> Option<usize> {
 
 fn cut(s: &str) -> &str {
     super::socketio::cut(s, 32)
-}
-
-fn invalid(reason: impl Into<String>) -> EnginePacket {
-    EnginePacket::Invalid {
-        reason: reason.into(),
-    }
 }
 
 #[cfg(test)]

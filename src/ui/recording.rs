@@ -181,9 +181,14 @@ impl Recording {
                 .map_or(next_second, |p| p.seconds.saturating_sub(elapsed));
             ctx.request_repaint_after(next_second.min(until_end));
         }
-        let (done, still): (Vec<Finishing>, Vec<Finishing>) =
-            self.finishing.drain(..).partition(Finishing::is_done);
-        self.finishing = still;
+        // Most frames have no clip finishing: nothing to sort then.
+        let done: Vec<Finishing> = if self.finishing.iter().any(Finishing::is_done) {
+            let (done, still) = self.finishing.drain(..).partition(Finishing::is_done);
+            self.finishing = still;
+            done
+        } else {
+            Vec::new()
+        };
         for finished in done {
             let outcome = finished
                 .wait()

@@ -564,29 +564,23 @@ pub fn topology_ui(
         );
         placer.block(note.union(count), Kind::Text);
     }
-    // Marks keep off where packets fly, so none ever flies over one.
-    for (a, b) in layout.flight_segments() {
-        for square in placement::corridor(a, b, dot_radius * 2.5) {
-            placer.block(square, Kind::Edge);
-        }
-    }
     let marks = place_marks(
         &painter,
         &mut placer,
         &layout,
         model,
         now,
-        (mark_radius, &small),
+        (mark_radius, dot_radius, &small),
     );
-    placer.forget(Kind::Edge);
     for rect in layout.edge_ends() {
         placer.block(
             Rect::from_center_size(rect, Vec2::splat(dot_radius * 2.0)),
             Kind::EdgeEnd,
         );
     }
+    // Each packet to label, and beside it its heading and colour.
     let mut packets = Vec::new();
-    let mut colors = Vec::new();
+    let mut headings_and_colors = Vec::new();
     for (flight, leg, t) in model.flights.active(now) {
         let Some(path) = layout.path(flight) else {
             continue;
@@ -608,32 +602,33 @@ pub fn topology_ui(
             Kind::Dot,
         );
         if labelled {
-            packets.push((
-                Packet {
-                    at: pos,
-                    label: short_label(&leg_info.label),
-                    up: leg_info.direction == Direction::Up,
-                    rank: rank(leg_info),
-                },
-                heading,
-            ));
-            colors.push(color);
+            packets.push(Packet {
+                at: pos,
+                label: short_label(&leg_info.label),
+                up: leg_info.direction == Direction::Up,
+                rank: rank(leg_info),
+            });
+            headings_and_colors.push((heading, color));
         }
     }
-    let only: Vec<Packet> = packets.iter().map(|(p, _)| p.clone()).collect();
     let mut labels = Vec::new();
     let mut dropped_labels = 0;
-    for group in placement::group(&only, small.size * 1.4) {
+    for group in placement::group(&packets, small.size * 1.4) {
         let first = group.members[0];
         // One colour when its packets share one; the text's colour when they do not.
-        let color = if group.members.iter().all(|&m| colors[m] == colors[first]) {
-            colors[first]
+        let (heading, first_color) = headings_and_colors[first];
+        let color = if group
+            .members
+            .iter()
+            .all(|&m| headings_and_colors[m].1 == first_color)
+        {
+            first_color
         } else {
             text
         };
         let galley = painter.layout_no_wrap(group.text.clone(), small.clone(), color);
         let size = galley.size();
-        let candidates = placement::label_candidates(group.at, dot_radius, size, packets[first].1);
+        let candidates = placement::label_candidates(group.at, dot_radius, size, heading);
         let Some((rect, leader)) = placer.place_label(candidates, group.at, dot_radius) else {
             dropped_labels += 1;
             continue;
@@ -692,16 +687,26 @@ struct PlacedMark {
 }
 
 /// Places the refusals where they happened: one mark per replica (or the gateway) with a
-/// count, clear of the nodes, of each other and of where packets fly.
+/// count, clear of the nodes, of each other and of where packets fly (dots of radius
+/// `dot_radius`).
 fn place_marks(
     painter: &egui::Painter,
     placer: &mut Placer,
     layout: &Layout,
     model: &ViewModel,
     now: f64,
-    (r, small): (f32, &FontId),
+    (r, dot_radius, small): (f32, f32, &FontId),
 ) -> Vec<PlacedMark> {
     let mut placed = Vec::new();
+    if model.flights.marks(now).next().is_none() {
+        return placed;
+    }
+    // Marks keep off where packets fly, so none ever flies over one.
+    for (a, b) in layout.flight_segments() {
+        for square in placement::corridor(a, b, dot_radius * 2.5) {
+            placer.block(square, Kind::Edge);
+        }
+    }
     let mut per_place: std::collections::BTreeMap<Option<String>, Vec<&crate::model::RejectMark>> =
         Default::default();
     for mark in model.flights.marks(now) {
@@ -753,6 +758,7 @@ fn place_marks(
             hover: format!("{where_}\n{}", reasons.join("\n")),
         });
     }
+    placer.forget(Kind::Edge);
     placed
 }
 
