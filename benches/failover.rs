@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use common::{ms, percentile};
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram, STICKY_SERVICE};
-use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
-use stickyscope::events::sink::EventSink;
-use stickyscope::events::Event;
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::event_sink::EventSink;
+use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope::traefik_client::TraefikApi;
-use stickyscope_replica::Heartbeat;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::events::Event;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
 use tokio::sync::mpsc;
 
 /// Waits for the next Connected state, up to `bound`.
@@ -68,11 +70,12 @@ impl Stack {
             return Ok(Stack::Chain(Box::new(Chain::start(config).await?)));
         }
         Ok(Stack::Embedded(
-            EmbeddedStack::start(StackConfig {
+            EmbeddedStack::start(EmbeddedConfig {
                 replicas: 3,
                 listen: "127.0.0.1:0".parse()?,
                 heartbeat: HEARTBEAT,
-                adapter: StackAdapter::Memory,
+                adapter: Adapter::Memory,
+                redis_url: None,
                 health_interval: Duration::from_secs(1),
             })
             .await?,

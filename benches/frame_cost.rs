@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 use common::{ms, percentile, process_cpu, rss_bytes, thread_cpu};
 use eframe::egui;
 use egui_kittest::Harness;
-use stickyscope::events::{CrowdSummary, Event};
-use stickyscope::protocol::decode_payload;
-use stickyscope::session::SessionState;
-use stickyscope::topology::{ReplicaNode, Topology};
 use stickyscope::ui::bridge::{DetachedEngine, EngineBridge};
 use stickyscope::ui::settings::{BottomTab, Settings};
 use stickyscope::ui::StickyscopeApp;
-use stickyscope::wire::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::events::SessionState;
+use stickyscope_vocab::events::{CrowdSummary, Event};
+use stickyscope_vocab::protocol::decode_payload;
+use stickyscope_vocab::record::{Direction, Failure, FailureKind, Transport, WireKind, WireRecord};
+use stickyscope_vocab::topology::{ReplicaNode, Topology};
 
 const REPLICAS: usize = 12;
 const CROWD: usize = 200;
@@ -42,7 +42,7 @@ struct Feed {
 }
 
 impl Feed {
-    fn record(&mut self) -> WireEvent {
+    fn record(&mut self) -> WireRecord {
         self.seq += 1;
         let n = self.seq;
         let replica = (n % REPLICAS as u64 + 1).to_string();
@@ -102,7 +102,7 @@ impl Feed {
                 Transport::Polling,
             ),
         };
-        WireEvent {
+        WireRecord {
             seq: n,
             at_ms: self.at_ms,
             user,

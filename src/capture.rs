@@ -1,10 +1,10 @@
-//! Capture export: wire records as JSON Lines, one [`WireEvent`] per line (schema in the
+//! Capture export: wire records as JSON Lines, one [`WireRecord`] per line (schema in the
 //! README, "Capture format"), and reading them back.
 
 use std::io::{self, BufRead, Write};
 use std::path::Path;
 
-use crate::wire::WireEvent;
+use stickyscope_vocab::record::WireRecord;
 
 /// Why a capture could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +24,7 @@ pub enum CaptureError {
 
 /// Writes `events` as JSON Lines; returns how many were written.
 pub fn write_jsonl<'a, W: Write>(
-    events: impl IntoIterator<Item = &'a WireEvent>,
+    events: impl IntoIterator<Item = &'a WireRecord>,
     mut out: W,
 ) -> Result<usize, CaptureError> {
     let mut n = 0;
@@ -40,14 +40,14 @@ pub fn write_jsonl<'a, W: Write>(
 /// Writes `events` to a new file at `path` (replacing it); returns how many.
 pub fn export_file<'a>(
     path: &Path,
-    events: impl IntoIterator<Item = &'a WireEvent>,
+    events: impl IntoIterator<Item = &'a WireRecord>,
 ) -> Result<usize, CaptureError> {
     let file = std::fs::File::create(path)?;
     write_jsonl(events, io::BufWriter::new(file))
 }
 
 /// Reads JSON Lines back; blank lines are skipped.
-pub fn read_jsonl<R: BufRead>(input: R) -> Result<Vec<WireEvent>, CaptureError> {
+pub fn read_jsonl<R: BufRead>(input: R) -> Result<Vec<WireRecord>, CaptureError> {
     let mut events = Vec::new();
     for (i, line) in input.lines().enumerate() {
         let line = line?;
@@ -66,12 +66,12 @@ pub fn read_jsonl<R: BufRead>(input: R) -> Result<Vec<WireEvent>, CaptureError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::decode_payload;
-    use crate::wire::{Failure, FailureKind, Transport, WireKind};
     use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::protocol::decode_payload;
+    use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind};
 
-    fn sample() -> WireEvent {
-        WireEvent {
+    fn sample() -> WireRecord {
+        WireRecord {
             seq: 7,
             at_ms: 1_764_000_000_000,
             user: "agent".into(),

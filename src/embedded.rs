@@ -11,35 +11,19 @@ use std::time::Duration;
 
 use hyper::Method;
 use serde::Serialize;
-use stickyscope_replica::{
-    AdapterChoice, Heartbeat, MemoryBus, Replica, ReplicaConfig, ReplicaHandle, Stats,
-    StatsSnapshot,
-};
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_contract::stats::StatsSnapshot;
+use stickyscope_replica::{AdapterChoice, MemoryBus, Replica, ReplicaConfig, ReplicaHandle, Stats};
+use stickyscope_vocab::stack::{Adapter, MAX_REPLICAS};
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use crate::balancer::pool::Pool;
 use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle};
 
-/// Most replicas a stack holds (started, stopped or killed: ids are not reused), as
-/// `--replicas` allows.
-pub const MAX_REPLICAS: usize = 64;
-
-/// The adapter the embedded replicas use.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum StackAdapter {
-    /// One in-process bus shared by all replicas (the default).
-    #[default]
-    Memory,
-    /// A Redis server by URL.
-    Redis(String),
-    /// No adapter: users on different replicas never see each other.
-    None,
-}
-
 /// How to build the stack.
 #[derive(Debug, Clone)]
-pub struct StackConfig {
+pub struct EmbeddedConfig {
     /// Replicas to start with.
     pub replicas: usize,
     /// Balancer address; port 0 picks a free one.
@@ -47,18 +31,21 @@ pub struct StackConfig {
     /// Heartbeat of every replica.
     pub heartbeat: Heartbeat,
     /// Adapter between replicas.
-    pub adapter: StackAdapter,
+    pub adapter: Adapter,
+    /// The Redis server of [`Adapter::Redis`].
+    pub redis_url: Option<String>,
     /// Health-check interval of the balancer.
     pub health_interval: Duration,
 }
 
-impl Default for StackConfig {
+impl Default for EmbeddedConfig {
     fn default() -> Self {
-        StackConfig {
+        EmbeddedConfig {
             replicas: 3,
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8000),
             heartbeat: Heartbeat::default(),
-            adapter: StackAdapter::Memory,
+            adapter: Adapter::Memory,
+            redis_url: None,
             health_interval: Duration::from_secs(1),
         }
     }
@@ -66,7 +53,7 @@ impl Default for StackConfig {
 
 /// Why a stack operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StackError {
+pub enum EmbeddedError {
     /// Could not bind a listener.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -92,6 +79,9 @@ pub enum StackError {
     /// The replica is not running.
     #[error("replica {0} is not running")]
     NotRunning(String),
+    /// Redis asked for, with no Redis to use.
+    #[error("the Redis adapter needs a Redis server: start the embedded stack with --redis-url (or REDIS_URL)")]
+    NoRedis,
     /// The stack is full.
     #[error("the stack holds at most {MAX_REPLICAS} replicas (stopped and killed ones count)")]
     Full,
@@ -138,9 +128,9 @@ struct Slot {
 /// A running embedded stack. Dropping it stops the balancer; call [`EmbeddedStack::shutdown`]
 /// for a graceful end.
 pub struct EmbeddedStack {
-    config: StackConfig,
+    config: EmbeddedConfig,
     /// Heartbeat and adapter for replicas started from now on.
-    replica_settings: std::sync::Mutex<(Heartbeat, StackAdapter)>,
+    replica_settings: std::sync::Mutex<(Heartbeat, Adapter)>,
     bus: MemoryBus,
     pool: Arc<Pool>,
     balancer: BalancerHandle,
@@ -153,11 +143,11 @@ pub struct EmbeddedStack {
 
 impl EmbeddedStack {
     /// Starts the replicas and the balancer.
-    pub async fn start(config: StackConfig) -> Result<Arc<Self>, StackError> {
+    pub async fn start(config: EmbeddedConfig) -> Result<Arc<Self>, EmbeddedError> {
         let listener =
             TcpListener::bind(config.listen)
                 .await
-                .map_err(|source| StackError::Bind {
+                .map_err(|source| EmbeddedError::Bind {
                     addr: config.listen,
                     source,
                 })?;
@@ -173,7 +163,7 @@ impl EmbeddedStack {
             Some(Arc::clone(&admin) as Arc<dyn Admin>),
         )?;
         let stack = Arc::new(EmbeddedStack {
-            replica_settings: std::sync::Mutex::new((config.heartbeat, config.adapter.clone())),
+            replica_settings: std::sync::Mutex::new((config.heartbeat, config.adapter)),
             config,
             bus: MemoryBus::new(),
             pool,
@@ -220,18 +210,18 @@ impl EmbeddedStack {
     }
 
     /// Counters of one replica.
-    pub async fn stats(&self, id: &str) -> Result<StatsSnapshot, StackError> {
+    pub async fn stats(&self, id: &str) -> Result<StatsSnapshot, EmbeddedError> {
         let slots = self.slots.lock().await;
         let slot = find(&slots, id)?;
         Ok(slot.stats.snapshot(&slot.id))
     }
 
     /// Starts one more replica and puts it in rotation; returns its id.
-    pub async fn add(&self) -> Result<String, StackError> {
+    pub async fn add(&self) -> Result<String, EmbeddedError> {
         let _op = self.ops.lock().await;
         let mut slots = self.slots.lock().await;
         if slots.len() >= MAX_REPLICAS {
-            return Err(StackError::Full);
+            return Err(EmbeddedError::Full);
         }
         let id = (slots.len() + 1).to_string();
         let stats = Arc::new(Stats::default());
@@ -252,19 +242,19 @@ impl EmbeddedStack {
 
     /// Stops a replica gracefully; it leaves rotation first, so its sticky clients are
     /// remapped on their next request.
-    pub async fn stop(&self, id: &str) -> Result<(), StackError> {
+    pub async fn stop(&self, id: &str) -> Result<(), EmbeddedError> {
         let _op = self.ops.lock().await;
         self.stop_now(id).await
     }
 
-    async fn stop_now(&self, id: &str) -> Result<(), StackError> {
+    async fn stop_now(&self, id: &str) -> Result<(), EmbeddedError> {
         let handle = self.take_running(id, ReplicaState::Stopped).await?;
         handle.stop().await;
         Ok(())
     }
 
     /// Kills a replica: its connections are cut at once and its sessions are lost.
-    pub async fn kill(&self, id: &str) -> Result<(), StackError> {
+    pub async fn kill(&self, id: &str) -> Result<(), EmbeddedError> {
         let _op = self.ops.lock().await;
         let handle = self.take_running(id, ReplicaState::Killed).await?;
         handle.kill().await;
@@ -273,16 +263,16 @@ impl EmbeddedStack {
 
     /// Starts a stopped or killed replica again, on the same address (so with the same
     /// server URL and sticky cookie value), with fresh sessions.
-    pub async fn restart(&self, id: &str) -> Result<(), StackError> {
+    pub async fn restart(&self, id: &str) -> Result<(), EmbeddedError> {
         let _op = self.ops.lock().await;
         self.restart_now(id).await
     }
 
-    async fn restart_now(&self, id: &str) -> Result<(), StackError> {
+    async fn restart_now(&self, id: &str) -> Result<(), EmbeddedError> {
         let mut slots = self.slots.lock().await;
         let slot = find_mut(&mut slots, id)?;
         if slot.handle.is_some() {
-            return Err(StackError::AlreadyRunning(id.to_owned()));
+            return Err(EmbeddedError::AlreadyRunning(id.to_owned()));
         }
         let handle = self
             .spawn_replica(&slot.id, slot.addr, Arc::clone(&slot.stats))
@@ -296,24 +286,24 @@ impl EmbeddedStack {
     }
 
     /// Makes a replica's `/healthz` fail (`false`) or pass again, to show health checks.
-    pub async fn set_healthy(&self, id: &str, healthy: bool) -> Result<(), StackError> {
+    pub async fn set_healthy(&self, id: &str, healthy: bool) -> Result<(), EmbeddedError> {
         let _op = self.ops.lock().await;
         let slots = self.slots.lock().await;
         let slot = find(&slots, id)?;
         let handle = slot
             .handle
             .as_ref()
-            .ok_or_else(|| StackError::NotRunning(id.to_owned()))?;
+            .ok_or_else(|| EmbeddedError::NotRunning(id.to_owned()))?;
         handle.set_healthy(healthy);
         Ok(())
     }
 
     /// Heartbeat and adapter of replicas started from now on.
-    pub fn settings(&self) -> (Heartbeat, StackAdapter) {
-        self.replica_settings
+    pub fn settings(&self) -> (Heartbeat, Adapter) {
+        *self
+            .replica_settings
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// Changes the heartbeat and/or the adapter, and restarts every running replica with
@@ -321,8 +311,11 @@ impl EmbeddedStack {
     pub async fn reconfigure(
         &self,
         heartbeat: Option<Heartbeat>,
-        adapter: Option<StackAdapter>,
-    ) -> Result<(), StackError> {
+        adapter: Option<Adapter>,
+    ) -> Result<(), EmbeddedError> {
+        if adapter == Some(Adapter::Redis) && self.config.redis_url.is_none() {
+            return Err(EmbeddedError::NoRedis);
+        }
         let _op = self.ops.lock().await;
         {
             let mut settings = self
@@ -373,13 +366,13 @@ impl EmbeddedStack {
         &self,
         id: &str,
         next: ReplicaState,
-    ) -> Result<ReplicaHandle, StackError> {
+    ) -> Result<ReplicaHandle, EmbeddedError> {
         let mut slots = self.slots.lock().await;
         let slot = find_mut(&mut slots, id)?;
         let handle = slot
             .handle
             .take()
-            .ok_or_else(|| StackError::NotRunning(id.to_owned()))?;
+            .ok_or_else(|| EmbeddedError::NotRunning(id.to_owned()))?;
         slot.state = next;
         // Out of rotation before the replica goes: no request is routed to a dying server.
         self.pool.set_enabled(slot.addr, false);
@@ -391,15 +384,20 @@ impl EmbeddedStack {
         id: &str,
         addr: SocketAddr,
         stats: Arc<Stats>,
-    ) -> Result<ReplicaHandle, StackError> {
+    ) -> Result<ReplicaHandle, EmbeddedError> {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StackError::Bind { addr, source })?;
+            .map_err(|source| EmbeddedError::Bind { addr, source })?;
         let (heartbeat, adapter) = self.settings();
         let adapter = match adapter {
-            StackAdapter::Memory => AdapterChoice::Memory(self.bus.clone()),
-            StackAdapter::Redis(url) => AdapterChoice::Redis(url),
-            StackAdapter::None => AdapterChoice::None,
+            Adapter::Memory => AdapterChoice::Memory(self.bus.clone()),
+            Adapter::Redis => AdapterChoice::Redis(
+                self.config
+                    .redis_url
+                    .clone()
+                    .ok_or(EmbeddedError::NoRedis)?,
+            ),
+            Adapter::None => AdapterChoice::None,
         };
         let config = ReplicaConfig {
             id: id.to_owned(),
@@ -410,25 +408,25 @@ impl EmbeddedStack {
         };
         Replica::start(config, listener)
             .await
-            .map_err(|source| StackError::Replica {
+            .map_err(|source| EmbeddedError::Replica {
                 id: id.to_owned(),
                 source,
             })
     }
 }
 
-fn find<'a>(slots: &'a [Slot], id: &str) -> Result<&'a Slot, StackError> {
+fn find<'a>(slots: &'a [Slot], id: &str) -> Result<&'a Slot, EmbeddedError> {
     slots
         .iter()
         .find(|s| s.id == id)
-        .ok_or_else(|| StackError::UnknownReplica(id.to_owned()))
+        .ok_or_else(|| EmbeddedError::UnknownReplica(id.to_owned()))
 }
 
-fn find_mut<'a>(slots: &'a mut [Slot], id: &str) -> Result<&'a mut Slot, StackError> {
+fn find_mut<'a>(slots: &'a mut [Slot], id: &str) -> Result<&'a mut Slot, EmbeddedError> {
     slots
         .iter_mut()
         .find(|s| s.id == id)
-        .ok_or_else(|| StackError::UnknownReplica(id.to_owned()))
+        .ok_or_else(|| EmbeddedError::UnknownReplica(id.to_owned()))
 }
 
 /// The stack's controls over HTTP, on the balancer:
@@ -485,13 +483,13 @@ impl Admin for HttpAdmin {
             match result {
                 Ok(Some(id)) => (201, serde_json::json!({"ok": true, "id": id})),
                 Ok(None) => (200, serde_json::json!({"ok": true})),
-                Err(e @ StackError::UnknownReplica(_)) => {
+                Err(e @ EmbeddedError::UnknownReplica(_)) => {
                     (404, serde_json::json!({"error": e.to_string()}))
                 }
                 Err(
-                    e @ (StackError::AlreadyRunning(_)
-                    | StackError::NotRunning(_)
-                    | StackError::Full),
+                    e @ (EmbeddedError::AlreadyRunning(_)
+                    | EmbeddedError::NotRunning(_)
+                    | EmbeddedError::Full),
                 ) => (409, serde_json::json!({"error": e.to_string()})),
                 Err(e) => (500, serde_json::json!({"error": e.to_string()})),
             }

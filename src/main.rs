@@ -17,8 +17,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use eframe::egui;
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
-use stickyscope_replica::{flags, Heartbeat};
+use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope_contract::heartbeat::{duration_in, heartbeat_duration, Heartbeat};
+use stickyscope_vocab::events::{ChatDialect, EngineIoChoice, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
 use tracing_subscriber::EnvFilter;
 
 /// See, teach and test how Socket.IO sessions survive (or break) behind load balancers.
@@ -62,16 +64,16 @@ struct WindowArgs {
     stickiness: Option<OnOff>,
     /// Transport of both users at start (default: as last time, else polling).
     #[arg(long, value_enum)]
-    transport: Option<TransportArg>,
+    transport: Option<TransportChoice>,
     /// Which chat the two users speak (default: as last time, else stickyscope): stickyscope's
     /// own (acks and receipts), the seed's (chat_message / chat_user, no acks), or none
     /// (heartbeats only).
     #[arg(long, value_enum)]
-    chat: Option<ChatArg>,
+    chat: Option<ChatDialect>,
     /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
     /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
-    #[arg(long, value_enum, default_value_t = EngineIoArg::Auto, requires = "gateway")]
-    engineio: EngineIoArg,
+    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
+    engineio: EngineIoChoice,
     /// Play a scenario from the start: a file, or a shipped one by name or number
     /// (`stickyscope scenario list`). The embedded stack or chain is started as it asks.
     #[arg(long, value_name = "FILE|NAME")]
@@ -201,8 +203,8 @@ struct ProbeArgs {
     #[command(flatten)]
     identify: IdentifyArgs,
     /// Transport of every session.
-    #[arg(long, value_enum, default_value_t = TransportArg::Polling)]
-    transport: TransportArg,
+    #[arg(long, value_enum, default_value_t = TransportChoice::Polling)]
+    transport: TransportChoice,
     /// Stickiness of every session.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     stickiness: OnOff,
@@ -219,12 +221,12 @@ struct ProbeArgs {
     #[arg(short, long)]
     verbose: bool,
     /// Which chat the sessions understand (they do not send messages).
-    #[arg(long, value_enum, default_value_t = ChatArg::Stickyscope)]
-    chat: ChatArg,
+    #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
+    chat: ChatDialect,
     /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
     /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
-    #[arg(long, value_enum, default_value_t = EngineIoArg::Auto, requires = "gateway")]
-    engineio: EngineIoArg,
+    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
+    engineio: EngineIoChoice,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -237,25 +239,19 @@ struct ChainArgs {
     port: u16,
     /// Adapter between replicas: Redis, or none (users on different replicas then never see
     /// each other).
-    #[arg(long, value_enum, default_value_t = ChainAdapterArg::Redis)]
-    adapter: ChainAdapterArg,
+    #[arg(long, default_value = "redis", value_parser = chain_adapter)]
+    adapter: Adapter,
     /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
-    #[arg(long, default_value = "3s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, default_value = "3s", value_parser = heartbeat_duration)]
     ping_interval: Duration,
     /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
-    #[arg(long, default_value = "7s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, default_value = "7s", value_parser = heartbeat_duration)]
     ping_timeout: Duration,
     /// Run nginx and Traefik (as the stack file configures them) in front of these
     /// servers instead of replicas of its own: comma-separated URLs of your Socket.IO
     /// servers, e.g. http://127.0.0.1:3001,http://127.0.0.1:3002.
     #[arg(long, value_name = "URL,…", value_delimiter = ',', value_parser = server_url)]
     servers: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ChainAdapterArg {
-    Redis,
-    None,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -268,16 +264,16 @@ struct StackArgs {
     port: u16,
     /// Adapter between replicas: an in-process bus, a Redis server, or none (users on
     /// different replicas then never see each other).
-    #[arg(long, value_enum, default_value_t = AdapterArg::Memory)]
-    adapter: AdapterArg,
+    #[arg(long, value_enum, default_value_t = Adapter::Memory)]
+    adapter: Adapter,
     /// Redis URL for `--adapter redis`.
     #[arg(long, env = "REDIS_URL")]
     redis_url: Option<String>,
     /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
-    #[arg(long, default_value = "3s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, default_value = "3s", value_parser = heartbeat_duration)]
     ping_interval: Duration,
     /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
-    #[arg(long, default_value = "7s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, default_value = "7s", value_parser = heartbeat_duration)]
     ping_timeout: Duration,
     /// Health-check interval of the balancer (100ms to 1m).
     #[arg(long, default_value = "1s", value_parser = health_interval)]
@@ -288,66 +284,6 @@ struct StackArgs {
 enum OnOff {
     On,
     Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum TransportArg {
-    Polling,
-    Websocket,
-    Upgrade,
-}
-
-impl From<TransportArg> for stickyscope::session::TransportChoice {
-    fn from(t: TransportArg) -> Self {
-        match t {
-            TransportArg::Polling => Self::Polling,
-            TransportArg::Websocket => Self::Websocket,
-            TransportArg::Upgrade => Self::Upgrade,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ChatArg {
-    Stickyscope,
-    Seed,
-    None,
-}
-
-impl From<ChatArg> for stickyscope::events::ChatDialect {
-    fn from(c: ChatArg) -> Self {
-        match c {
-            ChatArg::Stickyscope => Self::Stickyscope,
-            ChatArg::Seed => Self::Seed,
-            ChatArg::None => Self::None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum EngineIoArg {
-    Auto,
-    #[value(name = "3")]
-    V3,
-    #[value(name = "4")]
-    V4,
-}
-
-impl From<EngineIoArg> for stickyscope::events::EngineIoChoice {
-    fn from(e: EngineIoArg) -> Self {
-        match e {
-            EngineIoArg::Auto => Self::Auto,
-            EngineIoArg::V3 => Self::V3,
-            EngineIoArg::V4 => Self::V4,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AdapterArg {
-    Memory,
-    Redis,
-    None,
 }
 
 /// `--size`: WIDTHxHEIGHT, 900x600 to 7680x4320.
@@ -385,6 +321,16 @@ enum RecordAreaArg {
     Topology,
 }
 
+/// The chain's `--adapter`: its replicas are processes, so Redis or none.
+fn chain_adapter(text: &str) -> Result<Adapter, String> {
+    match Adapter::from_label(text) {
+        Some(a @ (Adapter::Redis | Adapter::None)) => Ok(a),
+        _ => Err(format!(
+            "{text:?}: the chain's replicas are processes, so their adapter is redis or none"
+        )),
+    }
+}
+
 /// `--exit-after`: seconds, 0 to a day.
 fn exit_after_seconds(text: &str) -> Result<f64, String> {
     let secs: f64 = text
@@ -399,7 +345,7 @@ fn exit_after_seconds(text: &str) -> Result<f64, String> {
 
 /// `probe --duration`: 1 s to 7 days.
 fn probe_duration(text: &str) -> Result<Duration, String> {
-    flags::duration_in(
+    duration_in(
         text,
         &(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)),
     )
@@ -407,7 +353,7 @@ fn probe_duration(text: &str) -> Result<Duration, String> {
 
 /// `stack --health-interval`: 100 ms to a minute.
 fn health_interval(text: &str) -> Result<Duration, String> {
-    flags::duration_in(
+    duration_in(
         text,
         &(Duration::from_millis(100)..=Duration::from_secs(60)),
     )
@@ -481,9 +427,9 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
                 Err(e) => Err(format!("the chain could not start: {e}")),
             }
         }
-        (None, false) => EmbeddedStack::start(StackConfig {
+        (None, false) => EmbeddedStack::start(EmbeddedConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            ..StackConfig::default()
+            ..EmbeddedConfig::default()
         })
         .await
         .map(|s| Some(StackControls::Embedded(s)))
@@ -508,13 +454,13 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     }
     let plan = stickyscope::probe::Plan {
         gateway: gateway.clone(),
-        transport: args.transport.into(),
+        transport: args.transport,
         sticky: args.stickiness == OnOff::On,
         duration: args.duration,
         sessions: usize::from(args.sessions),
         identify,
-        chat: args.chat.into(),
-        engineio: args.engineio.into(),
+        chat: args.chat,
+        engineio: args.engineio,
     };
     let result = stickyscope::probe::run(&plan, |done| {
         if terminal {
@@ -557,14 +503,14 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
 async fn learn_from_traefik(
     api: &str,
     given: &IdentifyArgs,
-    identify: &stickyscope::wire::identify::SharedIdentify,
+    identify: &stickyscope::wire::SharedIdentify,
 ) {
     let read = async {
         let client = stickyscope::traefik_client::TraefikApi::new(api)?;
         let services = client.services().await?;
         let routers = client.routers().await?;
         Ok::<_, stickyscope::traefik_client::TraefikError>(
-            stickyscope::traefik_client::topology_from_api(&services, &routers),
+            stickyscope_vocab::traefik_model::topology_from_api(&services, &routers),
         )
     };
     match read.await {
@@ -612,7 +558,7 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             gateway,
             traefik_api: args.traefik_api,
             identify: args.identify.config(),
-            engineio: args.engineio.into(),
+            engineio: args.engineio,
         },
         None if args.chain => {
             let program = stickyscope::chain::ReplicaProgram::this_binary()
@@ -622,32 +568,25 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             config.port = free_or_any(args.port);
             if let Some((_, _, s)) = &scenario {
                 config.replicas = s.stack.replicas;
-                config.adapter =
-                    s.stack.adapter != stickyscope::scenario::format::AdapterNeed::None;
-                config.heartbeat = Heartbeat {
-                    interval: s.stack.heartbeat.0,
-                    timeout: s.stack.heartbeat.1,
-                };
+                config.adapter = s.stack.adapter;
+                config.heartbeat = s.stack.heartbeat;
             }
             GatewayConfig::Chain(config)
         }
         None => {
             // The documented port when it is free; any free one otherwise.
             let port = free_or_any(args.port);
-            let mut config = StackConfig {
+            let mut config = EmbeddedConfig {
                 replicas: usize::from(args.replicas),
                 listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
-                ..StackConfig::default()
+                ..EmbeddedConfig::default()
             };
             if let Some((_, _, s)) = &scenario {
                 config.replicas = s.stack.replicas;
-                if s.stack.adapter == stickyscope::scenario::format::AdapterNeed::None {
-                    config.adapter = StackAdapter::None;
+                if s.stack.adapter == Adapter::None {
+                    config.adapter = Adapter::None;
                 }
-                config.heartbeat = Heartbeat {
-                    interval: s.stack.heartbeat.0,
-                    timeout: s.stack.heartbeat.1,
-                };
+                config.heartbeat = s.stack.heartbeat;
             }
             GatewayConfig::Embedded(config)
         }
@@ -721,16 +660,16 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
                 settings.sticky = on == OnOff::On;
             }
             if let Some(t) = args.transport {
-                settings.transport = t.into();
+                settings.transport = t;
             }
             if let Some(chat) = args.chat {
-                settings.chat = chat.into();
+                settings.chat = chat;
             }
             if let Some((_, _, s)) = &scenario {
                 settings.sticky = s.start.sticky;
                 settings.transport = s.start.transport;
                 settings.chat = s.start.chat;
-                settings.ping_interval_ms = s.stack.heartbeat.0.as_millis() as u64;
+                settings.ping_interval_ms = s.stack.heartbeat.interval.as_millis() as u64;
             }
             let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
             if args.crowd > 0 {
@@ -785,7 +724,7 @@ async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     )?;
     config.replicas = usize::from(args.replicas);
     config.port = args.port;
-    config.adapter = args.adapter == ChainAdapterArg::Redis;
+    config.adapter = args.adapter;
     config.heartbeat = Heartbeat {
         interval: args.ping_interval,
         timeout: args.ping_timeout,
@@ -880,22 +819,18 @@ impl StopSignals {
 }
 
 async fn run_stack(args: StackArgs) -> anyhow::Result<()> {
-    let adapter = match (args.adapter, args.redis_url) {
-        (AdapterArg::Memory, _) => StackAdapter::Memory,
-        (AdapterArg::None, _) => StackAdapter::None,
-        (AdapterArg::Redis, Some(url)) => StackAdapter::Redis(url),
-        (AdapterArg::Redis, None) => {
-            anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL")
-        }
-    };
-    let config = StackConfig {
+    if args.adapter == Adapter::Redis && args.redis_url.is_none() {
+        anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL");
+    }
+    let config = EmbeddedConfig {
         replicas: usize::from(args.replicas),
         listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
         heartbeat: Heartbeat {
             interval: args.ping_interval,
             timeout: args.ping_timeout,
         },
-        adapter,
+        adapter: args.adapter,
+        redis_url: args.redis_url,
         health_interval: args.health_interval,
     };
     let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;

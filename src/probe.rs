@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::events::sink::EventSink;
-use crate::events::Event;
-use crate::protocol::EnginePacket;
-use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
-use crate::wire::{FailureKind, WireEvent};
+use crate::event_sink::EventSink;
+use crate::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::events::Event;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::protocol::EnginePacket;
+use stickyscope_vocab::record::{FailureKind, WireRecord};
 
 /// Counts for one replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -256,16 +257,16 @@ impl Tally {
 /// The key under which records no source named are counted.
 pub const UNIDENTIFIED: &str = "?";
 
-fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireEvent) {
+fn count(replicas: &mut BTreeMap<String, ReplicaCounts>, w: &WireRecord) {
     // A record that never reached a server (refused connection, timeout) names none, and
     // is counted nowhere; one that reached an unnamed server counts under `?`.
     let reached = matches!(
         w.kind,
-        crate::wire::WireKind::Http {
+        stickyscope_vocab::record::WireKind::Http {
             status: Some(_),
             ..
         }
-    ) || matches!(w.kind, crate::wire::WireKind::Ws { .. });
+    ) || matches!(w.kind, stickyscope_vocab::record::WireKind::Ws { .. });
     let key = match &w.replica {
         Some(replica) => replica.clone(),
         None if reached && w.failure.is_none() => UNIDENTIFIED.to_owned(),
@@ -419,11 +420,11 @@ pub struct Plan {
     /// Sessions at once.
     pub sessions: usize,
     /// How replicas are named.
-    pub identify: crate::wire::identify::SharedIdentify,
+    pub identify: crate::wire::SharedIdentify,
     /// Which chat the sessions understand.
-    pub chat: crate::events::ChatDialect,
+    pub chat: stickyscope_vocab::events::ChatDialect,
     /// Which Engine.IO the sessions speak.
-    pub engineio: crate::events::EngineIoChoice,
+    pub engineio: stickyscope_vocab::events::EngineIoChoice,
 }
 
 /// Runs the plan's sessions for its duration; `progress` is called with the fraction done
@@ -488,11 +489,11 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{Failure, Transport, WireKind};
     use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::record::{Failure, Transport, WireKind};
 
     fn refused(user: &str, replica: Option<&str>, kind: FailureKind, reason: &str) -> Event {
-        Event::Wire(Box::new(WireEvent {
+        Event::Wire(Box::new(WireRecord {
             seq: 1,
             at_ms: 0,
             user: user.into(),
@@ -611,7 +612,7 @@ mod tests {
 
     #[test]
     fn v3_heartbeats_count_whoever_pings_and_the_version_is_reported() {
-        use crate::protocol::engineio_v3;
+        use stickyscope_vocab::protocol::engineio_v3;
         let names = vec!["probe-1".to_owned()];
         let mut tally = Tally::new(&names);
         let Event::Wire(mut handshake) =

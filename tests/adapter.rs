@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{acked_ok, stack, ChatClient, ClientOptions};
 use rust_socketio::TransportType;
-use stickyscope::embedded::StackAdapter;
+use stickyscope_vocab::stack::Adapter;
 
 async fn users_on_replicas_1_and_2(
     stack: &stickyscope::embedded::EmbeddedStack,
@@ -33,7 +33,7 @@ async fn users_on_replicas_1_and_2(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_bus_carries_messages_between_replicas_both_ways() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let (mut agent, mut visitor) = users_on_replicas_1_and_2(&stack).await;
 
     let ack = agent.send("a1", "agent", "hello visitor").await;
@@ -58,7 +58,7 @@ async fn memory_bus_carries_messages_between_replicas_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_adapter_users_on_different_replicas_never_meet() {
-    let stack = stack(2, StackAdapter::None).await;
+    let stack = stack(2, Adapter::None).await;
     let (mut agent, mut visitor) = users_on_replicas_1_and_2(&stack).await;
 
     assert!(acked_ok(&agent.send("a1", "agent", "anyone?").await));

@@ -7,11 +7,11 @@ use std::time::Duration;
 use common::{acked_ok, raw_handshake, stack, ChatClient, ClientOptions};
 use rust_socketio::{Payload, TransportType};
 use serde_json::json;
-use stickyscope::embedded::StackAdapter;
+use stickyscope_vocab::stack::Adapter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_chat_messages_get_error_acks_and_other_sessions_carry_on() {
-    let stack = stack(1, StackAdapter::Memory).await;
+    let stack = stack(1, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let mut bystander =
         ChatClient::connect(&gateway, TransportType::Websocket, ClientOptions::default())
@@ -102,7 +102,7 @@ async fn raw_binary_chat(gateway: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_cookies_are_ignored_and_replaced() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     for cookie in [
         "sticky_replica=not-hex-at-all",
@@ -132,7 +132,7 @@ async fn malformed_cookies_are_ignored_and_replaced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_engine_io_requests_are_refused_with_reasons() {
-    let stack = stack(1, StackAdapter::Memory).await;
+    let stack = stack(1, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let http = reqwest::Client::new();
     let (_, cookie, sid) = raw_handshake(&gateway, None).await;
@@ -223,7 +223,7 @@ async fn garbage_engine_io_requests_are_refused_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_replica_up_is_traefiks_503_and_a_stopped_replica_is_routed_around() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let (holder, cookie, _) = raw_handshake(&gateway, None).await;
     let cookie = cookie.unwrap();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use common::{raw_handshake, stack, wait_for};
 use serde_json::Value;
-use stickyscope::embedded::StackAdapter;
-use stickyscope::traefik_model::ServiceInfo;
+use stickyscope_vocab::stack::Adapter;
+use stickyscope_vocab::traefik_model::ServiceInfo;
 
 async fn service(gateway: &str, name: &str) -> ServiceInfo {
     reqwest::get(format!("{gateway}/api/http/services/{name}"))
@@ -30,7 +30,7 @@ async fn statuses(gateway: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_failing_healthz_leaves_rotation_and_its_clients_move() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let (holder, cookie, _) = raw_handshake(&gateway, None).await;
     let cookie = cookie.unwrap();
@@ -66,7 +66,7 @@ async fn a_replica_failing_healthz_leaves_rotation_and_its_clients_move() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_api_tracks_kill_restart_and_add_in_traefik_shape() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let sticky = service(&gateway, "replicas-sticky@embedded").await;
     let lb = sticky.load_balancer.clone().unwrap();
@@ -104,7 +104,7 @@ async fn topology_api_tracks_kill_restart_and_add_in_traefik_shape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_controls_work_and_refuse_nonsense_clearly() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let http = reqwest::Client::new();
     let post = |path: &str| {
@@ -185,7 +185,7 @@ async fn stack_command_serves_until_interrupted() {
 /// the replica keeps serving. And `add` stops at the stack's cap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let port = stack.gateway_addr().port();
     let http = reqwest::Client::new();
@@ -244,7 +244,7 @@ async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
             .header("X-Stickyscope-Control", "1")
             .send()
     };
-    for _ in 2..stickyscope::embedded::MAX_REPLICAS {
+    for _ in 2..stickyscope_vocab::stack::MAX_REPLICAS {
         assert_eq!(add().await.unwrap().status(), 201);
     }
     let full = add().await.unwrap();
@@ -255,7 +255,7 @@ async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
         .contains("at most"));
     assert_eq!(
         stack.replicas().await.len(),
-        stickyscope::embedded::MAX_REPLICAS
+        stickyscope_vocab::stack::MAX_REPLICAS
     );
     stack.shutdown().await;
 }
@@ -264,8 +264,8 @@ async fn web_pages_cannot_use_the_controls_and_add_is_capped() {
 /// reconfiguration nor leaves a replica on the old heartbeat.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_during_a_reconfiguration_leaves_no_replica_on_old_settings() {
-    let stack = stack(3, StackAdapter::Memory).await;
-    let new = stickyscope_replica::Heartbeat {
+    let stack = stack(3, Adapter::Memory).await;
+    let new = stickyscope_contract::heartbeat::Heartbeat {
         interval: Duration::from_millis(700),
         timeout: Duration::from_millis(900),
     };

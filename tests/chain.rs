@@ -14,16 +14,19 @@ use common::{
     alive, chain, chain_config, descendants, run_js_client, stats_at, wait_for, Collected,
 };
 use stickyscope::chain::{Chain, ChainError, ReplicaState, STICKY_SERVICE};
-use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
-use stickyscope::traefik_client::{analyse, TraefikApi, TraefikError};
-use stickyscope_replica::RequestKind;
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::traefik_client::{TraefikApi, TraefikError};
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::stack::Adapter;
+use stickyscope_vocab::traefik_model::analyse;
 
 async fn session(
     gateway: &str,
     user: &str,
     transport: TransportChoice,
     sticky: bool,
-    sink: &stickyscope::events::sink::EventSink,
+    sink: &stickyscope::event_sink::EventSink,
 ) -> ChatSession {
     let mut config = SessionConfig::new(user, gateway);
     config.transport = transport;
@@ -249,11 +252,14 @@ async fn replica_controls_reach_traefik() {
         Some("UP"),
         "restarted on its port and back in rotation as soon as restart returns"
     );
-    let new = stickyscope_replica::Heartbeat {
+    let new = stickyscope_contract::heartbeat::Heartbeat {
         interval: Duration::from_millis(700),
         timeout: Duration::from_millis(900),
     };
-    chain.reconfigure(Some(new), Some(false)).await.unwrap();
+    chain
+        .reconfigure(Some(new), Some(Adapter::None))
+        .await
+        .unwrap();
     let after = statuses(&chain).await;
     for replica in chain.replicas().await {
         assert_eq!(
@@ -440,7 +446,7 @@ async fn the_chains_children_never_outlive_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
     use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
-    use stickyscope::events::{Command, Event, NoticeLevel, ReplicaAction};
+    use stickyscope_vocab::events::{Command, Event, NoticeLevel, ReplicaAction};
     let (sink, seen) = Collected::sink();
     let engine = Engine::start(
         EngineConfig::new(GatewayConfig::Chain(chain_config(3))),

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::events::{Command, Event, OutboxStatus, ReplicaAction};
-use stickyscope::session::{SessionState, TransportChoice};
+use stickyscope_vocab::events::{Command, Event, OutboxStatus, ReplicaAction};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
 use tokio::sync::mpsc::Sender;
 
 /// A session whose replica dies is up again on another one within this.
 const FAILOVER_BOUND: Duration = Duration::from_secs(2);
-const USERS: [&str; 2] = ["agent", "visitor"];
+use stickyscope_contract::chat::USERS;
 
 /// A small deterministic generator (xorshift64*), so a failing schedule can be replayed.
 struct Rng(u64);

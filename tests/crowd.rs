@@ -6,9 +6,9 @@ mod common;
 use std::time::Duration;
 
 use common::{embedded_engine, wait_for, Collected};
-use stickyscope::events::{Command, CrowdSummary, Event};
+use stickyscope_vocab::events::{Command, CrowdSummary, Event};
 
-use stickyscope::session::TransportChoice;
+use stickyscope_vocab::events::TransportChoice;
 
 fn last_crowd(seen: &Collected) -> Option<CrowdSummary> {
     seen.events().into_iter().rev().find_map(|e| match e {

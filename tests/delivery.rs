@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
-use stickyscope::embedded::StackAdapter;
-use stickyscope::events::OutboxStatus;
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
-use stickyscope_replica::RequestKind;
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::events::OutboxStatus;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
 
 async fn holder(seen: &Collected, user: &str) -> Option<String> {
     seen.state(user)
@@ -22,7 +23,7 @@ async fn holder(seen: &Collected, user: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_arrives_once_in_order_through_kills_and_switches() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let (sink, seen) = Collected::sink();
     let users = ["agent", "visitor"];
     let mut sessions = Vec::new();
@@ -167,7 +168,7 @@ async fn misrouting_gateway(a: std::net::SocketAddr, b: std::net::SocketAddr) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storm_guard_holds_when_only_long_poll_gets_are_misrouted() {
-    let stack = stack(2, StackAdapter::Memory).await;
+    let stack = stack(2, Adapter::Memory).await;
     let replicas = stack.replicas().await;
     let gateway = misrouting_gateway(replicas[0].addr, replicas[1].addr).await;
     let (sink, seen) = Collected::sink();

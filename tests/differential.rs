@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use common::wait_for;
 use stickyscope::balancer::routing::cookie_value;
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
+use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
 use stickyscope::traefik_client::TraefikApi;
+use stickyscope_vocab::stack::Adapter;
 
 /// What a balancer answered to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +77,12 @@ struct Both {
 
 impl Both {
     async fn start() -> Both {
-        let stack = EmbeddedStack::start(StackConfig {
+        let stack = EmbeddedStack::start(EmbeddedConfig {
             replicas: 3,
             listen: "127.0.0.1:0".parse().unwrap(),
             heartbeat: common::FAST_HEARTBEAT,
-            adapter: StackAdapter::Memory,
+            adapter: Adapter::Memory,
+            redis_url: None,
             // The stack file's Traefik checks health every second: so does the built-in.
             health_interval: Duration::from_secs(1),
         })
@@ -126,7 +128,7 @@ impl Both {
 
     /// Server statuses (URL → UP/DOWN) each balancer reports.
     async fn statuses(&self) -> [BTreeMap<String, String>; 2] {
-        let builtin: stickyscope::traefik_model::ServiceInfo = reqwest::get(format!(
+        let builtin: stickyscope_vocab::traefik_model::ServiceInfo = reqwest::get(format!(
             "{}/api/http/services/replicas-sticky@embedded",
             self.stack.gateway_url()
         ))

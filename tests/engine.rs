@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use common::{embedded_engine, wait_for, Collected};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
-use stickyscope::events::{Command, Event, ReplicaAction};
-use stickyscope::session::{SessionState, TransportChoice};
-use stickyscope::topology::Topology;
+use stickyscope_vocab::events::{Command, Event, ReplicaAction};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::topology::Topology;
 
 fn last_topology(seen: &Collected) -> Option<Topology> {
     seen.events().into_iter().rev().find_map(|e| match e {
@@ -159,8 +159,8 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_poll_says_how_long_it_was_held_and_the_rest_is_a_round_trip() {
-    use stickyscope::wire::timing::Timing;
-    use stickyscope_replica::RequestKind;
+    use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::timing::Timing;
 
     let (sink, seen) = Collected::sink();
     let engine = embedded_engine(TransportChoice::Polling, true, sink).await;

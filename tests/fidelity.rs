@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
-use stickyscope::embedded::StackAdapter;
-use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
-use stickyscope::wire::FailureKind;
-use stickyscope_replica::RequestKind;
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::record::FailureKind;
+use stickyscope_vocab::stack::Adapter;
 
 type Counts = BTreeMap<(String, RequestKind), u64>;
 type Reasons = BTreeMap<(String, String), u64>;
@@ -62,7 +63,7 @@ fn tap_counts(seen: &Collected) -> (Counts, Reasons) {
 }
 
 async fn run_mode(transport: TransportChoice, sticky: bool) -> (Counts, Reasons, Collected) {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let (sink, seen) = Collected::sink();
     let mut sessions = Vec::new();
     for user in ["agent", "visitor"] {
@@ -133,7 +134,7 @@ async fn run_mode(transport: TransportChoice, sticky: bool) -> (Counts, Reasons,
 fn sessions_formed(seen: &Collected, user: &str) -> usize {
     seen.events()
         .iter()
-        .filter(|e| matches!(e, stickyscope::events::Event::Session { user: u, state: stickyscope::session::SessionState::Connected { .. } } if u == user))
+        .filter(|e| matches!(e, stickyscope_vocab::events::Event::Session { user: u, state: stickyscope_vocab::events::SessionState::Connected { .. } } if u == user))
         .count()
 }
 

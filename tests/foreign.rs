@@ -13,8 +13,9 @@ use std::time::Duration;
 use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
 use stickyscope::engine::IdentifyConfig;
-use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
-use stickyscope::wire::identify::{CookieScheme, Source};
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::naming::{CookieScheme, Source};
 
 async fn servers(header: bool) -> Vec<NodeServer> {
     servers_of(4, header).await
@@ -33,7 +34,7 @@ async fn session(
     transport: TransportChoice,
     sticky: bool,
     identify: &IdentifyConfig,
-    sink: &stickyscope::events::sink::EventSink,
+    sink: &stickyscope::event_sink::EventSink,
 ) -> ChatSession {
     let mut config = SessionConfig::new("agent", gateway);
     config.transport = transport;
@@ -75,7 +76,7 @@ async fn the_truth_through(gateway: &str, servers: &[NodeServer]) {
                 w.packets().any(|p| {
                     matches!(
                         p,
-                        stickyscope::protocol::EnginePacket::Pong { probe: false }
+                        stickyscope_vocab::protocol::EnginePacket::Pong { probe: false }
                     )
                 })
             })
@@ -276,7 +277,7 @@ async fn a_header_names_servers_of(version: u8) {
 /// chat lets anyone know.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_chat_between_agent_and_visitor() {
-    use stickyscope::events::{ChatDialect, OutboxStatus};
+    use stickyscope_vocab::events::{ChatDialect, OutboxStatus};
     let servers = vec![NodeServer::start(4, "web-a", false).await];
     let balancer = builtin_balancer_over(&servers);
     let gateway = format!("http://{}", balancer.local_addr());
@@ -357,7 +358,7 @@ async fn socketio_2_servers_behind_the_built_in_balancer_are_spoken_to_in_v3() {
 /// seed's chat, over polling, WebSocket and the upgrade.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seeds_users_chat_through_the_seeds_server_over_every_transport() {
-    use stickyscope::events::ChatDialect;
+    use stickyscope_vocab::events::ChatDialect;
     let server = NodeServer::start(2, "seed", false).await;
     for transport in [
         TransportChoice::Polling,

@@ -7,12 +7,12 @@
 mod common;
 
 use common::{run_js_client, stack};
-use stickyscope::embedded::StackAdapter;
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::stack::Adapter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_chats_through_the_sticky_balancer_over_polling() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let result = run_js_client(&stack.gateway_url(), "polling", false).await;
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["ack"]["ok"], true, "{result}");
@@ -39,7 +39,7 @@ async fn js_client_chats_through_the_sticky_balancer_over_polling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_upgrades_to_websocket_through_the_sticky_balancer() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let result = run_js_client(&stack.gateway_url(), "polling,websocket", false).await;
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["transport"], "websocket", "{result}");
@@ -52,7 +52,7 @@ async fn js_client_upgrades_to_websocket_through_the_sticky_balancer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_client_fails_round_robin_polling_with_session_id_unknown() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let result = run_js_client(&stack.gateway_url(), "polling", true).await;
     assert_eq!(result["ok"], false, "{result}");
     let refused: u64 = stack

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::nginx::{free_port, globals, nginx_binary, scratch, NginxProcess};
 use common::{stack, wait_for, Collected};
-use stickyscope::embedded::StackAdapter;
-use stickyscope::session::{ChatSession, SessionConfig, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::stack::Adapter;
 
 fn config_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("stack/nginx/nginx.conf")
@@ -78,7 +79,7 @@ async fn session(
     user: &str,
     transport: TransportChoice,
     sticky: bool,
-    sink: &stickyscope::events::sink::EventSink,
+    sink: &stickyscope::event_sink::EventSink,
 ) -> ChatSession {
     let mut config = SessionConfig::new(user, gateway);
     config.transport = transport;
@@ -88,7 +89,7 @@ async fn session(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_polling_and_chat_work_through_real_nginx() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let (sink, seen) = Collected::sink();
     let agent = session(&nginx.url, "agent", TransportChoice::Polling, true, &sink).await;
@@ -118,7 +119,7 @@ async fn sticky_polling_and_chat_work_through_real_nginx() {
             .iter()
             .filter(|w| {
                 w.user == "agent"
-                    && w.request_kind() == Some(stickyscope_replica::RequestKind::PollGet)
+                    && w.request_kind() == Some(stickyscope_contract::RequestKind::PollGet)
             })
             .count()
     };
@@ -149,7 +150,7 @@ async fn sticky_polling_and_chat_work_through_real_nginx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_needs_no_stickiness_through_real_nginx() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let (sink, seen) = Collected::sink();
     let agent = session(
@@ -171,7 +172,7 @@ async fn websocket_needs_no_stickiness_through_real_nginx() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_polling_fails_through_real_nginx_with_the_exact_reason() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let (sink, seen) = Collected::sink();
     let agent = session(&nginx.url, "agent", TransportChoice::Polling, false, &sink).await;
@@ -196,12 +197,13 @@ async fn round_robin_polling_fails_through_real_nginx_with_the_exact_reason() {
 async fn three_hundred_sessions_from_one_address_pass_the_rate_limits() {
     // The default heartbeat (3 s / 7 s): the tests' fast one leaves 300 polling sessions
     // on two cores too little time to answer pings.
-    let stack = stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::StackConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let stack =
+        stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::EmbeddedConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
         .args(["probe", "--gateway", &nginx.url, "--sessions", "300"])
@@ -232,8 +234,9 @@ async fn three_hundred_sessions_from_one_address_pass_the_rate_limits() {
 /// "rate-limited by the gateway", not a generic gateway error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_refusal_is_named_as_what_it_is() {
-    use stickyscope::wire::{FailureKind, Tap, TapConfig};
-    let stack = stack(1, StackAdapter::Memory).await;
+    use stickyscope::wire::{Tap, TapConfig};
+    use stickyscope_vocab::record::FailureKind;
+    let stack = stack(1, Adapter::Memory).await;
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
     let tap = Tap::start(TapConfig::new("agent", nginx.url.clone()), tx)

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::nginx::{free_port, scratch, NginxProcess};
 use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
-use stickyscope::events::EngineIoChoice;
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::events::EngineIoChoice;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
 
 /// What each gateway is, and the words its failure must carry.
 struct NotSocketIo {

@@ -2,8 +2,8 @@
 //! decode the same however the byte stream is split.
 
 use proptest::prelude::*;
-use stickyscope::protocol::websocket::{encode_frame, FrameDecoder, WsMessage};
-use stickyscope::protocol::{decode_payload, decode_text_packet, socketio};
+use stickyscope_vocab::protocol::websocket::{encode_frame, FrameDecoder, WsMessage};
+use stickyscope_vocab::protocol::{decode_payload, decode_text_packet, socketio};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]

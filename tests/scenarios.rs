@@ -206,7 +206,7 @@ async fn the_seeds_flaw_plays_on_the_real_chain() {
 /// would anywhere: the WebSocket scenario passes against a stack started elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_runs_on_a_stack_given_by_its_gateway() {
-    let stack = common::stack(3, stickyscope::embedded::StackAdapter::Memory).await;
+    let stack = common::stack(3, stickyscope_vocab::stack::Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
         .args(["scenario", "run", "4-websocket-only", "--gateway", &gateway])

@@ -5,14 +5,15 @@ mod common;
 use std::time::Duration;
 
 use common::{stack, wait_for, Collected};
-use stickyscope::embedded::StackAdapter;
-use stickyscope::events::{Event, OutboxStatus};
-use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::events::{Event, OutboxStatus};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
 
 async fn pair(
     gateway: &str,
     transport: TransportChoice,
-    sink: &stickyscope::events::sink::EventSink,
+    sink: &stickyscope::event_sink::EventSink,
 ) -> (ChatSession, ChatSession) {
     let mut agent = SessionConfig::new("agent", gateway);
     agent.transport = transport;
@@ -26,7 +27,7 @@ async fn pair(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_and_visitor_chat_through_their_taps() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let (sink, seen) = Collected::sink();
     let (agent, visitor) = pair(&stack.gateway_url(), TransportChoice::Polling, &sink).await;
     wait_for(Duration::from_secs(10), "both connected", || {
@@ -80,7 +81,7 @@ async fn agent_and_visitor_chat_through_their_taps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_polling_shows_the_exact_refusal_and_recovers_when_sticky_again() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let (sink, seen) = Collected::sink();
     let mut config = SessionConfig::new("agent", &stack.gateway_url());
     config.sticky = false;
@@ -109,7 +110,7 @@ async fn round_robin_polling_shows_the_exact_refusal_and_recovers_when_sticky_ag
 /// message once however often it was re-sent. Adapter on: messages cross again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undeliverable_message_is_given_up_and_holds_nothing_back() {
-    let stack = stack(3, StackAdapter::None).await;
+    let stack = stack(3, Adapter::None).await;
     let (sink, seen) = Collected::sink();
     let config = |user: &str| {
         let mut c = SessionConfig::new(user, &stack.gateway_url());
@@ -195,7 +196,7 @@ async fn an_undeliverable_message_is_given_up_and_holds_nothing_back() {
 
     // The adapter on (replicas restart, sessions come back): a message crosses.
     stack
-        .reconfigure(None, Some(StackAdapter::Memory))
+        .reconfigure(None, Some(Adapter::Memory))
         .await
         .unwrap();
     let third = agent.send("third").await.unwrap();
@@ -225,7 +226,7 @@ async fn an_undeliverable_message_is_given_up_and_holds_nothing_back() {
 /// its tap closes and its socket leaves the replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_session_stops_talking() {
-    let stack = stack(1, StackAdapter::Memory).await;
+    let stack = stack(1, Adapter::Memory).await;
     let (sink, seen) = Collected::sink();
     let session = ChatSession::start(SessionConfig::new("agent", &stack.gateway_url()), sink)
         .await
@@ -265,13 +266,14 @@ async fn a_slow_gateway_never_stalls_the_session_commands() {
     // The default heartbeat (pings every 3 s, 7 s to answer): a pong held 2 s (behind other
     // posts, which the client sends one at a time) still counts.
     const HOLD: Duration = Duration::from_secs(2);
-    let stack = stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::StackConfig {
-        replicas: 1,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let stack =
+        stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::EmbeddedConfig {
+            replicas: 1,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     let upstream = stack.gateway_url();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let slow = format!("http://{}", listener.local_addr().unwrap());

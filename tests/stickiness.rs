@@ -7,15 +7,15 @@ use std::time::{Duration, Instant};
 
 use common::{acked_ok, raw_handshake, stack, wait_for, ChatClient, ClientOptions};
 use rust_socketio::TransportType;
-use stickyscope::embedded::StackAdapter;
-use stickyscope_replica::stats::UPGRADE_UNKNOWN_SESSION;
-use stickyscope_replica::RequestKind;
+use stickyscope_contract::refusal::UPGRADE_UNKNOWN_SESSION;
+use stickyscope_contract::RequestKind;
+use stickyscope_vocab::stack::Adapter;
 
 const SESSION_UNKNOWN: &str = "Session ID unknown";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_polling_session_stays_on_one_replica_for_three_ping_cycles() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     // A browser's first handshake sets the cookie; its jar sends it from then on.
     let (holder, cookie, _) = raw_handshake(&gateway, None).await;
@@ -75,7 +75,7 @@ async fn sticky_polling_session_stays_on_one_replica_for_three_ping_cycles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_polling_session_never_forms() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let options = ClientOptions {
         cookie: None,
         round_robin: true,
@@ -128,7 +128,7 @@ async fn round_robin_polling_session_never_forms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_websocket_only_session_works() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let options = ClientOptions {
         cookie: None,
         round_robin: true,
@@ -154,7 +154,7 @@ async fn round_robin_websocket_only_session_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_upgrade_is_dropped_by_the_wrong_replica() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let options = ClientOptions {
         cookie: None,
         round_robin: true,
@@ -194,7 +194,7 @@ async fn round_robin_upgrade_is_dropped_by_the_wrong_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sticky_upgrade_works() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let (holder, cookie, _) = raw_handshake(&gateway, None).await;
     let mut user = ChatClient::connect(
@@ -222,7 +222,7 @@ async fn sticky_upgrade_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_sticky_replica_moves_the_session_within_bounds() {
-    let stack = stack(3, StackAdapter::Memory).await;
+    let stack = stack(3, Adapter::Memory).await;
     let gateway = stack.gateway_url();
     let (holder, cookie, _) = raw_handshake(&gateway, None).await;
     let cookie = cookie.unwrap();

@@ -8,8 +8,9 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use common::{stack, wait_for};
-use stickyscope::embedded::StackAdapter;
-use stickyscope::wire::{FailureKind, Tap, TapConfig, WireEvent};
+use stickyscope::wire::{Tap, TapConfig};
+use stickyscope_vocab::record::{FailureKind, WireRecord};
+use stickyscope_vocab::stack::Adapter;
 use tokio::sync::mpsc;
 
 /// A server that answers every request with its headers as JSON.
@@ -149,7 +150,7 @@ async fn an_answer_to_a_request_sent_before_a_pin_does_not_undo_it() {
     );
 }
 
-async fn one_failure(gateway: String, timeout: Duration) -> WireEvent {
+async fn one_failure(gateway: String, timeout: Duration) -> WireRecord {
     let (tx, mut rx) = mpsc::channel(1024);
     let mut config = TapConfig::new("visitor", gateway);
     config.timeout = timeout;
@@ -195,7 +196,7 @@ async fn refused_connections_timeouts_and_no_replica_are_named() {
         f.reason
     );
 
-    let stack = stack(1, StackAdapter::Memory).await;
+    let stack = stack(1, Adapter::Memory).await;
     stack.stop("1").await.unwrap();
     let none_up = one_failure(stack.gateway_url(), Duration::from_secs(5)).await;
     let f = none_up.failure.unwrap();
@@ -210,8 +211,9 @@ async fn refused_connections_timeouts_and_no_replica_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_websocket_replica_is_a_drop_with_its_name() {
-    use stickyscope::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
-    let stack = stack(2, StackAdapter::Memory).await;
+    use stickyscope::session::{ChatSession, SessionConfig};
+    use stickyscope_vocab::events::{SessionState, TransportChoice};
+    let stack = stack(2, Adapter::Memory).await;
     let (sink, seen) = common::Collected::sink();
     let mut config = SessionConfig::new("agent", &stack.gateway_url());
     config.transport = TransportChoice::Websocket;

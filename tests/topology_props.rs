@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use stickyscope::traefik_client::topology_from_api;
-use stickyscope::traefik_model::{
+use stickyscope_vocab::traefik_model::topology_from_api;
+use stickyscope_vocab::traefik_model::{
     parse_document, LoadBalancer, RouterInfo, ServerInfo, ServiceInfo, Sticky, StickyCookie,
 };
 

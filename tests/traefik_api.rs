@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{wait_for, Collected};
 use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
-use stickyscope::events::Event;
-use stickyscope::traefik_client::{analyse, TraefikApi, TraefikError};
+use stickyscope::traefik_client::{TraefikApi, TraefikError};
+use stickyscope_vocab::events::Event;
+use stickyscope_vocab::traefik_model::analyse;
 
 /// A service exactly as Traefik v3 serves it (fields the app does not use included).
 fn sticky_service() -> serde_json::Value {

@@ -7,26 +7,28 @@ use eframe::egui;
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use stickyscope::embedded::{StackAdapter, StackConfig};
+use stickyscope::embedded::EmbeddedConfig;
 use stickyscope::engine::GatewayConfig;
-use stickyscope::session::SessionState;
 use stickyscope::ui::settings::Settings;
 use stickyscope::ui::StickyscopeApp;
-use stickyscope_replica::Heartbeat;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::events::SessionState;
+use stickyscope_vocab::stack::Adapter;
 
 fn harness() -> Harness<'static, StickyscopeApp> {
     let settings = Settings {
         ping_interval_ms: 300,
         ..Settings::default()
     };
-    let gateway = GatewayConfig::Embedded(StackConfig {
+    let gateway = GatewayConfig::Embedded(EmbeddedConfig {
         replicas: 3,
         listen: "127.0.0.1:0".parse().unwrap(),
         heartbeat: Heartbeat {
             interval: Duration::from_millis(300),
             timeout: Duration::from_millis(600),
         },
-        adapter: StackAdapter::Memory,
+        adapter: Adapter::Memory,
+        redis_url: None,
         health_interval: Duration::from_millis(200),
     });
     Harness::builder()
@@ -169,15 +171,15 @@ fn killing_a_replica_shows_it_down_and_the_session_moving() {
 }
 
 /// A wire record: a poll answered with `down` on replica 1.
-fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
-    use stickyscope::wire::{Transport, WireEvent, WireKind};
-    WireEvent {
+fn poll_answered_with(seq: u64, down: &str) -> stickyscope_vocab::record::WireRecord {
+    use stickyscope_vocab::record::{Transport, WireKind, WireRecord};
+    WireRecord {
         seq,
         at_ms: 1_000 + seq,
         user: "agent".into(),
         transport: Transport::Polling,
         kind: WireKind::Http {
-            request: stickyscope_replica::RequestKind::PollGet,
+            request: stickyscope_contract::RequestKind::PollGet,
             method: "GET".into(),
             status: Some(200),
         },
@@ -192,7 +194,7 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
         bytes_up: 0,
         bytes_down: down.len() as u64,
         packets_up: vec![],
-        packets_down: stickyscope::protocol::decode_payload(down.as_bytes()),
+        packets_down: stickyscope_vocab::protocol::decode_payload(down.as_bytes()),
         raw_up: String::new(),
         raw_down: down.into(),
         failure: None,
@@ -202,9 +204,9 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope::wire::WireEvent {
 
 #[test]
 fn an_idle_window_rests_and_news_wakes_it() {
-    use stickyscope::events::Event;
     use stickyscope::model::rest::REST_AFTER_SECS;
     use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope_vocab::events::Event;
 
     let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
     let mut h = Harness::builder()
@@ -281,9 +283,9 @@ fn an_idle_window_rests_and_news_wakes_it() {
 
 #[test]
 fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
-    use stickyscope::events::{Command, Event, ReplicaAction};
-    use stickyscope::topology::{ReplicaNode, Topology};
     use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope_vocab::events::{Command, Event, ReplicaAction};
+    use stickyscope_vocab::topology::{ReplicaNode, Topology};
 
     let (bridge, mut engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
     let mut h = Harness::builder()
@@ -402,23 +404,23 @@ fn exchange(
     seq: u64,
     user: &str,
     replica: Option<&str>,
-    (request, up, down, status): (stickyscope_replica::RequestKind, &str, &str, u16),
+    (request, up, down, status): (stickyscope_contract::RequestKind, &str, &str, u16),
     refusal: Option<&str>,
-) -> stickyscope::wire::WireEvent {
-    use stickyscope::wire::{Failure, FailureKind, WireKind};
+) -> stickyscope_vocab::record::WireRecord {
+    use stickyscope_vocab::record::{Failure, FailureKind, WireKind};
     let mut w = poll_answered_with(seq, down);
     w.user = user.into();
     w.replica = replica.map(str::to_owned);
     w.kind = WireKind::Http {
         request,
-        method: if request == stickyscope_replica::RequestKind::PollPost {
+        method: if request == stickyscope_contract::RequestKind::PollPost {
             "POST".into()
         } else {
             "GET".into()
         },
         status: Some(status),
     };
-    w.packets_up = stickyscope::protocol::decode_payload(up.as_bytes());
+    w.packets_up = stickyscope_vocab::protocol::decode_payload(up.as_bytes());
     w.raw_up = up.into();
     w.failure = refusal.map(|reason| Failure {
         kind: if replica.is_some() {
@@ -445,11 +447,11 @@ fn first_overlap(rects: &[(egui::Rect, String)]) -> Option<String> {
 
 #[test]
 fn nothing_overlaps_at_the_busiest() {
-    use stickyscope::events::Event;
-    use stickyscope::topology::{ReplicaNode, Topology};
     use stickyscope::ui::bridge::EngineBridge;
     use stickyscope::ui::placement::Kind;
-    use stickyscope_replica::RequestKind::*;
+    use stickyscope_contract::RequestKind::*;
+    use stickyscope_vocab::events::Event;
+    use stickyscope_vocab::topology::{ReplicaNode, Topology};
 
     for (width, height) in [(1280.0, 720.0), (1920.0, 1080.0)] {
         for presentation in [true, false] {

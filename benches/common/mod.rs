@@ -4,19 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
-use stickyscope_replica::Heartbeat;
+use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::stack::Adapter;
 
 /// An embedded stack of `replicas` on a free port, default heartbeat.
 pub async fn stack(
     replicas: usize,
     health_interval: Duration,
 ) -> anyhow::Result<Arc<EmbeddedStack>> {
-    Ok(EmbeddedStack::start(StackConfig {
+    Ok(EmbeddedStack::start(EmbeddedConfig {
         replicas,
         listen: "127.0.0.1:0".parse()?,
         heartbeat: Heartbeat::default(),
-        adapter: StackAdapter::Memory,
+        adapter: Adapter::Memory,
+        redis_url: None,
         health_interval,
     })
     .await?)

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stickyscope::protocol::websocket::FrameDecoder;
-use stickyscope::protocol::{decode_payload, decode_text_packet, socketio};
+use stickyscope_vocab::protocol::websocket::FrameDecoder;
+use stickyscope_vocab::protocol::{decode_payload, decode_text_packet, socketio};
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_payload(data);

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stickyscope::traefik_client::topology_from_api;
-use stickyscope::traefik_model::{parse_document, RouterInfo, ServiceInfo};
+use stickyscope_vocab::traefik_model::topology_from_api;
+use stickyscope_vocab::traefik_model::{parse_document, RouterInfo, ServiceInfo};
 
 fuzz_target!(|data: &[u8]| {
     let (services, routers) = match data.iter().position(|b| *b == 0) {

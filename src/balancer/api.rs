@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::pool::Backend;
 use super::routing::STICKY_COOKIE;
-use crate::traefik_model::{
+use stickyscope_vocab::traefik_model::{
     HealthCheck, LoadBalancer, RouterInfo, ServerInfo, ServiceInfo, Sticky, StickyCookie, DOWN, UP,
 };
 
@@ -110,7 +110,7 @@ fn routers() -> [RouterInfo; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traefik_model::ServiceInfo;
+    use stickyscope_vocab::traefik_model::ServiceInfo;
 
     fn backend(port: u16, up: bool) -> Backend {
         let url = format!("http://127.0.0.1:{port}");

@@ -36,9 +36,6 @@ use crate::http_serve::{is_upgrade, strip_hop_by_hop};
 use pool::{Backend, Pool};
 use routing::{Service, STICKINESS_HEADER};
 
-/// What Traefik answers, with `503 Service Unavailable`, when no server of a service is up.
-pub const NO_SERVER: &str = "no available server";
-
 /// Response bodies of the balancer: proxied or generated.
 pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -186,7 +183,10 @@ impl Balancer {
         let Some((backend, decision)) = self.pool.route(service, cookie) else {
             // Traefik's answer, word for word (3.7.15, measured), so that the app and its
             // users meet the same thing on both stacks.
-            return text_response(StatusCode::SERVICE_UNAVAILABLE, NO_SERVER.to_owned());
+            return text_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                stickyscope_vocab::traefik_model::NO_SERVER.to_owned(),
+            );
         };
 
         let forwarded = if is_upgrade(req.headers()) {

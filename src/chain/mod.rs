@@ -27,7 +27,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use stickyscope_replica::Heartbeat;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::stack::{Adapter, MAX_REPLICAS};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::traefik_client::TraefikApi;
@@ -40,8 +41,6 @@ use stackfile::{StackFile, StackFileError};
 pub const API_USER: &str = "stickyscope";
 /// The secret the stack file's basic auth reads its users from.
 const API_SECRET: &str = "traefik_api_users";
-/// Most replicas a chain holds, as the embedded stack.
-pub const MAX_REPLICAS: usize = crate::embedded::MAX_REPLICAS;
 /// How long each part may take to come up.
 const READY_BOUND: Duration = Duration::from_secs(20);
 /// How long a stopped part may take to go before it is killed.
@@ -79,8 +78,9 @@ pub struct ChainConfig {
     pub port: u16,
     /// The replicas' heartbeat.
     pub heartbeat: Heartbeat,
-    /// Whether the replicas use Redis between them (otherwise `--adapter none`).
-    pub adapter: bool,
+    /// The adapter between the replicas: Redis, or none (they are processes, so
+    /// [`Adapter::Memory`] is Redis here too).
+    pub adapter: Adapter,
     /// What runs a replica.
     pub replica_program: ReplicaProgram,
     /// The stack file the chain is derived from (the one this build was made with).
@@ -101,7 +101,7 @@ impl ChainConfig {
             replicas: 3,
             port: 0,
             heartbeat: Heartbeat::default(),
-            adapter: true,
+            adapter: Adapter::Redis,
             replica_program,
             stack_file: StackFile::built_in()?,
             nginx_conf: nginx_conf::NGINX_CONF.to_owned(),
@@ -235,7 +235,7 @@ pub struct Ports {
 
 /// A running chain. Dropping it kills every part; [`Chain::shutdown`] stops them gracefully.
 pub struct Chain {
-    settings: std::sync::Mutex<(Heartbeat, bool)>,
+    settings: std::sync::Mutex<(Heartbeat, Adapter)>,
     slots: Mutex<Vec<Slot>>,
     /// Held for each whole operation: operations run one after another.
     ops: Mutex<()>,
@@ -490,7 +490,7 @@ impl Chain {
                 let up = sticky_statuses(&api)
                     .await?
                     .get(url)
-                    .is_some_and(|status| status == crate::traefik_model::UP);
+                    .is_some_and(|status| status == stickyscope_vocab::traefik_model::UP);
                 if up {
                     Ok(())
                 } else {
@@ -555,7 +555,7 @@ impl Chain {
     pub async fn reconfigure(
         &self,
         heartbeat: Option<Heartbeat>,
-        adapter: Option<bool>,
+        adapter: Option<Adapter>,
     ) -> Result<(), ChainError> {
         if self.external.is_some() {
             return Err(ChainError::NotOurs);
@@ -605,7 +605,7 @@ impl Chain {
         }
     }
 
-    fn settings(&self) -> (Heartbeat, bool) {
+    fn settings(&self) -> (Heartbeat, Adapter) {
         *self.settings.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -710,7 +710,7 @@ impl Parts {
         &self,
         id: &str,
         port: u16,
-        (heartbeat, adapter): (Heartbeat, bool),
+        (heartbeat, adapter): (Heartbeat, Adapter),
     ) -> Result<Child, ChainError> {
         let mut args: Vec<OsString> = self.program.args.iter().map(OsString::from).collect();
         for arg in [
@@ -721,7 +721,7 @@ impl Parts {
             "--redis-url".to_owned(),
             format!("redis://127.0.0.1:{}", self.ports.redis),
             "--adapter".to_owned(),
-            if adapter { "redis" } else { "none" }.to_owned(),
+            if adapter.is_on() { "redis" } else { "none" }.to_owned(),
             "--ping-interval".to_owned(),
             format!("{}ms", heartbeat.interval.as_millis()),
             "--ping-timeout".to_owned(),
@@ -792,7 +792,7 @@ impl Parts {
                 let up = sticky_statuses(&api)
                     .await?
                     .values()
-                    .filter(|s| *s == crate::traefik_model::UP)
+                    .filter(|s| *s == stickyscope_vocab::traefik_model::UP)
                     .count();
                 if up != expected {
                     return Err(NotYet::Waiting(format!(

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stickyscope_replica::{Heartbeat, StatsSnapshot};
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_contract::stats::StatsSnapshot;
+use stickyscope_vocab::stack::Adapter;
 
 use crate::chain::Chain;
-use crate::embedded::{EmbeddedStack, StackAdapter};
-use crate::events::ReplicaAction;
+use crate::embedded::EmbeddedStack;
+use stickyscope_vocab::events::ReplicaAction;
 
 /// A stack with replica controls.
 #[derive(Clone)]
@@ -74,7 +76,7 @@ impl StackControls {
     pub async fn configure(
         &self,
         heartbeat: Option<Heartbeat>,
-        adapter: Option<StackAdapter>,
+        adapter: Option<Adapter>,
     ) -> Result<(), String> {
         match self {
             StackControls::Embedded(s) => s
@@ -82,7 +84,7 @@ impl StackControls {
                 .await
                 .map_err(|e| e.to_string()),
             StackControls::Chain(c) => c
-                .reconfigure(heartbeat, adapter.map(|a| a != StackAdapter::None))
+                .reconfigure(heartbeat, adapter)
                 .await
                 .map_err(|e| e.to_string()),
         }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::events::sink::EventSink;
-use crate::events::{CrowdSummary, EngineIoChoice, Event};
-use crate::session::{ChatSession, SessionConfig, SessionState, TransportChoice};
-use crate::wire::identify::SharedIdentify;
+use crate::event_sink::EventSink;
+use crate::session::{ChatSession, SessionConfig};
+use crate::wire::SharedIdentify;
+use stickyscope_vocab::events::{CrowdSummary, EngineIoChoice, Event};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
 
 /// Largest crowd.
 pub const MAX_CROWD: usize = 500;

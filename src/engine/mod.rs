@@ -1,7 +1,7 @@
 //! The network side as one piece: the stack (embedded, the local chain, or external), one
 //! chat session per user, the topology poller, and the command loop. It talks to the UI only through the
-//! event stream ([`crate::events::Event`] through [`crate::events::sink::EventSink`]) and the
-//! command channel ([`crate::events::Command`]); nothing here knows about egui.
+//! event stream ([`stickyscope_vocab::events::Event`] through [`crate::event_sink::EventSink`]) and the
+//! command channel ([`stickyscope_vocab::events::Command`]); nothing here knows about egui.
 
 pub mod controls;
 pub mod crowd;
@@ -11,29 +11,29 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use stickyscope_contract::chat::USERS;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::chain::{Chain, ChainConfig, ChainError};
-use crate::embedded::{EmbeddedStack, StackConfig, StackError};
-use crate::events::sink::EventSink;
-use crate::events::{
+use crate::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
+use crate::event_sink::EventSink;
+use crate::session::{ChatSession, SessionConfig};
+use crate::wire::tap::TapError;
+use crate::wire::SharedIdentify;
+use controls::StackControls;
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::events::{
     Command, EngineIoChoice, Event, Notice, NoticeLevel, ReplicaAction, StackOperation,
 };
-use crate::session::{ChatSession, SessionConfig, TransportChoice};
-use crate::wire::identify::{Identify, SharedIdentify};
-use crate::wire::tap::TapError;
-use controls::StackControls;
+use stickyscope_vocab::naming::Identify;
 use topology_poller::TopologySource;
-
-/// The two chat users.
-pub const USERS: [&str; 2] = ["agent", "visitor"];
 
 /// Where the stack is.
 #[derive(Debug, Clone)]
 pub enum GatewayConfig {
     /// Start the embedded stack in this process.
-    Embedded(StackConfig),
+    Embedded(EmbeddedConfig),
     /// Start the real chain (nginx → Traefik → replica processes → Redis) as child
     /// processes.
     Chain(ChainConfig),
@@ -46,7 +46,7 @@ pub enum GatewayConfig {
         /// How to tell which replica answered, besides `X-Replica`.
         identify: IdentifyConfig,
         /// Which Engine.IO to speak (auto: v4, or v3 when the servers answer in v3).
-        engineio: crate::events::EngineIoChoice,
+        engineio: stickyscope_vocab::events::EngineIoChoice,
     },
 }
 
@@ -58,7 +58,7 @@ impl GatewayConfig {
             gateway: gateway.into(),
             traefik_api,
             identify: IdentifyConfig::default(),
-            engineio: crate::events::EngineIoChoice::default(),
+            engineio: stickyscope_vocab::events::EngineIoChoice::default(),
         }
     }
 
@@ -91,7 +91,7 @@ pub struct EngineConfig {
     /// Stickiness of both users at start.
     pub sticky: bool,
     /// Which chat both users speak at start.
-    pub chat: crate::events::ChatDialect,
+    pub chat: stickyscope_vocab::events::ChatDialect,
 }
 
 impl EngineConfig {
@@ -101,7 +101,7 @@ impl EngineConfig {
             gateway,
             transport: TransportChoice::Polling,
             sticky: true,
-            chat: crate::events::ChatDialect::default(),
+            chat: stickyscope_vocab::events::ChatDialect::default(),
         }
     }
 }
@@ -134,7 +134,7 @@ impl IdentifyConfig {
 pub enum EngineError {
     /// The embedded stack failed.
     #[error(transparent)]
-    Stack(#[from] StackError),
+    Stack(#[from] EmbeddedError),
     /// The local chain failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
@@ -276,8 +276,8 @@ enum StackOp {
     Add,
     Replica(String, ReplicaAction),
     Configure(
-        Option<stickyscope_replica::Heartbeat>,
-        Option<crate::embedded::StackAdapter>,
+        Option<stickyscope_contract::heartbeat::Heartbeat>,
+        Option<stickyscope_vocab::stack::Adapter>,
     ),
 }
 
@@ -452,8 +452,8 @@ async fn pin_to(
             )
         });
     };
-    let value = crate::wire::identify::CookieScheme::TraefikSha256.value(&url);
-    session.pin(value, crate::topology::replica_name(replica));
+    let value = stickyscope_vocab::naming::CookieScheme::TraefikSha256.value(&url);
+    session.pin(value, stickyscope_vocab::topology::replica_name(replica));
     Ok(())
 }
 

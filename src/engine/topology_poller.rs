@@ -14,12 +14,13 @@ use hyper_util::rt::TokioExecutor;
 use crate::balancer::api::STICKY_SERVICE;
 use crate::chain::Chain;
 use crate::embedded::EmbeddedStack;
-use crate::events::sink::EventSink;
-use crate::events::{Event, Notice, NoticeLevel};
-use crate::topology::Topology;
-use crate::traefik_client::{topology_from_api, TraefikApi};
-use crate::traefik_model::{parse_document, ServiceInfo};
-use crate::wire::identify::SharedIdentify;
+use crate::event_sink::EventSink;
+use crate::traefik_client::TraefikApi;
+use crate::wire::SharedIdentify;
+use stickyscope_vocab::events::{Event, Notice, NoticeLevel};
+use stickyscope_vocab::topology::Topology;
+use stickyscope_vocab::traefik_model::topology_from_api;
+use stickyscope_vocab::traefik_model::{parse_document, ServiceInfo};
 
 /// How often the API is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

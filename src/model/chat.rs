@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use crate::events::{OutboxStatus, OutboxUpdate, Received};
+use stickyscope_vocab::events::{OutboxStatus, OutboxUpdate, Received};
 
 /// Most entries kept per pane.
 pub const MAX_ENTRIES: usize = 2_000;

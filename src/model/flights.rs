@@ -7,8 +7,8 @@ use std::collections::VecDeque;
 
 use stickyscope_contract::RequestKind;
 
-use crate::protocol::{EnginePacket, SocketKind};
-use crate::wire::{Direction, WireEvent, WireKind};
+use stickyscope_vocab::protocol::{EnginePacket, SocketKind};
+use stickyscope_vocab::record::{Direction, WireKind, WireRecord};
 
 /// Presentation seconds one leg (user → replica, or back) takes.
 pub const LEG_SECS: f64 = 0.6;
@@ -82,7 +82,7 @@ pub struct Flights {
 
 impl Flights {
     /// Starts the flight of `wire` at `now`.
-    pub fn launch(&mut self, wire: &WireEvent, now: f64) {
+    pub fn launch(&mut self, wire: &WireRecord, now: f64) {
         let legs = legs_of(wire);
         if legs.is_empty() {
             return;
@@ -164,7 +164,7 @@ impl Flights {
 
 /// The legs of a record: an HTTP exchange goes up and comes down; a WebSocket message goes
 /// one way.
-pub fn legs_of(wire: &WireEvent) -> Vec<Leg> {
+pub fn legs_of(wire: &WireRecord) -> Vec<Leg> {
     match &wire.kind {
         WireKind::Http {
             request,
@@ -247,11 +247,11 @@ pub fn packet_label(p: &EnginePacket) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::protocol::decode_payload;
-    use crate::wire::{Failure, FailureKind, Transport};
+    use stickyscope_vocab::protocol::decode_payload;
+    use stickyscope_vocab::record::{Failure, FailureKind, Transport};
 
-    pub(crate) fn sample_wire() -> WireEvent {
-        WireEvent {
+    pub(crate) fn sample_wire() -> WireRecord {
+        WireRecord {
             seq: 1,
             at_ms: 1_000,
             user: "agent".into(),

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use crate::wire::{Direction, WireEvent, WireKind};
+use stickyscope_vocab::record::{Direction, WireKind, WireRecord};
 
 /// Most records kept.
 pub const MAX_RECORDS: usize = 20_000;
@@ -26,13 +26,13 @@ pub struct LogFilter {
 /// The log.
 #[derive(Debug, Default)]
 pub struct PacketLog {
-    records: VecDeque<WireEvent>,
+    records: VecDeque<WireRecord>,
     total: u64,
 }
 
 impl PacketLog {
     /// Adds a record, forgetting the oldest beyond [`MAX_RECORDS`].
-    pub fn push(&mut self, record: WireEvent) {
+    pub fn push(&mut self, record: WireRecord) {
         self.records.push_back(record);
         self.total += 1;
         while self.records.len() > MAX_RECORDS {
@@ -56,7 +56,7 @@ impl PacketLog {
     }
 
     /// All kept records, oldest first.
-    pub fn records(&self) -> impl DoubleEndedIterator<Item = &WireEvent> + ExactSizeIterator {
+    pub fn records(&self) -> impl DoubleEndedIterator<Item = &WireRecord> + ExactSizeIterator {
         self.records.iter()
     }
 
@@ -66,7 +66,7 @@ impl PacketLog {
     }
 
     /// The record with log id `id`, while kept.
-    pub fn get(&self, id: u64) -> Option<&WireEvent> {
+    pub fn get(&self, id: u64) -> Option<&WireRecord> {
         let index = id.checked_sub(self.first_id())?;
         self.records.get(usize::try_from(index).ok()?)
     }
@@ -79,7 +79,7 @@ impl PacketLog {
     }
 
     /// Kept records from log id `from` on, with their ids.
-    fn since_id(&self, from: u64) -> impl Iterator<Item = (u64, &WireEvent)> {
+    fn since_id(&self, from: u64) -> impl Iterator<Item = (u64, &WireRecord)> {
         let first = self.first_id();
         let skip = usize::try_from(from.saturating_sub(first)).unwrap_or(usize::MAX);
         self.records
@@ -92,7 +92,7 @@ impl PacketLog {
 
 impl LogFilter {
     /// Whether `record` passes. `kind` is the filter's kind text, lowercased.
-    fn passes(&self, record: &WireEvent, kind: &str) -> bool {
+    fn passes(&self, record: &WireRecord, kind: &str) -> bool {
         self.user.as_ref().is_none_or(|u| &record.user == u)
             && self
                 .replica
@@ -139,7 +139,7 @@ impl Matches {
 }
 
 /// What a record is, in words: request kind and packet names.
-pub fn kind_text(r: &WireEvent) -> String {
+pub fn kind_text(r: &WireRecord) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(kind) = r.request_kind() {
         parts.push(kind.as_str().replace('_', " "));
@@ -154,7 +154,7 @@ pub fn kind_text(r: &WireEvent) -> String {
 
 /// One row of the packet log: number, user, method and status, replica, what it carried,
 /// what its time was spent on (a round trip, or a long poll's hold), and why it failed.
-pub fn row_text(r: &WireEvent) -> String {
+pub fn row_text(r: &WireRecord) -> String {
     let what = match &r.kind {
         WireKind::Http { method, status, .. } => format!(
             "{method:<4} {}",
@@ -221,8 +221,8 @@ mod tests {
         let mut b = sample_wire();
         b.user = "visitor".into();
         b.replica = Some("2".into());
-        b.failure = Some(crate::wire::Failure {
-            kind: crate::wire::FailureKind::Refused,
+        b.failure = Some(stickyscope_vocab::record::Failure {
+            kind: stickyscope_vocab::record::FailureKind::Refused,
             reason: "Session ID unknown".into(),
         });
         log.push(a);

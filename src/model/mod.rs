@@ -10,11 +10,11 @@ pub mod series;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::events::{CrowdSummary, Event, Notice};
-use crate::protocol::EnginePacket;
-use crate::session::{SessionState, TransportChoice};
-use crate::topology::Topology;
-use crate::wire::WireEvent;
+use stickyscope_vocab::events::{CrowdSummary, Event, Notice};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::protocol::EnginePacket;
+use stickyscope_vocab::record::WireRecord;
+use stickyscope_vocab::topology::Topology;
 
 pub use chat::{ChatEntry, ChatLog};
 pub use flights::{Flight, Flights, Leg, RejectMark};
@@ -150,7 +150,7 @@ impl ViewModel {
         }
     }
 
-    fn apply_wire(&mut self, wire: WireEvent, now: f64) {
+    fn apply_wire(&mut self, wire: WireRecord, now: f64) {
         match (&wire.replica, &wire.unnamed) {
             (Some(_), _) => {
                 self.unnamed.remove(&wire.user);
@@ -240,7 +240,7 @@ impl ViewModel {
                 "the gateway closed the connection without answering",
                 "the gateway reset the connection without answering",
                 "not Engine.IO:",
-                crate::balancer::NO_SERVER,
+                stickyscope_vocab::traefik_model::NO_SERVER,
             ]
             .iter()
             .any(|start| r.starts_with(start))
@@ -259,7 +259,7 @@ impl ViewModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::ReplicaNode;
+    use stickyscope_vocab::topology::ReplicaNode;
 
     #[test]
     fn replicas_seen_on_the_wire_join_the_api_topology() {
@@ -344,7 +344,7 @@ mod tests {
         assert_eq!(m.heartbeats.get("agent"), Some(&1));
         assert_eq!(m.log.len(), 1, "still logged");
         let mut chat = flights::tests::sample_wire();
-        chat.packets_down = crate::protocol::decode_payload(b"42[\"chat\",{}]");
+        chat.packets_down = stickyscope_vocab::protocol::decode_payload(b"42[\"chat\",{}]");
         m.apply(Event::Wire(Box::new(chat)), 0.0);
         assert_eq!(m.flights.active(0.1).count(), 1, "a message always flies");
     }

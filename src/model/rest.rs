@@ -39,9 +39,9 @@ impl Rest {
 mod tests {
     use super::*;
     use crate::model::flights::tests::sample_wire;
-    use crate::protocol::decode_payload;
-    use crate::wire::{Direction, WireKind};
     use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::protocol::decode_payload;
+    use stickyscope_vocab::record::{Direction, WireKind};
 
     #[test]
     fn it_rests_after_a_quiet_spell_and_news_wakes_it() {

@@ -13,8 +13,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::wire::timing::Timing;
-use crate::wire::WireEvent;
+use stickyscope_vocab::record::WireRecord;
+use stickyscope_vocab::timing::Timing;
 
 /// Seconds of history kept.
 pub const WINDOW_SECS: f64 = 600.0;
@@ -143,7 +143,7 @@ impl Series {
     }
 
     /// Adds a record.
-    pub fn record(&mut self, wire: &WireEvent) {
+    pub fn record(&mut self, wire: &WireRecord) {
         let start = *self.start_ms.get_or_insert(wire.at_ms);
         let t = wire.at_ms.saturating_sub(start) as f64 / 1000.0;
         self.latest = self.latest.max(t);
@@ -321,7 +321,7 @@ mod tests {
     use crate::model::flights::tests::sample_wire as long_poll;
 
     /// A poll that found a packet waiting: its time is a round trip.
-    fn sample_wire() -> WireEvent {
+    fn sample_wire() -> WireRecord {
         let mut w = long_poll();
         w.held_us = Some(0);
         w
@@ -346,7 +346,7 @@ mod tests {
 
         let mut s = Series::default();
         let mut post = long_poll();
-        post.kind = crate::wire::WireKind::Http {
+        post.kind = stickyscope_vocab::record::WireKind::Http {
             request: stickyscope_contract::RequestKind::PollPost,
             method: "POST".into(),
             status: Some(200),
@@ -369,8 +369,8 @@ mod tests {
         assert_eq!(counts, [(700, 1)], "older than ten minutes is gone");
         assert_eq!(s.latency["1"].points.len(), 1);
         assert_eq!(s.latency["1"].seconds.len(), 1);
-        w.failure = Some(crate::wire::Failure {
-            kind: crate::wire::FailureKind::Timeout,
+        w.failure = Some(stickyscope_vocab::record::Failure {
+            kind: stickyscope_vocab::record::FailureKind::Timeout,
             reason: "t".into(),
         });
         s.record(&w);

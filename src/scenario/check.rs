@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use stickyscope_replica::StatsSnapshot;
+use stickyscope_contract::stats::StatsSnapshot;
 
 use super::format::{Bounds, Counter, Expectation};
-use crate::events::Event;
-use crate::session::SessionState;
+use stickyscope_vocab::events::Event;
+use stickyscope_vocab::events::SessionState;
 
 /// Where an expectation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -185,7 +185,7 @@ impl StepCheck {
                 "{user} connected to {}",
                 replica.as_deref().map_or_else(
                     || "a replica nothing named".to_owned(),
-                    crate::topology::replica_name
+                    stickyscope_vocab::topology::replica_name
                 )
             ),
             Some(SessionState::Reconnecting { reason, .. }) => {
@@ -235,7 +235,7 @@ impl StepCheck {
                 });
                 let from = before.as_deref().map_or_else(
                     || "no replica known before".to_owned(),
-                    |b| format!("was on {}", crate::topology::replica_name(b)),
+                    |b| format!("was on {}", stickyscope_vocab::topology::replica_name(b)),
                 );
                 must(seen, format!("{}; {from}", self.state_words(user)))
             }
@@ -246,7 +246,7 @@ impl StepCheck {
                     _ => format!(
                         "answers to {user} from {}",
                         set.iter()
-                            .map(|r| crate::topology::replica_name(r))
+                            .map(|r| stickyscope_vocab::topology::replica_name(r))
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

@@ -30,10 +30,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::events::{ChatDialect, ReplicaAction, TransportChoice};
-
-/// The chat users a scenario can name.
-pub const USERS: [&str; 2] = ["agent", "visitor"];
+use stickyscope_contract::chat::USERS;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::events::{ChatDialect, ReplicaAction, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
 /// The longest `within` or `wait`.
 pub const MAX_STEP_TIME: Duration = Duration::from_secs(600);
 /// `within` when a step gives none.
@@ -62,23 +62,13 @@ pub struct Scenario {
 pub struct StackNeeds {
     /// Replicas at the start.
     pub replicas: usize,
-    /// The adapter between replicas.
-    pub adapter: AdapterNeed,
+    /// The adapter between replicas (Redis is the chain's: a private Redis for the embedded
+    /// stack is not started).
+    pub adapter: Adapter,
     /// pingInterval and pingTimeout.
-    pub heartbeat: (Duration, Duration),
+    pub heartbeat: Heartbeat,
     /// Where the adapter is asked for in the file.
     pub adapter_at: (usize, usize),
-}
-
-/// The adapter a scenario asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AdapterNeed {
-    /// The in-process bus (the embedded stack; Redis on the chain).
-    Memory,
-    /// Redis (the chain's; a private Redis for the embedded stack is not started).
-    Redis,
-    /// None: users on different replicas never see each other.
-    None,
 }
 
 /// How both users start.
@@ -543,8 +533,8 @@ pub fn parse(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
         }
         None => StackNeeds {
             replicas: 3,
-            adapter: AdapterNeed::Memory,
-            heartbeat: (Duration::from_secs(3), Duration::from_secs(7)),
+            adapter: Adapter::Memory,
+            heartbeat: Heartbeat::default(),
             adapter_at: (1, 1),
         },
     };
@@ -578,12 +568,12 @@ pub fn parse(file: &str, source: &str) -> Result<Scenario, ScenarioError> {
             let action = read_action(table.get_ref()).map_err(|m| at(table.span(), m))?;
             if let Action::AddReplica = action {
                 replicas += 1;
-                if replicas > crate::embedded::MAX_REPLICAS {
+                if replicas > stickyscope_vocab::stack::MAX_REPLICAS {
                     return Err(at(
                         table.span(),
                         format!(
                             "one replica too many: a stack has at most {}",
-                            crate::embedded::MAX_REPLICAS
+                            stickyscope_vocab::stack::MAX_REPLICAS
                         ),
                     ));
                 }
@@ -674,7 +664,7 @@ fn check_replica_ref(replica: &Option<String>, replicas: usize) -> Result<(), St
 fn read_stack(raw: &RawStack) -> Result<StackNeeds, (Range<usize>, String)> {
     let replicas = match &raw.replicas {
         Some(n) => {
-            let max = crate::embedded::MAX_REPLICAS as i64;
+            let max = stickyscope_vocab::stack::MAX_REPLICAS as i64;
             if !(1..=max).contains(n.get_ref()) {
                 return Err((n.span(), format!("replicas must be 1 to {max}")));
             }
@@ -683,28 +673,23 @@ fn read_stack(raw: &RawStack) -> Result<StackNeeds, (Range<usize>, String)> {
         None => 3,
     };
     let adapter = match &raw.adapter {
-        Some(a) => match a.get_ref().as_str() {
-            "memory" => AdapterNeed::Memory,
-            "redis" => AdapterNeed::Redis,
-            "none" => AdapterNeed::None,
-            other => {
-                return Err((
-                    a.span(),
-                    format!("unknown adapter {other:?}: memory, redis or none"),
-                ))
-            }
-        },
-        None => AdapterNeed::Memory,
+        Some(a) => Adapter::from_label(a.get_ref()).ok_or_else(|| {
+            (
+                a.span(),
+                format!("unknown adapter {:?}: memory, redis or none", a.get_ref()),
+            )
+        })?,
+        None => Adapter::Memory,
     };
-    let heartbeat_of = |d: &Option<Spanned<String>>, default: u64| match d {
-        Some(d) => stickyscope_replica::flags::heartbeat_duration(d.get_ref())
+    let heartbeat_of = |d: &Option<Spanned<String>>, default: Duration| match d {
+        Some(d) => stickyscope_contract::heartbeat::heartbeat_duration(d.get_ref())
             .map_err(|m| (d.span(), format!("heartbeat: {m}"))),
-        None => Ok(Duration::from_secs(default)),
+        None => Ok(default),
     };
-    let heartbeat = (
-        heartbeat_of(&raw.heartbeat, 3)?,
-        heartbeat_of(&raw.ping_timeout, 7)?,
-    );
+    let heartbeat = Heartbeat {
+        interval: heartbeat_of(&raw.heartbeat, Heartbeat::default().interval)?,
+        timeout: heartbeat_of(&raw.ping_timeout, Heartbeat::default().timeout)?,
+    };
     Ok(StackNeeds {
         replicas,
         adapter,
@@ -843,7 +828,7 @@ fn transport(text: &str) -> Result<TransportChoice, String> {
 
 fn duration(text: &str, what: &str) -> Result<Duration, String> {
     let range = Duration::ZERO..=MAX_STEP_TIME;
-    stickyscope_replica::flags::duration_in(text, &range).map_err(|m| format!("{what}: {m}"))
+    stickyscope_contract::heartbeat::duration_in(text, &range).map_err(|m| format!("{what}: {m}"))
 }
 
 fn read_action(table: &toml::Table) -> Result<Action, String> {
@@ -881,10 +866,10 @@ fn read_action(table: &toml::Table) -> Result<Action, String> {
         },
         "heartbeat" => {
             let interval =
-                stickyscope_replica::flags::heartbeat_duration(&f.required("heartbeat")?)
+                stickyscope_contract::heartbeat::heartbeat_duration(&f.required("heartbeat")?)
                     .map_err(|m| format!("heartbeat: {m}"))?;
             let timeout = match f.string("ping_timeout")? {
-                Some(t) => stickyscope_replica::flags::heartbeat_duration(&t)
+                Some(t) => stickyscope_contract::heartbeat::heartbeat_duration(&t)
                     .map_err(|m| format!("ping_timeout: {m}"))?,
                 None => Duration::from_secs(7),
             };
@@ -1055,7 +1040,7 @@ impl Scenario {
             column,
             message,
         };
-        if self.stack.adapter == AdapterNeed::Redis && can.controls && !can.redis_adapter {
+        if self.stack.adapter == Adapter::Redis && can.controls && !can.redis_adapter {
             return Err(refuse(
                 self.stack.adapter_at,
                 "adapter \"redis\" needs the local chain (--chain); the embedded stack's is \"memory\"".into(),

@@ -9,12 +9,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::check::{Outcome, StepCheck};
-use super::format::{Action, AdapterNeed, Scenario, Step, Target, Who, USERS};
+use super::format::{Action, Scenario, Step, Target, Who};
 use super::report::StepReport;
-use crate::embedded::StackAdapter;
-use crate::events::{Command, Event, ReplicaAction, StackOperation, TransportChoice};
-use crate::session::SessionState;
-use crate::topology::Topology;
+use stickyscope_contract::chat::USERS;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::events::SessionState;
+use stickyscope_vocab::events::{Command, Event, ReplicaAction, StackOperation, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
+use stickyscope_vocab::topology::Topology;
 
 /// How often `/stats` is read while a step needs it.
 pub const STATS_EVERY: Duration = Duration::from_millis(500);
@@ -36,7 +38,7 @@ pub struct Settings {
     /// Whether the replicas have an adapter between them.
     pub adapter_on: bool,
     /// pingInterval and pingTimeout.
-    pub heartbeat: (Duration, Duration),
+    pub heartbeat: Heartbeat,
     /// The replica each user was last pinned to.
     pub pins: BTreeMap<String, String>,
     /// Replicas by id, and whether each should be running.
@@ -57,7 +59,7 @@ impl Settings {
                 .iter()
                 .map(|u| ((*u).to_owned(), scenario.start.transport))
                 .collect(),
-            adapter_on: scenario.stack.adapter != AdapterNeed::None,
+            adapter_on: scenario.stack.adapter != Adapter::None,
             heartbeat: scenario.stack.heartbeat,
             pins: BTreeMap::new(),
             replicas: (1..=scenario.stack.replicas)
@@ -82,7 +84,12 @@ impl Settings {
                 }
             }
             Action::Adapter { on } => self.adapter_on = *on,
-            Action::Heartbeat { interval, timeout } => self.heartbeat = (*interval, *timeout),
+            Action::Heartbeat { interval, timeout } => {
+                self.heartbeat = Heartbeat {
+                    interval: *interval,
+                    timeout: *timeout,
+                }
+            }
             Action::Pin { user, replica } => {
                 self.sticky.insert(user.clone(), true);
                 self.pins.insert(user.clone(), replica.clone());
@@ -133,10 +140,10 @@ impl Settings {
             }
             Command::ConfigureStack { heartbeat, adapter } => {
                 if let Some(h) = heartbeat {
-                    self.heartbeat = (h.interval, h.timeout);
+                    self.heartbeat = *h;
                 }
                 if let Some(a) = adapter {
-                    self.adapter_on = *a != StackAdapter::None;
+                    self.adapter_on = *a != Adapter::None;
                 }
             }
             Command::Replica { id, action } => {
@@ -215,8 +222,8 @@ impl Settings {
         }
         if self.heartbeat != target.heartbeat {
             actions.push(Action::Heartbeat {
-                interval: target.heartbeat.0,
-                timeout: target.heartbeat.1,
+                interval: target.heartbeat.interval,
+                timeout: target.heartbeat.timeout,
             });
         }
         // Whether a replica runs: as last set, else as the topology shows (where "up" also
@@ -764,14 +771,10 @@ pub fn commands_for(
         // On the chain any adapter but none is Redis.
         Action::Adapter { on } => vec![Command::ConfigureStack {
             heartbeat: None,
-            adapter: Some(if *on {
-                StackAdapter::Memory
-            } else {
-                StackAdapter::None
-            }),
+            adapter: Some(if *on { Adapter::Memory } else { Adapter::None }),
         }],
         Action::Heartbeat { interval, timeout } => vec![Command::ConfigureStack {
-            heartbeat: Some(stickyscope_replica::Heartbeat {
+            heartbeat: Some(Heartbeat {
                 interval: *interval,
                 timeout: *timeout,
             }),

@@ -5,13 +5,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::format::{AdapterNeed, Capabilities, Scenario, ScenarioError};
+use super::format::{Capabilities, Scenario, ScenarioError};
 use super::player::Player;
 use super::report::{ScenarioReport, StepReport};
-use crate::embedded::{StackAdapter, StackConfig};
+use crate::embedded::EmbeddedConfig;
 use crate::engine::{Engine, EngineConfig, EngineError, GatewayConfig, IdentifyConfig};
-use crate::events::sink::EventSink;
-use crate::events::EngineIoChoice;
+use crate::event_sink::EventSink;
+use stickyscope_vocab::events::EngineIoChoice;
+use stickyscope_vocab::stack::Adapter;
 
 /// Where a scenario runs.
 #[derive(Debug, Clone)]
@@ -73,27 +74,24 @@ pub enum RunError {
 
 /// The engine's configuration for `scenario` on `target`.
 fn engine_config(scenario: &Scenario, target: &RunTarget) -> EngineConfig {
-    let heartbeat = stickyscope_replica::Heartbeat {
-        interval: scenario.stack.heartbeat.0,
-        timeout: scenario.stack.heartbeat.1,
-    };
+    let heartbeat = scenario.stack.heartbeat;
     let gateway = match target {
-        RunTarget::Embedded => GatewayConfig::Embedded(StackConfig {
+        RunTarget::Embedded => GatewayConfig::Embedded(EmbeddedConfig {
             replicas: scenario.stack.replicas,
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             heartbeat,
             adapter: match scenario.stack.adapter {
-                AdapterNeed::None => StackAdapter::None,
+                Adapter::None => Adapter::None,
                 // Refused before: check_against.
-                AdapterNeed::Memory | AdapterNeed::Redis => StackAdapter::Memory,
+                Adapter::Memory | Adapter::Redis => Adapter::Memory,
             },
-            ..StackConfig::default()
+            ..EmbeddedConfig::default()
         }),
         RunTarget::Chain(config) => {
             let mut config = (**config).clone();
             config.replicas = scenario.stack.replicas;
             config.heartbeat = heartbeat;
-            config.adapter = scenario.stack.adapter != AdapterNeed::None;
+            config.adapter = scenario.stack.adapter;
             GatewayConfig::Chain(config)
         }
         RunTarget::Gateway {

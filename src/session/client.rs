@@ -11,7 +11,7 @@ use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 
 use super::v3::V3Client;
-use super::TransportChoice;
+use stickyscope_vocab::events::TransportChoice;
 
 /// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
 /// client for each connection attempt, and without a connector of its own each of those

@@ -23,13 +23,16 @@ use tokio::task::JoinHandle;
 use super::guard::AttemptGuard;
 use super::outbox::{Due, Outbox, DEFAULT_TRIES};
 use super::tracker::{Observation, WireTracker};
-use super::{SessionState, TransportChoice};
-use crate::events::sink::EventSink;
-use crate::events::{ChatDialect, EngineIoChoice, Event, OutboxStatus, OutboxUpdate, Received};
+use crate::event_sink::EventSink;
 use crate::wire::tap::TapError;
-use crate::wire::{Tap, TapConfig, WireEvent};
+use crate::wire::{Tap, TapConfig};
 use std::collections::VecDeque;
 use stickyscope_contract::chat::seed;
+use stickyscope_vocab::events::{
+    ChatDialect, EngineIoChoice, Event, OutboxStatus, OutboxUpdate, Received,
+};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::record::WireRecord;
 
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
@@ -66,7 +69,7 @@ pub struct SessionConfig {
     pub max_attempts: Option<u32>,
     /// How the tap names replicas (shared with the topology poller, which learns the
     /// balancer's servers).
-    pub identify: crate::wire::identify::SharedIdentify,
+    pub identify: crate::wire::SharedIdentify,
     /// Which chat the user speaks.
     pub chat: ChatDialect,
     /// Which Engine.IO protocol the session speaks.
@@ -310,7 +313,7 @@ struct Driver {
     config: SessionConfig,
     tap: Arc<Tap>,
     sink: EventSink,
-    wire_rx: mpsc::Receiver<WireEvent>,
+    wire_rx: mpsc::Receiver<WireRecord>,
     cmd_rx: mpsc::Receiver<SessionCommand>,
     connect_tx: mpsc::Sender<(u64, Result<SessionClient, String>)>,
     connect_rx: mpsc::Receiver<(u64, Result<SessionClient, String>)>,
@@ -452,7 +455,7 @@ impl Driver {
         matches!(self.phase, Phase::Attempting { .. } | Phase::Connected)
     }
 
-    async fn on_wire(&mut self, ev: WireEvent) {
+    async fn on_wire(&mut self, ev: WireRecord) {
         let now = Instant::now();
         let observations = self.tracker.observe(&ev, now);
         self.sink.wire(ev);

@@ -10,8 +10,8 @@
 //! - [`client`]: the Socket.IO client of one attempt, v4 or v3 (network).
 //! - [`v3`]: a small Engine.IO v3 / Socket.IO 2 client (network).
 //!
-//! A session's state and transport ([`SessionState`], [`TransportChoice`]) are types of
-//! the event stream, defined in [`crate::events`] below both sessions and engine.
+//! A session's state and transport are words of the event stream
+//! ([`stickyscope_vocab::events::SessionState`], [`stickyscope_vocab::events::TransportChoice`]).
 
 pub mod client;
 pub mod driver;
@@ -20,5 +20,4 @@ pub mod outbox;
 pub mod tracker;
 pub mod v3;
 
-pub use crate::events::{SessionState, TransportChoice};
 pub use driver::{ChatSession, SessionConfig, SessionHandle};

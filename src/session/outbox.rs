@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use stickyscope_contract::chat::USERS;
 
-use crate::events::OutboxStatus;
+use stickyscope_vocab::events::OutboxStatus;
 
 /// How many tries a message gets by default before it is given up.
 pub const DEFAULT_TRIES: u32 = 3;

@@ -1,7 +1,7 @@
 //! What the wire says about one user's session: when it formed and on which replica, when
 //! it broke and why, and which chat messages and receipts reached this user.
 //!
-//! Fed the user's [`WireEvent`]s in order; failures of sessions this user has already left
+//! Fed the user's [`WireRecord`]s in order; failures of sessions this user has already left
 //! (other session ids) are ignored. Pure: time is passed in.
 
 use std::collections::{HashSet, VecDeque};
@@ -11,10 +11,10 @@ use stickyscope_contract::chat::{
     seed, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT, USERS,
 };
 
-use crate::events::ChatDialect;
+use stickyscope_vocab::events::ChatDialect;
 
-use crate::protocol::{EnginePacket, SocketKind};
-use crate::wire::{Direction, Transport, WireEvent, WireKind};
+use stickyscope_vocab::protocol::{EnginePacket, SocketKind};
+use stickyscope_vocab::record::{Direction, Transport, WireKind, WireRecord};
 
 /// How many received message ids are remembered for deduplication.
 const SEEN_CAPACITY: usize = 100_000;
@@ -174,7 +174,7 @@ impl WireTracker {
     }
 
     /// Interprets one wire event.
-    pub fn observe(&mut self, ev: &WireEvent, now: Instant) -> Vec<Observation> {
+    pub fn observe(&mut self, ev: &WireRecord, now: Instant) -> Vec<Observation> {
         let mut out = Vec::new();
         let handshake_of_attempt = self.attempting && self.current_sid.is_none();
         let ours = match (&ev.sid, &self.current_sid) {
@@ -349,7 +349,7 @@ impl WireTracker {
         Observation::Broken { reason }
     }
 
-    fn event(&mut self, data: &str, ev: &WireEvent) -> Option<Observation> {
+    fn event(&mut self, data: &str, ev: &WireRecord) -> Option<Observation> {
         let args: serde_json::Value = serde_json::from_str(data).ok()?;
         let name = args.get(0)?.as_str()?;
         let payload = args.get(1)?.clone();
@@ -365,7 +365,7 @@ impl WireTracker {
         &mut self,
         name: &str,
         payload: serde_json::Value,
-        ev: &WireEvent,
+        ev: &WireRecord,
     ) -> Option<Observation> {
         let (_, own) = seed::events_of(&self.user)?;
         let text = match payload {
@@ -400,7 +400,7 @@ impl WireTracker {
         &mut self,
         name: &str,
         payload: serde_json::Value,
-        ev: &WireEvent,
+        ev: &WireRecord,
     ) -> Option<Observation> {
         match name {
             CHAT_EVENT => {
@@ -458,7 +458,7 @@ fn ack_result(data: &str) -> Result<String, String> {
     }
 }
 
-fn from_server(ev: &WireEvent) -> bool {
+fn from_server(ev: &WireRecord) -> bool {
     match ev.kind {
         WireKind::Http { status, .. } => status.is_some(),
         WireKind::Ws { direction } => direction == Direction::Down,
@@ -468,12 +468,12 @@ fn from_server(ev: &WireEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::decode_payload;
-    use crate::wire::{Failure, FailureKind};
     use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::protocol::decode_payload;
+    use stickyscope_vocab::record::{Failure, FailureKind};
 
-    fn http(sid: Option<&str>, replica: &str, down: &str) -> WireEvent {
-        WireEvent {
+    fn http(sid: Option<&str>, replica: &str, down: &str) -> WireRecord {
+        WireRecord {
             seq: 0,
             at_ms: 0,
             user: "visitor".into(),

@@ -15,9 +15,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::TransportChoice;
-use crate::protocol::engineio::{decode_text_packet, EnginePacket, OpenInfo};
-use crate::protocol::engineio_v3;
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::protocol::engineio::{decode_text_packet, EnginePacket, OpenInfo};
+use stickyscope_vocab::protocol::engineio_v3;
 
 type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -146,7 +146,7 @@ fn stamp() -> u64 {
 }
 
 fn cut(s: &str) -> &str {
-    crate::protocol::socketio::cut(s, 80)
+    stickyscope_vocab::protocol::socketio::cut(s, 80)
 }
 
 async fn get(http: &reqwest::Client, url: &str) -> Result<String, String> {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use egui::{Key, Ui};
-use stickyscope_replica::Heartbeat;
+use stickyscope_contract::heartbeat::Heartbeat;
 
 use super::bridge::EngineBridge;
 use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput, Pane};
@@ -25,14 +25,15 @@ use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::{topology_ui, Drawn};
-use crate::embedded::StackAdapter;
-use crate::engine::{EngineConfig, GatewayConfig, USERS};
-use crate::events::sink::Wake;
-use crate::events::{Command, Event, Notice, NoticeLevel};
+use crate::engine::{EngineConfig, GatewayConfig};
+use crate::event_sink::Wake;
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
 use crate::scenario::player::{Player, Settings as StackSettings};
-use crate::session::TransportChoice;
+use stickyscope_contract::chat::USERS;
+use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::events::{Command, Event, Notice, NoticeLevel};
+use stickyscope_vocab::stack::Adapter;
 
 /// Seconds an info notice stays on screen.
 const NOTICE_SECS: f64 = 8.0;
@@ -82,8 +83,8 @@ pub struct StickyscopeApp {
     rest: Rest,
     /// Whether the window rests now; read by the waker on the engine's thread.
     resting: Arc<AtomicBool>,
-    /// The replicas' heartbeat (pingInterval, pingTimeout) as last set.
-    heartbeat: (Duration, Duration),
+    /// The replicas' heartbeat as last set.
+    heartbeat: Heartbeat,
     /// The scenario being played: its name and player.
     scenario: Option<(String, Player)>,
     /// What the topology drew in the last frame.
@@ -109,23 +110,26 @@ impl StickyscopeApp {
         let mode = gateway.mode();
         let mut adapter_on = true;
         let ping = Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000));
-        let mut heartbeat = (ping, Duration::from_secs(7).max(ping));
+        let mut heartbeat = Heartbeat {
+            interval: ping,
+            timeout: Heartbeat::default().timeout.max(ping),
+        };
         match &mut gateway {
             GatewayConfig::Embedded(stack) => {
                 stack.heartbeat = Heartbeat {
                     interval: ping,
                     timeout: stack.heartbeat.timeout.max(ping),
                 };
-                heartbeat = (ping, stack.heartbeat.timeout);
-                adapter_on = stack.adapter != StackAdapter::None;
+                heartbeat = stack.heartbeat;
+                adapter_on = stack.adapter != Adapter::None;
             }
             GatewayConfig::Chain(chain) => {
                 chain.heartbeat = Heartbeat {
                     interval: ping,
                     timeout: chain.heartbeat.timeout.max(ping),
                 };
-                heartbeat = (ping, chain.heartbeat.timeout);
-                adapter_on = chain.adapter;
+                heartbeat = chain.heartbeat;
+                adapter_on = chain.adapter.is_on();
             }
             GatewayConfig::External { .. } => {}
         }
@@ -225,7 +229,7 @@ impl StickyscopeApp {
             applied_style: (settings_style.0, settings_style.1),
             rest: Rest::default(),
             resting,
-            heartbeat: (Duration::from_secs(3), Duration::from_secs(7)),
+            heartbeat: Heartbeat::default(),
             scenario: None,
             topology_drawn: None,
             details_folded: settings_style.1,
@@ -344,11 +348,11 @@ impl StickyscopeApp {
                 }
                 Command::ConfigureStack { heartbeat, adapter } => {
                     if let Some(h) = heartbeat {
-                        self.heartbeat = (h.interval, h.timeout);
+                        self.heartbeat = *h;
                         self.settings.ping_interval_ms = h.interval.as_millis() as u64;
                     }
                     if let Some(a) = adapter {
-                        self.adapter_on = *a != StackAdapter::None;
+                        self.adapter_on = *a != Adapter::None;
                     }
                 }
                 _ => {}
@@ -416,7 +420,7 @@ impl StickyscopeApp {
 
     fn local_notice(&mut self, level: NoticeLevel, text: String) {
         self.model.apply(
-            crate::events::Event::Notice(Notice { level, text }),
+            stickyscope_vocab::events::Event::Notice(Notice { level, text }),
             self.clock,
         );
     }
@@ -559,24 +563,17 @@ impl StickyscopeApp {
                 self.adapter_on = on;
                 self.send_by_hand(Command::ConfigureStack {
                     heartbeat: None,
-                    adapter: Some(if on {
-                        StackAdapter::Memory
-                    } else {
-                        StackAdapter::None
-                    }),
+                    adapter: Some(if on { Adapter::Memory } else { Adapter::None }),
                 });
             }
             TopAction::SetPingInterval(ms) => {
                 self.settings.ping_interval_ms = ms;
-                self.heartbeat = (
-                    Duration::from_millis(ms),
-                    Duration::from_millis(ms.max(7000)),
-                );
+                self.heartbeat = Heartbeat {
+                    interval: Duration::from_millis(ms),
+                    timeout: Duration::from_millis(ms).max(Heartbeat::default().timeout),
+                };
                 self.send_by_hand(Command::ConfigureStack {
-                    heartbeat: Some(Heartbeat {
-                        interval: Duration::from_millis(ms),
-                        timeout: Duration::from_millis(ms.max(7000)),
-                    }),
+                    heartbeat: Some(self.heartbeat),
                     adapter: None,
                 });
             }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::engine::{Engine, EngineConfig};
-use crate::events::sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
-use crate::events::{Command, Event};
+use crate::event_sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
+use stickyscope_vocab::events::{Command, Event};
 
 type Started = Result<(String, mpsc::Sender<Command>), String>;
 

@@ -7,11 +7,11 @@ use egui::{Color32, RichText, ScrollArea, Ui};
 use stickyscope_contract::chat::MAX_TEXT_BYTES;
 
 use super::theme::{replica_color, FAILURE, OK, WAITING};
-use crate::events::ChatDialect;
 use crate::model::chat::{own_status_line, peer_line, Tone};
 use crate::model::{ChatEntry, ChatLog};
-use crate::session::{SessionState, TransportChoice};
-use crate::topology::replica_name;
+use stickyscope_vocab::events::ChatDialect;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::topology::replica_name;
 
 /// What the user asked for in a pane.
 #[derive(Debug, Clone, PartialEq, Eq)]

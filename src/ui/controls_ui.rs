@@ -8,8 +8,8 @@ use egui::{Color32, RichText, Ui};
 
 use super::settings::{Settings, ThemeChoice};
 use super::theme::{FAILURE, OK};
-use crate::events::ChatDialect;
-use crate::session::TransportChoice;
+use stickyscope_vocab::events::ChatDialect;
+use stickyscope_vocab::events::TransportChoice;
 
 /// What the user asked for in the top bar.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@ use eframe::egui;
 use egui::{Context, RichText, Ui};
 
 use super::theme::{FAILURE, WAITING};
-use crate::events::{Notice, NoticeLevel};
+use stickyscope_vocab::events::{Notice, NoticeLevel};
 
 /// Keyboard shortcuts, as listed in the overlay.
 pub const SHORTCUTS: [(&str, &str); 12] = [

@@ -7,7 +7,7 @@ use egui::{RichText, ScrollArea, Ui};
 use super::theme::{replica_color, FAILURE};
 use crate::model::log::{row_text, LogFilter, Matches};
 use crate::model::PacketLog;
-use crate::wire::WireEvent;
+use stickyscope_vocab::record::WireRecord;
 
 /// The log's own UI state.
 #[derive(Debug, Default)]
@@ -96,7 +96,7 @@ fn combo(ui: &mut Ui, id: &str, label: &str, value: &mut Option<String>, options
         });
 }
 
-fn row_color(r: &WireEvent) -> egui::Color32 {
+fn row_color(r: &WireRecord) -> egui::Color32 {
     if r.failure.is_some() {
         FAILURE
     } else {
@@ -104,7 +104,7 @@ fn row_color(r: &WireEvent) -> egui::Color32 {
     }
 }
 
-fn detail_ui(ui: &mut Ui, r: &WireEvent) {
+fn detail_ui(ui: &mut Ui, r: &WireRecord) {
     ui.label(
         RichText::new(format!(
             "{} · {:?} · sid {} · replica {} ({}) · {} · up {} B, down {} B",

@@ -11,7 +11,7 @@ use egui_plot::{
 use super::theme::{replica_color, FAILURE};
 use crate::model::series::{failure_bars, points_for_width, thin, Fold, LatencyTrack};
 use crate::model::Series;
-use crate::topology::replica_name;
+use stickyscope_vocab::topology::replica_name;
 
 /// A one-line title; returns the height left for the plot under it.
 fn title(ui: &mut Ui, text: &str) -> f32 {

@@ -11,7 +11,7 @@ use eframe::egui;
 
 use super::theme;
 use crate::clip::{Crop, Finishing, Recorder, Saved};
-use crate::events::NoticeLevel;
+use stickyscope_vocab::events::NoticeLevel;
 
 /// What a clip shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::ChatDialect;
-use crate::session::TransportChoice;
+use stickyscope_vocab::events::ChatDialect;
+use stickyscope_vocab::events::TransportChoice;
 
 /// Key under which settings are stored.
 pub const STORAGE_KEY: &str = "stickyscope-settings";

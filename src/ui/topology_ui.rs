@@ -9,11 +9,11 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, StrokeKind, Ui, V
 use super::placement::{self, Kind, Packet, Placer};
 use super::settings::Settings;
 use super::theme::{self, replica_color, FAILURE, OK, WAITING};
-use crate::events::ReplicaAction;
 use crate::model::{Flight, ViewModel};
-use crate::session::SessionState;
-use crate::topology::replica_name;
-use crate::wire::Direction;
+use stickyscope_vocab::events::ReplicaAction;
+use stickyscope_vocab::events::SessionState;
+use stickyscope_vocab::record::Direction;
+use stickyscope_vocab::topology::replica_name;
 
 /// Most users named in the heartbeat line; the rest are summed up.
 const HEARTBEAT_USERS_NAMED: usize = 3;

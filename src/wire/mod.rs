@@ -1,16 +1,14 @@
 //! The wire tap: what each chat user's traffic looked like on the wire.
 //!
-//! [`event`] defines the record of one exchange or frame (pure data, exported as JSON
-//! Lines); [`jar`] is a user's cookie jar (pure); [`identify`] names the replica behind an
-//! answer from the best source there is (pure); [`timing`] says what a record's time was
-//! spent on, a round trip or a long poll's hold (pure); [`tap`] is the transparent proxy that
-//! records (network).
+//! [`jar`] is a user's cookie jar (pure); [`tap`] is the transparent proxy that records
+//! (network). What it records — [`stickyscope_vocab::record::WireRecord`] — and how it names
+//! the replica behind an answer ([`stickyscope_vocab::naming`]) are words of the vocabulary.
 
-pub mod event;
-pub mod identify;
 pub mod jar;
 pub mod tap;
-pub mod timing;
 
-pub use event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
 pub use tap::{Tap, TapConfig};
+
+/// One [`stickyscope_vocab::naming::Identify`] shared by the taps and whoever learns the
+/// server list (the topology poller).
+pub type SharedIdentify = std::sync::Arc<std::sync::RwLock<stickyscope_vocab::naming::Identify>>;

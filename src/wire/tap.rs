@@ -3,7 +3,7 @@
 //!
 //! It keeps the user's cookie jar (this is how a client without one gets stickiness),
 //! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
-//! off, and records every HTTP exchange and WebSocket message as a [`WireEvent`]. Requests
+//! off, and records every HTTP exchange and WebSocket message as a [`WireRecord`]. Requests
 //! and answers pass otherwise unchanged, but for what any HTTP proxy changes: `Host` (set to
 //! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte. Each record
 //! names the replica that answered when something does (see [`super::identify`]) and
@@ -39,14 +39,15 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::event::{Direction, Failure, FailureKind, Transport, WireEvent, WireKind};
-use super::identify::{Identify, SharedIdentify, Source};
 use super::jar::CookieJar;
-use crate::balancer::NO_SERVER;
+use super::SharedIdentify;
 use crate::http_serve::{is_upgrade, strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
-use crate::protocol::socketio::{cut, MAX_KEPT_DATA};
-use crate::protocol::websocket::{FrameDecoder, WsMessage};
-use crate::protocol::{decode_payload, decode_text_packet, engineio_v3, EnginePacket};
+use stickyscope_vocab::naming::{Identify, Source};
+use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
+use stickyscope_vocab::protocol::websocket::{FrameDecoder, WsMessage};
+use stickyscope_vocab::protocol::{decode_payload, decode_text_packet, engineio_v3, EnginePacket};
+use stickyscope_vocab::record::{Direction, Failure, FailureKind, Transport, WireKind, WireRecord};
+use stickyscope_vocab::traefik_model::NO_SERVER;
 
 /// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -133,12 +134,12 @@ struct Shared {
     seq: Mutex<u64>,
     in_flight: AtomicUsize,
     client: Client<HttpConnector, Full<Bytes>>,
-    sink: mpsc::Sender<WireEvent>,
+    sink: mpsc::Sender<WireRecord>,
 }
 
 impl Tap {
     /// Starts a tap; its events go to `sink`.
-    pub async fn start(config: TapConfig, sink: mpsc::Sender<WireEvent>) -> Result<Tap, TapError> {
+    pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
         let authority = parse_gateway(&config.gateway)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
@@ -300,7 +301,7 @@ impl Shared {
     /// 101, an Engine.IO error); an error page of the balancer's own names none.
     fn name_replica(
         &self,
-        event: &mut WireEvent,
+        event: &mut WireRecord,
         headers: &HeaderMap,
         sent_cookie: Option<&str>,
         from_server: bool,
@@ -345,7 +346,7 @@ impl Shared {
     }
 
     /// Hands a record on, numbered; waits while the reader is behind.
-    async fn emit(&self, mut event: WireEvent) {
+    async fn emit(&self, mut event: WireRecord) {
         let Ok(permit) = self.sink.reserve().await else {
             return;
         };
@@ -355,8 +356,8 @@ impl Shared {
         permit.send(event);
     }
 
-    fn blank_event(&self, out: &Outgoing, kind: WireKind) -> WireEvent {
-        WireEvent {
+    fn blank_event(&self, out: &Outgoing, kind: WireKind) -> WireRecord {
+        WireRecord {
             seq: 0,
             at_ms: out.at_ms,
             user: self.user.clone(),
@@ -382,7 +383,7 @@ impl Shared {
     }
 
     /// A record of an HTTP exchange before its answer.
-    fn http_event(&self, out: &Outgoing) -> WireEvent {
+    fn http_event(&self, out: &Outgoing) -> WireRecord {
         self.blank_event(
             out,
             WireKind::Http {
@@ -565,7 +566,7 @@ impl Shared {
             from_server,
         );
         event.bytes_down = body.len() as u64;
-        event.held_us = super::timing::held_us(
+        event.held_us = stickyscope_vocab::timing::held_us(
             parts
                 .headers
                 .get_all("server-timing")
@@ -763,7 +764,7 @@ impl Shared {
 /// A WebSocket tunnel being watched.
 struct Tunnel {
     shared: Arc<Shared>,
-    template: WireEvent,
+    template: WireRecord,
     is_upgrade: bool,
     /// The session id, learnt from the open packet on a WebSocket-only handshake.
     sid: Mutex<Option<String>>,
@@ -785,7 +786,7 @@ const SERVER_PREFIX: usize = 1024;
 impl Tunnel {
     fn new(
         shared: Arc<Shared>,
-        template: WireEvent,
+        template: WireRecord,
         is_upgrade: bool,
         sid: Option<String>,
     ) -> Self {

@@ -11,8 +11,9 @@ use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
 use serde_json::{json, Value};
-use stickyscope::embedded::{EmbeddedStack, StackAdapter, StackConfig};
-use stickyscope_replica::Heartbeat;
+use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::stack::Adapter;
 use tokio::sync::{mpsc, oneshot};
 
 /// A short heartbeat so that several ping cycles fit in a test.
@@ -22,12 +23,13 @@ pub const FAST_HEARTBEAT: Heartbeat = Heartbeat {
 };
 
 /// Starts an embedded stack on an ephemeral port.
-pub async fn stack(replicas: usize, adapter: StackAdapter) -> std::sync::Arc<EmbeddedStack> {
-    EmbeddedStack::start(StackConfig {
+pub async fn stack(replicas: usize, adapter: Adapter) -> std::sync::Arc<EmbeddedStack> {
+    EmbeddedStack::start(EmbeddedConfig {
         replicas,
         listen: "127.0.0.1:0".parse().unwrap(),
         heartbeat: FAST_HEARTBEAT,
         adapter,
+        redis_url: None,
         health_interval: Duration::from_millis(200),
     })
     .await
@@ -217,14 +219,14 @@ pub fn acked_ok(ack: &Option<Value>) -> bool {
 /// Every event of an engine-side stream, collected for assertions.
 #[derive(Clone, Default)]
 pub struct Collected(
-    pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope::events::Event)>>>,
+    pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope_vocab::events::Event)>>>,
 );
 
 impl Collected {
     /// A sink whose events are collected.
-    pub fn sink() -> (stickyscope::events::sink::EventSink, Collected) {
+    pub fn sink() -> (stickyscope::event_sink::EventSink, Collected) {
         let (sink, mut rx) =
-            stickyscope::events::sink::EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
+            stickyscope::event_sink::EventSink::new(1 << 20, std::sync::Arc::new(|_| {}));
         let collected = Collected::default();
         let store = collected.clone();
         tokio::spawn(async move {
@@ -236,40 +238,42 @@ impl Collected {
     }
 
     /// A copy of what arrived so far.
-    pub fn events(&self) -> Vec<stickyscope::events::Event> {
+    pub fn events(&self) -> Vec<stickyscope_vocab::events::Event> {
         self.timed().into_iter().map(|(_, e)| e).collect()
     }
 
     /// A copy of what arrived so far, with when each arrived.
-    pub fn timed(&self) -> Vec<(Instant, stickyscope::events::Event)> {
+    pub fn timed(&self) -> Vec<(Instant, stickyscope_vocab::events::Event)> {
         self.0.lock().unwrap().clone()
     }
 
     /// The wire records so far.
-    pub fn wire(&self) -> Vec<stickyscope::wire::WireEvent> {
+    pub fn wire(&self) -> Vec<stickyscope_vocab::record::WireRecord> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::events::Event::Wire(w) => Some(*w),
+                stickyscope_vocab::events::Event::Wire(w) => Some(*w),
                 _ => None,
             })
             .collect()
     }
 
     /// The last session state of `user`.
-    pub fn state(&self, user: &str) -> Option<stickyscope::session::SessionState> {
+    pub fn state(&self, user: &str) -> Option<stickyscope_vocab::events::SessionState> {
         self.events().into_iter().rev().find_map(|e| match e {
-            stickyscope::events::Event::Session { user: u, state } if u == user => Some(state),
+            stickyscope_vocab::events::Event::Session { user: u, state } if u == user => {
+                Some(state)
+            }
             _ => None,
         })
     }
 
     /// Messages `user` received, in order.
-    pub fn received(&self, user: &str) -> Vec<stickyscope::events::Received> {
+    pub fn received(&self, user: &str) -> Vec<stickyscope_vocab::events::Received> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::events::Event::Received(r) if r.user == user => Some(r),
+                stickyscope_vocab::events::Event::Received(r) if r.user == user => Some(r),
                 _ => None,
             })
             .collect()
@@ -278,10 +282,10 @@ impl Collected {
     /// Every message's outbox history, by id.
     pub fn outbox(
         &self,
-    ) -> std::collections::BTreeMap<String, Vec<stickyscope::events::OutboxStatus>> {
+    ) -> std::collections::BTreeMap<String, Vec<stickyscope_vocab::events::OutboxStatus>> {
         let mut out: std::collections::BTreeMap<String, Vec<_>> = Default::default();
         for e in self.events() {
-            if let stickyscope::events::Event::Outbox(u) = e {
+            if let stickyscope_vocab::events::Event::Outbox(u) = e {
                 out.entry(u.id).or_default().push(u.status);
             }
         }
@@ -295,7 +299,7 @@ impl Collected {
             && outbox.values().all(|s| {
                 matches!(
                     s.last(),
-                    Some(stickyscope::events::OutboxStatus::Delivered { .. })
+                    Some(stickyscope_vocab::events::OutboxStatus::Delivered { .. })
                 )
             })
     }
@@ -307,8 +311,9 @@ impl Collected {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope::events::Event::Outbox(u)
-                    if u.user == user && u.status == stickyscope::events::OutboxStatus::Queued =>
+                stickyscope_vocab::events::Event::Outbox(u)
+                    if u.user == user
+                        && u.status == stickyscope_vocab::events::OutboxStatus::Queued =>
                 {
                     Some(u.id)
                 }
@@ -343,7 +348,7 @@ impl Collected {
     pub fn connected(&self, user: &str) -> bool {
         matches!(
             self.state(user),
-            Some(stickyscope::session::SessionState::Connected { .. })
+            Some(stickyscope_vocab::events::SessionState::Connected { .. })
         )
     }
 
@@ -351,7 +356,7 @@ impl Collected {
     pub fn on_websocket(&self, user: &str) -> bool {
         matches!(
             self.state(user),
-            Some(stickyscope::session::SessionState::Connected {
+            Some(stickyscope_vocab::events::SessionState::Connected {
                 websocket: true,
                 ..
             })
@@ -361,7 +366,9 @@ impl Collected {
     /// Why `user` is reconnecting, if it is.
     pub fn reconnect_reason(&self, user: &str) -> Option<String> {
         match self.state(user) {
-            Some(stickyscope::session::SessionState::Reconnecting { reason, .. }) => Some(reason),
+            Some(stickyscope_vocab::events::SessionState::Reconnecting { reason, .. }) => {
+                Some(reason)
+            }
             _ => None,
         }
     }
@@ -385,17 +392,18 @@ pub fn probe_json(duration: &str, args: &[&str]) -> (i32, Value, String) {
 
 /// An engine on a fresh embedded stack (3 replicas, fast heartbeat, memory bus).
 pub async fn embedded_engine(
-    transport: stickyscope::session::TransportChoice,
+    transport: stickyscope_vocab::events::TransportChoice,
     sticky: bool,
-    sink: stickyscope::events::sink::EventSink,
+    sink: stickyscope::event_sink::EventSink,
 ) -> stickyscope::engine::Engine {
     stickyscope::engine::Engine::start(
         stickyscope::engine::EngineConfig {
-            gateway: stickyscope::engine::GatewayConfig::Embedded(StackConfig {
+            gateway: stickyscope::engine::GatewayConfig::Embedded(EmbeddedConfig {
                 replicas: 3,
                 listen: "127.0.0.1:0".parse().unwrap(),
                 heartbeat: FAST_HEARTBEAT,
-                adapter: StackAdapter::Memory,
+                adapter: Adapter::Memory,
+                redis_url: None,
                 health_interval: Duration::from_millis(200),
             }),
             transport,
@@ -508,7 +516,7 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// `/stats` of a replica process at `url`.
-pub async fn stats_at(url: &str) -> stickyscope_replica::StatsSnapshot {
+pub async fn stats_at(url: &str) -> stickyscope_contract::stats::StatsSnapshot {
     reqwest::get(format!("{url}/stats"))
         .await
         .expect("/stats answers")

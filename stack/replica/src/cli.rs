@@ -13,7 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
-use crate::{flags, AdapterChoice, Heartbeat, Replica, ReplicaConfig, ReplicaHandle, Stats};
+use stickyscope_contract::heartbeat::{heartbeat_duration, Heartbeat};
+
+use crate::{AdapterChoice, Replica, ReplicaConfig, ReplicaHandle, Stats};
 use tokio::net::TcpListener;
 
 /// A Socket.IO chat replica for stickyscope: every response says which replica answered.
@@ -27,10 +29,10 @@ pub struct ReplicaArgs {
     #[arg(long, env = "REPLICA_ID")]
     id: Option<String>,
     /// Engine.IO pingInterval, e.g. `3s` or `500ms` (100ms to 10m).
-    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = heartbeat_duration)]
     ping_interval: Duration,
     /// Engine.IO pingTimeout, e.g. `7s` (100ms to 10m).
-    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = flags::heartbeat_duration)]
+    #[arg(long, env = "PING_TIMEOUT", default_value = "7s", value_parser = heartbeat_duration)]
     ping_timeout: Duration,
     /// Redis URL for the adapter between replicas, e.g. `redis://redis:6379`.
     #[arg(long, env = "REDIS_URL")]

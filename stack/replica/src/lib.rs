@@ -2,17 +2,15 @@
 //! observed behind load balancers.
 //!
 //! Every HTTP response carries `X-Replica` and `X-Replica-Addr` ([`observe`]); `/stats`
-//! serves ground-truth counters ([`stats`]); the chat protocol ([`chat`]) lives in the
-//! `stickyscope-contract` crate, which clients share; replicas
-//! broadcast to each other through an [`adapter`] over Redis or the in-process [`bus`]; the
-//! lifecycle (start, graceful stop, kill) is in [`server`].
+//! serves ground-truth counters ([`stats`]); the chat protocol, the heartbeat and the `/stats`
+//! document live in the `stickyscope-contract` crate, which clients share; replicas broadcast
+//! to each other through an [`adapter`] over Redis or the in-process [`bus`]; the lifecycle
+//! (start, graceful stop, kill) is in [`server`].
 
 pub mod adapter;
-pub use stickyscope_contract::chat;
 pub mod bus;
 pub mod cli;
 pub mod conn;
-pub mod flags;
 pub mod observe;
 pub mod server;
 pub mod sessions;
@@ -20,7 +18,5 @@ pub mod stats;
 
 pub use adapter::AdapterChoice;
 pub use bus::MemoryBus;
-pub use server::{
-    Heartbeat, Replica, ReplicaConfig, ReplicaError, ReplicaHandle, HEADER_READ_TIMEOUT,
-};
-pub use stats::{RequestKind, Stats, StatsSnapshot};
+pub use server::{Replica, ReplicaConfig, ReplicaError, ReplicaHandle, HEADER_READ_TIMEOUT};
+pub use stats::Stats;

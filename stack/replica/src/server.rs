@@ -39,6 +39,7 @@ use crate::stats::Stats;
 use stickyscope_contract::chat::{
     self, ChatAck, ChatBroadcast, ReceiptBroadcast, CHAT_EVENT, RECEIPT_EVENT,
 };
+use stickyscope_contract::heartbeat::{Heartbeat, HEARTBEAT_RANGE};
 
 /// How long a graceful stop waits for in-flight requests before cutting them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -47,25 +48,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// headers (slow-loris) cannot hold a connection for ever. Longer than the idle time of the
 /// app's own connection pools (10 s), so those never race a close.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Engine.IO heartbeat: the server pings every `interval`; a client that has not answered
-/// within `timeout` after a ping is dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
-    /// pingInterval.
-    pub interval: Duration,
-    /// pingTimeout.
-    pub timeout: Duration,
-}
-
-impl Default for Heartbeat {
-    fn default() -> Self {
-        Heartbeat {
-            interval: Duration::from_secs(3),
-            timeout: Duration::from_secs(7),
-        }
-    }
-}
 
 /// Everything a replica needs to start.
 #[derive(Debug, Clone)]
@@ -127,10 +109,11 @@ impl Replica {
         listener: TcpListener,
     ) -> Result<ReplicaHandle, ReplicaError> {
         let local_addr = listener.local_addr()?;
-        let range = crate::flags::HEARTBEAT_RANGE;
-        if !range.contains(&config.heartbeat.interval) || !range.contains(&config.heartbeat.timeout)
-        {
-            return Err(ReplicaError::BadHeartbeat(config.heartbeat, range));
+        if !config.heartbeat.in_range() {
+            return Err(ReplicaError::BadHeartbeat(
+                config.heartbeat,
+                HEARTBEAT_RANGE,
+            ));
         }
         let replica = HeaderValue::from_str(&config.id)
             .map_err(|_| ReplicaError::BadId(config.id.clone()))?;

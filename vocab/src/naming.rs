@@ -191,10 +191,6 @@ impl Default for Identify {
     }
 }
 
-/// One [`Identify`] shared by the taps and whoever learns the server list (the topology
-/// poller).
-pub type SharedIdentify = std::sync::Arc<std::sync::RwLock<Identify>>;
-
 impl Identify {
     /// Identification by `X-Replica` and, if given, `header`; the sticky cookie is
     /// `sticky_replica` until told otherwise.
@@ -219,11 +215,6 @@ impl Identify {
                     .insert(scheme.value(url), (label.clone(), scheme));
             }
         }
-    }
-
-    /// Whether a server list is known.
-    pub fn knows_servers(&self) -> bool {
-        !self.by_cookie.is_empty()
     }
 
     /// The replica behind one answer: its `X-Replica`, the named header, else the sticky

@@ -1,20 +1,22 @@
 //! The one event stream from the network side to the UI, and the one command channel back:
-//! the types both sides share, below both (the sessions, the engine, the probe and the view
-//! model all use them). Pure data, no I/O, no UI types; [`sink`] is the stream's sending end.
-
-pub mod sink;
+//! the types both sides share, below both (the sessions, the conductor, the probe and the view
+//! model all use them). Pure data, no I/O, no UI types; the stream's sending end lives with
+//! the network side (`stickyscope::event_sink`).
 
 use serde::{Deserialize, Serialize};
 use stickyscope_contract::chat::ChatBroadcast;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_contract::stats::StatsSnapshot;
 
+use crate::record::WireRecord;
+use crate::stack::Adapter;
 use crate::topology::Topology;
-use crate::wire::WireEvent;
 
 /// Something that happened on the network side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A record of the wire.
-    Wire(Box<WireEvent>),
+    Wire(Box<WireRecord>),
     /// A user's session changed state.
     Session {
         /// The user.
@@ -34,7 +36,7 @@ pub enum Event {
     Crowd(CrowdSummary),
     /// Every replica's `/stats`, by id, as asked for with [`Command::FetchStats`] (replicas
     /// that did not answer are left out).
-    Stats(std::collections::BTreeMap<String, stickyscope_replica::StatsSnapshot>),
+    Stats(std::collections::BTreeMap<String, StatsSnapshot>),
     /// A replica operation (add, stop, kill, restart, health, heartbeat, adapter) is done,
     /// in the order they were asked for, or a pin was given; `error` says why it failed.
     StackDone {
@@ -146,19 +148,23 @@ pub struct Received {
 
 /// Which Engine.IO protocol a session speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum EngineIoChoice {
     /// v4, switching to v3 when the server answers in v3 (Socket.IO 2 servers).
     #[default]
     Auto,
     /// v3 only (Socket.IO 2 servers).
+    #[cfg_attr(feature = "clap", value(name = "3"))]
     V3,
     /// v4 only (Socket.IO 3 and later).
+    #[cfg_attr(feature = "clap", value(name = "4"))]
     V4,
 }
 
 /// Which chat the two users speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum ChatDialect {
     /// stickyscope's: ids, acks from the replica that accepted, receipts from the other
@@ -211,7 +217,7 @@ pub struct Notice {
     pub text: String,
 }
 
-/// A replica operation (embedded stack).
+/// A replica operation (stacks stickyscope runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicaAction {
     /// Stop gracefully.
@@ -265,21 +271,21 @@ pub enum Command {
         /// Crowd size.
         size: usize,
     },
-    /// Add a replica (embedded stack).
+    /// Add a replica (stacks stickyscope runs).
     AddReplica,
-    /// Operate on a replica (embedded stack).
+    /// Operate on a replica (stacks stickyscope runs).
     Replica {
         /// Replica id.
         id: String,
         /// What to do.
         action: ReplicaAction,
     },
-    /// Change the embedded replicas' heartbeat and/or adapter (restarts them).
+    /// Change the replicas' heartbeat and/or adapter (stacks stickyscope runs; restarts them).
     ConfigureStack {
         /// New heartbeat, if any.
-        heartbeat: Option<stickyscope_replica::Heartbeat>,
+        heartbeat: Option<Heartbeat>,
         /// New adapter, if any.
-        adapter: Option<crate::embedded::StackAdapter>,
+        adapter: Option<Adapter>,
     },
     /// Send a user to a replica: the sticky cookie the balancer gives it (Traefik's value
     /// for that server), stickiness on, and a new session. `replica` is an id of a stack
@@ -299,6 +305,7 @@ pub enum Command {
 
 /// The transport a user's client uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "snake_case")]
 pub enum TransportChoice {
     /// HTTP long-polling only.

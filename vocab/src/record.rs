@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 use stickyscope_contract::RequestKind;
 
+use crate::naming::Source;
 use crate::protocol::EnginePacket;
+use crate::timing::Timing;
 
 /// Transport of an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,7 +92,7 @@ pub struct Failure {
 
 /// One record of the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WireEvent {
+pub struct WireRecord {
     /// Sequence number within this user's tap, from 1.
     pub seq: u64,
     /// When it started, in milliseconds since the Unix epoch.
@@ -112,7 +114,7 @@ pub struct WireEvent {
     /// What named the replica: `X-Replica`, a header the user named, or the sticky cookie
     /// mapped to a server of the balancer; absent when nothing did.
     #[serde(default)]
-    pub replica_source: Option<super::identify::Source>,
+    pub replica_source: Option<Source>,
     /// Why nothing named the server that answered, and what would (absent when something
     /// named it, or when the answer came from the balancer itself or from nobody).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,15 +145,41 @@ pub struct WireEvent {
     pub note: Option<String>,
 }
 
-impl WireEvent {
+impl WireRecord {
+    /// A record of `user`'s exchange or message that began at `at_ms` (ms since the Unix
+    /// epoch), not yet numbered, with nothing seen on it yet: no session, no replica, no
+    /// bytes, no packets, no failure. Set what was seen with struct update syntax
+    /// (`WireRecord { sid, ..WireRecord::new(…) }`) or field by field.
+    pub fn new(user: impl Into<String>, at_ms: u64, transport: Transport, kind: WireKind) -> Self {
+        WireRecord {
+            seq: 0,
+            at_ms,
+            user: user.into(),
+            transport,
+            kind,
+            sid: None,
+            engineio: None,
+            replica: None,
+            replica_source: None,
+            unnamed: None,
+            replica_addr: None,
+            latency_us: None,
+            held_us: None,
+            bytes_up: 0,
+            bytes_down: 0,
+            packets_up: Vec::new(),
+            packets_down: Vec::new(),
+            raw_up: String::new(),
+            raw_down: String::new(),
+            failure: None,
+            note: None,
+        }
+    }
+
     /// What its time was spent on (HTTP exchanges that were answered).
-    pub fn timing(&self) -> Option<super::timing::Timing> {
+    pub fn timing(&self) -> Option<Timing> {
         let latency = self.latency_us?;
-        Some(super::timing::Timing::of(
-            self.request_kind()?,
-            latency,
-            self.held_us,
-        ))
+        Some(Timing::of(self.request_kind()?, latency, self.held_us))
     }
 
     /// The HTTP request kind, for HTTP exchanges.

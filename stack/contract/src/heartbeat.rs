@@ -1,9 +1,38 @@
-//! Bounds on the numbers a user types on a command line, shared by `stickyscope-replica` and
-//! `stickyscope`: a duration outside its range is refused by the flag parser with the range
-//! in the message, rather than reaching a timer that panics on zero or overflows.
+//! Engine.IO's heartbeat as the replicas run it, and the bounds on the durations a user types
+//! for it (shared by `stickyscope-replica`, `stickyscope` and the scenario files): a duration
+//! outside its range is refused by the flag parser with the range in the message, rather
+//! than reaching a timer that panics on zero or overflows.
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
+
+/// Engine.IO heartbeat: the server pings every `interval`; a client that has not answered
+/// within `timeout` after a ping is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// pingInterval.
+    pub interval: Duration,
+    /// pingTimeout.
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    /// stickyscope's stacks: pingInterval 3 s, pingTimeout 7 s (short, so a demo shows a
+    /// dead session within seconds).
+    fn default() -> Self {
+        Heartbeat {
+            interval: Duration::from_secs(3),
+            timeout: Duration::from_secs(7),
+        }
+    }
+}
+
+impl Heartbeat {
+    /// Whether both durations lie in [`HEARTBEAT_RANGE`].
+    pub fn in_range(&self) -> bool {
+        HEARTBEAT_RANGE.contains(&self.interval) && HEARTBEAT_RANGE.contains(&self.timeout)
+    }
+}
 
 /// What Engine.IO's pingInterval and pingTimeout may be.
 pub const HEARTBEAT_RANGE: RangeInclusive<Duration> =

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::Event;
-use crate::wire::WireEvent;
+use stickyscope_vocab::events::Event;
+use stickyscope_vocab::record::WireRecord;
 
 /// Default capacity of the stream.
 pub const DEFAULT_CAPACITY: usize = 65_536;
@@ -60,7 +60,7 @@ impl EventSink {
     }
 
     /// Sends a wire record, dropping it if the consumer is too far behind.
-    pub fn wire(&self, event: WireEvent) {
+    pub fn wire(&self, event: WireRecord) {
         let wake = if event.is_heartbeat_only() {
             Wake::Heartbeat
         } else {

@@ -1,0 +1,30 @@
+//! stickyscope's vocabulary: the words every part of the app speaks, and nothing that acts.
+//!
+//! - [`events`]: the event stream from the network side and the command channel back — what
+//!   happened and what the user asked for, the settings a user picks (transport, chat,
+//!   Engine.IO), a session's state;
+//! - [`record`]: one thing that crossed the wire (an HTTP exchange or a WebSocket message),
+//!   with its replica and, for a failure, its reason; [`timing`] says what its time was spent
+//!   on;
+//! - [`naming`]: which replica answered, from the best source there is (`X-Replica`, a header,
+//!   a balancer's sticky cookie);
+//! - [`topology`]: gateway hops and replicas; [`traefik_model`]: the shapes of Traefik v3's
+//!   API documents and the topology read from them;
+//! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket codecs;
+//! - [`stack`]: what any stack is made of — the adapter between replicas, the replica limit.
+//!
+//! What the replicas themselves agree on with their observers (request kinds, the heartbeat,
+//! `/stats`, the chat protocol, header names) is one floor lower, in `stickyscope-contract`.
+//!
+//! Pure: this crate has no dependency that could open a socket, spawn a task or draw
+//! (`tests/pure.rs` holds its dependency list to that), so the view model, the scenarios and
+//! the window can speak it without reaching the network.
+
+pub mod events;
+pub mod naming;
+pub mod protocol;
+pub mod record;
+pub mod stack;
+pub mod timing;
+pub mod topology;
+pub mod traefik_model;
