@@ -1,5 +1,5 @@
 //! App frame cost and memory: the real window (`StickyscopeApp`, every panel) driven headless
-//! by egui_kittest, fed by a detached bridge instead of an engine: a topology of 12 replicas,
+//! by egui_kittest, fed by a detached bridge instead of a conductor: a topology of 12 replicas,
 //! a crowd of 200 sessions, 2,000 wire records a second (polls, posts, pings, pongs, chat
 //! messages and refusals, spread over the replicas), after 10 minutes of plot history. Each
 //! frame is timed from the start of `step` (draining events, folding them, laying out every
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use common::{ms, percentile, process_cpu, rss_bytes, thread_cpu};
 use eframe::egui;
 use egui_kittest::Harness;
-use stickyscope::ui::bridge::{DetachedEngine, EngineBridge};
+use stickyscope::ui::bridge::{ConductorBridge, DetachedConductor};
 use stickyscope::ui::settings::{BottomTab, Settings};
 use stickyscope::ui::StickyscopeApp;
 use stickyscope_contract::RequestKind;
@@ -182,8 +182,8 @@ fn scene() -> Vec<Event> {
     events
 }
 
-fn harness(tab: BottomTab) -> (Harness<'static, StickyscopeApp>, DetachedEngine) {
-    let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:8000", 1 << 20);
+fn harness(tab: BottomTab) -> (Harness<'static, StickyscopeApp>, DetachedConductor) {
+    let (bridge, conductor) = ConductorBridge::detached("http://127.0.0.1:8000", 1 << 20);
     let settings = Settings {
         tab,
         ..Settings::default()
@@ -192,12 +192,12 @@ fn harness(tab: BottomTab) -> (Harness<'static, StickyscopeApp>, DetachedEngine)
         .with_size(egui::vec2(1600.0, 1000.0))
         .build_eframe(move |cc| StickyscopeApp::with_bridge(&cc.egui_ctx, settings, bridge, true));
     harness.step();
-    (harness, engine)
+    (harness, conductor)
 }
 
-fn feed(engine: &DetachedEngine, events: Vec<Event>) {
+fn feed(conductor: &DetachedConductor, events: Vec<Event>) {
     for event in events {
-        if engine.events.try_send(event).is_err() {
+        if conductor.events.try_send(event).is_err() {
             panic!("the window's event stream is full");
         }
     }
@@ -239,30 +239,30 @@ fn frame(harness: &mut Harness<'static, StickyscopeApp>) -> FrameCost {
 /// 10 minutes of history, folded in big gulps (not timed).
 fn prefill(
     harness: &mut Harness<'static, StickyscopeApp>,
-    engine: &DetachedEngine,
+    conductor: &DetachedConductor,
     feed_: &mut Feed,
 ) {
-    feed(engine, scene());
+    feed(conductor, scene());
     let gulp_ms = 5_000;
     for _ in 0..(HISTORY_SECS * 1000 / gulp_ms) {
-        feed(engine, feed_.frame(gulp_ms));
+        feed(conductor, feed_.frame(gulp_ms));
         harness.step();
     }
 }
 
 fn time_frames(tab: BottomTab, frames: usize) {
-    let (mut harness, engine) = harness(tab);
+    let (mut harness, conductor) = harness(tab);
     let mut records = Feed {
         seq: 0,
         at_ms: 1_000_000,
     };
-    prefill(&mut harness, &engine, &mut records);
+    prefill(&mut harness, &conductor, &mut records);
     let frame_ms = 1000 / FPS;
     let mut cpu_times = Vec::with_capacity(frames);
     let mut wall_times = Vec::with_capacity(frames);
     let cpu_before = process_cpu();
     for _ in 0..frames {
-        feed(&engine, records.frame(frame_ms));
+        feed(&conductor, records.frame(frame_ms));
         let cost = frame(&mut harness);
         cpu_times.push(cost.cpu);
         wall_times.push(cost.wall);
@@ -283,12 +283,12 @@ fn time_frames(tab: BottomTab, frames: usize) {
 }
 
 fn memory(minutes: u64) {
-    let (mut harness, engine) = harness(BottomTab::Plots);
+    let (mut harness, conductor) = harness(BottomTab::Plots);
     let mut records = Feed {
         seq: 0,
         at_ms: 1_000_000,
     };
-    feed(&engine, scene());
+    feed(&conductor, scene());
     let pid = std::process::id();
     println!("memory: start RSS {:.1} MB", rss_bytes(pid) as f64 / 1e6);
     let frame_time = Duration::from_millis(1000 / FPS);
@@ -296,7 +296,7 @@ fn memory(minutes: u64) {
     let mut next_frame = started;
     let mut minute = 0;
     while started.elapsed() < Duration::from_secs(minutes * 60) {
-        feed(&engine, records.frame(1000 / FPS));
+        feed(&conductor, records.frame(1000 / FPS));
         frame(&mut harness);
         next_frame += frame_time;
         if let Some(wait) = next_frame.checked_duration_since(Instant::now()) {

@@ -8,7 +8,7 @@
 //! - [`chain`]: the real chain (nginx → Traefik → replica processes → Redis) as local
 //!   child processes (processes; its stack-file reading pure).
 //! - [`embedded`]: replicas and balancer in one process (network).
-//! - [`engine`]: the network side as one piece: stack, sessions, poller, command loop.
+//! - [`conductor`]: the network side as one piece: stack, sessions, poller, command loop.
 //! - [`events`]: the event stream and command channel between network and UI (pure types
 //!   and the stream's sending end), below both.
 //! - [`session`]: one supervised chat session per user (network; pure parts inside).
@@ -28,8 +28,8 @@ pub mod balancer;
 pub mod capture;
 pub mod chain;
 pub mod clip;
+pub mod conductor;
 pub mod embedded;
-pub mod engine;
 pub mod event_sink;
 pub mod http_serve;
 pub mod model;

@@ -152,8 +152,8 @@ struct IdentifyArgs {
 }
 
 impl IdentifyArgs {
-    fn config(&self) -> stickyscope::engine::IdentifyConfig {
-        stickyscope::engine::IdentifyConfig {
+    fn config(&self) -> stickyscope::conductor::IdentifyConfig {
+        stickyscope::conductor::IdentifyConfig {
             header: self.replica_header.clone(),
             cookie: self.sticky_cookie.clone(),
             servers: self.servers.clone(),
@@ -412,7 +412,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     use std::io::{IsTerminal, Write};
-    use stickyscope::engine::controls::StackControls;
+    use stickyscope::conductor::controls::StackControls;
     let started: Result<Option<StackControls>, String> = match (&args.gateway, args.chain) {
         (Some(_), _) => Ok(None),
         (None, true) => {
@@ -533,7 +533,7 @@ async fn learn_from_traefik(
 }
 
 fn run_window(args: WindowArgs) -> anyhow::Result<()> {
-    use stickyscope::engine::GatewayConfig;
+    use stickyscope::conductor::GatewayConfig;
     use stickyscope::ui::settings::{Settings, STORAGE_KEY};
     use stickyscope::ui::{ScreenshotPlan, StickyscopeApp};
 

@@ -440,20 +440,20 @@ async fn the_chains_children_never_outlive_it() {
     }
 }
 
-/// The window's engine on the chain: topology from Traefik's real API (nginx and Traefik as
+/// The window's conductor on the chain: topology from Traefik's real API (nginx and Traefik as
 /// hops, replicas named), a replica killed through a command goes DOWN, and a part that dies
 /// on its own is a banner with its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
-    use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+    use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
     use stickyscope_vocab::events::{Command, Event, NoticeLevel, ReplicaAction};
     let (sink, seen) = Collected::sink();
-    let engine = Engine::start(
-        EngineConfig::new(GatewayConfig::Chain(chain_config(3))),
+    let conductor = Conductor::start(
+        ConductorConfig::new(GatewayConfig::Chain(chain_config(3))),
         sink,
     )
     .await
-    .expect("the engine starts the chain");
+    .expect("the conductor starts the chain");
     let topology = |seen: &Collected| {
         seen.events().into_iter().rev().find_map(|e| match e {
             Event::Topology(t) => Some(t),
@@ -475,7 +475,7 @@ async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
         },
     )
     .await;
-    engine
+    conductor
         .commands()
         .try_send(Command::Replica {
             id: "1".into(),
@@ -519,5 +519,5 @@ async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
         }
     })
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{embedded_engine, wait_for, Collected};
+use common::{embedded_conductor, wait_for, Collected};
 use stickyscope_vocab::events::{Command, Event, OutboxStatus, ReplicaAction};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use tokio::sync::mpsc::Sender;
@@ -70,7 +70,7 @@ fn restart_all(commands: &Sender<Command>, dead: &mut BTreeSet<String>) {
                 id,
                 action: ReplicaAction::Restart,
             })
-            .expect("engine takes commands");
+            .expect("conductor takes commands");
     }
 }
 
@@ -118,8 +118,8 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
     let mut rng = Rng(seed | 1);
 
     let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
-    let commands = engine.commands();
+    let conductor = embedded_conductor(TransportChoice::Polling, true, sink).await;
+    let commands = conductor.commands();
     wait_for(Duration::from_secs(15), "both users connected", || {
         let seen = seen.clone();
         async move { USERS.iter().all(|u| seen.connected(u)) && replica_ids(&seen).len() == 3 }
@@ -150,7 +150,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                     user: user.into(),
                     text: format!("{user} #{sent}"),
                 })
-                .expect("engine takes commands");
+                .expect("conductor takes commands");
         }
         let now = Instant::now();
         if now >= next_chaos {
@@ -185,7 +185,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                     id: victim.clone(),
                     action: ReplicaAction::Kill,
                 })
-                .expect("engine takes commands");
+                .expect("conductor takes commands");
             dead.insert(victim);
             kills += 1;
         }
@@ -201,7 +201,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                 if let Some(on) = sticky {
                     commands
                         .try_send(Command::SetSticky { user: None, on })
-                        .expect("engine takes commands");
+                        .expect("conductor takes commands");
                 }
                 if let Some(transport) = transport {
                     commands
@@ -209,7 +209,7 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
                             user: None,
                             transport,
                         })
-                        .expect("engine takes commands");
+                        .expect("conductor takes commands");
                 }
             }
         }
@@ -284,6 +284,6 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
             "a session took {worst:?} to come back (bound {FAILOVER_BOUND:?})"
         );
     }
-    engine.shutdown().await;
+    conductor.shutdown().await;
     assert_eq!(panics.load(Ordering::SeqCst), 0, "something panicked");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{embedded_engine, wait_for, Collected};
+use common::{embedded_conductor, wait_for, Collected};
 use stickyscope_vocab::events::{Command, CrowdSummary, Event};
 
 use stickyscope_vocab::events::TransportChoice;
@@ -17,25 +17,25 @@ fn last_crowd(seen: &Collected) -> Option<CrowdSummary> {
     })
 }
 
-/// An embedded engine whose users (and so its crowd) use `transport` and `sticky`, asked for
+/// An embedded conductor whose users (and so its crowd) use `transport` and `sticky`, asked for
 /// a crowd of `size`.
-async fn engine_with_crowd(
+async fn conductor_with_crowd(
     transport: TransportChoice,
     sticky: bool,
     size: usize,
-) -> (stickyscope::engine::Engine, Collected) {
+) -> (stickyscope::conductor::Conductor, Collected) {
     let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(transport, sticky, sink).await;
-    engine
+    let conductor = embedded_conductor(transport, sticky, sink).await;
+    conductor
         .commands()
         .try_send(Command::SetCrowd { size })
         .unwrap();
-    (engine, seen)
+    (conductor, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
-    let (engine, seen) = engine_with_crowd(TransportChoice::Websocket, false, 200).await;
+    let (conductor, seen) = conductor_with_crowd(TransportChoice::Websocket, false, 200).await;
     wait_for(
         Duration::from_secs(90),
         "200 sessions connected on all three replicas",
@@ -70,7 +70,7 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
         "crowd wire records stay out of the UI stream"
     );
 
-    engine
+    conductor
         .commands()
         .try_send(Command::SetCrowd { size: 0 })
         .unwrap();
@@ -79,7 +79,7 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
         async move { last_crowd(&seen).is_some_and(|c| c.size == 0) }
     })
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }
 
 /// A crowd of 100 long-polling sessions, sticky: every session forms and stays on one
@@ -88,7 +88,7 @@ async fn a_crowd_of_200_spreads_over_every_replica_in_round_robin_websocket() {
 /// checks until every replica was marked DOWN and no session could form.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crowd_of_100_sticky_polling_sessions_forms_and_leaves_the_replicas_up() {
-    let (engine, seen) = engine_with_crowd(TransportChoice::Polling, true, 100).await;
+    let (conductor, seen) = conductor_with_crowd(TransportChoice::Polling, true, 100).await;
     wait_for(
         Duration::from_secs(60),
         "100 polling sessions connected",
@@ -112,5 +112,5 @@ async fn a_crowd_of_100_sticky_polling_sessions_forms_and_leaves_the_replicas_up
         .map(|r| format!("{:?}", r.id))
         .collect();
     assert!(down.is_empty(), "replicas marked DOWN meanwhile: {down:?}");
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }

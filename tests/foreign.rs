@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
 use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::engine::IdentifyConfig;
+use stickyscope::conductor::IdentifyConfig;
 use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::naming::{CookieScheme, Source};
@@ -150,7 +150,7 @@ async fn socketio_2_servers_behind_the_real_chain() {
 }
 
 /// nginx → Traefik 3.7.15 in front of three servers of one Socket.IO major: the sessions'
-/// truths, then the window's engine learning servers and cookie from Traefik's API.
+/// truths, then the window's conductor learning servers and cookie from Traefik's API.
 async fn the_truth_through_the_real_chain(version: u8) {
     let servers = servers_of(version, false).await;
     let mut config = ChainConfig::new(ReplicaProgram {
@@ -162,11 +162,11 @@ async fn the_truth_through_the_real_chain(version: u8) {
     let chain = Chain::start(config).await.unwrap();
     the_truth_through(&chain.gateway_url(), &servers).await;
 
-    // The window's engine learns the servers and the cookie from Traefik's API itself.
-    use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+    // The window's conductor learns the servers and the cookie from Traefik's API itself.
+    use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
     let (sink, seen) = Collected::sink();
-    let engine = Engine::start(
-        EngineConfig::new(GatewayConfig::external(
+    let conductor = Conductor::start(
+        ConductorConfig::new(GatewayConfig::external(
             chain.gateway_url(),
             Some(chain.api_url_with_credential()),
         )),
@@ -191,7 +191,7 @@ async fn the_truth_through_the_real_chain(version: u8) {
         },
     )
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 
     // The probe, told only Traefik's API, names every server by the cookie, quietly.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))

@@ -1,5 +1,5 @@
 //! The Traefik API client against JSON in the shape of Traefik v3's answers: pagination
-//! through X-Next-Page, HTTP errors, garbage; and the engine drawing nginx and Traefik from it.
+//! through X-Next-Page, HTTP errors, garbage; and the conductor drawing nginx and Traefik from it.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{wait_for, Collected};
-use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope_vocab::events::Event;
 use stickyscope_vocab::traefik_model::analyse;
@@ -184,8 +184,8 @@ async fn the_engine_draws_nginx_and_traefik_and_names_wrong_labels() {
     })
     .await;
     let (sink, seen) = Collected::sink();
-    let engine = Engine::start(
-        EngineConfig::new(GatewayConfig::external("http://127.0.0.1:9", Some(api))),
+    let conductor = Conductor::start(
+        ConductorConfig::new(GatewayConfig::external("http://127.0.0.1:9", Some(api))),
         sink,
     )
     .await
@@ -204,5 +204,5 @@ async fn the_engine_draws_nginx_and_traefik_and_names_wrong_labels() {
         }
     })
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }

@@ -7,8 +7,8 @@ use eframe::egui;
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
+use stickyscope::conductor::GatewayConfig;
 use stickyscope::embedded::EmbeddedConfig;
-use stickyscope::engine::GatewayConfig;
 use stickyscope::ui::settings::Settings;
 use stickyscope::ui::StickyscopeApp;
 use stickyscope_contract::heartbeat::Heartbeat;
@@ -205,17 +205,22 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope_vocab::record::WireRe
 #[test]
 fn an_idle_window_rests_and_news_wakes_it() {
     use stickyscope::model::rest::REST_AFTER_SECS;
-    use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope::ui::bridge::ConductorBridge;
     use stickyscope_vocab::events::Event;
 
-    let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let (bridge, conductor) = ConductorBridge::detached("http://127.0.0.1:1", 1024);
     let mut h = Harness::builder()
         .with_size(egui::vec2(1440.0, 900.0))
         .with_step_dt(0.25)
         .build_eframe(move |cc| {
             StickyscopeApp::with_bridge(&cc.egui_ctx, Settings::default(), bridge, true)
         });
-    let send = |event: Event| engine.events.try_send(event).expect("room in the stream");
+    let send = |event: Event| {
+        conductor
+            .events
+            .try_send(event)
+            .expect("room in the stream")
+    };
     send(Event::Session {
         user: "agent".into(),
         state: SessionState::Connected {
@@ -283,11 +288,11 @@ fn an_idle_window_rests_and_news_wakes_it() {
 
 #[test]
 fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
-    use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope::ui::bridge::ConductorBridge;
     use stickyscope_vocab::events::{Command, Event, ReplicaAction};
     use stickyscope_vocab::topology::{ReplicaNode, Topology};
 
-    let (bridge, mut engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let (bridge, mut conductor) = ConductorBridge::detached("http://127.0.0.1:1", 1024);
     let mut h = Harness::builder()
         .with_size(egui::vec2(1440.0, 900.0))
         .build_eframe(move |cc| {
@@ -301,7 +306,7 @@ fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
             up: true,
         })
         .collect();
-    engine
+    conductor
         .events
         .try_send(Event::Topology(Topology {
             hops: vec!["balancer".into()],
@@ -320,7 +325,7 @@ fn twelve_replicas_fit_and_keep_their_controls_in_a_right_click_menu() {
     h.get_by_label("kill").click();
     h.run_steps(2);
     let mut asked = Vec::new();
-    while let Ok(command) = engine.commands.try_recv() {
+    while let Ok(command) = conductor.commands.try_recv() {
         if let Command::Replica { id, action } = command {
             asked.push((id, action));
         }
@@ -447,7 +452,7 @@ fn first_overlap(rects: &[(egui::Rect, String)]) -> Option<String> {
 
 #[test]
 fn nothing_overlaps_at_the_busiest() {
-    use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope::ui::bridge::ConductorBridge;
     use stickyscope::ui::placement::Kind;
     use stickyscope_contract::RequestKind::*;
     use stickyscope_vocab::events::Event;
@@ -455,7 +460,7 @@ fn nothing_overlaps_at_the_busiest() {
 
     for (width, height) in [(1280.0, 720.0), (1920.0, 1080.0)] {
         for presentation in [true, false] {
-            let (bridge, engine) = EngineBridge::detached("http://127.0.0.1:1", 4096);
+            let (bridge, conductor) = ConductorBridge::detached("http://127.0.0.1:1", 4096);
             let settings = Settings {
                 presentation,
                 sticky: false,
@@ -467,7 +472,12 @@ fn nothing_overlaps_at_the_busiest() {
                 .build_eframe(move |cc| {
                     StickyscopeApp::with_bridge(&cc.egui_ctx, settings, bridge, true)
                 });
-            let send = |event: Event| engine.events.try_send(event).expect("room in the stream");
+            let send = |event: Event| {
+                conductor
+                    .events
+                    .try_send(event)
+                    .expect("room in the stream")
+            };
             send(Event::Topology(Topology {
                 hops: vec!["nginx".into(), "traefik".into()],
                 replicas: (1..=12)
@@ -594,9 +604,9 @@ fn nothing_overlaps_at_the_busiest() {
 
 #[test]
 fn presentation_mode_gives_the_topology_the_stage_and_l_brings_the_details_back() {
-    use stickyscope::ui::bridge::EngineBridge;
+    use stickyscope::ui::bridge::ConductorBridge;
 
-    let (bridge, _engine) = EngineBridge::detached("http://127.0.0.1:1", 1024);
+    let (bridge, _conductor) = ConductorBridge::detached("http://127.0.0.1:1", 1024);
     let settings = Settings {
         presentation: true,
         ..Settings::default()

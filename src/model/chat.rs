@@ -76,7 +76,7 @@ impl ChatLog {
         });
     }
 
-    /// Adds a received message (the engine sends each id once).
+    /// Adds a received message (the conductor sends each id once).
     pub fn received(&mut self, received: Received) {
         let m = received.message;
         self.push(ChatEntry::Peer {

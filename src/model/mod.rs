@@ -1,4 +1,4 @@
-//! What the window shows, as plain data: the view model. It folds the engine's events into
+//! What the window shows, as plain data: the view model. It folds the conductor's events into
 //! the topology, chat panes, packet log, packet flights and plot series, with every buffer
 //! bounded. Pure: no egui, no sockets; time is passed in.
 

@@ -7,7 +7,7 @@
 //!   the stack put back as it starts (pure: the runner and the window drive it).
 //! - [`report`]: the results as a table, JSON and JUnit XML (pure).
 //! - [`shipped`]: the scenarios that come with the app (`assets/scenarios/`).
-//! - [`run`]: plays a scenario on an engine, headless (network).
+//! - [`run`]: plays a scenario on a conductor, headless (network).
 
 pub mod check;
 pub mod format;

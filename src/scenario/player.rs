@@ -1,4 +1,4 @@
-//! Plays a scenario's steps: turns each step's actions into the engine's commands at the
+//! Plays a scenario's steps: turns each step's actions into the conductor's commands at the
 //! right moments (a wait waits; a replica operation is finished before the next action;
 //! `/stats` is read at the step's start and while a step needs it), folds the event stream
 //! into the step's [`StepCheck`], and says when the step is over. Going to a step — next,

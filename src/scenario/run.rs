@@ -1,5 +1,5 @@
-//! Plays a scenario on an engine, headless: starts the stack it asks for (or takes the one
-//! given), then lets a [`Player`] turn each step into the engine's commands and judge it
+//! Plays a scenario on a conductor, headless: starts the stack it asks for (or takes the one
+//! given), then lets a [`Player`] turn each step into the conductor's commands and judge it
 //! from the event stream. Network code: it starts stacks and sessions and carries
 //! commands and events; every decision is the player's (pure).
 
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use super::format::{Capabilities, Scenario, ScenarioError};
 use super::player::Player;
 use super::report::{ScenarioReport, StepReport};
+use crate::conductor::{Conductor, ConductorConfig, ConductorError, GatewayConfig, IdentifyConfig};
 use crate::embedded::EmbeddedConfig;
-use crate::engine::{Engine, EngineConfig, EngineError, GatewayConfig, IdentifyConfig};
 use crate::event_sink::EventSink;
 use stickyscope_vocab::events::EngineIoChoice;
 use stickyscope_vocab::stack::Adapter;
@@ -66,14 +66,14 @@ pub enum RunError {
     Refused(#[from] ScenarioError),
     /// The stack or the sessions could not start.
     #[error("the stack could not start: {0}")]
-    Start(#[from] EngineError),
+    Start(#[from] ConductorError),
     /// The gateway is not reachable.
     #[error("{0}")]
     Unreachable(String),
 }
 
-/// The engine's configuration for `scenario` on `target`.
-fn engine_config(scenario: &Scenario, target: &RunTarget) -> EngineConfig {
+/// The conductor's configuration for `scenario` on `target`.
+fn conductor_config(scenario: &Scenario, target: &RunTarget) -> ConductorConfig {
     let heartbeat = scenario.stack.heartbeat;
     let gateway = match target {
         RunTarget::Embedded => GatewayConfig::Embedded(EmbeddedConfig {
@@ -105,7 +105,7 @@ fn engine_config(scenario: &Scenario, target: &RunTarget) -> EngineConfig {
             engineio: EngineIoChoice::Auto,
         },
     };
-    EngineConfig {
+    ConductorConfig {
         gateway,
         transport: scenario.start.transport,
         sticky: scenario.start.sticky,
@@ -127,8 +127,8 @@ pub async fn run(
     }
     let started = Instant::now();
     let (sink, mut events) = EventSink::new(1 << 14, std::sync::Arc::new(|_| {}));
-    let engine = Engine::start(engine_config(scenario, target), sink).await?;
-    let commands = engine.commands();
+    let conductor = Conductor::start(conductor_config(scenario, target), sink).await?;
+    let commands = conductor.commands();
     let mut player = Player::new(
         scenario.clone(),
         target.capabilities().controls,
@@ -159,7 +159,7 @@ pub async fn run(
         on_step(&report);
         steps.push(report);
     }
-    engine.shutdown().await;
+    conductor.shutdown().await;
     Ok(ScenarioReport {
         file: file.to_owned(),
         title: scenario.title.clone(),

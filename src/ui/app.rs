@@ -1,4 +1,4 @@
-//! The window: folds engine events into the view model each frame, draws it, and turns what
+//! The window: folds conductor events into the view model each frame, draws it, and turns what
 //! the user does into commands. It repaints only while something moves, and rests (counts
 //! heartbeats instead of animating them) when nothing but heartbeats happens for a while.
 //! In presentation mode the plots and packet log fold away until `L` brings them back; a
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use egui::{Key, Ui};
 use stickyscope_contract::heartbeat::Heartbeat;
 
-use super::bridge::EngineBridge;
+use super::bridge::ConductorBridge;
 use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput, Pane};
 use super::controls_ui::{top_bar_ui, TopAction, TopBar};
 use super::help_ui::{banner_ui, help_ui};
@@ -25,7 +25,7 @@ use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::{topology_ui, Drawn};
-use crate::engine::{EngineConfig, GatewayConfig};
+use crate::conductor::{ConductorConfig, GatewayConfig};
 use crate::event_sink::Wake;
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
@@ -59,7 +59,7 @@ struct Screenshot {
 
 /// The application.
 pub struct StickyscopeApp {
-    bridge: EngineBridge,
+    bridge: ConductorBridge,
     model: ViewModel,
     settings: Settings,
     inputs: BTreeMap<String, ChatInput>,
@@ -81,7 +81,7 @@ pub struct StickyscopeApp {
     applied_style: (super::settings::ThemeChoice, bool),
     /// When the last news came (real time), to know when the window may rest.
     rest: Rest,
-    /// Whether the window rests now; read by the waker on the engine's thread.
+    /// Whether the window rests now; read by the waker on the conductor's thread.
     resting: Arc<AtomicBool>,
     /// The replicas' heartbeat as last set.
     heartbeat: Heartbeat,
@@ -97,7 +97,7 @@ pub struct StickyscopeApp {
 }
 
 impl StickyscopeApp {
-    /// Builds the app and starts the engine. `settings` come from storage (or defaults);
+    /// Builds the app and starts the conductor. `settings` come from storage (or defaults);
     /// `gateway` says which stack.
     pub fn new(
         ctx: &egui::Context,
@@ -136,8 +136,8 @@ impl StickyscopeApp {
         let resting = Arc::new(AtomicBool::new(false));
         let repaint = ctx.clone();
         let waker_resting = Arc::clone(&resting);
-        let bridge = EngineBridge::start(
-            EngineConfig {
+        let bridge = ConductorBridge::start(
+            ConductorConfig {
                 gateway,
                 transport: settings.transport,
                 sticky: settings.sticky,
@@ -167,11 +167,11 @@ impl StickyscopeApp {
     /// Builds the app around an existing bridge (a [detached] one in benchmarks and tests),
     /// nothing persisted; `controls` says whether the stack's replica controls apply.
     ///
-    /// [detached]: EngineBridge::detached
+    /// [detached]: ConductorBridge::detached
     pub fn with_bridge(
         ctx: &egui::Context,
         settings: Settings,
-        bridge: EngineBridge,
+        bridge: ConductorBridge,
         controls: bool,
     ) -> Self {
         let mode = if controls {
@@ -193,7 +193,7 @@ impl StickyscopeApp {
     fn assemble(
         ctx: &egui::Context,
         settings: Settings,
-        bridge: EngineBridge,
+        bridge: ConductorBridge,
         (controls, mode, adapter_on): (bool, &'static str, bool),
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,

@@ -1,43 +1,43 @@
-//! Runs the engine on its own tokio runtime thread and hands the window the two ends it
+//! Runs the conductor on its own tokio runtime thread and hands the window the two ends it
 //! needs: a command sender and an event receiver. The waker repaints the window.
 
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::engine::{Engine, EngineConfig};
+use crate::conductor::{Conductor, ConductorConfig};
 use crate::event_sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
 use stickyscope_vocab::events::{Command, Event};
 
 type Started = Result<(String, mpsc::Sender<Command>), String>;
 
-/// The engine's ends of a [detached](EngineBridge::detached) bridge.
+/// The conductor's ends of a [detached](ConductorBridge::detached) bridge.
 #[derive(Debug)]
-pub struct DetachedEngine {
+pub struct DetachedConductor {
     /// Events for the window.
     pub events: mpsc::Sender<Event>,
     /// What the window asked for.
     pub commands: mpsc::Receiver<Command>,
 }
 
-/// The window's handle on the engine.
-pub struct EngineBridge {
+/// The window's handle on the conductor.
+pub struct ConductorBridge {
     commands: Option<mpsc::Sender<Command>>,
     events: mpsc::Receiver<Event>,
     startup: std::sync::mpsc::Receiver<Started>,
-    /// The gateway URL once the engine is up, or why it could not start.
+    /// The gateway URL once the conductor is up, or why it could not start.
     pub status: Option<Result<String, String>>,
     thread: Option<std::thread::JoinHandle<()>>,
     pending: Vec<Command>,
 }
 
-impl EngineBridge {
-    /// Starts the engine in a background thread; `waker` is called on every event.
-    pub fn start(config: EngineConfig, waker: Waker) -> Self {
+impl ConductorBridge {
+    /// Starts the conductor in a background thread; `waker` is called on every event.
+    pub fn start(config: ConductorConfig, waker: Waker) -> Self {
         let (sink, events) = EventSink::new(DEFAULT_CAPACITY, Arc::clone(&waker));
         let (startup_tx, startup) = std::sync::mpsc::channel::<Started>();
         let thread = std::thread::Builder::new()
-            .name("stickyscope-engine".into())
+            .name("stickyscope-conductor".into())
             .spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -52,12 +52,12 @@ impl EngineBridge {
                     }
                 };
                 runtime.block_on(async move {
-                    match Engine::start(config, sink).await {
-                        Ok(engine) => {
+                    match Conductor::start(config, sink).await {
+                        Ok(conductor) => {
                             let _ = startup_tx
-                                .send(Ok((engine.gateway().to_owned(), engine.commands())));
+                                .send(Ok((conductor.gateway().to_owned(), conductor.commands())));
                             waker(Wake::News);
-                            engine.wait().await;
+                            conductor.wait().await;
                         }
                         Err(e) => {
                             let _ = startup_tx.send(Err(e.to_string()));
@@ -67,7 +67,7 @@ impl EngineBridge {
                 });
             })
             .ok();
-        EngineBridge {
+        ConductorBridge {
             commands: None,
             events,
             startup,
@@ -77,15 +77,15 @@ impl EngineBridge {
         }
     }
 
-    /// A bridge with no engine behind it: the returned [`DetachedEngine`] plays the engine.
+    /// A bridge with no conductor behind it: the returned [`DetachedConductor`] plays the conductor.
     /// Benchmarks and tests use it to feed the real window generated events.
-    pub fn detached(gateway: &str, capacity: usize) -> (Self, DetachedEngine) {
+    pub fn detached(gateway: &str, capacity: usize) -> (Self, DetachedConductor) {
         let (events_tx, events) = mpsc::channel(capacity.max(16));
-        let (commands_tx, commands_rx) = mpsc::channel(crate::engine::COMMAND_QUEUE);
+        let (commands_tx, commands_rx) = mpsc::channel(crate::conductor::COMMAND_QUEUE);
         let (startup_tx, startup) = std::sync::mpsc::channel::<Started>();
         let _ = startup_tx.send(Ok((gateway.to_owned(), commands_tx)));
         (
-            EngineBridge {
+            ConductorBridge {
                 commands: None,
                 events,
                 startup,
@@ -93,14 +93,14 @@ impl EngineBridge {
                 thread: None,
                 pending: Vec::new(),
             },
-            DetachedEngine {
+            DetachedConductor {
                 events: events_tx,
                 commands: commands_rx,
             },
         )
     }
 
-    /// Takes every event that arrived, and learns whether the engine started.
+    /// Takes every event that arrived, and learns whether the conductor started.
     pub fn drain(&mut self, mut each: impl FnMut(Event)) {
         if self.status.is_none() {
             if let Ok(started) = self.startup.try_recv() {
@@ -119,7 +119,7 @@ impl EngineBridge {
         }
     }
 
-    /// Hands queued commands to the engine, in order, as far as its queue has room.
+    /// Hands queued commands to the conductor, in order, as far as its queue has room.
     fn flush_pending(&mut self) {
         let Some(tx) = &self.commands else { return };
         while let Some(command) = self.pending.first() {
@@ -136,19 +136,19 @@ impl EngineBridge {
         }
     }
 
-    /// Sends a command. The window never waits: when the engine is not up yet or its
+    /// Sends a command. The window never waits: when the conductor is not up yet or its
     /// queue is full, the command waits here, in order, and goes on the next frame.
     pub fn send(&mut self, command: Command) {
         self.pending.push(command);
         self.flush_pending();
     }
 
-    /// Commands waiting for room in the engine's queue.
+    /// Commands waiting for room in the conductor's queue.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Stops the engine and waits for its thread (bounded by the engine's own shutdown).
+    /// Stops the conductor and waits for its thread (bounded by the conductor's own shutdown).
     pub fn shutdown(&mut self) {
         if self.commands.is_none() && self.status.is_none() {
             // Still starting: wait for it to finish starting, then stop it.
@@ -178,7 +178,7 @@ impl EngineBridge {
     }
 }
 
-impl Drop for EngineBridge {
+impl Drop for ConductorBridge {
     fn drop(&mut self) {
         self.shutdown();
     }

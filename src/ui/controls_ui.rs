@@ -74,7 +74,7 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
                 ui.label(RichText::new(format!("{} · {gateway}", bar.mode)).weak());
             }
             Some(Err(e)) => {
-                ui.colored_label(FAILURE, format!("engine failed: {e}"));
+                ui.colored_label(FAILURE, format!("conductor failed: {e}"));
             }
             None => {
                 ui.spinner();

@@ -1,6 +1,6 @@
 //! The desktop window (eframe/egui). It draws the view model and turns clicks and keys into
-//! commands; it never opens a socket: the engine runs on its own runtime behind
-//! [`bridge::EngineBridge`].
+//! commands; it never opens a socket: the conductor runs on its own runtime behind
+//! [`bridge::ConductorBridge`].
 //!
 //! Drawing functions are named `*_ui`.
 

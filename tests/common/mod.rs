@@ -216,7 +216,7 @@ pub fn acked_ok(ack: &Option<Value>) -> bool {
     ack.as_ref().is_some_and(|a| a["ok"] == true)
 }
 
-/// Every event of an engine-side stream, collected for assertions.
+/// Every event of a conductor-side stream, collected for assertions.
 #[derive(Clone, Default)]
 pub struct Collected(
     pub std::sync::Arc<std::sync::Mutex<Vec<(Instant, stickyscope_vocab::events::Event)>>>,
@@ -390,15 +390,15 @@ pub fn probe_json(duration: &str, args: &[&str]) -> (i32, Value, String) {
     (code, json, stderr)
 }
 
-/// An engine on a fresh embedded stack (3 replicas, fast heartbeat, memory bus).
-pub async fn embedded_engine(
+/// A conductor on a fresh embedded stack (3 replicas, fast heartbeat, memory bus).
+pub async fn embedded_conductor(
     transport: stickyscope_vocab::events::TransportChoice,
     sticky: bool,
     sink: stickyscope::event_sink::EventSink,
-) -> stickyscope::engine::Engine {
-    stickyscope::engine::Engine::start(
-        stickyscope::engine::EngineConfig {
-            gateway: stickyscope::engine::GatewayConfig::Embedded(EmbeddedConfig {
+) -> stickyscope::conductor::Conductor {
+    stickyscope::conductor::Conductor::start(
+        stickyscope::conductor::ConductorConfig {
+            gateway: stickyscope::conductor::GatewayConfig::Embedded(EmbeddedConfig {
                 replicas: 3,
                 listen: "127.0.0.1:0".parse().unwrap(),
                 heartbeat: FAST_HEARTBEAT,
@@ -413,7 +413,7 @@ pub async fn embedded_engine(
         sink,
     )
     .await
-    .expect("engine starts")
+    .expect("conductor starts")
 }
 
 /// Runs the official socket.io JS client (`tests/js/chat_client.js`) against `url` and

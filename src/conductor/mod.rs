@@ -81,9 +81,9 @@ impl GatewayConfig {
     }
 }
 
-/// How to start the engine.
+/// How to start the conductor.
 #[derive(Debug, Clone)]
-pub struct EngineConfig {
+pub struct ConductorConfig {
     /// The stack.
     pub gateway: GatewayConfig,
     /// Transport of both users at start.
@@ -94,10 +94,10 @@ pub struct EngineConfig {
     pub chat: stickyscope_vocab::events::ChatDialect,
 }
 
-impl EngineConfig {
+impl ConductorConfig {
     /// Both users sticky, long-polling, speaking stickyscope's chat, on `gateway`.
     pub fn new(gateway: GatewayConfig) -> Self {
-        EngineConfig {
+        ConductorConfig {
             gateway,
             transport: TransportChoice::Polling,
             sticky: true,
@@ -129,9 +129,9 @@ impl IdentifyConfig {
     }
 }
 
-/// Why the engine could not start.
+/// Why the conductor could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ConductorError {
     /// The embedded stack failed.
     #[error(transparent)]
     Stack(#[from] EmbeddedError),
@@ -143,22 +143,25 @@ pub enum EngineError {
     Tap(#[from] TapError),
 }
 
-/// Commands the UI may queue before the engine takes them.
+/// Commands the UI may queue before the conductor takes them.
 pub const COMMAND_QUEUE: usize = 1024;
 /// Stack and crowd operations queued for their workers.
 const WORK_QUEUE: usize = 64;
 
-/// A running engine.
+/// A running conductor.
 #[derive(Debug)]
-pub struct Engine {
+pub struct Conductor {
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
     gateway: String,
 }
 
-impl Engine {
+impl Conductor {
     /// Starts the stack (if embedded), the sessions and the poller; events go to `sink`.
-    pub async fn start(config: EngineConfig, sink: EventSink) -> Result<Engine, EngineError> {
+    pub async fn start(
+        config: ConductorConfig,
+        sink: EventSink,
+    ) -> Result<Conductor, ConductorError> {
         let (fixed, engineio) = match &config.gateway {
             GatewayConfig::External {
                 identify, engineio, ..
@@ -242,7 +245,7 @@ impl Engine {
                 stack.shutdown().await;
             }
         });
-        Ok(Engine {
+        Ok(Conductor {
             commands,
             task,
             gateway,
@@ -259,7 +262,7 @@ impl Engine {
         self.commands.clone()
     }
 
-    /// Waits until the engine stops (after a [`Command::Shutdown`]).
+    /// Waits until the conductor stops (after a [`Command::Shutdown`]).
     pub async fn wait(self) {
         let _ = self.task.await;
     }

@@ -1,5 +1,5 @@
 //! The replica controls of the stacks stickyscope runs itself — the embedded stack and the
-//! local chain — behind one face, so the engine carries out "stop replica 2" the same way on
+//! local chain — behind one face, so the conductor carries out "stop replica 2" the same way on
 //! both. A stack stickyscope did not start has none.
 
 use std::collections::BTreeMap;

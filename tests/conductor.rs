@@ -1,11 +1,11 @@
-//! The engine end to end: one event stream out, one command channel in.
+//! The conductor end to end: one event stream out, one command channel in.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{embedded_engine, wait_for, Collected};
-use stickyscope::engine::{Engine, EngineConfig, GatewayConfig};
+use common::{embedded_conductor, wait_for, Collected};
+use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
 use stickyscope_vocab::events::{Command, Event, ReplicaAction};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::topology::Topology;
@@ -20,8 +20,8 @@ fn last_topology(seen: &Collected) -> Option<Topology> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_in_events_out_on_the_embedded_stack() {
     let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
-    let commands = engine.commands();
+    let conductor = embedded_conductor(TransportChoice::Polling, true, sink).await;
+    let commands = conductor.commands();
 
     wait_for(
         Duration::from_secs(10),
@@ -119,15 +119,15 @@ async fn commands_in_events_out_on_the_embedded_stack() {
         async move { last_topology(&seen).is_some_and(|t| t.replicas.len() == 4) }
     })
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
     let (sink, seen) = Collected::sink();
     // Nothing listens on port 9 of loopback.
-    let engine = Engine::start(
-        EngineConfig::new(GatewayConfig::external(
+    let conductor = Conductor::start(
+        ConductorConfig::new(GatewayConfig::external(
             "http://127.0.0.1:9",
             Some("http://127.0.0.1:9".into()),
         )),
@@ -144,7 +144,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
         }
     })
     .await;
-    engine.commands().try_send(Command::AddReplica).unwrap();
+    conductor.commands().try_send(Command::AddReplica).unwrap();
     wait_for(Duration::from_secs(5), "controls explained", || {
         let seen = seen.clone();
         async move {
@@ -154,7 +154,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
         }
     })
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +163,7 @@ async fn a_long_poll_says_how_long_it_was_held_and_the_rest_is_a_round_trip() {
     use stickyscope_vocab::timing::Timing;
 
     let (sink, seen) = Collected::sink();
-    let engine = embedded_engine(TransportChoice::Polling, true, sink).await;
+    let conductor = embedded_conductor(TransportChoice::Polling, true, sink).await;
     let held_polls = |seen: &Collected| {
         seen.wire()
             .into_iter()
@@ -181,7 +181,7 @@ async fn a_long_poll_says_how_long_it_was_held_and_the_rest_is_a_round_trip() {
         },
     )
     .await;
-    engine.shutdown().await;
+    conductor.shutdown().await;
 
     let records = seen.wire();
     for w in &records {
