@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use common::{ms, percentile};
-use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram, STICKY_SERVICE};
-use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
 use stickyscope::event_sink::EventSink;
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::chain::{ChainConfig, ReplicaProgram, STICKY_SERVICE};
+use stickyscope::stack::embedded::EmbeddedConfig;
+use stickyscope::stack::{GatewayConfig, Stack, TopologyApi};
 use stickyscope::traefik_client::TraefikApi;
 use stickyscope_contract::heartbeat::Heartbeat;
 use stickyscope_vocab::events::Event;
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::stack::Adapter;
+use stickyscope_vocab::traefik_model::{ServiceInfo, UP};
 use tokio::sync::mpsc;
 
 /// Waits for the next Connected state, up to `bound`.
@@ -47,107 +49,74 @@ async fn connected(
     }
 }
 
-/// The stack under test: the embedded one, or the local chain.
-enum Stack {
-    Embedded(std::sync::Arc<EmbeddedStack>),
-    Chain(Box<Chain>),
-}
-
 const HEARTBEAT: Heartbeat = Heartbeat {
     interval: Duration::from_secs(3),
     timeout: Duration::from_secs(20),
 };
 
-impl Stack {
-    async fn start(chain: bool) -> anyhow::Result<Stack> {
-        if chain {
-            let program = ReplicaProgram {
-                program: env!("CARGO_BIN_EXE_stickyscope").into(),
-                args: vec!["replica".into()],
-            };
-            let mut config = ChainConfig::new(program)?;
-            config.heartbeat = HEARTBEAT;
-            return Ok(Stack::Chain(Box::new(Chain::start(config).await?)));
-        }
-        Ok(Stack::Embedded(
-            EmbeddedStack::start(EmbeddedConfig {
-                replicas: 3,
-                listen: "127.0.0.1:0".parse()?,
-                heartbeat: HEARTBEAT,
-                adapter: Adapter::Memory,
-                redis_url: None,
-                health_interval: Duration::from_secs(1),
-            })
-            .await?,
-        ))
-    }
-
-    fn gateway(&self) -> String {
-        match self {
-            Stack::Embedded(s) => s.gateway_url(),
-            Stack::Chain(c) => c.gateway_url(),
-        }
-    }
-
-    async fn kill(&self, id: &str) -> anyhow::Result<()> {
-        match self {
-            Stack::Embedded(s) => s.kill(id).await?,
-            Stack::Chain(c) => c.kill(id).await?,
-        }
-        Ok(())
-    }
-
-    async fn restart(&self, id: &str) -> anyhow::Result<()> {
-        match self {
-            Stack::Embedded(s) => s.restart(id).await?,
-            Stack::Chain(c) => c.restart(id).await?,
-        }
-        Ok(())
-    }
-
-    /// Servers UP at the balancer.
-    async fn up(&self) -> anyhow::Result<usize> {
-        Ok(match self {
-            Stack::Embedded(s) => s.pool().up_count(),
-            Stack::Chain(c) => {
-                let api = TraefikApi::with_credential(&c.api_url(), Some(c.api_credential()))?;
-                api.services()
-                    .await?
-                    .into_iter()
-                    .find(|s| s.name == STICKY_SERVICE)
-                    .map(|s| s.server_status.values().filter(|v| *v == "UP").count())
-                    .unwrap_or(0)
-            }
+/// The stack under test: the embedded one, or the local chain.
+async fn start(chain: bool) -> anyhow::Result<Stack> {
+    let config = if chain {
+        let program = ReplicaProgram {
+            program: env!("CARGO_BIN_EXE_stickyscope").into(),
+            args: vec!["replica".into()],
+        };
+        let mut config = ChainConfig::new(program)?;
+        config.heartbeat = HEARTBEAT;
+        GatewayConfig::Chain(config)
+    } else {
+        GatewayConfig::Embedded(EmbeddedConfig {
+            replicas: 3,
+            listen: "127.0.0.1:0".parse()?,
+            heartbeat: HEARTBEAT,
+            adapter: Adapter::Memory,
+            redis_url: None,
+            health_interval: Duration::from_secs(1),
         })
-    }
+    };
+    Ok(stickyscope::stack::start(config).await?)
+}
 
-    async fn shutdown(self) {
-        match self {
-            Stack::Embedded(s) => s.shutdown().await,
-            Stack::Chain(c) => c.shutdown().await,
+/// Servers UP at the balancer, as its topology API says.
+async fn up(stack: &Stack) -> anyhow::Result<usize> {
+    let service: ServiceInfo = match &stack.topology {
+        TopologyApi::Service { url, .. } => reqwest::get(url).await?.json().await?,
+        TopologyApi::Traefik { url, credential } => {
+            TraefikApi::with_credential(url, credential.clone())?
+                .services()
+                .await?
+                .into_iter()
+                .find(|s| s.name == STICKY_SERVICE)
+                .context("Traefik lists no sticky service")?
         }
-    }
+        TopologyApi::None => bail!("this stack has no topology API"),
+    };
+    Ok(service.server_status.values().filter(|v| *v == UP).count())
 }
 
 async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow::Result<()> {
-    let stack = Stack::start(chain).await?;
+    let stack = start(chain).await?;
+    let controls = stack
+        .controls
+        .clone()
+        .context("a stack stickyscope runs has controls")?;
     let (sink, mut events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
-    let mut config = SessionConfig::new("agent", &stack.gateway());
+    let mut config = SessionConfig::new("agent", &stack.gateway);
     config.transport = transport;
     let session = ChatSession::start(config, sink).await?;
     let (mut holder, _) = connected(&mut events, Duration::from_secs(10)).await?;
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
         let killed_at = Instant::now();
-        stack.kill(&holder).await?;
+        controls.kill(&holder).await?;
         let (now_on, at) = connected(&mut events, Duration::from_secs(30)).await?;
         if now_on == holder {
             bail!("came back on the killed replica {holder}");
         }
         times.push(at.duration_since(killed_at));
-        stack.restart(&holder).await?;
+        controls.restart(&holder).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while stack.up().await? < 3 {
+        while up(&stack).await? < 3 {
             if Instant::now() > deadline {
                 bail!("replica {holder} did not come back UP");
             }
@@ -156,7 +125,7 @@ async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow
         holder = now_on;
     }
     session.shutdown().await;
-    stack.shutdown().await;
+    controls.shutdown().await;
     times.sort();
     println!(
         "failover{}, {transport:?} ({count} kills of the replica holding the session): median {:.0} ms, p95 {:.0} ms (target ≤ 2000), max {:.0} ms",

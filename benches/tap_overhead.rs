@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use anyhow::{bail, Context};
 use common::{percentile, stack, us};
+use stickyscope::stack::ReplicaControl;
 use stickyscope::wire::{Tap, TapConfig};
 
 /// One polling session's base URL and cookie.
@@ -140,13 +141,15 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let chain = if on_chain {
-        let program = stickyscope::chain::ReplicaProgram {
+        let program = stickyscope::stack::chain::ReplicaProgram {
             program: env!("CARGO_BIN_EXE_stickyscope").into(),
             args: vec!["replica".into()],
         };
         Some(
-            stickyscope::chain::Chain::start(stickyscope::chain::ChainConfig::new(program)?)
-                .await?,
+            stickyscope::stack::chain::Chain::start(stickyscope::stack::chain::ChainConfig::new(
+                program,
+            )?)
+            .await?,
         )
     } else {
         None

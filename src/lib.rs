@@ -26,16 +26,15 @@
 
 pub mod balancer;
 pub mod capture;
-pub mod chain;
 pub mod clip;
 pub mod conductor;
-pub mod embedded;
 pub mod event_sink;
 pub mod http_serve;
 pub mod model;
 pub mod probe;
 pub mod scenario;
 pub mod session;
+pub mod stack;
 pub mod traefik_client;
 pub mod ui;
 pub mod wire;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use common::{acked_ok, stack, ChatClient, ClientOptions};
 use rust_socketio::TransportType;
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::stack::Adapter;
 
 async fn users_on_replicas_1_and_2(
-    stack: &stickyscope::embedded::EmbeddedStack,
+    stack: &stickyscope::stack::embedded::EmbeddedStack,
 ) -> (ChatClient, ChatClient) {
     let replicas = stack.replicas().await;
     let direct = |i: usize| format!("http://{}", replicas[i].addr);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use common::{acked_ok, raw_handshake, stack, ChatClient, ClientOptions};
 use rust_socketio::{Payload, TransportType};
 use serde_json::json;
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::stack::Adapter;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{raw_handshake, stack, wait_for};
 use serde_json::Value;
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::stack::Adapter;
 use stickyscope_vocab::traefik_model::ServiceInfo;
 
@@ -276,7 +277,7 @@ async fn a_kill_during_a_reconfiguration_leaves_no_replica_on_old_settings() {
     reconfigured.expect("the reconfiguration completes");
     killed.expect("the kill is carried out in its turn");
     for r in stack.replicas().await {
-        if r.state != stickyscope::embedded::ReplicaState::Running {
+        if r.state != stickyscope::stack::ReplicaState::Running {
             continue;
         }
         let open: Value = serde_json::from_str(
@@ -301,7 +302,7 @@ async fn a_kill_during_a_reconfiguration_leaves_no_replica_on_old_settings() {
             .replicas()
             .await
             .iter()
-            .filter(|r| r.state == stickyscope::embedded::ReplicaState::Running)
+            .filter(|r| r.state == stickyscope::stack::ReplicaState::Running)
             .count(),
         2
     );

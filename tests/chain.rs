@@ -13,8 +13,10 @@ use std::time::{Duration, Instant};
 use common::{
     alive, chain, chain_config, descendants, run_js_client, stats_at, wait_for, Collected,
 };
-use stickyscope::chain::{Chain, ChainError, ReplicaState, STICKY_SERVICE};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::chain::{Chain, STICKY_SERVICE};
+use stickyscope::stack::ReplicaControl;
+use stickyscope::stack::{ControlError, ReplicaState};
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::events::TransportChoice;
@@ -235,7 +237,7 @@ async fn replica_controls_reach_traefik() {
     assert_eq!(chain.replicas().await[0].state, ReplicaState::Stopped);
     assert!(matches!(
         chain.stop("1").await,
-        Err(ChainError::NotRunning(_))
+        Err(ControlError::NotRunning(_))
     ));
     wait_for(Duration::from_secs(5), "a stopped replica DOWN", || {
         let f = status_of(url1.clone());
@@ -245,7 +247,7 @@ async fn replica_controls_reach_traefik() {
     chain.restart("1").await.unwrap();
     assert!(matches!(
         chain.restart("1").await,
-        Err(ChainError::AlreadyRunning(_))
+        Err(ControlError::AlreadyRunning(_))
     ));
     assert_eq!(
         status_of(url1.clone()).await.as_deref(),
@@ -277,7 +279,7 @@ async fn replica_controls_reach_traefik() {
     assert!(open.contains("\"pingInterval\":700"), "{open}");
     assert!(matches!(
         chain.kill("9").await,
-        Err(ChainError::UnknownReplica(_))
+        Err(ControlError::UnknownReplica(_))
     ));
     chain.shutdown().await;
 }
@@ -320,7 +322,7 @@ async fn the_traefik_client_reads_the_real_api_and_names_a_missing_credential() 
 async fn a_wrong_label_set_is_named_by_the_app() {
     let mut config = chain_config(2);
     config
-        .stack_file
+        .swarm_file
         .replica_labels
         .retain(|(k, _)| !k.contains("routers.socketio-roundrobin"));
     let chain = Chain::start(config).await.unwrap();
@@ -445,7 +447,8 @@ async fn the_chains_children_never_outlive_it() {
 /// on its own is a banner with its log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
-    use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
+    use stickyscope::conductor::{Conductor, ConductorConfig};
+    use stickyscope::stack::GatewayConfig;
     use stickyscope_vocab::events::{Command, Event, NoticeLevel, ReplicaAction};
     let (sink, seen) = Collected::sink();
     let conductor = Conductor::start(

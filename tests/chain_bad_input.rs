@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{alive, chain_config, descendants, wait_for};
-use stickyscope::chain::{Chain, ChainError};
+use stickyscope::stack::chain::{Chain, ChainError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 /// Bad input: a broken nginx configuration, a Traefik configuration Traefik refuses, a
@@ -28,7 +28,7 @@ async fn a_chain_that_cannot_start_says_which_part_and_leaves_nothing_running() 
     );
 
     let mut bad_rule = chain_config(1);
-    for (key, value) in &mut bad_rule.stack_file.replica_labels {
+    for (key, value) in &mut bad_rule.swarm_file.replica_labels {
         if key.ends_with("routers.socketio-sticky.rule") {
             *value = "PathPrefix(`/socket.io`".into();
         }
@@ -41,7 +41,7 @@ async fn a_chain_that_cannot_start_says_which_part_and_leaves_nothing_running() 
     );
 
     let mut crashing = chain_config(1);
-    crashing.replica_program = stickyscope::chain::ReplicaProgram {
+    crashing.replica_program = stickyscope::stack::chain::ReplicaProgram {
         program: "/bin/false".into(),
         args: vec![],
     };

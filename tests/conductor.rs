@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::{embedded_conductor, wait_for, Collected};
-use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
+use stickyscope::conductor::{Conductor, ConductorConfig};
+use stickyscope::stack::GatewayConfig;
 use stickyscope_vocab::events::{Command, Event, ReplicaAction};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::topology::Topology;
@@ -150,7 +151,7 @@ async fn an_unreachable_gateway_and_api_are_reported_not_fatal() {
         async move {
             seen.events()
                 .iter()
-                .any(|e| matches!(e, Event::Notice(n) if n.text.contains("embedded stack only")))
+                .any(|e| matches!(e, Event::Notice(n) if n.text.starts_with("replica controls work on the stacks stickyscope runs")))
         }
     })
     .await;

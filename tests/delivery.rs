@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::events::OutboxStatus;
 use stickyscope_vocab::events::{SessionState, TransportChoice};

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use common::wait_for;
 use stickyscope::balancer::routing::cookie_value;
-use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::chain::{Chain, ChainConfig, ReplicaProgram};
+use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::ReplicaControl;
 use stickyscope::traefik_client::TraefikApi;
 use stickyscope_vocab::stack::Adapter;
 
@@ -146,7 +147,7 @@ impl Both {
         .await
         .unwrap()
         .into_iter()
-        .find(|s| s.name == stickyscope::chain::STICKY_SERVICE)
+        .find(|s| s.name == stickyscope::stack::chain::STICKY_SERVICE)
         .unwrap();
         [builtin.server_status, traefik.server_status]
     }

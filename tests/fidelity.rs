@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{stack, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::record::FailureKind;
@@ -27,7 +28,7 @@ fn window() -> Duration {
     Duration::from_secs(secs)
 }
 
-async fn replica_counts(stack: &stickyscope::embedded::EmbeddedStack) -> (Counts, Reasons) {
+async fn replica_counts(stack: &stickyscope::stack::embedded::EmbeddedStack) -> (Counts, Reasons) {
     let mut counts = Counts::new();
     let mut reasons = Reasons::new();
     for r in stack.replicas().await {

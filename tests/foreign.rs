@@ -11,9 +11,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{builtin_balancer_over, wait_for, Collected, NodeServer};
-use stickyscope::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::conductor::IdentifyConfig;
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::chain::{Chain, ChainConfig, ReplicaProgram};
+use stickyscope::stack::IdentifyConfig;
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::naming::{CookieScheme, Source};
 
@@ -163,7 +164,8 @@ async fn the_truth_through_the_real_chain(version: u8) {
     the_truth_through(&chain.gateway_url(), &servers).await;
 
     // The window's conductor learns the servers and the cookie from Traefik's API itself.
-    use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
+    use stickyscope::conductor::{Conductor, ConductorConfig};
+    use stickyscope::stack::GatewayConfig;
     let (sink, seen) = Collected::sink();
     let conductor = Conductor::start(
         ConductorConfig::new(GatewayConfig::external(

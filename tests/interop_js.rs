@@ -7,6 +7,7 @@
 mod common;
 
 use common::{run_js_client, stack};
+use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::stack::Adapter;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::nginx::{free_port, globals, nginx_binary, scratch, NginxProcess};
 use common::{stack, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::stack::Adapter;
 
@@ -197,13 +198,14 @@ async fn round_robin_polling_fails_through_real_nginx_with_the_exact_reason() {
 async fn three_hundred_sessions_from_one_address_pass_the_rate_limits() {
     // The default heartbeat (3 s / 7 s): the tests' fast one leaves 300 polling sessions
     // on two cores too little time to answer pings.
-    let stack =
-        stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::EmbeddedConfig {
+    let stack = stickyscope::stack::embedded::EmbeddedStack::start(
+        stickyscope::stack::embedded::EmbeddedConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     let nginx = Nginx::start(&stack.gateway_url()).await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
         .args(["probe", "--gateway", &nginx.url, "--sessions", "300"])

@@ -182,7 +182,7 @@ async fn a_sticky_cookie_that_names_no_known_server_says_so() {
     let stale = "http://127.0.0.1:1";
     let (sink, seen) = Collected::sink();
     let mut config = SessionConfig::new("agent", &gateway);
-    config.identify = stickyscope::conductor::IdentifyConfig {
+    config.identify = stickyscope::stack::IdentifyConfig {
         servers: vec![stale.to_owned()],
         ..Default::default()
     }

@@ -11,6 +11,7 @@ use std::process::Command;
 use stickyscope::scenario::run::{run, RunTarget};
 use stickyscope::scenario::shipped::SHIPPED;
 use stickyscope::scenario::Status;
+use stickyscope::stack::ReplicaControl;
 
 async fn run_shipped(name: &str) {
     let shipped = SHIPPED.iter().find(|s| s.name == name).expect("shipped");

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::{stack, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::events::{Event, OutboxStatus};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::stack::Adapter;
@@ -266,14 +267,15 @@ async fn a_slow_gateway_never_stalls_the_session_commands() {
     // The default heartbeat (pings every 3 s, 7 s to answer): a pong held 2 s (behind other
     // posts, which the client sends one at a time) still counts.
     const HOLD: Duration = Duration::from_secs(2);
-    let stack =
-        stickyscope::embedded::EmbeddedStack::start(stickyscope::embedded::EmbeddedConfig {
+    let stack = stickyscope::stack::embedded::EmbeddedStack::start(
+        stickyscope::stack::embedded::EmbeddedConfig {
             replicas: 1,
             listen: "127.0.0.1:0".parse().unwrap(),
             ..Default::default()
-        })
-        .await
-        .unwrap();
+        },
+    )
+    .await
+    .unwrap();
     let upstream = stack.gateway_url();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let slow = format!("http://{}", listener.local_addr().unwrap());

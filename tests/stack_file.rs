@@ -111,7 +111,13 @@ fn traefik_is_the_pinned_v3_on_the_swarm_provider_with_its_api_behind_basic_auth
     let traefik = &s["services"]["traefik"];
     assert_eq!(
         traefik["image"].as_str(),
-        Some(format!("traefik:v{}", stickyscope::chain::binaries::TRAEFIK_VERSION).as_str()),
+        Some(
+            format!(
+                "traefik:v{}",
+                stickyscope::stack::chain::binaries::TRAEFIK_VERSION
+            )
+            .as_str()
+        ),
         "one exact version, the one CI and the local chain run"
     );
     let command = strings(&traefik["command"]);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{acked_ok, raw_handshake, stack, wait_for, ChatClient, ClientOptions};
 use rust_socketio::TransportType;
+use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::refusal::UPGRADE_UNKNOWN_SESSION;
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::stack::Adapter;

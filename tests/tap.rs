@@ -8,6 +8,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use common::{stack, wait_for};
+use stickyscope::stack::ReplicaControl;
 use stickyscope::wire::{Tap, TapConfig};
 use stickyscope_vocab::record::{FailureKind, WireRecord};
 use stickyscope_vocab::stack::Adapter;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{wait_for, Collected};
-use stickyscope::conductor::{Conductor, ConductorConfig, GatewayConfig};
+use stickyscope::conductor::{Conductor, ConductorConfig};
+use stickyscope::stack::GatewayConfig;
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope_vocab::events::Event;
 use stickyscope_vocab::traefik_model::analyse;

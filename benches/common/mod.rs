@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
 use stickyscope_contract::heartbeat::Heartbeat;
 use stickyscope_vocab::stack::Adapter;
 

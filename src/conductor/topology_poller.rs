@@ -11,10 +11,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use crate::balancer::api::STICKY_SERVICE;
-use crate::chain::Chain;
-use crate::embedded::EmbeddedStack;
 use crate::event_sink::EventSink;
+use crate::stack::{ReplicaControl, TopologyApi};
 use crate::traefik_client::TraefikApi;
 use crate::wire::SharedIdentify;
 use stickyscope_vocab::events::{Event, Notice, NoticeLevel};
@@ -25,30 +23,27 @@ use stickyscope_vocab::traefik_model::{parse_document, ServiceInfo};
 /// How often the API is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where topology comes from.
-pub enum TopologySource {
-    /// The embedded balancer's API, with replica ids from the stack itself.
-    Embedded(Arc<EmbeddedStack>),
-    /// A Traefik API (swarm mode), or none.
-    Traefik(Option<String>),
-    /// The local chain's Traefik API, with replica ids from the chain itself.
-    Chain(Arc<Chain>),
+/// Where topology comes from: the stack's API, and (on a stack stickyscope runs) its replica
+/// controls, which name each server URL by replica id.
+pub struct TopologySource {
+    /// Where the topology is read.
+    pub api: TopologyApi,
+    /// The replicas' ids by server URL come from here, when stickyscope runs the stack.
+    pub controls: Option<Arc<dyn ReplicaControl>>,
 }
 
 impl TopologySource {
-    /// The embedded stack.
-    pub fn embedded(stack: Arc<EmbeddedStack>) -> Self {
-        TopologySource::Embedded(stack)
-    }
-
-    /// A Traefik API base URL.
-    pub fn traefik(api: Option<String>) -> Self {
-        TopologySource::Traefik(api)
-    }
-
-    /// The local chain.
-    pub fn chain(chain: Arc<Chain>) -> Self {
-        TopologySource::Chain(chain)
+    /// Replica ids by server URL, from the stack's controls (none on a running stack).
+    async fn ids_by_url(&self) -> BTreeMap<String, String> {
+        match &self.controls {
+            Some(controls) => controls
+                .statuses()
+                .await
+                .into_iter()
+                .map(|r| (r.url, r.id))
+                .collect(),
+            None => BTreeMap::new(),
+        }
     }
 }
 
@@ -83,32 +78,30 @@ pub async fn run(source: TopologySource, sink: EventSink, learn: Learn) {
         .pool_idle_timeout(crate::http_serve::POOL_IDLE)
         .build_http();
     // One API client for the whole run (it holds a connection pool and TLS roots).
-    let traefik = match &source {
-        TopologySource::Traefik(Some(api)) => Some(TraefikApi::new(api)),
-        TopologySource::Chain(chain) => Some(TraefikApi::with_credential(
-            &chain.api_url(),
-            Some(chain.api_credential()),
-        )),
+    let traefik = match &source.api {
+        TopologyApi::Traefik {
+            url,
+            credential: Some(credential),
+        } => Some(TraefikApi::with_credential(url, Some(credential.clone()))),
+        // Its credential in the URL, or in STICKYSCOPE_TRAEFIK_AUTH.
+        TopologyApi::Traefik {
+            url,
+            credential: None,
+        } => Some(TraefikApi::new(url)),
         _ => None,
     };
     let mut last: Option<Topology> = None;
     let mut last_problems: Vec<String> = Vec::new();
     let mut failing = false;
     loop {
-        let read = match &source {
-            TopologySource::Embedded(stack) => {
-                let url = format!("{}/api/http/services/{STICKY_SERVICE}", stack.gateway_url());
-                let ids: BTreeMap<String, String> = stack
-                    .replicas()
+        let read = match &source.api {
+            TopologyApi::Service { url, hops } => {
+                let ids = source.ids_by_url().await;
+                fetch_service(&client, url)
                     .await
-                    .into_iter()
-                    .map(|r| (r.url, r.id))
-                    .collect();
-                fetch_service(&client, &url)
-                    .await
-                    .map(|s| Topology::from_service(vec!["balancer".into()], &s, &ids))
+                    .map(|s| Topology::from_service(hops.clone(), &s, &ids))
             }
-            TopologySource::Traefik(Some(_)) | TopologySource::Chain(_) => {
+            TopologyApi::Traefik { .. } => {
                 let read = match &traefik {
                     Some(Ok(api)) => read_traefik(api).await,
                     Some(Err(e)) => Err(e.to_string()),
@@ -128,21 +121,13 @@ pub async fn run(source: TopologySource, sink: EventSink, learn: Learn) {
                         }
                     }
                 }
-                let ids: BTreeMap<String, String> = match &source {
-                    TopologySource::Chain(chain) => chain
-                        .replicas()
-                        .await
-                        .into_iter()
-                        .map(|r| (r.url, r.id))
-                        .collect(),
-                    _ => BTreeMap::new(),
-                };
+                let ids = source.ids_by_url().await;
                 read.map(|(mut topology, _)| {
                     topology.name_by_url(&ids);
                     topology
                 })
             }
-            TopologySource::Traefik(None) => Ok(Topology {
+            TopologyApi::None => Ok(Topology {
                 hops: vec!["gateway".into()],
                 ..Topology::default()
             }),

@@ -8,9 +8,9 @@ pub mod log;
 pub mod rest;
 pub mod series;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-use stickyscope_vocab::events::{CrowdSummary, Event, Notice};
+use stickyscope_vocab::events::{CrowdSummary, Event};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::WireRecord;
@@ -22,8 +22,6 @@ pub use log::PacketLog;
 pub use rest::Rest;
 pub use series::Series;
 
-/// Most notices kept.
-const MAX_NOTICES: usize = 8;
 /// Seconds after which a replica known only from the wire, and silent since, leaves the
 /// topology (a scaled-down or renamed replica does not stay for ever).
 pub const REPLICA_AGE_OUT_SECS: f64 = 30.0;
@@ -46,11 +44,9 @@ pub struct ViewModel {
     pub flights: Flights,
     /// Plot series.
     pub series: Series,
-    /// Banners, newest last, with the presentation time they arrived.
-    pub notices: VecDeque<(Notice, f64)>,
-    /// Stickiness per user, as last asked.
+    /// Stickiness per user, as the conductor last said ([`Event::Sticky`]).
     pub sticky: BTreeMap<String, bool>,
-    /// Transport per user, as last asked.
+    /// Transport per user, as the conductor last said ([`Event::Transport`]).
     pub transport: BTreeMap<String, TransportChoice>,
     /// The crowd of background sessions.
     pub crowd: CrowdSummary,
@@ -107,7 +103,6 @@ impl ViewModel {
             log: PacketLog::default(),
             flights: Flights::default(),
             series: Series::default(),
-            notices: VecDeque::new(),
             sticky: users.iter().map(|u| (u.to_string(), sticky)).collect(),
             transport: users.iter().map(|u| (u.to_string(), transport)).collect(),
             crowd: CrowdSummary::default(),
@@ -140,13 +135,15 @@ impl ViewModel {
                 self.rebuild_topology();
             }
             Event::Crowd(summary) => self.crowd = summary,
-            Event::Stats(_) | Event::StackDone { .. } => {}
-            Event::Notice(notice) => {
-                self.notices.push_back((notice, now));
-                while self.notices.len() > MAX_NOTICES {
-                    self.notices.pop_front();
-                }
+            Event::Sticky { user, on } => {
+                self.sticky.insert(user, on);
             }
+            Event::Transport { user, transport } => {
+                self.transport.insert(user, transport);
+            }
+            // Banners are the window's (it shows notices as they come); counters and the
+            // ends of replica operations are for whoever asked for them.
+            Event::Notice(_) | Event::Stats(_) | Event::StackDone { .. } => {}
         }
     }
 
@@ -248,11 +245,6 @@ impl ViewModel {
         reasons.into_iter().find(gateway_down).map(|reason| {
             format!("{reason}: both users keep retrying, at most twice a second, backing off to every 5 s")
         })
-    }
-
-    /// Drops notices older than `max_age` seconds of presentation time.
-    pub fn expire_notices(&mut self, now: f64, max_age: f64) {
-        self.notices.retain(|(_, at)| now - at < max_age);
     }
 }
 

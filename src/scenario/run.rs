@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use super::format::{Capabilities, Scenario, ScenarioError};
 use super::player::Player;
 use super::report::{ScenarioReport, StepReport};
-use crate::conductor::{Conductor, ConductorConfig, ConductorError, GatewayConfig, IdentifyConfig};
-use crate::embedded::EmbeddedConfig;
+use crate::conductor::{Conductor, ConductorConfig, ConductorError};
 use crate::event_sink::EventSink;
+use crate::stack::embedded::EmbeddedConfig;
+use crate::stack::{GatewayConfig, IdentifyConfig};
 use stickyscope_vocab::events::EngineIoChoice;
 use stickyscope_vocab::stack::Adapter;
 
@@ -20,7 +21,7 @@ pub enum RunTarget {
     /// A fresh embedded stack, as the scenario's `[stack]` asks.
     Embedded,
     /// A fresh local chain from this configuration, with the scenario's `[stack]` applied.
-    Chain(Box<crate::chain::ChainConfig>),
+    Chain(Box<crate::stack::chain::ChainConfig>),
     /// A running stack, taken as it is.
     Gateway {
         /// Its gateway.

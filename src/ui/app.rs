@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use egui::{Key, Ui};
 use stickyscope_contract::heartbeat::Heartbeat;
 
+use super::banners::Banners;
 use super::bridge::ConductorBridge;
 use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput, Pane};
 use super::controls_ui::{top_bar_ui, TopAction, TopBar};
@@ -25,18 +26,16 @@ use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::topology_ui::{topology_ui, Drawn};
-use crate::conductor::{ConductorConfig, GatewayConfig};
+use crate::conductor::ConductorConfig;
 use crate::event_sink::Wake;
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
 use crate::scenario::player::{Player, Settings as StackSettings};
+use crate::stack::GatewayConfig;
 use stickyscope_contract::chat::USERS;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::events::{Command, Event, Notice, NoticeLevel};
 use stickyscope_vocab::stack::Adapter;
-
-/// Seconds an info notice stays on screen.
-const NOTICE_SECS: f64 = 8.0;
 
 /// Take a screenshot after a while, save it, and close.
 #[derive(Debug, Clone)]
@@ -81,6 +80,8 @@ pub struct StickyscopeApp {
     applied_style: (super::settings::ThemeChoice, bool),
     /// When the last news came (real time), to know when the window may rest.
     rest: Rest,
+    /// The banners shown over the window.
+    banners: Banners,
     /// Whether the window rests now; read by the waker on the conductor's thread.
     resting: Arc<AtomicBool>,
     /// The replicas' heartbeat as last set.
@@ -228,6 +229,7 @@ impl StickyscopeApp {
             crowd: 0,
             applied_style: (settings_style.0, settings_style.1),
             rest: Rest::default(),
+            banners: Banners::default(),
             resting,
             heartbeat: Heartbeat::default(),
             scenario: None,
@@ -329,33 +331,14 @@ impl StickyscopeApp {
             );
         }
         for command in commands {
-            match &command {
-                Command::SetSticky { user, on } => {
-                    for u in USERS
-                        .iter()
-                        .filter(|u| user.as_deref().is_none_or(|x| x == **u))
-                    {
-                        self.model.sticky.insert(u.to_string(), *on);
-                    }
+            if let Command::ConfigureStack { heartbeat, adapter } = &command {
+                if let Some(h) = heartbeat {
+                    self.heartbeat = *h;
+                    self.settings.ping_interval_ms = h.interval.as_millis() as u64;
                 }
-                Command::SetTransport { user, transport } => {
-                    for u in USERS
-                        .iter()
-                        .filter(|u| user.as_deref().is_none_or(|x| x == **u))
-                    {
-                        self.model.transport.insert(u.to_string(), *transport);
-                    }
+                if let Some(a) = adapter {
+                    self.adapter_on = a.is_on();
                 }
-                Command::ConfigureStack { heartbeat, adapter } => {
-                    if let Some(h) = heartbeat {
-                        self.heartbeat = *h;
-                        self.settings.ping_interval_ms = h.interval.as_millis() as u64;
-                    }
-                    if let Some(a) = adapter {
-                        self.adapter_on = *a != Adapter::None;
-                    }
-                }
-                _ => {}
             }
             self.bridge.send(command);
         }
@@ -418,17 +401,13 @@ impl StickyscopeApp {
         self.last_time = Some(real_now);
     }
 
+    /// A banner of the window's own (an export saved, a scenario refused).
     fn local_notice(&mut self, level: NoticeLevel, text: String) {
-        self.model.apply(
-            stickyscope_vocab::events::Event::Notice(Notice { level, text }),
-            self.clock,
-        );
+        self.banners.push(Notice { level, text }, self.clock);
     }
 
+    /// Asks for stickiness on or off; the view model shows it when the conductor says so.
     fn set_sticky(&mut self, user: Option<&str>, on: bool) {
-        for u in USERS.iter().filter(|u| user.is_none_or(|x| x == **u)) {
-            self.model.sticky.insert(u.to_string(), on);
-        }
         if user.is_none() {
             self.settings.sticky = on;
         }
@@ -438,10 +417,8 @@ impl StickyscopeApp {
         });
     }
 
+    /// Asks for a transport; the view model shows it when the conductor says so.
     fn set_transport(&mut self, user: Option<&str>, transport: TransportChoice) {
-        for u in USERS.iter().filter(|u| user.is_none_or(|x| x == **u)) {
-            self.model.transport.insert(u.to_string(), transport);
-        }
         if user.is_none() {
             self.settings.transport = transport;
         }
@@ -637,6 +614,7 @@ impl eframe::App for StickyscopeApp {
         }
         let clock = self.clock;
         let model = &mut self.model;
+        let banners = &mut self.banners;
         let rest = &mut self.rest;
         let mut player = self.scenario.as_mut().map(|(_, p)| p);
         self.bridge.drain(|event| {
@@ -646,6 +624,9 @@ impl eframe::App for StickyscopeApp {
             if let Some(player) = player.as_deref_mut() {
                 player.observe(&event);
             }
+            if let Event::Notice(notice) = &event {
+                banners.push(notice.clone(), clock);
+            }
             model.apply(event, clock);
         });
         self.drive_scenario(&ctx);
@@ -654,9 +635,7 @@ impl eframe::App for StickyscopeApp {
         self.model.animate_heartbeats = !resting;
         self.model.flights.prune(self.clock);
         self.model.age_out(self.clock);
-        self.model
-            .notices
-            .retain(|(n, at)| n.level != NoticeLevel::Info || clock - at < NOTICE_SECS);
+        self.banners.fade(clock);
         self.shortcuts(&ctx);
         let style = (self.settings.theme, self.settings.presentation);
         if style != self.applied_style {
@@ -687,9 +666,8 @@ impl eframe::App for StickyscopeApp {
             if let Some(problem) = self.model.gateway_problem() {
                 ui.colored_label(theme::FAILURE, egui::RichText::new(problem).strong());
             }
-            let notices: Vec<_> = self.model.notices.iter().cloned().collect();
-            if let Some(i) = banner_ui(ui, &notices) {
-                self.model.notices.remove(i);
+            if let Some(i) = banner_ui(ui, &self.banners.shown()) {
+                self.banners.dismiss(i);
             }
         });
         for action in top_actions {
@@ -860,15 +838,8 @@ impl eframe::App for StickyscopeApp {
         {
             let left = (at - self.clock).max(0.05) / f64::from(self.settings.speed.max(0.05));
             ctx.request_repaint_after(Duration::from_secs_f64(left));
-        } else if let Some(age) = self
-            .model
-            .notices
-            .iter()
-            .filter(|(n, _)| n.level == NoticeLevel::Info)
-            .map(|(_, at)| self.clock - at)
-            .reduce(f64::max)
-        {
-            let left = (NOTICE_SECS - age).max(0.1) / f64::from(self.settings.speed.max(0.05));
+        } else if let Some(left) = self.banners.next_fade(self.clock) {
+            let left = left / f64::from(self.settings.speed.max(0.05));
             ctx.request_repaint_after(Duration::from_secs_f64(left));
         }
     }

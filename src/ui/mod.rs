@@ -5,6 +5,7 @@
 //! Drawing functions are named `*_ui`.
 
 pub mod app;
+pub mod banners;
 pub mod bridge;
 pub mod chat_ui;
 pub mod controls_ui;

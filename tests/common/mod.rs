@@ -11,7 +11,7 @@ use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Event, Payload, TransportType};
 use serde_json::{json, Value};
-use stickyscope::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
 use stickyscope_contract::heartbeat::Heartbeat;
 use stickyscope_vocab::stack::Adapter;
 use tokio::sync::{mpsc, oneshot};
@@ -398,7 +398,7 @@ pub async fn embedded_conductor(
 ) -> stickyscope::conductor::Conductor {
     stickyscope::conductor::Conductor::start(
         stickyscope::conductor::ConductorConfig {
-            gateway: stickyscope::conductor::GatewayConfig::Embedded(EmbeddedConfig {
+            gateway: stickyscope::stack::GatewayConfig::Embedded(EmbeddedConfig {
                 replicas: 3,
                 listen: "127.0.0.1:0".parse().unwrap(),
                 heartbeat: FAST_HEARTBEAT,
@@ -455,20 +455,21 @@ pub async fn run_js_client(url: &str, transports: &str, round_robin: bool) -> Va
 }
 
 /// The local chain's replica processes are this test build's `stickyscope replica`.
-pub fn chain_config(replicas: usize) -> stickyscope::chain::ChainConfig {
-    let program = stickyscope::chain::ReplicaProgram {
+pub fn chain_config(replicas: usize) -> stickyscope::stack::chain::ChainConfig {
+    let program = stickyscope::stack::chain::ReplicaProgram {
         program: env!("CARGO_BIN_EXE_stickyscope").into(),
         args: vec!["replica".into()],
     };
-    let mut config = stickyscope::chain::ChainConfig::new(program).expect("the stack file reads");
+    let mut config =
+        stickyscope::stack::chain::ChainConfig::new(program).expect("the stack file reads");
     config.replicas = replicas;
     config.heartbeat = FAST_HEARTBEAT;
     config
 }
 
 /// Starts a local chain (real nginx, Traefik and Redis: `scripts/install-chain.sh`).
-pub async fn chain(replicas: usize) -> stickyscope::chain::Chain {
-    stickyscope::chain::Chain::start(chain_config(replicas))
+pub async fn chain(replicas: usize) -> stickyscope::stack::chain::Chain {
+    stickyscope::stack::chain::Chain::start(chain_config(replicas))
         .await
         .unwrap_or_else(|e| panic!("the chain starts: {e}"))
 }

@@ -24,6 +24,22 @@ pub enum Event {
         /// The new state.
         state: SessionState,
     },
+    /// A user's stickiness is now `on`: the session carries it (the balancer's cookie sent
+    /// or withheld) from its next request. Sent at start and after each change.
+    Sticky {
+        /// The user.
+        user: String,
+        /// On or off.
+        on: bool,
+    },
+    /// A user's transport is now `transport` (the session reconnects with it). Sent at start
+    /// and after each change.
+    Transport {
+        /// The user.
+        user: String,
+        /// The transport.
+        transport: TransportChoice,
+    },
     /// A message a user sent changed status.
     Outbox(OutboxUpdate),
     /// A user received a chat message (shown once per id).

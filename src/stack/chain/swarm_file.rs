@@ -15,11 +15,11 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 /// The stack file this build was made with.
-pub const STACK_FILE: &str = include_str!("../../docker-swarm.yml");
+pub const SWARM_FILE: &str = include_str!("../../../docker-swarm.yml");
 
 /// Why the stack file cannot be turned into a local chain.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StackFileError {
+pub enum SwarmFileError {
     /// Not YAML, or not the expected shape.
     #[error("docker-swarm.yml: {0}")]
     Shape(String),
@@ -35,7 +35,7 @@ pub enum StackFileError {
 
 /// The parts of the stack file the chain uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StackFile {
+pub struct SwarmFile {
     /// `deploy.labels` of the replica service, as (key, value).
     pub replica_labels: Vec<(String, String)>,
     /// `deploy.labels` of the traefik service.
@@ -46,32 +46,32 @@ pub struct StackFile {
     pub traefik_image: String,
 }
 
-impl StackFile {
+impl SwarmFile {
     /// Parses a stack file.
-    pub fn parse(yaml: &str) -> Result<StackFile, StackFileError> {
+    pub fn parse(yaml: &str) -> Result<SwarmFile, SwarmFileError> {
         let doc: serde_yaml::Value =
-            serde_yaml::from_str(yaml).map_err(|e| StackFileError::Shape(e.to_string()))?;
-        let service = |name: &str| -> Result<&serde_yaml::Value, StackFileError> {
+            serde_yaml::from_str(yaml).map_err(|e| SwarmFileError::Shape(e.to_string()))?;
+        let service = |name: &str| -> Result<&serde_yaml::Value, SwarmFileError> {
             doc.get("services")
                 .and_then(|s| s.get(name))
-                .ok_or_else(|| StackFileError::Shape(format!("no service {name:?}")))
+                .ok_or_else(|| SwarmFileError::Shape(format!("no service {name:?}")))
         };
-        let labels = |name: &str| -> Result<Vec<(String, String)>, StackFileError> {
+        let labels = |name: &str| -> Result<Vec<(String, String)>, SwarmFileError> {
             let list = service(name)?
                 .get("deploy")
                 .and_then(|d| d.get("labels"))
                 .and_then(|l| l.as_sequence())
                 .ok_or_else(|| {
-                    StackFileError::Shape(format!("service {name:?} has no deploy.labels list"))
+                    SwarmFileError::Shape(format!("service {name:?} has no deploy.labels list"))
                 })?;
             list.iter()
                 .map(|l| {
                     let text = l.as_str().ok_or_else(|| {
-                        StackFileError::Shape(format!("a label of {name:?} is not a string"))
+                        SwarmFileError::Shape(format!("a label of {name:?} is not a string"))
                     })?;
                     text.split_once('=')
                         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                        .ok_or_else(|| StackFileError::Label {
+                        .ok_or_else(|| SwarmFileError::Label {
                             label: text.to_owned(),
                             why: "no `=`".to_owned(),
                         })
@@ -82,15 +82,15 @@ impl StackFile {
         let traefik_command = traefik
             .get("command")
             .and_then(|c| c.as_sequence())
-            .ok_or_else(|| StackFileError::Shape("the traefik service has no command list".into()))?
+            .ok_or_else(|| SwarmFileError::Shape("the traefik service has no command list".into()))?
             .iter()
             .map(|c| {
                 c.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| StackFileError::Shape("a traefik flag is not a string".into()))
+                    .ok_or_else(|| SwarmFileError::Shape("a traefik flag is not a string".into()))
             })
             .collect::<Result<_, _>>()?;
-        Ok(StackFile {
+        Ok(SwarmFile {
             replica_labels: labels("replica")?,
             traefik_labels: labels("traefik")?,
             traefik_command,
@@ -103,8 +103,8 @@ impl StackFile {
     }
 
     /// The stack file this build was made with.
-    pub fn built_in() -> Result<StackFile, StackFileError> {
-        StackFile::parse(STACK_FILE)
+    pub fn built_in() -> Result<SwarmFile, SwarmFileError> {
+        SwarmFile::parse(SWARM_FILE)
     }
 
     /// The Traefik version the stack pins (`traefik:v3.7.15` → `3.7.15`).
@@ -119,7 +119,7 @@ impl StackFile {
         &self,
         replica_urls: &[String],
         secrets: &BTreeMap<String, std::path::PathBuf>,
-    ) -> Result<Value, StackFileError> {
+    ) -> Result<Value, SwarmFileError> {
         let mut doc = Map::new();
         for (labels, servers) in [
             (&self.replica_labels, Some(replica_urls)),
@@ -149,16 +149,16 @@ impl StackFile {
                     segments[0].to_ascii_lowercase().as_str(),
                     "http" | "tcp" | "udp" | "tls"
                 ) {
-                    return Err(StackFileError::Label {
+                    return Err(SwarmFileError::Label {
                         label: whole(),
                         why: "not a Traefik routing label".into(),
                     });
                 }
-                let value = local_secret(value, secrets).map_err(|why| StackFileError::Label {
+                let value = local_secret(value, secrets).map_err(|why| SwarmFileError::Label {
                     label: whole(),
                     why,
                 })?;
-                insert(&mut tree, &segments, value).map_err(|why| StackFileError::Label {
+                insert(&mut tree, &segments, value).map_err(|why| SwarmFileError::Label {
                     label: whole(),
                     why,
                 })?;
@@ -179,7 +179,7 @@ impl StackFile {
         &self,
         dynamic_dir: &Path,
         entry_ports: &BTreeMap<String, u16>,
-    ) -> Result<Vec<String>, StackFileError> {
+    ) -> Result<Vec<String>, SwarmFileError> {
         let mut flags = Vec::new();
         for flag in &self.traefik_command {
             let lower = flag.to_ascii_lowercase();
@@ -192,7 +192,7 @@ impl StackFile {
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, p)| *p)
                     .ok_or_else(|| {
-                        StackFileError::Shape(format!(
+                        SwarmFileError::Shape(format!(
                             "no local port for Traefik's entry point {name:?}"
                         ))
                     })?;
@@ -200,7 +200,7 @@ impl StackFile {
                 continue;
             }
             if lower.starts_with("--api.insecure") {
-                return Err(StackFileError::Shape(
+                return Err(SwarmFileError::Shape(
                     "the stack publishes Traefik's API with api.insecure: the chain will not"
                         .into(),
                 ));
@@ -287,7 +287,7 @@ fn insert(tree: &mut Map<String, Value>, path: &[&str], value: String) -> Result
 fn place_servers(
     tree: &mut Map<String, Value>,
     servers: Option<&[String]>,
-) -> Result<(), StackFileError> {
+) -> Result<(), SwarmFileError> {
     let used: Vec<String> = tree
         .get("http")
         .and_then(|h| h.get("routers"))
@@ -337,7 +337,7 @@ fn place_servers(
                 lb.insert("servers".into(), Value::Array(list));
             }
             None if used.contains(&name) => {
-                return Err(StackFileError::Shape(format!(
+                return Err(SwarmFileError::Shape(format!(
                     "service {name:?} of the traefik service is used by a router but has no local servers"
                 )))
             }
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn the_real_stack_file_gives_both_services_both_routers_and_the_api_router() {
-        let stack = StackFile::built_in().unwrap();
+        let stack = SwarmFile::built_in().unwrap();
         let urls = vec![
             "http://127.0.0.1:4001".to_owned(),
             "http://127.0.0.1:4002".to_owned(),
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn static_flags_swap_the_provider_and_move_entry_points_to_loopback() {
-        let stack = StackFile::built_in().unwrap();
+        let stack = SwarmFile::built_in().unwrap();
         assert_eq!(stack.entry_points(), ["web", "api"]);
         let ports: BTreeMap<String, u16> = [("web".into(), 5001), ("api".into(), 5002)].into();
         let flags = stack
@@ -420,7 +420,7 @@ mod tests {
                 "services:\n  replica:\n    deploy:\n      labels:\n{labels}\n  traefik:\n    image: traefik:v3.7.15\n    command: []\n    deploy:\n      labels: []\n"
             )
         };
-        let bad = StackFile::parse(&yaml(
+        let bad = SwarmFile::parse(&yaml(
             "        - \"traefik.enable=true\"\n        - \"traefik.http.routers.r.rule=A\"\n        - \"traefik.http.routers.r.rule.x=B\"",
         ))
         .unwrap();
@@ -429,19 +429,19 @@ mod tests {
             err.to_string().contains("both a value and a section"),
             "{err}"
         );
-        let secret = StackFile::parse(&yaml(
+        let secret = SwarmFile::parse(&yaml(
             "        - \"traefik.enable=true\"\n        - \"traefik.http.middlewares.m.basicauth.usersfile=/run/secrets/nope\"",
         ))
         .unwrap();
         let err = secret.dynamic_config(&[], &BTreeMap::new()).unwrap_err();
         assert!(err.to_string().contains("\"nope\""), "{err}");
         let disabled =
-            StackFile::parse(&yaml("        - \"traefik.http.routers.r.rule=A\"")).unwrap();
+            SwarmFile::parse(&yaml("        - \"traefik.http.routers.r.rule=A\"")).unwrap();
         assert_eq!(
             disabled.dynamic_config(&[], &BTreeMap::new()).unwrap(),
             serde_json::json!({}),
             "without traefik.enable=true a service is not exposed"
         );
-        assert!(StackFile::parse("not: [yaml").is_err());
+        assert!(SwarmFile::parse("not: [yaml").is_err());
     }
 }

@@ -65,8 +65,10 @@ pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {
             identify: Default::default(),
         },
         (None, true) => {
-            let program = stickyscope::chain::ReplicaProgram::this_binary()?;
-            RunTarget::Chain(Box::new(stickyscope::chain::ChainConfig::new(program)?))
+            let program = stickyscope::stack::chain::ReplicaProgram::this_binary()?;
+            RunTarget::Chain(Box::new(stickyscope::stack::chain::ChainConfig::new(
+                program,
+            )?))
         }
         (None, false) => RunTarget::Embedded,
     };

@@ -3,8 +3,9 @@
 //!
 //! Replicas listen on ephemeral loopback ports and broadcast to each other over a
 //! [`MemoryBus`] (or Redis, or nothing). Operators add, stop, kill and restart replicas at
-//! run time, from code ([`EmbeddedStack`]) or over HTTP (`/_stack/…` on the balancer).
+//! run time, through [`ReplicaControl`] or over HTTP (`/_stack/…` on the balancer).
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -14,10 +15,13 @@ use serde::Serialize;
 use stickyscope_contract::heartbeat::Heartbeat;
 use stickyscope_contract::stats::StatsSnapshot;
 use stickyscope_replica::{AdapterChoice, MemoryBus, Replica, ReplicaConfig, ReplicaHandle, Stats};
-use stickyscope_vocab::stack::{Adapter, MAX_REPLICAS};
+use stickyscope_vocab::stack::Adapter;
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
 
+use super::control::{
+    ControlError, ControlFuture, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi,
+};
+use super::slots::{Running, Slots};
 use crate::balancer::pool::Pool;
 use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle};
 
@@ -51,7 +55,7 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// Why a stack operation failed.
+/// Why the embedded stack could not start, or a replica of it.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     /// Could not bind a listener.
@@ -70,36 +74,24 @@ pub enum EmbeddedError {
         /// The cause.
         source: stickyscope_replica::ReplicaError,
     },
-    /// No such replica.
-    #[error("no replica {0:?}")]
-    UnknownReplica(String),
-    /// The replica is already running.
-    #[error("replica {0} is already running")]
-    AlreadyRunning(String),
-    /// The replica is not running.
-    #[error("replica {0} is not running")]
-    NotRunning(String),
     /// Redis asked for, with no Redis to use.
     #[error("the Redis adapter needs a Redis server: start the embedded stack with --redis-url (or REDIS_URL)")]
     NoRedis,
-    /// The stack is full.
-    #[error("the stack holds at most {MAX_REPLICAS} replicas (stopped and killed ones count)")]
-    Full,
+    /// A replica operation failed.
+    #[error(transparent)]
+    Control(#[from] ControlError),
     /// Some other I/O failure.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
-/// What happened to a replica last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReplicaState {
-    /// Serving.
-    Running,
-    /// Stopped gracefully.
-    Stopped,
-    /// Killed.
-    Killed,
+impl From<EmbeddedError> for ControlError {
+    fn from(e: EmbeddedError) -> Self {
+        match e {
+            EmbeddedError::Control(e) => e,
+            other => ControlError::stack(other),
+        }
+    }
 }
 
 /// A replica as listed by [`EmbeddedStack::replicas`].
@@ -117,16 +109,24 @@ pub struct ReplicaInfo {
     pub stats: StatsSnapshot,
 }
 
-struct Slot {
-    id: String,
+/// Where an embedded replica lives: its address (kept across restarts) and its counters (kept
+/// too, so a restarted replica goes on counting).
+#[derive(Clone)]
+struct Place {
     addr: SocketAddr,
     stats: Arc<Stats>,
-    handle: Option<ReplicaHandle>,
-    state: ReplicaState,
 }
 
-/// A running embedded stack. Dropping it stops the balancer; call [`EmbeddedStack::shutdown`]
-/// for a graceful end.
+impl Place {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Running for ReplicaHandle {}
+
+/// A running embedded stack. Dropping it stops the balancer; call
+/// [`ReplicaControl::shutdown`] for a graceful end.
 pub struct EmbeddedStack {
     config: EmbeddedConfig,
     /// Heartbeat and adapter for replicas started from now on.
@@ -134,11 +134,7 @@ pub struct EmbeddedStack {
     bus: MemoryBus,
     pool: Arc<Pool>,
     balancer: BalancerHandle,
-    slots: Mutex<Vec<Slot>>,
-    /// Held for the whole of each operation, so operations run one after another: a kill
-    /// that arrives while the replicas restart with new settings waits for them, and no
-    /// replica is left on the old settings.
-    ops: Mutex<()>,
+    slots: Slots<Place, ReplicaHandle>,
 }
 
 impl EmbeddedStack {
@@ -168,8 +164,7 @@ impl EmbeddedStack {
             bus: MemoryBus::new(),
             pool,
             balancer,
-            slots: Mutex::new(Vec::new()),
-            ops: Mutex::new(()),
+            slots: Slots::default(),
         });
         let _ = admin.stack.set(Arc::downgrade(&stack));
         for _ in 0..stack.config.replicas {
@@ -183,11 +178,6 @@ impl EmbeddedStack {
         self.balancer.local_addr()
     }
 
-    /// `http://` URL of the gateway.
-    pub fn gateway_url(&self) -> String {
-        format!("http://{}", self.gateway_addr())
-    }
-
     /// The balancer's server list.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
@@ -196,106 +186,25 @@ impl EmbeddedStack {
     /// Every replica ever started, in order, with its state and counters.
     pub async fn replicas(&self) -> Vec<ReplicaInfo> {
         self.slots
-            .lock()
-            .await
-            .iter()
             .map(|slot| ReplicaInfo {
                 id: slot.id.clone(),
-                addr: slot.addr,
-                url: format!("http://{}", slot.addr),
-                state: slot.state,
-                stats: slot.stats.snapshot(&slot.id),
+                addr: slot.place.addr,
+                url: slot.place.url(),
+                state: slot.state(),
+                stats: slot.place.stats.snapshot(&slot.id),
             })
-            .collect()
+            .await
     }
 
     /// Counters of one replica.
-    pub async fn stats(&self, id: &str) -> Result<StatsSnapshot, EmbeddedError> {
-        let slots = self.slots.lock().await;
-        let slot = find(&slots, id)?;
-        Ok(slot.stats.snapshot(&slot.id))
-    }
-
-    /// Starts one more replica and puts it in rotation; returns its id.
-    pub async fn add(&self) -> Result<String, EmbeddedError> {
-        let _op = self.ops.lock().await;
-        let mut slots = self.slots.lock().await;
-        if slots.len() >= MAX_REPLICAS {
-            return Err(EmbeddedError::Full);
-        }
-        let id = (slots.len() + 1).to_string();
-        let stats = Arc::new(Stats::default());
-        let local = SocketAddr::new(self.config.listen.ip(), 0);
-        let handle = self.spawn_replica(&id, local, Arc::clone(&stats)).await?;
-        let addr = handle.local_addr();
-        self.pool.upsert(addr, Some(id.clone()));
-        slots.push(Slot {
-            id: id.clone(),
-            addr,
-            stats,
-            handle: Some(handle),
-            state: ReplicaState::Running,
-        });
-        tracing::info!(replica = %id, %addr, "replica added");
-        Ok(id)
-    }
-
-    /// Stops a replica gracefully; it leaves rotation first, so its sticky clients are
-    /// remapped on their next request.
-    pub async fn stop(&self, id: &str) -> Result<(), EmbeddedError> {
-        let _op = self.ops.lock().await;
-        self.stop_now(id).await
-    }
-
-    async fn stop_now(&self, id: &str) -> Result<(), EmbeddedError> {
-        let handle = self.take_running(id, ReplicaState::Stopped).await?;
-        handle.stop().await;
-        Ok(())
-    }
-
-    /// Kills a replica: its connections are cut at once and its sessions are lost.
-    pub async fn kill(&self, id: &str) -> Result<(), EmbeddedError> {
-        let _op = self.ops.lock().await;
-        let handle = self.take_running(id, ReplicaState::Killed).await?;
-        handle.kill().await;
-        Ok(())
-    }
-
-    /// Starts a stopped or killed replica again, on the same address (so with the same
-    /// server URL and sticky cookie value), with fresh sessions.
-    pub async fn restart(&self, id: &str) -> Result<(), EmbeddedError> {
-        let _op = self.ops.lock().await;
-        self.restart_now(id).await
-    }
-
-    async fn restart_now(&self, id: &str) -> Result<(), EmbeddedError> {
-        let mut slots = self.slots.lock().await;
-        let slot = find_mut(&mut slots, id)?;
-        if slot.handle.is_some() {
-            return Err(EmbeddedError::AlreadyRunning(id.to_owned()));
-        }
-        let handle = self
-            .spawn_replica(&slot.id, slot.addr, Arc::clone(&slot.stats))
-            .await?;
-        slot.stats.record_restart();
-        slot.handle = Some(handle);
-        slot.state = ReplicaState::Running;
-        self.pool.upsert(slot.addr, Some(slot.id.clone()));
-        tracing::info!(replica = %id, "replica restarted");
-        Ok(())
-    }
-
-    /// Makes a replica's `/healthz` fail (`false`) or pass again, to show health checks.
-    pub async fn set_healthy(&self, id: &str, healthy: bool) -> Result<(), EmbeddedError> {
-        let _op = self.ops.lock().await;
-        let slots = self.slots.lock().await;
-        let slot = find(&slots, id)?;
-        let handle = slot
-            .handle
-            .as_ref()
-            .ok_or_else(|| EmbeddedError::NotRunning(id.to_owned()))?;
-        handle.set_healthy(healthy);
-        Ok(())
+    pub async fn stats(&self, id: &str) -> Result<StatsSnapshot, ControlError> {
+        self.slots
+            .map(|slot| (slot.id == id).then(|| slot.place.stats.snapshot(&slot.id)))
+            .await
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| ControlError::UnknownReplica(id.to_owned()))
     }
 
     /// Heartbeat and adapter of replicas started from now on.
@@ -306,85 +215,53 @@ impl EmbeddedStack {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Changes the heartbeat and/or the adapter, and restarts every running replica with
-    /// them (sessions reconnect, as after a redeploy).
-    pub async fn reconfigure(
-        &self,
-        heartbeat: Option<Heartbeat>,
-        adapter: Option<Adapter>,
-    ) -> Result<(), EmbeddedError> {
-        if adapter == Some(Adapter::Redis) && self.config.redis_url.is_none() {
-            return Err(EmbeddedError::NoRedis);
-        }
-        let _op = self.ops.lock().await;
-        {
-            let mut settings = self
-                .replica_settings
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if let Some(h) = heartbeat {
-                settings.0 = h;
-            }
-            if let Some(a) = adapter {
-                settings.1 = a;
-            }
-        }
-        let running: Vec<String> = self
+    async fn add_now(&self) -> Result<String, ControlError> {
+        let (id, place) = self
             .slots
-            .lock()
-            .await
-            .iter()
-            .filter(|s| s.handle.is_some())
-            .map(|s| s.id.clone())
-            .collect();
-        for id in running {
-            self.stop_now(&id).await?;
-            self.restart_now(&id).await?;
-        }
+            .add(|id| async move {
+                let place = Place {
+                    addr: SocketAddr::new(self.config.listen.ip(), 0),
+                    stats: Arc::new(Stats::default()),
+                };
+                let handle = self.spawn_replica(&id, &place).await?;
+                Ok((
+                    Place {
+                        addr: handle.local_addr(),
+                        ..place
+                    },
+                    handle,
+                ))
+            })
+            .await?;
+        self.pool.upsert(place.addr, Some(id.clone()));
+        tracing::info!(replica = %id, addr = %place.addr, "replica added");
+        Ok(id)
+    }
+
+    async fn stop_now(&self, id: &str) -> Result<(), ControlError> {
+        let (place, handle) = self.slots.take_running(id, ReplicaState::Stopped).await?;
+        // Out of rotation before the replica goes: no request is routed to a dying server.
+        self.pool.set_enabled(place.addr, false);
+        handle.stop().await;
         Ok(())
     }
 
-    /// Stops every replica gracefully, then the balancer.
-    pub async fn shutdown(&self) {
-        let _op = self.ops.lock().await;
-        let handles: Vec<ReplicaHandle> = {
-            let mut slots = self.slots.lock().await;
-            slots
-                .iter_mut()
-                .filter_map(|slot| {
-                    self.pool.set_enabled(slot.addr, false);
-                    slot.state = ReplicaState::Stopped;
-                    slot.handle.take()
-                })
-                .collect()
-        };
-        futures_util::future::join_all(handles.into_iter().map(ReplicaHandle::stop)).await;
-        self.balancer.shutdown();
+    async fn restart_now(&self, id: &str) -> Result<(), ControlError> {
+        let place = self
+            .slots
+            .restart(id, |place| async move {
+                let handle = self.spawn_replica(id, &place).await?;
+                place.stats.record_restart();
+                Ok(handle)
+            })
+            .await?;
+        self.pool.upsert(place.addr, Some(id.to_owned()));
+        tracing::info!(replica = %id, "replica restarted");
+        Ok(())
     }
 
-    async fn take_running(
-        &self,
-        id: &str,
-        next: ReplicaState,
-    ) -> Result<ReplicaHandle, EmbeddedError> {
-        let mut slots = self.slots.lock().await;
-        let slot = find_mut(&mut slots, id)?;
-        let handle = slot
-            .handle
-            .take()
-            .ok_or_else(|| EmbeddedError::NotRunning(id.to_owned()))?;
-        slot.state = next;
-        // Out of rotation before the replica goes: no request is routed to a dying server.
-        self.pool.set_enabled(slot.addr, false);
-        Ok(handle)
-    }
-
-    async fn spawn_replica(
-        &self,
-        id: &str,
-        addr: SocketAddr,
-        stats: Arc<Stats>,
-    ) -> Result<ReplicaHandle, EmbeddedError> {
+    async fn spawn_replica(&self, id: &str, place: &Place) -> Result<ReplicaHandle, EmbeddedError> {
+        let addr = place.addr;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| EmbeddedError::Bind { addr, source })?;
@@ -403,7 +280,7 @@ impl EmbeddedStack {
             id: id.to_owned(),
             heartbeat,
             adapter,
-            stats,
+            stats: Arc::clone(&place.stats),
             header_read_timeout: stickyscope_replica::HEADER_READ_TIMEOUT,
         };
         Replica::start(config, listener)
@@ -415,18 +292,134 @@ impl EmbeddedStack {
     }
 }
 
-fn find<'a>(slots: &'a [Slot], id: &str) -> Result<&'a Slot, EmbeddedError> {
-    slots
-        .iter()
-        .find(|s| s.id == id)
-        .ok_or_else(|| EmbeddedError::UnknownReplica(id.to_owned()))
-}
+impl ReplicaControl for EmbeddedStack {
+    fn describe(&self) -> String {
+        format!("embedded stack at {}", self.gateway_url())
+    }
 
-fn find_mut<'a>(slots: &'a mut [Slot], id: &str) -> Result<&'a mut Slot, EmbeddedError> {
-    slots
-        .iter_mut()
-        .find(|s| s.id == id)
-        .ok_or_else(|| EmbeddedError::UnknownReplica(id.to_owned()))
+    fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway_addr())
+    }
+
+    fn topology_api(&self) -> TopologyApi {
+        TopologyApi::Service {
+            url: format!(
+                "{}/api/http/services/{}",
+                self.gateway_url(),
+                crate::balancer::api::STICKY_SERVICE
+            ),
+            hops: vec!["balancer".to_owned()],
+        }
+    }
+
+    fn statuses(&self) -> ControlFuture<'_, Vec<ReplicaStatus>> {
+        Box::pin(async move {
+            self.slots
+                .map(|slot| ReplicaStatus {
+                    id: slot.id.clone(),
+                    url: slot.place.url(),
+                    state: slot.state(),
+                })
+                .await
+        })
+    }
+
+    fn add(&self) -> ControlFuture<'_, Result<String, ControlError>> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            self.add_now().await
+        })
+    }
+
+    fn stop<'a>(&'a self, id: &'a str) -> ControlFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            self.stop_now(id).await
+        })
+    }
+
+    fn kill<'a>(&'a self, id: &'a str) -> ControlFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            let (place, handle) = self.slots.take_running(id, ReplicaState::Killed).await?;
+            self.pool.set_enabled(place.addr, false);
+            handle.kill().await;
+            Ok(())
+        })
+    }
+
+    fn restart<'a>(&'a self, id: &'a str) -> ControlFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            self.restart_now(id).await
+        })
+    }
+
+    fn set_healthy<'a>(
+        &'a self,
+        id: &'a str,
+        healthy: bool,
+    ) -> ControlFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            self.slots
+                .with_running(id, |_, handle| handle.set_healthy(healthy))
+                .await
+        })
+    }
+
+    fn reconfigure(
+        &self,
+        heartbeat: Option<Heartbeat>,
+        adapter: Option<Adapter>,
+    ) -> ControlFuture<'_, Result<(), ControlError>> {
+        Box::pin(async move {
+            if adapter == Some(Adapter::Redis) && self.config.redis_url.is_none() {
+                return Err(ControlError::stack(EmbeddedError::NoRedis));
+            }
+            let _op = self.slots.one_at_a_time().await;
+            {
+                let mut settings = self
+                    .replica_settings
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if let Some(h) = heartbeat {
+                    settings.0 = h;
+                }
+                if let Some(a) = adapter {
+                    settings.1 = a;
+                }
+            }
+            for id in self.slots.running_ids().await {
+                self.stop_now(&id).await?;
+                self.restart_now(&id).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn read_stats(&self) -> ControlFuture<'_, BTreeMap<String, StatsSnapshot>> {
+        Box::pin(async move {
+            self.replicas()
+                .await
+                .into_iter()
+                .map(|r| (r.id, r.stats))
+                .collect()
+        })
+    }
+
+    fn shutdown(&self) -> ControlFuture<'_, ()> {
+        Box::pin(async move {
+            let _op = self.slots.one_at_a_time().await;
+            let running = self.slots.take_all(ReplicaState::Stopped).await;
+            for (place, _) in &running {
+                self.pool.set_enabled(place.addr, false);
+            }
+            futures_util::future::join_all(running.into_iter().map(|(_, handle)| handle.stop()))
+                .await;
+            self.balancer.shutdown();
+        })
+    }
 }
 
 /// The stack's controls over HTTP, on the balancer:
@@ -483,13 +476,13 @@ impl Admin for HttpAdmin {
             match result {
                 Ok(Some(id)) => (201, serde_json::json!({"ok": true, "id": id})),
                 Ok(None) => (200, serde_json::json!({"ok": true})),
-                Err(e @ EmbeddedError::UnknownReplica(_)) => {
+                Err(e @ ControlError::UnknownReplica(_)) => {
                     (404, serde_json::json!({"error": e.to_string()}))
                 }
                 Err(
-                    e @ (EmbeddedError::AlreadyRunning(_)
-                    | EmbeddedError::NotRunning(_)
-                    | EmbeddedError::Full),
+                    e @ (ControlError::AlreadyRunning(_)
+                    | ControlError::NotRunning(_)
+                    | ControlError::Full),
                 ) => (409, serde_json::json!({"error": e.to_string()})),
                 Err(e) => (500, serde_json::json!({"error": e.to_string()})),
             }

@@ -4,7 +4,7 @@
 //! foreground) go on nginx's command line. Pure.
 
 /// The configuration this build was made with.
-pub const NGINX_CONF: &str = include_str!("../../stack/nginx/nginx.conf");
+pub const NGINX_CONF: &str = include_str!("../../../stack/nginx/nginx.conf");
 
 /// What in nginx.conf the chain expects to change and did not find.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -206,9 +206,9 @@ mod tests {
 
     #[test]
     fn the_pinned_version_is_the_stack_files_and_the_installers() {
-        let stack = super::super::stackfile::StackFile::built_in().unwrap();
+        let stack = super::super::swarm_file::SwarmFile::built_in().unwrap();
         assert_eq!(stack.traefik_version(), Some(TRAEFIK_VERSION));
-        let installer = include_str!("../../scripts/install-chain.sh");
+        let installer = include_str!("../../../scripts/install-chain.sh");
         assert!(
             installer.contains(&format!("TRAEFIK_VERSION={TRAEFIK_VERSION}\n")),
             "scripts/install-chain.sh installs another Traefik"

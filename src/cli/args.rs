@@ -1,0 +1,346 @@
+//! The command line: every subcommand's flags, checked by clap with their ranges, and the
+//! parsers that check them (a header name, a cookie name, a server URL, durations in range).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use stickyscope_contract::heartbeat::{duration_in, heartbeat_duration};
+use stickyscope_vocab::events::{ChatDialect, EngineIoChoice, TransportChoice};
+use stickyscope_vocab::stack::Adapter;
+
+/// See, teach and test how Socket.IO sessions survive (or break) behind load balancers.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub window: WindowArgs,
+}
+
+/// Options of the desktop window (no subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct WindowArgs {
+    /// Use a running stack at this gateway (e.g. nginx at http://localhost:8000) instead of
+    /// starting the embedded one.
+    #[arg(long, conflicts_with = "chain")]
+    pub gateway: Option<String>,
+    /// Start the real chain (nginx → Traefik → replica processes → Redis) as local
+    /// processes instead of the embedded stack (see `stickyscope chain`).
+    #[arg(long)]
+    pub chain: bool,
+    /// Traefik's API for the topology, with --gateway: e.g. http://localhost:9090, or with
+    /// its basic-auth credential, http://USER:PASSWORD@localhost:9090 (or set
+    /// STICKYSCOPE_TRAEFIK_AUTH=USER:PASSWORD).
+    #[arg(long, requires = "gateway")]
+    pub traefik_api: Option<String>,
+    /// Replicas of the embedded stack or chain.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// Port of the embedded balancer or the chain's nginx (a free one is used if it is
+    /// taken).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Start in presentation mode (large type, high contrast).
+    #[arg(long)]
+    pub presentation: bool,
+    /// Stickiness of both users at start (default: as last time, else on).
+    #[arg(long, value_enum)]
+    pub stickiness: Option<OnOff>,
+    /// Transport of both users at start (default: as last time, else polling).
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportChoice>,
+    /// Which chat the two users speak (default: as last time, else stickyscope): stickyscope's
+    /// own (acks and receipts), the seed's (chat_message / chat_user, no acks), or none
+    /// (heartbeats only).
+    #[arg(long, value_enum)]
+    pub chat: Option<ChatDialect>,
+    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
+    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
+    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
+    pub engineio: EngineIoChoice,
+    /// Play a scenario from the start: a file, or a shipped one by name or number
+    /// (`stickyscope scenario list`). The embedded stack or chain is started as it asks.
+    #[arg(long, value_name = "FILE|NAME")]
+    pub scenario: Option<String>,
+    /// Background sessions at start (crowd mode, 0..=500).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
+    pub crowd: u16,
+    #[command(flatten)]
+    pub identify: IdentifyArgs,
+    /// Save a PNG of the window to this path and exit (with --exit-after).
+    #[arg(long, requires = "exit_after", group = "output")]
+    pub screenshot: Option<std::path::PathBuf>,
+    /// Record the window from the start to this animated GIF (15 frames a second) and exit
+    /// (with --exit-after): a clip for slides.
+    #[arg(long, requires = "exit_after", group = "output")]
+    pub record: Option<std::path::PathBuf>,
+    /// What --record records: the whole window or the topology alone.
+    #[arg(long, value_enum, default_value_t = RecordAreaArg::Window, requires = "record")]
+    pub record_area: RecordAreaArg,
+    /// Seconds to run before the screenshot, or to record (0 to 86400).
+    #[arg(long, requires = "output", value_parser = exit_after_seconds)]
+    pub exit_after: Option<f64>,
+    /// The window's size in points, e.g. 1280x720 or 1920x1080 (a projector's).
+    #[arg(long, value_parser = window_size)]
+    pub size: Option<[f32; 2]>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the embedded stack (replicas behind the built-in sticky balancer) without a
+    /// window, until Ctrl-C.
+    #[command(long_about = None)]
+    ///
+    /// Clients connect to http://127.0.0.1:PORT/socket.io/. Requests with
+    /// `X-Stickiness: off` are balanced round-robin. The balancer also serves a
+    /// Traefik-shaped topology API (GET /api/http/services/replicas-sticky@embedded) and
+    /// controls (GET/POST /_stack/replicas, POST /_stack/replicas/ID/stop|kill|restart;
+    /// a POST needs the header `X-Stickyscope-Control: 1`).
+    #[command(alias = "stack")]
+    Embedded(EmbeddedArgs),
+    /// Run N sessions through wire taps for a while; print a table per replica and a
+    /// verdict. Exit 0 when every session stayed up on one replica, 1 when any broke, 2 for
+    /// usage or connection errors. Without --gateway it probes a fresh embedded stack.
+    #[command(long_about = None)]
+    Probe(ProbeArgs),
+    /// Run the real chain — nginx → Traefik v3 → replica processes → Redis — as local
+    /// processes on loopback, from the repository's stack file, until Ctrl-C.
+    #[command(long_about = None)]
+    Chain(ChainArgs),
+    /// Run one chat replica, as `stickyscope-replica` does (the local chain's replica
+    /// processes are this). SIGTERM stops it; SIGUSR1 and SIGUSR2 make /healthz fail and
+    /// pass.
+    #[command(long_about = None)]
+    Replica(stickyscope_replica::cli::ReplicaArgs),
+    /// Scenarios: scripted steps with captions and expectations. `list` shows the shipped
+    /// ones; `run FILE…` checks each step and exits 0 when all pass, 1 when any fails, 2
+    /// for a bad file or a stack that cannot run it.
+    #[command(subcommand, long_about = None)]
+    Scenario(super::scenario::ScenarioCommand),
+}
+
+/// How to tell which replica answered on a stack whose replicas send no `X-Replica`.
+#[derive(Debug, Clone, Args)]
+pub struct IdentifyArgs {
+    /// A response header that names the replica that answered (e.g. a backend's
+    /// hostname), for servers that send no X-Replica; with --gateway.
+    #[arg(long, value_name = "NAME", requires = "gateway", value_parser = header_name)]
+    pub replica_header: Option<String>,
+    /// The balancer's sticky cookie (default: the one Traefik's API names, else
+    /// sticky_replica); with --gateway.
+    #[arg(long, value_name = "NAME", requires = "gateway", value_parser = cookie_name)]
+    pub sticky_cookie: Option<String>,
+    /// The balancer's server URLs (comma-separated, e.g. http://10.0.0.5:3000), so that
+    /// the sticky cookie names its server when no Traefik API lists them; with --gateway.
+    #[arg(long, value_name = "URL,…", value_delimiter = ',', requires = "gateway", value_parser = server_url)]
+    pub servers: Vec<String>,
+}
+
+impl IdentifyArgs {
+    pub fn config(&self) -> stickyscope::stack::IdentifyConfig {
+        stickyscope::stack::IdentifyConfig {
+            header: self.replica_header.clone(),
+            cookie: self.sticky_cookie.clone(),
+            servers: self.servers.clone(),
+        }
+    }
+}
+
+/// An HTTP header name.
+pub fn header_name(text: &str) -> Result<String, String> {
+    hyper::header::HeaderName::from_bytes(text.as_bytes())
+        .map(|_| text.to_owned())
+        .map_err(|_| format!("{text:?} is not an HTTP header name"))
+}
+
+/// A cookie name (an HTTP token).
+pub fn cookie_name(text: &str) -> Result<String, String> {
+    let token = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    token
+        .then(|| text.to_owned())
+        .ok_or_else(|| format!("{text:?} is not a cookie name"))
+}
+
+/// A server URL, `http://host:port` or `https://host:port`.
+pub fn server_url(text: &str) -> Result<String, String> {
+    let ok = (text.starts_with("http://") || text.starts_with("https://"))
+        && text.parse::<hyper::Uri>().is_ok_and(|u| u.host().is_some());
+    ok.then(|| text.trim_end_matches('/').to_owned())
+        .ok_or_else(|| format!("{text:?} is not a server URL like http://10.0.0.5:3000"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// Gateway to probe, e.g. http://localhost:8000 (default: a fresh embedded stack).
+    #[arg(long, conflicts_with = "chain")]
+    pub gateway: Option<String>,
+    /// Probe a fresh local chain (nginx → Traefik → replica processes → Redis).
+    #[arg(long)]
+    pub chain: bool,
+    /// Traefik's API, to name each replica by the sticky cookie (its server list and
+    /// cookie name), with --gateway: http://localhost:9090 or
+    /// http://USER:PASSWORD@localhost:9090.
+    #[arg(long, requires = "gateway")]
+    pub traefik_api: Option<String>,
+    #[command(flatten)]
+    pub identify: IdentifyArgs,
+    /// Transport of every session.
+    #[arg(long, value_enum, default_value_t = TransportChoice::Polling)]
+    pub transport: TransportChoice,
+    /// Stickiness of every session.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub stickiness: OnOff,
+    /// How long to probe, e.g. 30s or 2m (1s to 7 days).
+    #[arg(long, default_value = "30s", value_parser = probe_duration)]
+    pub duration: Duration,
+    /// Sessions at once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    pub sessions: u16,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Log what happens on stderr (RUST_LOG sets the level too).
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Which chat the sessions understand (they do not send messages).
+    #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
+    pub chat: ChatDialect,
+    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
+    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
+    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
+    pub engineio: EngineIoChoice,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
+    /// Replica processes to start.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// Port of the gateway (nginx) on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Adapter between replicas: Redis, or none (users on different replicas then never see
+    /// each other).
+    #[arg(long, default_value = "redis", value_parser = chain_adapter)]
+    pub adapter: Adapter,
+    /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
+    #[arg(long, default_value = "3s", value_parser = heartbeat_duration)]
+    pub ping_interval: Duration,
+    /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
+    #[arg(long, default_value = "7s", value_parser = heartbeat_duration)]
+    pub ping_timeout: Duration,
+    /// Run nginx and Traefik (as the stack file configures them) in front of these
+    /// servers instead of replicas of its own: comma-separated URLs of your Socket.IO
+    /// servers, e.g. http://127.0.0.1:3001,http://127.0.0.1:3002.
+    #[arg(long, value_name = "URL,…", value_delimiter = ',', value_parser = server_url)]
+    pub servers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedArgs {
+    /// Replicas to start.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub replicas: u16,
+    /// Port of the balancer on 127.0.0.1.
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Adapter between replicas: an in-process bus, a Redis server, or none (users on
+    /// different replicas then never see each other).
+    #[arg(long, value_enum, default_value_t = Adapter::Memory)]
+    pub adapter: Adapter,
+    /// Redis URL for `--adapter redis`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Engine.IO pingInterval of every replica, e.g. `3s` (100ms to 10m).
+    #[arg(long, default_value = "3s", value_parser = heartbeat_duration)]
+    pub ping_interval: Duration,
+    /// Engine.IO pingTimeout of every replica, e.g. `7s` (100ms to 10m).
+    #[arg(long, default_value = "7s", value_parser = heartbeat_duration)]
+    pub ping_timeout: Duration,
+    /// Health-check interval of the balancer (100ms to 1m).
+    #[arg(long, default_value = "1s", value_parser = health_interval)]
+    pub health_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `--size`: WIDTHxHEIGHT, 900x600 to 7680x4320.
+pub fn window_size(text: &str) -> Result<[f32; 2], String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT (e.g. 1280x720)"))?;
+    let parse = |v: &str, what: &str, range: std::ops::RangeInclusive<u32>| {
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("{v:?} is not a {what} in points"))?;
+        if range.contains(&n) {
+            Ok(n as f32)
+        } else {
+            Err(format!(
+                "a {what} of {n} is out of range: give {} to {}",
+                range.start(),
+                range.end()
+            ))
+        }
+    };
+    Ok([
+        parse(w, "width", 900..=7680)?,
+        parse(h, "height", 600..=4320)?,
+    ])
+}
+
+/// What `--record` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RecordAreaArg {
+    /// The whole window.
+    Window,
+    /// The topology alone.
+    Topology,
+}
+
+/// The chain's `--adapter`: its replicas are processes, so Redis or none.
+pub fn chain_adapter(text: &str) -> Result<Adapter, String> {
+    match Adapter::from_label(text) {
+        Some(a @ (Adapter::Redis | Adapter::None)) => Ok(a),
+        _ => Err(format!(
+            "{text:?}: the chain's replicas are processes, so their adapter is redis or none"
+        )),
+    }
+}
+
+/// `--exit-after`: seconds, 0 to a day.
+pub fn exit_after_seconds(text: &str) -> Result<f64, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if (0.0..=86_400.0).contains(&secs) {
+        Ok(secs)
+    } else {
+        Err(format!("{text} is out of range: give 0 to 86400 seconds"))
+    }
+}
+
+/// `probe --duration`: 1 s to 7 days.
+pub fn probe_duration(text: &str) -> Result<Duration, String> {
+    duration_in(
+        text,
+        &(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)),
+    )
+}
+
+/// `embedded --health-interval`: 100 ms to a minute.
+pub fn health_interval(text: &str) -> Result<Duration, String> {
+    duration_in(
+        text,
+        &(Duration::from_millis(100)..=Duration::from_secs(60)),
+    )
+}

@@ -1,0 +1,13 @@
+//! The `stickyscope` command's parts, one module a subcommand:
+//!
+//! - [`args`]: every flag, checked by clap with its range;
+//! - [`window`]: the desktop window (no subcommand);
+//! - [`probe`]: `stickyscope probe`, a verdict for QA and CI;
+//! - [`stacks`]: `stickyscope embedded` and `stickyscope chain`, a stack until Ctrl-C;
+//! - [`scenario`]: `stickyscope scenario list | run`.
+
+pub mod args;
+pub mod probe;
+pub mod scenario;
+pub mod stacks;
+pub mod window;

@@ -1,0 +1,137 @@
+//! `stickyscope probe`: N sessions through wire taps on a stack (a fresh embedded one, a fresh
+//! local chain, or a running gateway) for a while; a table per replica, or JSON, and an exit
+//! code that is the verdict.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use stickyscope::stack::chain::{ChainConfig, ReplicaProgram};
+use stickyscope::stack::embedded::EmbeddedConfig;
+use stickyscope::stack::GatewayConfig;
+
+use super::args::{IdentifyArgs, OnOff, ProbeArgs};
+
+/// Runs the probe; returns its exit code (0 held, 1 broke, 2 could not run).
+pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
+    let gateway = match which_stack(&args) {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("probe could not start: {e}");
+            return Ok(2);
+        }
+    };
+    let what = gateway.mode();
+    let stack = match stickyscope::stack::start(gateway).await {
+        Ok(stack) => stack,
+        Err(e) => {
+            eprintln!("probe could not start: the {what} could not start: {e}");
+            return Ok(2);
+        }
+    };
+    let terminal = std::io::stderr().is_terminal() && !args.json;
+    let identify = args.identify.config().shared();
+    if let Some(api) = &args.traefik_api {
+        learn_from_traefik(api, &args.identify, &identify).await;
+    }
+    let plan = stickyscope::probe::Plan {
+        gateway: stack.gateway.clone(),
+        transport: args.transport,
+        sticky: args.stickiness == OnOff::On,
+        duration: args.duration,
+        sessions: usize::from(args.sessions),
+        identify,
+        chat: args.chat,
+        engineio: args.engineio,
+    };
+    let result = stickyscope::probe::run(&plan, |done| {
+        if terminal {
+            progress_bar(done);
+        }
+    })
+    .await;
+    if terminal {
+        eprintln!();
+    }
+    if let Some(controls) = stack.controls {
+        controls.shutdown().await;
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("probe could not start: {e}");
+            return Ok(2);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", stickyscope::probe::table(&report));
+    }
+    Ok(report.exit_code)
+}
+
+/// The stack the flags name: the gateway given, a fresh chain, or a fresh embedded stack on
+/// a free port.
+fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
+    Ok(match (&args.gateway, args.chain) {
+        (Some(gateway), _) => GatewayConfig::external(gateway.clone(), None),
+        (None, true) => {
+            let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;
+            let config =
+                ChainConfig::new(program).map_err(|e| format!("the chain could not start: {e}"))?;
+            GatewayConfig::Chain(config)
+        }
+        (None, false) => GatewayConfig::Embedded(EmbeddedConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            ..EmbeddedConfig::default()
+        }),
+    })
+}
+
+/// `[#####      ]  42%` on stderr, over itself.
+fn progress_bar(done: f64) {
+    let width = 30;
+    let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
+    eprint!(
+        "\r[{}{}] {:>3.0}%",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        done * 100.0
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Reads the sticky service's servers and cookie name from Traefik's API once, so that the
+/// probe's records name each replica by the sticky cookie. An API that cannot be read is
+/// said, and the probe goes on without it.
+async fn learn_from_traefik(
+    api: &str,
+    given: &IdentifyArgs,
+    identify: &stickyscope::wire::SharedIdentify,
+) {
+    let read = async {
+        let client = stickyscope::traefik_client::TraefikApi::new(api)?;
+        let services = client.services().await?;
+        let routers = client.routers().await?;
+        Ok::<_, stickyscope::traefik_client::TraefikError>(
+            stickyscope_vocab::traefik_model::topology_from_api(&services, &routers),
+        )
+    };
+    match read.await {
+        Ok((topology, problems)) => {
+            for problem in problems {
+                eprintln!("Traefik labels: {problem}");
+            }
+            let mut identify = identify.write().unwrap_or_else(|e| e.into_inner());
+            if given.sticky_cookie.is_none() {
+                if let Some(cookie) = &topology.sticky_cookie {
+                    identify.cookie = cookie.clone();
+                }
+            }
+            if given.servers.is_empty() {
+                identify.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
+            }
+        }
+        Err(e) => eprintln!("{e}; replicas are named by what the answers carry only"),
+    }
+}

@@ -1,0 +1,151 @@
+//! `stickyscope embedded` and `stickyscope chain`: a stack stickyscope runs, headless, for any
+//! client, until Ctrl-C or SIGTERM — then stopped in order.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use anyhow::Context;
+use stickyscope::stack::chain::{Chain, ChainConfig, ReplicaProgram};
+use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::ReplicaControl;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::stack::Adapter;
+
+use super::args::{ChainArgs, EmbeddedArgs};
+
+/// `stickyscope chain`: the real chain until Ctrl-C or SIGTERM, parts that die said on stderr.
+pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
+    let mut config = ChainConfig::new(
+        ReplicaProgram::this_binary().context("cannot find this program to run replicas")?,
+    )?;
+    config.replicas = usize::from(args.replicas);
+    config.port = args.port;
+    config.adapter = args.adapter;
+    config.heartbeat = Heartbeat {
+        interval: args.ping_interval,
+        timeout: args.ping_timeout,
+    };
+    if !args.servers.is_empty() {
+        config.servers = Some(args.servers.clone());
+    }
+    // Handlers first: a signal that comes while the chain starts, or right after it says it
+    // is ready, still ends it in order.
+    let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
+    if args.servers.is_empty() {
+        eprintln!(
+            "starting redis-server, {} replicas, Traefik and nginx…",
+            args.replicas
+        );
+    } else {
+        eprintln!(
+            "starting Traefik and nginx in front of {} server(s)…",
+            args.servers.len()
+        );
+    }
+    let chain = tokio::select! {
+        chain = Chain::start(config) => chain?,
+        _ = stop.next() => {
+            eprintln!("stopped while starting");
+            return Ok(());
+        }
+    };
+    println!("gateway: {}", chain.gateway_url());
+    println!("traefik api: {}", chain.api_url_with_credential());
+    println!("dashboard: {}", chain.dashboard_url());
+    match args.servers.is_empty() {
+        true => println!(
+            "replicas: {} (configuration and logs in {})",
+            args.replicas,
+            chain.run_dir().display()
+        ),
+        false => println!(
+            "servers: {} (configuration and logs in {})",
+            args.servers.join(", "),
+            chain.run_dir().display()
+        ),
+    }
+    println!("Ctrl-C stops it.");
+    let mut exits = chain.take_exits();
+    let report = async {
+        while let Some(exit) = match exits.as_mut() {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        } {
+            eprintln!(
+                "{} exited unexpectedly ({}); its log ({}) ends:
+  {}",
+                exit.name,
+                exit.status,
+                exit.log.display(),
+                exit.tail.join("\n  ")
+            );
+        }
+    };
+    tokio::select! {
+        _ = stop.next() => {}
+        _ = report => {}
+    }
+    eprintln!("stopping…");
+    chain.shutdown().await;
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, handled from the moment this is made.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// The next of either.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// `stickyscope embedded`: the embedded stack until Ctrl-C or SIGTERM.
+pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
+    if args.adapter == Adapter::Redis && args.redis_url.is_none() {
+        anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL");
+    }
+    let config = EmbeddedConfig {
+        replicas: usize::from(args.replicas),
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), args.port),
+        heartbeat: Heartbeat {
+            interval: args.ping_interval,
+            timeout: args.ping_timeout,
+        },
+        adapter: args.adapter,
+        redis_url: args.redis_url,
+        health_interval: args.health_interval,
+    };
+    let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
+    let stack = EmbeddedStack::start(config)
+        .await
+        .context("the embedded stack could not start (is the port free? try --port)")?;
+    let url = stack.gateway_url();
+    println!(
+        "stickyscope embedded stack: {} replicas behind {url}",
+        args.replicas
+    );
+    println!("  Socket.IO:  {url}/socket.io/   (send `X-Stickiness: off` for round-robin)");
+    println!("  topology:   {url}/api/http/services/replicas-sticky@embedded");
+    println!(
+        "  controls:   {url}/_stack/replicas   (POST …/ID/stop|kill|restart with header `X-Stickyscope-Control: 1`)"
+    );
+    println!("Ctrl-C stops it.");
+    stop.next().await;
+    println!("stopping…");
+    stack.shutdown().await;
+    Ok(())
+}

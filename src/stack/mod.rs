@@ -1,0 +1,192 @@
+//! The stack under test — whatever stands between the users and the replicas — and the stacks
+//! stickyscope can run itself.
+//!
+//! - [`control`]: the one interface to a stack's replicas ([`ReplicaControl`]) that every
+//!   stack stickyscope runs implements, and what they share;
+//! - [`slots`]: the replicas of a stack stickyscope runs, as slots (ids, places, one operation
+//!   at a time);
+//! - [`embedded`]: replicas and the built-in balancer in this process;
+//! - [`chain`]: nginx → Traefik → replica processes → Redis, as local child processes.
+//!
+//! [`GatewayConfig`] says which stack; [`start`] starts it (or takes a running one) and hands
+//! back its gateway, its replica controls when stickyscope runs it, and where its topology is
+//! read — so nothing above this module picks between stacks.
+
+pub mod chain;
+pub mod control;
+pub mod embedded;
+pub mod slots;
+
+use std::sync::Arc;
+
+use stickyscope_vocab::events::EngineIoChoice;
+use stickyscope_vocab::naming::Identify;
+use tokio::sync::mpsc;
+
+pub use control::{ControlError, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi};
+
+use chain::children::UnexpectedExit;
+use chain::{Chain, ChainConfig, ChainError};
+use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
+
+/// Where the stack is.
+#[derive(Debug, Clone)]
+pub enum GatewayConfig {
+    /// Start the embedded stack in this process.
+    Embedded(EmbeddedConfig),
+    /// Start the real chain (nginx → Traefik → replica processes → Redis) as child
+    /// processes.
+    Chain(ChainConfig),
+    /// Use a running stack: its gateway (nginx) and, if known, Traefik's API.
+    External {
+        /// e.g. `http://localhost:8000`.
+        gateway: String,
+        /// e.g. `http://localhost:9090`.
+        traefik_api: Option<String>,
+        /// How to tell which replica answered, besides `X-Replica`.
+        identify: IdentifyConfig,
+        /// Which Engine.IO to speak (auto: v4, or v3 when the servers answer in v3).
+        engineio: EngineIoChoice,
+    },
+}
+
+impl GatewayConfig {
+    /// A running stack at `gateway`, named by `X-Replica` (and what Traefik's API at
+    /// `traefik_api` teaches), spoken to in whichever Engine.IO it answers.
+    pub fn external(gateway: impl Into<String>, traefik_api: Option<String>) -> Self {
+        GatewayConfig::External {
+            gateway: gateway.into(),
+            traefik_api,
+            identify: IdentifyConfig::default(),
+            engineio: EngineIoChoice::default(),
+        }
+    }
+
+    /// Whether the stack has replica controls (stickyscope started it).
+    pub fn has_controls(&self) -> bool {
+        match self {
+            GatewayConfig::Embedded(_) => true,
+            GatewayConfig::Chain(chain) => chain.servers.is_none(),
+            GatewayConfig::External { .. } => false,
+        }
+    }
+
+    /// Whether its replicas can use Redis between them (the chain runs its own).
+    pub fn has_redis(&self) -> bool {
+        matches!(self, GatewayConfig::Chain(_))
+    }
+
+    /// What the gateway is, in a few words.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            GatewayConfig::Embedded(_) => "embedded stack",
+            GatewayConfig::Chain(_) => "local chain (nginx, Traefik)",
+            GatewayConfig::External { .. } => "gateway",
+        }
+    }
+
+    /// How replicas are named on it: what the user said for a running stack, `X-Replica` and
+    /// the stack's own sticky cookie otherwise.
+    pub fn identify(&self) -> IdentifyConfig {
+        match self {
+            GatewayConfig::External { identify, .. } => identify.clone(),
+            _ => IdentifyConfig::default(),
+        }
+    }
+
+    /// Which Engine.IO to speak: as the user said for a running stack; stickyscope's own
+    /// stacks speak both.
+    pub fn engineio(&self) -> EngineIoChoice {
+        match self {
+            GatewayConfig::External { engineio, .. } => *engineio,
+            _ => EngineIoChoice::Auto,
+        }
+    }
+}
+
+/// How to tell which replica answered on a stack whose replicas do not send `X-Replica`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdentifyConfig {
+    /// A response header that names the replica (e.g. a backend's hostname).
+    pub header: Option<String>,
+    /// The sticky cookie's name, when it is not the balancer API's or `sticky_replica`.
+    pub cookie: Option<String>,
+    /// The balancer's server URLs, when no API lists them.
+    pub servers: Vec<String>,
+}
+
+impl IdentifyConfig {
+    /// The identification the taps start from.
+    pub fn identify(&self) -> Identify {
+        let mut identify = Identify::new(self.header.clone());
+        if let Some(cookie) = &self.cookie {
+            identify.cookie = cookie.clone();
+        }
+        identify.set_servers(self.servers.iter().map(String::as_str));
+        identify
+    }
+
+    /// The identification the taps share, seeded from this.
+    pub fn shared(&self) -> crate::wire::SharedIdentify {
+        Arc::new(std::sync::RwLock::new(self.identify()))
+    }
+}
+
+/// Why a stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// The embedded stack failed.
+    #[error(transparent)]
+    Embedded(#[from] EmbeddedError),
+    /// The local chain failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+}
+
+/// A stack, started or found.
+pub struct Stack {
+    /// The gateway users connect to.
+    pub gateway: String,
+    /// Its replica controls, when stickyscope runs it.
+    pub controls: Option<Arc<dyn ReplicaControl>>,
+    /// Where its topology is read.
+    pub topology: TopologyApi,
+    /// Its parts that die on their own (the chain's processes), taken once.
+    pub exits: Option<mpsc::Receiver<UnexpectedExit>>,
+}
+
+/// Starts the stack `config` names (or takes the running one it points at).
+pub async fn start(config: GatewayConfig) -> Result<Stack, StackError> {
+    let (controls, exits): (Arc<dyn ReplicaControl>, _) = match config {
+        GatewayConfig::Embedded(config) => (EmbeddedStack::start(config).await?, None),
+        GatewayConfig::Chain(config) => {
+            let chain = Chain::start(config).await?;
+            let exits = chain.take_exits();
+            (Arc::new(chain), exits)
+        }
+        GatewayConfig::External {
+            gateway,
+            traefik_api,
+            ..
+        } => {
+            return Ok(Stack {
+                gateway,
+                controls: None,
+                topology: match traefik_api {
+                    Some(url) => TopologyApi::Traefik {
+                        url,
+                        credential: None,
+                    },
+                    None => TopologyApi::None,
+                },
+                exits: None,
+            })
+        }
+    };
+    Ok(Stack {
+        gateway: controls.gateway_url(),
+        topology: controls.topology_api(),
+        controls: Some(controls),
+        exits,
+    })
+}
