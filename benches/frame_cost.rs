@@ -104,18 +104,11 @@ impl Feed {
         };
         WireRecord {
             seq: n,
-            at_ms: self.at_ms,
-            user,
-            transport,
-            kind,
             sid: Some(format!("sid{}", n % 400)),
             engineio: Some(4),
             replica: Some(replica.clone()),
-            replica_source: None,
-            unnamed: None,
             replica_addr: Some(format!("127.0.0.1:{}", 5000 + n % REPLICAS as u64)),
             latency_us: Some(300 + (n * 7919) % 3000),
-            held_us: None,
             bytes_up: up.len() as u64,
             bytes_down: down.len() as u64,
             packets_up: decode_payload(up.as_bytes()),
@@ -127,7 +120,7 @@ impl Feed {
             raw_up: up.to_owned(),
             raw_down: down.to_owned(),
             failure,
-            note: None,
+            ..WireRecord::new(user, self.at_ms, transport, kind)
         }
     }
 

@@ -73,33 +73,28 @@ mod tests {
     fn sample() -> WireRecord {
         WireRecord {
             seq: 7,
-            at_ms: 1_764_000_000_000,
-            user: "agent".into(),
-            transport: Transport::Polling,
-            kind: WireKind::Http {
-                request: RequestKind::PollGet,
-                method: "GET".into(),
-                status: Some(400),
-            },
             sid: Some("S1".into()),
             engineio: Some(4),
             replica: Some("2".into()),
-            replica_source: None,
-            unnamed: None,
             replica_addr: Some("127.0.0.1:4000".into()),
             latency_us: Some(812),
-            held_us: None,
-            bytes_up: 0,
             bytes_down: 43,
-            packets_up: vec![],
             packets_down: decode_payload(b"2\x1e42[\"chat\",{}]"),
-            raw_up: String::new(),
             raw_down: r#"{"code":"1","message":"Session ID unknown"}"#.into(),
             failure: Some(Failure {
                 kind: FailureKind::Refused,
                 reason: "Session ID unknown".into(),
             }),
-            note: None,
+            ..WireRecord::new(
+                "agent",
+                1_764_000_000_000,
+                Transport::Polling,
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(400),
+                },
+            )
         }
     }
 

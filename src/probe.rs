@@ -495,33 +495,24 @@ mod tests {
     fn refused(user: &str, replica: Option<&str>, kind: FailureKind, reason: &str) -> Event {
         Event::Wire(Box::new(WireRecord {
             seq: 1,
-            at_ms: 0,
-            user: user.into(),
-            transport: Transport::Polling,
-            kind: WireKind::Http {
-                request: RequestKind::PollGet,
-                method: "GET".into(),
-                status: replica.map(|_| 400),
-            },
             sid: Some("S".into()),
             engineio: Some(4),
             replica: replica.map(str::to_owned),
-            replica_source: None,
-            unnamed: None,
-            replica_addr: None,
             latency_us: Some(1_000),
-            held_us: None,
-            bytes_up: 0,
-            bytes_down: 0,
-            packets_up: vec![],
-            packets_down: vec![],
-            raw_up: String::new(),
-            raw_down: String::new(),
             failure: Some(Failure {
                 kind,
                 reason: reason.into(),
             }),
-            note: None,
+            ..WireRecord::new(
+                user,
+                0,
+                Transport::Polling,
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: replica.map(|_| 400),
+                },
+            )
         }))
     }
 

@@ -175,30 +175,23 @@ fn poll_answered_with(seq: u64, down: &str) -> stickyscope_vocab::record::WireRe
     use stickyscope_vocab::record::{Transport, WireKind, WireRecord};
     WireRecord {
         seq,
-        at_ms: 1_000 + seq,
-        user: "agent".into(),
-        transport: Transport::Polling,
-        kind: WireKind::Http {
-            request: stickyscope_contract::RequestKind::PollGet,
-            method: "GET".into(),
-            status: Some(200),
-        },
         sid: Some("S".into()),
         engineio: Some(4),
         replica: Some("1".into()),
-        replica_source: None,
-        unnamed: None,
-        replica_addr: None,
         latency_us: Some(3_000_000),
-        held_us: None,
-        bytes_up: 0,
         bytes_down: down.len() as u64,
-        packets_up: vec![],
         packets_down: stickyscope_vocab::protocol::decode_payload(down.as_bytes()),
-        raw_up: String::new(),
         raw_down: down.into(),
-        failure: None,
-        note: None,
+        ..WireRecord::new(
+            "agent",
+            1_000 + seq,
+            Transport::Polling,
+            WireKind::Http {
+                request: stickyscope_contract::RequestKind::PollGet,
+                method: "GET".into(),
+                status: Some(200),
+            },
+        )
     }
 }
 

@@ -253,30 +253,23 @@ pub(crate) mod tests {
     pub(crate) fn sample_wire() -> WireRecord {
         WireRecord {
             seq: 1,
-            at_ms: 1_000,
-            user: "agent".into(),
-            transport: Transport::Polling,
-            kind: WireKind::Http {
-                request: RequestKind::PollGet,
-                method: "GET".into(),
-                status: Some(200),
-            },
             sid: Some("S".into()),
             engineio: Some(4),
             replica: Some("1".into()),
-            replica_source: None,
-            unnamed: None,
-            replica_addr: None,
             latency_us: Some(1500),
-            held_us: None,
-            bytes_up: 0,
             bytes_down: 1,
-            packets_up: vec![],
             packets_down: decode_payload(b"2"),
-            raw_up: String::new(),
             raw_down: "2".into(),
-            failure: None,
-            note: None,
+            ..WireRecord::new(
+                "agent",
+                1_000,
+                Transport::Polling,
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(200),
+                },
+            )
         }
     }
 

@@ -474,31 +474,20 @@ mod tests {
 
     fn http(sid: Option<&str>, replica: &str, down: &str) -> WireRecord {
         WireRecord {
-            seq: 0,
-            at_ms: 0,
-            user: "visitor".into(),
-            transport: Transport::Polling,
-            kind: WireKind::Http {
-                request: RequestKind::PollGet,
-                method: "GET".into(),
-                status: Some(200),
-            },
             sid: sid.map(str::to_owned),
             engineio: Some(4),
             replica: Some(replica.into()),
-            replica_source: None,
-            unnamed: None,
-            replica_addr: None,
-            latency_us: None,
-            held_us: None,
-            bytes_up: 0,
-            bytes_down: 0,
-            packets_up: vec![],
             packets_down: decode_payload(down.as_bytes()),
-            raw_up: String::new(),
-            raw_down: String::new(),
-            failure: None,
-            note: None,
+            ..WireRecord::new(
+                "visitor",
+                0,
+                Transport::Polling,
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(200),
+                },
+            )
         }
     }
 

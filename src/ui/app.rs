@@ -604,9 +604,11 @@ fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> Result<(), Stri
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-impl eframe::App for StickyscopeApp {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
-        let ctx = ui.ctx().clone();
+/// The parts of one frame, in the order [`eframe::App::ui`] runs them.
+impl StickyscopeApp {
+    /// Moves the clock, takes every event that arrived into the view model (and the banners
+    /// and the scenario being played); returns the real time now.
+    fn fold_events(&mut self, ctx: &egui::Context) -> f64 {
         let (real_now, touched) = ctx.input(|i| (i.time, !i.events.is_empty()));
         self.tick_clock(real_now);
         if touched {
@@ -629,17 +631,14 @@ impl eframe::App for StickyscopeApp {
             }
             model.apply(event, clock);
         });
-        self.drive_scenario(&ctx);
-        let resting = self.rest.resting(real_now);
-        self.resting.store(resting, Ordering::Relaxed);
-        self.model.animate_heartbeats = !resting;
-        self.model.flights.prune(self.clock);
-        self.model.age_out(self.clock);
-        self.banners.fade(clock);
-        self.shortcuts(&ctx);
+        real_now
+    }
+
+    /// Applies the theme and presentation mode when they changed.
+    fn restyle(&mut self, ctx: &egui::Context) {
         let style = (self.settings.theme, self.settings.presentation);
         if style != self.applied_style {
-            theme::apply(&ctx, &self.settings);
+            theme::apply(ctx, &self.settings);
             if style.1 != self.applied_style.1 {
                 // Presentation mode gives the topology the stage; leaving it brings back
                 // the plots and the log.
@@ -647,7 +646,10 @@ impl eframe::App for StickyscopeApp {
             }
             self.applied_style = style;
         }
+    }
 
+    /// The top bar, the gateway's problem and the banners; then what was asked there.
+    fn top_panel_ui(&mut self, ui: &mut Ui) {
         let bar = TopBar {
             gateway: self.bridge.status.as_ref(),
             sticky: self.all_sticky(),
@@ -673,7 +675,10 @@ impl eframe::App for StickyscopeApp {
         for action in top_actions {
             self.top_action(action);
         }
+    }
 
+    /// The agent's pane on the left, the visitor's on the right; then what was asked there.
+    fn chat_panels_ui(&mut self, ui: &mut Ui, ctx: &egui::Context) {
         let mut chat_actions = Vec::new();
         // In presentation mode the panes keep to a fifth of the width each: the topology
         // has the stage.
@@ -727,7 +732,10 @@ impl eframe::App for StickyscopeApp {
                 }),
             }
         }
+    }
 
+    /// The plots and the packet log at the bottom, or the button that brings them back.
+    fn details_panel_ui(&mut self, ui: &mut Ui) {
         let mut export = false;
         if self.details_folded {
             egui::Panel::bottom("folded").show(ui, |ui| {
@@ -772,7 +780,11 @@ impl eframe::App for StickyscopeApp {
         if export {
             self.export();
         }
+    }
 
+    /// The scenario's caption over the topology; then the replica controls and the
+    /// scenario's buttons that were used.
+    fn central_panel_ui(&mut self, ui: &mut Ui, resting: bool) {
         let mut replica_actions = Vec::new();
         let mut caption_action = None;
         egui::CentralPanel::default().show(ui, |ui| {
@@ -811,20 +823,12 @@ impl eframe::App for StickyscopeApp {
         if let Some(action) = caption_action {
             self.scenario_go(action);
         }
+    }
 
-        help_ui(&ctx, &mut self.help);
-        self.screenshot_step(&ctx);
-        let topology = self.topology_drawn.as_ref().map(|d| d.area.expand(12.0));
-        for (level, text) in self.recording.frame(&ctx, topology) {
-            self.local_notice(level, text);
-        }
-        if self.recording.plan_done() {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-        }
-
-        // Repaint only while something moves, at 30 frames a second (packets crossing the
-        // screen in under a second need no more); otherwise when a mark or notice expires,
-        // or when the window goes to rest (to say so).
+    /// Repaint only while something moves, at 30 frames a second (packets crossing the
+    /// screen in under a second need no more); otherwise when a mark or notice expires, or
+    /// when the window goes to rest (to say so).
+    fn schedule_repaint(&self, ctx: &egui::Context, real_now: f64) {
         if let Some(left) = self.rest.rests_in(real_now) {
             ctx.request_repaint_after(Duration::from_secs_f64(left + 0.05));
         }
@@ -842,6 +846,36 @@ impl eframe::App for StickyscopeApp {
             let left = left / f64::from(self.settings.speed.max(0.05));
             ctx.request_repaint_after(Duration::from_secs_f64(left));
         }
+    }
+}
+
+impl eframe::App for StickyscopeApp {
+    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        let real_now = self.fold_events(&ctx);
+        self.drive_scenario(&ctx);
+        let resting = self.rest.resting(real_now);
+        self.resting.store(resting, Ordering::Relaxed);
+        self.model.animate_heartbeats = !resting;
+        self.model.flights.prune(self.clock);
+        self.model.age_out(self.clock);
+        self.banners.fade(self.clock);
+        self.shortcuts(&ctx);
+        self.restyle(&ctx);
+        self.top_panel_ui(ui);
+        self.chat_panels_ui(ui, &ctx);
+        self.details_panel_ui(ui);
+        self.central_panel_ui(ui, resting);
+        help_ui(&ctx, &mut self.help);
+        self.screenshot_step(&ctx);
+        let topology = self.topology_drawn.as_ref().map(|d| d.area.expand(12.0));
+        for (level, text) in self.recording.frame(&ctx, topology) {
+            self.local_notice(level, text);
+        }
+        if self.recording.plan_done() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        self.schedule_repaint(&ctx, real_now);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -68,157 +68,214 @@ pub struct TopBar<'a> {
 pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec<TopAction> {
     let mut actions = Vec::new();
     ui.horizontal_wrapped(|ui| {
-        ui.label(RichText::new("stickyscope").heading().strong());
-        match bar.gateway {
-            Some(Ok(gateway)) => {
-                ui.label(RichText::new(format!("{} · {gateway}", bar.mode)).weak());
-            }
-            Some(Err(e)) => {
-                ui.colored_label(FAILURE, format!("conductor failed: {e}"));
-            }
-            None => {
-                ui.spinner();
-                ui.label("starting…");
-            }
-        }
-        ui.separator();
-
-        let (text, fill) = if bar.sticky {
-            ("Stickiness: ON", OK)
-        } else {
-            ("Stickiness: OFF", FAILURE)
-        };
-        let big = settings.presentation;
-        let label = RichText::new(text).strong().color(Color32::WHITE).size(if big { 28.0 } else { 15.0 });
-        let button = egui::Button::new(label).fill(fill).min_size(if big {
-            egui::vec2(300.0, 54.0)
-        } else {
-            egui::vec2(150.0, 26.0)
-        });
-        if ui.add(button).on_hover_text("S: turn stickiness on or off for both users").clicked() {
-            actions.push(TopAction::SetSticky(!bar.sticky));
-        }
-
-        let mut transport = bar.transport;
-        egui::ComboBox::from_id_salt("transport-all")
-            .selected_text(transport.map(TransportChoice::label).unwrap_or("mixed"))
-            .show_ui(ui, |ui| {
-                for t in TransportChoice::ALL {
-                    ui.selectable_value(&mut transport, Some(t), t.label());
-                }
-            })
-            .response
-            .on_hover_text("T: next transport for both users");
-        if let Some(t) = transport.filter(|t| Some(*t) != bar.transport) {
-            actions.push(TopAction::SetTransport(t));
-        }
-        let mut chat = settings.chat;
-        egui::ComboBox::from_id_salt("chat-dialect")
-            .selected_text(format!("chat: {}", chat.label()))
-            .show_ui(ui, |ui| {
-                for d in ChatDialect::ALL {
-                    ui.selectable_value(&mut chat, d, d.label());
-                }
-            })
-            .response
-            .on_hover_text(
-                "which chat the users speak: stickyscope's (acks, receipts), the seed's (chat_message / chat_user, no acks), or none (heartbeats only)",
-            );
-        if chat != settings.chat {
-            actions.push(TopAction::SetChat(chat));
-        }
-        ui.separator();
-
-        if ui
-            .button(if bar.paused { "resume" } else { "pause" })
-            .on_hover_text("P: freeze the packets on screen")
-            .clicked()
-        {
-            actions.push(TopAction::TogglePause);
-        }
-        // A slider lays itself out in a row of its own, which does not wrap: it goes to the
-        // next row whole when the rest of this one is too short for it.
-        let slider_width = ui.spacing().slider_width + ui.spacing().interact_size.x * 3.0;
-        if ui.available_size_before_wrap().x < slider_width {
-            ui.end_row();
-        }
-        ui.add(egui::Slider::new(&mut settings.speed, 0.05..=1.0).text("speed").fixed_decimals(2))
-            .on_hover_text("slow motion for presenting: 1 = real time");
-        ui.separator();
-        let mut crowd = bar.crowd;
-        let response = ui
-            .add(egui::DragValue::new(&mut crowd).range(0..=500).prefix("crowd "))
-            .on_hover_text("background sessions (0–500): how the balancer spreads a crowd");
-        if response.changed() && crowd != bar.crowd {
-            actions.push(TopAction::SetCrowd(crowd));
-        }
-
-        if bar.controls {
-            ui.separator();
-            if ui.button("+ replica").clicked() {
-                actions.push(TopAction::AddReplica);
-            }
-            let mut adapter = bar.adapter_on;
-            if ui
-                .checkbox(&mut adapter, "adapter")
-                .on_hover_text("the bus between replicas: off, users on different replicas never meet (restarts replicas)")
-                .changed()
-            {
-                actions.push(TopAction::SetAdapter(adapter));
-            }
-            let mut ping = settings.ping_interval_ms;
-            egui::ComboBox::from_id_salt("ping-interval")
-                .selected_text(format!("ping {} s", ping as f32 / 1000.0))
-                .show_ui(ui, |ui| {
-                    for ms in [1000, 3000, 10_000, 25_000] {
-                        ui.selectable_value(&mut ping, ms, format!("{} s", ms / 1000));
-                    }
-                })
-                .response
-                .on_hover_text("pingInterval of the replicas (restarts them)");
-            if ping != settings.ping_interval_ms {
-                actions.push(TopAction::SetPingInterval(ping));
-            }
-        }
-        ui.separator();
-        let mut picked = bar.scenario.map(str::to_owned);
-        egui::ComboBox::from_id_salt("scenario")
-            .selected_text(match bar.scenario {
-                Some(name) => format!("scenario {name}"),
-                None => "scenario…".to_owned(),
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut picked, None, "none");
-                for shipped in crate::scenario::shipped::SHIPPED {
-                    ui.selectable_value(&mut picked, Some(shipped.name.to_owned()), shipped.name);
-                }
-            })
-            .response
-            .on_hover_text("play a scenario: captions and checks, step by step (Right arrow or PageDown: next; Left arrow or PageUp: back)");
-        if picked.as_deref() != bar.scenario {
-            actions.push(TopAction::PickScenario(picked));
-        }
-        let dark = settings.theme == ThemeChoice::Dark;
-        if ui.button(if dark { "light theme" } else { "dark theme" }).clicked() {
-            settings.theme = if dark { ThemeChoice::Light } else { ThemeChoice::Dark };
-        }
-        ui.toggle_value(&mut settings.presentation, "presentation")
-            .on_hover_text("large type, high contrast, a big switch");
-        // Quiet while recording (it is in the clip): the window's title counts the seconds.
-        let record = egui::Button::new(if bar.recording.is_some() { "stop clip" } else { "record clip" });
-        if ui
-            .add(record)
-            .on_hover_text("R: record the window to an animated GIF for slides (Shift+R: the topology alone); again to stop")
-            .clicked()
-        {
-            actions.push(TopAction::ToggleRecording);
-        }
-        if ui.button("export").on_hover_text("Ctrl+E: save the packet log as JSON Lines").clicked() {
-            actions.push(TopAction::Export);
-        }
-        if ui.button("?").on_hover_text("F1: keyboard shortcuts").clicked() {
-            actions.push(TopAction::Help);
-        }
+        status_ui(ui, bar);
+        switches_ui(ui, bar, settings, &mut actions);
+        pace_ui(ui, bar, settings, &mut actions);
+        stack_ui(ui, bar, settings, &mut actions);
+        window_ui(ui, bar, settings, &mut actions);
     });
     actions
+}
+
+/// The name, and the stack it runs on (or why it could not start).
+fn status_ui(ui: &mut Ui, bar: &TopBar<'_>) {
+    ui.label(RichText::new("stickyscope").heading().strong());
+    match bar.gateway {
+        Some(Ok(gateway)) => {
+            ui.label(RichText::new(format!("{} · {gateway}", bar.mode)).weak());
+        }
+        Some(Err(e)) => {
+            ui.colored_label(FAILURE, format!("could not start: {e}"));
+        }
+        None => {
+            ui.spinner();
+            ui.label("starting…");
+        }
+    }
+    ui.separator();
+}
+
+/// The stickiness switch, the transport and the chat of both users.
+fn switches_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut Vec<TopAction>) {
+    let (text, fill) = if bar.sticky {
+        ("Stickiness: ON", OK)
+    } else {
+        ("Stickiness: OFF", FAILURE)
+    };
+    let big = settings.presentation;
+    let label = RichText::new(text)
+        .strong()
+        .color(Color32::WHITE)
+        .size(if big { 28.0 } else { 15.0 });
+    let button = egui::Button::new(label).fill(fill).min_size(if big {
+        egui::vec2(300.0, 54.0)
+    } else {
+        egui::vec2(150.0, 26.0)
+    });
+    if ui
+        .add(button)
+        .on_hover_text("S: turn stickiness on or off for both users")
+        .clicked()
+    {
+        actions.push(TopAction::SetSticky(!bar.sticky));
+    }
+
+    let mut transport = bar.transport;
+    egui::ComboBox::from_id_salt("transport-all")
+        .selected_text(transport.map(TransportChoice::label).unwrap_or("mixed"))
+        .show_ui(ui, |ui| {
+            for t in TransportChoice::ALL {
+                ui.selectable_value(&mut transport, Some(t), t.label());
+            }
+        })
+        .response
+        .on_hover_text("T: next transport for both users");
+    if let Some(t) = transport.filter(|t| Some(*t) != bar.transport) {
+        actions.push(TopAction::SetTransport(t));
+    }
+    let mut chat = settings.chat;
+    egui::ComboBox::from_id_salt("chat-dialect")
+        .selected_text(format!("chat: {}", chat.label()))
+        .show_ui(ui, |ui| {
+            for d in ChatDialect::ALL {
+                ui.selectable_value(&mut chat, d, d.label());
+            }
+        })
+        .response
+        .on_hover_text(
+            "which chat the users speak: stickyscope's (acks, receipts), the seed's (chat_message / chat_user, no acks), or none (heartbeats only)",
+        );
+    if chat != settings.chat {
+        actions.push(TopAction::SetChat(chat));
+    }
+    ui.separator();
+}
+
+/// Pause and the speed of the presentation clock.
+fn pace_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &mut Vec<TopAction>) {
+    if ui
+        .button(if bar.paused { "resume" } else { "pause" })
+        .on_hover_text("P: freeze the packets on screen")
+        .clicked()
+    {
+        actions.push(TopAction::TogglePause);
+    }
+    // A slider lays itself out in a row of its own, which does not wrap: it goes to the
+    // next row whole when the rest of this one is too short for it.
+    let slider_width = ui.spacing().slider_width + ui.spacing().interact_size.x * 3.0;
+    if ui.available_size_before_wrap().x < slider_width {
+        ui.end_row();
+    }
+    ui.add(
+        egui::Slider::new(&mut settings.speed, 0.05..=1.0)
+            .text("speed")
+            .fixed_decimals(2),
+    )
+    .on_hover_text("slow motion for presenting: 1 = real time");
+    ui.separator();
+}
+
+/// The crowd, and on a stack stickyscope runs its replica controls.
+fn stack_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut Vec<TopAction>) {
+    let mut crowd = bar.crowd;
+    let response = ui
+        .add(
+            egui::DragValue::new(&mut crowd)
+                .range(0..=500)
+                .prefix("crowd "),
+        )
+        .on_hover_text("background sessions (0–500): how the balancer spreads a crowd");
+    if response.changed() && crowd != bar.crowd {
+        actions.push(TopAction::SetCrowd(crowd));
+    }
+
+    if bar.controls {
+        ui.separator();
+        if ui.button("+ replica").clicked() {
+            actions.push(TopAction::AddReplica);
+        }
+        let mut adapter = bar.adapter_on;
+        if ui
+            .checkbox(&mut adapter, "adapter")
+            .on_hover_text("the bus between replicas: off, users on different replicas never meet (restarts replicas)")
+            .changed()
+        {
+            actions.push(TopAction::SetAdapter(adapter));
+        }
+        let mut ping = settings.ping_interval_ms;
+        egui::ComboBox::from_id_salt("ping-interval")
+            .selected_text(format!("ping {} s", ping as f32 / 1000.0))
+            .show_ui(ui, |ui| {
+                for ms in [1000, 3000, 10_000, 25_000] {
+                    ui.selectable_value(&mut ping, ms, format!("{} s", ms / 1000));
+                }
+            })
+            .response
+            .on_hover_text("pingInterval of the replicas (restarts them)");
+        if ping != settings.ping_interval_ms {
+            actions.push(TopAction::SetPingInterval(ping));
+        }
+    }
+    ui.separator();
+}
+
+/// Scenarios, theme, presentation mode, clips, export and help.
+fn window_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &mut Vec<TopAction>) {
+    let mut picked = bar.scenario.map(str::to_owned);
+    egui::ComboBox::from_id_salt("scenario")
+        .selected_text(match bar.scenario {
+            Some(name) => format!("scenario {name}"),
+            None => "scenario…".to_owned(),
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut picked, None, "none");
+            for shipped in crate::scenario::shipped::SHIPPED {
+                ui.selectable_value(&mut picked, Some(shipped.name.to_owned()), shipped.name);
+            }
+        })
+        .response
+        .on_hover_text("play a scenario: captions and checks, step by step (Right arrow or PageDown: next; Left arrow or PageUp: back)");
+    if picked.as_deref() != bar.scenario {
+        actions.push(TopAction::PickScenario(picked));
+    }
+    let dark = settings.theme == ThemeChoice::Dark;
+    if ui
+        .button(if dark { "light theme" } else { "dark theme" })
+        .clicked()
+    {
+        settings.theme = if dark {
+            ThemeChoice::Light
+        } else {
+            ThemeChoice::Dark
+        };
+    }
+    ui.toggle_value(&mut settings.presentation, "presentation")
+        .on_hover_text("large type, high contrast, a big switch");
+    // Quiet while recording (it is in the clip): the window's title counts the seconds.
+    let record = egui::Button::new(if bar.recording.is_some() {
+        "stop clip"
+    } else {
+        "record clip"
+    });
+    if ui
+        .add(record)
+        .on_hover_text("R: record the window to an animated GIF for slides (Shift+R: the topology alone); again to stop")
+        .clicked()
+    {
+        actions.push(TopAction::ToggleRecording);
+    }
+    if ui
+        .button("export")
+        .on_hover_text("Ctrl+E: save the packet log as JSON Lines")
+        .clicked()
+    {
+        actions.push(TopAction::Export);
+    }
+    if ui
+        .button("?")
+        .on_hover_text("F1: keyboard shortcuts")
+        .clicked()
+    {
+        actions.push(TopAction::Help);
+    }
 }
