@@ -1,5 +1,5 @@
 //! Plot series from wire records: round trips and long-poll holds per replica (see
-//! [`crate::wire::timing`]: a long poll's time is mostly the server waiting for a packet, so
+//! [`stickyscope_vocab::timing`]: a long poll's time is mostly the server waiting for a packet, so
 //! it is kept apart from the round trips), Engine.IO packets per replica per second,
 //! failures per second. Ten minutes of history, bounded, for at most
 //! [`MAX_REPLICAS`] replicas (a replica silent for the whole window leaves). Latency is kept
