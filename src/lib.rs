@@ -1,28 +1,33 @@
 //! stickyscope: see, teach and test how Socket.IO sessions survive (or break) behind load
 //! balancers.
 //!
-//! - [`balancer`]: the built-in sticky balancer (network).
-//! - [`capture`]: wire records as JSON Lines.
+//! The words every part speaks — events and commands, wire records, replica naming,
+//! topology, Traefik's API shapes, the protocol codecs — are the `stickyscope-vocab` crate
+//! (pure, by its dependencies), above the `stickyscope-contract` the replicas share. This
+//! crate, floor by floor (`tests/layering.rs` holds the floors):
+//!
+//! The window's side (pure but for the window itself):
+//! - [`ui`]: the desktop window (egui); it draws the model and sends commands, and reaches
+//!   the network only through its bridge to the conductor.
+//! - [`model`]: what the window shows, folded from events (pure).
+//! - [`scenario`]: scripted steps with captions and expectations, for talks and QA: the
+//!   format, its reader and checks, the player (pure), the headless runner (network).
 //! - [`clip`]: recording the window to an animated GIF, encoded on a thread of its own
 //!   (frames to GIF pure).
-//! - [`chain`]: the real chain (nginx → Traefik → replica processes → Redis) as local
-//!   child processes (processes; its stack-file reading pure).
-//! - [`embedded`]: replicas and balancer in one process (network).
-//! - [`conductor`]: the network side as one piece: stack, sessions, poller, command loop.
-//! - [`events`]: the event stream and command channel between network and UI (pure types
-//!   and the stream's sending end), below both.
-//! - [`session`]: one supervised chat session per user (network; pure parts inside).
-//! - [`topology`]: gateway hops and replicas (pure).
-//! - [`http_serve`]: the accept loop of the balancer and the taps (network).
-//! - [`model`]: what the window shows, folded from events (pure).
-//! - [`probe`]: the headless probe's report (pure) and runner (network).
-//! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket decoding (pure).
-//! - [`scenario`]: scripted steps with captions and expectations, for talks and QA: the
-//!   file and its checks (pure), the headless runner (network).
-//! - [`traefik_client`]: reading a real Traefik v3 API (network; analysis pure).
-//! - [`traefik_model`]: the Traefik v3 API documents both modes share (pure).
-//! - [`ui`]: the desktop window (egui); it draws the model and sends commands.
-//! - [`wire`]: the wire tap that records each user's traffic (network) and its records (pure).
+//! - [`capture`]: wire records as JSON Lines.
+//!
+//! The network side:
+//! - [`conductor`]: the network side as one piece: the stack, sessions, poller, crowd, and
+//!   the command loop; it knows no stack by name.
+//! - [`event_sink`]: the event stream's sending end, handed to everything on this side.
+//! - [`probe`]: the headless probe's report (pure) and runner.
+//! - [`session`]: one supervised chat session per user (pure parts inside).
+//! - [`wire`]: the wire tap that records each user's traffic, and the cookie jar.
+//! - [`stack`]: the stack under test: which one, how it starts, and the one interface to the
+//!   replicas of the stacks stickyscope runs (the embedded stack, the local chain).
+//! - [`balancer`]: the built-in sticky balancer of the embedded stack.
+//! - [`traefik_client`]: reading a real Traefik v3 API.
+//! - [`http_serve`]: the accept loop of the balancer and the taps.
 
 pub mod balancer;
 pub mod capture;

@@ -1,5 +1,7 @@
-//! The session supervisor: one task per user that owns a rust_socketio client, the user's
-//! wire tap, the outbox and the tracker, and turns commands and wire records into state.
+//! The session supervisor: one task per user that owns the Socket.IO client of the current
+//! attempt ([`SessionClient`]: rust_socketio for Engine.IO v4, stickyscope's own for v3), the
+//! user's wire tap, the outbox and the tracker, and turns commands and wire records into
+//! state.
 //!
 //! rust_socketio's own reconnection is off: it does not retry a failed first connect and,
 //! when only long-poll GETs fail, it loops about 11 times a second while `emit` keeps
