@@ -1,0 +1,371 @@
+//! Saying why an exchange failed, in the words the wire gave: a refusal (an Engine.IO
+//! error's message, an error page's title, the balancer's "no available server", a rate
+//! limit), an answer that is not Engine.IO at all, a server that answered in HTTP after its
+//! WebSocket's 101, a connection that broke without an answer, and a gateway that could not
+//! be reached. Pure: each takes what came back (or the error) and gives a [`Failure`].
+
+use hyper::header::HeaderMap;
+use hyper::StatusCode;
+use stickyscope_contract::names::X_REPLICA;
+use stickyscope_contract::refusal::{engine_error_message, refusal_reason};
+use stickyscope_vocab::protocol::socketio::cut;
+use stickyscope_vocab::record::{Failure, FailureKind};
+use stickyscope_vocab::traefik_model::NO_SERVER;
+
+use super::{header_text, CONNECT_TIMEOUT};
+
+/// A server that switched to WebSocket and then answered in HTTP all the same: its
+/// answer's words (an Engine.IO error's message, else its body's first line, else its
+/// status line), and that it came after the 101.
+pub(super) fn http_after_101(prefix: &[u8], engineio: Option<u8>) -> Option<String> {
+    let text = String::from_utf8_lossy(prefix);
+    if !text.starts_with("HTTP/1.") {
+        return None;
+    }
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status_line = head.lines().next().unwrap_or_default().trim();
+    let words = engine_error_message(body.as_bytes())
+        .or_else(|| {
+            body.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(|l| cut(l, 200).to_owned())
+        })
+        .unwrap_or_else(|| status_line.to_owned());
+    Some(format!(
+        "{}, answered in HTTP after the WebSocket's 101",
+        with_version_hint(words, engineio)
+    ))
+}
+
+/// Engine.IO's `Unsupported protocol version`, with the version that was asked for.
+fn with_version_hint(reason: String, engineio: Option<u8>) -> String {
+    match engineio {
+        Some(v) if reason == "Unsupported protocol version" => format!(
+            "{reason}: the server does not speak Engine.IO v{v}, which was asked for (--engineio)"
+        ),
+        _ => reason,
+    }
+}
+
+/// An error answer (4xx or 5xx), classified by who gave it (a replica says so with
+/// `X-Replica`), with the version hint when it is Engine.IO's `Unsupported protocol version`.
+pub(super) fn refusal(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    engineio: Option<u8>,
+) -> Failure {
+    let from_replica = headers.contains_key(X_REPLICA);
+    let mut failure = classify_refusal(status, body, from_replica);
+    failure.reason = with_version_hint(failure.reason, engineio);
+    failure
+}
+
+/// An error answer's failure: rate-limited, refused (by a replica, or by any Engine.IO
+/// server in its JSON error's words), no replica in rotation, or the gateway's own error in
+/// its page's words (else its status).
+fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let by = if from_replica {
+            "a replica"
+        } else {
+            "the gateway"
+        };
+        return Failure {
+            kind: FailureKind::RateLimited,
+            reason: format!("rate-limited by {by} (HTTP 429 Too Many Requests)"),
+        };
+    }
+    if from_replica {
+        return Failure {
+            kind: FailureKind::Refused,
+            reason: refusal_reason(status.as_u16(), body),
+        };
+    }
+    // An Engine.IO server's refusal, whoever runs it and whatever names it (or not): its
+    // JSON error's message, however the JSON is spaced or ordered.
+    if let Some(message) = engine_error_message(body) {
+        return Failure {
+            kind: FailureKind::Refused,
+            reason: message,
+        };
+    }
+    // An HTML error page's title (nginx: `400 The plain HTTP request was sent to HTTPS
+    // port`), else the first line of text.
+    let text = std::str::from_utf8(body).ok().and_then(|t| {
+        html_title(t).or_else(|| {
+            t.lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !l.starts_with('<'))
+                .map(str::to_owned)
+        })
+    });
+    let reason = text.unwrap_or_else(|| {
+        let nothing_there = if status == StatusCode::NOT_FOUND {
+            ": nothing serves Socket.IO's path /socket.io/ there"
+        } else {
+            ""
+        };
+        format!(
+            "HTTP {} {} from the gateway{nothing_there}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+    });
+    if status == StatusCode::SERVICE_UNAVAILABLE && reason == NO_SERVER {
+        return Failure {
+            kind: FailureKind::NoReplica,
+            reason: format!("{NO_SERVER}: the gateway has no replica in rotation (HTTP 503)"),
+        };
+    }
+    Failure {
+        kind: FailureKind::Gateway,
+        reason,
+    }
+}
+
+/// The text of an HTML page's `<title>`, if it has a non-empty one.
+fn html_title(page: &str) -> Option<String> {
+    let lower = page.to_ascii_lowercase();
+    let start = lower.find("<title>")? + "<title>".len();
+    let end = start + lower.get(start..)?.find("</title>")?;
+    let title = page.get(start..end)?.trim();
+    (!title.is_empty()).then(|| cut(title, 120).to_owned())
+}
+
+/// An answer that is not Engine.IO: what it was instead, in a few words, and what that
+/// suggests.
+pub(super) fn not_engine_io(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Failure {
+    let content_type = header_text(headers, "content-type")
+        .map(|t| t.split(';').next().unwrap_or_default().trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "no Content-Type".to_owned());
+    let start: String = String::from_utf8_lossy(body)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(40)
+        .collect();
+    let shown = if start.is_empty() {
+        "an empty body".to_owned()
+    } else {
+        format!("{start:?}…")
+    };
+    Failure {
+        kind: FailureKind::NotEngineIo,
+        reason: format!(
+            "not Engine.IO: HTTP {} with {content_type}, {shown} — no Socket.IO server answers at /socket.io/ behind this gateway",
+            status.as_u16()
+        ),
+    }
+}
+
+/// What a connection closed without an answer may mean.
+const TLS_HINT: &str = " (an https-only port? stickyscope speaks plain HTTP to the gateway)";
+
+/// The kind of the first I/O error in `error`'s chain of causes.
+fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<std::io::Error>())
+    .map(std::io::Error::kind)
+}
+
+/// Why an exchange with a reachable gateway broke without an HTTP answer, from the error's
+/// chain of causes: the connection closed before an answer, or what came back was not HTTP
+/// (a TLS port, another protocol).
+pub(super) fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let hyper_error = std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<hyper::Error>());
+    let reason = match hyper_error {
+        Some(e) if e.is_parse() || e.is_parse_status() => {
+            "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? stickyscope speaks plain HTTP to the gateway".to_owned()
+        }
+        Some(e) if e.is_incomplete_message() || e.is_closed() || e.is_canceled() => {
+            format!("the gateway closed the connection without answering{TLS_HINT}")
+        }
+        _ if io_kind(error) == Some(std::io::ErrorKind::ConnectionReset) => {
+            format!("the gateway reset the connection without answering{TLS_HINT}")
+        }
+        Some(e) => format!("the gateway connection failed: {e}"),
+        None => format!("the gateway connection failed: {error}"),
+    };
+    Failure {
+        kind: FailureKind::Gateway,
+        reason,
+    }
+}
+
+/// Why no TCP connection to the gateway came about, from the error's chain of causes:
+/// refused, timed out, or another reason (name resolution, an unreachable network) in the
+/// system's words.
+pub(super) fn connect_failure(
+    error: &(dyn std::error::Error + 'static),
+    authority: &str,
+) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let io = std::iter::from_fn(|| {
+        let current = cause?;
+        cause = current.source();
+        Some(current)
+    })
+    .find_map(|e| e.downcast_ref::<std::io::Error>());
+    match io.map(std::io::Error::kind) {
+        Some(std::io::ErrorKind::ConnectionRefused) => Failure {
+            kind: FailureKind::ConnectionRefused,
+            reason: format!("connection refused by the gateway at {authority}"),
+        },
+        Some(std::io::ErrorKind::TimedOut) => Failure {
+            kind: FailureKind::Unreachable,
+            reason: format!(
+                "no TCP connection to the gateway at {authority} within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ),
+        },
+        _ => Failure {
+            kind: FailureKind::Unreachable,
+            reason: format!(
+                "cannot connect to the gateway at {authority}: {}",
+                io.map(ToString::to_string)
+                    .unwrap_or_else(|| error.to_string())
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyper::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn an_http_answer_after_a_101_is_read_for_its_words() {
+        // socket.io 4 (engine.io with ws) refusing an EIO=3 upgrade, as measured.
+        let sent = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: 28\r\n\r\nUnsupported protocol version";
+        assert_eq!(
+            http_after_101(sent, Some(3)).as_deref(),
+            Some("Unsupported protocol version: the server does not speak Engine.IO v3, which was asked for (--engineio), answered in HTTP after the WebSocket's 101")
+        );
+        assert_eq!(
+            http_after_101(b"HTTP/1.1 503 Service Unavailable\r\n\r\n", None).as_deref(),
+            Some("HTTP/1.1 503 Service Unavailable, answered in HTTP after the WebSocket's 101")
+        );
+        // Frames are not HTTP.
+        assert_eq!(http_after_101(b"\x81\x01x", None), None);
+        assert_eq!(http_after_101(b"", None), None);
+    }
+
+    #[test]
+    fn error_pages_are_read_for_their_words() {
+        // nginx on a TLS port, asked in plain HTTP.
+        let page = "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>…</body></html>";
+        let r = classify_refusal(StatusCode::BAD_REQUEST, page.as_bytes(), false);
+        assert_eq!(
+            r.reason,
+            "400 The plain HTTP request was sent to HTTPS port"
+        );
+        // A 404 with nothing to read says what it means for Socket.IO.
+        let r = classify_refusal(StatusCode::NOT_FOUND, b"<html><body></body></html>", false);
+        assert!(
+            r.reason.contains("nothing serves Socket.IO's path"),
+            "{}",
+            r.reason
+        );
+        assert_eq!(html_title("<TITLE>  </TITLE>"), None);
+        assert_eq!(html_title("<title>unclosed"), None);
+        assert_eq!(
+            html_title("<title>Ünïcode ok</title>").as_deref(),
+            Some("Ünïcode ok")
+        );
+        // A 200 that is not Engine.IO says what it was.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        let r = not_engine_io(StatusCode::OK, &headers, b"<html>\n<p>hi</p>");
+        assert_eq!(r.kind, FailureKind::NotEngineIo);
+        assert!(
+            r.reason
+                .starts_with("not Engine.IO: HTTP 200 with text/html, \"<html><p>hi</p>\""),
+            "{}",
+            r.reason
+        );
+        let r = not_engine_io(StatusCode::OK, &HeaderMap::new(), b"");
+        assert!(
+            r.reason.contains("no Content-Type, an empty body"),
+            "{}",
+            r.reason
+        );
+    }
+
+    #[test]
+    fn refusals_are_classified_by_who_answered() {
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":"1","message":"Session ID unknown"}"#,
+            true,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (FailureKind::Refused, "Session ID unknown")
+        );
+        // A Node socket.io server behind a proxy: no X-Replica, its own JSON spacing.
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"code":1,"message":"Session ID unknown"}"#,
+            false,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (FailureKind::Refused, "Session ID unknown")
+        );
+        let r = classify_refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{ "message": "Transport unknown", "code": 0 }"#,
+            false,
+        );
+        assert_eq!(r.reason, "Transport unknown");
+        let r = classify_refusal(
+            StatusCode::SERVICE_UNAVAILABLE,
+            b"no available server",
+            false,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (
+                FailureKind::NoReplica,
+                "no available server: the gateway has no replica in rotation (HTTP 503)"
+            )
+        );
+        let r = classify_refusal(
+            StatusCode::TOO_MANY_REQUESTS,
+            b"<html><head><title>429 Too Many Requests</title></head></html>",
+            false,
+        );
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (
+                FailureKind::RateLimited,
+                "rate-limited by the gateway (HTTP 429 Too Many Requests)"
+            )
+        );
+        let r = classify_refusal(
+            StatusCode::BAD_GATEWAY,
+            b"<html><body>bad</body></html>",
+            false,
+        );
+        assert_eq!(r.kind, FailureKind::Gateway);
+        assert_eq!(r.reason, "HTTP 502 Bad Gateway from the gateway");
+    }
+}

@@ -1,0 +1,201 @@
+//! Proxying one HTTP exchange (a poll, a post, anything but a WebSocket upgrade) to the
+//! gateway and recording it: the request's and the answer's Engine.IO payloads, decoded by
+//! the one [`Codec`] the request chose; the answer's status, latency, hold and replica; and
+//! what failed, when something did.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Request, Response, StatusCode};
+use stickyscope_contract::refusal::engine_error_message;
+use stickyscope_vocab::protocol::{decode_payload, engineio_v3, EnginePacket};
+use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
+
+use super::failures::{connect_failure, not_engine_io, refusal, transport_failure};
+use super::naming::SentCookies;
+use super::{plain, set_status, text_of, Outgoing, Shared, MAX_BODY};
+use crate::http_serve::strip_hop_by_hop;
+
+/// How an exchange's long-polling payloads are decoded: Engine.IO v3's framing or v4's.
+/// Chosen once per request, from its `EIO=`, and used for both directions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Codec {
+    /// Engine.IO v3: `<length>:<packet>` after one another.
+    V3,
+    /// Engine.IO v4: packets separated by `\x1e`.
+    V4,
+}
+
+impl Codec {
+    /// The codec a request asks for: v3 for `EIO=3`, else v4.
+    pub(super) fn asked(engineio: Option<u8>) -> Codec {
+        if engineio == Some(3) {
+            Codec::V3
+        } else {
+            Codec::V4
+        }
+    }
+
+    /// The codec an answer is read with: the one asked for, but what crossed the wire
+    /// decides — a v3 server frames its answer as v3 whatever the client asked for
+    /// (`socket.io@2` answers even `EIO=4` with `97:0{"sid":…}`).
+    fn answering(self, body: &[u8]) -> Codec {
+        match self {
+            Codec::V4 if engineio_v3::looks_like_v3(body) => Codec::V3,
+            codec => codec,
+        }
+    }
+
+    /// A polling payload's packets.
+    fn decode(self, body: &[u8]) -> Vec<EnginePacket> {
+        match self {
+            Codec::V3 => engineio_v3::decode_payload(body),
+            Codec::V4 => decode_payload(body),
+        }
+    }
+}
+
+/// A forwarded request's answer: its head and whole body, or why there is none.
+type Answer = Result<(hyper::http::response::Parts, Bytes), Failure>;
+
+impl Shared {
+    /// Forwards one HTTP request to the gateway, records the exchange, and gives the client
+    /// the gateway's answer (or the tap's word on why there is none).
+    pub(super) async fn exchange(
+        &self,
+        req: Request<Incoming>,
+        out: Outgoing,
+    ) -> Response<Full<Bytes>> {
+        let (mut parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    format!("tap could not read the request body: {e}"),
+                )
+            }
+        };
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|pq| pq.as_str())
+            .unwrap_or("/");
+        let Ok(uri) = format!("{}{path}", self.base).parse::<hyper::Uri>() else {
+            return plain(StatusCode::BAD_REQUEST, "tap: unusable request path".into());
+        };
+        parts.uri = uri;
+        strip_hop_by_hop(&mut parts.headers);
+        let sent = self.prepare_headers(&mut parts.headers);
+
+        let mut event = self.http_event(&out);
+        event.bytes_up = body.len() as u64;
+        if out.method == "POST" {
+            event.packets_up = out.codec.decode(&body);
+            event.raw_up = text_of(&body);
+        }
+
+        let answer = self
+            .forward(Request::from_parts(parts, Full::new(body)))
+            .await;
+        event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+
+        let (mut parts, body) = match answer {
+            Ok(answer) => answer,
+            Err(failure) => {
+                let status = if failure.kind == FailureKind::Timeout {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                let text = format!("stickyscope tap: {}\n", failure.reason);
+                event.failure = Some(failure);
+                self.emit(event).await;
+                return plain(status, text);
+            }
+        };
+        self.record_answer(&mut event, &out, &parts, &body, &sent);
+        self.emit(event).await;
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, Full::new(body))
+    }
+
+    /// Sends a request to the gateway and reads its whole answer, within the tap's timeout.
+    async fn forward(&self, request: Request<Full<Bytes>>) -> Answer {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                reason: format!("no answer from the gateway within {:?}", self.timeout),
+            }),
+            Ok(Err(e)) if e.is_connect() => Err(connect_failure(&e, &self.authority)),
+            Ok(Err(e)) => Err(transport_failure(&e)),
+            Ok(Ok(resp)) => {
+                let (parts, body) = resp.into_parts();
+                Ok((parts, self.read_body(body).await?))
+            }
+        }
+    }
+
+    /// Records what the gateway answered: its status, replica, size, hold and cookies, and
+    /// then a refusal for an error, or the packets of a poll's answer.
+    fn record_answer(
+        &self,
+        event: &mut WireRecord,
+        out: &Outgoing,
+        parts: &hyper::http::response::Parts,
+        body: &Bytes,
+        sent: &SentCookies,
+    ) {
+        let status = parts.status;
+        set_status(event, status);
+        let from_server = status.is_success() || engine_error_message(body).is_some();
+        self.name_replica(event, &parts.headers, sent.sticky.as_deref(), from_server);
+        event.bytes_down = body.len() as u64;
+        event.held_us = stickyscope_vocab::timing::held_us(
+            parts
+                .headers
+                .get_all("server-timing")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        );
+        self.remember_cookies(&parts.headers, sent);
+        if status.is_client_error() || status.is_server_error() {
+            event.failure = Some(refusal(status, &parts.headers, body, out.engineio));
+            event.raw_down = text_of(body);
+        } else if out.method == "GET" {
+            record_poll(event, out.codec, status, &parts.headers, body);
+        }
+    }
+}
+
+/// Records a poll's answer: its packets (in the framing that crossed the wire), the session
+/// id an open packet gives, and that it was not Engine.IO when nothing in it decoded.
+fn record_poll(
+    event: &mut WireRecord,
+    codec: Codec,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) {
+    let codec = codec.answering(body);
+    if codec == Codec::V3 {
+        event.engineio = Some(3);
+    }
+    event.packets_down = codec.decode(body);
+    event.raw_down = text_of(body);
+    let nothing_decoded = !event.packets_down.is_empty()
+        && event
+            .packets_down
+            .iter()
+            .all(|p| matches!(p, EnginePacket::Invalid { .. }));
+    if nothing_decoded {
+        event.failure = Some(not_engine_io(status, headers, body));
+    }
+    if event.sid.is_none() {
+        event.sid = event.packets_down.iter().find_map(|p| match p {
+            EnginePacket::Open(open) => Some(open.sid.clone()),
+            _ => None,
+        });
+    }
+}

@@ -1,0 +1,413 @@
+//! The wire tap: a transparent reverse proxy on 127.0.0.1 between one chat user's
+//! Socket.IO client and the gateway.
+//!
+//! It keeps the user's cookie jar (this is how a client without one gets stickiness),
+//! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
+//! off, and records every HTTP exchange and WebSocket message as a [`WireRecord`]. Requests
+//! and answers pass otherwise unchanged, but for what any HTTP proxy changes: `Host` (set to
+//! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte. Each record
+//! names the replica that answered when something does (see [`Identify`]) and otherwise
+//! says why not; failures carry the words the wire gave, and a sentence of its own for what
+//! is not Engine.IO at all.
+//!
+//! Records are numbered in the order they are handed on, over a bounded channel: when the
+//! session reading them falls behind, the tap waits (and with it the traffic it carries)
+//! rather than buffer without end.
+//!
+//! This module holds the tap itself — its configuration, starting and stopping it, the state
+//! its connections share, and handing each request to the part that serves it:
+//! `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
+//! `naming` keeps the cookie jar and names the replica behind an answer, and `failures`
+//! says why an exchange failed.
+//!
+//! [`Identify`]: stickyscope_vocab::naming::Identify
+
+mod failures;
+mod http;
+mod naming;
+mod tunnel;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use stickyscope_contract::{EngineQuery, RequestKind};
+use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
+use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use self::http::Codec;
+use self::naming::{Jar, SentCookies};
+use super::SharedIdentify;
+use crate::http_serve::is_upgrade;
+
+/// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
+const MAX_BODY: usize = 16 * 1024 * 1024;
+/// How long a TCP connection to the gateway may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start a tap.
+#[derive(Debug, Clone)]
+pub struct TapConfig {
+    /// The chat user it serves.
+    pub user: String,
+    /// The gateway, `http://host:port`.
+    pub gateway: String,
+    /// Whether the user starts with stickiness on.
+    pub sticky: bool,
+    /// How long to wait for the gateway's answer (long polls included).
+    pub timeout: Duration,
+    /// How replicas are identified (shared with whoever learns the balancer's servers).
+    pub identify: SharedIdentify,
+}
+
+impl TapConfig {
+    /// A tap for `user` in front of `gateway`, sticky, with a 45 s timeout.
+    pub fn new(user: impl Into<String>, gateway: impl Into<String>) -> Self {
+        TapConfig {
+            user: user.into(),
+            gateway: gateway.into(),
+            sticky: true,
+            timeout: Duration::from_secs(45),
+            identify: SharedIdentify::default(),
+        }
+    }
+}
+
+/// Why a tap could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TapError {
+    /// The gateway URL is not `http://host[:port]`.
+    #[error("gateway URL {0:?} is not of the form http://host[:port]")]
+    BadGateway(String),
+    /// The gateway URL is `https://`: the taps speak plain HTTP to the gateway.
+    #[error("gateway URL {0:?} is https: stickyscope speaks plain HTTP to the gateway for now; give the gateway's plain-HTTP address (e.g. nginx's port 80 behind the TLS terminator)")]
+    Https(String),
+    /// The local listener failed.
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
+/// A running tap. Dropping it stops it.
+#[derive(Debug)]
+pub struct Tap {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+/// What a tap's connections share.
+#[derive(Debug)]
+struct Shared {
+    user: String,
+    authority: String,
+    base: String,
+    timeout: Duration,
+    sticky: AtomicBool,
+    jar: Mutex<Jar>,
+    identify: SharedIdentify,
+    /// The last record number handed on; held while a record is handed on, so numbers
+    /// follow the order records reach the reader.
+    seq: Mutex<u64>,
+    in_flight: AtomicUsize,
+    client: Client<HttpConnector, Full<Bytes>>,
+    sink: mpsc::Sender<WireRecord>,
+}
+
+impl Tap {
+    /// Starts a tap; its events go to `sink`.
+    pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
+        let authority = parse_gateway(&config.gateway)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let local_addr = listener.local_addr()?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let shared = Arc::new(Shared {
+            user: config.user,
+            base: format!("http://{authority}"),
+            authority,
+            timeout: config.timeout,
+            sticky: AtomicBool::new(config.sticky),
+            jar: Mutex::new(Jar::default()),
+            identify: config.identify,
+            seq: Mutex::new(0),
+            in_flight: AtomicUsize::new(0),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+                .build(connector),
+            sink,
+        });
+        let shutdown = CancellationToken::new();
+        let serving = Arc::clone(&shared);
+        tokio::spawn(crate::http_serve::accept_loop(
+            listener,
+            shutdown.clone(),
+            ("tap", crate::http_serve::HEADER_READ_TIMEOUT),
+            move |_| {
+                let shared = Arc::clone(&serving);
+                service_fn(move |req| Arc::clone(&shared).handle(req))
+            },
+        ));
+        Ok(Tap {
+            local_addr,
+            shared,
+            shutdown,
+        })
+    }
+
+    /// The URL the user's client connects to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Turns the user's stickiness on or off, from the next request on.
+    pub fn set_sticky(&self, on: bool) {
+        self.shared.sticky.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether stickiness is on.
+    pub fn sticky(&self) -> bool {
+        self.shared.sticky.load(Ordering::Relaxed)
+    }
+
+    /// The sticky cookie value in the jar.
+    pub fn sticky_cookie(&self) -> Option<String> {
+        self.shared.sticky_cookie()
+    }
+
+    /// Puts this value of the sticky cookie in the jar, as if the balancer had set it: the
+    /// next request carries it, and the balancer sends it to the server it names. An answer
+    /// to a request sent before the pin does not overwrite it.
+    pub fn pin(&self, value: &str) {
+        self.shared.pin(value);
+    }
+
+    /// Exchanges and WebSocket tunnels under way.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting; connections under way end as their peers close them.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// The gateway's `host:port` from its URL, `http://host[:port]` (port 80 when none).
+fn parse_gateway(url: &str) -> Result<String, TapError> {
+    let bad = || TapError::BadGateway(url.to_owned());
+    if url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(TapError::Https(url.to_owned()));
+    }
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let authority = rest.trim_end_matches('/');
+    if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
+        return Err(bad());
+    }
+    let with_port = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !authority.ends_with(']')
+    {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    with_port.parse::<hyper::Uri>().map_err(|_| bad())?;
+    Ok(with_port)
+}
+
+/// Decrements the in-flight counter when dropped.
+struct InFlight(Arc<Shared>);
+
+impl InFlight {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(shared))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the tap learned about one HTTP request before forwarding it.
+struct Outgoing {
+    kind: RequestKind,
+    /// The Engine.IO version asked for (`EIO=`).
+    engineio: Option<u8>,
+    /// How the exchange's polling payloads are decoded, chosen from `EIO=`.
+    codec: Codec,
+    method: String,
+    sid: Option<String>,
+    transport: Transport,
+    started: Instant,
+    at_ms: u64,
+}
+
+impl Shared {
+    /// Serves one request from the user's client: an upgrade opens a WebSocket tunnel,
+    /// anything else is one HTTP exchange.
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let _in_flight = InFlight::new(&self);
+        let query = EngineQuery::parse(req.uri().query().unwrap_or(""));
+        let kind = RequestKind::classify(req.method().as_str(), req.uri().query());
+        let engineio = query.eio.and_then(|v| v.parse().ok());
+        let out = Outgoing {
+            kind,
+            engineio,
+            codec: Codec::asked(engineio),
+            method: req.method().to_string(),
+            sid: query.sid.map(str::to_owned),
+            transport: if query.transport == Some("websocket") {
+                Transport::Websocket
+            } else {
+                Transport::Polling
+            },
+            started: Instant::now(),
+            at_ms: now_ms(),
+        };
+        if is_upgrade(req.headers()) {
+            return Ok(self.upgrade(req, out).await);
+        }
+        Ok(self.exchange(req, out).await)
+    }
+
+    /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
+    /// Returns what the request carries from the jar.
+    fn prepare_headers(&self, headers: &mut HeaderMap) -> SentCookies {
+        if let Ok(host) = HeaderValue::from_str(&self.authority) {
+            headers.insert(header::HOST, host);
+        }
+        self.carry_cookies(headers)
+    }
+
+    /// Reads an answer's body, within the tap's timeout and up to [`MAX_BODY`].
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Failure> {
+        match tokio::time::timeout(self.timeout, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) => Err(Failure {
+                kind: FailureKind::Gateway,
+                reason: format!("response body failed: {e}"),
+            }),
+            Err(_) => Err(Failure {
+                kind: FailureKind::Timeout,
+                reason: format!("response body not complete within {:?}", self.timeout),
+            }),
+        }
+    }
+
+    /// Hands a record on, numbered; waits while the reader is behind.
+    async fn emit(&self, mut event: WireRecord) {
+        let Ok(permit) = self.sink.reserve().await else {
+            return;
+        };
+        let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
+        *seq += 1;
+        event.seq = *seq;
+        permit.send(event);
+    }
+
+    /// A record of an HTTP exchange before its answer.
+    fn http_event(&self, out: &Outgoing) -> WireRecord {
+        let kind = WireKind::Http {
+            request: out.kind,
+            method: out.method.clone(),
+            status: None,
+        };
+        let mut event = WireRecord::new(self.user.clone(), out.at_ms, out.transport, kind);
+        event.sid = out.sid.clone();
+        event.engineio = out.engineio;
+        event
+    }
+}
+
+/// Puts the answer's status in an HTTP exchange's record.
+fn set_status(event: &mut WireRecord, status: StatusCode) {
+    if let WireKind::Http { status: s, .. } = &mut event.kind {
+        *s = Some(status.as_u16());
+    }
+}
+
+/// A header's value, when it is text.
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A body as the record keeps it: text, cut to [`MAX_KEPT_DATA`].
+fn text_of(body: &[u8]) -> String {
+    cut(&String::from_utf8_lossy(body), MAX_KEPT_DATA).to_owned()
+}
+
+/// The tap's own plain-text answer to the client.
+fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_urls_are_checked() {
+        assert_eq!(
+            parse_gateway("http://127.0.0.1:8000").unwrap(),
+            "127.0.0.1:8000"
+        );
+        assert_eq!(parse_gateway("http://localhost/").unwrap(), "localhost:80");
+        for bad in [
+            "https://x",
+            "127.0.0.1:8000",
+            "http://",
+            "http://a/b",
+            "http://u@h:1",
+        ] {
+            assert!(parse_gateway(bad).is_err(), "{bad}");
+        }
+    }
+}

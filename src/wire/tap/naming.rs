@@ -1,0 +1,167 @@
+//! The user's cookie jar as the tap uses it, and naming the replica behind an answer.
+//!
+//! Each request carries the jar's cookies after the client's own, without the sticky cookie
+//! and with `X-Stickiness: off` while the user's stickiness is off; each answer's
+//! `Set-Cookie`s go back into the jar, except the sticky cookie when the jar was pinned
+//! after the request went out. The replica behind an answer is named the way [`Identify`]
+//! says, from the answer's headers and the sticky cookie the request carried.
+
+use std::sync::atomic::Ordering;
+use std::sync::{MutexGuard, RwLockReadGuard};
+
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use stickyscope_contract::names::{STICKINESS_HEADER, X_REPLICA, X_REPLICA_ADDR};
+use stickyscope_vocab::naming::{Identify, Source};
+use stickyscope_vocab::record::WireRecord;
+
+use super::{header_text, Shared};
+use crate::wire::jar::CookieJar;
+
+/// The user's cookies, and how many times the user has been pinned: an answer to a request
+/// sent before the latest pin must not put back the cookie the pin replaced.
+#[derive(Debug, Default)]
+pub(super) struct Jar {
+    cookies: CookieJar,
+    pins: u64,
+}
+
+/// What a request carried from the jar.
+pub(super) struct SentCookies {
+    /// The sticky cookie's value, when sent.
+    pub(super) sticky: Option<String>,
+    /// The jar's pin count when the request went out.
+    pins: u64,
+}
+
+impl Shared {
+    fn jar(&self) -> MutexGuard<'_, Jar> {
+        self.jar.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn identify(&self) -> RwLockReadGuard<'_, Identify> {
+        self.identify.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The balancer's sticky cookie's name.
+    fn cookie_name(&self) -> String {
+        self.identify().cookie.clone()
+    }
+
+    /// The sticky cookie's value in the jar.
+    pub(super) fn sticky_cookie(&self) -> Option<String> {
+        let name = self.cookie_name();
+        self.jar().cookies.get(&name).map(str::to_owned)
+    }
+
+    /// Puts this value of the sticky cookie in the jar and counts the pin.
+    pub(super) fn pin(&self, value: &str) {
+        let name = self.cookie_name();
+        let mut jar = self.jar();
+        jar.cookies
+            .store(format!("{name}={value}; Path=/").as_bytes());
+        jar.pins += 1;
+    }
+
+    /// Names the replica behind an answer (see [`Identify`]) and records it. The sticky
+    /// cookie names a server only for an answer a server gave (`from_server`: a success, a
+    /// 101, an Engine.IO error); an error page of the balancer's own names none.
+    pub(super) fn name_replica(
+        &self,
+        event: &mut WireRecord,
+        headers: &HeaderMap,
+        sent_cookie: Option<&str>,
+        from_server: bool,
+    ) {
+        let identify = self.identify();
+        let set_cookie = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| cookie::Cookie::parse(v).ok())
+            .find(|c| c.name() == identify.cookie)
+            .map(|c| c.value_trimmed().to_owned());
+        let named = identify
+            .header
+            .as_deref()
+            .and_then(|h| header_text(headers, h));
+        let (set_cookie, sent_cookie) = if from_server {
+            (set_cookie, sent_cookie)
+        } else {
+            (None, None)
+        };
+        let found = identify.identify(
+            header_text(headers, X_REPLICA).as_deref(),
+            named.as_deref(),
+            set_cookie.as_deref(),
+            sent_cookie,
+        );
+        event.replica_addr = header_text(headers, X_REPLICA_ADDR);
+        match found {
+            Ok((replica, source)) => {
+                if let Source::Cookie { .. } = source {
+                    // The label is the server's address: the topology joins it with the
+                    // API's.
+                    event.replica_addr = Some(replica.clone());
+                }
+                event.replica = Some(replica);
+                event.replica_source = Some(source);
+            }
+            Err(why) if from_server => event.unnamed = Some(why.to_string()),
+            Err(_) => {}
+        }
+    }
+
+    /// Sets the request's cookies (the client's, then the jar's) and its stickiness header.
+    /// Returns what the request carries from the jar.
+    pub(super) fn carry_cookies(&self, headers: &mut HeaderMap) -> SentCookies {
+        let sticky = self.sticky.load(Ordering::Relaxed);
+        let cookie_name = self.cookie_name();
+        let withheld = (!sticky).then_some(cookie_name.as_str());
+        let (from_jar, sent) = {
+            let jar = self.jar();
+            let sent = SentCookies {
+                sticky: if sticky {
+                    jar.cookies.get(&cookie_name).map(str::to_owned)
+                } else {
+                    None
+                },
+                pins: jar.pins,
+            };
+            (jar.cookies.header(withheld), sent)
+        };
+        let from_client: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        headers.remove(header::COOKIE);
+        let all: Vec<String> = from_client.into_iter().chain(from_jar).collect();
+        if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
+            if !all.is_empty() {
+                headers.insert(header::COOKIE, v);
+            }
+        }
+        let stickiness = HeaderName::from_static(STICKINESS_HEADER);
+        if sticky {
+            headers.remove(&stickiness);
+        } else {
+            headers.insert(stickiness, HeaderValue::from_static("off"));
+        }
+        sent
+    }
+
+    /// Keeps the answer's cookies; the sticky cookie only when no pin came after the request.
+    pub(super) fn remember_cookies(&self, headers: &HeaderMap, sent: &SentCookies) {
+        let cookie_name = self.cookie_name();
+        let mut jar = self.jar();
+        let pinned_since = jar.pins != sent.pins;
+        for value in headers.get_all(header::SET_COOKIE) {
+            if pinned_since {
+                jar.cookies.store_except(value.as_bytes(), &cookie_name);
+            } else {
+                jar.cookies.store(value.as_bytes());
+            }
+        }
+    }
+}
