@@ -420,7 +420,7 @@ pub struct Plan {
     /// Sessions at once.
     pub sessions: usize,
     /// How replicas are named.
-    pub identify: crate::wire::SharedIdentify,
+    pub naming: crate::wire::Naming,
     /// Which chat the sessions understand.
     pub chat: stickyscope_vocab::events::ChatDialect,
     /// Which Engine.IO the sessions speak.
@@ -454,7 +454,7 @@ pub async fn run(
         let mut config = SessionConfig::new(name, gateway);
         config.transport = transport;
         config.sticky = sticky;
-        config.identify = std::sync::Arc::clone(&plan.identify);
+        config.naming = plan.naming.clone();
         config.chat = plan.chat;
         config.engineio = plan.engineio;
         match ChatSession::start(config, sink.clone()).await {

@@ -40,7 +40,7 @@ async fn session(
     let mut config = SessionConfig::new("agent", gateway);
     config.transport = transport;
     config.sticky = sticky;
-    config.identify = identify.shared();
+    config.naming = identify.naming();
     ChatSession::start(config, sink.clone()).await.unwrap()
 }
 
@@ -288,11 +288,11 @@ async fn the_seeds_chat_between_agent_and_visitor() {
     for user in ["agent", "visitor"] {
         let mut config = SessionConfig::new(user, &gateway);
         config.chat = ChatDialect::Seed;
-        config.identify = IdentifyConfig {
+        config.naming = IdentifyConfig {
             servers: vec![servers[0].url.clone()],
             ..IdentifyConfig::default()
         }
-        .shared();
+        .naming();
         users.push(ChatSession::start(config, sink.clone()).await.unwrap());
     }
     wait_for(Duration::from_secs(15), "both connected", || {

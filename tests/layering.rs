@@ -63,7 +63,8 @@ const RULES: &[Rule] = &[
             "traefik_client",
             "probe",
         ],
-        why: "the window never opens a socket: it reaches the network through the conductor's bridge",
+        why:
+            "the window never opens a socket: it reaches the network through the conductor's bridge",
     },
 ];
 
@@ -145,7 +146,11 @@ fn each_floor_names_only_what_is_below_it() {
             }
         }
     }
-    assert!(broken.is_empty(), "imports against the floors:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "imports against the floors:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
@@ -156,7 +161,10 @@ fn the_network_side_never_reaches_up_into_the_window() {
         rust_files(&root().join(place), &mut files);
         assert!(!files.is_empty(), "{place} has no source files");
         for file in files {
-            let relative = file.strip_prefix(root()).expect("under the root").to_owned();
+            let relative = file
+                .strip_prefix(root())
+                .expect("under the root")
+                .to_owned();
             for (line, module) in crate_modules(&file) {
                 if ["ui", "model", "scenario", "clip"].contains(&module.as_str()) {
                     broken.push(format!("{}:{line}: crate::{module}", relative.display()));

@@ -182,11 +182,11 @@ async fn a_sticky_cookie_that_names_no_known_server_says_so() {
     let stale = "http://127.0.0.1:1";
     let (sink, seen) = Collected::sink();
     let mut config = SessionConfig::new("agent", &gateway);
-    config.identify = stickyscope::stack::IdentifyConfig {
+    config.naming = stickyscope::stack::IdentifyConfig {
         servers: vec![stale.to_owned()],
         ..Default::default()
     }
-    .shared();
+    .naming();
     let session = ChatSession::start(config, sink).await.unwrap();
     wait_for(
         Duration::from_secs(10),

@@ -9,7 +9,11 @@ use stickyscope::stack::chain::{ChainConfig, ReplicaProgram};
 use stickyscope::stack::embedded::EmbeddedConfig;
 use stickyscope::stack::GatewayConfig;
 
-use super::args::{IdentifyArgs, OnOff, ProbeArgs};
+use stickyscope::traefik_client::{TraefikApi, TraefikError};
+use stickyscope::wire::Learner;
+use stickyscope_vocab::traefik_model::topology_from_api;
+
+use super::args::{OnOff, ProbeArgs};
 
 /// Runs the probe; returns its exit code (0 held, 1 broke, 2 could not run).
 pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
@@ -29,9 +33,9 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         }
     };
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    let identify = args.identify.config().shared();
+    let (learner, naming) = args.identify.config().learner();
     if let Some(api) = &args.traefik_api {
-        learn_from_traefik(api, &args.identify, &identify).await;
+        learn_from_traefik(api, &learner).await;
     }
     let plan = stickyscope::probe::Plan {
         gateway: stack.gateway.clone(),
@@ -39,7 +43,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         sticky: args.stickiness == OnOff::On,
         duration: args.duration,
         sessions: usize::from(args.sessions),
-        identify,
+        naming,
         chat: args.chat,
         engineio: args.engineio,
     };
@@ -104,33 +108,19 @@ fn progress_bar(done: f64) {
 /// Reads the sticky service's servers and cookie name from Traefik's API once, so that the
 /// probe's records name each replica by the sticky cookie. An API that cannot be read is
 /// said, and the probe goes on without it.
-async fn learn_from_traefik(
-    api: &str,
-    given: &IdentifyArgs,
-    identify: &stickyscope::wire::SharedIdentify,
-) {
+async fn learn_from_traefik(api: &str, learner: &Learner) {
     let read = async {
-        let client = stickyscope::traefik_client::TraefikApi::new(api)?;
+        let client = TraefikApi::new(api)?;
         let services = client.services().await?;
         let routers = client.routers().await?;
-        Ok::<_, stickyscope::traefik_client::TraefikError>(
-            stickyscope_vocab::traefik_model::topology_from_api(&services, &routers),
-        )
+        Ok::<_, TraefikError>(topology_from_api(&services, &routers))
     };
     match read.await {
         Ok((topology, problems)) => {
             for problem in problems {
                 eprintln!("Traefik labels: {problem}");
             }
-            let mut identify = identify.write().unwrap_or_else(|e| e.into_inner());
-            if given.sticky_cookie.is_none() {
-                if let Some(cookie) = &topology.sticky_cookie {
-                    identify.cookie = cookie.clone();
-                }
-            }
-            if given.servers.is_empty() {
-                identify.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
-            }
+            learner.learn(&topology);
         }
         Err(e) => eprintln!("{e}; replicas are named by what the answers carry only"),
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::event_sink::EventSink;
 use crate::session::{ChatSession, SessionConfig};
-use crate::wire::SharedIdentify;
+use crate::wire::Naming;
 use stickyscope_vocab::events::{CrowdSummary, EngineIoChoice, Event};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 
@@ -21,7 +21,7 @@ const SUMMARY_EVERY: Duration = Duration::from_millis(500);
 /// The background sessions and what they look like.
 pub struct Crowd {
     gateway: String,
-    identify: SharedIdentify,
+    naming: Naming,
     engineio: EngineIoChoice,
     sessions: Vec<ChatSession>,
     sink: EventSink,
@@ -32,14 +32,14 @@ pub struct Crowd {
 }
 
 impl Crowd {
-    /// An empty crowd for `gateway`, naming replicas as `identify` says, speaking the
+    /// An empty crowd for `gateway`, naming replicas as `naming` says, speaking the
     /// Engine.IO `engineio` asks for.
-    pub fn new(gateway: &str, identify: SharedIdentify, engineio: EngineIoChoice) -> Self {
+    pub fn new(gateway: &str, naming: Naming, engineio: EngineIoChoice) -> Self {
         let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
             engineio,
             gateway: gateway.to_owned(),
-            identify,
+            naming,
             sessions: Vec::new(),
             sink,
             events,
@@ -64,7 +64,7 @@ impl Crowd {
             let mut config = SessionConfig::new(&format!("crowd-{}", self.next_id), &self.gateway);
             config.transport = transport;
             config.sticky = sticky;
-            config.identify = std::sync::Arc::clone(&self.identify);
+            config.naming = self.naming.clone();
             config.engineio = self.engineio;
             match ChatSession::start(config, self.sink.clone()).await {
                 Ok(s) => self.sessions.push(s),

@@ -90,13 +90,13 @@ impl Conductor {
             tokio::spawn(commands::report_exits(exits, sink.clone()));
         }
         let (gateway, controls) = (stack.gateway, stack.controls);
-        let identify = fixed.shared();
+        let (learner, naming) = fixed.learner();
         let mut sessions = HashMap::new();
         for user in USERS {
             let mut session = SessionConfig::new(user, &gateway);
             session.transport = config.transport;
             session.sticky = config.sticky;
-            session.identify = Arc::clone(&identify);
+            session.naming = naming.clone();
             session.chat = config.chat;
             session.engineio = engineio;
             sessions.insert(
@@ -104,20 +104,13 @@ impl Conductor {
                 ChatSession::start(session, sink.clone()).await?,
             );
         }
-        let learns = topology_poller::Learn {
-            identify: Arc::clone(&identify),
-            cookie_fixed: fixed.cookie.is_some(),
-            servers_fixed: !fixed.servers.is_empty(),
-        };
         let source = TopologySource {
             api: stack.topology,
             controls: controls.clone(),
         };
-        let poller = tokio::spawn(topology_poller::run(source, sink.clone(), learns));
+        let poller = tokio::spawn(topology_poller::run(source, sink.clone(), learner));
         let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(
-            &gateway,
-            Arc::clone(&identify),
-            engineio,
+            &gateway, naming, engineio,
         )));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioExecutor;
 use crate::event_sink::EventSink;
 use crate::stack::{ReplicaControl, TopologyApi};
 use crate::traefik_client::TraefikApi;
-use crate::wire::SharedIdentify;
+use crate::wire::Learner;
 use stickyscope_vocab::events::{Event, Notice, NoticeLevel};
 use stickyscope_vocab::topology::Topology;
 use stickyscope_vocab::traefik_model::topology_from_api;
@@ -47,33 +47,9 @@ impl TopologySource {
     }
 }
 
-/// What the poller teaches the taps from the balancer's API: its servers (to map sticky
-/// cookies to them) and its sticky cookie's name, unless the user gave them.
-pub struct Learn {
-    /// The taps' identification.
-    pub identify: SharedIdentify,
-    /// The user named the cookie: keep it.
-    pub cookie_fixed: bool,
-    /// The user listed the servers: keep them.
-    pub servers_fixed: bool,
-}
-
-impl Learn {
-    fn from(&self, topology: &Topology) {
-        let mut identify = self.identify.write().unwrap_or_else(|e| e.into_inner());
-        if !self.cookie_fixed {
-            if let Some(cookie) = &topology.sticky_cookie {
-                identify.cookie = cookie.clone();
-            }
-        }
-        if !self.servers_fixed {
-            identify.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
-        }
-    }
-}
-
 /// Polls until aborted.
-pub async fn run(source: TopologySource, sink: EventSink, learn: Learn) {
+/// Polls until aborted; teaches `learner` (so the taps) each topology that differs.
+pub async fn run(source: TopologySource, sink: EventSink, learner: Learner) {
     let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(crate::http_serve::POOL_IDLE)
         .build_http();
@@ -143,7 +119,7 @@ pub async fn run(source: TopologySource, sink: EventSink, learn: Learn) {
                     .await;
                 }
                 if last.as_ref() != Some(&topology) {
-                    learn.from(&topology);
+                    learner.learn(&topology);
                     last = Some(topology.clone());
                     sink.send(Event::Topology(topology)).await;
                 }

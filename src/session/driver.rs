@@ -69,9 +69,8 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// Give up after this many consecutive failed attempts (None: never).
     pub max_attempts: Option<u32>,
-    /// How the tap names replicas (shared with the topology poller, which learns the
-    /// balancer's servers).
-    pub identify: crate::wire::SharedIdentify,
+    /// How the tap names replicas (taught by whoever reads the balancer's API).
+    pub naming: crate::wire::Naming,
     /// Which chat the user speaks.
     pub chat: ChatDialect,
     /// Which Engine.IO protocol the session speaks.
@@ -92,7 +91,7 @@ impl SessionConfig {
             delivery_tries: DEFAULT_TRIES,
             connect_timeout: Duration::from_secs(8),
             max_attempts: None,
-            identify: Default::default(),
+            naming: crate::wire::fixed_naming(Default::default()),
             chat: ChatDialect::default(),
             engineio: EngineIoChoice::default(),
         }
@@ -149,7 +148,7 @@ impl ChatSession {
                 gateway: config.gateway.clone(),
                 sticky: config.sticky,
                 timeout: Duration::from_secs(45),
-                identify: std::sync::Arc::clone(&config.identify),
+                naming: config.naming.clone(),
             },
             wire_tx,
         )

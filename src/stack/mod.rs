@@ -126,9 +126,19 @@ impl IdentifyConfig {
         identify
     }
 
-    /// The identification the taps share, seeded from this.
-    pub fn shared(&self) -> crate::wire::SharedIdentify {
-        Arc::new(std::sync::RwLock::new(self.identify()))
+    /// What names replicas, for good (nobody teaches it more).
+    pub fn naming(&self) -> crate::wire::Naming {
+        crate::wire::fixed_naming(self.identify())
+    }
+
+    /// What names replicas from this on, and its one writer (which keeps what this gives
+    /// by hand).
+    pub fn learner(&self) -> (crate::wire::Learner, crate::wire::Naming) {
+        crate::wire::Learner::start(
+            self.identify(),
+            self.cookie.is_some(),
+            !self.servers.is_empty(),
+        )
     }
 }
 

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+use crate::topology::Topology;
+
 /// How a replica was identified.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -200,6 +202,19 @@ impl Identify {
             cookie: stickyscope_contract::names::STICKY_COOKIE.to_owned(),
             by_cookie: HashMap::new(),
             servers: 0,
+        }
+    }
+
+    /// Takes what a balancer's API says — its sticky cookie's name and its servers — except
+    /// what the user gave by hand (`keep_cookie`, `keep_servers`).
+    pub fn learn(&mut self, topology: &Topology, keep_cookie: bool, keep_servers: bool) {
+        if !keep_cookie {
+            if let Some(cookie) = &topology.sticky_cookie {
+                self.cookie = cookie.clone();
+            }
+        }
+        if !keep_servers {
+            self.set_servers(topology.replicas.iter().filter_map(|r| r.url.as_deref()));
         }
     }
 

@@ -43,6 +43,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use stickyscope_contract::{EngineQuery, RequestKind};
+use stickyscope_vocab::naming::Identify;
 use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
 use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
 use tokio::net::TcpListener;
@@ -51,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::http::Codec;
 use self::naming::{Jar, SentCookies};
-use super::SharedIdentify;
+use super::Naming;
 use crate::http_serve::is_upgrade;
 
 /// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
@@ -70,8 +71,8 @@ pub struct TapConfig {
     pub sticky: bool,
     /// How long to wait for the gateway's answer (long polls included).
     pub timeout: Duration,
-    /// How replicas are identified (shared with whoever learns the balancer's servers).
-    pub identify: SharedIdentify,
+    /// How replicas are named (taught by whoever reads the balancer's API).
+    pub naming: Naming,
 }
 
 impl TapConfig {
@@ -82,7 +83,7 @@ impl TapConfig {
             gateway: gateway.into(),
             sticky: true,
             timeout: Duration::from_secs(45),
-            identify: SharedIdentify::default(),
+            naming: super::fixed_naming(Identify::default()),
         }
     }
 }
@@ -118,7 +119,7 @@ struct Shared {
     timeout: Duration,
     sticky: AtomicBool,
     jar: Mutex<Jar>,
-    identify: SharedIdentify,
+    naming: Naming,
     /// The last record number handed on; held while a record is handed on, so numbers
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
@@ -143,7 +144,7 @@ impl Tap {
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
             jar: Mutex::new(Jar::default()),
-            identify: config.identify,
+            naming: config.naming,
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new())

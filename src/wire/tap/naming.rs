@@ -7,12 +7,13 @@
 //! says, from the answer's headers and the sticky cookie the request carried.
 
 use std::sync::atomic::Ordering;
-use std::sync::{MutexGuard, RwLockReadGuard};
+use std::sync::MutexGuard;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use stickyscope_contract::names::{STICKINESS_HEADER, X_REPLICA, X_REPLICA_ADDR};
 use stickyscope_vocab::naming::{Identify, Source};
 use stickyscope_vocab::record::WireRecord;
+use tokio::sync::watch;
 
 use super::{header_text, Shared};
 use crate::wire::jar::CookieJar;
@@ -38,8 +39,9 @@ impl Shared {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn identify(&self) -> RwLockReadGuard<'_, Identify> {
-        self.identify.read().unwrap_or_else(|e| e.into_inner())
+    /// What names replicas now (as last taught).
+    fn identify(&self) -> watch::Ref<'_, Identify> {
+        self.naming.borrow()
     }
 
     /// The balancer's sticky cookie's name.
