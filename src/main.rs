@@ -592,7 +592,7 @@ fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         }
     };
     if let Some((file, _, s)) = &scenario {
-        let can = stickyscope::scenario::format::Capabilities {
+        let can = stickyscope::scenario::capabilities::Capabilities {
             controls: gateway.has_controls(),
             stats: gateway.has_controls(),
             numbered_replicas: gateway.has_controls(),
