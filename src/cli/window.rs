@@ -36,7 +36,7 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     };
     let gateway = gateway(&args, scenario.as_ref())?;
     if let Some((file, _, s)) = &scenario {
-        let can = stickyscope::scenario::format::Capabilities {
+        let can = stickyscope::scenario::capabilities::Capabilities {
             controls: gateway.has_controls(),
             stats: gateway.has_controls(),
             numbered_replicas: gateway.has_controls(),

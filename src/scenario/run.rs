@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::format::{Capabilities, Scenario, ScenarioError};
+use super::capabilities::Capabilities;
+use super::format::{Scenario, ScenarioError};
 use super::player::Player;
 use super::report::{ScenarioReport, StepReport};
 use crate::conductor::{Conductor, ConductorConfig, ConductorError};

@@ -53,7 +53,7 @@ mod tests {
             scenario
                 .check_against(
                     shipped.name,
-                    crate::scenario::format::Capabilities {
+                    crate::scenario::capabilities::Capabilities {
                         controls: true,
                         stats: true,
                         numbered_replicas: true,

@@ -247,7 +247,7 @@ impl StickyscopeApp {
             Ok(s) => s,
             Err(e) => return self.local_notice(NoticeLevel::Error, e.to_string()),
         };
-        let can = crate::scenario::format::Capabilities {
+        let can = crate::scenario::capabilities::Capabilities {
             controls: self.controls,
             stats: self.controls,
             numbered_replicas: self.controls,
