@@ -123,7 +123,7 @@ impl Recorder {
     }
 
     /// Whether a frame is due at `now` (then the caller takes a screenshot and calls
-    /// [`frame`](Self::frame)); the time of the next one otherwise.
+    /// [`frame_sink`](Self::frame_sink)); the time of the next one otherwise.
     pub fn due(&mut self, now: Instant) -> Result<(), Duration> {
         let every = Duration::from_secs_f64(1.0 / FPS);
         match self.last_frame {

@@ -23,8 +23,7 @@ use tokio::task::JoinHandle;
 use super::crowd::Crowd;
 use crate::event_sink::EventSink;
 use crate::session::{ChatSession, SessionHandle};
-use crate::stack::chain::children::UnexpectedExit;
-use crate::stack::ReplicaControl;
+use crate::stack::{ReplicaControl, UnexpectedExit};
 
 /// Stack and crowd operations queued for their workers.
 const WORK_QUEUE: usize = 64;

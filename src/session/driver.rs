@@ -9,7 +9,7 @@
 //! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
 //!
 //! The supervisor never waits on the network: emits (over polling, a whole HTTP POST each)
-//! go to an [`Emitter`] task of the current client, in order, so a slow gateway delays only
+//! go to an `Emitter` task of the current client, in order, so a slow gateway delays only
 //! that user's emits, never their commands, timers or wire records. Its channels are
 //! bounded: the tap waits when the supervisor is behind.
 

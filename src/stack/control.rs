@@ -5,7 +5,8 @@
 //!
 //! Also here, what every implementation shares: what happened to a replica last
 //! ([`ReplicaState`]), a replica as listed ([`ReplicaStatus`]), why an operation failed
-//! ([`ControlError`]) and where the stack's topology is read ([`TopologyApi`]).
+//! ([`ControlError`]), where the stack's topology is read ([`TopologyApi`]) and a part that
+//! ended on its own ([`UnexpectedExit`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -75,6 +76,19 @@ impl ControlError {
     pub fn stack(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         ControlError::Stack(Box::new(error))
     }
+}
+
+/// A part of a stack that ended when nobody asked it to (a process of the chain that died).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnexpectedExit {
+    /// The part's name (`replica 2`, `traefik`, …).
+    pub name: String,
+    /// How it ended, in words (`exit status 1`, `killed by signal 9`).
+    pub status: String,
+    /// Its log file.
+    pub log: std::path::PathBuf,
+    /// The last lines of its log.
+    pub tail: Vec<String>,
 }
 
 /// Where a stack's topology (its servers, their state, the sticky cookie) is read.

@@ -1,10 +1,10 @@
 //! The stack under test — whatever stands between the users and the replicas — and the stacks
 //! stickyscope can run itself.
 //!
-//! - [`control`]: the one interface to a stack's replicas ([`ReplicaControl`]) that every
+//! - `control`: the one interface to a stack's replicas ([`ReplicaControl`]) that every
 //!   stack stickyscope runs implements, and what they share;
-//! - [`slots`]: the replicas of a stack stickyscope runs, as slots (ids, places, one operation
-//!   at a time);
+//! - `slots`: the replicas of a stack stickyscope runs, as slots (ids, places, one operation
+//!   at a time), kept by the embedded stack and the chain alike;
 //! - [`embedded`]: replicas and the built-in balancer in this process;
 //! - [`chain`]: nginx → Traefik → replica processes → Redis, as local child processes.
 //!
@@ -13,9 +13,9 @@
 //! read — so nothing above this module picks between stacks.
 
 pub mod chain;
-pub mod control;
+mod control;
 pub mod embedded;
-pub mod slots;
+mod slots;
 
 use std::sync::Arc;
 
@@ -23,9 +23,10 @@ use stickyscope_vocab::events::EngineIoChoice;
 use stickyscope_vocab::naming::Identify;
 use tokio::sync::mpsc;
 
-pub use control::{ControlError, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi};
+pub use control::{
+    ControlError, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi, UnexpectedExit,
+};
 
-use chain::children::UnexpectedExit;
 use chain::{Chain, ChainConfig, ChainError};
 use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
 

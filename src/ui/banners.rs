@@ -20,7 +20,7 @@ pub struct Banners {
 }
 
 impl Banners {
-    /// Shows `notice` from `now` on (the oldest goes past [`MAX_BANNERS`]).
+    /// Shows `notice` from `now` on (past eight, the oldest goes).
     pub fn push(&mut self, notice: Notice, now: f64) {
         self.shown.push_back((notice, now));
         while self.shown.len() > MAX_BANNERS {

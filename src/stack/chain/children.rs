@@ -21,21 +21,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::stack::UnexpectedExit;
+
 /// How many lines of a dead child's log are reported.
 pub const LOG_TAIL_LINES: usize = 12;
-
-/// A child that exited when nobody asked it to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnexpectedExit {
-    /// The child's name (`replica 2`, `traefik`, …).
-    pub name: String,
-    /// How it ended, in words (`exit status 1`, `killed by signal 9`).
-    pub status: String,
-    /// Its log file.
-    pub log: PathBuf,
-    /// The last lines of its log.
-    pub tail: Vec<String>,
-}
 
 /// What to run.
 #[derive(Debug, Clone)]

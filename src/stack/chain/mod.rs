@@ -36,12 +36,13 @@ use stickyscope_contract::stats::StatsSnapshot;
 use stickyscope_vocab::stack::{Adapter, MAX_REPLICAS};
 use tokio::sync::mpsc;
 
+use super::control::UnexpectedExit;
 use super::control::{
     ControlError, ControlFuture, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi,
 };
 use super::slots::{Running, Slots};
 use binaries::{Binaries, Missing};
-use children::{Child, SpawnError, Spawner, UnexpectedExit};
+use children::{Child, SpawnError, Spawner};
 use parts::Parts;
 use readiness::{check_traefik_version, sticky_statuses, until_ready, NotYet};
 use rundir::RunDir;
