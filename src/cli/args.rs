@@ -21,19 +21,8 @@ pub struct Cli {
 /// Options of the desktop window (no subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct WindowArgs {
-    /// Use a running stack at this gateway (e.g. nginx at http://localhost:8000) instead of
-    /// starting the embedded one.
-    #[arg(long, conflicts_with = "chain")]
-    pub gateway: Option<String>,
-    /// Start the real chain (nginx → Traefik → replica processes → Redis) as local
-    /// processes instead of the embedded stack (see `stickyscope chain`).
-    #[arg(long)]
-    pub chain: bool,
-    /// Traefik's API for the topology, with --gateway: e.g. http://localhost:9090, or with
-    /// its basic-auth credential, http://USER:PASSWORD@localhost:9090 (or set
-    /// STICKYSCOPE_TRAEFIK_AUTH=USER:PASSWORD).
-    #[arg(long, requires = "gateway")]
-    pub traefik_api: Option<String>,
+    #[command(flatten)]
+    pub stack: StackChoice,
     /// Replicas of the embedded stack or chain.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub replicas: u16,
@@ -120,6 +109,25 @@ pub enum Command {
     Scenario(super::scenario::ScenarioCommand),
 }
 
+/// Which stack: a fresh embedded one (the default), a fresh local chain, or a running one.
+#[derive(Debug, Clone, Args)]
+pub struct StackChoice {
+    /// A running stack's gateway (e.g. nginx at http://localhost:8000) instead of a fresh
+    /// embedded stack.
+    #[arg(long, conflicts_with = "chain")]
+    pub gateway: Option<String>,
+    /// A fresh local chain (nginx → Traefik → replica processes → Redis) instead of the
+    /// embedded stack (see `stickyscope chain`).
+    #[arg(long)]
+    pub chain: bool,
+    /// Traefik's API of that running stack, for its topology and to name each replica by the
+    /// sticky cookie (its server list and cookie name): http://localhost:9090, or with its
+    /// basic-auth credential http://USER:PASSWORD@localhost:9090 (or set
+    /// STICKYSCOPE_TRAEFIK_AUTH=USER:PASSWORD).
+    #[arg(long, requires = "gateway")]
+    pub traefik_api: Option<String>,
+}
+
 /// How to tell which replica answered on a stack whose replicas send no `X-Replica`.
 #[derive(Debug, Clone, Args)]
 pub struct IdentifyArgs {
@@ -175,17 +183,8 @@ pub fn server_url(text: &str) -> Result<String, String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// Gateway to probe, e.g. http://localhost:8000 (default: a fresh embedded stack).
-    #[arg(long, conflicts_with = "chain")]
-    pub gateway: Option<String>,
-    /// Probe a fresh local chain (nginx → Traefik → replica processes → Redis).
-    #[arg(long)]
-    pub chain: bool,
-    /// Traefik's API, to name each replica by the sticky cookie (its server list and
-    /// cookie name), with --gateway: http://localhost:9090 or
-    /// http://USER:PASSWORD@localhost:9090.
-    #[arg(long, requires = "gateway")]
-    pub traefik_api: Option<String>,
+    #[command(flatten)]
+    pub stack: StackChoice,
     #[command(flatten)]
     pub identify: IdentifyArgs,
     /// Transport of every session.

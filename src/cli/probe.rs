@@ -34,7 +34,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     };
     let terminal = std::io::stderr().is_terminal() && !args.json;
     let (learner, naming) = args.identify.config().learner();
-    if let Some(api) = &args.traefik_api {
+    if let Some(api) = &args.stack.traefik_api {
         learn_from_traefik(api, &learner).await;
     }
     let plan = stickyscope::probe::Plan {
@@ -77,7 +77,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
 /// The stack the flags name: the gateway given, a fresh chain, or a fresh embedded stack on
 /// a free port.
 fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
-    Ok(match (&args.gateway, args.chain) {
+    Ok(match (&args.stack.gateway, args.stack.chain) {
         (Some(gateway), _) => GatewayConfig::external(gateway.clone(), None),
         (None, true) => {
             let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;

@@ -25,16 +25,9 @@ pub struct RunArgs {
     /// Scenario files, or shipped scenarios by name (`2-round-robin`) or number (`2`).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<String>,
-    /// Run on this running stack instead of a fresh embedded one (no replica controls, no
-    /// /stats there).
-    #[arg(long, conflicts_with = "chain")]
-    gateway: Option<String>,
-    /// Traefik's API of that stack, to name its replicas by the sticky cookie.
-    #[arg(long, requires = "gateway")]
-    traefik_api: Option<String>,
-    /// Run on a fresh local chain (nginx → Traefik → replica processes → Redis).
-    #[arg(long)]
-    chain: bool,
+    /// Where the scenarios run (a running stack has no replica controls and no /stats).
+    #[command(flatten)]
+    stack: super::args::StackChoice,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     json: bool,
@@ -58,10 +51,10 @@ pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {
         ScenarioCommand::Run(args) => args,
     };
     // Every file is read and checked before anything runs.
-    let target = match (&args.gateway, args.chain) {
+    let target = match (&args.stack.gateway, args.stack.chain) {
         (Some(url), _) => RunTarget::Gateway {
             url: url.clone(),
-            traefik_api: args.traefik_api.clone(),
+            traefik_api: args.stack.traefik_api.clone(),
             identify: Default::default(),
         },
         (None, true) => {

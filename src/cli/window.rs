@@ -107,14 +107,14 @@ fn gateway(args: &WindowArgs, scenario: Option<&Chosen>) -> anyhow::Result<Gatew
             0
         }
     };
-    Ok(match &args.gateway {
+    Ok(match &args.stack.gateway {
         Some(gateway) => GatewayConfig::External {
             gateway: gateway.clone(),
-            traefik_api: args.traefik_api.clone(),
+            traefik_api: args.stack.traefik_api.clone(),
             identify: args.identify.config(),
             engineio: args.engineio,
         },
-        None if args.chain => {
+        None if args.stack.chain => {
             let program = ReplicaProgram::this_binary()
                 .context("cannot find this program to run replicas")?;
             let mut config = ChainConfig::new(program)?;

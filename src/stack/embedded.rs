@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use super::control::{
     ControlError, ControlFuture, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi,
 };
-use super::slots::{Running, Slots};
+use super::slots::{ReplicaSettings, Running, Slots};
 use crate::balancer::pool::Pool;
 use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle};
 
@@ -130,7 +130,7 @@ impl Running for ReplicaHandle {}
 pub struct EmbeddedStack {
     config: EmbeddedConfig,
     /// Heartbeat and adapter for replicas started from now on.
-    replica_settings: std::sync::Mutex<(Heartbeat, Adapter)>,
+    replica_settings: ReplicaSettings,
     bus: MemoryBus,
     pool: Arc<Pool>,
     balancer: BalancerHandle,
@@ -159,7 +159,7 @@ impl EmbeddedStack {
             Some(Arc::clone(&admin) as Arc<dyn Admin>),
         )?;
         let stack = Arc::new(EmbeddedStack {
-            replica_settings: std::sync::Mutex::new((config.heartbeat, config.adapter)),
+            replica_settings: ReplicaSettings::new(config.heartbeat, config.adapter),
             config,
             bus: MemoryBus::new(),
             pool,
@@ -209,10 +209,7 @@ impl EmbeddedStack {
 
     /// Heartbeat and adapter of replicas started from now on.
     pub fn settings(&self) -> (Heartbeat, Adapter) {
-        *self
-            .replica_settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.replica_settings.get()
     }
 
     async fn add_now(&self) -> Result<String, ControlError> {
@@ -378,18 +375,7 @@ impl ReplicaControl for EmbeddedStack {
                 return Err(ControlError::stack(EmbeddedError::NoRedis));
             }
             let _op = self.slots.one_at_a_time().await;
-            {
-                let mut settings = self
-                    .replica_settings
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if let Some(h) = heartbeat {
-                    settings.0 = h;
-                }
-                if let Some(a) = adapter {
-                    settings.1 = a;
-                }
-            }
+            self.replica_settings.change(heartbeat, adapter);
             for id in self.slots.running_ids().await {
                 self.stop_now(&id).await?;
                 self.restart_now(&id).await?;

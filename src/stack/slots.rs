@@ -2,14 +2,44 @@
 //! reused (`1`, `2`, …, at most [`MAX_REPLICAS`]), where each replica lives (its place: an
 //! address, a port), what runs it now (its handle, while it runs), what happened to it last,
 //! and one operation at a time. The embedded stack and the chain keep their replicas here and
-//! differ only in how a replica starts, stops and enters rotation.
+//! differ only in how a replica starts, stops and enters rotation. [`ReplicaSettings`] are
+//! what their replicas start with.
 
 use std::future::Future;
 
-use stickyscope_vocab::stack::MAX_REPLICAS;
+use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_vocab::stack::{Adapter, MAX_REPLICAS};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::control::{ControlError, ReplicaState};
+
+/// The heartbeat and adapter replicas start with from now on: changed by a reconfiguration,
+/// read by every start.
+#[derive(Debug)]
+pub struct ReplicaSettings(std::sync::Mutex<(Heartbeat, Adapter)>);
+
+impl ReplicaSettings {
+    /// Replicas start with `heartbeat` and `adapter`.
+    pub fn new(heartbeat: Heartbeat, adapter: Adapter) -> Self {
+        ReplicaSettings(std::sync::Mutex::new((heartbeat, adapter)))
+    }
+
+    /// What a replica starts with now.
+    pub fn get(&self) -> (Heartbeat, Adapter) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes what is given, keeps the rest.
+    pub fn change(&self, heartbeat: Option<Heartbeat>, adapter: Option<Adapter>) {
+        let mut settings = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = heartbeat {
+            settings.0 = h;
+        }
+        if let Some(a) = adapter {
+            settings.1 = a;
+        }
+    }
+}
 
 /// What runs a replica: an in-process server, a child process.
 pub trait Running: Send {

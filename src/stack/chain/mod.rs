@@ -40,7 +40,7 @@ use super::control::UnexpectedExit;
 use super::control::{
     ControlError, ControlFuture, ReplicaControl, ReplicaState, ReplicaStatus, TopologyApi,
 };
-use super::slots::{Running, Slots};
+use super::slots::{ReplicaSettings, Running, Slots};
 use binaries::{Binaries, Missing};
 use children::{Child, SpawnError, Spawner};
 use parts::Parts;
@@ -238,7 +238,7 @@ pub struct Ports {
 /// A running chain. Dropping it kills every part; [`ReplicaControl::shutdown`] stops them
 /// gracefully.
 pub struct Chain {
-    settings: std::sync::Mutex<(Heartbeat, Adapter)>,
+    settings: ReplicaSettings,
     /// The replica processes, by port.
     slots: Slots<u16, Child>,
     exits: std::sync::Mutex<Option<mpsc::Receiver<UnexpectedExit>>>,
@@ -316,7 +316,7 @@ impl Chain {
         let nginx = parts.start_nginx().await?;
         tracing::info!(gateway = parts.ports.gateway, run = %parts.dir.path().display(), "chain ready");
         Ok(Chain {
-            settings: std::sync::Mutex::new(settings),
+            settings: ReplicaSettings::new(settings.0, settings.1),
             slots,
             exits: std::sync::Mutex::new(Some(exits)),
             nginx,
@@ -379,7 +379,7 @@ impl Chain {
     }
 
     fn settings(&self) -> (Heartbeat, Adapter) {
-        *self.settings.lock().unwrap_or_else(|e| e.into_inner())
+        self.settings.get()
     }
 
     /// Replica controls need replicas of its own.
@@ -542,15 +542,7 @@ impl ReplicaControl for Chain {
         Box::pin(async move {
             self.ours()?;
             let _op = self.slots.one_at_a_time().await;
-            {
-                let mut settings = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(h) = heartbeat {
-                    settings.0 = h;
-                }
-                if let Some(a) = adapter {
-                    settings.1 = a;
-                }
-            }
+            self.settings.change(heartbeat, adapter);
             for id in self.slots.running_ids().await {
                 let (_, child) = self.slots.take_running(&id, ReplicaState::Stopped).await?;
                 child.stop(STOP_GRACE).await;
