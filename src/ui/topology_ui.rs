@@ -203,6 +203,114 @@ impl Layout {
     }
 }
 
+/// Sizes of one frame: the type, nodes, packets and marks grow on a projector with the room
+/// they have.
+struct Scale {
+    /// How much the nodes grow with the type (1 off a projector).
+    zoom: f32,
+    /// Type size of the node names.
+    size: f32,
+    /// Height of a replica's button row, 0 without controls.
+    buttons: f32,
+    /// Radius of a packet's dot.
+    dot_radius: f32,
+    /// Radius of a refusal mark.
+    mark_radius: f32,
+    /// Room kept free right of the replicas, for their refusal marks.
+    gutter: f32,
+}
+
+impl Scale {
+    /// The sizes for drawing in `area`.
+    fn new(settings: &Settings, area: Rect, controls: bool) -> Scale {
+        // On a projector the picture grows with the room it has: type, nodes, packets.
+        let zoom = if settings.presentation {
+            (area.height() / 560.0)
+                .min(area.width() / 900.0)
+                .clamp(1.0, 1.6)
+        } else {
+            1.0
+        };
+        let size = theme::paint_size(settings) * zoom;
+        let buttons = if controls {
+            theme::paint_size(settings) * 1.6
+        } else {
+            0.0
+        };
+        let dot_radius = if settings.presentation { 9.0 } else { 6.5 } * zoom;
+        let mark_radius = if settings.presentation { 13.0 } else { 10.0 } * zoom;
+        // Room right of the replicas for a refusal mark and its count (`×12`): no edge runs
+        // there, so no packet flies over a mark.
+        let gutter = mark_radius * 2.0 + size * 0.85 * 2.2 + 10.0;
+        Scale {
+            zoom,
+            size,
+            buttons,
+            dot_radius,
+            mark_radius,
+            gutter,
+        }
+    }
+}
+
+/// What every layer of one frame shares: where it draws, where the nodes are, how big, and
+/// with which colours, strokes and type.
+struct Scene {
+    area: Rect,
+    scale: Scale,
+    layout: Layout,
+    visuals: egui::Visuals,
+    /// Colour of the text.
+    text: Color32,
+    /// Stroke of the edges.
+    edge: Stroke,
+    /// Type of the node names.
+    font: FontId,
+    /// Type of everything else.
+    small: FontId,
+}
+
+impl Scene {
+    /// The scene for drawing `model` in `area`, `controls` with replica buttons.
+    fn new(
+        visuals: &egui::Visuals,
+        area: Rect,
+        model: &ViewModel,
+        settings: &Settings,
+        controls: bool,
+    ) -> Scene {
+        let scale = Scale::new(settings, area, controls);
+        let layout = Layout::new(
+            area,
+            model,
+            settings.presentation,
+            (scale.buttons, scale.zoom, scale.gutter),
+        );
+        let visuals = visuals.clone();
+        let text = visuals.strong_text_color();
+        let edge = Stroke::new(
+            if settings.presentation {
+                2.0 * scale.zoom
+            } else {
+                1.2
+            },
+            visuals.weak_text_color(),
+        );
+        let font = FontId::proportional(scale.size);
+        let small = FontId::proportional(scale.size * 0.85);
+        Scene {
+            area,
+            scale,
+            layout,
+            visuals,
+            text,
+            edge,
+            font,
+            small,
+        }
+    }
+}
+
 /// What one frame of the topology drew, and what the user clicked.
 #[derive(Debug, Clone)]
 pub struct Drawn {
@@ -218,7 +326,9 @@ pub struct Drawn {
     pub actions: Vec<(String, ReplicaAction)>,
 }
 
-/// Draws the topology.
+/// Draws the topology, in layers, each over the ones before: edges, nodes (with their
+/// controls), the lines of text along the top, packets, their labels, and refusal marks
+/// over everything.
 pub fn topology_ui(
     ui: &mut Ui,
     model: &ViewModel,
@@ -227,44 +337,62 @@ pub fn topology_ui(
     controls: bool,
     resting: bool,
 ) -> Drawn {
-    let mut actions = Vec::new();
     let (response, painter) = ui.allocate_painter(ui.available_size(), Sense::hover());
     let area = response.rect.shrink(12.0);
     let mut placer = Placer::new(area);
-    // On a projector the picture grows with the room it has: type, nodes, packets.
-    let zoom = if settings.presentation {
-        (area.height() / 560.0)
-            .min(area.width() / 900.0)
-            .clamp(1.0, 1.6)
-    } else {
-        1.0
-    };
-    let size = theme::paint_size(settings) * zoom;
-    let buttons = if controls {
-        theme::paint_size(settings) * 1.6
-    } else {
-        0.0
-    };
-    let dot_radius = if settings.presentation { 9.0 } else { 6.5 } * zoom;
-    let mark_radius = if settings.presentation { 13.0 } else { 10.0 } * zoom;
-    // Room right of the replicas for a refusal mark and its count (`×12`): no edge runs
-    // there, so no packet flies over a mark.
-    let gutter = mark_radius * 2.0 + size * 0.85 * 2.2 + 10.0;
-    let layout = Layout::new(area, model, settings.presentation, (buttons, zoom, gutter));
-    let visuals = ui.visuals().clone();
-    let text = visuals.strong_text_color();
-    let edge = Stroke::new(
-        if settings.presentation {
-            2.0 * zoom
-        } else {
-            1.2
-        },
-        visuals.weak_text_color(),
-    );
-    let font = FontId::proportional(size);
-    let small = FontId::proportional(size * 0.85);
+    let scene = Scene::new(ui.visuals(), area, model, settings, controls);
 
-    // Edges.
+    edges_ui(&painter, &scene);
+    for rect in scene.layout.node_rects(scene.scale.buttons) {
+        placer.block(rect, Kind::Node);
+    }
+    users_ui(&painter, &scene, model);
+    hops_ui(&painter, &scene);
+    let actions = replicas_ui(ui, &painter, &scene, model, controls);
+    crowd_ui(&painter, &mut placer, &scene, model);
+    heartbeats_ui(&painter, &mut placer, &scene, model);
+    if resting {
+        resting_note_ui(&painter, &mut placer, &scene, model);
+    }
+
+    // Flights. Labels only while few are in the air: beyond that they would only smear
+    // into each other (and cost a text layout each); the dots still show every packet.
+    let in_air = model.flights.active(now).count();
+    let labelled = in_air <= LABELLED_FLIGHTS;
+    if !labelled {
+        hidden_labels_note_ui(&painter, &mut placer, &scene, in_air);
+    }
+    let marks = place_marks(&painter, &mut placer, &scene, model, now);
+    for rect in scene.layout.edge_ends() {
+        placer.block(
+            Rect::from_center_size(rect, Vec2::splat(scene.scale.dot_radius * 2.0)),
+            Kind::EdgeEnd,
+        );
+    }
+    let (packets, headings_and_colors) =
+        dots_ui(&painter, &mut placer, &scene, model, now, labelled);
+    let (labels, dropped_labels) = labels_ui(
+        &painter,
+        &mut placer,
+        &scene,
+        &packets,
+        &headings_and_colors,
+    );
+    marks_ui(ui, &painter, marks, scene.scale.mark_radius);
+    Drawn {
+        area,
+        placed: placer.into_taken(),
+        labels,
+        dropped_labels,
+        actions,
+    }
+}
+
+/// Draws the edges: users to the first hop, hop to hop, the last hop to each replica (faint
+/// to a replica that is down).
+fn edges_ui(painter: &egui::Painter, scene: &Scene) {
+    let layout = &scene.layout;
+    let edge = scene.edge;
     let first_hop = layout.hops.first().map(|(_, r)| r.left_center());
     let last_hop = layout.hops.last().map(|(_, r)| r.right_center());
     if let Some(first) = first_hop {
@@ -285,304 +413,383 @@ pub fn topology_ui(
             painter.line_segment([last, r.left_center()], stroke);
         }
     }
+}
 
-    for rect in layout.node_rects(buttons) {
-        placer.block(rect, Kind::Node);
-    }
-
-    // Users.
-    for (user, rect) in &layout.users {
-        let mut over = None;
-        let (status, color) = match model.sessions.get(user) {
-            Some(SessionState::Connected {
-                replica, websocket, ..
-            }) => {
-                over = Some(if *websocket { "websocket" } else { "polling" });
-                (
-                    format!(
-                        "on {}",
-                        replica
-                            .as_deref()
-                            .map_or_else(|| "replica ?".to_owned(), replica_name)
-                    ),
-                    OK,
-                )
-            }
-            Some(SessionState::Reconnecting { .. }) => ("reconnecting".to_owned(), WAITING),
-            Some(SessionState::Connecting) => ("connecting".to_owned(), WAITING),
-            Some(SessionState::Failed { .. }) => ("disconnected".to_owned(), FAILURE),
-            None => ("starting".to_owned(), WAITING),
-        };
+/// Draws each user's node: its name, where its session is, and how it is routed (sticky or
+/// round robin, over which transport).
+fn users_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel) {
+    let (size, text, small) = (scene.scale.size, scene.text, &scene.small);
+    for (user, rect) in &scene.layout.users {
+        let (status, color, over) = session_status(model.sessions.get(user));
         let sticky = model.sticky.get(user).copied().unwrap_or(true);
-        node(&painter, *rect, color, &visuals);
+        node(painter, *rect, color, &scene.visuals);
         painter.text(
             rect.center_top() + Vec2::new(0.0, size * 0.9),
             Align2::CENTER_CENTER,
             user,
-            font.clone(),
+            scene.font.clone(),
             text,
         );
-        fitted_text(&painter, rect.center(), &status, &small, text, rect.width());
+        fitted_text(painter, rect.center(), &status, small, text, rect.width());
         let routing = if sticky { "sticky" } else { "round-robin" };
         fitted_text(
-            &painter,
+            painter,
             rect.center_bottom() - Vec2::new(0.0, size * 0.8),
             &over.map_or_else(|| routing.to_owned(), |over| format!("{routing} · {over}")),
-            &small,
+            small,
             if sticky { OK } else { WAITING },
             rect.width(),
         );
     }
+}
 
-    // Hops.
-    for (hop, rect) in &layout.hops {
-        node(&painter, *rect, visuals.weak_text_color(), &visuals);
+/// What a user's node says of its session, in which colour, and the transport it is
+/// connected over.
+fn session_status(state: Option<&SessionState>) -> (String, Color32, Option<&'static str>) {
+    match state {
+        Some(SessionState::Connected {
+            replica, websocket, ..
+        }) => (
+            format!(
+                "on {}",
+                replica
+                    .as_deref()
+                    .map_or_else(|| "replica ?".to_owned(), replica_name)
+            ),
+            OK,
+            Some(if *websocket { "websocket" } else { "polling" }),
+        ),
+        Some(SessionState::Reconnecting { .. }) => ("reconnecting".to_owned(), WAITING, None),
+        Some(SessionState::Connecting) => ("connecting".to_owned(), WAITING, None),
+        Some(SessionState::Failed { .. }) => ("disconnected".to_owned(), FAILURE, None),
+        None => ("starting".to_owned(), WAITING, None),
+    }
+}
+
+/// Draws each gateway hop's node with its name.
+fn hops_ui(painter: &egui::Painter, scene: &Scene) {
+    for (hop, rect) in &scene.layout.hops {
+        node(
+            painter,
+            *rect,
+            scene.visuals.weak_text_color(),
+            &scene.visuals,
+        );
         let name = match hop.as_str() {
             "traefik" => "Traefik",
             "balancer" => "sticky balancer",
             other => other,
         };
-        fitted_text(&painter, rect.center(), name, &font, text, rect.width());
+        fitted_text(
+            painter,
+            rect.center(),
+            name,
+            &scene.font,
+            scene.text,
+            rect.width(),
+        );
     }
+}
 
-    // Replicas.
-    for (i, (id, up, rect)) in layout.replicas.iter().enumerate() {
-        let color = if *up != Some(false) {
-            replica_color(id.as_deref())
-        } else {
-            Color32::GRAY
-        };
-        node(&painter, *rect, color, &visuals);
-        // A server no answer has named yet goes by its address at the balancer.
-        let url = model
-            .topology
-            .replicas
-            .get(i)
-            .and_then(|r| r.url.as_deref());
-        let name = match (id.as_deref(), url) {
-            (Some(id), _) => replica_name(id),
-            (None, Some(url)) => url.trim_start_matches("http://").to_owned(),
-            (None, None) => "replica ?".to_owned(),
-        };
-        let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
-        // A replica no API lists is known from the wire alone: whether it is in rotation
-        // is not known, so it is not claimed.
-        let health = match up {
-            Some(true) => "UP",
-            Some(false) => "DOWN",
-            None => "seen on the wire",
-        };
-        let health_color = if *up == Some(false) { FAILURE } else { text };
-        if rect.height() >= size * 2.6 {
-            fitted_text(
-                &painter,
-                rect.center_top() + Vec2::new(0.0, size * 0.9),
-                &name,
-                &font,
-                text,
-                rect.width(),
-            );
-            painter.text(
-                rect.center() + Vec2::new(0.0, size * 0.3),
-                Align2::CENTER_CENTER,
-                format!(
-                    "{health} · {sessions} session{}",
-                    if sessions == 1 { "" } else { "s" }
-                ),
-                small.clone(),
-                health_color,
-            );
-        } else {
-            // One line: name, health, sessions.
-            fitted_text(
-                &painter,
-                rect.center(),
-                &format!("{name} · {health} · {sessions}"),
-                &small,
-                health_color,
-                rect.width(),
-            );
-        }
-        let Some(id) = id.as_ref().filter(|_| controls) else {
+/// Draws each replica's node and, with `controls`, its buttons; returns the operations
+/// clicked.
+fn replicas_ui(
+    ui: &mut Ui,
+    painter: &egui::Painter,
+    scene: &Scene,
+    model: &ViewModel,
+    controls: bool,
+) -> Vec<(String, ReplicaAction)> {
+    let mut actions = Vec::new();
+    for (i, (id, _, _)) in scene.layout.replicas.iter().enumerate() {
+        replica_ui(painter, scene, model, i);
+        let Some(id) = id.as_deref().filter(|_| controls) else {
             continue;
         };
-        let mut replica_buttons_ui = |ui: &mut Ui| {
-            ui.spacing_mut().item_spacing.x = 3.0;
-            for (label, action) in [
-                ("stop", ReplicaAction::Stop),
-                ("kill", ReplicaAction::Kill),
-                ("restart", ReplicaAction::Restart),
-            ] {
-                let button = egui::Button::new(egui::RichText::new(label).small());
-                if ui
-                    .add(button)
-                    .on_hover_text(format!("{label} replica {id}"))
-                    .clicked()
-                {
-                    actions.push((id.clone(), action));
-                    ui.close();
-                }
-            }
-        };
-        if layout.replica_buttons {
-            let row = Rect::from_min_size(
-                rect.left_bottom() + Vec2::new(0.0, 4.0),
-                Vec2::new(rect.width(), buttons),
-            );
-            ui.scope_builder(
-                egui::UiBuilder::new()
-                    .max_rect(row)
-                    .id_salt(("replica-controls", i)),
-                |ui| ui.horizontal(&mut replica_buttons_ui),
-            );
-        } else {
-            // No room under each node: the same buttons in the node's right-click menu.
-            let menu = ui
-                .interact(
-                    *rect,
-                    ui.scope_id().with(("replica-menu", i)),
-                    Sense::click(),
-                )
-                .on_hover_text(format!("right-click: stop, kill or restart replica {id}"));
-            menu.widget_info(|| {
-                egui::WidgetInfo::labeled(
-                    egui::Role::Button,
-                    true,
-                    format!("replica {id} controls (right-click)"),
-                )
-            });
-            menu.context_menu(|ui| {
-                ui.horizontal(&mut replica_buttons_ui);
-            });
+        replica_controls_ui(ui, scene, i, id, &mut actions);
+    }
+    actions
+}
+
+/// Draws the `i`th replica's node: its name, health and sessions, on one line when the
+/// node is too short for two.
+fn replica_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel, i: usize) {
+    let (id, up, rect) = &scene.layout.replicas[i];
+    let (size, text, small) = (scene.scale.size, scene.text, &scene.small);
+    let color = if *up != Some(false) {
+        replica_color(id.as_deref())
+    } else {
+        Color32::GRAY
+    };
+    node(painter, *rect, color, &scene.visuals);
+    let url = model
+        .topology
+        .replicas
+        .get(i)
+        .and_then(|r| r.url.as_deref());
+    let name = replica_title(id.as_deref(), url);
+    let sessions = id.as_deref().map(|id| model.sessions_on(id)).unwrap_or(0);
+    let health = health(*up);
+    let health_color = if *up == Some(false) { FAILURE } else { text };
+    if rect.height() >= size * 2.6 {
+        fitted_text(
+            painter,
+            rect.center_top() + Vec2::new(0.0, size * 0.9),
+            &name,
+            &scene.font,
+            text,
+            rect.width(),
+        );
+        painter.text(
+            rect.center() + Vec2::new(0.0, size * 0.3),
+            Align2::CENTER_CENTER,
+            format!(
+                "{health} · {sessions} session{}",
+                if sessions == 1 { "" } else { "s" }
+            ),
+            small.clone(),
+            health_color,
+        );
+    } else {
+        // One line: name, health, sessions.
+        fitted_text(
+            painter,
+            rect.center(),
+            &format!("{name} · {health} · {sessions}"),
+            small,
+            health_color,
+            rect.width(),
+        );
+    }
+}
+
+/// A replica's name on its node: a server no answer has named yet goes by its address at
+/// the balancer.
+fn replica_title(id: Option<&str>, url: Option<&str>) -> String {
+    match (id, url) {
+        (Some(id), _) => replica_name(id),
+        (None, Some(url)) => url.trim_start_matches("http://").to_owned(),
+        (None, None) => "replica ?".to_owned(),
+    }
+}
+
+/// A replica's health on its node. A replica no API lists is known from the wire alone:
+/// whether it is in rotation is not known, so it is not claimed.
+fn health(up: Option<bool>) -> &'static str {
+    match up {
+        Some(true) => "UP",
+        Some(false) => "DOWN",
+        None => "seen on the wire",
+    }
+}
+
+/// Adds the stop/kill/restart buttons of the `i`th replica, `id`: in a row under its node
+/// when the layout left room, else in the node's right-click menu.
+fn replica_controls_ui(
+    ui: &mut Ui,
+    scene: &Scene,
+    i: usize,
+    id: &str,
+    actions: &mut Vec<(String, ReplicaAction)>,
+) {
+    let rect = scene.layout.replicas[i].2;
+    if scene.layout.replica_buttons {
+        let row = Rect::from_min_size(
+            rect.left_bottom() + Vec2::new(0.0, 4.0),
+            Vec2::new(rect.width(), scene.scale.buttons),
+        );
+        ui.scope_builder(
+            egui::UiBuilder::new()
+                .max_rect(row)
+                .id_salt(("replica-controls", i)),
+            |ui| ui.horizontal(|ui| replica_buttons_ui(ui, id, actions)),
+        );
+    } else {
+        // No room under each node: the same buttons in the node's right-click menu.
+        let menu = ui
+            .interact(
+                rect,
+                ui.scope_id().with(("replica-menu", i)),
+                Sense::click(),
+            )
+            .on_hover_text(format!("right-click: stop, kill or restart replica {id}"));
+        menu.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::Button,
+                true,
+                format!("replica {id} controls (right-click)"),
+            )
+        });
+        menu.context_menu(|ui| {
+            ui.horizontal(|ui| replica_buttons_ui(ui, id, actions));
+        });
+    }
+}
+
+/// Adds replica `id`'s stop, kill and restart buttons; a click is pushed to `actions` (and
+/// closes the menu they are in).
+fn replica_buttons_ui(ui: &mut Ui, id: &str, actions: &mut Vec<(String, ReplicaAction)>) {
+    ui.spacing_mut().item_spacing.x = 3.0;
+    for (label, action) in [
+        ("stop", ReplicaAction::Stop),
+        ("kill", ReplicaAction::Kill),
+        ("restart", ReplicaAction::Restart),
+    ] {
+        let button = egui::Button::new(egui::RichText::new(label).small());
+        if ui
+            .add(button)
+            .on_hover_text(format!("{label} replica {id}"))
+            .clicked()
+        {
+            actions.push((id.to_owned(), action));
+            ui.close();
         }
     }
+}
 
-    // The crowd: how many background sessions each replica holds.
-    if model.crowd.size > 0 {
-        let most = model
-            .crowd
-            .per_replica
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(1)
-            .max(1) as f32;
-        for (id, _, rect) in &layout.replicas {
-            let Some(id) = id else { continue };
-            let n = model.crowd.per_replica.get(id).copied().unwrap_or(0);
-            let bar_width = (rect.left() - area.left()) * 0.25 * n as f32 / most;
-            let bar_height = (size * 0.8).min(rect.height() * 0.6);
-            let bar = Rect::from_min_size(
-                rect.left_bottom() - Vec2::new(bar_width + 4.0, bar_height + size * 0.3),
-                Vec2::new(bar_width, bar_height),
-            );
-            painter.rect_filled(bar, 2.0, replica_color(Some(id)).gamma_multiply(0.8));
-            let number = painter.text(
-                bar.left_center() - Vec2::new(4.0, 0.0),
-                Align2::RIGHT_CENTER,
-                format!("{n}"),
-                small.clone(),
-                text,
-            );
-            placer.block(bar.union(number), Kind::Text);
-        }
-        let line = painter.text(
-            // Top left, under the heartbeat line: clear of the replica column, its crowd
-            // bars and the users.
-            area.left_top() + Vec2::new(0.0, size * 1.3),
-            Align2::LEFT_TOP,
-            format!(
-                "crowd: {} sessions · {} not connected · {} failures seen",
-                model.crowd.size, model.crowd.connecting, model.crowd.failures
-            ),
-            font.clone(),
+/// Draws the crowd, when there is one: a bar left of each replica for the background
+/// sessions it holds, and the crowd's line at the top left.
+fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: &ViewModel) {
+    if model.crowd.size == 0 {
+        return;
+    }
+    let (size, text) = (scene.scale.size, scene.text);
+    let most = model
+        .crowd
+        .per_replica
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1) as f32;
+    for (id, _, rect) in &scene.layout.replicas {
+        let Some(id) = id else { continue };
+        let n = model.crowd.per_replica.get(id).copied().unwrap_or(0);
+        let bar_width = (rect.left() - scene.area.left()) * 0.25 * n as f32 / most;
+        let bar_height = (size * 0.8).min(rect.height() * 0.6);
+        let bar = Rect::from_min_size(
+            rect.left_bottom() - Vec2::new(bar_width + 4.0, bar_height + size * 0.3),
+            Vec2::new(bar_width, bar_height),
+        );
+        painter.rect_filled(bar, 2.0, replica_color(Some(id)).gamma_multiply(0.8));
+        let number = painter.text(
+            bar.left_center() - Vec2::new(4.0, 0.0),
+            Align2::RIGHT_CENTER,
+            format!("{n}"),
+            scene.small.clone(),
             text,
         );
-        placer.block(line, Kind::Text);
+        placer.block(bar.union(number), Kind::Text);
     }
-
-    // Heartbeats: counted always; while the window rests they are not animated, and it says so.
-    if !model.heartbeats.is_empty() {
-        // Fixed words and changing numbers are laid out apart, so only the numbers are
-        // shaped again when they change (at thousands of records a second, every frame).
-        // At most a few users are named; any more (a gateway shared with other clients) are
-        // summed up, so the line stays one line.
-        let line = model.heartbeat_line(HEARTBEAT_USERS_NAMED);
-        let mut runs: Vec<std::borrow::Cow<'_, str>> = vec!["pings + pongs seen:".into()];
-        for (i, (user, n)) in line.named.iter().enumerate() {
-            if i > 0 {
-                runs.push("·".into());
-            }
-            runs.push(user.as_str().into());
-            runs.push(n.to_string().into());
-        }
-        if line.others > 0 {
-            runs.push("· and".into());
-            runs.push(line.others.to_string().into());
-            runs.push("more users".into());
-            runs.push(line.others_beats.to_string().into());
-        }
-        let line = text_runs(
-            &painter,
-            area.left_top(),
-            &runs,
-            &small,
-            visuals.weak_text_color(),
-        );
-        placer.block(line, Kind::Text);
-    }
-    if resting {
-        let row = if model.crowd.size > 0 { 2.6 } else { 1.3 };
-        let note = painter.text(
-            area.left_top() + Vec2::new(0.0, size * row),
-            Align2::LEFT_TOP,
-            "resting: only heartbeats for a while, so they are counted, not animated · move the mouse to watch them fly",
-            small.clone(),
-            WAITING,
-        );
-        placer.block(note, Kind::Text);
-    }
-
-    // Flights. Labels only while few are in the air: beyond that they would only smear
-    // into each other (and cost a text layout each); the dots still show every packet.
-    let in_air = model.flights.active(now).count();
-    let labelled = in_air <= LABELLED_FLIGHTS;
-    if !labelled {
-        let note = painter.text(
-            area.right_top(),
-            Align2::RIGHT_TOP,
-            HIDDEN_LABELS_NOTE,
-            small.clone(),
-            visuals.weak_text_color(),
-        );
-        let count = painter.text(
-            note.left_top() - Vec2::new(small.size * 0.3, 0.0),
-            Align2::RIGHT_TOP,
-            in_air.to_string(),
-            small.clone(),
-            visuals.weak_text_color(),
-        );
-        placer.block(note.union(count), Kind::Text);
-    }
-    let marks = place_marks(
-        &painter,
-        &mut placer,
-        &layout,
-        model,
-        now,
-        (mark_radius, dot_radius, &small),
+    let line = painter.text(
+        // Top left, under the heartbeat line: clear of the replica column, its crowd
+        // bars and the users.
+        scene.area.left_top() + Vec2::new(0.0, size * 1.3),
+        Align2::LEFT_TOP,
+        format!(
+            "crowd: {} sessions · {} not connected · {} failures seen",
+            model.crowd.size, model.crowd.connecting, model.crowd.failures
+        ),
+        scene.font.clone(),
+        text,
     );
-    for rect in layout.edge_ends() {
-        placer.block(
-            Rect::from_center_size(rect, Vec2::splat(dot_radius * 2.0)),
-            Kind::EdgeEnd,
-        );
+    placer.block(line, Kind::Text);
+}
+
+/// Draws the heartbeat line at the top left, when any were seen: pings and pongs are
+/// counted always; while the window rests they are not animated (see [`resting_note_ui`]).
+fn heartbeats_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: &ViewModel) {
+    if model.heartbeats.is_empty() {
+        return;
     }
-    // Each packet to label, and beside it its heading and colour.
+    let line = model.heartbeat_line(HEARTBEAT_USERS_NAMED);
+    let line = text_runs(
+        painter,
+        scene.area.left_top(),
+        &heartbeat_runs(&line),
+        &scene.small,
+        scene.visuals.weak_text_color(),
+    );
+    placer.block(line, Kind::Text);
+}
+
+/// The heartbeat line's words and numbers, in runs: fixed words and changing numbers are
+/// laid out apart, so only the numbers are shaped again when they change (at thousands of
+/// records a second, every frame). At most a few users are named; any more (a gateway
+/// shared with other clients) are summed up, so the line stays one line.
+fn heartbeat_runs(line: &crate::model::HeartbeatLine) -> Vec<std::borrow::Cow<'_, str>> {
+    let mut runs: Vec<std::borrow::Cow<'_, str>> = vec!["pings + pongs seen:".into()];
+    for (i, (user, n)) in line.named.iter().enumerate() {
+        if i > 0 {
+            runs.push("·".into());
+        }
+        runs.push(user.as_str().into());
+        runs.push(n.to_string().into());
+    }
+    if line.others > 0 {
+        runs.push("· and".into());
+        runs.push(line.others.to_string().into());
+        runs.push("more users".into());
+        runs.push(line.others_beats.to_string().into());
+    }
+    runs
+}
+
+/// Draws the note that the window rests (heartbeats counted, not animated), under the lines
+/// at the top left.
+fn resting_note_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: &ViewModel) {
+    let row = if model.crowd.size > 0 { 2.6 } else { 1.3 };
+    let note = painter.text(
+        scene.area.left_top() + Vec2::new(0.0, scene.scale.size * row),
+        Align2::LEFT_TOP,
+        "resting: only heartbeats for a while, so they are counted, not animated · move the mouse to watch them fly",
+        scene.small.clone(),
+        WAITING,
+    );
+    placer.block(note, Kind::Text);
+}
+
+/// Draws, at the top right, how many packets are in the air and that their labels are
+/// hidden.
+fn hidden_labels_note_ui(
+    painter: &egui::Painter,
+    placer: &mut Placer,
+    scene: &Scene,
+    in_air: usize,
+) {
+    let small = &scene.small;
+    let note = painter.text(
+        scene.area.right_top(),
+        Align2::RIGHT_TOP,
+        HIDDEN_LABELS_NOTE,
+        small.clone(),
+        scene.visuals.weak_text_color(),
+    );
+    let count = painter.text(
+        note.left_top() - Vec2::new(small.size * 0.3, 0.0),
+        Align2::RIGHT_TOP,
+        in_air.to_string(),
+        small.clone(),
+        scene.visuals.weak_text_color(),
+    );
+    placer.block(note.union(count), Kind::Text);
+}
+
+/// Draws a dot for every packet in the air, where it is along its path; returns, when
+/// `labelled`, each packet to label and beside it its heading and colour.
+fn dots_ui(
+    painter: &egui::Painter,
+    placer: &mut Placer,
+    scene: &Scene,
+    model: &ViewModel,
+    now: f64,
+    labelled: bool,
+) -> (Vec<Packet>, Vec<(Vec2, Color32)>) {
+    let dot_radius = scene.scale.dot_radius;
     let mut packets = Vec::new();
     let mut headings_and_colors = Vec::new();
     for (flight, leg, t) in model.flights.active(now) {
-        let Some(path) = layout.path(flight) else {
+        let Some(path) = scene.layout.path(flight) else {
             continue;
         };
         let leg_info = &flight.legs[leg];
@@ -611,9 +818,23 @@ pub fn topology_ui(
             headings_and_colors.push((heading, color));
         }
     }
+    (packets, headings_and_colors)
+}
+
+/// Draws the packets' labels where the placer finds room, packets flying side by side
+/// sharing one, with a thin line back to a packet whose label moved along its edge; returns
+/// the labels drawn and how many were dropped for want of room.
+fn labels_ui(
+    painter: &egui::Painter,
+    placer: &mut Placer,
+    scene: &Scene,
+    packets: &[Packet],
+    headings_and_colors: &[(Vec2, Color32)],
+) -> (Vec<String>, usize) {
+    let (small, dot_radius) = (&scene.small, scene.scale.dot_radius);
     let mut labels = Vec::new();
     let mut dropped_labels = 0;
-    for group in placement::group(&packets, small.size * 1.4) {
+    for group in placement::group(packets, small.size * 1.4) {
         let first = group.members[0];
         // One colour when its packets share one; the text's colour when they do not.
         let (heading, first_color) = headings_and_colors[first];
@@ -624,7 +845,7 @@ pub fn topology_ui(
         {
             first_color
         } else {
-            text
+            scene.text
         };
         let galley = painter.layout_no_wrap(group.text.clone(), small.clone(), color);
         let size = galley.size();
@@ -640,14 +861,7 @@ pub fn topology_ui(
         painter.galley(rect.min, galley, color);
         labels.push(group.text);
     }
-    marks_ui(ui, &painter, marks, mark_radius);
-    Drawn {
-        area,
-        placed: placer.into_taken(),
-        labels,
-        dropped_labels,
-        actions,
-    }
+    (labels, dropped_labels)
 }
 
 /// Most characters of a packet label; the log has the whole of it.
@@ -687,16 +901,21 @@ struct PlacedMark {
 }
 
 /// Places the refusals where they happened: one mark per replica (or the gateway) with a
-/// count, clear of the nodes, of each other and of where packets fly (dots of radius
-/// `dot_radius`).
+/// count, clear of the nodes, of each other and of where packets fly (the strips their
+/// dots cross).
 fn place_marks(
     painter: &egui::Painter,
     placer: &mut Placer,
-    layout: &Layout,
+    scene: &Scene,
     model: &ViewModel,
     now: f64,
-    (r, dot_radius, small): (f32, f32, &FontId),
 ) -> Vec<PlacedMark> {
+    let layout = &scene.layout;
+    let (r, dot_radius, small) = (
+        scene.scale.mark_radius,
+        scene.scale.dot_radius,
+        &scene.small,
+    );
     let mut placed = Vec::new();
     if model.flights.marks(now).next().is_none() {
         return placed;
@@ -850,6 +1069,7 @@ fn text_runs(
     covered
 }
 
+/// Draws a node's box, outlined in `accent`.
 fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
     painter.rect_filled(rect, 8.0, visuals.faint_bg_color);
     painter.rect_stroke(rect, 8.0, Stroke::new(2.0, accent), StrokeKind::Inside);
