@@ -422,7 +422,7 @@ fn users_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel) {
     for (user, rect) in &scene.layout.users {
         let (status, color, over) = session_status(model.sessions.get(user));
         let sticky = model.sticky.get(user).copied().unwrap_or(true);
-        node(painter, *rect, color, &scene.visuals);
+        node_ui(painter, *rect, color, &scene.visuals);
         painter.text(
             rect.center_top() + Vec2::new(0.0, size * 0.9),
             Align2::CENTER_CENTER,
@@ -430,9 +430,9 @@ fn users_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel) {
             scene.font.clone(),
             text,
         );
-        fitted_text(painter, rect.center(), &status, small, text, rect.width());
+        fitted_text_ui(painter, rect.center(), &status, small, text, rect.width());
         let routing = if sticky { "sticky" } else { "round-robin" };
-        fitted_text(
+        fitted_text_ui(
             painter,
             rect.center_bottom() - Vec2::new(0.0, size * 0.8),
             &over.map_or_else(|| routing.to_owned(), |over| format!("{routing} · {over}")),
@@ -469,7 +469,7 @@ fn session_status(state: Option<&SessionState>) -> (String, Color32, Option<&'st
 /// Draws each gateway hop's node with its name.
 fn hops_ui(painter: &egui::Painter, scene: &Scene) {
     for (hop, rect) in &scene.layout.hops {
-        node(
+        node_ui(
             painter,
             *rect,
             scene.visuals.weak_text_color(),
@@ -480,7 +480,7 @@ fn hops_ui(painter: &egui::Painter, scene: &Scene) {
             "balancer" => "sticky balancer",
             other => other,
         };
-        fitted_text(
+        fitted_text_ui(
             painter,
             rect.center(),
             name,
@@ -521,7 +521,7 @@ fn replica_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel, i: usiz
     } else {
         Color32::GRAY
     };
-    node(painter, *rect, color, &scene.visuals);
+    node_ui(painter, *rect, color, &scene.visuals);
     let url = model
         .topology
         .replicas
@@ -532,7 +532,7 @@ fn replica_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel, i: usiz
     let health = health(*up);
     let health_color = if *up == Some(false) { FAILURE } else { text };
     if rect.height() >= size * 2.6 {
-        fitted_text(
+        fitted_text_ui(
             painter,
             rect.center_top() + Vec2::new(0.0, size * 0.9),
             &name,
@@ -552,7 +552,7 @@ fn replica_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel, i: usiz
         );
     } else {
         // One line: name, health, sessions.
-        fitted_text(
+        fitted_text_ui(
             painter,
             rect.center(),
             &format!("{name} · {health} · {sessions}"),
@@ -703,7 +703,7 @@ fn heartbeats_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, mo
         return;
     }
     let line = model.heartbeat_line(HEARTBEAT_USERS_NAMED);
-    let line = text_runs(
+    let line = text_runs_ui(
         painter,
         scene.area.left_top(),
         &heartbeat_runs(&line),
@@ -1019,7 +1019,7 @@ fn marks_ui(ui: &mut Ui, painter: &egui::Painter, marks: Vec<PlacedMark>, r: f32
 
 /// Draws one line centred on `center` inside a node `width` wide: smaller type when it
 /// would not fit (down to two thirds), then cut with `…`, so no label runs over its node.
-fn fitted_text(
+fn fitted_text_ui(
     painter: &egui::Painter,
     center: Pos2,
     line: &str,
@@ -1046,7 +1046,7 @@ fn fitted_text(
 
 /// Draws `runs` left to right from `at`, a space apart, each laid out on its own; returns
 /// the rectangle they cover.
-fn text_runs(
+fn text_runs_ui(
     painter: &egui::Painter,
     at: Pos2,
     runs: &[std::borrow::Cow<'_, str>],
@@ -1070,7 +1070,7 @@ fn text_runs(
 }
 
 /// Draws a node's box, outlined in `accent`.
-fn node(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
+fn node_ui(painter: &egui::Painter, rect: Rect, accent: Color32, visuals: &egui::Visuals) {
     painter.rect_filled(rect, 8.0, visuals.faint_bg_color);
     painter.rect_stroke(rect, 8.0, Stroke::new(2.0, accent), StrokeKind::Inside);
 }
