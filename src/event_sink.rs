@@ -60,13 +60,13 @@ impl EventSink {
     }
 
     /// Sends a wire record, dropping it if the consumer is too far behind.
-    pub fn wire(&self, event: WireRecord) {
-        let wake = if event.is_heartbeat_only() {
+    pub fn wire(&self, record: WireRecord) {
+        let wake = if record.is_heartbeat_only() {
             Wake::Heartbeat
         } else {
             Wake::News
         };
-        match self.tx.try_send(Event::Wire(Box::new(event))) {
+        match self.tx.try_send(Event::Wire(Box::new(record))) {
             Ok(()) => (self.waker)(wake),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,6 @@
 //! Reading a real Traefik v3 API: services (paginated) and routers. What the app takes from
 //! them (the topology, the problems with the labels) is read by
-//! [`stickyscope_vocab::traefik_model::topology_from_api`].
+//! [`stickyscope_vocab::traefik_reading::topology_from_api`].
 //!
 //! An API behind basic auth (the swarm stack's, and the local chain's) takes its credential
 //! from the URL (`http://user:password@host:9090`) or from `STICKYSCOPE_TRAEFIK_AUTH`

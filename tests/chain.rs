@@ -21,7 +21,7 @@ use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope_contract::RequestKind;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::stack::Adapter;
-use stickyscope_vocab::traefik_model::analyse;
+use stickyscope_vocab::traefik_reading::analyse;
 
 async fn session(
     gateway: &str,

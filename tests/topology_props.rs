@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use stickyscope_vocab::traefik_model::topology_from_api;
 use stickyscope_vocab::traefik_model::{
     parse_document, LoadBalancer, RouterInfo, ServerInfo, ServiceInfo, Sticky, StickyCookie,
 };
+use stickyscope_vocab::traefik_reading::topology_from_api;
 
 fn service() -> impl Strategy<Value = ServiceInfo> {
     (

@@ -12,7 +12,7 @@ use stickyscope::conductor::{Conductor, ConductorConfig};
 use stickyscope::stack::GatewayConfig;
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope_vocab::events::Event;
-use stickyscope_vocab::traefik_model::analyse;
+use stickyscope_vocab::traefik_reading::analyse;
 
 /// A service exactly as Traefik v3 serves it (fields the app does not use included).
 fn sticky_service() -> serde_json::Value {

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stickyscope_vocab::traefik_model::topology_from_api;
+use stickyscope_vocab::traefik_reading::topology_from_api;
 use stickyscope_vocab::traefik_model::{parse_document, RouterInfo, ServiceInfo};
 
 fuzz_target!(|data: &[u8]| {

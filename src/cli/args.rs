@@ -106,7 +106,7 @@ pub enum Command {
     /// ones; `run FILE…` checks each step and exits 0 when all pass, 1 when any fails, 2
     /// for a bad file or a stack that cannot run it.
     #[command(subcommand, long_about = None)]
-    Scenario(super::scenario::ScenarioCommand),
+    Scenario(ScenarioCommand),
 }
 
 /// Which stack: a fresh embedded one (the default), a fresh local chain, or a running one.
@@ -342,4 +342,30 @@ pub fn health_interval(text: &str) -> Result<Duration, String> {
         text,
         &(Duration::from_millis(100)..=Duration::from_secs(60)),
     )
+}
+
+/// The `scenario` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScenarioCommand {
+    /// List the shipped scenarios (run one by its name or number).
+    List,
+    /// Run scenario files (or shipped scenarios by name) and check every step.
+    Run(RunArgs),
+}
+
+/// `scenario run`'s options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Scenario files, or shipped scenarios by name (`2-round-robin`) or number (`2`).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Where the scenarios run (a running stack has no replica controls and no /stats).
+    #[command(flatten)]
+    pub stack: StackChoice,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write JUnit XML (a test case per step) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
 }

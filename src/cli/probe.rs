@@ -11,7 +11,7 @@ use stickyscope::stack::GatewayConfig;
 
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope::wire::Learner;
-use stickyscope_vocab::traefik_model::topology_from_api;
+use stickyscope_vocab::traefik_reading::topology_from_api;
 
 use super::args::{OnOff, ProbeArgs};
 

@@ -3,38 +3,11 @@
 //! with what was observed — a table, JSON or JUnit XML. Exit 0 when all pass, 1 when any
 //! fails, 2 for a bad file or a stack that cannot run it.
 
-use std::path::PathBuf;
-
-use clap::{Args, Subcommand};
 use stickyscope::scenario::report::{self, ScenarioReport};
 use stickyscope::scenario::run::{run, RunError, RunTarget};
 use stickyscope::scenario::shipped::{find, SHIPPED};
 
-/// The `scenario` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ScenarioCommand {
-    /// List the shipped scenarios (run one by its name or number).
-    List,
-    /// Run scenario files (or shipped scenarios by name) and check every step.
-    Run(RunArgs),
-}
-
-/// `scenario run`'s options.
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Scenario files, or shipped scenarios by name (`2-round-robin`) or number (`2`).
-    #[arg(required = true, value_name = "FILE")]
-    files: Vec<String>,
-    /// Where the scenarios run (a running stack has no replica controls and no /stats).
-    #[command(flatten)]
-    stack: super::args::StackChoice,
-    /// Print one JSON document instead of the table.
-    #[arg(long)]
-    json: bool,
-    /// Also write JUnit XML (a test case per step) to this file.
-    #[arg(long, value_name = "PATH")]
-    junit: Option<PathBuf>,
-}
+use super::args::ScenarioCommand;
 
 /// Runs a `scenario` subcommand; returns the exit code.
 pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {

@@ -17,8 +17,8 @@ use crate::traefik_client::TraefikApi;
 use crate::wire::Learner;
 use stickyscope_vocab::events::{Event, Notice, NoticeLevel};
 use stickyscope_vocab::topology::Topology;
-use stickyscope_vocab::traefik_model::topology_from_api;
 use stickyscope_vocab::traefik_model::{parse_document, ServiceInfo};
+use stickyscope_vocab::traefik_reading::topology_from_api;
 
 /// How often the API is read.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

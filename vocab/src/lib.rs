@@ -9,7 +9,7 @@
 //! - [`naming`]: which replica answered, from the best source there is (`X-Replica`, a header,
 //!   a balancer's sticky cookie);
 //! - [`topology`]: gateway hops and replicas; [`traefik_model`]: the shapes of Traefik v3's
-//!   API documents and the topology read from them;
+//!   API documents; [`traefik_reading`]: the topology and the label problems read from them;
 //! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket codecs;
 //! - [`stack`]: what any stack is made of — the adapter between replicas, the replica limit.
 //!
@@ -28,3 +28,4 @@ pub mod stack;
 pub mod timing;
 pub mod topology;
 pub mod traefik_model;
+pub mod traefik_reading;

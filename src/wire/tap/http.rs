@@ -89,17 +89,17 @@ impl Shared {
         strip_hop_by_hop(&mut parts.headers);
         let sent = self.prepare_headers(&mut parts.headers);
 
-        let mut event = self.http_event(&out);
-        event.bytes_up = body.len() as u64;
+        let mut record = self.http_record(&out);
+        record.bytes_up = body.len() as u64;
         if out.method == "POST" {
-            event.packets_up = out.codec.decode(&body);
-            event.raw_up = text_of(&body);
+            record.packets_up = out.codec.decode(&body);
+            record.raw_up = text_of(&body);
         }
 
         let answer = self
             .forward(Request::from_parts(parts, Full::new(body)))
             .await;
-        event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+        record.latency_us = Some(out.started.elapsed().as_micros() as u64);
 
         let (mut parts, body) = match answer {
             Ok(answer) => answer,
@@ -110,13 +110,13 @@ impl Shared {
                     StatusCode::BAD_GATEWAY
                 };
                 let text = format!("stickyscope tap: {}\n", failure.reason);
-                event.failure = Some(failure);
-                self.emit(event).await;
+                record.failure = Some(failure);
+                self.emit(record).await;
                 return plain(status, text);
             }
         };
-        self.record_answer(&mut event, &out, &parts, &body, &sent);
-        self.emit(event).await;
+        self.record_answer(&mut record, &out, &parts, &body, &sent);
+        self.emit(record).await;
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Full::new(body))
     }
@@ -141,18 +141,18 @@ impl Shared {
     /// then a refusal for an error, or the packets of a poll's answer.
     fn record_answer(
         &self,
-        event: &mut WireRecord,
+        record: &mut WireRecord,
         out: &Outgoing,
         parts: &hyper::http::response::Parts,
         body: &Bytes,
         sent: &SentCookies,
     ) {
         let status = parts.status;
-        set_status(event, status);
+        set_status(record, status);
         let from_server = status.is_success() || engine_error_message(body).is_some();
-        self.name_replica(event, &parts.headers, sent.sticky.as_deref(), from_server);
-        event.bytes_down = body.len() as u64;
-        event.held_us = stickyscope_vocab::timing::held_us(
+        self.name_replica(record, &parts.headers, sent.sticky.as_deref(), from_server);
+        record.bytes_down = body.len() as u64;
+        record.held_us = stickyscope_vocab::timing::held_us(
             parts
                 .headers
                 .get_all("server-timing")
@@ -161,10 +161,10 @@ impl Shared {
         );
         self.remember_cookies(&parts.headers, sent);
         if status.is_client_error() || status.is_server_error() {
-            event.failure = Some(refusal(status, &parts.headers, body, out.engineio));
-            event.raw_down = text_of(body);
+            record.failure = Some(refusal(status, &parts.headers, body, out.engineio));
+            record.raw_down = text_of(body);
         } else if out.method == "GET" {
-            record_poll(event, out.codec, status, &parts.headers, body);
+            record_poll(record, out.codec, status, &parts.headers, body);
         }
     }
 }
@@ -172,7 +172,7 @@ impl Shared {
 /// Records a poll's answer: its packets (in the framing that crossed the wire), the session
 /// id an open packet gives, and that it was not Engine.IO when nothing in it decoded.
 fn record_poll(
-    event: &mut WireRecord,
+    record: &mut WireRecord,
     codec: Codec,
     status: StatusCode,
     headers: &HeaderMap,
@@ -180,20 +180,20 @@ fn record_poll(
 ) {
     let codec = codec.answering(body);
     if codec == Codec::V3 {
-        event.engineio = Some(3);
+        record.engineio = Some(3);
     }
-    event.packets_down = codec.decode(body);
-    event.raw_down = text_of(body);
-    let nothing_decoded = !event.packets_down.is_empty()
-        && event
+    record.packets_down = codec.decode(body);
+    record.raw_down = text_of(body);
+    let nothing_decoded = !record.packets_down.is_empty()
+        && record
             .packets_down
             .iter()
             .all(|p| matches!(p, EnginePacket::Invalid { .. }));
     if nothing_decoded {
-        event.failure = Some(not_engine_io(status, headers, body));
+        record.failure = Some(not_engine_io(status, headers, body));
     }
-    if event.sid.is_none() {
-        event.sid = event.packets_down.iter().find_map(|p| match p {
+    if record.sid.is_none() {
+        record.sid = record.packets_down.iter().find_map(|p| match p {
             EnginePacket::Open(open) => Some(open.sid.clone()),
             _ => None,
         });

@@ -129,7 +129,7 @@ struct Shared {
 }
 
 impl Tap {
-    /// Starts a tap; its events go to `sink`.
+    /// Starts a tap; its records go to `sink`.
     pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
         let authority = parse_gateway(&config.gateway)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -327,33 +327,33 @@ impl Shared {
     }
 
     /// Hands a record on, numbered; waits while the reader is behind.
-    async fn emit(&self, mut event: WireRecord) {
+    async fn emit(&self, mut record: WireRecord) {
         let Ok(permit) = self.sink.reserve().await else {
             return;
         };
         let mut seq = self.seq.lock().unwrap_or_else(|e| e.into_inner());
         *seq += 1;
-        event.seq = *seq;
-        permit.send(event);
+        record.seq = *seq;
+        permit.send(record);
     }
 
     /// A record of an HTTP exchange before its answer.
-    fn http_event(&self, out: &Outgoing) -> WireRecord {
+    fn http_record(&self, out: &Outgoing) -> WireRecord {
         let kind = WireKind::Http {
             request: out.kind,
             method: out.method.clone(),
             status: None,
         };
-        let mut event = WireRecord::new(self.user.clone(), out.at_ms, out.transport, kind);
-        event.sid = out.sid.clone();
-        event.engineio = out.engineio;
-        event
+        let mut record = WireRecord::new(self.user.clone(), out.at_ms, out.transport, kind);
+        record.sid = out.sid.clone();
+        record.engineio = out.engineio;
+        record
     }
 }
 
 /// Puts the answer's status in an HTTP exchange's record.
-fn set_status(event: &mut WireRecord, status: StatusCode) {
-    if let WireKind::Http { status: s, .. } = &mut event.kind {
+fn set_status(record: &mut WireRecord, status: StatusCode) {
+    if let WireKind::Http { status: s, .. } = &mut record.kind {
         *s = Some(status.as_u16());
     }
 }

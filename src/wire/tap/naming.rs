@@ -69,7 +69,7 @@ impl Shared {
     /// 101, an Engine.IO error); an error page of the balancer's own names none.
     pub(super) fn name_replica(
         &self,
-        event: &mut WireRecord,
+        record: &mut WireRecord,
         headers: &HeaderMap,
         sent_cookie: Option<&str>,
         from_server: bool,
@@ -97,18 +97,18 @@ impl Shared {
             set_cookie.as_deref(),
             sent_cookie,
         );
-        event.replica_addr = header_text(headers, X_REPLICA_ADDR);
+        record.replica_addr = header_text(headers, X_REPLICA_ADDR);
         match found {
             Ok((replica, source)) => {
                 if let Source::Cookie { .. } = source {
                     // The label is the server's address: the topology joins it with the
                     // API's.
-                    event.replica_addr = Some(replica.clone());
+                    record.replica_addr = Some(replica.clone());
                 }
-                event.replica = Some(replica);
-                event.replica_source = Some(source);
+                record.replica = Some(replica);
+                record.replica_source = Some(source);
             }
-            Err(why) if from_server => event.unnamed = Some(why.to_string()),
+            Err(why) if from_server => record.unnamed = Some(why.to_string()),
             Err(_) => {}
         }
     }

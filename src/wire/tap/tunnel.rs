@@ -47,36 +47,36 @@ impl Shared {
         parts.uri = uri;
         strip_hop_by_hop_keeping_upgrade(&mut parts.headers);
         let sent = self.prepare_headers(&mut parts.headers);
-        let mut event = self.http_event(&out);
+        let mut record = self.http_record(&out);
 
         let resp = match self
-            .send_upgrade(Request::from_parts(parts, body), &out, &mut event)
+            .send_upgrade(Request::from_parts(parts, body), &out, &mut record)
             .await
         {
             Ok(resp) => resp,
             Err(answer) => {
-                self.emit(event).await;
+                self.emit(record).await;
                 return answer;
             }
         };
         let (parts, body) = resp.into_parts();
         let status = parts.status;
-        event.latency_us = Some(out.started.elapsed().as_micros() as u64);
-        set_status(&mut event, status);
+        record.latency_us = Some(out.started.elapsed().as_micros() as u64);
+        set_status(&mut record, status);
         self.remember_cookies(&parts.headers, &sent);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
-            return self.refused_upgrade(event, &out, parts, body, &sent).await;
+            return self.refused_upgrade(record, &out, parts, body, &sent).await;
         }
         // 101: the server switched protocols.
-        self.name_replica(&mut event, &parts.headers, sent.sticky.as_deref(), true);
+        self.name_replica(&mut record, &parts.headers, sent.sticky.as_deref(), true);
         let tunnel = Tunnel::new(
             Arc::clone(self),
-            Tunnel::template(&event),
+            Tunnel::template(&record),
             out.kind == RequestKind::Upgrade,
             out.sid.clone(),
         );
-        self.emit(event).await;
+        self.emit(record).await;
         let mut server_upgrade = Response::from_parts(parts.clone(), body);
         let server_upgrade = hyper::upgrade::on(&mut server_upgrade);
         self.relay(tunnel, client_upgrade, server_upgrade);
@@ -89,7 +89,7 @@ impl Shared {
         &self,
         request: Request<Incoming>,
         out: &Outgoing,
-        event: &mut WireRecord,
+        record: &mut WireRecord,
     ) -> Result<Response<Incoming>, Response<Full<Bytes>>> {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
             .await
@@ -99,8 +99,8 @@ impl Shared {
             Err(e) => {
                 let failure = connect_failure(&e, &self.authority);
                 let text = format!("stickyscope tap: {}\n", failure.reason);
-                event.failure = Some(failure);
-                event.latency_us = Some(out.started.elapsed().as_micros() as u64);
+                record.failure = Some(failure);
+                record.latency_us = Some(out.started.elapsed().as_micros() as u64);
                 return Err(plain(StatusCode::BAD_GATEWAY, text));
             }
         };
@@ -116,14 +116,14 @@ impl Shared {
         match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => {
-                event.failure = Some(transport_failure(&e));
+                record.failure = Some(transport_failure(&e));
                 Err(plain(
                     StatusCode::BAD_GATEWAY,
                     "stickyscope tap: upgrade request failed\n".into(),
                 ))
             }
             Err(_) => {
-                event.failure = Some(Failure {
+                record.failure = Some(Failure {
                     kind: FailureKind::Timeout,
                     reason: format!("no answer to the upgrade within {:?}", self.timeout),
                 });
@@ -139,7 +139,7 @@ impl Shared {
     /// bound as any other, recorded with why it is not a WebSocket, and passed on.
     async fn refused_upgrade(
         &self,
-        mut event: WireRecord,
+        mut record: WireRecord,
         out: &Outgoing,
         mut parts: hyper::http::response::Parts,
         body: Incoming,
@@ -147,26 +147,26 @@ impl Shared {
     ) -> Response<Full<Bytes>> {
         let status = parts.status;
         let body = self.read_body(body).await.unwrap_or_else(|failure| {
-            event.failure = Some(failure);
+            record.failure = Some(failure);
             Bytes::new()
         });
         let from_server = engine_error_message(&body).is_some();
         self.name_replica(
-            &mut event,
+            &mut record,
             &parts.headers,
             sent.sticky.as_deref(),
             from_server,
         );
-        if event.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
-            event.failure = Some(refusal(status, &parts.headers, &body, out.engineio));
-        } else if event.failure.is_none() {
+        if record.failure.is_none() && (status.is_client_error() || status.is_server_error()) {
+            record.failure = Some(refusal(status, &parts.headers, &body, out.engineio));
+        } else if record.failure.is_none() {
             // Anything but 101 or an error: whatever answered does not speak WebSocket
             // there.
-            event.failure = Some(not_engine_io(status, &parts.headers, &body));
+            record.failure = Some(not_engine_io(status, &parts.headers, &body));
         }
-        event.raw_down = text_of(&body);
-        event.bytes_down = body.len() as u64;
-        self.emit(event).await;
+        record.raw_down = text_of(&body);
+        record.bytes_down = body.len() as u64;
+        self.emit(record).await;
         strip_hop_by_hop(&mut parts.headers);
         Response::from_parts(parts, Full::new(body))
     }
@@ -265,14 +265,14 @@ impl Tunnel {
         let Some(failure) = this.why_it_ended(down_end) else {
             return;
         };
-        let mut event = this.template.clone();
-        event.kind = WireKind::Ws {
+        let mut record = this.template.clone();
+        record.kind = WireKind::Ws {
             direction: Direction::Down,
         };
-        event.at_ms = now_ms();
-        event.sid = this.current_sid();
-        event.failure = Some(failure);
-        this.shared.emit(event).await;
+        record.at_ms = now_ms();
+        record.sid = this.current_sid();
+        record.failure = Some(failure);
+        this.shared.emit(record).await;
     }
 
     /// Why the tunnel ended, when it failed: the server answered in HTTP after its 101, an
@@ -360,9 +360,9 @@ impl Tunnel {
     /// Records one message: its packet (a text message's is decoded; an open packet gives
     /// the session id), its text and size, or a note for a control frame.
     async fn record(&self, direction: Direction, message: WsMessage) {
-        let mut event = self.template.clone();
-        event.kind = WireKind::Ws { direction };
-        event.at_ms = now_ms();
+        let mut record = self.template.clone();
+        record.kind = WireKind::Ws { direction };
+        record.at_ms = now_ms();
         let (packets, raw, bytes, note) = match message {
             WsMessage::Text(text) => {
                 let packet = decode_text_packet(&text);
@@ -415,19 +415,19 @@ impl Tunnel {
         };
         match direction {
             Direction::Up => {
-                event.packets_up = packets;
-                event.raw_up = raw;
-                event.bytes_up = bytes as u64;
+                record.packets_up = packets;
+                record.raw_up = raw;
+                record.bytes_up = bytes as u64;
             }
             Direction::Down => {
-                event.packets_down = packets;
-                event.raw_down = raw;
-                event.bytes_down = bytes as u64;
+                record.packets_down = packets;
+                record.raw_down = raw;
+                record.bytes_down = bytes as u64;
             }
         }
-        event.note = note;
-        event.sid = self.current_sid();
-        self.shared.emit(event).await;
+        record.note = note;
+        record.sid = self.current_sid();
+        self.shared.emit(record).await;
     }
 }
 
