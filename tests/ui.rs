@@ -77,8 +77,13 @@ fn the_switch_changes_stickiness_and_the_next_requests_routing() {
     let seen_before = h.state().model().log.total();
 
     h.get_by_label("Stickiness: ON").click();
-    h.step();
-    assert!(h.state().model().sticky.values().all(|s| !s));
+    // The switch is a command; the window shows it off when the conductor says so.
+    step_until(
+        &mut h,
+        Duration::from_secs(5),
+        "the switch shown off",
+        |app| app.model().sticky.values().all(|s| !s),
+    );
     step_until(
         &mut h,
         Duration::from_secs(15),
