@@ -41,13 +41,9 @@ pub fn globals(dir: &Path, daemon: bool) -> String {
     )
 }
 
-/// A free port on loopback (free when asked).
+/// A free port on loopback (free when asked), outside the ephemeral range.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    stickyscope::stack::chain::rundir::free_port().expect("a free port")
 }
 
 /// nginx running `conf` (a whole nginx.conf) with prefix `dir`, in the foreground, in its

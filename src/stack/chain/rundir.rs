@@ -85,11 +85,59 @@ pub fn process_alive(pid: i32) -> bool {
     result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A free port on 127.0.0.1 (free now; whoever binds it next gets it).
+/// A free port on 127.0.0.1 for a part the chain starts, chosen outside the kernel's
+/// ephemeral range (`ip_local_port_range`): a port the kernel hands out (bind to `:0`)
+/// can be taken, between our probe and the part's bind, as the source port of any
+/// outgoing connection on the machine, and the part then fails with "address already in
+/// use". A port below the range is never given to an outgoing connection; the ports one
+/// process hands out never repeat, and each process starts at its own place.
 pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let (low, high) = outside_ephemeral_range();
+    let span = u32::from(high - low) + 1;
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(2_654_435_761) % span,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    for _ in 0..span {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = low + offset as u16;
+        if port_is_free(port) {
+            return Ok(port);
+        }
+    }
+    // Every port outside the range is taken: fall back to one the kernel picks.
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
         .local_addr()?
         .port())
+}
+
+/// The widest run of ports (at or above 10000) the kernel never picks as an ephemeral port.
+fn outside_ephemeral_range() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut numbers = text.split_whitespace().map(str::parse::<u16>);
+            Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
+        });
+    const FLOOR: u16 = 10_000;
+    match range {
+        Some((first, last)) => {
+            let below = first.saturating_sub(FLOOR);
+            let above = u16::MAX - last.max(FLOOR);
+            if below >= above && first > FLOOR {
+                (FLOOR, first - 1)
+            } else if above > 0 {
+                (last.max(FLOOR) + 1, u16::MAX)
+            } else {
+                (FLOOR, u16::MAX)
+            }
+        }
+        None => (20_000, 32_767),
+    }
 }
 
 /// Whether `port` on 127.0.0.1 can be bound now.
@@ -119,6 +167,29 @@ pub fn htpasswd_line(user: &str, password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_never_repeat_and_stay_out_of_the_ephemeral_range() {
+        let (first, last) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .map(|text| {
+                let numbers: Vec<u16> = text
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                (numbers[0], numbers[1])
+            })
+            .expect("Linux names its ephemeral range");
+        let ports: Vec<u16> = (0..50).map(|_| free_port().expect("a free port")).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for port in ports {
+            assert!(
+                !(first..=last).contains(&port),
+                "{port} in {first}..={last}"
+            );
+            assert!(port_is_free(port));
+        }
+    }
 
     #[test]
     fn htpasswd_lines_are_in_the_sha_format() {
