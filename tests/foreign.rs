@@ -423,3 +423,65 @@ async fn the_seeds_users_chat_through_the_seeds_server_over_every_transport() {
         }
     }
 }
+
+/// A server that never acks `chat` (the seed's, spoken to in stickyscope's own chat): the
+/// first try asks for an ack, the tries after it do not — rust_socketio 0.6 panics when an
+/// ack answers an id two unanswered ones share, so a client holds one unanswered ack at a
+/// time — and the message is given up, saying no replica acknowledged it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_unanswered_ack_at_a_time_on_a_server_that_never_acks() {
+    use stickyscope_vocab::events::OutboxStatus;
+    use stickyscope_vocab::protocol::{EnginePacket, SocketKind};
+    let servers = vec![NodeServer::start(4, "web-a", false).await];
+    let balancer = builtin_balancer_over(&servers);
+    let gateway = format!("http://{}", balancer.local_addr());
+    let (sink, seen) = Collected::sink();
+    let mut config = SessionConfig::new("agent", &gateway);
+    config.ack_timeout = Duration::from_millis(300);
+    config.delivery_tries = 4;
+    let agent = ChatSession::start(config, sink.clone()).await.unwrap();
+    wait_for(Duration::from_secs(15), "connected", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") }
+    })
+    .await;
+    let sent = agent.send("anyone there?").await.unwrap();
+    wait_for(Duration::from_secs(15), "given up", || {
+        let seen = seen.clone();
+        let sent = sent.clone();
+        async move {
+            seen.outbox()
+                .get(&sent)
+                .and_then(|h| h.last().cloned())
+                .is_some_and(|s| matches!(s, OutboxStatus::NotDelivered { .. }))
+        }
+    })
+    .await;
+    let chat_ack_ids: Vec<Option<u64>> = seen
+        .wire()
+        .iter()
+        .flat_map(|w| w.packets_up.clone())
+        .filter_map(|p| match p {
+            EnginePacket::Message { socket: Some(s) }
+                if s.kind == SocketKind::Event && s.event.as_deref() == Some("chat") =>
+            {
+                Some(s.ack_id)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(chat_ack_ids.len(), 4, "{chat_ack_ids:?}");
+    assert!(chat_ack_ids[0].is_some(), "{chat_ack_ids:?}");
+    assert!(
+        chat_ack_ids[1..].iter().all(Option::is_none),
+        "{chat_ack_ids:?}"
+    );
+    let Some(OutboxStatus::NotDelivered { reason }) =
+        seen.outbox().get(&sent).and_then(|h| h.last().cloned())
+    else {
+        panic!("given up")
+    };
+    assert!(reason.contains("no replica acknowledged it"), "{reason}");
+    agent.shutdown().await;
+    balancer.shutdown();
+}

@@ -3,6 +3,7 @@
 //! wire tap, and the session reads what they do off the wire; here they only connect,
 //! emit and leave. Network code.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +36,9 @@ fn shared_tls() -> Option<native_tls::TlsConnector> {
 /// A connected client of either protocol.
 #[derive(Clone)]
 pub enum SessionClient {
-    /// Engine.IO v4 (Socket.IO 3 and later servers), through rust_socketio.
-    V4(Client),
+    /// Engine.IO v4 (Socket.IO 3 and later servers), through rust_socketio, with the number
+    /// of its chat acks not yet answered.
+    V4(Client, Arc<AtomicUsize>),
     /// Engine.IO v3 (Socket.IO 2 servers).
     V3(Arc<V3Client>),
 }
@@ -64,7 +66,7 @@ impl SessionClient {
         builder
             .connect()
             .await
-            .map(SessionClient::V4)
+            .map(|client| SessionClient::V4(client, Arc::default()))
             .map_err(|e| e.to_string())
     }
 
@@ -75,24 +77,45 @@ impl SessionClient {
         payload: serde_json::Value,
     ) -> Result<(), String> {
         match self {
-            SessionClient::V4(c) => c.emit(event, payload).await.map_err(|e| e.to_string()),
+            SessionClient::V4(c, _) => c.emit(event, payload).await.map_err(|e| e.to_string()),
             SessionClient::V3(c) => c.emit(event, payload).await,
         }
     }
 
-    /// Emits an event with an ack id (the ack is read off the wire).
+    /// Emits an event with an ack id (the ack is read off the wire) — on a v4 client, only
+    /// when none of its earlier acks is still unanswered; otherwise without one.
+    ///
+    /// rust_socketio 0.6 draws ack ids at random from 0..999 and keeps an unanswered ack
+    /// for the client's life; when an ack answers an id that two of them share, it removes
+    /// both by stale index and panics, killing the client's receive task. One unanswered
+    /// ack at a time cannot collide. An unanswered ack on a live session is rare (the
+    /// replica took the message and lost the session's reply); the try that follows still
+    /// reaches the replica and the other user, whose receipt marks it delivered.
     pub async fn emit_with_ack(
         &self,
         event: &'static str,
         payload: serde_json::Value,
     ) -> Result<(), String> {
         match self {
-            SessionClient::V4(c) => c
-                .emit_with_ack(event, payload, Duration::from_secs(60), |_: Payload, _| {
-                    async {}.boxed()
-                })
+            SessionClient::V4(c, unanswered) => {
+                if unanswered.load(Ordering::SeqCst) > 0 {
+                    tracing::debug!("an earlier ack is unanswered: emitting without an ack id");
+                    return c.emit(event, payload).await.map_err(|e| e.to_string());
+                }
+                unanswered.fetch_add(1, Ordering::SeqCst);
+                let answered = Arc::clone(unanswered);
+                c.emit_with_ack(
+                    event,
+                    payload,
+                    Duration::from_secs(60),
+                    move |_: Payload, _| {
+                        answered.fetch_sub(1, Ordering::SeqCst);
+                        async {}.boxed()
+                    },
+                )
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+            }
             SessionClient::V3(c) => c.emit_with_ack(event, payload).await,
         }
     }
@@ -102,7 +125,7 @@ impl SessionClient {
         tokio::spawn(async move {
             let leave = async {
                 match &self {
-                    SessionClient::V4(c) => {
+                    SessionClient::V4(c, _) => {
                         let _ = c.disconnect().await;
                     }
                     SessionClient::V3(c) => c.disconnect().await,
