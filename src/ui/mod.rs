@@ -17,6 +17,7 @@ pub mod recording;
 pub mod scenario_ui;
 pub mod settings;
 pub mod theme;
+pub mod topology_scene;
 pub mod topology_ui;
 
 pub use app::{ScreenshotPlan, StickyscopeApp};
