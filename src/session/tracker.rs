@@ -230,28 +230,7 @@ impl WireTracker {
             }
         }
 
-        for packet in &ev.packets_up {
-            if let EnginePacket::Message { socket: Some(sp) } = packet {
-                if let (SocketKind::Event, Some(ack_id)) = (sp.kind, sp.ack_id) {
-                    if let Some(id) = chat_id(&sp.data) {
-                        if let Some(pos) = self.early_acks.iter().position(|(n, _)| *n == ack_id) {
-                            if let Some((_, data)) = self.early_acks.remove(pos) {
-                                out.push(Observation::Acked {
-                                    id,
-                                    result: ack_result(&data),
-                                });
-                            }
-                            continue;
-                        }
-                        self.awaiting_ack.retain(|(n, _)| *n != ack_id);
-                        self.awaiting_ack.push_back((ack_id, id));
-                        if self.awaiting_ack.len() > ACK_CAPACITY {
-                            self.awaiting_ack.pop_front();
-                        }
-                    }
-                }
-            }
-        }
+        self.chats_sent(ev, &mut out);
         for packet in &ev.packets_down {
             let EnginePacket::Message { socket: Some(sp) } = packet else {
                 let left_behind_polling =
@@ -325,6 +304,33 @@ impl WireTracker {
             out.push(Observation::Upgraded);
         }
         out
+    }
+
+    /// Chat messages sent with an ack id: remembered until their ack, or acked at once by
+    /// an ack that came before the request's record did.
+    fn chats_sent(&mut self, ev: &WireRecord, out: &mut Vec<Observation>) {
+        for packet in &ev.packets_up {
+            if let EnginePacket::Message { socket: Some(sp) } = packet {
+                if let (SocketKind::Event, Some(ack_id)) = (sp.kind, sp.ack_id) {
+                    if let Some(id) = chat_id(&sp.data) {
+                        if let Some(pos) = self.early_acks.iter().position(|(n, _)| *n == ack_id) {
+                            if let Some((_, data)) = self.early_acks.remove(pos) {
+                                out.push(Observation::Acked {
+                                    id,
+                                    result: ack_result(&data),
+                                });
+                            }
+                            continue;
+                        }
+                        self.awaiting_ack.retain(|(n, _)| *n != ack_id);
+                        self.awaiting_ack.push_back((ack_id, id));
+                        if self.awaiting_ack.len() > ACK_CAPACITY {
+                            self.awaiting_ack.pop_front();
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Why the session counts as lost at `now`, if its server went silent too long.
