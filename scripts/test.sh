@@ -95,10 +95,15 @@ log "cargo test"
 cargo test --workspace "$@"
 
 # --- the real window under Xvfb, with a screenshot -----------------------------------------
+# The binary the tests built, wherever cargo puts it (CARGO_TARGET_DIR, a config's target-dir).
+target_dir="$(cargo metadata --format-version 1 --no-deps \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+app="$target_dir/debug/stickyscope"
+test -x "$app" || { echo "cargo test built no $app" >&2; exit 1; }
 log "the window under Xvfb for 10 s (--screenshot)"
 shot="$(mktemp -d -t stickyscope-shot.XXXXXX)/window.png"
 xvfb-run -a -s "-screen 0 1600x1000x24" \
-  target/debug/stickyscope --port 0 --screenshot "$shot" --exit-after 10
+  "$app" --port 0 --screenshot "$shot" --exit-after 10
 check_shot() {
   test -s "$1" || { echo "no screenshot at $1" >&2; exit 1; }
   deviation="$(convert "$1" -colorspace Gray -format '%[fx:standard_deviation]' info:)"
@@ -110,20 +115,20 @@ check_shot "$shot"
 log "the window on the local chain (nginx → Traefik → replica processes → Redis) under Xvfb"
 chain_shot="$(dirname "$shot")/chain.png"
 xvfb-run -a -s "-screen 0 1600x1000x24" \
-  target/debug/stickyscope --chain --port 0 --screenshot "$chain_shot" --exit-after 12
+  "$app" --chain --port 0 --screenshot "$chain_shot" --exit-after 12
 check_shot "$chain_shot"
 
 log "the window playing a scenario in presentation mode under Xvfb"
 scenario_shot="$(dirname "$shot")/scenario.png"
 xvfb-run -a -s "-screen 0 1600x1000x24" \
-  target/debug/stickyscope --scenario 6-seed-flaw-adapter --presentation --port 0 \
+  "$app" --scenario 6-seed-flaw-adapter --presentation --port 0 \
   --screenshot "$scenario_shot" --exit-after 8
 check_shot "$scenario_shot"
 
 log "a clip recorded under Xvfb (--record, presentation mode at 1280x720)"
 clip="$(dirname "$shot")/clip.gif"
 said="$(xvfb-run -a -s "-screen 0 1600x1000x24" \
-  target/debug/stickyscope --presentation --stickiness off --size 1280x720 --port 0 \
+  "$app" --presentation --stickiness off --size 1280x720 --port 0 \
   --record "$clip" --exit-after 6)"
 echo "$said"
 case "$said" in *"clip saved to $clip"*) ;; *) echo "the clip was not saved" >&2; exit 1 ;; esac
