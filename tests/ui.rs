@@ -647,3 +647,46 @@ fn presentation_mode_gives_the_topology_the_stage_and_l_brings_the_details_back(
         "and L folds them again"
     );
 }
+
+/// A window opened on a scenario (`stickyscope --scenario N`) runs exactly the stack its
+/// `[stack]` says: the scenario starts when the stack has said which replicas it runs, and
+/// adds none to a stack that already has them.
+#[test]
+fn a_window_opened_on_a_scenario_runs_exactly_its_stack() {
+    for name in ["1-one-replica", "3-sticky-cookie"] {
+        let shipped = stickyscope::scenario::shipped::find(name).unwrap();
+        let scenario = stickyscope::scenario::parse(shipped.name, shipped.source).unwrap();
+        let replicas = scenario.stack.replicas;
+        let gateway = GatewayConfig::Embedded(EmbeddedConfig {
+            replicas,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat: scenario.stack.heartbeat,
+            adapter: Adapter::Memory,
+            redis_url: None,
+            health_interval: Duration::from_millis(200),
+        });
+        let mut h = Harness::builder()
+            .with_size(egui::vec2(1440.0, 900.0))
+            .build_eframe(move |cc| {
+                let mut app =
+                    StickyscopeApp::new(&cc.egui_ctx, Settings::default(), gateway, None, false);
+                app.start_scenario(shipped.name, shipped.source);
+                app
+            });
+        step_until(
+            &mut h,
+            Duration::from_secs(30),
+            "the first step judged",
+            |app| app.scenario_outcomes().is_some_and(|(done, _)| done),
+        );
+        let listed: Vec<Option<String>> = h
+            .state()
+            .model()
+            .topology
+            .replicas
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
+        assert_eq!(listed.len(), replicas, "{name}: {listed:?}");
+    }
+}

@@ -88,6 +88,10 @@ pub struct StickyscopeApp {
     heartbeat: Heartbeat,
     /// The scenario being played: its name and player.
     scenario: Option<(String, Player)>,
+    /// A scenario asked for before the stack said which replicas it runs (its name and
+    /// text): played once it does, so the player compares its `[stack]` with the real one
+    /// instead of adding every replica to a stack that already has them.
+    waiting_scenario: Option<(String, String)>,
     /// What the topology drew in the last frame.
     topology_drawn: Option<Drawn>,
     /// Clips being recorded or finished.
@@ -233,6 +237,7 @@ impl StickyscopeApp {
             resting,
             heartbeat: Heartbeat::default(),
             scenario: None,
+            waiting_scenario: None,
             topology_drawn: None,
             details_folded: settings_style.1,
             recording: Recording::default(),
@@ -241,7 +246,8 @@ impl StickyscopeApp {
 
     /// Plays `source` (a scenario file's text; `name` names it): the stack is put into the
     /// state it starts from, then its first step runs. A file this stack cannot play is
-    /// refused with a banner saying where and why.
+    /// refused with a banner saying where and why. Asked for before the stack has said which
+    /// replicas it runs (a window opened on a scenario), it starts when the stack does.
     pub fn start_scenario(&mut self, name: &str, source: &str) {
         let scenario = match crate::scenario::parse(name, source) {
             Ok(s) => s,
@@ -256,6 +262,12 @@ impl StickyscopeApp {
         if let Err(e) = scenario.check_against(name, can) {
             return self.local_notice(NoticeLevel::Error, e.to_string());
         }
+        if self.controls && self.model.topology.replicas.is_empty() {
+            self.scenario = None;
+            self.waiting_scenario = Some((name.to_owned(), source.to_owned()));
+            return;
+        }
+        self.waiting_scenario = None;
         if scenario.start.chat != self.settings.chat {
             self.top_action(TopAction::SetChat(scenario.start.chat));
         }
@@ -313,12 +325,20 @@ impl StickyscopeApp {
             CaptionAction::Again => player.go_to(step, now),
             CaptionAction::Next if step < last => player.go_to(step + 1, now),
             CaptionAction::Next => {}
-            CaptionAction::Close => self.scenario = None,
+            CaptionAction::Close => {
+                self.scenario = None;
+                self.waiting_scenario = None;
+            }
         }
     }
 
     /// Gives the commands the scenario's step asks for now, and shows what they set.
     fn drive_scenario(&mut self, ctx: &egui::Context) {
+        if self.waiting_scenario.is_some() && !self.model.topology.replicas.is_empty() {
+            if let Some((name, source)) = self.waiting_scenario.take() {
+                self.start_scenario(&name, &source);
+            }
+        }
         let Some((_, player)) = &mut self.scenario else {
             return;
         };
@@ -559,7 +579,10 @@ impl StickyscopeApp {
                 Some(shipped) => self.start_scenario(shipped.name, shipped.source),
                 None => self.local_notice(NoticeLevel::Error, format!("no scenario {name:?}")),
             },
-            TopAction::PickScenario(None) => self.scenario = None,
+            TopAction::PickScenario(None) => {
+                self.scenario = None;
+                self.waiting_scenario = None;
+            }
             TopAction::Help => self.help = true,
             TopAction::Export => self.export(),
             TopAction::ToggleRecording => self.toggle_recording(ClipArea::Window),
