@@ -1,5 +1,6 @@
 //! Bad input from stacks: a gateway that is not Socket.IO at all (real nginx serving an HTML
-//! page, its 404, a TLS port, a connection closed without an answer), a Socket.IO 2 server
+//! page, its 404, a TLS port, a connection closed without an answer; Python's http.server
+//! and its own 404 page), a Socket.IO 2 server
 //! asked for Engine.IO v4, and a sticky cookie that names no known server. Each gets a clear
 //! reason in the sessions (the window's) and in the probe, within a bound, never a hang.
 
@@ -20,8 +21,18 @@ struct NotSocketIo {
     reason: &'static str,
 }
 
-/// Real nginx playing four gateways that are not Socket.IO.
-async fn gateways() -> (NginxProcess, Vec<NotSocketIo>) {
+/// Python's `http.server` serving an empty folder: its 404 page is titled `Error response`.
+struct PythonHttpServer(std::process::Child);
+
+impl Drop for PythonHttpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Real nginx playing four gateways that are not Socket.IO, and Python's http.server a fifth.
+async fn gateways() -> ((NginxProcess, PythonHttpServer), Vec<NotSocketIo>) {
     let dir = scratch();
     let made = std::process::Command::new("openssl")
         .args([
@@ -38,7 +49,30 @@ async fn gateways() -> (NginxProcess, Vec<NotSocketIo>) {
         "{}",
         String::from_utf8_lossy(&made.stderr)
     );
-    let [html, missing, tls, closing] = [free_port(), free_port(), free_port(), free_port()];
+    let [html, missing, tls, closing, python] = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
+    let empty = scratch();
+    let python_server = PythonHttpServer(
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &python.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(&empty)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs (scripts/test.sh installs it)"),
+    );
     let conf = format!(
         r#"worker_processes 1;
 events {{ worker_connections 64; }}
@@ -57,7 +91,7 @@ http {{
         dir = dir.display()
     );
     let process = NginxProcess::start(&dir, &conf);
-    for port in [html, missing, tls, closing] {
+    for port in [html, missing, tls, closing, python] {
         wait_for(Duration::from_secs(10), "nginx listening", || async move {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
@@ -73,9 +107,14 @@ http {{
             reason: "not Engine.IO: HTTP 200 with text/html",
         },
         NotSocketIo {
-            what: "a 404",
+            what: "nginx's 404",
             url: at(missing),
-            reason: "404 Not Found",
+            reason: "HTTP 404 Not Found from the gateway: nothing serves Socket.IO's path /socket.io/ there",
+        },
+        NotSocketIo {
+            what: "Python's 404 page",
+            url: at(python),
+            reason: "HTTP 404 Not Found from the gateway (\"Error response\"): nothing serves Socket.IO's path /socket.io/ there",
         },
         NotSocketIo {
             what: "a TLS port",
@@ -88,7 +127,7 @@ http {{
             reason: "closed the connection without answering",
         },
     ];
-    (process, gateways)
+    ((process, python_server), gateways)
 }
 
 /// The reason a session gave for not being up, once it gave one.

@@ -98,21 +98,27 @@ fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Fail
             t.lines()
                 .map(str::trim)
                 .find(|l| !l.is_empty() && !l.starts_with('<'))
-                .map(str::to_owned)
+                .map(|l| cut(l, 120).to_owned())
         })
     });
-    let reason = text.unwrap_or_else(|| {
-        let nothing_there = if status == StatusCode::NOT_FOUND {
-            ": nothing serves Socket.IO's path /socket.io/ there"
-        } else {
-            ""
-        };
-        format!(
-            "HTTP {} {} from the gateway{nothing_there}",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or("")
-        )
-    });
+    let status_line = format!(
+        "HTTP {} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
+    // A 404 says what it means whatever page comes with it (python's `Error response`,
+    // nginx's `404 Not Found`): nothing serves Socket.IO's path there.
+    let reason = match text {
+        _ if status == StatusCode::NOT_FOUND => {
+            let page = text
+                .filter(|t| !t.contains("404"))
+                .map(|t| format!(" ({t:?})"))
+                .unwrap_or_default();
+            format!("{status_line} from the gateway{page}: nothing serves Socket.IO's path /socket.io/ there")
+        }
+        Some(text) => text,
+        None => format!("{} from the gateway", status_line.trim_end()),
+    };
     if status == StatusCode::SERVICE_UNAVAILABLE && reason == NO_SERVER {
         return Failure {
             kind: FailureKind::NoReplica,
@@ -281,6 +287,13 @@ mod tests {
             "{}",
             r.reason
         );
+        // A 404 with a page of its own says so too, with the page's title.
+        let page = "<html><head><title>Error response</title></head><body>404</body></html>";
+        let r = classify_refusal(StatusCode::NOT_FOUND, page.as_bytes(), false);
+        assert_eq!(
+            r.reason,
+            "HTTP 404 Not Found from the gateway (\"Error response\"): nothing serves Socket.IO's path /socket.io/ there"
+        );
         assert_eq!(html_title("<TITLE>  </TITLE>"), None);
         assert_eq!(html_title("<title>unclosed"), None);
         assert_eq!(
@@ -336,6 +349,12 @@ mod tests {
             false,
         );
         assert_eq!(r.reason, "Transport unknown");
+        // python-socketio, behind any balancer: a bare JSON string, unquoted, a refusal.
+        let r = classify_refusal(StatusCode::BAD_REQUEST, br#""Invalid session abc""#, false);
+        assert_eq!(
+            (r.kind, r.reason.as_str()),
+            (FailureKind::Refused, "Invalid session abc")
+        );
         let r = classify_refusal(
             StatusCode::SERVICE_UNAVAILABLE,
             b"no available server",

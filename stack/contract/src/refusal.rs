@@ -13,10 +13,17 @@ pub fn refusal_reason(status: u16, body: &[u8]) -> String {
     engine_error_message(body).unwrap_or_else(|| status_line(status))
 }
 
-/// The `message` of an Engine.IO JSON error body, if `body` is one.
+/// The words of an Engine.IO server's JSON error body, if `body` is one: the `message` of
+/// an object (Node's engine.io, engineioxide: `{"code":1,"message":"Session ID unknown"}`)
+/// or a bare JSON string (python-engineio: `"Invalid session abc"`), unquoted.
 pub fn engine_error_message(body: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value.get("message")?.as_str().map(str::to_owned)
+    let words = match &value {
+        serde_json::Value::String(words) => words.as_str(),
+        object => object.get("message")?.as_str()?,
+    };
+    let words = words.trim();
+    (!words.is_empty()).then(|| words.to_owned())
 }
 
 /// `HTTP 400 Bad Request`: the status and its standard reason phrase.
@@ -44,5 +51,11 @@ mod tests {
             "HTTP 400 Bad Request"
         );
         assert_eq!(refusal_reason(599, b""), "HTTP 599");
+        // python-engineio answers with a bare JSON string.
+        assert_eq!(
+            refusal_reason(400, br#""Invalid session abc""#),
+            "Invalid session abc"
+        );
+        assert_eq!(refusal_reason(400, br#""""#), "HTTP 400 Bad Request");
     }
 }
