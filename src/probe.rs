@@ -208,17 +208,26 @@ impl Tally {
         }
     }
 
+    /// Whether every session broke on a gateway it could not reach, none having connected:
+    /// nothing more is to be learnt by waiting.
+    pub fn all_unreachable(&self) -> bool {
+        self.unreachable == self.outcomes.len()
+            && self
+                .outcomes
+                .values()
+                .all(|s| s.connected_after_s.is_none())
+    }
+
     /// The report: `header` is (gateway, transport, stickiness, seconds probed).
     pub fn finish(self, header: (&str, TransportChoice, bool, f64)) -> Report {
+        let unreachable = self.all_unreachable();
         let sessions: Vec<SessionOutcome> = self.outcomes.into_values().collect();
         let all_up = sessions
             .iter()
             .all(|s| s.connected_after_s.is_some() && s.broke.is_none());
         let verdict = if all_up {
             Verdict::Ok
-        } else if self.unreachable == sessions.len()
-            && sessions.iter().all(|s| s.connected_after_s.is_none())
-        {
+        } else if unreachable {
             Verdict::Unreachable
         } else {
             Verdict::Broken
@@ -427,8 +436,10 @@ pub struct Plan {
     pub engineio: stickyscope_vocab::events::EngineIoChoice,
 }
 
-/// Runs the plan's sessions for its duration; `progress` is called with the fraction done
-/// about ten times a second. Events are folded as they arrive.
+/// Runs the plan's sessions for its duration — or until every one of them has found the
+/// gateway unreachable, which is known in a moment and does not change by waiting;
+/// `progress` is called with the fraction done about ten times a second. Events are folded
+/// as they arrive.
 pub async fn run(
     plan: &Plan,
     mut progress: impl FnMut(f64),
@@ -443,9 +454,14 @@ pub async fn run(
     let started = Instant::now();
     let names: Vec<String> = (1..=plan.sessions).map(|i| format!("probe-{i}")).collect();
     let mut tally = Tally::new(&names);
+    let unreachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let found_unreachable = std::sync::Arc::clone(&unreachable);
     let collector = tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
             tally.fold(started.elapsed().as_secs_f64(), &e);
+            if tally.all_unreachable() {
+                found_unreachable.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
         }
         tally
     });
@@ -469,7 +485,7 @@ pub async fn run(
     }
     let dropped = sink.clone();
     drop(sink);
-    while started.elapsed() < duration {
+    while started.elapsed() < duration && !unreachable.load(std::sync::atomic::Ordering::SeqCst) {
         progress(started.elapsed().as_secs_f64() / duration.as_secs_f64());
         tokio::time::sleep(
             Duration::from_millis(100).min(duration.saturating_sub(started.elapsed())),
@@ -477,11 +493,12 @@ pub async fn run(
         .await;
     }
     progress(1.0);
+    let probed = started.elapsed().min(duration);
     futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
     let lost = dropped.dropped();
     drop(dropped);
     let tally = collector.await.unwrap_or_else(|_| Tally::new(&names));
-    let mut report = tally.finish((gateway, transport, sticky, duration.as_secs_f64()));
+    let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
     Ok(report)
 }

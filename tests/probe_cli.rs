@@ -49,11 +49,15 @@ fn round_robin_websocket_stays_up() {
     assert_eq!(json["verdict"], "ok");
 }
 
+/// An unreachable gateway is known at once: the probe stops there (exit 2) rather than
+/// waiting out its duration; bad usage exits 2 too.
 #[test]
 fn an_unreachable_gateway_and_bad_usage_exit_2() {
-    let (code, json) = probe(&["--gateway", "http://127.0.0.1:9"]);
+    let (code, json, _) = common::probe_json("60s", &["--gateway", "http://127.0.0.1:9"]);
     assert_eq!(code, 2, "{json:#}");
     assert_eq!(json["verdict"], "unreachable");
+    let probed = json["duration_s"].as_f64().unwrap();
+    assert!(probed < 30.0, "stopped once unreachable: {json:#}");
     let usage = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
         .args(["probe", "--sessions", "0"])
         .output()
