@@ -25,8 +25,9 @@ pub struct ReplicaArgs {
     /// Address to listen on.
     #[arg(long, env = "LISTEN", default_value = "0.0.0.0:3000")]
     listen: SocketAddr,
-    /// Replica id sent as `X-Replica` (default: the hostname).
-    #[arg(long, env = "REPLICA_ID")]
+    /// Replica id sent as `X-Replica` (default: the hostname): 1 to 64 visible ASCII
+    /// characters.
+    #[arg(long, env = "REPLICA_ID", value_parser = stickyscope_contract::names::parse_replica_id)]
     id: Option<String>,
     /// Engine.IO pingInterval, e.g. `3s` or `500ms` (100ms to 10m).
     #[arg(long, env = "PING_INTERVAL", default_value = "3s", value_parser = heartbeat_duration)]

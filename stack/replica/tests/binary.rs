@@ -54,3 +54,18 @@ fn out_of_range_heartbeats_are_usage_errors_not_panics() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[test]
+fn an_empty_or_unsendable_id_is_a_usage_error() {
+    let bin = env!("CARGO_BIN_EXE_stickyscope-replica");
+    for id in ["", "two words"] {
+        let out = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0", "--id", id])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{id:?}: {stderr}");
+        assert!(stderr.contains("--id"), "{stderr}");
+        assert!(stderr.contains("replica id"), "{stderr}");
+    }
+}
