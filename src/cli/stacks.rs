@@ -5,9 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
 use stickyscope::stack::chain::{Chain, ChainConfig, ReplicaProgram};
-use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
+use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
 use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::heartbeat::Heartbeat;
+use stickyscope_replica::ReplicaError;
 use stickyscope_vocab::stack::Adapter;
 
 use super::args::{ChainArgs, EmbeddedArgs};
@@ -129,10 +130,31 @@ pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
         redis_url: args.redis_url,
         health_interval: args.health_interval,
     };
+    let redis = config.redis_url.as_deref().map(without_password);
     let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
-    let stack = EmbeddedStack::start(config)
-        .await
-        .context("the embedded stack could not start (is the port free? try --port)")?;
+    let stack = EmbeddedStack::start(config).await.map_err(|e| {
+        let e = anyhow::Error::new(e);
+        let redis_down = e.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<ReplicaError>(),
+                Some(ReplicaError::Adapter(_) | ReplicaError::AdapterInit(_))
+            )
+        });
+        let port_taken = e
+            .chain()
+            .any(|cause| matches!(cause.downcast_ref::<EmbeddedError>(), Some(EmbeddedError::Bind { .. })));
+        let why = if redis_down {
+            format!(
+                "the embedded stack could not start: the Redis adapter cannot use {} (is redis-server running there?)",
+                redis.as_deref().unwrap_or("Redis")
+            )
+        } else if port_taken {
+            "the embedded stack could not start (is the port free? try --port)".to_owned()
+        } else {
+            "the embedded stack could not start".to_owned()
+        };
+        e.context(why)
+    })?;
     let url = stack.gateway_url();
     println!(
         "stickyscope embedded stack: {} replicas behind {url}",
@@ -148,4 +170,41 @@ pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
     println!("stopping…");
     stack.shutdown().await;
     Ok(())
+}
+
+/// `url` with any password in it hidden (`redis://:…@host:6379`), for messages.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:…@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_stay_out_of_messages() {
+        assert_eq!(
+            without_password("redis://:secret@127.0.0.1:6379/0"),
+            "redis://:…@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            without_password("redis://me:secret@redis"),
+            "redis://me:…@redis"
+        );
+        assert_eq!(
+            without_password("redis://127.0.0.1:1"),
+            "redis://127.0.0.1:1"
+        );
+        assert_eq!(without_password("not a url"), "not a url");
+    }
 }
