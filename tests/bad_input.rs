@@ -171,6 +171,25 @@ async fn garbage_engine_io_requests_are_refused_with_reasons() {
         .await
         .unwrap();
     assert_eq!(huge.status(), 413);
+    // Larger still, so the replica refuses long before the body is all sent: its 413
+    // comes back through the balancer, not a broken pipe's 502.
+    for _ in 0..3 {
+        let (_, _, sid) = raw_handshake(&gateway, Some(&cookie)).await;
+        let huger = http
+            .post(format!(
+                "{gateway}/socket.io/?EIO=4&transport=polling&sid={sid}"
+            ))
+            .header("Cookie", &cookie)
+            .body(format!(
+                "42[\"chat\",{{\"text\":\"{}\"}}]",
+                "y".repeat(4_000_000)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(huger.status(), 413);
+        assert_eq!(huger.headers()["x-replica"], "1", "the replica's own 413");
+    }
 
     let (_, _, sid) = raw_handshake(&gateway, None).await;
     let bad_utf8 = http
@@ -198,7 +217,7 @@ async fn garbage_engine_io_requests_are_refused_with_reasons() {
     );
     assert_eq!(
         stats.rejected_for("HTTP 413 Payload Too Large"),
-        1,
+        4,
         "{:?}",
         stats.rejected
     );

@@ -5,7 +5,9 @@
 //! how long the poll waited for a packet), and counts Engine.IO requests and refusals in [`Stats`]:
 //! the ground truth the app and the tests compare their own observations against. It also
 //! copies each handshake's URI and headers out of hyper's read buffer ([`detached`]) before
-//! Socket.IO keeps them for the life of the socket the handshake opens.
+//! Socket.IO keeps them for the life of the socket the handshake opens, and reads each
+//! polling POST's body whole before Socket.IO sees it, so a refusal of a body too large
+//! reaches the client instead of being lost to a connection reset.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -75,6 +77,14 @@ pub async fn observe(
         Some(RequestKind::HandshakePolling | RequestKind::HandshakeWebsocket)
     );
     let req = if opens_a_session { detached(req) } else { req };
+    let req = if engine_kind == Some(RequestKind::PollPost) {
+        match read_whole_post(req).await {
+            Ok(req) => req,
+            Err(too_large) => return Ok(stamped(too_large, &ctx, local_addr)),
+        }
+    } else {
+        req.map(Body::new)
+    };
     let Ok(mut response) = router.oneshot(req).await;
 
     if let Some(kind) = engine_kind {
@@ -106,11 +116,48 @@ pub async fn observe(
             );
         }
     }
+    Ok(stamped(response, &ctx, local_addr))
+}
+
+/// The answer with the headers naming this replica and the address it was reached on.
+fn stamped(
+    mut response: Response<Body>,
+    ctx: &ReplicaContext,
+    local_addr: SocketAddr,
+) -> Response<Body> {
+    let headers = response.headers_mut();
     headers.insert(X_REPLICA, ctx.replica.clone());
     if let Ok(addr) = HeaderValue::from_str(&local_addr.to_string()) {
         headers.insert(X_REPLICA_ADDR, addr);
     }
-    Ok(response)
+    response
+}
+
+/// Most a polling POST's body may hold here (Engine.IO's own limit, maxHttpBufferSize, is
+/// far lower; this only bounds what is read before the server sees it).
+const MAX_POST_BODY: usize = 16 << 20;
+
+/// A polling POST with its body read whole before the server sees it. A server refusing a
+/// body too large answers before reading it and closes; the bytes left unread make the
+/// kernel reset the connection, which can lose the answer on its way, so a proxy in front
+/// says 502 instead of passing on the 413. Read whole, the refusal arrives. A body beyond
+/// [`MAX_POST_BODY`] is refused here.
+async fn read_whole_post(req: Request<Incoming>) -> Result<Request<Body>, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    match http_body_util::Limited::new(body, MAX_POST_BODY)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Err(e) => {
+            tracing::debug!("a polling POST's body was not read: {e}");
+            let mut refusal = Response::new(Body::from(format!(
+                "413 Payload Too Large: a polling POST of more than {MAX_POST_BODY} bytes"
+            )));
+            *refusal.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            Err(refusal)
+        }
+    }
 }
 
 /// The request with its URI and header values copied into allocations of their own.
