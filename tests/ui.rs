@@ -690,3 +690,30 @@ fn a_window_opened_on_a_scenario_runs_exactly_its_stack() {
         assert_eq!(listed.len(), replicas, "{name}: {listed:?}");
     }
 }
+
+/// A stack that cannot start (a gateway that is not a URL) is named in the banner, and each
+/// user's pane says its session was not started and why, not `connecting…` for ever.
+#[test]
+fn a_stack_that_cannot_start_leaves_no_pane_connecting() {
+    let gateway = GatewayConfig::external("not a url", None);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1440.0, 900.0))
+        .build_eframe(move |cc| {
+            StickyscopeApp::new(&cc.egui_ctx, Settings::default(), gateway, None, false)
+        });
+    step_until(
+        &mut h,
+        Duration::from_secs(10),
+        "both panes failed",
+        |app| {
+            ["agent", "visitor"].iter().all(|user| {
+            matches!(
+                app.model().sessions.get(*user),
+                Some(SessionState::Failed { reason }) if reason.contains("the stack could not start")
+            )
+        })
+        },
+    );
+    h.step();
+    assert!(h.query_by_label_contains("connecting…").is_none());
+}

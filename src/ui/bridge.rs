@@ -7,7 +7,8 @@ use tokio::sync::mpsc;
 
 use crate::conductor::{Conductor, ConductorConfig};
 use crate::event_sink::{EventSink, Wake, Waker, DEFAULT_CAPACITY};
-use stickyscope_vocab::events::{Command, Event};
+use stickyscope_contract::chat::USERS;
+use stickyscope_vocab::events::{Command, Event, SessionState};
 
 type Started = Result<(String, mpsc::Sender<Command>), String>;
 
@@ -52,6 +53,7 @@ impl ConductorBridge {
                     }
                 };
                 runtime.block_on(async move {
+                    let told = sink.clone();
                     match Conductor::start(config, sink).await {
                         Ok(conductor) => {
                             let _ = startup_tx
@@ -60,6 +62,19 @@ impl ConductorBridge {
                             conductor.wait().await;
                         }
                         Err(e) => {
+                            // No session will start: the users' panes say why, not
+                            // `connecting…` for ever.
+                            for user in USERS {
+                                told.send(Event::Session {
+                                    user: user.to_owned(),
+                                    state: SessionState::Failed {
+                                        reason: format!(
+                                            "not started: the stack could not start: {e}"
+                                        ),
+                                    },
+                                })
+                                .await;
+                            }
                             let _ = startup_tx.send(Err(e.to_string()));
                             waker(Wake::News);
                         }
