@@ -369,6 +369,11 @@ async fn a_part_that_dies_is_reported_with_its_log() {
     .await;
     chain.restart("2").await.expect("a dead replica restarts");
     chain.shutdown().await;
+    // The log it names outlives the run folder, which went with the chain.
+    let kept = std::fs::read_to_string(&exit.log)
+        .unwrap_or_else(|e| panic!("{} is kept: {e}", exit.log.display()));
+    assert!(kept.contains("replica 2 listening"), "{kept}");
+    let _ = std::fs::remove_file(&exit.log);
 }
 
 /// `stickyscope chain` as users run it: its children die with it — on SIGTERM, Ctrl-C,

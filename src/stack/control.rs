@@ -85,7 +85,7 @@ pub struct UnexpectedExit {
     pub name: String,
     /// How it ended, in words (`exit status 1`, `killed by signal 9`).
     pub status: String,
-    /// Its log file.
+    /// A copy of its log, kept after the run folder goes.
     pub log: std::path::PathBuf,
     /// The last lines of its log.
     pub tail: Vec<String>,

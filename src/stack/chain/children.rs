@@ -184,11 +184,12 @@ impl Spawner {
             // test) knows the report, if any, is already on its way.
             if !watcher_expected.load(Ordering::SeqCst) {
                 tracing::warn!(child = %name, %status, "child exited unexpectedly");
+                let kept = kept_log(&log, &name);
                 let _ = exits.try_send(UnexpectedExit {
                     name,
                     status: status.clone(),
                     tail: log_tail(&log, LOG_TAIL_LINES),
-                    log,
+                    log: kept,
                 });
             }
             let _ = status_tx.send(Some(status));
@@ -296,6 +297,27 @@ fn describe(status: &ExitStatus) -> String {
         (Some(code), _) => format!("exit status {code}"),
         (None, Some(signal)) => format!("killed by signal {signal}"),
         (None, None) => "ended".to_owned(),
+    }
+}
+
+/// A copy of a failed part's log outside the run folder (which goes when the run ends), in
+/// the temp directory as `stickyscope-failed-PART-PID.log`; the original path when it cannot
+/// be copied.
+pub fn kept_log(path: &Path, part: &str) -> PathBuf {
+    let name: String = part
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let kept = std::env::temp_dir().join(format!(
+        "stickyscope-failed-{name}-{}.log",
+        std::process::id()
+    ));
+    match std::fs::copy(path, &kept) {
+        Ok(_) => kept,
+        Err(e) => {
+            tracing::debug!("could not keep {}: {e}", path.display());
+            path.to_owned()
+        }
     }
 }
 

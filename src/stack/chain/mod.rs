@@ -150,7 +150,7 @@ pub enum ChainError {
         part: String,
         /// What was seen.
         why: String,
-        /// Its log.
+        /// A copy of its log, kept after the run folder goes.
         log: PathBuf,
         /// The last lines of its log.
         tail: Vec<String>,

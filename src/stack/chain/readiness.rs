@@ -43,7 +43,7 @@ where
     let not_ready = |why: String| ChainError::NotReady {
         part: part.to_owned(),
         why,
-        log: child.log().to_owned(),
+        log: children::kept_log(child.log(), part),
         tail: children::log_tail(child.log(), children::LOG_TAIL_LINES),
     };
     loop {
