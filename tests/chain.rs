@@ -529,3 +529,38 @@ async fn the_engine_runs_the_chain_with_its_controls_and_banners() {
     .await;
     conductor.shutdown().await;
 }
+
+/// `chain --servers` with nothing listening at a server's address says so once it is up
+/// (it still starts: the servers may come later, and Traefik takes them in when they do).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_before_servers_nobody_runs_says_so() {
+    use tokio::io::AsyncBufReadExt;
+    let closed = stickyscope::stack::chain::rundir::free_port().unwrap();
+    let server = format!("http://127.0.0.1:{closed}");
+    let mut chain = tokio::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["chain", "--port", "0", "--servers", &server])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(chain.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let said = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with(&format!("note: nothing answers at {server} (")) {
+                return true;
+            }
+            seen.push(line);
+        }
+        false
+    })
+    .await;
+    assert_eq!(said, Ok(true), "stderr: {seen:?}");
+    // SAFETY: a signal to the chain process this test started.
+    unsafe {
+        libc::kill(chain.id().unwrap() as i32, libc::SIGTERM);
+    }
+    let ended = tokio::time::timeout(Duration::from_secs(15), chain.wait()).await;
+    assert!(ended.is_ok_and(|s| s.is_ok()), "the chain ends on SIGTERM");
+}

@@ -64,6 +64,11 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
             chain.run_dir().display()
         ),
     }
+    for (server, why) in unanswered(&args.servers).await {
+        eprintln!(
+            "note: nothing answers at {server} ({why}); Traefik keeps it out of rotation until it does"
+        );
+    }
     println!("Ctrl-C stops it.");
     let mut exits = chain.take_exits();
     let report = async {
@@ -88,6 +93,36 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     eprintln!("stopping…");
     chain.shutdown().await;
     Ok(())
+}
+
+/// The servers (URLs) nothing answers at now — no TCP connection within a second — each
+/// with why.
+async fn unanswered(servers: &[String]) -> Vec<(String, String)> {
+    let checks = servers.iter().map(|server| async move {
+        let uri: hyper::Uri = match server.parse() {
+            Ok(uri) => uri,
+            Err(e) => return Some((server.clone(), format!("not a URL: {e}"))),
+        };
+        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let connect = tokio::net::TcpStream::connect((host, port));
+        match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some((server.clone(), e.to_string())),
+            Err(_) => Some((server.clone(), "no answer within 1 s".to_owned())),
+        }
+    });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, handled from the moment this is made.
