@@ -292,5 +292,24 @@ async fn a_socketio_4_server_asked_for_v3_says_it_does_not_speak_it() {
         )
         .await;
         session.shutdown().await;
+        // The probe names the first breakage: the server's words, not the client's error
+        // that came before the wire's record.
+        let transport = format!("{transport:?}").to_lowercase();
+        let (code, json) = probe(&[
+            "--gateway",
+            &server.url,
+            "--engineio",
+            "3",
+            "--transport",
+            &transport,
+        ]);
+        assert_eq!(code, 1, "{json:#}");
+        let reason = json["sessions"][0]["broke"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            reason.contains("Unsupported protocol version: the server does not speak Engine.IO v3"),
+            "{transport}: {reason:?}"
+        );
     }
 }

@@ -38,6 +38,10 @@ use stickyscope_vocab::record::WireRecord;
 
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a client's failure to connect waits for the wire to say more: the tap records
+/// a request when its answer is read (a tunnel when it closes), and the client's own error
+/// (rust_socketio's "EngineIO Error", a WebSocket decoding error) often comes first.
+const WIRE_GRACE: Duration = Duration::from_millis(300);
 /// Wire records the tap may hand on before it waits for the supervisor.
 const WIRE_QUEUE: usize = 1024;
 /// Commands a session queues.
@@ -191,6 +195,7 @@ impl ChatSession {
             },
             state: None,
             last_reason: None,
+            client_failure: None,
         };
         let user = driver.config.user.clone();
         let task = tokio::spawn(driver.run());
@@ -333,6 +338,9 @@ struct Driver {
     phase: Phase,
     state: Option<SessionState>,
     last_reason: Option<String>,
+    /// The client's failure to connect, and until when the wire may still name a better
+    /// reason ([`WIRE_GRACE`]).
+    client_failure: Option<(String, Instant)>,
 }
 
 impl Driver {
@@ -368,10 +376,28 @@ impl Driver {
             Due::Wait(Some(at)) => at,
             Due::Wait(None) => now + TICK,
         };
-        phase_at.min(outbox_at).min(now + TICK)
+        let client_failure_at = self
+            .client_failure
+            .as_ref()
+            .map_or(now + TICK, |(_, at)| *at);
+        phase_at
+            .min(outbox_at)
+            .min(client_failure_at)
+            .min(now + TICK)
     }
 
     async fn on_tick(&mut self, now: Instant) {
+        if self
+            .client_failure
+            .as_ref()
+            .is_some_and(|(_, at)| *at <= now)
+        {
+            if let Some((reason, _)) = self.client_failure.take() {
+                if matches!(self.phase, Phase::Attempting { .. }) {
+                    self.break_session(reason, true).await;
+                }
+            }
+        }
         match self.phase {
             Phase::Waiting { next_at } if next_at <= now => self.start_attempt(now).await,
             Phase::Attempting { started } if now >= started + self.config.connect_timeout => {
@@ -443,10 +469,10 @@ impl Driver {
             }
             Ok(client) => client.disconnect_soon(),
             Err(e) if n == self.attempt_no && matches!(self.phase, Phase::Attempting { .. }) => {
-                // rust_socketio says only "EngineIO Error"; the wire usually said more, and
-                // then the session is already broken with that reason.
-                self.break_session(format!("connect failed ({e})"), true)
-                    .await;
+                // rust_socketio says only "EngineIO Error"; the wire usually says more, and
+                // then the session breaks with that reason. Else, after a moment, with this.
+                self.client_failure =
+                    Some((format!("connect failed ({e})"), Instant::now() + WIRE_GRACE));
             }
             Err(_) => {}
         }
@@ -659,6 +685,7 @@ impl Driver {
     }
 
     async fn break_session(&mut self, reason: String, failed: bool) {
+        self.client_failure = None;
         tracing::info!(user = %self.config.user, "session broken: {reason}");
         self.tracker.abandoned();
         if let Some((id, text, status)) = self.outbox.session_lost() {
