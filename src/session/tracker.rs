@@ -84,6 +84,9 @@ pub struct WireTracker {
     /// The seed's chat has no ids: received messages are numbered here.
     seed_received: u64,
     current_sid: Option<String>,
+    /// Sessions this user had before the current one (newest last, a few): a connection
+    /// left behind may still be open for a moment, and what it hears is not the user's.
+    left_behind: VecDeque<String>,
     attempting: bool,
     /// The current session has opened a WebSocket beside its polling (the upgrade probe
     /// comes before the upgrade): the server may close the polling transport it leaves
@@ -103,6 +106,8 @@ pub struct WireTracker {
 
 /// How many emitted-but-unanswered chat acks are remembered.
 const ACK_CAPACITY: usize = 1024;
+/// How many sessions left behind are remembered.
+const LEFT_BEHIND_CAPACITY: usize = 16;
 /// How many acks are remembered that came before their emit was recorded.
 const EARLY_ACK_CAPACITY: usize = 64;
 
@@ -123,6 +128,7 @@ impl WireTracker {
             dialect: ChatDialect::default(),
             seed_received: 0,
             current_sid: None,
+            left_behind: VecDeque::new(),
             attempting: false,
             websocket_opened: false,
             connected: None,
@@ -147,7 +153,7 @@ impl WireTracker {
 
     /// A new connection attempt starts: the next handshake names the session.
     pub fn attempt_started(&mut self) {
-        self.current_sid = None;
+        self.leave_current();
         self.websocket_opened = false;
         self.attempting = true;
         self.connected = None;
@@ -157,10 +163,21 @@ impl WireTracker {
 
     /// The session was given up (by the supervisor).
     pub fn abandoned(&mut self) {
-        self.current_sid = None;
+        self.leave_current();
         self.websocket_opened = false;
         self.attempting = false;
         self.connected = None;
+    }
+
+    /// The current session, if any, becomes one left behind.
+    fn leave_current(&mut self) {
+        if let Some(sid) = self.current_sid.take() {
+            self.left_behind.retain(|s| *s != sid);
+            self.left_behind.push_back(sid);
+            if self.left_behind.len() > LEFT_BEHIND_CAPACITY {
+                self.left_behind.pop_front();
+            }
+        }
     }
 
     /// The current session id.
@@ -177,12 +194,17 @@ impl WireTracker {
     pub fn observe(&mut self, ev: &WireRecord, now: Instant) -> Vec<Observation> {
         let mut out = Vec::new();
         let handshake_of_attempt = self.attempting && self.current_sid.is_none();
-        let ours = match (&ev.sid, &self.current_sid) {
-            (Some(sid), Some(current)) => sid == current,
-            (None, None) => self.attempting,
-            (Some(_), None) => handshake_of_attempt,
-            (None, Some(_)) => false,
-        };
+        let left_behind = ev
+            .sid
+            .as_ref()
+            .is_some_and(|sid| self.left_behind.contains(sid));
+        let ours = !left_behind
+            && match (&ev.sid, &self.current_sid) {
+                (Some(sid), Some(current)) => sid == current,
+                (None, None) => self.attempting,
+                (Some(_), None) => handshake_of_attempt,
+                (None, Some(_)) => false,
+            };
 
         // A v3 server answers a v4 handshake in its own protocol: v3's polling framing, or an
         // open packet without v4's maxPayload.
@@ -266,10 +288,12 @@ impl WireTracker {
                 SocketKind::ConnectError if ours => {
                     out.push(self.broken(format!("connect refused: {}", sp.data)))
                 }
-                // The seed's chat has no ids to tell a message from its copy: only the
-                // current session's count (a connection left behind, still open for a
-                // moment, hears the same broadcast). stickyscope's chat drops copies by id.
-                SocketKind::Event if ours || self.dialect != ChatDialect::Seed => {
+                // What a session left behind hears (still open for a moment) is not the
+                // user's. The seed's chat has no ids to tell a message from its copy: only
+                // the current session's count. stickyscope's chat drops copies by id.
+                SocketKind::Event
+                    if ours || (self.dialect != ChatDialect::Seed && !left_behind) =>
+                {
                     if let Some(o) = self.event(&sp.data, ev) {
                         out.push(o);
                     }
@@ -564,6 +588,30 @@ mod tests {
         assert!(t.observe(&http(Some("OLD"), "1", message), now).is_empty());
         assert!(matches!(
             t.observe(&http(Some("S1"), "1", message), now).as_slice(),
+            [Observation::Chat { .. }]
+        ));
+    }
+
+    #[test]
+    fn what_a_session_left_behind_hears_is_not_the_users() {
+        let now = Instant::now();
+        let mut t = WireTracker::new("visitor");
+        t.attempt_started();
+        t.observe(&http(Some("S1"), "1", OPEN), now);
+        t.observe(&http(Some("S1"), "1", "40"), now);
+        // Pinned elsewhere: a new attempt; the old session's last poll still answers.
+        t.attempt_started();
+        let chat = "42[\"chat\",{\"id\":\"a-1\",\"from\":\"agent\",\"text\":\"are you there?\",\"replica\":\"1\",\"at\":5}]";
+        assert!(t.observe(&http(Some("S1"), "1", chat), now).is_empty());
+        // Nor is it taken for the new attempt's handshake.
+        assert_eq!(t.sid(), None);
+        let open2 = OPEN.replace("S1", "S2");
+        t.observe(&http(Some("S2"), "2", &open2), now);
+        t.observe(&http(Some("S2"), "2", "40"), now);
+        assert_eq!(t.sid(), Some("S2"));
+        assert!(t.observe(&http(Some("S1"), "1", chat), now).is_empty());
+        assert!(matches!(
+            t.observe(&http(Some("S2"), "2", chat), now).as_slice(),
             [Observation::Chat { .. }]
         ));
     }
