@@ -434,6 +434,8 @@ pub struct Plan {
     pub chat: stickyscope_vocab::events::ChatDialect,
     /// Which Engine.IO the sessions speak.
     pub engineio: stickyscope_vocab::events::EngineIoChoice,
+    /// Where Socket.IO lives and who the sessions are to it.
+    pub access: stickyscope_vocab::access::Access,
 }
 
 /// Runs the plan's sessions for its duration — or until every one of them has found the
@@ -473,6 +475,7 @@ pub async fn run(
         config.naming = plan.naming.clone();
         config.chat = plan.chat;
         config.engineio = plan.engineio;
+        config.access = plan.access.clone();
         match ChatSession::start(config, sink.clone()).await {
             Ok(session) => running.push(session),
             Err(e) => {

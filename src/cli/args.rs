@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stickyscope_contract::heartbeat::{duration_in, heartbeat_duration};
+use stickyscope_vocab::access::{self, Access};
 use stickyscope_vocab::events::{ChatDialect, EngineIoChoice, TransportChoice};
 use stickyscope_vocab::stack::Adapter;
 
@@ -44,10 +45,6 @@ pub struct WindowArgs {
     /// (heartbeats only).
     #[arg(long, value_enum)]
     pub chat: Option<ChatDialect>,
-    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
-    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
-    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
-    pub engineio: EngineIoChoice,
     /// Play a scenario from the start: a file, or a shipped one by name or number
     /// (`stickyscope scenario list`). The embedded stack or chain is started as it asks.
     #[arg(long, value_name = "FILE|NAME")]
@@ -55,8 +52,6 @@ pub struct WindowArgs {
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     pub crowd: u16,
-    #[command(flatten)]
-    pub identify: IdentifyArgs,
     /// Save a PNG of the window to this path and exit (with --exit-after).
     #[arg(long, requires = "exit_after", group = "output")]
     pub screenshot: Option<std::path::PathBuf>,
@@ -126,6 +121,126 @@ pub struct StackChoice {
     /// STICKYSCOPE_TRAEFIK_AUTH=USER:PASSWORD).
     #[arg(long, requires = "gateway")]
     pub traefik_api: Option<String>,
+    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
+    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
+    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
+    pub engineio: EngineIoChoice,
+    #[command(flatten)]
+    pub identify: IdentifyArgs,
+    #[command(flatten)]
+    pub access: AccessArgs,
+}
+
+impl StackChoice {
+    /// The running stack these options name, if `--gateway` names one.
+    pub fn external(&self) -> Option<stickyscope::stack::GatewayConfig> {
+        let gateway = self.gateway.clone()?;
+        Some(stickyscope::stack::GatewayConfig::External {
+            gateway,
+            traefik_api: self.traefik_api.clone(),
+            identify: self.identify.config(),
+            engineio: self.engineio,
+            access: self.access.access(),
+        })
+    }
+}
+
+/// Where Socket.IO lives on a running stack and who the users are to it. A value of
+/// --auth, --header or --cookie can come from a file (`@PATH`) or an environment variable
+/// (`env:NAME`), so that no secret has to sit on a command line where `ps` shows it; what
+/// is shown, saved or reported masks them.
+#[derive(Debug, Clone, Args)]
+pub struct AccessArgs {
+    /// Socket.IO's path on the servers (their `path` option), e.g. /ws/socket.io; with
+    /// --gateway.
+    #[arg(long, default_value = "/socket.io/", requires = "gateway", value_parser = access::parse_path)]
+    pub path: String,
+    /// The namespace the users join, e.g. /chat; with --gateway.
+    #[arg(long, default_value = "/", requires = "gateway", value_parser = access::parse_namespace)]
+    pub namespace: String,
+    /// The CONNECT packet's auth payload, a JSON object: for both users, or for one with
+    /// USER= before it (`--auth agent='{"token":"…"}'`); repeatable; with --gateway.
+    #[arg(long = "auth", value_name = "[USER=]JSON|@PATH|env:NAME", requires = "gateway", value_parser = auth_arg)]
+    pub auth: Vec<(Option<String>, serde_json::Value)>,
+    /// A header sent on every request, the WebSocket upgrade included (`Authorization:
+    /// Bearer …`); repeatable; with --gateway.
+    #[arg(long = "header", value_name = "'NAME: VALUE'|@PATH|env:NAME", requires = "gateway", value_parser = header_arg)]
+    pub headers: Vec<(String, String)>,
+    /// A cookie every user's jar starts with, sent beside the balancer's (a login's
+    /// session cookie); repeatable; with --gateway.
+    #[arg(long = "cookie", value_name = "NAME=VALUE|@PATH|env:NAME", requires = "gateway", value_parser = cookie_arg)]
+    pub cookies: Vec<(String, String)>,
+}
+
+impl AccessArgs {
+    /// What they say.
+    pub fn access(&self) -> Access {
+        let mut access = Access {
+            path: self.path.clone(),
+            namespace: self.namespace.clone(),
+            headers: self.headers.clone(),
+            cookies: self.cookies.clone(),
+            ..Access::default()
+        };
+        for (user, payload) in &self.auth {
+            match user {
+                Some(user) => {
+                    access.auth_of.insert(user.clone(), payload.clone());
+                }
+                None => access.auth = Some(payload.clone()),
+            }
+        }
+        access
+    }
+}
+
+/// A value given as it is, from a file (`@PATH`, its trailing newline dropped) or from an
+/// environment variable (`env:NAME`).
+fn from_source(text: &str) -> Result<String, String> {
+    if let Some(path) = text.strip_prefix('@') {
+        return std::fs::read_to_string(path)
+            .map(|t| t.trim_end_matches(['\n', '\r']).to_owned())
+            .map_err(|e| format!("cannot read {path}: {e}"));
+    }
+    if let Some(name) = text.strip_prefix("env:") {
+        return std::env::var(name)
+            .map_err(|_| format!("the environment variable {name} is not set"));
+    }
+    Ok(text.to_owned())
+}
+
+/// `--auth [USER=]JSON`, the JSON given or read from a file or the environment.
+fn auth_arg(text: &str) -> Result<(Option<String>, serde_json::Value), String> {
+    let users = stickyscope_contract::chat::USERS;
+    let (user, rest) = match text.split_once('=') {
+        Some((user, rest))
+            if !user.is_empty()
+                && user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            if !users.contains(&user) {
+                return Err(format!(
+                    "{user:?} is not one of the users ({})",
+                    users.join(", ")
+                ));
+            }
+            (Some(user.to_owned()), rest)
+        }
+        _ => (None, text),
+    };
+    let (_, payload) = access::parse_auth(&from_source(rest)?)?;
+    Ok((user, payload))
+}
+
+/// `--header 'Name: value'`, given or read.
+fn header_arg(text: &str) -> Result<(String, String), String> {
+    access::parse_header(&from_source(text)?)
+}
+
+/// `--cookie name=value`, given or read.
+fn cookie_arg(text: &str) -> Result<(String, String), String> {
+    access::parse_cookie(&from_source(text)?)
 }
 
 /// How to tell which replica answered on a stack whose replicas send no `X-Replica`.
@@ -185,8 +300,6 @@ pub fn server_url(text: &str) -> Result<String, String> {
 pub struct ProbeArgs {
     #[command(flatten)]
     pub stack: StackChoice,
-    #[command(flatten)]
-    pub identify: IdentifyArgs,
     /// Transport of every session.
     #[arg(long, value_enum, default_value_t = TransportChoice::Polling)]
     pub transport: TransportChoice,
@@ -208,10 +321,6 @@ pub struct ProbeArgs {
     /// Which chat the sessions understand (they do not send messages).
     #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
     pub chat: ChatDialect,
-    /// Which Engine.IO to speak to the servers: auto (v4, switching to v3 when they answer
-    /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
-    #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
-    pub engineio: EngineIoChoice,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -350,7 +459,7 @@ pub enum ScenarioCommand {
     /// List the shipped scenarios (run one by its name or number).
     List,
     /// Run scenario files (or shipped scenarios by name) and check every step.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// `scenario run`'s options.

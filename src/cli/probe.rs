@@ -25,6 +25,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         }
     };
     let what = gateway.mode();
+    let access = gateway.access();
     let stack = match stickyscope::stack::start(gateway).await {
         Ok(stack) => stack,
         Err(e) => {
@@ -33,7 +34,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         }
     };
     let terminal = std::io::stderr().is_terminal() && !args.json;
-    let (learner, naming) = args.identify.config().learner();
+    let (learner, naming) = args.stack.identify.config().learner();
     if let Some(api) = &args.stack.traefik_api {
         learn_from_traefik(api, &learner).await;
     }
@@ -45,7 +46,8 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         sessions: usize::from(args.sessions),
         naming,
         chat: args.chat,
-        engineio: args.engineio,
+        engineio: args.stack.engineio,
+        access,
     };
     let result = stickyscope::probe::run(&plan, |done| {
         if terminal {
@@ -78,7 +80,10 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
 /// a free port.
 fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
     Ok(match (&args.stack.gateway, args.stack.chain) {
-        (Some(gateway), _) => GatewayConfig::external(gateway.clone(), None),
+        (Some(gateway), _) => args
+            .stack
+            .external()
+            .unwrap_or_else(|| GatewayConfig::external(gateway.clone(), None)),
         (None, true) => {
             let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;
             let config =

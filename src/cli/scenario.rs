@@ -6,6 +6,7 @@
 use stickyscope::scenario::report::{self, ScenarioReport};
 use stickyscope::scenario::run::{run, RunError, RunTarget};
 use stickyscope::scenario::shipped::{find, SHIPPED};
+use stickyscope::stack::GatewayConfig;
 
 use super::args::ScenarioCommand;
 
@@ -27,8 +28,11 @@ pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {
     let target = match (&args.stack.gateway, args.stack.chain) {
         (Some(url), _) => RunTarget::Gateway {
             url: url.clone(),
-            traefik_api: args.stack.traefik_api.clone(),
-            identify: Default::default(),
+            config: Box::new(
+                args.stack
+                    .external()
+                    .unwrap_or_else(|| GatewayConfig::external(url.clone(), None)),
+            ),
         },
         (None, true) => {
             let program = stickyscope::stack::chain::ReplicaProgram::this_binary()?;

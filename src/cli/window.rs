@@ -108,12 +108,10 @@ fn gateway(args: &WindowArgs, scenario: Option<&Chosen>) -> anyhow::Result<Gatew
         }
     };
     Ok(match &args.stack.gateway {
-        Some(gateway) => GatewayConfig::External {
-            gateway: gateway.clone(),
-            traefik_api: args.stack.traefik_api.clone(),
-            identify: args.identify.config(),
-            engineio: args.engineio,
-        },
+        Some(_) => args
+            .stack
+            .external()
+            .context("--gateway names the running stack")?,
         None if args.stack.chain => {
             let program = ReplicaProgram::this_binary()
                 .context("cannot find this program to run replicas")?;

@@ -23,6 +23,7 @@ pub struct Crowd {
     gateway: String,
     naming: Naming,
     engineio: EngineIoChoice,
+    access: stickyscope_vocab::access::Access,
     sessions: Vec<ChatSession>,
     sink: EventSink,
     events: mpsc::Receiver<Event>,
@@ -33,11 +34,17 @@ pub struct Crowd {
 
 impl Crowd {
     /// An empty crowd for `gateway`, naming replicas as `naming` says, speaking the
-    /// Engine.IO `engineio` asks for.
-    pub fn new(gateway: &str, naming: Naming, engineio: EngineIoChoice) -> Self {
+    /// Engine.IO `engineio` asks for, where and as `access` says.
+    pub fn new(
+        gateway: &str,
+        naming: Naming,
+        engineio: EngineIoChoice,
+        access: stickyscope_vocab::access::Access,
+    ) -> Self {
         let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
             engineio,
+            access,
             gateway: gateway.to_owned(),
             naming,
             sessions: Vec::new(),
@@ -66,6 +73,7 @@ impl Crowd {
             config.sticky = sticky;
             config.naming = self.naming.clone();
             config.engineio = self.engineio;
+            config.access = self.access.clone();
             match ChatSession::start(config, self.sink.clone()).await {
                 Ok(s) => self.sessions.push(s),
                 Err(e) => {

@@ -85,6 +85,7 @@ impl Conductor {
     ) -> Result<Conductor, ConductorError> {
         let fixed = config.gateway.identify();
         let engineio = config.gateway.engineio();
+        let access = config.gateway.access();
         let stack = crate::stack::start(config.gateway).await?;
         if let Some(exits) = stack.exits {
             tokio::spawn(commands::report_exits(exits, sink.clone()));
@@ -99,6 +100,7 @@ impl Conductor {
             session.naming = naming.clone();
             session.chat = config.chat;
             session.engineio = engineio;
+            session.access = access.clone();
             sessions.insert(
                 user.to_owned(),
                 ChatSession::start(session, sink.clone()).await?,
@@ -110,7 +112,7 @@ impl Conductor {
         };
         let poller = tokio::spawn(topology_poller::run(source, sink.clone(), learner));
         let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(
-            &gateway, naming, engineio,
+            &gateway, naming, engineio, access,
         )));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);

@@ -12,8 +12,7 @@ use super::report::{ScenarioReport, StepReport};
 use crate::conductor::{Conductor, ConductorConfig, ConductorError};
 use crate::event_sink::EventSink;
 use crate::stack::embedded::EmbeddedConfig;
-use crate::stack::{GatewayConfig, IdentifyConfig};
-use stickyscope_vocab::events::EngineIoChoice;
+use crate::stack::GatewayConfig;
 use stickyscope_vocab::stack::Adapter;
 
 /// Where a scenario runs.
@@ -23,14 +22,12 @@ pub enum RunTarget {
     Embedded,
     /// A fresh local chain from this configuration, with the scenario's `[stack]` applied.
     Chain(Box<crate::stack::chain::ChainConfig>),
-    /// A running stack, taken as it is.
+    /// A running stack, taken as it is (no replica controls, no /stats).
     Gateway {
         /// Its gateway.
         url: String,
-        /// Its Traefik API, if known.
-        traefik_api: Option<String>,
-        /// How to name its replicas.
-        identify: IdentifyConfig,
+        /// How to reach and name it: a [`GatewayConfig::External`].
+        config: Box<GatewayConfig>,
     },
 }
 
@@ -96,16 +93,7 @@ fn conductor_config(scenario: &Scenario, target: &RunTarget) -> ConductorConfig 
             config.adapter = scenario.stack.adapter;
             GatewayConfig::Chain(config)
         }
-        RunTarget::Gateway {
-            url,
-            traefik_api,
-            identify,
-        } => GatewayConfig::External {
-            gateway: url.clone(),
-            traefik_api: traefik_api.clone(),
-            identify: identify.clone(),
-            engineio: EngineIoChoice::Auto,
-        },
+        RunTarget::Gateway { config, .. } => (**config).clone(),
     };
     ConductorConfig {
         gateway,

@@ -44,14 +44,22 @@ pub enum SessionClient {
 }
 
 impl SessionClient {
-    /// Connects to `url` (the user's tap) with `transport`, speaking v3 when `v3`.
-    pub async fn connect(url: &str, transport: TransportChoice, v3: bool) -> Result<Self, String> {
+    /// Connects to the Socket.IO server behind `url` (the user's tap) with `transport`,
+    /// speaking v3 when `v3`: on Socket.IO's `path`, joining `namespace`, with `auth` as the
+    /// `CONNECT` packet's payload (v4; v3 has none).
+    pub async fn connect(
+        url: &str,
+        transport: TransportChoice,
+        v3: bool,
+        (path, namespace, auth): (&str, &str, Option<&serde_json::Value>),
+    ) -> Result<Self, String> {
         if v3 {
-            return V3Client::connect(url, transport)
+            return V3Client::connect(url, transport, path, namespace)
                 .await
                 .map(|c| SessionClient::V3(Arc::new(c)));
         }
-        let builder = ClientBuilder::new(url)
+        let builder = ClientBuilder::new(format!("{url}{path}"))
+            .namespace(namespace)
             .transport_type(match transport {
                 TransportChoice::Polling => TransportType::Polling,
                 TransportChoice::Websocket => TransportType::Websocket,
@@ -59,6 +67,10 @@ impl SessionClient {
             })
             .reconnect(false)
             .reconnect_on_disconnect(false);
+        let builder = match auth {
+            Some(auth) => builder.auth(auth.clone()),
+            None => builder,
+        };
         let builder = match shared_tls() {
             Some(tls) => builder.tls_config(tls),
             None => builder,

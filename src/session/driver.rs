@@ -30,6 +30,7 @@ use crate::wire::tap::TapError;
 use crate::wire::{Tap, TapConfig};
 use std::collections::VecDeque;
 use stickyscope_contract::chat::seed;
+use stickyscope_vocab::access::Access;
 use stickyscope_vocab::events::{
     ChatDialect, EngineIoChoice, Event, OutboxStatus, OutboxUpdate, Received,
 };
@@ -79,6 +80,9 @@ pub struct SessionConfig {
     pub chat: ChatDialect,
     /// Which Engine.IO protocol the session speaks.
     pub engineio: EngineIoChoice,
+    /// Where Socket.IO lives and who the user is to it (path, namespace, auth, headers,
+    /// cookies).
+    pub access: Access,
 }
 
 impl SessionConfig {
@@ -98,6 +102,7 @@ impl SessionConfig {
             naming: crate::wire::fixed_naming(Default::default()),
             chat: ChatDialect::default(),
             engineio: EngineIoChoice::default(),
+            access: Access::default(),
         }
     }
 }
@@ -153,6 +158,9 @@ impl ChatSession {
                 sticky: config.sticky,
                 timeout: Duration::from_secs(45),
                 naming: config.naming.clone(),
+                headers: config.access.headers.clone(),
+                cookies: config.access.cookies.clone(),
+                secrets: config.access.secrets(),
             },
             wire_tx,
         )
@@ -172,6 +180,7 @@ impl ChatSession {
             tracker: {
                 let mut tracker = WireTracker::new(&config.user);
                 tracker.set_dialect(config.chat);
+                tracker.set_namespace(&config.access.namespace);
                 tracker.set_v3(speaks_v3);
                 tracker
             },
@@ -446,8 +455,12 @@ impl Driver {
         let n = self.attempt_no;
         let bound = self.config.connect_timeout;
         let (url, transport, v3) = (self.tap.url(), self.config.transport, self.speaks_v3);
+        let access = &self.config.access;
+        let (path, namespace) = (access.path.clone(), access.namespace.clone());
+        let auth = access.auth_for(&self.config.user).cloned();
         tokio::spawn(async move {
-            let connect = SessionClient::connect(&url, transport, v3);
+            let connect =
+                SessionClient::connect(&url, transport, v3, (&path, &namespace, auth.as_ref()));
             let result = match tokio::time::timeout(bound, connect).await {
                 Ok(result) => result,
                 Err(_) => Err("connect timed out".to_owned()),

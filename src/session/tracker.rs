@@ -81,6 +81,8 @@ pub struct WireTracker {
     /// Whether the session speaks Engine.IO v3.
     v3: bool,
     dialect: ChatDialect,
+    /// The namespace the user joins (`/`).
+    namespace: String,
     /// The seed's chat has no ids: received messages are numbered here.
     seed_received: u64,
     current_sid: Option<String>,
@@ -126,6 +128,7 @@ impl WireTracker {
             user: user.to_owned(),
             v3: false,
             dialect: ChatDialect::default(),
+            namespace: "/".to_owned(),
             seed_received: 0,
             current_sid: None,
             left_behind: VecDeque::new(),
@@ -144,6 +147,11 @@ impl WireTracker {
     /// Whether the session speaks Engine.IO v3 (else v4).
     pub fn set_v3(&mut self, v3: bool) {
         self.v3 = v3;
+    }
+
+    /// The namespace the user joins: its `CONNECT` answer says connected (or refused).
+    pub fn set_namespace(&mut self, namespace: &str) {
+        self.namespace = namespace.to_owned();
     }
 
     /// Which chat to read off the wire.
@@ -266,7 +274,7 @@ impl WireTracker {
                 continue;
             };
             match sp.kind {
-                SocketKind::Connect if ours && sp.namespace == "/" => {
+                SocketKind::Connect if ours && sp.namespace == self.namespace => {
                     // The protocol alone says connected; which replica is a separate
                     // question, answered when something named it.
                     let Some(sid) = self.current_sid.clone() else {
@@ -285,9 +293,12 @@ impl WireTracker {
                     "replica {} disconnected the socket",
                     ev.replica.as_deref().unwrap_or("?")
                 ))),
-                SocketKind::ConnectError if ours => {
-                    out.push(self.broken(format!("connect refused: {}", sp.data)))
-                }
+                // The server's middleware said no (`io.use(…)`, a namespace it does not
+                // serve): the app refused the user, whichever replica it was.
+                SocketKind::ConnectError if ours => out.push(self.broken(format!(
+                    "{REFUSED_BY_THE_APP}: {}",
+                    connect_error_words(&sp.data)
+                ))),
                 // What a session left behind hears (still open for a moment) is not the
                 // user's. The seed's chat has no ids to tell a message from its copy: only
                 // the current session's count. stickyscope's chat drops copies by id.
@@ -464,6 +475,23 @@ impl WireTracker {
             }
         }
         true
+    }
+}
+
+/// How a session refused by the server's own middleware (`CONNECT_ERROR`) is named: the
+/// app said no, which no stickiness can change.
+pub const REFUSED_BY_THE_APP: &str = "refused by the app";
+
+/// The words of a `CONNECT_ERROR`: v4's `{"message":…}`, v3's JSON string, else as sent.
+fn connect_error_words(data: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(data) {
+        Ok(serde_json::Value::String(words)) => words,
+        Ok(value) => match value.get("message").and_then(|m| m.as_str()) {
+            Some(message) => message.to_owned(),
+            None => data.to_owned(),
+        },
+        Err(_) if data.is_empty() => "no reason given".to_owned(),
+        Err(_) => data.to_owned(),
     }
 }
 

@@ -29,6 +29,9 @@ const OUT_QUEUE: usize = 256;
 #[derive(Debug)]
 pub struct V3Client {
     out: mpsc::Sender<String>,
+    /// What Socket.IO packets for the namespace start with after their type: nothing for
+    /// `/`, `/chat,` for `/chat`.
+    namespace: String,
     next_ack: AtomicU64,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -42,15 +45,22 @@ impl Drop for V3Client {
 }
 
 impl V3Client {
-    /// Connects to the Socket.IO server behind `base` (`http://host:port`) with `transport`.
-    pub async fn connect(base: &str, transport: TransportChoice) -> Result<V3Client, String> {
+    /// Connects to the Socket.IO server behind `base` (`http://host:port`) with `transport`,
+    /// on Socket.IO's `path` (`/socket.io/`), joining `namespace` (Socket.IO 2 joins `/` by
+    /// itself; another is asked for with `40/chat`).
+    pub async fn connect(
+        base: &str,
+        transport: TransportChoice,
+        path: &str,
+        namespace: &str,
+    ) -> Result<V3Client, String> {
         let http = reqwest::Client::builder()
             .pool_idle_timeout(crate::http_serve::POOL_IDLE)
             .build()
             .map_err(|e| e.to_string())?;
-        let polling = format!("{base}/socket.io/?EIO=3&transport=polling");
+        let polling = format!("{base}{path}?EIO=3&transport=polling");
         let ws_base = format!(
-            "ws://{}/socket.io/?EIO=3&transport=websocket",
+            "ws://{}{path}?EIO=3&transport=websocket",
             base.trim_start_matches("http://")
         );
         let (out, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -100,17 +110,30 @@ impl V3Client {
                 }
             }
         }
-        Ok(V3Client {
+        let client = V3Client {
             out,
+            namespace: if namespace == "/" {
+                String::new()
+            } else {
+                format!("{namespace},")
+            },
             next_ack: AtomicU64::new(0),
             tasks,
-        })
+        };
+        if namespace != "/" {
+            client.send(format!("40{namespace}")).await?;
+        }
+        Ok(client)
     }
 
     /// Emits `event` with `payload`, no ack.
     pub async fn emit(&self, event: &str, payload: serde_json::Value) -> Result<(), String> {
-        self.send(format!("42{}", serde_json::json!([event, payload])))
-            .await
+        self.send(format!(
+            "42{}{}",
+            self.namespace,
+            serde_json::json!([event, payload])
+        ))
+        .await
     }
 
     /// Emits `event` with `payload` and an ack id (the ack is read off the wire).
@@ -120,13 +143,19 @@ impl V3Client {
         payload: serde_json::Value,
     ) -> Result<(), String> {
         let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
-        self.send(format!("42{id}{}", serde_json::json!([event, payload])))
-            .await
+        self.send(format!(
+            "42{}{id}{}",
+            self.namespace,
+            serde_json::json!([event, payload])
+        ))
+        .await
     }
 
     /// Leaves: the Socket.IO disconnect and the Engine.IO close, then the tasks end.
     pub async fn disconnect(&self) {
-        let _ = self.send("41".to_owned()).await;
+        let _ = self
+            .send(format!("41{}", self.namespace.trim_end_matches(',')))
+            .await;
         let _ = self.send("1".to_owned()).await;
     }
 

@@ -19,6 +19,7 @@ mod slots;
 
 use std::sync::Arc;
 
+use stickyscope_vocab::access::Access;
 use stickyscope_vocab::events::EngineIoChoice;
 use stickyscope_vocab::naming::Identify;
 use tokio::sync::mpsc;
@@ -48,6 +49,8 @@ pub enum GatewayConfig {
         identify: IdentifyConfig,
         /// Which Engine.IO to speak (auto: v4, or v3 when the servers answer in v3).
         engineio: EngineIoChoice,
+        /// Where Socket.IO lives on it and who the users are to it.
+        access: Access,
     },
 }
 
@@ -60,6 +63,7 @@ impl GatewayConfig {
             traefik_api,
             identify: IdentifyConfig::default(),
             engineio: EngineIoChoice::default(),
+            access: Access::default(),
         }
     }
 
@@ -101,6 +105,15 @@ impl GatewayConfig {
         match self {
             GatewayConfig::External { engineio, .. } => *engineio,
             _ => EngineIoChoice::Auto,
+        }
+    }
+
+    /// Where Socket.IO lives and who the users are: as the user said for a running stack;
+    /// the defaults (`/socket.io/`, namespace `/`, nobody in particular) on stickyscope's own.
+    pub fn access(&self) -> Access {
+        match self {
+            GatewayConfig::External { access, .. } => access.clone(),
+            _ => Access::default(),
         }
     }
 }

@@ -11,6 +11,8 @@
 //! - [`topology`]: gateway hops and replicas; [`traefik_model`]: the shapes of Traefik v3's
 //!   API documents; [`traefik_reading`]: the topology and the label problems read from them;
 //! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket codecs;
+//! - [`access`]: where Socket.IO lives on a stack (path, namespace) and who the users are to
+//!   it (auth, headers, cookies), and which of those are secrets;
 //! - [`stack`]: what any stack is made of — the adapter between replicas, the replica limit.
 //!
 //! What the replicas themselves agree on with their observers (request kinds, the heartbeat,
@@ -20,6 +22,7 @@
 //! (`tests/pure.rs` holds its dependency list to that), so the view model, the scenarios and
 //! the window can speak it without reaching the network.
 
+pub mod access;
 pub mod events;
 pub mod naming;
 pub mod protocol;

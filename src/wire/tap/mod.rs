@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -45,6 +45,7 @@ use hyper_util::rt::TokioExecutor;
 use stickyscope_contract::{EngineQuery, RequestKind};
 use stickyscope_vocab::naming::Identify;
 use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
+use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -73,6 +74,12 @@ pub struct TapConfig {
     pub timeout: Duration,
     /// How replicas are named (taught by whoever reads the balancer's API).
     pub naming: Naming,
+    /// Headers sent on every request to the gateway (the WebSocket upgrade included).
+    pub headers: Vec<(String, String)>,
+    /// Cookies the jar starts with (a login's session cookie), sent beside the balancer's.
+    pub cookies: Vec<(String, String)>,
+    /// Values never spelled out in a record (auth tokens, header and cookie values).
+    pub secrets: Vec<String>,
 }
 
 impl TapConfig {
@@ -84,6 +91,9 @@ impl TapConfig {
             sticky: true,
             timeout: Duration::from_secs(45),
             naming: super::fixed_naming(Identify::default()),
+            headers: Vec::new(),
+            cookies: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 }
@@ -97,6 +107,9 @@ pub enum TapError {
     /// The gateway URL is `https://`: the taps speak plain HTTP to the gateway.
     #[error("gateway URL {0:?} is https: stickyscope speaks plain HTTP to the gateway for now; give the gateway's plain-HTTP address (e.g. nginx's port 80 behind the TLS terminator)")]
     Https(String),
+    /// A header the user gave cannot be sent.
+    #[error("header {0:?} cannot be sent (not a header name, or a value with characters a header cannot carry)")]
+    BadHeader(String),
     /// The local listener failed.
     #[error("cannot listen on 127.0.0.1: {0}")]
     Listen(#[from] std::io::Error),
@@ -120,6 +133,10 @@ struct Shared {
     sticky: AtomicBool,
     jar: Mutex<Jar>,
     naming: Naming,
+    /// Headers added to every request to the gateway.
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// Masked in every record.
+    secrets: Vec<String>,
     /// The last record number handed on; held while a record is handed on, so numbers
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
@@ -137,14 +154,28 @@ impl Tap {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let mut headers = Vec::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| TapError::BadHeader(name.clone()))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| TapError::BadHeader(name.to_string()))?;
+            headers.push((name, value));
+        }
+        let mut jar = Jar::default();
+        for (name, value) in &config.cookies {
+            jar.keep(name, value);
+        }
         let shared = Arc::new(Shared {
             user: config.user,
             base: format!("http://{authority}"),
             authority,
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
-            jar: Mutex::new(Jar::default()),
+            jar: Mutex::new(jar),
             naming: config.naming,
+            headers,
+            secrets: config.secrets,
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
             client: Client::builder(TokioExecutor::new())
@@ -302,11 +333,14 @@ impl Shared {
         Ok(self.exchange(req, out).await)
     }
 
-    /// Rewrites the request's headers for the gateway: Host, cookie jar, stickiness.
-    /// Returns what the request carries from the jar.
+    /// Rewrites the request's headers for the gateway: Host, the user's own headers, cookie
+    /// jar, stickiness. Returns what the request carries from the jar.
     fn prepare_headers(&self, headers: &mut HeaderMap) -> SentCookies {
         if let Ok(host) = HeaderValue::from_str(&self.authority) {
             headers.insert(header::HOST, host);
+        }
+        for (name, value) in &self.headers {
+            headers.insert(name.clone(), value.clone());
         }
         self.carry_cookies(headers)
     }
@@ -326,8 +360,12 @@ impl Shared {
         }
     }
 
-    /// Hands a record on, numbered; waits while the reader is behind.
+    /// Hands a record on, numbered and with the secrets masked; waits while the reader is
+    /// behind.
     async fn emit(&self, mut record: WireRecord) {
+        if !self.secrets.is_empty() {
+            mask_record(&mut record, &self.secrets);
+        }
         let Ok(permit) = self.sink.reserve().await else {
             return;
         };
@@ -348,6 +386,31 @@ impl Shared {
         record.sid = out.sid.clone();
         record.engineio = out.engineio;
         record
+    }
+}
+
+/// Masks the secrets wherever a record shows what crossed the wire.
+fn mask_record(record: &mut WireRecord, secrets: &[String]) {
+    use stickyscope_vocab::access::masked;
+    record.raw_up = masked(&record.raw_up, secrets);
+    record.raw_down = masked(&record.raw_down, secrets);
+    for packet in record
+        .packets_up
+        .iter_mut()
+        .chain(record.packets_down.iter_mut())
+    {
+        if let EnginePacket::Message {
+            socket: Some(socket),
+        } = packet
+        {
+            socket.data = masked(&socket.data, secrets);
+        }
+    }
+    if let Some(failure) = &mut record.failure {
+        failure.reason = masked(&failure.reason, secrets);
+    }
+    if let Some(note) = &mut record.note {
+        *note = masked(note, secrets);
     }
 }
 

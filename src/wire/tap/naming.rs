@@ -34,6 +34,14 @@ pub(super) struct SentCookies {
     pins: u64,
 }
 
+impl Jar {
+    /// Keeps a cookie the user gave (a login's), for every request to the gateway.
+    pub(super) fn keep(&mut self, name: &str, value: &str) {
+        self.cookies
+            .store(format!("{name}={value}; Path=/").as_bytes());
+    }
+}
+
 impl Shared {
     fn jar(&self) -> MutexGuard<'_, Jar> {
         self.jar.lock().unwrap_or_else(|e| e.into_inner())

@@ -1,0 +1,194 @@
+//! Stacks as QA meets them on staging: an official socket.io 4 server from npm with
+//! Socket.IO on its own path (`/ws/socket.io`), the users in a namespace (`/chat`) and a
+//! middleware that refuses a CONNECT without the right token, tenant header and login
+//! cookie (`tests/js/app_server.js`). The users connect with what `--path`, `--namespace`,
+//! `--auth`, `--header` and `--cookie` say; a refusal is the app's, in its words; no
+//! secret is spelled out in what is recorded or reported.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{node_modules, wait_for, Collected};
+use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope_vocab::access::{Access, MASK};
+use stickyscope_vocab::events::{SessionState, TransportChoice};
+
+const TOKEN: &str = "tok-3f2a9c";
+
+/// The app's server; killed when dropped.
+struct AppServer {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+async fn app_server() -> AppServer {
+    use tokio::io::AsyncBufReadExt;
+    let port = stickyscope::stack::chain::rundir::free_port().unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/app_server.js");
+    let mut child = tokio::process::Command::new("node")
+        .arg(script)
+        .args([&port.to_string(), "web-a", TOKEN])
+        .env("NODE_PATH", node_modules())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (is Node.js installed?)");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("the app starts")
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(line, format!("listening {port}"));
+    AppServer {
+        _child: child,
+        url: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// What the app asks of its users, with `token` as the auth payload's.
+fn access(token: &str) -> Access {
+    Access {
+        path: "/ws/socket.io/".into(),
+        namespace: "/chat".into(),
+        auth: Some(serde_json::json!({ "token": token })),
+        headers: vec![("X-Tenant".into(), "acme".into())],
+        cookies: vec![("session".into(), "s-1".into())],
+        ..Access::default()
+    }
+}
+
+fn reason_of(state: Option<SessionState>) -> Option<String> {
+    match state? {
+        SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => Some(reason),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_connect_on_the_apps_path_and_namespace_with_its_credentials() {
+    let app = app_server().await;
+    for transport in [
+        TransportChoice::Polling,
+        TransportChoice::Websocket,
+        TransportChoice::Upgrade,
+    ] {
+        let (sink, seen) = Collected::sink();
+        let mut config = SessionConfig::new("agent", &app.url);
+        config.transport = transport;
+        config.access = access(TOKEN);
+        let session = ChatSession::start(config, sink).await.unwrap();
+        wait_for(
+            Duration::from_secs(15),
+            &format!("{transport:?}: connected in /chat"),
+            || {
+                let seen = seen.clone();
+                async move { seen.connected("agent") }
+            },
+        )
+        .await;
+        session.shutdown().await;
+        // The token went on the wire in the CONNECT packet; no record spells it out.
+        let records = serde_json::to_string(&seen.wire()).unwrap();
+        assert!(!records.contains(TOKEN), "{transport:?}: {records}");
+        assert!(
+            records.contains(MASK),
+            "{transport:?}: the CONNECT shows it masked"
+        );
+        assert!(
+            records.contains("/chat"),
+            "{transport:?}: the namespace is on the wire"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_the_app_refuses_is_the_apps_refusal_in_its_words() {
+    let app = app_server().await;
+    let wrong_token = access("tok-wrong");
+    let mut no_tenant = access(TOKEN);
+    no_tenant.headers.clear();
+    let mut no_login = access(TOKEN);
+    no_login.cookies.clear();
+    for (access, words) in [
+        (wrong_token, "not authorized"),
+        (no_tenant, "unknown tenant"),
+        (no_login, "not logged in"),
+    ] {
+        let (sink, seen) = Collected::sink();
+        let mut config = SessionConfig::new("visitor", &app.url);
+        config.access = access;
+        let session = ChatSession::start(config, sink).await.unwrap();
+        let expected = format!("refused by the app: {words}");
+        wait_for(Duration::from_secs(15), &expected, || {
+            let seen = seen.clone();
+            let expected = expected.clone();
+            async move { reason_of(seen.state("visitor")).is_some_and(|r| r == expected) }
+        })
+        .await;
+        session.shutdown().await;
+    }
+}
+
+/// The same through `probe`, with the secrets read from a file and the environment, not
+/// the command line; a refusal is reported in the app's words and the report spells out no
+/// secret.
+#[test]
+fn probe_takes_its_secrets_from_files_and_the_environment() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(app_server());
+    let dir = std::env::temp_dir().join(format!("stickyscope-staging-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cookie = dir.join("cookie");
+    std::fs::write(&cookie, "session=s-1\n").unwrap();
+    let probe = |token: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+            .args(["probe", "--duration", "3s", "--json", "--gateway", &app.url])
+            .args(["--path", "/ws/socket.io", "--namespace", "/chat"])
+            .args(["--auth", "env:APP_AUTH", "--header", "X-Tenant: acme"])
+            .arg("--cookie")
+            .arg(format!("@{}", cookie.display()))
+            .env("APP_AUTH", format!("{{\"token\":\"{token}\"}}"))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let json: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.code(), json, stdout)
+    };
+    let (code, json, _) = probe(TOKEN);
+    assert_eq!(code, Some(0), "{json:#}");
+    let (code, json, stdout) = probe("tok-wrong");
+    assert_eq!(code, Some(1), "{json:#}");
+    assert_eq!(
+        json["sessions"][0]["broke"]["reason"],
+        "refused by the app: not authorized"
+    );
+    assert!(!stdout.contains("tok-wrong"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each flag's bad input is refused before anything starts, naming the flag.
+#[test]
+fn bad_access_flags_are_usage_errors_naming_the_flag() {
+    let cases: [(&[&str], &str); 6] = [
+        (&["--path", "ws/socket.io"], "--path"),
+        (&["--namespace", "chat"], "--namespace"),
+        (&["--header", "X-Tenant acme"], "--header"),
+        (&["--cookie", "session"], "--cookie"),
+        (&["--auth", "[1]"], "--auth"),
+        (&["--auth", "@/nonexistent/auth.json"], "--auth"),
+    ];
+    for (args, flag) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+            .args(["probe", "--gateway", "http://127.0.0.1:9"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
