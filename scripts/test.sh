@@ -23,6 +23,8 @@ command -v pkg-config >/dev/null || missing+=(pkg-config)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx)
+# A balancer other than Traefik, with its own sticky cookie (tests/haproxy.rs).
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || missing+=(haproxy)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 command -v python3 >/dev/null || missing+=(python3)
@@ -78,7 +80,7 @@ log "redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
 
 # What runs now of the kinds of process the suite starts; anything new at the end outlived
 # its test.
-suite_kinds='nginx|traefik|redis-server|stickyscope|stickyscope-replica'
+suite_kinds='nginx|traefik|redis-server|haproxy|stickyscope|stickyscope-replica'
 running_before="$(pgrep -d ' ' -x "$suite_kinds" || true)"
 
 # --- the swarm stack file, validated offline by the docker CLI ---------------------------------

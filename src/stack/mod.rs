@@ -135,6 +135,7 @@ impl IdentifyConfig {
         let mut identify = Identify::new(self.header.clone());
         if let Some(cookie) = &self.cookie {
             identify.cookie = cookie.clone();
+            identify.by_value = true;
         }
         identify.set_servers(self.servers.iter().map(String::as_str));
         identify

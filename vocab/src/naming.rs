@@ -9,6 +9,12 @@
 //!    Traefik ≥ 3.3.4 (first 16 hex digits of SHA-256), Traefik 3.0.4–3.3.3
 //!    (`%x` of FNV-1 64 of the zero-padded hex of FNV-1a 64), Traefik v2's hashed values
 //!    (`%x` of FNV-1a 64) and its older plain URLs;
+//!    A balancer whose values are no function stickyscope knows (ingress-nginx's
+//!    `INGRESSCOOKIE`, HAProxy's `SERVERID`, AWS's `AWSALB`, an app's own) still keeps one
+//!    value per server: when the user names its cookie (`--sticky-cookie`), a value no
+//!    server list maps names its server by itself — as it is when it reads as a name
+//!    (HAProxy's `cookie SERVERID insert` values are the servers' names), else shortened
+//!    (`INGRESSCOOKIE …3f2a`);
 //! 4. otherwise nothing: the record says the replica is unknown and [`Unnamed`] says why
 //!    (and what would make it known).
 //!
@@ -37,6 +43,12 @@ pub enum Source {
         /// How the balancer computes the value.
         scheme: CookieScheme,
     },
+    /// The value of a sticky cookie the user named, which no server list maps: one value,
+    /// one server.
+    CookieValue {
+        /// The cookie's name.
+        cookie: String,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -45,6 +57,9 @@ impl std::fmt::Display for Source {
             Source::ReplicaHeader => f.write_str("X-Replica"),
             Source::Header { name } => write!(f, "header {name}"),
             Source::Cookie { scheme } => write!(f, "sticky cookie ({})", scheme.label()),
+            Source::CookieValue { cookie } => {
+                write!(f, "{cookie} cookie's value (one value, one server)")
+            }
         }
     }
 }
@@ -185,6 +200,9 @@ pub struct Identify {
     by_cookie: HashMap<String, (String, CookieScheme)>,
     /// How many servers the list has.
     servers: usize,
+    /// Whether the user named the sticky cookie: then a value no server list maps still
+    /// names its server, by itself.
+    pub by_value: bool,
 }
 
 impl Default for Identify {
@@ -202,6 +220,7 @@ impl Identify {
             cookie: stickyscope_contract::names::STICKY_COOKIE.to_owned(),
             by_cookie: HashMap::new(),
             servers: 0,
+            by_value: false,
         }
     }
 
@@ -256,18 +275,44 @@ impl Identify {
                 cookie,
             });
         };
+        let value = value.trim_matches('"');
+        if let Some((label, scheme)) = self.by_cookie.get(value) {
+            return Ok((label.clone(), Source::Cookie { scheme: *scheme }));
+        }
+        if self.by_value && !value.is_empty() {
+            return Ok((value_label(&cookie, value), Source::CookieValue { cookie }));
+        }
         if self.servers == 0 {
             return Err(Unnamed::NoServerList { cookie });
         }
-        let (label, scheme) =
-            self.by_cookie
-                .get(value.trim_matches('"'))
-                .ok_or(Unnamed::CookieNamesNoServer {
-                    cookie,
-                    servers: self.servers,
-                })?;
-        Ok((label.clone(), Source::Cookie { scheme: *scheme }))
+        Err(Unnamed::CookieNamesNoServer {
+            cookie,
+            servers: self.servers,
+        })
     }
+}
+
+/// How a server is named by its sticky cookie's value: as it is when it reads as a name
+/// (`web-a`, HAProxy's), else by the cookie and the value's last four characters
+/// (`INGRESSCOOKIE …3f2a`).
+pub fn value_label(cookie: &str, value: &str) -> String {
+    let name_like = value.len() <= 24
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !(value.len() >= 12 && value.chars().all(|c| c.is_ascii_hexdigit()));
+    if name_like {
+        return value.to_owned();
+    }
+    let tail: String = value
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{cookie} …{tail}")
 }
 
 #[cfg(test)]
@@ -301,6 +346,38 @@ mod tests {
                 "{scheme:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_cookie_the_user_named_names_its_server_by_its_value() {
+        let mut id = Identify::new(None);
+        id.cookie = "SERVERID".into();
+        assert!(id.identify(None, None, Some("web-a"), None).is_err());
+        id.by_value = true;
+        let by_value = Source::CookieValue {
+            cookie: "SERVERID".into(),
+        };
+        assert_eq!(
+            id.identify(None, None, Some("web-a"), None),
+            Ok(("web-a".into(), by_value.clone()))
+        );
+        assert_eq!(
+            id.identify(None, None, None, Some("\"web-b\"")),
+            Ok(("web-b".into(), by_value))
+        );
+        assert_eq!(
+            value_label("INGRESSCOOKIE", "1733313130.123.45.678|9b8c1d3f2a"),
+            "INGRESSCOOKIE …3f2a"
+        );
+        assert_eq!(value_label("AWSALB", "deadbeefdeadbeef"), "AWSALB …beef");
+        // A server list still maps Traefik's values to their servers first.
+        id.set_servers(["http://10.0.1.7:3000"]);
+        let traefik = CookieScheme::TraefikSha256.value("http://10.0.1.7:3000");
+        assert_eq!(
+            id.identify(None, None, Some(&traefik), None)
+                .map(|(l, _)| l),
+            Ok("10.0.1.7:3000".into())
+        );
     }
 
     #[test]
