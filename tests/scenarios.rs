@@ -172,9 +172,30 @@ fn bad_files_and_impossible_actions_exit_2_before_anything_runs() {
         "{err}"
     );
 
+    // An unreachable gateway, and URLs that cannot be one: the same words as the probe's.
     let (code, _, err) = scenario_cli(&["run", "4", "--gateway", "http://127.0.0.1:9"]);
     assert_eq!(code, 2);
-    assert!(err.contains("not reachable"), "{err}");
+    assert!(
+        err.contains("connection refused by the gateway at 127.0.0.1:9"),
+        "{err}"
+    );
+    for (url, words) in [
+        ("notaurl", "is not of the form http://host[:port]"),
+        ("https://127.0.0.1:9", "is https"),
+    ] {
+        let (code, _, err) = scenario_cli(&["run", "4", "--gateway", url]);
+        assert_eq!(code, 2, "{url}: {err}");
+        assert!(err.contains(words), "{url}: {err}");
+        let probe = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+            .args(["probe", "--gateway", url])
+            .output()
+            .unwrap();
+        assert_eq!(probe.status.code(), Some(2), "{url}");
+        assert!(
+            String::from_utf8_lossy(&probe.stderr).contains(words),
+            "{url}"
+        );
+    }
 
     let (code, _, err) = scenario_cli(&["run", "no-such-scenario"]);
     assert_eq!(code, 2);

@@ -109,7 +109,7 @@ pub enum Command {
 pub struct StackChoice {
     /// A running stack's gateway (e.g. nginx at http://localhost:8000) instead of a fresh
     /// embedded stack.
-    #[arg(long, conflicts_with = "chain")]
+    #[arg(long, conflicts_with = "chain", value_parser = gateway_url)]
     pub gateway: Option<String>,
     /// A fresh local chain (nginx → Traefik → replica processes → Redis) instead of the
     /// embedded stack (see `stickyscope chain`).
@@ -192,6 +192,13 @@ impl AccessArgs {
         }
         access
     }
+}
+
+/// `--gateway`: a URL every command takes the same way (or refuses with the same words).
+fn gateway_url(text: &str) -> Result<String, String> {
+    stickyscope::wire::tap::parse_gateway(text)
+        .map(|_| text.trim_end_matches('/').to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// A value given as it is, from a file (`@PATH`, its trailing newline dropped) or from an

@@ -161,29 +161,19 @@ pub async fn run(
 
 /// A TCP connection to the gateway within 5 s, or why not.
 async fn reachable(url: &str) -> Result<(), RunError> {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    // A port after the host (or after an IPv6 literal's `]`), else HTTP's.
-    let has_port = authority.rsplit_once(':').is_some_and(|(host, port)| {
-        !port.contains(']') && (!host.contains(':') || host.ends_with(']'))
-    });
-    let authority = if has_port {
-        authority.to_owned()
-    } else {
-        format!("{authority}:80")
-    };
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(&authority),
-    )
-    .await
-    {
+    let authority =
+        crate::wire::tap::parse_gateway(url).map_err(|e| RunError::Unreachable(e.to_string()))?;
+    let connect = tokio::net::TcpStream::connect(&authority);
+    match tokio::time::timeout(crate::wire::tap::CONNECT_TIMEOUT, connect).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(RunError::Unreachable(format!(
-            "the gateway {url} is not reachable: {e}"
-        ))),
-        Err(_) => Err(RunError::Unreachable(format!(
-            "the gateway {url} is not reachable: no TCP connection within 5 s"
-        ))),
+        Ok(Err(e)) => Err(RunError::Unreachable(
+            crate::wire::tap::connect_failure(&e, &authority).reason,
+        )),
+        Err(_) => {
+            let timed_out = std::io::Error::from(std::io::ErrorKind::TimedOut);
+            Err(RunError::Unreachable(
+                crate::wire::tap::connect_failure(&timed_out, &authority).reason,
+            ))
+        }
     }
 }

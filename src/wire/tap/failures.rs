@@ -214,10 +214,8 @@ pub(super) fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Fa
 /// Why no TCP connection to the gateway came about, from the error's chain of causes:
 /// refused, timed out, or another reason (name resolution, an unreachable network) in the
 /// system's words.
-pub(super) fn connect_failure(
-    error: &(dyn std::error::Error + 'static),
-    authority: &str,
-) -> Failure {
+/// Why a TCP connection to the gateway at `authority` failed, in a sentence.
+pub fn connect_failure(error: &(dyn std::error::Error + 'static), authority: &str) -> Failure {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let io = std::iter::from_fn(|| {
         let current = cause?;

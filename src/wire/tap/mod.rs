@@ -51,6 +51,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::failures::connect_failure;
 use self::http::Codec;
 use self::naming::{Jar, SentCookies};
 use super::Naming;
@@ -59,7 +60,7 @@ use crate::http_serve::is_upgrade;
 /// Largest HTTP body the tap buffers (Engine.IO's own limit is far lower).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 /// How long a TCP connection to the gateway may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to start a tap.
 #[derive(Debug, Clone)]
@@ -246,7 +247,9 @@ impl Drop for Tap {
 }
 
 /// The gateway's `host:port` from its URL, `http://host[:port]` (port 80 when none).
-fn parse_gateway(url: &str) -> Result<String, TapError> {
+/// The gateway's `host:port` from its URL (`http://host[:port]`, port 80 by default), or why
+/// the URL cannot be a gateway — the one check every command makes of `--gateway`.
+pub fn parse_gateway(url: &str) -> Result<String, TapError> {
     let bad = || TapError::BadGateway(url.to_owned());
     if url
         .get(..8)
