@@ -9,43 +9,18 @@ mod common;
 
 use std::time::Duration;
 
-use common::{node_modules, wait_for, Collected};
+use common::{wait_for, Collected, NodeServer};
 use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope_vocab::access::{Access, MASK};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 
 const TOKEN: &str = "tok-3f2a9c";
 
-/// The app's server; killed when dropped.
-struct AppServer {
-    _child: tokio::process::Child,
-    url: String,
-}
-
-async fn app_server() -> AppServer {
-    use tokio::io::AsyncBufReadExt;
-    let port = stickyscope::stack::chain::rundir::free_port().unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/app_server.js");
-    let mut child = tokio::process::Command::new("node")
-        .arg(script)
-        .args([&port.to_string(), "web-a", TOKEN])
-        .env("NODE_PATH", node_modules())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs (is Node.js installed?)");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-        .await
-        .expect("the app starts")
-        .unwrap()
-        .unwrap_or_default();
-    assert_eq!(line, format!("listening {port}"));
-    AppServer {
-        _child: child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
+/// The app's server (`tests/js/app_server.js`); killed when dropped.
+async fn app_server() -> NodeServer {
+    let port = common::free_loopback_port();
+    let args = [port.to_string(), "web-a".to_owned(), TOKEN.to_owned()];
+    NodeServer::script("app_server.js", &args, port, "web-a").await
 }
 
 /// What the app asks of its users, with `token` as the auth payload's.

@@ -541,6 +541,11 @@ pub fn node_modules() -> String {
     modules
 }
 
+/// A free port on loopback, outside the ephemeral range.
+pub fn free_loopback_port() -> u16 {
+    stickyscope::stack::chain::rundir::free_port().expect("a free port")
+}
+
 /// An official socket.io server from npm running the seed's chat (`tests/js/seed_server.js`):
 /// a stack nobody here wrote. Killed when dropped.
 pub struct NodeServer {
@@ -555,24 +560,25 @@ impl NodeServer {
     /// Starts one: socket.io `version` 4 or 2; `header` makes it answer with
     /// `X-Backend: NAME`.
     pub async fn start(version: u8, name: &str, header: bool) -> NodeServer {
-        use tokio::io::AsyncBufReadExt;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/seed_server.js");
-        let mut command = tokio::process::Command::new("node");
-        command
-            .arg(script)
-            .arg(version.to_string())
-            .arg(port.to_string())
-            .arg(name);
+        let mut args = vec![version.to_string()];
+        let port = free_loopback_port();
+        args.push(port.to_string());
+        args.push(name.to_owned());
         if header {
-            command.arg("header");
+            args.push("header".to_owned());
         }
-        let mut child = command
+        NodeServer::script("seed_server.js", &args, port, name).await
+    }
+
+    /// Starts `tests/js/SCRIPT ARGS…`, which listens on `port` and prints `listening PORT`.
+    pub async fn script(script: &str, args: &[String], port: u16, name: &str) -> NodeServer {
+        use tokio::io::AsyncBufReadExt;
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/js")
+            .join(script);
+        let mut child = tokio::process::Command::new("node")
+            .arg(script)
+            .args(args)
             .env("NODE_PATH", node_modules())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
