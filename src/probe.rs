@@ -83,6 +83,10 @@ pub struct Report {
     pub exit_code: i32,
     /// Wire records the probe could not count because it fell behind (0 normally).
     pub records_dropped: u64,
+    /// For an `https://` gateway, whether its certificate was checked: `verified`, or
+    /// `NOT verified (--insecure)`; absent for plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
 }
 
 /// The verdict.
@@ -259,6 +263,7 @@ impl Tally {
                 Verdict::Unreachable => 2,
             },
             records_dropped: 0,
+            tls: None,
         }
     }
 }
@@ -340,6 +345,14 @@ pub fn table(r: &Report) -> String {
         r.duration_s,
         r.sessions.len()
     );
+    if let Some(tls) = &r.tls {
+        if tls.starts_with("NOT") {
+            out.insert_str(
+                0,
+                "WARNING: the gateway's TLS certificate was NOT checked (--insecure)\n",
+            );
+        }
+    }
     out.push_str(&format!(
         "{:<16} {:>10} {:>7} {:>7} {:>9}  {:<32}  rejected\n",
         "replica", "handshakes", "pings", "pongs", "messages", "identified by"
@@ -503,6 +516,16 @@ pub async fn run(
     let tally = collector.await.unwrap_or_else(|_| Tally::new(&names));
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
+    report.tls = gateway
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        .then(|| {
+            if plan.access.insecure {
+                "NOT verified (--insecure)".to_owned()
+            } else {
+                "verified".to_owned()
+            }
+        });
     Ok(report)
 }
 

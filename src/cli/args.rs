@@ -170,6 +170,14 @@ pub struct AccessArgs {
     /// session cookie); repeatable; with --gateway.
     #[arg(long = "cookie", value_name = "NAME=VALUE|@PATH|env:NAME", requires = "gateway", value_parser = cookie_arg)]
     pub cookies: Vec<(String, String)>,
+    /// A private CA's certificate(s), PEM, that an https:// gateway's certificate is
+    /// checked against beside the system's roots; with --gateway.
+    #[arg(long, value_name = "PEM", requires = "gateway", value_parser = ca_file)]
+    pub ca_file: Option<String>,
+    /// Do not check an https:// gateway's certificate (a self-signed staging one): the
+    /// window shows a banner and the probe's report says so; with --gateway.
+    #[arg(long, requires = "gateway")]
+    pub insecure: bool,
 }
 
 impl AccessArgs {
@@ -180,6 +188,8 @@ impl AccessArgs {
             namespace: self.namespace.clone(),
             headers: self.headers.clone(),
             cookies: self.cookies.clone(),
+            ca_pem: self.ca_file.clone(),
+            insecure: self.insecure,
             ..Access::default()
         };
         for (user, payload) in &self.auth {
@@ -238,6 +248,14 @@ fn auth_arg(text: &str) -> Result<(Option<String>, serde_json::Value), String> {
     };
     let (_, payload) = access::parse_auth(&from_source(rest)?)?;
     Ok((user, payload))
+}
+
+/// `--ca-file PEM`: the file's text, when it holds certificates that read.
+fn ca_file(path: &str) -> Result<String, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    stickyscope::wire::tap::pem_certificates(&pem)
+        .map_err(|e| format!("{path} is not a PEM certificate file: {e}"))?;
+    Ok(pem)
 }
 
 /// `--header 'Name: value'`, given or read.

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stickyscope_contract::chat::USERS;
-use stickyscope_vocab::events::{ChatDialect, Command, TransportChoice};
+use stickyscope_vocab::events::{
+    ChatDialect, Command, Event, Notice, NoticeLevel, TransportChoice,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -86,6 +88,13 @@ impl Conductor {
         let fixed = config.gateway.identify();
         let engineio = config.gateway.engineio();
         let access = config.gateway.access();
+        if access.insecure {
+            sink.send(Event::Notice(Notice {
+                level: NoticeLevel::Warning,
+                text: "--insecure: the gateway's TLS certificate is NOT checked; anyone between here and the gateway could read and change this traffic".to_owned(),
+            }))
+            .await;
+        }
         let stack = crate::stack::start(config.gateway).await?;
         if let Some(exits) = stack.exits {
             tokio::spawn(commands::report_exits(exits, sink.clone()));

@@ -161,6 +161,8 @@ impl ChatSession {
                 headers: config.access.headers.clone(),
                 cookies: config.access.cookies.clone(),
                 secrets: config.access.secrets(),
+                ca_pem: config.access.ca_pem.clone(),
+                insecure: config.access.insecure,
             },
             wire_tx,
         )

@@ -1,7 +1,8 @@
 //! Where Socket.IO lives on a stack and who the users are to it: the `path` Socket.IO is
 //! mounted on, the namespace the users join, the auth payload of their `CONNECT`, the
-//! headers sent on every request and the cookies of a login — and which of those are
-//! secrets, so that what is shown, saved or reported never spells them out.
+//! headers sent on every request and the cookies of a login, the CA an `https://` gateway's
+//! certificate is checked against (or that it is not) — and which of those are secrets, so
+//! that what is shown, saved or reported never spells them out.
 //!
 //! Pure data and its checks: the command line reads values into it, the sessions and their
 //! taps use it.
@@ -28,6 +29,11 @@ pub struct Access {
     pub headers: Vec<(String, String)>,
     /// Cookies every user's jar starts with (a login's session cookie).
     pub cookies: Vec<(String, String)>,
+    /// Certificates (PEM) of a private CA the gateway's certificate is trusted by, beside
+    /// the system's roots.
+    pub ca_pem: Option<String>,
+    /// Whether the gateway's certificate goes unchecked (a self-signed staging one).
+    pub insecure: bool,
 }
 
 impl Default for Access {
@@ -39,6 +45,8 @@ impl Default for Access {
             auth_of: BTreeMap::new(),
             headers: Vec::new(),
             cookies: Vec::new(),
+            ca_pem: None,
+            insecure: false,
         }
     }
 }

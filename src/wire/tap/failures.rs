@@ -167,7 +167,7 @@ pub(super) fn not_engine_io(status: StatusCode, headers: &HeaderMap, body: &[u8]
 }
 
 /// What a connection closed without an answer may mean.
-const TLS_HINT: &str = " (an https-only port? stickyscope speaks plain HTTP to the gateway)";
+const TLS_HINT: &str = " (an https-only port? give the gateway as https://…)";
 
 /// The kind of the first I/O error in `error`'s chain of causes.
 fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
@@ -194,7 +194,7 @@ pub(super) fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Fa
     .find_map(|e| e.downcast_ref::<hyper::Error>());
     let reason = match hyper_error {
         Some(e) if e.is_parse() || e.is_parse_status() => {
-            "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? stickyscope speaks plain HTTP to the gateway".to_owned()
+            "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? an https gateway is given as https://…".to_owned()
         }
         Some(e) if e.is_incomplete_message() || e.is_closed() || e.is_canceled() => {
             format!("the gateway closed the connection without answering{TLS_HINT}")
@@ -211,11 +211,13 @@ pub(super) fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Fa
     }
 }
 
-/// Why no TCP connection to the gateway came about, from the error's chain of causes:
-/// refused, timed out, or another reason (name resolution, an unreachable network) in the
-/// system's words.
-/// Why a TCP connection to the gateway at `authority` failed, in a sentence.
+/// Why no connection to the gateway at `authority` came about, from the error's chain of
+/// causes: refused, timed out, a certificate TLS refused, or another reason (name
+/// resolution, an unreachable network) in the system's words.
 pub fn connect_failure(error: &(dyn std::error::Error + 'static), authority: &str) -> Failure {
+    if let Some(failure) = super::tls::tls_failure(error, authority) {
+        return failure;
+    }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     let io = std::iter::from_fn(|| {
         let current = cause?;

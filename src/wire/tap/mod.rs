@@ -3,9 +3,10 @@
 //!
 //! It keeps the user's cookie jar (this is how a client without one gets stickiness),
 //! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
-//! off, and records every HTTP exchange and WebSocket message as a [`WireRecord`]. Requests
-//! and answers pass otherwise unchanged, but for what any HTTP proxy changes: `Host` (set to
-//! the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte. Each record
+//! off, adds the user's own headers and login cookies, speaks TLS to an `https://`
+//! gateway, and records every HTTP exchange and WebSocket message as a [`WireRecord`],
+//! with the user's secrets masked. Requests and answers pass otherwise unchanged, but for
+//! what any HTTP proxy changes: `Host` (set to the gateway's) and hop-by-hop headers. WebSocket frames pass byte for byte. Each record
 //! names the replica that answered when something does (see [`Identify`]) and otherwise
 //! says why not; failures carry the words the wire gave, and a sentence of its own for what
 //! is not Engine.IO at all.
@@ -17,14 +18,15 @@
 //! This module holds the tap itself — its configuration, starting and stopping it, the state
 //! its connections share, and handing each request to the part that serves it:
 //! `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
-//! `naming` keeps the cookie jar and names the replica behind an answer, and `failures`
-//! says why an exchange failed.
+//! `naming` keeps the cookie jar and names the replica behind an answer, `tls` sets up TLS
+//! toward the gateway, and `failures` says why an exchange failed.
 //!
 //! [`Identify`]: stickyscope_vocab::naming::Identify
 
 mod failures;
 mod http;
 mod naming;
+mod tls;
 mod tunnel;
 
 use std::convert::Infallible;
@@ -39,6 +41,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
+use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -54,6 +57,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::failures::connect_failure;
 use self::http::Codec;
 use self::naming::{Jar, SentCookies};
+pub use self::tls::pem_certificates;
 use super::Naming;
 use crate::http_serve::is_upgrade;
 
@@ -81,6 +85,11 @@ pub struct TapConfig {
     pub cookies: Vec<(String, String)>,
     /// Values never spelled out in a record (auth tokens, header and cookie values).
     pub secrets: Vec<String>,
+    /// A private CA's certificates (PEM) an `https://` gateway is checked against, beside
+    /// the system's roots.
+    pub ca_pem: Option<String>,
+    /// Whether an `https://` gateway's certificate goes unchecked.
+    pub insecure: bool,
 }
 
 impl TapConfig {
@@ -95,6 +104,8 @@ impl TapConfig {
             headers: Vec::new(),
             cookies: Vec::new(),
             secrets: Vec::new(),
+            ca_pem: None,
+            insecure: false,
         }
     }
 }
@@ -102,12 +113,12 @@ impl TapConfig {
 /// Why a tap could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TapError {
-    /// The gateway URL is not `http://host[:port]`.
-    #[error("gateway URL {0:?} is not of the form http://host[:port]")]
+    /// The gateway URL is not `http(s)://host[:port]`.
+    #[error("gateway URL {0:?} is not of the form http://host[:port] or https://host[:port]")]
     BadGateway(String),
-    /// The gateway URL is `https://`: the taps speak plain HTTP to the gateway.
-    #[error("gateway URL {0:?} is https: stickyscope speaks plain HTTP to the gateway for now; give the gateway's plain-HTTP address (e.g. nginx's port 80 behind the TLS terminator)")]
-    Https(String),
+    /// TLS toward the gateway cannot be set up as asked (a CA file that is not PEM).
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A header the user gave cannot be sent.
     #[error("header {0:?} cannot be sent (not a header name, or a value with characters a header cannot carry)")]
     BadHeader(String),
@@ -142,19 +153,25 @@ struct Shared {
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
     in_flight: AtomicUsize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// TLS toward the gateway, when it is `https://` (the host it names, the connector).
+    tls: Option<(String, tokio_native_tls::TlsConnector)>,
     sink: mpsc::Sender<WireRecord>,
 }
 
 impl Tap {
     /// Starts a tap; its records go to `sink`.
     pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
-        let authority = parse_gateway(&config.gateway)?;
+        let gateway = gateway_addr(&config.gateway)?;
+        let authority = gateway.authority.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let tls = tls::connector(config.ca_pem.as_deref(), config.insecure)?;
+        let connector = HttpsConnector::from((connector, tls.clone()));
         let mut headers = Vec::new();
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -169,7 +186,10 @@ impl Tap {
         }
         let shared = Arc::new(Shared {
             user: config.user,
-            base: format!("http://{authority}"),
+            base: format!(
+                "{}://{authority}",
+                if gateway.tls { "https" } else { "http" }
+            ),
             authority,
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
@@ -182,6 +202,7 @@ impl Tap {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(crate::http_serve::POOL_IDLE)
                 .build(connector),
+            tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
             sink,
         });
         let shutdown = CancellationToken::new();
@@ -246,33 +267,59 @@ impl Drop for Tap {
     }
 }
 
-/// The gateway's `host:port` from its URL, `http://host[:port]` (port 80 when none).
-/// The gateway's `host:port` from its URL (`http://host[:port]`, port 80 by default), or why
-/// the URL cannot be a gateway — the one check every command makes of `--gateway`.
-pub fn parse_gateway(url: &str) -> Result<String, TapError> {
+/// A gateway's address, from its URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayAddr {
+    /// `host:port` (port 80, or 443 for `https://`, when the URL gives none).
+    pub authority: String,
+    /// The host, as TLS names it (SNI, the certificate's check).
+    pub host: String,
+    /// Whether it speaks TLS (`https://`).
+    pub tls: bool,
+}
+
+/// The gateway's address from its URL (`http://host[:port]` or `https://host[:port]`), or
+/// why the URL cannot be a gateway — the one check every command makes of `--gateway`.
+pub fn gateway_addr(url: &str) -> Result<GatewayAddr, TapError> {
     let bad = || TapError::BadGateway(url.to_owned());
-    if url
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-    {
-        return Err(TapError::Https(url.to_owned()));
-    }
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let scheme_of = |scheme: &str| {
+        url.get(..scheme.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+            .then(|| &url[scheme.len()..])
+    };
+    let (rest, tls) = match (scheme_of("http://"), scheme_of("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(bad()),
+    };
     let authority = rest.trim_end_matches('/');
     if authority.is_empty() || authority.contains(['/', '?', '#', ' ', '@']) {
         return Err(bad());
     }
-    let with_port = if authority
+    let has_port = authority
         .rsplit_once(':')
         .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        && !authority.ends_with(']')
-    {
-        authority.to_owned()
+        && !authority.ends_with(']');
+    let (host, with_port) = if has_port {
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        (host, authority.to_owned())
     } else {
-        format!("{authority}:80")
+        (
+            authority,
+            format!("{authority}:{}", if tls { 443 } else { 80 }),
+        )
     };
     with_port.parse::<hyper::Uri>().map_err(|_| bad())?;
-    Ok(with_port)
+    Ok(GatewayAddr {
+        authority: with_port,
+        host: host.trim_matches(['[', ']']).to_owned(),
+        tls,
+    })
+}
+
+/// The gateway's `host:port` from its URL (see [`gateway_addr`]).
+pub fn parse_gateway(url: &str) -> Result<String, TapError> {
+    gateway_addr(url).map(|g| g.authority)
 }
 
 /// Decrements the in-flight counter when dropped.

@@ -26,6 +26,33 @@ use super::naming::SentCookies;
 use super::{now_ms, plain, set_status, text_of, InFlight, Outgoing, Shared, CONNECT_TIMEOUT};
 use crate::http_serve::{strip_hop_by_hop, strip_hop_by_hop_keeping_upgrade};
 
+/// Why an upgrade request got no answer: TLS with the gateway, or HTTP.
+enum UpgradeError {
+    Tls(native_tls::Error),
+    Http(hyper::Error),
+}
+
+/// Sends the upgrade request on `stream` (plain or TLS), keeping the connection for the
+/// upgrade.
+async fn send_on<S>(
+    stream: S,
+    request: Request<Incoming>,
+) -> Result<Response<Incoming>, UpgradeError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(UpgradeError::Http)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(UpgradeError::Http)
+}
+
 impl Shared {
     /// Forwards a WebSocket upgrade and records the gateway's answer; after a 101, relays
     /// the tunnel in a task of its own.
@@ -105,17 +132,29 @@ impl Shared {
             }
         };
         let _ = stream.set_nodelay(true);
+        let tls = self.tls.clone();
         let handshake = async {
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(async move {
-                let _ = conn.with_upgrades().await;
-            });
-            sender.send_request(request).await
+            match tls {
+                Some((host, connector)) => {
+                    let stream = connector
+                        .connect(&host, stream)
+                        .await
+                        .map_err(UpgradeError::Tls)?;
+                    send_on(stream, request).await
+                }
+                None => send_on(stream, request).await,
+            }
         };
         match tokio::time::timeout(self.timeout, handshake).await {
             Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => {
+            Ok(Err(UpgradeError::Tls(e))) => {
+                record.failure = Some(connect_failure(&e, &self.authority));
+                Err(plain(
+                    StatusCode::BAD_GATEWAY,
+                    "stickyscope tap: TLS with the gateway failed\n".into(),
+                ))
+            }
+            Ok(Err(UpgradeError::Http(e))) => {
                 record.failure = Some(transport_failure(&e));
                 Err(plain(
                     StatusCode::BAD_GATEWAY,
