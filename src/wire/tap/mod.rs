@@ -514,8 +514,24 @@ mod tests {
             "127.0.0.1:8000"
         );
         assert_eq!(parse_gateway("http://localhost/").unwrap(), "localhost:80");
+        assert_eq!(
+            gateway_addr("https://staging.example/").unwrap(),
+            GatewayAddr {
+                authority: "staging.example:443".into(),
+                host: "staging.example".into(),
+                tls: true
+            }
+        );
+        assert_eq!(
+            gateway_addr("HTTPS://[::1]:8443").unwrap(),
+            GatewayAddr {
+                authority: "[::1]:8443".into(),
+                host: "::1".into(),
+                tls: true
+            }
+        );
         for bad in [
-            "https://x",
+            "ftp://x",
             "127.0.0.1:8000",
             "http://",
             "http://a/b",
