@@ -8,11 +8,27 @@ use stickyscope_vocab::record::{Failure, FailureKind};
 use super::TapError;
 
 /// The connector for the gateway: the system's roots and `ca_pem`'s certificates, or no
-/// check when `insecure`.
+/// check when `insecure`. Each kind is built once per process and shared (a clone is
+/// cheap): loading the system's roots costs milliseconds of CPU, and a probe of 300
+/// sessions starts 300 taps.
 pub(super) fn connector(
     ca_pem: Option<&str>,
     insecure: bool,
 ) -> Result<tokio_native_tls::TlsConnector, TapError> {
+    type Built = std::collections::HashMap<(Option<String>, bool), tokio_native_tls::TlsConnector>;
+    static BUILT: std::sync::Mutex<Option<Built>> = std::sync::Mutex::new(None);
+    let key = (ca_pem.map(str::to_owned), insecure);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = built.get_or_insert_with(Default::default);
+    if let Some(connector) = built.get(&key) {
+        return Ok(connector.clone());
+    }
+    let connector = build(ca_pem, insecure)?;
+    built.insert(key, connector.clone());
+    Ok(connector)
+}
+
+fn build(ca_pem: Option<&str>, insecure: bool) -> Result<tokio_native_tls::TlsConnector, TapError> {
     let mut builder = native_tls::TlsConnector::builder();
     builder.request_alpns(&["http/1.1"]);
     if let Some(pem) = ca_pem {
