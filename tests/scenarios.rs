@@ -181,7 +181,11 @@ fn bad_files_and_impossible_actions_exit_2_before_anything_runs() {
     );
     for (url, words) in [
         ("notaurl", "is not of the form http://host[:port]"),
-        ("https://127.0.0.1:9", "is https"),
+        ("ftp://127.0.0.1:9", "is not of the form http://host[:port]"),
+        (
+            "https://127.0.0.1:9",
+            "connection refused by the gateway at 127.0.0.1:9",
+        ),
     ] {
         let (code, _, err) = scenario_cli(&["run", "4", "--gateway", url]);
         assert_eq!(code, 2, "{url}: {err}");
@@ -190,11 +194,13 @@ fn bad_files_and_impossible_actions_exit_2_before_anything_runs() {
             .args(["probe", "--gateway", url])
             .output()
             .unwrap();
-        assert_eq!(probe.status.code(), Some(2), "{url}");
-        assert!(
-            String::from_utf8_lossy(&probe.stderr).contains(words),
-            "{url}"
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&probe.stdout),
+            String::from_utf8_lossy(&probe.stderr)
         );
+        assert_eq!(probe.status.code(), Some(2), "{url}: {said}");
+        assert!(said.contains(words), "{url}: {said}");
     }
 
     let (code, _, err) = scenario_cli(&["run", "no-such-scenario"]);
