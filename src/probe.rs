@@ -516,9 +516,8 @@ pub async fn run(
     let tally = collector.await.unwrap_or_else(|_| Tally::new(&names));
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
-    report.tls = gateway
-        .get(..8)
-        .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    report.tls = crate::wire::tap::gateway_addr(gateway)
+        .is_ok_and(|g| g.tls)
         .then(|| {
             if plan.access.insecure {
                 "NOT verified (--insecure)".to_owned()

@@ -130,14 +130,6 @@ http {{
     ((process, python_server), gateways)
 }
 
-/// The reason a session gave for not being up, once it gave one.
-fn down_reason(state: Option<SessionState>) -> Option<String> {
-    match state? {
-        SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => Some(reason),
-        _ => None,
-    }
-}
-
 fn probe(args: &[&str]) -> (i32, serde_json::Value) {
     let (code, json, stderr) = common::probe_json("2s", args);
     assert!(stderr.is_empty(), "the probe is quiet without -v: {stderr}");
@@ -157,7 +149,8 @@ async fn gateways_that_are_not_socketio_get_a_clear_reason() {
             wait_for(Duration::from_secs(10), &what, || {
                 let seen = seen.clone();
                 async move {
-                    down_reason(seen.state("agent")).is_some_and(|r| r.contains(gateway.reason))
+                    seen.down_reason("agent")
+                        .is_some_and(|r| r.contains(gateway.reason))
                 }
             })
             .await;
@@ -189,7 +182,7 @@ async fn a_socketio_2_server_asked_for_v4_says_it_speaks_v3() {
         || {
             let seen = seen.clone();
             async move {
-                down_reason(seen.state("agent")).is_some_and(|r| {
+                seen.down_reason("agent").is_some_and(|r| {
                     r.contains("speaks Engine.IO v3 (Socket.IO 2), not the v4 asked for")
                 })
             }
@@ -282,7 +275,7 @@ async fn a_socketio_4_server_asked_for_v3_says_it_does_not_speak_it() {
             || {
                 let seen = seen.clone();
                 async move {
-                    down_reason(seen.state("agent")).is_some_and(|r| {
+                    seen.down_reason("agent").is_some_and(|r| {
                         r.contains(
                             "Unsupported protocol version: the server does not speak Engine.IO v3",
                         )

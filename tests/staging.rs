@@ -12,13 +12,13 @@ use std::time::Duration;
 use common::{wait_for, Collected, NodeServer};
 use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope_vocab::access::{Access, MASK};
-use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::events::TransportChoice;
 
 const TOKEN: &str = "tok-3f2a9c";
 
 /// The app's server (`tests/js/app_server.js`); killed when dropped.
 async fn app_server() -> NodeServer {
-    let port = common::free_loopback_port();
+    let port = common::nginx::free_port();
     let args = [port.to_string(), "web-a".to_owned(), TOKEN.to_owned()];
     NodeServer::script("app_server.js", &args, port, "web-a").await
 }
@@ -32,13 +32,6 @@ fn access(token: &str) -> Access {
         headers: vec![("X-Tenant".into(), "acme".into())],
         cookies: vec![("session".into(), "s-1".into())],
         ..Access::default()
-    }
-}
-
-fn reason_of(state: Option<SessionState>) -> Option<String> {
-    match state? {
-        SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => Some(reason),
-        _ => None,
     }
 }
 
@@ -100,7 +93,7 @@ async fn a_connect_the_app_refuses_is_the_apps_refusal_in_its_words() {
         wait_for(Duration::from_secs(15), &expected, || {
             let seen = seen.clone();
             let expected = expected.clone();
-            async move { reason_of(seen.state("visitor")).is_some_and(|r| r == expected) }
+            async move { seen.down_reason("visitor").is_some_and(|r| r == expected) }
         })
         .await;
         session.shutdown().await;

@@ -16,7 +16,7 @@ use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
 use stickyscope::stack::ReplicaControl;
 use stickyscope_vocab::access::Access;
-use stickyscope_vocab::events::{SessionState, TransportChoice};
+use stickyscope_vocab::events::TransportChoice;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
@@ -127,13 +127,6 @@ http {{
     (nginx, port)
 }
 
-fn reason_of(state: Option<SessionState>) -> Option<String> {
-    match state? {
-        SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => Some(reason),
-        _ => None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_gateways_are_checked_and_said_in_sentences() {
     let dir = scratch();
@@ -194,10 +187,13 @@ async fn https_gateways_are_checked_and_said_in_sentences() {
         let session = ChatSession::start(config, sink).await.unwrap();
         wait_for(Duration::from_secs(15), words, || {
             let seen = seen.clone();
-            async move { reason_of(seen.state("visitor")).is_some_and(|r| r.contains(words)) }
+            async move {
+                seen.down_reason("visitor")
+                    .is_some_and(|r| r.contains(words))
+            }
         })
         .await;
-        let reason = reason_of(seen.state("visitor")).unwrap();
+        let reason = seen.down_reason("visitor").unwrap();
         assert!(reason.contains("--insecure"), "{reason}");
         session.shutdown().await;
     }

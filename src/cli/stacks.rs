@@ -99,19 +99,11 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
 /// with why.
 async fn unanswered(servers: &[String]) -> Vec<(String, String)> {
     let checks = servers.iter().map(|server| async move {
-        let uri: hyper::Uri = match server.parse() {
-            Ok(uri) => uri,
-            Err(e) => return Some((server.clone(), format!("not a URL: {e}"))),
+        let authority = match stickyscope::wire::tap::parse_gateway(server) {
+            Ok(authority) => authority,
+            Err(e) => return Some((server.clone(), e.to_string())),
         };
-        let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
-        let port = uri
-            .port_u16()
-            .unwrap_or(if uri.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let connect = tokio::net::TcpStream::connect((host, port));
+        let connect = tokio::net::TcpStream::connect(authority);
         match tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) => Some((server.clone(), e.to_string())),

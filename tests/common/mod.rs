@@ -259,6 +259,17 @@ impl Collected {
     }
 
     /// The last session state of `user`.
+    /// Why `user`'s session is not up, once it said why (reconnecting or failed).
+    pub fn down_reason(&self, user: &str) -> Option<String> {
+        use stickyscope_vocab::events::SessionState;
+        match self.state(user)? {
+            SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason } => {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }
+
     pub fn state(&self, user: &str) -> Option<stickyscope_vocab::events::SessionState> {
         self.events().into_iter().rev().find_map(|e| match e {
             stickyscope_vocab::events::Event::Session { user: u, state } if u == user => {
@@ -541,11 +552,6 @@ pub fn node_modules() -> String {
     modules
 }
 
-/// A free port on loopback, outside the ephemeral range.
-pub fn free_loopback_port() -> u16 {
-    stickyscope::stack::chain::rundir::free_port().expect("a free port")
-}
-
 /// An official socket.io server from npm running the seed's chat (`tests/js/seed_server.js`):
 /// a stack nobody here wrote. Killed when dropped.
 pub struct NodeServer {
@@ -561,7 +567,7 @@ impl NodeServer {
     /// `X-Backend: NAME`.
     pub async fn start(version: u8, name: &str, header: bool) -> NodeServer {
         let mut args = vec![version.to_string()];
-        let port = free_loopback_port();
+        let port = nginx::free_port();
         args.push(port.to_string());
         args.push(name.to_owned());
         if header {
