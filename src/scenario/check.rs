@@ -58,6 +58,10 @@ pub struct StepCheck {
     failures: BTreeMap<String, u64>,
     /// Texts each user received.
     received: BTreeMap<String, Vec<String>>,
+    /// When the step began, in milliseconds since the Unix epoch: a wire record of a
+    /// request started before then belongs to what came before the step (the restore, an
+    /// earlier step), however late its answer arrives.
+    began_ms: u64,
     /// `/stats` when the step began, and the latest.
     stats_start: Option<BTreeMap<String, StatsSnapshot>>,
     stats_now: Option<BTreeMap<String, StatsSnapshot>>,
@@ -89,9 +93,17 @@ impl StepCheck {
             answered_by: BTreeMap::new(),
             failures: BTreeMap::new(),
             received: BTreeMap::new(),
+            began_ms: 0,
             stats_start: None,
             stats_now: None,
         }
+    }
+
+    /// Counts only wire records of requests started at or after `began_ms` (milliseconds
+    /// since the Unix epoch).
+    pub fn since_ms(mut self, began_ms: u64) -> Self {
+        self.began_ms = began_ms;
+        self
     }
 
     /// An action of the step starts `user`'s session again: the connection it had no
@@ -131,6 +143,7 @@ impl StepCheck {
                 }
                 self.states.insert(user.clone(), state.clone());
             }
+            Event::Wire(w) if w.at_ms < self.began_ms => {}
             Event::Wire(w) => {
                 if let Some(f) = &w.failure {
                     *self.failures.entry(f.reason.clone()).or_default() += 1;
@@ -531,5 +544,48 @@ mod tests {
         check.observe(&Event::Stats(snapshot(12, 2)));
         assert_eq!(statuses(&check, false), [Status::Passed, Status::Passed]);
         assert_eq!(check.outcomes(false)[0].observed, "chat.accepted = 2");
+    }
+
+    #[test]
+    fn a_request_started_before_the_step_is_not_the_steps_however_late_it_is_seen() {
+        use stickyscope_contract::RequestKind;
+        use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
+        let refused = |at_ms: u64, replica: &str| {
+            let mut w = WireRecord::new(
+                "agent",
+                at_ms,
+                Transport::Polling,
+                WireKind::Http {
+                    request: RequestKind::PollGet,
+                    method: "GET".into(),
+                    status: Some(400),
+                },
+            );
+            w.replica = Some(replica.into());
+            w.failure = Some(Failure {
+                kind: FailureKind::Refused,
+                reason: "Session ID unknown".into(),
+            });
+            Event::Wire(Box::new(w))
+        };
+        let mut check = StepCheck::new(
+            vec![
+                Expectation::OneReplica("agent".into()),
+                Expectation::Failures {
+                    reason: None,
+                    bounds: Bounds {
+                        at_least: None,
+                        at_most: Some(0),
+                    },
+                },
+            ],
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .since_ms(1_000);
+        check.observe(&refused(999, "2"));
+        assert_eq!(statuses(&check, true)[1], Status::Passed, "from before");
+        check.observe(&refused(1_000, "2"));
+        assert_eq!(statuses(&check, false)[1], Status::Failed, "from the step");
     }
 }

@@ -328,6 +328,9 @@ pub struct Player {
     controls: bool,
     step: usize,
     started: Instant,
+    /// An instant and the wall-clock time then (ms since the Unix epoch): wire records are
+    /// stamped by the wall clock, the player's steps by instants.
+    wall_anchor: (Instant, u64),
     queue: VecDeque<Action>,
     blocked: Blocked,
     phase: Phase,
@@ -387,6 +390,7 @@ impl Player {
             controls,
             step: 0,
             started: now,
+            wall_anchor: (now, stickyscope_vocab::record::now_ms()),
             queue: VecDeque::new(),
             blocked: Blocked::No,
             phase: Phase::Done,
@@ -456,11 +460,14 @@ impl Player {
     /// The restore is done: the step proper begins, its check watching from now.
     fn begin_step(&mut self, now: Instant) {
         let step = &self.scenario.steps[self.step];
+        let (anchor, anchor_ms) = self.wall_anchor;
+        let began_ms = anchor_ms + now.saturating_duration_since(anchor).as_millis() as u64;
         self.check = StepCheck::new(
             step.expect.clone(),
             self.states.clone(),
             self.last_replica.clone(),
-        );
+        )
+        .since_ms(began_ms);
         // Sessions the restore started afresh count once their new session forms.
         for user in std::mem::take(&mut self.restored_users) {
             self.check.restarts(&user);

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::protocol::engineio::{decode_text_packet, EnginePacket, OpenInfo};
 use stickyscope_vocab::protocol::engineio_v3;
+use stickyscope_vocab::record::now_ms;
 
 type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -74,7 +75,7 @@ impl V3Client {
                 tasks.push(tokio::spawn(run_websocket(ws, out_rx, open.ping_interval)));
             }
             TransportChoice::Polling | TransportChoice::Upgrade => {
-                let body = get(&http, &format!("{polling}&t={}", stamp())).await?;
+                let body = get(&http, &format!("{polling}&t={}", now_ms())).await?;
                 let open = engineio_v3::decode_payload(body.as_bytes())
                     .into_iter()
                     .find_map(|p| match p {
@@ -167,13 +168,6 @@ impl V3Client {
     }
 }
 
-fn stamp() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn cut(s: &str) -> &str {
     stickyscope_vocab::protocol::socketio::cut(s, 80)
 }
@@ -251,7 +245,7 @@ async fn poll_loop(http: reqwest::Client, session: String, upgraded: watch::Rece
         if *upgraded.borrow() {
             return;
         }
-        let Ok(body) = get(&http, &format!("{session}&t={}", stamp())).await else {
+        let Ok(body) = get(&http, &format!("{session}&t={}", now_ms())).await else {
             return;
         };
         let packets = engineio_v3::decode_payload(body.as_bytes());
@@ -282,7 +276,7 @@ async fn run_polling(
             batch.push(more);
         }
         let closing = batch.iter().any(|p| p == "1");
-        if post(&http, &format!("{session}&t={}", stamp()), &batch)
+        if post(&http, &format!("{session}&t={}", now_ms()), &batch)
             .await
             .is_err()
             || closing

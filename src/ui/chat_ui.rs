@@ -212,9 +212,7 @@ fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
             accepted_by,
             ..
         } => {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
+            let now_ms = stickyscope_vocab::record::now_ms();
             let (mark, tone, counting) = own_status_line(status, accepted_by.as_deref(), now_ms);
             if counting {
                 ui.ctx()

@@ -145,6 +145,14 @@ pub struct WireRecord {
     pub note: Option<String>,
 }
 
+/// Milliseconds since the Unix epoch by this machine's clock: how records are stamped
+/// (`at_ms`), so that what is compared with a record's time reads the same clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 impl WireRecord {
     /// A record of `user`'s exchange or message that began at `at_ms` (ms since the Unix
     /// epoch), not yet numbered, with nothing seen on it yet: no session, no replica, no

@@ -33,7 +33,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -49,7 +49,7 @@ use stickyscope_contract::{EngineQuery, RequestKind};
 use stickyscope_vocab::naming::Identify;
 use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
 use stickyscope_vocab::protocol::EnginePacket;
-use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
+use stickyscope_vocab::record::{now_ms, Failure, FailureKind, Transport, WireKind, WireRecord};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -493,14 +493,6 @@ fn plain(status: StatusCode, text: String) -> Response<Full<Bytes>> {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
-}
-
-/// Milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
