@@ -81,14 +81,16 @@ async fn start(chain: bool) -> anyhow::Result<Stack> {
 async fn up(stack: &Stack) -> anyhow::Result<usize> {
     let service: ServiceInfo = match &stack.topology {
         TopologyApi::Service { url, .. } => reqwest::get(url).await?.json().await?,
-        TopologyApi::Traefik { url, credential } => {
-            TraefikApi::with_credential(url, credential.clone())?
-                .services()
-                .await?
-                .into_iter()
-                .find(|s| s.name == STICKY_SERVICE)
-                .context("Traefik lists no sticky service")?
-        }
+        TopologyApi::Traefik {
+            url,
+            credential,
+            trust,
+        } => TraefikApi::with_credential(url, credential.clone(), trust)?
+            .services()
+            .await?
+            .into_iter()
+            .find(|s| s.name == STICKY_SERVICE)
+            .context("Traefik lists no sticky service")?,
         TopologyApi::None => bail!("this stack has no topology API"),
     };
     Ok(service.server_status.values().filter(|v| *v == UP).count())

@@ -27,6 +27,8 @@
 //!   replicas of the stacks stickyscope runs (the embedded stack, the local chain).
 //! - [`balancer`]: the built-in sticky balancer of the embedded stack.
 //! - [`traefik_client`]: reading a real Traefik v3 API.
+//! - [`tls_trust`]: how an `https://` peer (the gateway, Traefik's API) is trusted, and a
+//!   refused certificate in words.
 //! - [`http_serve`]: the accept loop of the balancer and the taps.
 
 pub mod balancer;
@@ -40,6 +42,7 @@ pub mod probe;
 pub mod scenario;
 pub mod session;
 pub mod stack;
+pub mod tls_trust;
 pub mod traefik_client;
 pub mod ui;
 pub mod wire;

@@ -4,11 +4,15 @@
 //!
 //! An API behind basic auth (the swarm stack's, and the local chain's) takes its credential
 //! from the URL (`http://user:password@host:9090`) or from `STICKYSCOPE_TRAEFIK_AUTH`
-//! (`user:password`); a `401` says so in words.
+//! (`user:password`); a `401` says so in words. An `https://` API is trusted as the gateway
+//! is ([`Trust`]: `--ca-file`, `--insecure`), and a certificate it refuses is said in a
+//! sentence.
 
 use std::time::Duration;
 
 use stickyscope_vocab::traefik_model::{parse_document, RouterInfo, ServiceInfo};
+
+use crate::tls_trust::{self, Trust};
 
 /// Most pages followed before giving up (100 items a page).
 const MAX_PAGES: u32 = 50;
@@ -19,8 +23,16 @@ pub const MAX_PAGE_BYTES: usize = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum TraefikError {
     /// The base URL is not usable.
-    #[error("Traefik API URL {0:?} is not an http:// URL")]
+    #[error("Traefik API URL {0:?} is not an http:// or https:// URL")]
     BadUrl(String),
+    /// TLS toward an `https://` API cannot be set up as asked.
+    #[error("Traefik API at {url}: TLS: {reason}")]
+    Tls {
+        /// The URL given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// No connection or no answer.
     #[error("Traefik API unreachable at {url}: {reason}")]
     Unreachable {
@@ -79,18 +91,20 @@ pub struct TraefikApi {
 pub const AUTH_VARIABLE: &str = "STICKYSCOPE_TRAEFIK_AUTH";
 
 impl TraefikApi {
-    /// A client for `base`, with the credential in its URL or in [`AUTH_VARIABLE`].
-    pub fn new(base: &str) -> Result<Self, TraefikError> {
+    /// A client for `base`, with the credential in its URL or in [`AUTH_VARIABLE`], an
+    /// `https://` one trusted as `trust` says.
+    pub fn new(base: &str, trust: &Trust) -> Result<Self, TraefikError> {
         let from_env = std::env::var(AUTH_VARIABLE)
             .ok()
             .and_then(|v| v.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())));
-        Self::with_credential(base, from_env)
+        Self::with_credential(base, from_env, trust)
     }
 
     /// A client for `base`; a credential in its URL wins over `credential`.
     pub fn with_credential(
         base: &str,
         credential: Option<(String, String)>,
+        trust: &Trust,
     ) -> Result<Self, TraefikError> {
         let trimmed = base.trim_end_matches('/');
         if !trimmed.starts_with("http://") && !trimmed.starts_with("https://") {
@@ -98,8 +112,13 @@ impl TraefikApi {
         }
         let (trimmed, from_url) = split_credential(trimmed);
         let credential = from_url.or(credential);
+        let tls = tls_trust::connector(trust).map_err(|e| TraefikError::Tls {
+            url: base.to_owned(),
+            reason: e.to_string(),
+        })?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
+            .use_preconfigured_tls(tls)
             .build()
             .map_err(|e| TraefikError::Unreachable {
                 url: base.to_owned(),
@@ -139,7 +158,8 @@ impl TraefikApi {
                 .await
                 .map_err(|e| TraefikError::Unreachable {
                     url: url.clone(),
-                    reason: e.to_string(),
+                    reason: tls_trust::refusal_sentence(&e, &host_of(&self.base))
+                        .unwrap_or_else(|| e.to_string()),
                 })?;
             let status = resp.status();
             if status == reqwest::StatusCode::UNAUTHORIZED {
@@ -178,6 +198,12 @@ impl TraefikApi {
             }
         }
     }
+}
+
+/// `host:port` of a base URL without a credential.
+fn host_of(base: &str) -> String {
+    let rest = base.split_once("://").map_or(base, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
 }
 
 /// `http://user:pass@host:port` → (`http://host:port`, Some((user, pass))). The credential

@@ -37,7 +37,12 @@ async fn session(
 }
 
 fn api(chain: &Chain) -> TraefikApi {
-    TraefikApi::with_credential(&chain.api_url(), Some(chain.api_credential())).unwrap()
+    TraefikApi::with_credential(
+        &chain.api_url(),
+        Some(chain.api_credential()),
+        &Default::default(),
+    )
+    .unwrap()
 }
 
 /// Server URL → status in Traefik's sticky service.
@@ -295,7 +300,8 @@ async fn the_traefik_client_reads_the_real_api_and_names_a_missing_credential() 
     assert!(analysis.problems.is_empty(), "{:?}", analysis.problems);
     assert_eq!(analysis.sticky.unwrap().name, STICKY_SERVICE);
 
-    let anonymous = TraefikApi::with_credential(&chain.api_url(), None).unwrap();
+    let anonymous =
+        TraefikApi::with_credential(&chain.api_url(), None, &Default::default()).unwrap();
     let err = anonymous.services().await.unwrap_err();
     assert!(matches!(err, TraefikError::Unauthorized { .. }), "{err}");
     assert!(
@@ -305,6 +311,7 @@ async fn the_traefik_client_reads_the_real_api_and_names_a_missing_credential() 
     let wrong = TraefikApi::with_credential(
         &format!("http://stickyscope:wrong@127.0.0.1:{}", chain.ports().api),
         None,
+        &Default::default(),
     )
     .unwrap();
     let err = wrong.services().await.unwrap_err();

@@ -100,3 +100,49 @@ fn an_embedded_stack_that_cannot_start_says_whether_redis_or_the_port() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("is the port free? try --port"), "{stderr}");
 }
+
+#[test]
+fn the_chains_certificate_flags_refuse_what_is_not_a_certificate_or_a_key() {
+    let dir = std::env::temp_dir().join(format!("stickyscope-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = Command::new("openssl")
+        .current_dir(&dir)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .output()
+        .expect("openssl runs (scripts/test.sh installs it)");
+    assert!(made.status.success(), "{made:?}");
+    let cert = dir.join("cert.pem").to_string_lossy().into_owned();
+    let key = dir.join("key.pem").to_string_lossy().into_owned();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["chain", "--tls-cert", "Cargo.toml", "--tls-key", &key],
+            "Cargo.toml is not a PEM certificate file",
+        ),
+        (
+            &["chain", "--tls-cert", &cert, "--tls-key", &cert],
+            "is not a PEM private key",
+        ),
+        (
+            &["chain", "--tls-cert", "/nonexistent.pem", "--tls-key", &key],
+            "cannot read /nonexistent.pem",
+        ),
+        (&["chain", "--tls-cert", &cert], "--tls-key"),
+        (&["chain", "--tls-key", &key], "--tls-cert"),
+    ];
+    for (args, words) in cases {
+        let (code, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

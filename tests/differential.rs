@@ -141,6 +141,7 @@ impl Both {
         let traefik = TraefikApi::with_credential(
             &self.traefik.api_url(),
             Some(self.traefik.api_credential()),
+            &Default::default(),
         )
         .unwrap()
         .services()

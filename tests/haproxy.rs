@@ -2,7 +2,9 @@
 //! with `cookie SERVERID insert indirect nocache` in front of two official socket.io 4
 //! servers. With `--sticky-cookie SERVERID` each answer is named by the cookie's value —
 //! HAProxy's values are the servers' names — sticky polling stays on one server, and
-//! round-robin polling breaks with the servers' own `Session ID unknown`.
+//! round-robin polling breaks with the servers' own `Session ID unknown`. And a cookie
+//! HAProxy sets `SameSite=None` without `Secure` is refused, as browsers refuse it: sticky
+//! polling breaks, and the record says why.
 
 mod common;
 
@@ -27,7 +29,11 @@ impl Drop for Haproxy {
     }
 }
 
-async fn haproxy(servers: &[NodeServer]) -> Haproxy {
+/// The cookie line of the stack most sites run.
+const SERVERID: &str = "cookie SERVERID insert indirect nocache";
+
+/// HAProxy round-robin over `servers`, with this `cookie` line.
+async fn haproxy(servers: &[NodeServer], cookie: &str) -> Haproxy {
     let port = stickyscope::stack::chain::rundir::free_port().unwrap();
     let dir =
         std::env::temp_dir().join(format!("stickyscope-haproxy-{}-{port}", std::process::id()));
@@ -46,7 +52,7 @@ async fn haproxy(servers: &[NodeServer]) -> Haproxy {
         "global\n    maxconn 256\n\
          defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    timeout tunnel 60s\n\
          frontend web\n    bind 127.0.0.1:{port}\n    default_backend apps\n\
-         backend apps\n    balance roundrobin\n    cookie SERVERID insert indirect nocache\n{backends}"
+         backend apps\n    balance roundrobin\n    {cookie}\n{backends}"
     );
     let file = dir.join("haproxy.cfg");
     std::fs::write(&file, config).unwrap();
@@ -86,7 +92,7 @@ async fn haproxys_serverid_cookie_names_its_servers() {
         NodeServer::start(4, "web-a", false).await,
         NodeServer::start(4, "web-b", false).await,
     ];
-    let balancer = haproxy(&servers).await;
+    let balancer = haproxy(&servers, SERVERID).await;
     let identify = IdentifyConfig {
         cookie: Some("SERVERID".into()),
         ..IdentifyConfig::default()
@@ -162,4 +168,40 @@ async fn haproxys_serverid_cookie_names_its_servers() {
             "SERVERID cookie's value (one value, one server)"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_browsers_refuse_is_refused_and_said() {
+    let servers = vec![
+        NodeServer::start(4, "web-a", false).await,
+        NodeServer::start(4, "web-b", false).await,
+    ];
+    let balancer = haproxy(&servers, &format!("{SERVERID} attr SameSite=None")).await;
+    let (sink, seen) = Collected::sink();
+    let mut config = SessionConfig::new("agent", &balancer.url);
+    config.naming = IdentifyConfig {
+        cookie: Some("SERVERID".into()),
+        ..IdentifyConfig::default()
+    }
+    .naming();
+    let session = ChatSession::start(config, sink).await.unwrap();
+    wait_for(
+        Duration::from_secs(15),
+        "Session ID unknown, the cookie not kept",
+        || {
+            let seen = seen.clone();
+            async move { seen.reconnect_reason("agent").as_deref() == Some("Session ID unknown") }
+        },
+    )
+    .await;
+    session.shutdown().await;
+    let said = seen
+        .wire()
+        .iter()
+        .find_map(|w| w.note.clone())
+        .expect("a record says why the cookie was not kept");
+    assert!(
+        said.contains("Set-Cookie SERVERID is SameSite=None without Secure: browsers reject it"),
+        "{said}"
+    );
 }

@@ -25,6 +25,7 @@ const NETWORK_SIDE: &[&str] = &[
     "src/probe.rs",
     "src/http_serve.rs",
     "src/traefik_client.rs",
+    "src/tls_trust.rs",
     "src/event_sink.rs",
 ];
 
@@ -61,6 +62,7 @@ const RULES: &[Rule] = &[
             "balancer",
             "http_serve",
             "traefik_client",
+            "tls_trust",
             "probe",
         ],
         why:

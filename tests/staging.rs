@@ -15,11 +15,15 @@ use stickyscope_vocab::access::{Access, MASK};
 use stickyscope_vocab::events::TransportChoice;
 
 const TOKEN: &str = "tok-3f2a9c";
+/// The visitor's own token, where each user has one.
+const VISITOR_TOKEN: &str = "tok-v-81d0";
 
-/// The app's server (`tests/js/app_server.js`); killed when dropped.
+/// The app's server (`tests/js/app_server.js`), letting in either token; killed when
+/// dropped.
 async fn app_server() -> NodeServer {
     let port = common::nginx::free_port();
-    let args = [port.to_string(), "web-a".to_owned(), TOKEN.to_owned()];
+    let tokens = format!("{TOKEN},{VISITOR_TOKEN}");
+    let args = [port.to_string(), "web-a".to_owned(), tokens];
     NodeServer::script("app_server.js", &args, port, "web-a").await
 }
 
@@ -69,6 +73,54 @@ async fn users_connect_on_the_apps_path_and_namespace_with_its_credentials() {
             records.contains("/chat"),
             "{transport:?}: the namespace is on the wire"
         );
+    }
+}
+
+/// Each user with a token of its own (`--auth agent=… --auth visitor=…`): both let in,
+/// and stickyscope's chat goes both ways in the namespace, each message received once and
+/// confirmed by the other user's receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_with_their_own_tokens_chat_in_the_apps_namespace() {
+    let app = app_server().await;
+    let mut per_user = access("tok-nobody");
+    per_user.auth = None;
+    per_user.auth_of = [
+        ("agent".to_owned(), serde_json::json!({ "token": TOKEN })),
+        (
+            "visitor".to_owned(),
+            serde_json::json!({ "token": VISITOR_TOKEN }),
+        ),
+    ]
+    .into();
+    let (sink, seen) = Collected::sink();
+    let mut sessions = Vec::new();
+    for user in ["agent", "visitor"] {
+        let mut config = SessionConfig::new(user, &app.url);
+        config.access = per_user.clone();
+        sessions.push(ChatSession::start(config, sink.clone()).await.unwrap());
+    }
+    wait_for(Duration::from_secs(15), "both connected in /chat", || {
+        let seen = seen.clone();
+        async move { seen.connected("agent") && seen.connected("visitor") }
+    })
+    .await;
+    for (i, session) in sessions.iter().enumerate() {
+        for n in 0..3 {
+            session.send(format!("message {n} from user {i}")).await;
+        }
+    }
+    wait_for(Duration::from_secs(15), "all six delivered", || {
+        let seen = seen.clone();
+        async move { seen.all_delivered(6) }
+    })
+    .await;
+    seen.assert_each_received_once_in_order(["agent", "visitor"]);
+    let records = serde_json::to_string(&seen.wire()).unwrap();
+    for token in [TOKEN, VISITOR_TOKEN] {
+        assert!(!records.contains(token), "{token} spelled out: {records}");
+    }
+    for session in sessions {
+        session.shutdown().await;
     }
 }
 
@@ -135,6 +187,18 @@ fn probe_takes_its_secrets_from_files_and_the_environment() {
         "refused by the app: not authorized"
     );
     assert!(!stdout.contains("tok-wrong"), "{stdout}");
+    // A user's own payload is the window's and the scenarios': probe's sessions are not
+    // the chat users, and it says so rather than send them nothing.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+        .args(["probe", "--gateway", &app.url, "--auth", "agent={}"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--auth agent=… is the chat user agent's"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

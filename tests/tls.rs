@@ -3,7 +3,8 @@
 //! (`--ca-file`) the users connect over polling and WebSocket (`wss://` upstream); without
 //! it the certificate is refused as signed by an unknown issuer, under another name as the
 //! wrong name — each in a sentence naming the flag that fixes it — and `--insecure`
-//! connects anyway, saying so.
+//! connects anyway, saying so. And the local chain served over TLS, its sticky cookie
+//! `Secure`, with probe and the window going through it.
 
 mod common;
 
@@ -14,9 +15,11 @@ use common::nginx::{free_port, scratch, NginxProcess};
 use common::{wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
-use stickyscope::stack::ReplicaControl;
+use stickyscope::stack::{GatewayConfig, ReplicaControl};
+use stickyscope::ui::settings::Settings;
+use stickyscope::ui::StickyscopeApp;
 use stickyscope_vocab::access::Access;
-use stickyscope_vocab::events::TransportChoice;
+use stickyscope_vocab::events::{SessionState, TransportChoice};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
@@ -243,5 +246,163 @@ async fn https_gateways_are_checked_and_said_in_sentences() {
     assert!(stderr.contains("--ca-file"), "{stderr}");
     assert!(stderr.contains("not a PEM certificate file"), "{stderr}");
     stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The local chain served over TLS (`stickyscope chain --tls-cert --tls-key`): nginx and
+/// Traefik's API entry point serve a certificate for localhost the test's CA signed, and
+/// Traefik's sticky cookie is `Secure`. With `--ca-file`, probe and the window go through
+/// `https://localhost`: the cookie is kept and sent back over TLS (polling holds on two
+/// replicas; without stickiness it breaks), and the topology is read from Traefik's API
+/// over https. Without the CA, the API's certificate is refused in a sentence.
+#[test]
+fn the_chain_over_tls_keeps_its_secure_sticky_cookie() {
+    use stickyscope::stack::chain::{Chain, ChainTls};
+    use stickyscope::tls_trust::Trust;
+    use stickyscope::traefik_client::TraefikApi;
+
+    let dir = scratch();
+    let ca_file = certificates(&dir);
+    let ca = std::fs::read_to_string(&ca_file).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = common::chain_config(2);
+    config.tls = Some(ChainTls {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    });
+    config.swarm_file.replica_labels.push((
+        "traefik.http.services.replicas-sticky.loadbalancer.sticky.cookie.secure".into(),
+        "true".into(),
+    ));
+    let chain = runtime
+        .block_on(Chain::start(config))
+        .unwrap_or_else(|e| panic!("the chain starts over TLS: {e}"));
+    let gateway = chain.gateway_url();
+    let api = chain.api_url_with_credential();
+    assert!(gateway.starts_with("https://localhost:"), "{gateway}");
+    assert!(
+        api.contains("@localhost:") && api.starts_with("https://"),
+        "{api}"
+    );
+
+    // What Traefik sets, read with the CA: the sticky cookie, Secure.
+    let set_cookie = runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.as_bytes()).unwrap())
+            .build()
+            .unwrap();
+        let answer = client
+            .get(format!("{gateway}/socket.io/?EIO=4&transport=polling"))
+            .send()
+            .await
+            .unwrap();
+        answer
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|c| c.starts_with("sticky_replica="))
+    });
+    let set_cookie = set_cookie.expect("Traefik sets its sticky cookie");
+    assert!(set_cookie.contains("Secure"), "{set_cookie}");
+
+    // Traefik's API over https: refused without the CA, in a sentence; read with it.
+    runtime.block_on(async {
+        let refused = TraefikApi::new(&api, &Trust::default())
+            .unwrap()
+            .services()
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("signed by an unknown issuer"), "{refused}");
+        assert!(refused.contains("--ca-file"), "{refused}");
+        assert!(!refused.contains(&chain.api_credential().1), "{refused}");
+        let trusted = Trust {
+            ca_pem: Some(ca.clone()),
+            insecure: false,
+        };
+        let services = TraefikApi::new(&api, &trusted)
+            .unwrap()
+            .services()
+            .await
+            .unwrap();
+        assert!(!services.is_empty());
+    });
+
+    // probe: polling held by the Secure cookie over TLS; broken without stickiness.
+    let probe = |stickiness: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+            .args(["probe", "--duration", "3s", "--json", "--sessions", "6"])
+            .args(["--transport", "polling", "--stickiness", stickiness])
+            .args(["--gateway", &gateway, "--traefik-api", &api, "--ca-file"])
+            .arg(&ca_file)
+            .output()
+            .unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+        });
+        (
+            out.status.code(),
+            json,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, json, stderr) = probe("on");
+    assert_eq!(code, Some(0), "{json:#} {stderr}");
+    assert_eq!(json["tls"], "verified");
+    assert!(!stderr.contains("Traefik API"), "{stderr}");
+    let replicas: Vec<&String> = json["replicas"].as_object().unwrap().keys().collect();
+    assert_eq!(replicas, ["1", "2"], "{json:#}");
+    let (code, json, _) = probe("off");
+    assert_eq!(code, Some(1), "{json:#}");
+
+    // The window: both users through https://localhost, the topology from the API.
+    let window = GatewayConfig::External {
+        gateway: gateway.clone(),
+        traefik_api: Some(api.clone()),
+        identify: Default::default(),
+        engineio: Default::default(),
+        access: Access {
+            ca_pem: Some(ca.clone()),
+            ..Access::default()
+        },
+    };
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(eframe::egui::vec2(1440.0, 900.0))
+        .build_eframe(move |cc| {
+            StickyscopeApp::new(&cc.egui_ctx, Settings::default(), window, None, false)
+        });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let ready = |app: &StickyscopeApp| {
+        let model = app.model();
+        let up = model
+            .topology
+            .replicas
+            .iter()
+            .filter(|r| r.listed && r.up)
+            .count();
+        let connected = ["agent", "visitor"].iter().all(|u| {
+            matches!(
+                model.sessions.get(*u),
+                Some(SessionState::Connected {
+                    replica: Some(_),
+                    ..
+                })
+            )
+        });
+        up == 2 && connected && model.topology.hops == ["nginx", "traefik"]
+    };
+    while !ready(h.state()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the window through TLS: {:?} {:?}",
+            h.state().model().topology,
+            h.state().model().sessions
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(h);
+    runtime.block_on(chain.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
 }

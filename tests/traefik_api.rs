@@ -118,7 +118,7 @@ async fn services_are_followed_across_pages() {
         _ => (404, None, "404 page not found".into()),
     })
     .await;
-    let client = TraefikApi::new(&api).unwrap();
+    let client = TraefikApi::new(&api, &Default::default()).unwrap();
     let services = client.services().await.unwrap();
     assert_eq!(services.len(), 2);
     let analysis = analyse(&services, &client.routers().await.unwrap());
@@ -135,7 +135,7 @@ async fn errors_and_garbage_are_typed_not_panics() {
         _ => (404, None, String::new()),
     })
     .await;
-    let client = TraefikApi::new(&api).unwrap();
+    let client = TraefikApi::new(&api, &Default::default()).unwrap();
     assert!(matches!(
         client.services().await,
         Err(TraefikError::Status { status: 500, .. })
@@ -146,20 +146,20 @@ async fn errors_and_garbage_are_typed_not_panics() {
     ));
 
     let looping = fake_api(|_, page| (200, Some(page + 1), "[]".into())).await;
-    let client = TraefikApi::new(&looping).unwrap();
+    let client = TraefikApi::new(&looping, &Default::default()).unwrap();
     assert!(matches!(
         client.services().await,
         Err(TraefikError::TooManyPages { .. })
     ));
 
     let huge = fake_api(|_, _| (200, None, format!("[{}]", " ".repeat(5 << 20)))).await;
-    let client = TraefikApi::new(&huge).unwrap();
+    let client = TraefikApi::new(&huge, &Default::default()).unwrap();
     assert!(matches!(
         client.services().await,
         Err(TraefikError::TooLarge { .. })
     ));
 
-    let nobody = TraefikApi::new("http://127.0.0.1:9").unwrap();
+    let nobody = TraefikApi::new("http://127.0.0.1:9", &Default::default()).unwrap();
     let err = nobody.services().await.unwrap_err();
     assert!(
         err.to_string()
@@ -167,7 +167,7 @@ async fn errors_and_garbage_are_typed_not_panics() {
         "{err}"
     );
     assert!(matches!(
-        TraefikApi::new("localhost:9090"),
+        TraefikApi::new("localhost:9090", &Default::default()),
         Err(TraefikError::BadUrl(_))
     ));
 }

@@ -1,6 +1,7 @@
 //! The command line: every subcommand's flags, checked by clap with their ranges, and the
 //! parsers that check them (a header name, a cookie name, a server URL, durations in range).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -170,12 +171,14 @@ pub struct AccessArgs {
     /// session cookie); repeatable; with --gateway.
     #[arg(long = "cookie", value_name = "NAME=VALUE|@PATH|env:NAME", requires = "gateway", value_parser = cookie_arg)]
     pub cookies: Vec<(String, String)>,
-    /// A private CA's certificate(s), PEM, that an https:// gateway's certificate is
-    /// checked against beside the system's roots; with --gateway.
+    /// A private CA's certificate(s), PEM, that an https:// gateway's certificate (and an
+    /// https:// --traefik-api's) is checked against beside the system's roots; with
+    /// --gateway.
     #[arg(long, value_name = "PEM", requires = "gateway", value_parser = ca_file)]
     pub ca_file: Option<String>,
-    /// Do not check an https:// gateway's certificate (a self-signed staging one): the
-    /// window shows a banner and the probe's report says so; with --gateway.
+    /// Do not check an https:// gateway's (or --traefik-api's) certificate (a self-signed
+    /// staging one): the window shows a banner and the probe's report says so; with
+    /// --gateway.
     #[arg(long, requires = "gateway")]
     pub insecure: bool,
 }
@@ -253,9 +256,29 @@ fn auth_arg(text: &str) -> Result<(Option<String>, serde_json::Value), String> {
 /// `--ca-file PEM`: the file's text, when it holds certificates that read.
 fn ca_file(path: &str) -> Result<String, String> {
     let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    stickyscope::wire::tap::pem_certificates(&pem)
+    stickyscope::tls_trust::pem_certificates(&pem)
         .map_err(|e| format!("{path} is not a PEM certificate file: {e}"))?;
     Ok(pem)
+}
+
+/// `--tls-cert PEM`: a readable file holding certificates, as an absolute path (nginx and
+/// Traefik run in another folder).
+fn tls_cert_file(path: &str) -> Result<PathBuf, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    stickyscope::tls_trust::pem_certificates(&pem)
+        .map_err(|e| format!("{path} is not a PEM certificate file: {e}"))?;
+    std::path::absolute(path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// `--tls-key PEM`: a readable file holding a private key, as an absolute path.
+fn tls_key_file(path: &str) -> Result<PathBuf, String> {
+    let pem = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    if !pem.contains("-----BEGIN") || !pem.contains("PRIVATE KEY-----") {
+        return Err(format!(
+            "{path} is not a PEM private key (no -----BEGIN … PRIVATE KEY----- block)"
+        ));
+    }
+    std::path::absolute(path).map_err(|e| format!("{path}: {e}"))
 }
 
 /// `--header 'Name: value'`, given or read.
@@ -371,6 +394,13 @@ pub struct ChainArgs {
     /// servers, e.g. http://127.0.0.1:3001,http://127.0.0.1:3002.
     #[arg(long, value_name = "URL,…", value_delimiter = ',', value_parser = server_url)]
     pub servers: Vec<String>,
+    /// Serve the gateway (nginx) and Traefik's API over TLS with this certificate, PEM (for
+    /// localhost: the URLs become https://localhost:PORT); with --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key", value_parser = tls_cert_file)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, PEM.
+    #[arg(long, value_name = "PEM", requires = "tls_cert", value_parser = tls_key_file)]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -9,6 +9,7 @@ use stickyscope::stack::chain::{ChainConfig, ReplicaProgram};
 use stickyscope::stack::embedded::EmbeddedConfig;
 use stickyscope::stack::GatewayConfig;
 
+use stickyscope::tls_trust::Trust;
 use stickyscope::traefik_client::{TraefikApi, TraefikError};
 use stickyscope::wire::Learner;
 use stickyscope_vocab::traefik_reading::topology_from_api;
@@ -36,7 +37,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     let terminal = std::io::stderr().is_terminal() && !args.json;
     let (learner, naming) = args.stack.identify.config().learner();
     if let Some(api) = &args.stack.traefik_api {
-        learn_from_traefik(api, &learner).await;
+        learn_from_traefik(api, &Trust::of(&access), &learner).await;
     }
     let plan = stickyscope::probe::Plan {
         gateway: stack.gateway.clone(),
@@ -79,6 +80,19 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
 /// The stack the flags name: the gateway given, a fresh chain, or a fresh embedded stack on
 /// a free port.
 fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
+    if let Some((user, _)) = args
+        .stack
+        .access
+        .auth
+        .iter()
+        .find(|(user, _)| user.is_some())
+    {
+        let user = user.as_deref().unwrap_or_default();
+        return Err(format!(
+            "--auth {user}=… is the chat user {user}'s, and probe's sessions are not the chat \
+             users: give --auth JSON (no user) for the payload every session sends"
+        ));
+    }
     Ok(match (&args.stack.gateway, args.stack.chain) {
         (Some(gateway), _) => args
             .stack
@@ -113,9 +127,9 @@ fn progress_bar(done: f64) {
 /// Reads the sticky service's servers and cookie name from Traefik's API once, so that the
 /// probe's records name each replica by the sticky cookie. An API that cannot be read is
 /// said, and the probe goes on without it.
-async fn learn_from_traefik(api: &str, learner: &Learner) {
+async fn learn_from_traefik(api: &str, trust: &Trust, learner: &Learner) {
     let read = async {
-        let client = TraefikApi::new(api)?;
+        let client = TraefikApi::new(api, trust)?;
         let services = client.services().await?;
         let routers = client.routers().await?;
         Ok::<_, TraefikError>(topology_from_api(&services, &routers))

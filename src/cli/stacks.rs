@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
-use stickyscope::stack::chain::{Chain, ChainConfig, ReplicaProgram};
+use stickyscope::stack::chain::{Chain, ChainConfig, ChainTls, ReplicaProgram};
 use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
 use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::heartbeat::Heartbeat;
@@ -27,6 +27,12 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     };
     if !args.servers.is_empty() {
         config.servers = Some(args.servers.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(ChainTls {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
     }
     // Handlers first: a signal that comes while the chain starts, or right after it says it
     // is ready, still ends it in order.

@@ -58,12 +58,18 @@ pub async fn run(source: TopologySource, sink: EventSink, learner: Learner) {
         TopologyApi::Traefik {
             url,
             credential: Some(credential),
-        } => Some(TraefikApi::with_credential(url, Some(credential.clone()))),
+            trust,
+        } => Some(TraefikApi::with_credential(
+            url,
+            Some(credential.clone()),
+            trust,
+        )),
         // Its credential in the URL, or in STICKYSCOPE_TRAEFIK_AUTH.
         TopologyApi::Traefik {
             url,
             credential: None,
-        } => Some(TraefikApi::new(url)),
+            trust,
+        } => Some(TraefikApi::new(url, trust)),
         _ => None,
     };
     let mut last: Option<Topology> = None;

@@ -108,6 +108,8 @@ pub enum TopologyApi {
         url: String,
         /// Its basic-auth user and password, when not in the URL.
         credential: Option<(String, String)>,
+        /// How an `https://` API's certificate is checked.
+        trust: crate::tls_trust::Trust,
     },
     /// Nothing to read: the gateway alone, replicas as the wire shows them.
     None,

@@ -192,6 +192,7 @@ pub async fn start(config: GatewayConfig) -> Result<Stack, StackError> {
         GatewayConfig::External {
             gateway,
             traefik_api,
+            access,
             ..
         } => {
             return Ok(Stack {
@@ -201,6 +202,7 @@ pub async fn start(config: GatewayConfig) -> Result<Stack, StackError> {
                     Some(url) => TopologyApi::Traefik {
                         url,
                         credential: None,
+                        trust: crate::tls_trust::Trust::of(&access),
                     },
                     None => TopologyApi::None,
                 },

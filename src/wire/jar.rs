@@ -4,17 +4,33 @@
 //! the `cookie` crate; a cookie whose `Max-Age` is zero or less, or whose `Expires` lies in
 //! the past (`Max-Age` wins when both are given), is deleted, and one with a future expiry is
 //! no longer sent once it has passed. Path, domain and the other attributes do not matter
-//! for one origin and are ignored. Pure: the time is passed in.
+//! for one origin and are ignored, except where browsers (Chromium, Firefox) refuse a
+//! cookie outright: a `Secure` one set over plain `http://` to a host other than loopback,
+//! and a `SameSite=None` one without `Secure`; those are not kept, and said
+//! ([`Rejected`]). Pure: the time is passed in.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use cookie::{Cookie, Expiration};
+use cookie::{Cookie, Expiration, SameSite};
 
 /// Cookies by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CookieJar {
     cookies: BTreeMap<String, Stored>,
+    /// Whether the gateway is a secure origin to a browser: `https://`, or loopback.
+    secure_origin: bool,
+}
+
+/// A `Set-Cookie` browsers refuse, so the jar does too.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    /// `Secure`, set by a plain `http://` origin that is not loopback.
+    #[error("Set-Cookie {0} is Secure but the gateway is plain http:// (and not loopback): browsers drop it, and so does stickyscope")]
+    SecureOverHttp(String),
+    /// `SameSite=None` without `Secure`.
+    #[error("Set-Cookie {0} is SameSite=None without Secure: browsers reject it, and so does stickyscope")]
+    SameSiteNoneWithoutSecure(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,32 +40,57 @@ struct Stored {
 }
 
 impl CookieJar {
-    /// Stores one `Set-Cookie` header value received now; malformed ones are ignored.
-    pub fn store(&mut self, set_cookie: &[u8]) {
-        self.store_at(set_cookie, SystemTime::now());
+    /// An empty jar for a gateway that browsers take for a secure origin (`https://`, or
+    /// loopback) or not.
+    pub fn for_origin(secure_origin: bool) -> Self {
+        CookieJar {
+            cookies: BTreeMap::new(),
+            secure_origin,
+        }
+    }
+
+    /// Stores one `Set-Cookie` header value received now; malformed ones are ignored, and
+    /// ones browsers refuse are refused.
+    pub fn store(&mut self, set_cookie: &[u8]) -> Result<(), Rejected> {
+        self.store_at(set_cookie, SystemTime::now())
     }
 
     /// Stores one `Set-Cookie` header value received now, unless it sets the cookie named
     /// `except` (one the user has chosen since the request went out).
-    pub fn store_except(&mut self, set_cookie: &[u8], except: &str) {
-        self.store_filtered(set_cookie, SystemTime::now(), Some(except));
+    pub fn store_except(&mut self, set_cookie: &[u8], except: &str) -> Result<(), Rejected> {
+        self.store_filtered(set_cookie, SystemTime::now(), Some(except))
     }
 
     /// Stores one `Set-Cookie` header value received at `now`.
-    pub fn store_at(&mut self, set_cookie: &[u8], now: SystemTime) {
-        self.store_filtered(set_cookie, now, None);
+    pub fn store_at(&mut self, set_cookie: &[u8], now: SystemTime) -> Result<(), Rejected> {
+        self.store_filtered(set_cookie, now, None)
     }
 
-    fn store_filtered(&mut self, set_cookie: &[u8], now: SystemTime, except: Option<&str>) {
+    fn store_filtered(
+        &mut self,
+        set_cookie: &[u8],
+        now: SystemTime,
+        except: Option<&str>,
+    ) -> Result<(), Rejected> {
         let Ok(text) = std::str::from_utf8(set_cookie) else {
-            return;
+            return Ok(());
         };
         let Ok(cookie) = Cookie::parse(text) else {
-            return;
+            return Ok(());
         };
         let name = cookie.name();
-        if name.is_empty() || name.contains(char::is_whitespace) || except == Some(name) {
-            return;
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Ok(());
+        }
+        let secure = cookie.secure() == Some(true);
+        if secure && !self.secure_origin {
+            return Err(Rejected::SecureOverHttp(name.to_owned()));
+        }
+        if cookie.same_site() == Some(SameSite::None) && !secure {
+            return Err(Rejected::SameSiteNoneWithoutSecure(name.to_owned()));
+        }
+        if except == Some(name) {
+            return Ok(());
         }
         let expires = match cookie.max_age() {
             Some(age) if age <= cookie::time::Duration::ZERO => Some(now),
@@ -70,6 +111,7 @@ impl CookieJar {
                 },
             );
         }
+        Ok(())
     }
 
     /// The value of a cookie now.
@@ -118,23 +160,25 @@ mod tests {
     #[test]
     fn keeps_replaces_withholds_and_deletes() {
         let mut jar = CookieJar::default();
-        jar.store(b"sticky_replica=aaaa; Path=/; HttpOnly; SameSite=Lax");
-        jar.store(b"other=1");
+        jar.store(b"sticky_replica=aaaa; Path=/; HttpOnly; SameSite=Lax")
+            .unwrap();
+        jar.store(b"other=1").unwrap();
         assert_eq!(
             jar.header(None).as_deref(),
             Some("other=1; sticky_replica=aaaa")
         );
-        jar.store(b"sticky_replica=bbbb; Path=/");
+        jar.store(b"sticky_replica=bbbb; Path=/").unwrap();
         assert_eq!(jar.get("sticky_replica"), Some("bbbb"));
         assert_eq!(
             jar.header(Some("sticky_replica")).as_deref(),
             Some("other=1")
         );
-        jar.store_except(b"sticky_replica=cccc; Path=/", "sticky_replica");
+        jar.store_except(b"sticky_replica=cccc; Path=/", "sticky_replica")
+            .unwrap();
         assert_eq!(jar.get("sticky_replica"), Some("bbbb"));
-        jar.store(b"other=; Max-Age=0");
+        jar.store(b"other=; Max-Age=0").unwrap();
         assert_eq!(jar.header(Some("sticky_replica")), None);
-        jar.store(b"quoted=\"x\"");
+        jar.store(b"quoted=\"x\"").unwrap();
         assert_eq!(jar.get("quoted"), Some("x"));
     }
 
@@ -142,15 +186,17 @@ mod tests {
     fn honours_expires_in_the_past_and_in_the_future() {
         let mut jar = CookieJar::default();
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        jar.store_at(b"sticky_replica=aaaa", now);
+        jar.store_at(b"sticky_replica=aaaa", now).unwrap();
         // Traefik removes a cookie with an Expires in the past.
         jar.store_at(
             b"sticky_replica=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
             now,
-        );
+        )
+        .unwrap();
         assert_eq!(jar.get_at("sticky_replica", now), None);
         // 1_800_000_000 is Fri, 15 Jan 2027 08:00:00 GMT; this expires 8 hours later.
-        jar.store_at(b"short=1; Expires=Fri, 15 Jan 2027 16:00:00 GMT", now);
+        jar.store_at(b"short=1; Expires=Fri, 15 Jan 2027 16:00:00 GMT", now)
+            .unwrap();
         let expiry = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + 28_800);
         assert_eq!(jar.get_at("short", now), Some("1"));
         assert_eq!(jar.get_at("short", expiry), None, "not sent once expired");
@@ -159,10 +205,11 @@ mod tests {
         jar.store_at(
             b"both=1; Max-Age=60; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
             now,
-        );
+        )
+        .unwrap();
         assert_eq!(jar.get_at("both", now), Some("1"));
         assert_eq!(jar.get_at("both", now + Duration::from_secs(61)), None);
-        jar.store_at(b"neg=1; Max-Age=-5", now);
+        jar.store_at(b"neg=1; Max-Age=-5", now).unwrap();
         assert_eq!(jar.get_at("neg", now), None);
     }
 
@@ -170,8 +217,38 @@ mod tests {
     fn ignores_garbage() {
         let mut jar = CookieJar::default();
         for bad in [&b"novalue"[..], b"=x", b"\xff=1", b"a b=1", b""] {
-            jar.store(bad);
+            assert_eq!(jar.store(bad), Ok(()));
         }
         assert_eq!(jar, CookieJar::default());
+    }
+
+    #[test]
+    fn refuses_what_browsers_refuse() {
+        let secure = b"sticky_replica=aaaa; Path=/; Secure; HttpOnly";
+        let none_plain = b"lb=1; SameSite=None";
+        let mut over_tls = CookieJar::for_origin(true);
+        assert_eq!(over_tls.store(secure), Ok(()));
+        assert_eq!(
+            over_tls.get("sticky_replica"),
+            Some("aaaa"),
+            "kept over TLS"
+        );
+        assert_eq!(over_tls.store(b"lb=2; SameSite=None; Secure"), Ok(()));
+        assert_eq!(
+            over_tls.store(none_plain),
+            Err(Rejected::SameSiteNoneWithoutSecure("lb".into()))
+        );
+        assert_eq!(
+            over_tls.get("lb"),
+            Some("2"),
+            "the refused one changed nothing"
+        );
+        let mut over_http = CookieJar::for_origin(false);
+        let refused = over_http.store(secure).unwrap_err();
+        assert_eq!(refused, Rejected::SecureOverHttp("sticky_replica".into()));
+        assert!(refused.to_string().contains("browsers drop it"));
+        assert_eq!(over_http.get("sticky_replica"), None);
+        assert!(over_http.store(none_plain).is_err());
+        assert_eq!(over_http.store(b"plain=1; SameSite=Lax"), Ok(()));
     }
 }

@@ -148,9 +148,7 @@ pub struct WireRecord {
 /// Milliseconds since the Unix epoch by this machine's clock: how records are stamped
 /// (`at_ms`), so that what is compared with a record's time reads the same clock.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    stickyscope_contract::chat::now_millis()
 }
 
 impl WireRecord {

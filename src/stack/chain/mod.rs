@@ -98,6 +98,18 @@ pub struct ChainConfig {
     /// servers): the chain is then nginx and Traefik in front of them — no Redis, no replica
     /// processes, no replica controls.
     pub servers: Option<Vec<String>>,
+    /// A certificate for nginx (the gateway) and Traefik's API entry point to serve, both
+    /// then `https://localhost:PORT`; none: both plain HTTP on 127.0.0.1.
+    pub tls: Option<ChainTls>,
+}
+
+/// The certificate the chain's gateway and Traefik's API serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainTls {
+    /// The certificate (chain), PEM; for `localhost`, the name the chain's URLs use.
+    pub cert: PathBuf,
+    /// Its private key, PEM.
+    pub key: PathBuf,
 }
 
 impl ChainConfig {
@@ -113,6 +125,7 @@ impl ChainConfig {
             swarm_file: SwarmFile::built_in()?,
             nginx_conf: nginx_conf::NGINX_CONF.to_owned(),
             servers: None,
+            tls: None,
         })
     }
 }
@@ -290,6 +303,7 @@ impl Chain {
             password: rundir::password().map_err(io("no randomness for a password"))?,
             spawner,
             dir,
+            tls: config.tls.clone(),
         };
         let settings = (config.heartbeat, config.adapter);
         check_traefik_version(&parts.binaries).await;
@@ -329,13 +343,14 @@ impl Chain {
 
     /// Traefik's API, without the credential.
     pub fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.parts.ports.api)
+        self.parts.url(self.parts.ports.api)
     }
 
     /// Traefik's API with the credential in it, as `--traefik-api` takes it.
     pub fn api_url_with_credential(&self) -> String {
+        let (scheme, host) = self.parts.origin();
         format!(
-            "http://{API_USER}:{}@127.0.0.1:{}",
+            "{scheme}://{API_USER}:{}@{host}:{}",
             self.parts.password, self.parts.ports.api
         )
     }
@@ -444,13 +459,14 @@ impl ReplicaControl for Chain {
     }
 
     fn gateway_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.parts.ports.gateway)
+        self.parts.url(self.parts.ports.gateway)
     }
 
     fn topology_api(&self) -> TopologyApi {
         TopologyApi::Traefik {
             url: self.api_url(),
             credential: Some(self.api_credential()),
+            trust: self.parts.own_trust(),
         }
     }
 

@@ -1,6 +1,7 @@
 //! The repository's `stack/nginx/nginx.conf`, changed only where a local run must differ
-//! from the swarm stack: it listens on loopback, reaches Traefik at its local address instead
-//! of Docker's DNS name, and needs no resolver. Process-wide settings (pid file, error log,
+//! from the swarm stack: it listens on loopback (with TLS, when given a certificate),
+//! reaches Traefik at its local address instead of Docker's DNS name, and needs no
+//! resolver. Process-wide settings (pid file, error log,
 //! foreground) go on nginx's command line. Pure.
 
 /// The configuration this build was made with.
@@ -11,16 +12,29 @@ pub const NGINX_CONF: &str = include_str!("../../../stack/nginx/nginx.conf");
 #[error("stack/nginx/nginx.conf no longer has {0}: the chain does not know where to change it")]
 pub struct NotFound(pub &'static str);
 
-/// The configuration for the chain: listening on `127.0.0.1:listen_port`, passing to
-/// Traefik at `127.0.0.1:traefik_port`.
-pub fn local_conf(conf: &str, listen_port: u16, traefik_port: u16) -> Result<String, NotFound> {
+/// The configuration for the chain: listening on `127.0.0.1:listen_port` — with TLS when
+/// given a certificate and its key — passing to Traefik at `127.0.0.1:traefik_port`.
+pub fn local_conf(
+    conf: &str,
+    listen_port: u16,
+    traefik_port: u16,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<String, NotFound> {
     let mut out = Vec::new();
     let (mut listen, mut upstream) = (false, false);
     for line in conf.lines() {
         let directive = line.trim();
         if directive == "listen 80;" {
             listen = true;
-            out.push(line.replace("listen 80;", &format!("listen 127.0.0.1:{listen_port};")));
+            let indent = &line[..line.len() - line.trim_start().len()];
+            match tls {
+                None => out.push(format!("{indent}listen 127.0.0.1:{listen_port};")),
+                Some((cert, key)) => {
+                    out.push(format!("{indent}listen 127.0.0.1:{listen_port} ssl;"));
+                    out.push(format!("{indent}ssl_certificate {};", cert.display()));
+                    out.push(format!("{indent}ssl_certificate_key {};", key.display()));
+                }
+            }
         } else if directive.starts_with("set $traefik ") {
             upstream = true;
             let indent = &line[..line.len() - line.trim_start().len()];
@@ -59,7 +73,7 @@ mod tests {
 
     #[test]
     fn only_the_listen_address_traefiks_address_and_the_resolver_change() {
-        let local = local_conf(NGINX_CONF, 18000, 18080).unwrap();
+        let local = local_conf(NGINX_CONF, 18000, 18080, None).unwrap();
         assert!(local.contains("listen 127.0.0.1:18000;"));
         assert!(local.contains("set $traefik http://127.0.0.1:18080;"));
         assert!(!local.contains("resolver"));
@@ -82,8 +96,24 @@ mod tests {
     }
 
     #[test]
+    fn with_a_certificate_it_listens_with_tls_and_serves_it() {
+        let (cert, key) = (
+            std::path::Path::new("/run/c.pem"),
+            std::path::Path::new("/run/k.pem"),
+        );
+        let local = local_conf(NGINX_CONF, 18000, 18080, Some((cert, key))).unwrap();
+        assert!(local.contains("listen 127.0.0.1:18000 ssl;"), "{local}");
+        assert!(local.contains("ssl_certificate /run/c.pem;"));
+        assert!(local.contains("ssl_certificate_key /run/k.pem;"));
+        assert!(local.contains("set $traefik http://127.0.0.1:18080;"));
+    }
+
+    #[test]
     fn a_configuration_without_its_anchors_is_refused() {
-        assert_eq!(local_conf("http { }", 1, 2), Err(NotFound("`listen 80;`")));
-        assert!(local_conf("listen 80;", 1, 2).is_err());
+        assert_eq!(
+            local_conf("http { }", 1, 2, None),
+            Err(NotFound("`listen 80;`"))
+        );
+        assert!(local_conf("listen 80;", 1, 2, None).is_err());
     }
 }

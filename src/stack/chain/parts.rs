@@ -15,8 +15,10 @@ use super::readiness::{http_ok, redis_ping, sticky_statuses, until_ready, NotYet
 use super::rundir::{self, RunDir};
 use super::swarm_file::SwarmFile;
 use super::{
-    io, nginx_conf, replica_url, ChainError, Ports, ReplicaProgram, API_USER, STICKY_SERVICE,
+    io, nginx_conf, replica_url, ChainError, ChainTls, Ports, ReplicaProgram, API_USER,
+    STICKY_SERVICE,
 };
+use crate::tls_trust::Trust;
 use crate::traefik_client::TraefikApi;
 
 /// The secret the stack file's basic auth reads its users from.
@@ -32,14 +34,40 @@ pub(super) struct Parts {
     pub(super) password: String,
     pub(super) spawner: Spawner,
     pub(super) dir: RunDir,
+    pub(super) tls: Option<ChainTls>,
 }
 
 impl Parts {
+    /// The scheme and host of the gateway's and the API's URLs: `https://localhost` with a
+    /// certificate (the name it is for), else `http://127.0.0.1`.
+    pub(super) fn origin(&self) -> (&'static str, &'static str) {
+        match self.tls {
+            Some(_) => ("https", "localhost"),
+            None => ("http", "127.0.0.1"),
+        }
+    }
+
+    /// The URL of the chain's part listening on `port`.
+    pub(super) fn url(&self, port: u16) -> String {
+        let (scheme, host) = self.origin();
+        format!("{scheme}://{host}:{port}")
+    }
+
+    /// How the chain checks its own parts over TLS: not at all: they are its own
+    /// processes on loopback, serving the certificate it was given, whoever signed it.
+    pub(super) fn own_trust(&self) -> Trust {
+        Trust {
+            ca_pem: None,
+            insecure: self.tls.is_some(),
+        }
+    }
+
     /// A client of the chain's Traefik API, with its credential.
     pub(super) fn traefik_api(&self) -> Result<TraefikApi, ChainError> {
         TraefikApi::with_credential(
-            &format!("http://127.0.0.1:{}", self.ports.api),
+            &self.url(self.ports.api),
             Some((API_USER.to_owned(), self.password.to_owned())),
+            &self.own_trust(),
         )
         .map_err(|e| ChainError::Io {
             what: "Traefik's API client".into(),
@@ -127,7 +155,11 @@ impl Parts {
         let url = format!("{}/healthz", replica_url(port));
         until_ready(&child, &name, || {
             let url = url.clone();
-            async move { http_ok(url, None).await.map_err(NotYet::from) }
+            async move {
+                http_ok(url, None, &Trust::default())
+                    .await
+                    .map_err(NotYet::from)
+            }
         })
         .await?;
         Ok(child)
@@ -141,7 +173,16 @@ impl Parts {
         )
         .map_err(io(format!("cannot write {}", secret.display())))?;
         let secrets: BTreeMap<String, PathBuf> = [(API_SECRET.to_owned(), secret)].into();
-        let doc = self.swarm_file.dynamic_config(urls, &secrets)?;
+        let mut doc = self.swarm_file.dynamic_config(urls, &secrets)?;
+        if let (Some(tls), Some(doc)) = (&self.tls, doc.as_object_mut()) {
+            // The API's entry point serves the chain's certificate, whatever name is asked.
+            doc.insert(
+                "tls".into(),
+                serde_json::json!({"stores": {"default": {"defaultCertificate": {
+                    "certFile": tls.cert, "keyFile": tls.key,
+                }}}}),
+            );
+        }
         let dynamic = self.dir.path().join("dynamic");
         let part = dynamic.join("stack.yml.part");
         // JSON is YAML; Traefik reads .yml files only, so the partial file is never read.
@@ -170,6 +211,9 @@ impl Parts {
         let mut flags = self
             .swarm_file
             .static_flags(&self.dir.path().join("dynamic"), &entry_ports)?;
+        if self.tls.is_some() {
+            flags.push("--entryPoints.api.http.tls=true".to_owned());
+        }
         flags.push("--log.level=INFO".to_owned());
         let args = flags.into_iter().map(OsString::from).collect();
         let child = self
@@ -216,8 +260,16 @@ impl Parts {
     pub(super) async fn start_nginx(&self) -> Result<Child, ChainError> {
         let prefix = self.dir.path().join("nginx");
         let conf = prefix.join("nginx.conf");
-        let text =
-            nginx_conf::local_conf(&self.nginx_conf, self.ports.gateway, self.ports.traefik)?;
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.as_path(), t.key.as_path()));
+        let text = nginx_conf::local_conf(
+            &self.nginx_conf,
+            self.ports.gateway,
+            self.ports.traefik,
+            tls,
+        )?;
         std::fs::write(&conf, text).map_err(io(format!("cannot write {}", conf.display())))?;
         let globals = nginx_conf::globals(&prefix.join("nginx.pid"), &self.dir.log("nginx"));
         let base_args: Vec<OsString> = vec![
@@ -249,10 +301,11 @@ impl Parts {
         let child = self
             .spawn("nginx", &self.binaries.nginx, args, libc::SIGTERM)
             .await?;
-        let url = format!("http://127.0.0.1:{}/healthz", self.ports.gateway);
+        let url = format!("{}/healthz", self.url(self.ports.gateway));
+        let trust = self.own_trust();
         until_ready(&child, "nginx", || {
-            let url = url.clone();
-            async move { http_ok(url, None).await.map_err(NotYet::from) }
+            let (url, trust) = (url.clone(), trust.clone());
+            async move { http_ok(url, None, &trust).await.map_err(NotYet::from) }
         })
         .await?;
         Ok(child)

@@ -109,9 +109,12 @@ pub(super) async fn redis_ping(port: u16) -> Result<(), String> {
 pub(super) async fn http_ok(
     url: String,
     credential: Option<(String, String)>,
+    trust: &crate::tls_trust::Trust,
 ) -> Result<(), String> {
+    let tls = crate::tls_trust::connector(trust).map_err(|e| e.to_string())?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
+        .use_preconfigured_tls(tls)
         .build()
         .map_err(|e| e.to_string())?;
     let mut request = client.get(&url);

@@ -159,7 +159,7 @@ impl Shared {
                 .iter()
                 .filter_map(|v| v.to_str().ok()),
         );
-        self.remember_cookies(&parts.headers, sent);
+        self.remember_cookies(record, &parts.headers, sent);
         if status.is_client_error() || status.is_server_error() {
             record.failure = Some(refusal(status, &parts.headers, body, out.engineio));
             record.raw_down = text_of(body);

@@ -57,7 +57,6 @@ use tokio_util::sync::CancellationToken;
 pub use self::failures::connect_failure;
 use self::http::Codec;
 use self::naming::{Jar, SentCookies};
-pub use self::tls::pem_certificates;
 use super::Naming;
 use crate::http_serve::is_upgrade;
 
@@ -170,7 +169,10 @@ impl Tap {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
         connector.enforce_http(false);
-        let tls = tls::connector(config.ca_pem.as_deref(), config.insecure)?;
+        let tls = tls::connector(&crate::tls_trust::Trust {
+            ca_pem: config.ca_pem.clone(),
+            insecure: config.insecure,
+        })?;
         let connector = HttpsConnector::from((connector, tls.clone()));
         let mut headers = Vec::new();
         for (name, value) in &config.headers {
@@ -180,7 +182,7 @@ impl Tap {
                 HeaderValue::from_str(value).map_err(|_| TapError::BadHeader(name.to_string()))?;
             headers.push((name, value));
         }
-        let mut jar = Jar::default();
+        let mut jar = Jar::for_origin(gateway.secure_origin());
         for (name, value) in &config.cookies {
             jar.keep(name, value);
         }
@@ -276,6 +278,20 @@ pub struct GatewayAddr {
     pub host: String,
     /// Whether it speaks TLS (`https://`).
     pub tls: bool,
+}
+
+impl GatewayAddr {
+    /// Whether browsers take it for a secure origin: `https://`, or a loopback host
+    /// (`localhost`, `127.0.0.0/8`, `::1`), where they keep `Secure` cookies over plain HTTP.
+    pub fn secure_origin(&self) -> bool {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        self.tls
+            || host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 /// The gateway's address from its URL (`http://host[:port]` or `https://host[:port]`), or
@@ -530,6 +546,28 @@ mod tests {
             "http://u@h:1",
         ] {
             assert!(parse_gateway(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secure_origins_are_https_and_loopback_as_browsers_take_them() {
+        let secure = |url: &str| gateway_addr(url).unwrap().secure_origin();
+        for yes in [
+            "https://staging.example",
+            "http://localhost:8000",
+            "http://app.localhost",
+            "http://127.0.0.1:8000",
+            "http://127.8.0.1",
+            "http://[::1]:8000",
+        ] {
+            assert!(secure(yes), "{yes}");
+        }
+        for no in [
+            "http://staging.example",
+            "http://10.0.0.5:8000",
+            "http://localhost.example",
+        ] {
+            assert!(!secure(no), "{no}");
         }
     }
 }

@@ -3,8 +3,9 @@
 //! Each request carries the jar's cookies after the client's own, without the sticky cookie
 //! and with `X-Stickiness: off` while the user's stickiness is off; each answer's
 //! `Set-Cookie`s go back into the jar, except the sticky cookie when the jar was pinned
-//! after the request went out. The replica behind an answer is named the way [`Identify`]
-//! says, from the answer's headers and the sticky cookie the request carried.
+//! after the request went out, and a cookie browsers refuse (said on the record). The
+//! replica behind an answer is named the way [`Identify`] says, from the answer's headers
+//! and the sticky cookie the request carried.
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
@@ -16,7 +17,7 @@ use stickyscope_vocab::record::WireRecord;
 use tokio::sync::watch;
 
 use super::{header_text, Shared};
-use crate::wire::jar::CookieJar;
+use crate::wire::jar::{CookieJar, Rejected};
 
 /// The user's cookies, and how many times the user has been pinned: an answer to a request
 /// sent before the latest pin must not put back the cookie the pin replaced.
@@ -35,9 +36,19 @@ pub(super) struct SentCookies {
 }
 
 impl Jar {
+    /// An empty jar for a gateway browsers take for a secure origin or not.
+    pub(super) fn for_origin(secure_origin: bool) -> Self {
+        Jar {
+            cookies: CookieJar::for_origin(secure_origin),
+            pins: 0,
+        }
+    }
+
     /// Keeps a cookie the user gave (a login's), for every request to the gateway.
     pub(super) fn keep(&mut self, name: &str, value: &str) {
-        self.cookies
+        // Without attributes, nothing a browser refuses.
+        let _ = self
+            .cookies
             .store(format!("{name}={value}; Path=/").as_bytes());
     }
 }
@@ -67,7 +78,9 @@ impl Shared {
     pub(super) fn pin(&self, value: &str) {
         let name = self.cookie_name();
         let mut jar = self.jar();
-        jar.cookies
+        // Without attributes, nothing a browser refuses.
+        let _ = jar
+            .cookies
             .store(format!("{name}={value}; Path=/").as_bytes());
         jar.pins += 1;
     }
@@ -161,17 +174,35 @@ impl Shared {
         sent
     }
 
-    /// Keeps the answer's cookies; the sticky cookie only when no pin came after the request.
-    pub(super) fn remember_cookies(&self, headers: &HeaderMap, sent: &SentCookies) {
+    /// Keeps the answer's cookies — the sticky cookie only when no pin came after the
+    /// request — and says on `record` each one browsers refuse (not kept).
+    pub(super) fn remember_cookies(
+        &self,
+        record: &mut WireRecord,
+        headers: &HeaderMap,
+        sent: &SentCookies,
+    ) {
         let cookie_name = self.cookie_name();
-        let mut jar = self.jar();
-        let pinned_since = jar.pins != sent.pins;
-        for value in headers.get_all(header::SET_COOKIE) {
-            if pinned_since {
-                jar.cookies.store_except(value.as_bytes(), &cookie_name);
-            } else {
-                jar.cookies.store(value.as_bytes());
+        let mut refused: Vec<Rejected> = Vec::new();
+        {
+            let mut jar = self.jar();
+            let pinned_since = jar.pins != sent.pins;
+            for value in headers.get_all(header::SET_COOKIE) {
+                let stored = if pinned_since {
+                    jar.cookies.store_except(value.as_bytes(), &cookie_name)
+                } else {
+                    jar.cookies.store(value.as_bytes())
+                };
+                refused.extend(stored.err());
             }
+        }
+        for rejected in refused {
+            tracing::debug!(user = %self.user, "{rejected}");
+            let said = rejected.to_string();
+            record.note = Some(match record.note.take() {
+                Some(note) => format!("{note}; {said}"),
+                None => said,
+            });
         }
     }
 }

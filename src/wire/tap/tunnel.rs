@@ -90,7 +90,7 @@ impl Shared {
         let status = parts.status;
         record.latency_us = Some(out.started.elapsed().as_micros() as u64);
         set_status(&mut record, status);
-        self.remember_cookies(&parts.headers, &sent);
+        self.remember_cookies(&mut record, &parts.headers, &sent);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
             return self.refused_upgrade(record, &out, parts, body, &sent).await;
