@@ -224,3 +224,71 @@ fn bad_access_flags_are_usage_errors_naming_the_flag() {
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
 }
+
+/// `scenario run` on the app: each user with a token of its own, read from a file and the
+/// environment; both connect in its namespace and chat. With the visitor's token wrong, the
+/// report says the app refused the visitor, in its words.
+#[test]
+fn a_scenario_runs_on_the_app_with_each_users_token() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let app = runtime.block_on(app_server());
+    let dir = std::env::temp_dir().join(format!("stickyscope-staging-sc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("staging.toml");
+    std::fs::write(
+        &scenario,
+        r#"title = "Staging: both users in the app's namespace"
+[[step]]
+title = "Both let in"
+within = "6s"
+expect = [{ connected = "both" }]
+[[step]]
+title = "They chat"
+do = [{ send = "agent", text = "hello staging" }]
+within = "6s"
+expect = [{ delivered = "hello staging", to = "visitor" }]
+"#,
+    )
+    .unwrap();
+    let visitor_auth = dir.join("visitor.json");
+    let run = |visitor_token: &str| {
+        std::fs::write(&visitor_auth, format!("{{\"token\":\"{visitor_token}\"}}")).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stickyscope"))
+            .args(["scenario", "run"])
+            .arg(&scenario)
+            .args([
+                "--gateway",
+                &app.url,
+                "--path",
+                "/ws/socket.io",
+                "--namespace",
+                "/chat",
+            ])
+            .args(["--auth", "agent=env:AGENT_AUTH", "--auth"])
+            .arg(format!("visitor=@{}", visitor_auth.display()))
+            .args(["--header", "X-Tenant: acme", "--cookie", "session=s-1"])
+            .env("AGENT_AUTH", format!("{{\"token\":\"{TOKEN}\"}}"))
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let (code, said) = run(VISITOR_TOKEN);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = run("tok-wrong");
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("visitor reconnecting: refused by the app: not authorized")
+            || said.contains("visitor not connected: refused by the app: not authorized"),
+        "{said}"
+    );
+    assert!(
+        !said.contains(TOKEN) && !said.contains("tok-wrong"),
+        "{said}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
