@@ -32,6 +32,12 @@ command -v pgrep >/dev/null || missing+=(procps)
 # The desktop entry's validator; a self-signed certificate for the test of a TLS port.
 command -v openssl >/dev/null || missing+=(openssl)
 command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
+# A Docker engine and a base image made without a registry, for the swarm stack deployed
+# for real (tests/swarm.rs, scripts/swarm-engine.sh, stack/deploy.sh --offline).
+[ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v curl >/dev/null || missing+=(curl)
+command -v ip >/dev/null || missing+=(iproute2)
 # The window under a virtual display, its GL, and a PNG checker.
 for pkg in xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 imagemagick; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -80,13 +86,14 @@ log "redis-server $(redis-server --version | awk '{print $3}') on $REDIS_URL"
 
 # What runs now of the kinds of process the suite starts; anything new at the end outlived
 # its test.
-suite_kinds='nginx|traefik|redis-server|haproxy|stickyscope|stickyscope-replica'
+suite_kinds='nginx|traefik|redis-server|haproxy|stickyscope|stickyscope-replica|dockerd|containerd|containerd-shim'
 running_before="$(pgrep -d ' ' -x "$suite_kinds" || true)"
 
 # --- the swarm stack file, validated offline by the docker CLI ---------------------------------
 command -v docker >/dev/null || { echo "the docker CLI is needed to validate docker-swarm.yml" >&2; exit 2; }
 log "docker stack config -c docker-swarm.yml"
 docker stack config -c docker-swarm.yml >/dev/null
+docker stack config -c docker-swarm.yml -c stack/swarm-no-ipvs.yml >/dev/null
 
 # --- checks and tests -----------------------------------------------------------------
 log "cargo fmt --check"

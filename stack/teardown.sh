@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# Removes the stack and the API's credential (the swarm itself stays; `docker swarm leave
+# Removes the stack and the API's credential, and waits until none of its services,
+# containers, networks or secrets is left (the swarm itself stays; `docker swarm leave
 # --force` ends it).
+#   stack/teardown.sh [--timeout S]
 set -euo pipefail
-docker stack rm stickyscope
+docker=${DOCKER:-docker}
+timeout=60
+[ "${1:-}" = --timeout ] && timeout="${2:?--timeout needs seconds}"
+deadline=$(($(date +%s) + timeout))
+$docker stack rm stickyscope >/dev/null 2>&1 || true
+left() {
+  local label=label=com.docker.stack.namespace=stickyscope
+  {
+    $docker service ls -q --filter "$label"
+    $docker ps -aq --filter "$label"
+    $docker network ls -q --filter "$label"
+    $docker secret ls -q --filter name=traefik_api_users
+  } 2>/dev/null | grep -c . || true
+}
 # The secret is in use until the stack's tasks are gone.
-for _ in $(seq 1 30); do
-  docker secret rm traefik_api_users >/dev/null 2>&1 && break
-  sleep 1
+until [ "$(left)" = 0 ]; do
+  $docker secret rm traefik_api_users >/dev/null 2>&1 || true
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "the stack is not gone after $timeout s; left:" >&2
+    $docker service ls >&2; $docker ps -a >&2; $docker network ls >&2; $docker secret ls >&2
+    exit 1
+  fi
+  sleep 0.5
 done
+echo "removed: no service, container, network or secret of the stack is left"
