@@ -4,8 +4,11 @@
 //! IPVS). Through nginx on port 8000: sticky polling stays on one task, round robin breaks
 //! with `Session ID unknown`, WebSocket needs no stickiness; replicas are named by
 //! `X-Replica` = the task's slot; Traefik's swarm provider lists the three tasks behind its
-//! basic auth; a message crosses tasks through Redis. `stack/teardown.sh` leaves no service,
-//! container, network or secret, and the engine and its folder are gone at the end.
+//! basic auth; the window draws nginx and Traefik as hops; a message crosses tasks through
+//! Redis; the sticky task killed, the user is on another within Traefik's health interval
+//! and timeout and a retry, and Swarm's replacement is back in Traefik's list; scaled to
+//! five, the new tasks get sessions. `stack/teardown.sh` leaves no service, container,
+//! network or secret, and the engine and its folder are gone at the end.
 //!
 //! Skipped, saying why, only when no engine can start here (not root, no `docker.io`,
 //! another engine at `/var/run/docker.sock`); `scripts/test.sh` installs what it needs.
@@ -86,6 +89,25 @@ fn replica_binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The URLs of the servers Traefik lists UP in the sticky service.
+async fn up_servers(api: &str) -> Vec<String> {
+    let Ok(client) = TraefikApi::new(api, &Trust::default()) else {
+        return Vec::new();
+    };
+    let Ok(services) = client.services().await else {
+        return Vec::new();
+    };
+    let mut up: Vec<String> = services
+        .iter()
+        .filter(|s| s.name.starts_with("replicas-sticky"))
+        .flat_map(|s| s.server_status.iter())
+        .filter(|(_, status)| *status == stickyscope_vocab::traefik_model::UP)
+        .map(|(url, _)| url.clone())
+        .collect();
+    up.sort();
+    up
 }
 
 #[test]
@@ -303,6 +325,119 @@ fn the_swarm_stack_deploys_and_holds_its_sessions_on_their_tasks() {
         agent.shutdown().await;
         visitor.shutdown().await;
     });
+
+    // The window on it, under Xvfb: its screenshot kept beside the test binary.
+    let shot = Path::new(env!("CARGO_BIN_EXE_stickyscope")).with_file_name("swarm-window.png");
+    let _ = std::fs::remove_file(&shot);
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1600x1000x24"])
+        .arg(env!("CARGO_BIN_EXE_stickyscope"))
+        .args([
+            "--gateway",
+            GATEWAY,
+            "--traefik-api",
+            &api,
+            "--exit-after",
+            "8",
+        ])
+        .arg("--screenshot")
+        .arg(&shot)
+        .output()
+        .expect("xvfb-run runs (scripts/test.sh installs xvfb)");
+    assert!(out.status.success(), "the window on the swarm: {out:?}");
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "{}: {size} bytes", shot.display());
+    eprintln!("the window on the swarm: {}", shot.display());
+
+    // The sticky task killed: the user is on another within Traefik's health interval and
+    // timeout (1 s each) and the session's retry delay (2 s); Swarm's replacement task is
+    // back in Traefik's list.
+    runtime.block_on(async {
+        let before = up_servers(&api).await;
+        let (sink, seen) = Collected::sink();
+        let agent = ChatSession::start(SessionConfig::new("agent", GATEWAY), sink)
+            .await
+            .unwrap();
+        wait_for(Duration::from_secs(15), "sticky polling on a task", || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") }
+        })
+        .await;
+        let holder = seen.state("agent").unwrap().replica().unwrap().to_owned();
+        let container = docker(&[
+            "ps",
+            "-q",
+            "--filter",
+            &format!("name=stickyscope_replica.{holder}."),
+        ]);
+        let killed = std::time::Instant::now();
+        docker(&["kill", container.trim()]);
+        // A killed task's IP goes dark (it never refuses): Traefik's health check marks it
+        // DOWN once a check has waited out its timeout; the session's retries (0.4 s, 1 s,
+        // 2 s apart) find a live task after that.
+        let bound = Duration::from_secs(1 + 1 + 2);
+        wait_for(bound, "on another task within 4 s", || {
+            let seen = seen.clone();
+            let holder = holder.clone();
+            async move {
+                seen.state("agent")
+                    .and_then(|s| s.replica().map(str::to_owned))
+                    .is_some_and(|r| r != holder)
+            }
+        })
+        .await;
+        eprintln!("failover across tasks: {:?}", killed.elapsed());
+        agent.shutdown().await;
+        wait_for(
+            Duration::from_secs(60),
+            "Swarm's replacement task UP in Traefik's list",
+            || {
+                let (api, before) = (api.clone(), before.clone());
+                async move {
+                    let now = up_servers(&api).await;
+                    now.len() == 3 && now != before
+                }
+            },
+        )
+        .await;
+        eprintln!(
+            "replacement task in Traefik's list after {:?}",
+            killed.elapsed()
+        );
+    });
+
+    // Scaled to 5: the new tasks are in Traefik's list, and new sessions reach them.
+    docker(&["service", "scale", "-d", "stickyscope_replica=5"]);
+    runtime.block_on(wait_for(
+        Duration::from_secs(60),
+        "five tasks UP in Traefik's list",
+        || {
+            let api = api.clone();
+            async move { up_servers(&api).await.len() == 5 }
+        },
+    ));
+    let (code, json, stderr) = probe_json(
+        "3s",
+        &[
+            "--gateway",
+            GATEWAY,
+            "--traefik-api",
+            &api,
+            "--sessions",
+            "10",
+        ],
+    );
+    assert_eq!(code, 0, "{json:#} {stderr}");
+    let slots: BTreeSet<&str> = json["replicas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert!(
+        slots.contains("4") && slots.contains("5"),
+        "the new tasks got no session: {json:#}"
+    );
 
     // Teardown leaves nothing of the stack.
     let out = Command::new(repo().join("stack/teardown.sh"))
