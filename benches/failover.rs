@@ -4,9 +4,14 @@
 //! checks every second, the app's default heartbeat (ping every 3 s). Each trial restarts
 //! the killed replica and waits for it to be UP before the next. With `--chain`, the same
 //! through the real chain: nginx → Traefik 3.7.15 (health checks every second, from the
-//! stack file) → replica processes (SIGKILL) → Redis.
+//! stack file) → replica processes (SIGKILL) → Redis. With `--swarm`, across the tasks of
+//! the swarm stack `stack/deploy.sh` deployed on this machine (gateway :8000, Traefik's API
+//! :9090 with `STICKYSCOPE_TRAEFIK_AUTH=stickyscope:PASSWORD`, the engine at
+//! /var/run/docker.sock): the task holding the session is killed through the engine, and
+//! Swarm replaces it by itself (each trial waits for two tasks UP in Traefik's list).
 //!
-//! `cargo bench --bench failover [-- [--chain] TRIALS]` (default 20 per transport).
+//! `cargo bench --bench failover [-- [--chain | --swarm] TRIALS]` (default 20 per
+//! transport).
 
 mod common;
 
@@ -54,9 +59,26 @@ const HEARTBEAT: Heartbeat = Heartbeat {
     timeout: Duration::from_secs(20),
 };
 
-/// The stack under test: the embedded one, or the local chain.
-async fn start(chain: bool) -> anyhow::Result<Stack> {
-    let config = if chain {
+/// Which stack the trials run on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Under {
+    Embedded,
+    Chain,
+    Swarm,
+}
+
+/// The stack under test: the embedded one, the local chain, or the deployed swarm.
+async fn start(under: Under) -> anyhow::Result<Stack> {
+    let config = if under == Under::Swarm {
+        GatewayConfig::External {
+            gateway: "http://127.0.0.1:8000".into(),
+            traefik_api: Some("http://127.0.0.1:9090".into()),
+            identify: Default::default(),
+            engineio: Default::default(),
+            access: Default::default(),
+            docker: Some("unix:///var/run/docker.sock".into()),
+        }
+    } else if under == Under::Chain {
         let program = ReplicaProgram {
             program: env!("CARGO_BIN_EXE_stickyscope").into(),
             args: vec!["replica".into()],
@@ -85,19 +107,24 @@ async fn up(stack: &Stack) -> anyhow::Result<usize> {
             url,
             credential,
             trust,
-        } => TraefikApi::with_credential(url, credential.clone(), trust)?
-            .services()
-            .await?
-            .into_iter()
-            .find(|s| s.name == STICKY_SERVICE)
-            .context("Traefik lists no sticky service")?,
+        } => match credential {
+            Some(credential) => TraefikApi::with_credential(url, Some(credential.clone()), trust)?,
+            // The swarm's API credential comes from STICKYSCOPE_TRAEFIK_AUTH.
+            None => TraefikApi::new(url, trust)?,
+        }
+        .services()
+        .await?
+        .into_iter()
+        // `replicas-sticky@file` on the chain, `@swarm` on the swarm.
+        .find(|s| s.name.split('@').next() == STICKY_SERVICE.split('@').next())
+        .context("Traefik lists no sticky service")?,
         TopologyApi::None => bail!("this stack has no topology API"),
     };
     Ok(service.server_status.values().filter(|v| *v == UP).count())
 }
 
-async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow::Result<()> {
-    let stack = start(chain).await?;
+async fn trials(transport: TransportChoice, count: usize, under: Under) -> anyhow::Result<()> {
+    let stack = start(under).await?;
     let controls = stack
         .controls
         .clone()
@@ -116,9 +143,15 @@ async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow
             bail!("came back on the killed replica {holder}");
         }
         times.push(at.duration_since(killed_at));
-        controls.restart(&holder).await?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while up(&stack).await? < 3 {
+        // Swarm replaces a killed task by itself (and its provider sees it within 15 s).
+        let (wanted, bound) = if under == Under::Swarm {
+            (2, Duration::from_secs(60))
+        } else {
+            controls.restart(&holder).await?;
+            (3, Duration::from_secs(10))
+        };
+        let deadline = Instant::now() + bound;
+        while up(&stack).await? < wanted {
             if Instant::now() > deadline {
                 bail!("replica {holder} did not come back UP");
             }
@@ -131,7 +164,11 @@ async fn trials(transport: TransportChoice, count: usize, chain: bool) -> anyhow
     times.sort();
     println!(
         "failover{}, {transport:?} ({count} kills of the replica holding the session): median {:.0} ms, p95 {:.0} ms (target ≤ 2000), max {:.0} ms",
-        if chain { " through the real chain" } else { "" },
+        match under {
+            Under::Embedded => "",
+            Under::Chain => " through the real chain",
+            Under::Swarm => " across the swarm's tasks",
+        },
         ms(percentile(&times, 50.0)),
         ms(percentile(&times, 95.0)),
         ms(*times.last().unwrap_or(&Duration::ZERO)),
@@ -145,13 +182,19 @@ async fn main() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(20);
-    let chain = std::env::args().any(|a| a == "--chain");
+    let under = if std::env::args().any(|a| a == "--swarm") {
+        Under::Swarm
+    } else if std::env::args().any(|a| a == "--chain") {
+        Under::Chain
+    } else {
+        Under::Embedded
+    };
     for transport in [
         TransportChoice::Polling,
         TransportChoice::Websocket,
         TransportChoice::Upgrade,
     ] {
-        trials(transport, count, chain).await?;
+        trials(transport, count, under).await?;
     }
     Ok(())
 }

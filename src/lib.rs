@@ -21,6 +21,8 @@
 //!   the command loop; it knows no stack by name.
 //! - [`event_sink`]: the event stream's sending end, handed to everything on this side.
 //! - [`probe`]: the headless probe's report (pure) and runner.
+//! - [`doctor`]: the checklist run against a stack — what is wrong and how to fix it
+//!   (the verdicts, fixes and rendering pure; the checks speak Engine.IO by hand).
 //! - [`session`]: one supervised chat session per user (pure parts inside).
 //! - [`wire`]: the wire tap that records each user's traffic, and the cookie jar.
 //! - [`stack`]: the stack under test: which one, how it starts, and the one interface to the
@@ -35,6 +37,7 @@ pub mod balancer;
 pub mod capture;
 pub mod clip;
 pub mod conductor;
+pub mod doctor;
 pub mod event_sink;
 pub mod http_serve;
 pub mod model;

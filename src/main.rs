@@ -22,6 +22,7 @@ fn main() -> anyhow::Result<()> {
     // The probe's output is its table (or JSON): no log lines unless asked for.
     let default_filter = match &cli.command {
         Some(Command::Probe(probe)) if !probe.verbose => "off",
+        Some(Command::Doctor(doctor)) if !doctor.verbose => "off",
         Some(Command::Scenario(_)) => "off",
         Some(_) => "info",
         None => "warn",
@@ -43,7 +44,11 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Chain(args)) => runtime()?.block_on(cli::stacks::run_chain(args)),
         Some(Command::Replica(args)) => runtime()?.block_on(stickyscope_replica::cli::run(args)),
         Some(Command::Probe(args)) => {
-            let code = runtime()?.block_on(cli::probe::run_probe(args))?;
+            let code = runtime()?.block_on(cli::probe::run_probe(*args))?;
+            std::process::exit(code);
+        }
+        Some(Command::Doctor(args)) => {
+            let code = runtime()?.block_on(cli::doctor::run_doctor(*args))?;
             std::process::exit(code);
         }
         Some(Command::Scenario(command)) => {

@@ -146,3 +146,28 @@ fn the_chains_certificate_flags_refuse_what_is_not_a_certificate_or_a_key() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_docker_engine_that_is_not_a_socket_or_does_not_answer_is_said() {
+    let (code, stderr) = run(&[
+        "probe",
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--docker",
+        "tcp://127.0.0.1:2375",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("is not unix:///PATH"), "{stderr}");
+    let (code, stderr) = run(&[
+        "probe",
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--docker",
+        "unix:///nonexistent/docker.sock",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the Docker engine at /nonexistent/docker.sock does not answer"),
+        "{stderr}"
+    );
+}

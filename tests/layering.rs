@@ -23,6 +23,7 @@ const NETWORK_SIDE: &[&str] = &[
     "src/stack",
     "src/balancer",
     "src/probe.rs",
+    "src/doctor",
     "src/http_serve.rs",
     "src/traefik_client.rs",
     "src/tls_trust.rs",
@@ -64,6 +65,7 @@ const RULES: &[Rule] = &[
             "traefik_client",
             "tls_trust",
             "probe",
+            "doctor",
         ],
         why:
             "the window never opens a socket: it reaches the network through the conductor's bridge",

@@ -7,7 +7,8 @@
 //! basic auth; the window draws nginx and Traefik as hops; a message crosses tasks through
 //! Redis; the sticky task killed, the user is on another within Traefik's health interval
 //! and timeout and a retry, and Swarm's replacement is back in Traefik's list; scaled to
-//! five, the new tasks get sessions. `stack/teardown.sh` leaves no service, container,
+//! five, the new tasks get sessions; the app's replica controls through the engine's API
+//! (`--docker`). `stack/teardown.sh` leaves no service, container,
 //! network or secret, and the engine and its folder are gone at the end.
 //!
 //! Skipped, saying why, only when no engine can start here (not root, no `docker.io`,
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 use common::{probe_json, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
+use stickyscope::stack::GatewayConfig;
 use stickyscope::tls_trust::Trust;
 use stickyscope::traefik_client::TraefikApi;
 use stickyscope_vocab::events::TransportChoice;
@@ -438,6 +440,58 @@ fn the_swarm_stack_deploys_and_holds_its_sessions_on_their_tasks() {
         slots.contains("4") && slots.contains("5"),
         "the new tasks got no session: {json:#}"
     );
+
+    // The app's replica controls on the swarm, through the engine's API: the tasks by slot
+    // at the addresses Traefik routes to; add scales up; a killed task is replaced by Swarm
+    // in its slot at a new address; what a swarm does not do is said.
+    runtime.block_on(async {
+        let stack = stickyscope::stack::start(GatewayConfig::External {
+            gateway: GATEWAY.into(),
+            traefik_api: Some(api.clone()),
+            identify: Default::default(),
+            engineio: Default::default(),
+            access: Default::default(),
+            docker: Some("unix:///var/run/docker.sock".into()),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("the swarm's controls: {e}"));
+        let controls = stack.controls.expect("replica controls with --docker");
+        let statuses = controls.statuses().await;
+        let ids: Vec<&str> = statuses.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5"], "{statuses:?}");
+        let mut urls: Vec<String> = statuses.iter().map(|s| s.url.clone()).collect();
+        urls.sort();
+        assert_eq!(urls, up_servers(&api).await, "where Traefik routes");
+        assert_eq!(controls.add().await.unwrap(), "6");
+        let before = controls.replica_url("6").await.unwrap();
+        controls.kill("6").await.unwrap();
+        wait_for(
+            Duration::from_secs(60),
+            "Swarm's replacement of task 6 at a new address",
+            || {
+                let (controls, before) = (controls.clone(), before.clone());
+                async move {
+                    controls.statuses().await.iter().any(|s| {
+                        s.id == "6"
+                            && s.state == stickyscope::stack::ReplicaState::Running
+                            && !s.url.is_empty()
+                            && s.url != before
+                    })
+                }
+            },
+        )
+        .await;
+        let refused = controls
+            .reconfigure(Some(Default::default()), None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("docker-swarm.yml"), "{refused}");
+        assert!(matches!(
+            controls.kill("9").await,
+            Err(stickyscope::stack::ControlError::UnknownReplica(_))
+        ));
+    });
 
     // Teardown leaves nothing of the stack.
     let out = Command::new(repo().join("stack/teardown.sh"))

@@ -366,6 +366,7 @@ fn the_chain_over_tls_keeps_its_secure_sticky_cookie() {
             ca_pem: Some(ca.clone()),
             ..Access::default()
         },
+        docker: None,
     };
     let mut h = egui_kittest::Harness::builder()
         .with_size(eframe::egui::vec2(1440.0, 900.0))

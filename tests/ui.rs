@@ -51,7 +51,8 @@ fn step_until(
         }
         assert!(
             Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
+            "timed out after {bound:?} waiting for {what}; doctor: {:?}",
+            harness.state().model().doctor
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -716,4 +717,44 @@ fn a_stack_that_cannot_start_leaves_no_pane_connecting() {
     );
     h.step();
     assert!(h.query_by_label_contains("connecting…").is_none());
+}
+
+#[test]
+fn the_doctor_tab_runs_the_checklist_on_the_windows_stack_and_shows_each_check() {
+    let mut h = harness();
+    both_connected(&mut h);
+    h.get_by_label("doctor").click();
+    // The panel grows to fit the checklist: let it settle before clicking in it.
+    for _ in 0..3 {
+        h.step();
+    }
+    h.get_by_label("run the checklist").click();
+    step_until(
+        &mut h,
+        Duration::from_secs(60),
+        "the doctor's report",
+        |app| {
+            let doctor = &app.model().doctor;
+            doctor.report.is_some() || doctor.failed.is_some()
+        },
+    );
+    assert_eq!(h.state().model().doctor.failed, None);
+    h.step();
+    let report = h.state().model().doctor.report.clone().expect("a report");
+    let outcomes: Vec<_> = report.checks.iter().map(|c| c.outcome.word()).collect();
+    // The embedded stack allows no page origin, and none was given: CORS is skipped.
+    assert_eq!(
+        outcomes,
+        ["PASS", "PASS", "PASS", "PASS", "PASS", "SKIPPED", "PASS", "PASS", "PASS", "PASS"],
+        "{:#?}",
+        report.checks
+    );
+    assert!(h
+        .query_by_label_contains("9 passed, 0 warned, 0 failed, 1 skipped")
+        .is_some());
+    assert!(h
+        .query_by_label_contains("2. a polling session stays on one replica")
+        .is_some());
+    // The failover check restarted the replica it killed, and both users are connected.
+    both_connected(&mut h);
 }

@@ -35,6 +35,13 @@ pub struct WindowArgs {
     /// Start in presentation mode (large type, high contrast).
     #[arg(long)]
     pub presentation: bool,
+    /// Open the doctor's tab and run its checklist on the stack at start (see
+    /// `stickyscope doctor`).
+    #[arg(long)]
+    pub doctor: bool,
+    /// The page's origin for the doctor's CORS check (https://app.example); with --doctor.
+    #[arg(long, value_name = "URL", requires = "doctor", value_parser = origin_url)]
+    pub origin: Option<String>,
     /// Stickiness of both users at start (default: as last time, else on).
     #[arg(long, value_enum)]
     pub stickiness: Option<OnOff>,
@@ -88,7 +95,14 @@ pub enum Command {
     /// verdict. Exit 0 when every session stayed up on one replica, 1 when any broke, 2 for
     /// usage or connection errors. Without --gateway it probes a fresh embedded stack.
     #[command(long_about = None)]
-    Probe(ProbeArgs),
+    Probe(Box<ProbeArgs>),
+    /// Run a checklist against a stack and say what is wrong with it, with the evidence
+    /// and the fix: stickiness, the cookie and what pins it, the WebSocket upgrade, long
+    /// polls through every proxy, CORS, spread, an adapter between replicas, rate limits,
+    /// failover. Exit 0 when nothing fails, 1 when something does, 2 for usage or an
+    /// unreachable gateway. Without --gateway it checks a fresh embedded stack.
+    #[command(long_about = None)]
+    Doctor(Box<DoctorArgs>),
     /// Run the real chain — nginx → Traefik v3 → replica processes → Redis — as local
     /// processes on loopback, from the repository's stack file, until Ctrl-C.
     #[command(long_about = None)]
@@ -126,6 +140,10 @@ pub struct StackChoice {
     /// in v3, as Socket.IO 2 servers do), 3 or 4 only; with --gateway.
     #[arg(long, value_enum, default_value_t = EngineIoChoice::Auto, requires = "gateway")]
     pub engineio: EngineIoChoice,
+    /// The swarm stack's Docker engine (unix:///var/run/docker.sock), for replica controls
+    /// on it: stop, kill, add (scale up), unhealthy; with --gateway.
+    #[arg(long, value_name = "unix:///PATH", requires = "gateway", value_parser = docker_endpoint)]
+    pub docker: Option<String>,
     #[command(flatten)]
     pub identify: IdentifyArgs,
     #[command(flatten)]
@@ -133,6 +151,28 @@ pub struct StackChoice {
 }
 
 impl StackChoice {
+    /// The stack the flags name: the gateway given, a fresh chain, or a fresh embedded
+    /// stack on a free port.
+    pub fn gateway_config(&self) -> Result<stickyscope::stack::GatewayConfig, String> {
+        use stickyscope::stack::chain::{ChainConfig, ReplicaProgram};
+        use stickyscope::stack::embedded::EmbeddedConfig;
+        use stickyscope::stack::GatewayConfig;
+        if let Some(external) = self.external() {
+            return Ok(external);
+        }
+        Ok(if self.chain {
+            let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;
+            let config =
+                ChainConfig::new(program).map_err(|e| format!("the chain could not start: {e}"))?;
+            GatewayConfig::Chain(config)
+        } else {
+            GatewayConfig::Embedded(EmbeddedConfig {
+                listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                ..EmbeddedConfig::default()
+            })
+        })
+    }
+
     /// The running stack these options name, if `--gateway` names one.
     pub fn external(&self) -> Option<stickyscope::stack::GatewayConfig> {
         let gateway = self.gateway.clone()?;
@@ -142,6 +182,7 @@ impl StackChoice {
             identify: self.identify.config(),
             engineio: self.engineio,
             access: self.access.access(),
+            docker: self.docker.clone(),
         })
     }
 }
@@ -205,6 +246,13 @@ impl AccessArgs {
         }
         access
     }
+}
+
+/// `--docker`: the engine's unix socket.
+fn docker_endpoint(text: &str) -> Result<String, String> {
+    stickyscope::stack::swarm::DockerApi::new(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `--gateway`: a URL every command takes the same way (or refuses with the same words).
@@ -369,6 +417,46 @@ pub struct ProbeArgs {
     /// Which chat the sessions understand (they do not send messages).
     #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
     pub chat: ChatDialect,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub stack: StackChoice,
+    /// The origin of the page that opens the sessions (https://app.example), for the CORS
+    /// check; without it that check is skipped.
+    #[arg(long, value_name = "URL", value_parser = origin_url)]
+    pub origin: Option<String>,
+    /// Which chat the app speaks, for the check across replicas (none skips it).
+    #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
+    pub chat: ChatDialect,
+    /// Print one JSON document instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the report as JUnit XML (one test case per check) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
+    /// Log what happens on stderr (RUST_LOG sets the level too).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// `--origin`: `scheme://host[:port]`, nothing after.
+fn origin_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not an origin: give http(s)://host[:port], e.g. https://app.example"
+            )
+        })?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '@']) {
+        return Err(format!(
+            "{text:?} is not an origin: give http(s)://host[:port] with no path, e.g. https://app.example"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 #[derive(Debug, Clone, Args)]

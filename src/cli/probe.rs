@@ -3,10 +3,7 @@
 //! code that is the verdict.
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use stickyscope::stack::chain::{ChainConfig, ReplicaProgram};
-use stickyscope::stack::embedded::EmbeddedConfig;
 use stickyscope::stack::GatewayConfig;
 
 use stickyscope::tls_trust::Trust;
@@ -93,22 +90,7 @@ fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
              users: give --auth JSON (no user) for the payload every session sends"
         ));
     }
-    Ok(match (&args.stack.gateway, args.stack.chain) {
-        (Some(gateway), _) => args
-            .stack
-            .external()
-            .unwrap_or_else(|| GatewayConfig::external(gateway.clone(), None)),
-        (None, true) => {
-            let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;
-            let config =
-                ChainConfig::new(program).map_err(|e| format!("the chain could not start: {e}"))?;
-            GatewayConfig::Chain(config)
-        }
-        (None, false) => GatewayConfig::Embedded(EmbeddedConfig {
-            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            ..EmbeddedConfig::default()
-        }),
-    })
+    args.stack.gateway_config()
 }
 
 /// `[#####      ]  42%` on stderr, over itself.

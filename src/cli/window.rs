@@ -38,7 +38,7 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     if let Some((file, _, s)) = &scenario {
         let can = stickyscope::scenario::capabilities::Capabilities {
             controls: gateway.has_controls(),
-            stats: gateway.has_controls(),
+            stats: gateway.has_stats(),
             numbered_replicas: gateway.has_controls(),
             redis_adapter: gateway.has_redis(),
         };
@@ -84,6 +84,9 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
             let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
             if args.crowd > 0 {
                 app.set_crowd(usize::from(args.crowd));
+            }
+            if args.doctor {
+                app.run_doctor(args.origin.clone());
             }
             if let Some(plan) = record {
                 app.record(plan);

@@ -121,6 +121,7 @@ pub async fn command_loop(
     sessions: &HashMap<String, ChatSession>,
     workers: Workers,
     (mut transport, mut sticky): (TransportChoice, bool),
+    mut doctor: super::doctoring::DoctorDesk,
 ) -> Workers {
     let sink = workers.sink.clone();
     for user in USERS {
@@ -167,7 +168,9 @@ pub async fn command_loop(
             }
             Command::SetChat { dialect } => {
                 targets(&None).iter().for_each(|s| s.set_chat(dialect));
+                doctor.chat = dialect;
             }
+            Command::RunDoctor { origin } => doctor.run(origin, &sink).await,
             Command::Reconnect { user } => {
                 if let Some(s) = sessions.get(&user) {
                     s.reconnect();

@@ -8,10 +8,12 @@
 //!
 //! - [`commands`]: the command loop and the workers that carry out what waits on the network;
 //! - [`crowd`]: background sessions;
+//! - [`doctoring`]: the doctor's checklist on the stack, when the window asks;
 //! - [`topology_poller`]: the stack's topology, read every second.
 
 pub mod commands;
 pub mod crowd;
+pub mod doctoring;
 pub mod topology_poller;
 
 use std::collections::HashMap;
@@ -95,7 +97,12 @@ impl Conductor {
             }))
             .await;
         }
+        let gateway_config = config.gateway.clone();
         let stack = crate::stack::start(config.gateway).await?;
+        let doctor = doctoring::DoctorDesk::new(
+            crate::doctor::Target::of(&stack, &gateway_config),
+            config.chat,
+        );
         if let Some(exits) = stack.exits {
             tokio::spawn(commands::report_exits(exits, sink.clone()));
         }
@@ -128,7 +135,7 @@ impl Conductor {
         let settings = (config.transport, config.sticky);
         let task = tokio::spawn(async move {
             let workers = commands::Workers::start(controls.clone(), Arc::clone(&crowd), sink);
-            let workers = commands::command_loop(rx, &sessions, workers, settings).await;
+            let workers = commands::command_loop(rx, &sessions, workers, settings, doctor).await;
             poller.abort();
             crowd_reporter.abort();
             // Operations already queued finish first (each is bounded), then everything

@@ -1,5 +1,5 @@
 //! Reads the topology API every second and sends the topology when it changes; says so
-//! plainly when the API cannot be read, and keeps trying.
+//! plainly when the API cannot be read, and keeps trying. [`read_once`] reads it once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,72 +47,98 @@ impl TopologySource {
     }
 }
 
-/// Polls until aborted.
-/// Polls until aborted; teaches `learner` (so the taps) each topology that differs.
-pub async fn run(source: TopologySource, sink: EventSink, learner: Learner) {
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(crate::http_serve::POOL_IDLE)
-        .build_http();
-    // One API client for the whole run (it holds a connection pool and TLS roots).
-    let traefik = match &source.api {
-        TopologyApi::Traefik {
-            url,
-            credential: Some(credential),
-            trust,
-        } => Some(TraefikApi::with_credential(
-            url,
-            Some(credential.clone()),
-            trust,
-        )),
-        // Its credential in the URL, or in STICKYSCOPE_TRAEFIK_AUTH.
-        TopologyApi::Traefik {
-            url,
-            credential: None,
-            trust,
-        } => Some(TraefikApi::new(url, trust)),
-        _ => None,
-    };
-    let mut last: Option<Topology> = None;
-    let mut last_problems: Vec<String> = Vec::new();
-    let mut failing = false;
-    loop {
-        let read = match &source.api {
+/// What reads the topology: an HTTP client for a service document, Traefik's API client.
+struct Readers {
+    client: Client<HttpConnector, Empty<Bytes>>,
+    traefik: Option<Result<TraefikApi, crate::traefik_client::TraefikError>>,
+}
+
+impl Readers {
+    fn new(api: &TopologyApi) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+            .build_http();
+        // One API client for the whole run (it holds a connection pool and TLS roots).
+        let traefik = match api {
+            TopologyApi::Traefik {
+                url,
+                credential: Some(credential),
+                trust,
+            } => Some(TraefikApi::with_credential(
+                url,
+                Some(credential.clone()),
+                trust,
+            )),
+            // Its credential in the URL, or in STICKYSCOPE_TRAEFIK_AUTH.
+            TopologyApi::Traefik {
+                url,
+                credential: None,
+                trust,
+            } => Some(TraefikApi::new(url, trust)),
+            _ => None,
+        };
+        Readers { client, traefik }
+    }
+
+    /// The topology now, and the label problems Traefik's API shows.
+    async fn read(&self, source: &TopologySource) -> Result<(Topology, Vec<String>), String> {
+        match &source.api {
             TopologyApi::Service { url, hops } => {
                 let ids = source.ids_by_url().await;
-                fetch_service(&client, url)
+                fetch_service(&self.client, url)
                     .await
-                    .map(|s| Topology::from_service(hops.clone(), &s, &ids))
+                    .map(|s| (Topology::from_service(hops.clone(), &s, &ids), Vec::new()))
             }
             TopologyApi::Traefik { .. } => {
-                let read = match &traefik {
+                let read = match &self.traefik {
                     Some(Ok(api)) => read_traefik(api).await,
                     Some(Err(e)) => Err(e.to_string()),
                     None => Err("no Traefik API".to_owned()),
                 };
-                if let Ok((_, problems)) = &read {
-                    if *problems != last_problems {
-                        last_problems = problems.clone();
-                        for problem in problems {
-                            sink.send(Event::Notice(Notice {
-                                level: NoticeLevel::Warning,
-                                text: format!(
-                                    "Traefik labels: {problem}; drawing what the wire shows"
-                                ),
-                            }))
-                            .await;
-                        }
-                    }
-                }
                 let ids = source.ids_by_url().await;
-                read.map(|(mut topology, _)| {
+                read.map(|(mut topology, problems)| {
                     topology.name_by_url(&ids);
-                    topology
+                    (topology, problems)
                 })
             }
-            TopologyApi::None => Ok(Topology {
-                hops: vec!["gateway".into()],
-                ..Topology::default()
-            }),
+            TopologyApi::None => Ok((
+                Topology {
+                    hops: vec!["gateway".into()],
+                    ..Topology::default()
+                },
+                Vec::new(),
+            )),
+        }
+    }
+}
+
+/// The topology once, and the label problems Traefik's API shows (`stickyscope doctor`).
+pub async fn read_once(source: &TopologySource) -> Result<(Topology, Vec<String>), String> {
+    Readers::new(&source.api).read(source).await
+}
+
+/// Polls until aborted; teaches `learner` (so the taps) each topology that differs.
+pub async fn run(source: TopologySource, sink: EventSink, learner: Learner) {
+    let readers = Readers::new(&source.api);
+    let mut last: Option<Topology> = None;
+    let mut last_problems: Vec<String> = Vec::new();
+    let mut failing = false;
+    loop {
+        let read = match readers.read(&source).await {
+            Ok((topology, problems)) => {
+                if problems != last_problems {
+                    last_problems = problems.clone();
+                    for problem in problems {
+                        sink.send(Event::Notice(Notice {
+                            level: NoticeLevel::Warning,
+                            text: format!("Traefik labels: {problem}; drawing what the wire shows"),
+                        }))
+                        .await;
+                    }
+                }
+                Ok(topology)
+            }
+            Err(reason) => Err(reason),
         };
         match read {
             Ok(topology) => {

@@ -1,8 +1,9 @@
 //! What the window shows, as plain data: the view model. It folds the conductor's events into
-//! the topology, chat panes, packet log, packet flights and plot series, with every buffer
-//! bounded. Pure: no egui, no sockets; time is passed in.
+//! the topology, chat panes, packet log, packet flights and plot series, and the doctor's
+//! checklist, with every buffer bounded. Pure: no egui, no sockets; time is passed in.
 
 pub mod chat;
+pub mod doctor;
 pub mod flights;
 pub mod log;
 pub mod rest;
@@ -17,6 +18,7 @@ use stickyscope_vocab::record::WireRecord;
 use stickyscope_vocab::topology::Topology;
 
 pub use chat::{ChatEntry, ChatLog};
+pub use doctor::DoctorView;
 pub use flights::{Flight, Flights, Leg, RejectMark};
 pub use log::PacketLog;
 pub use rest::Rest;
@@ -60,6 +62,8 @@ pub struct ViewModel {
     /// Whether heartbeat-only records fly across the topology (off while the window rests;
     /// they are still logged, plotted and counted).
     pub animate_heartbeats: bool,
+    /// The doctor's checklist, as the last run goes or went.
+    pub doctor: DoctorView,
 }
 
 /// Heartbeat counts as the topology shows them: the named users (chat users first) and the
@@ -110,6 +114,7 @@ impl ViewModel {
             engineio: BTreeMap::new(),
             heartbeats: BTreeMap::new(),
             animate_heartbeats: true,
+            doctor: DoctorView::default(),
         }
     }
 
@@ -135,6 +140,7 @@ impl ViewModel {
                 self.rebuild_topology();
             }
             Event::Crowd(summary) => self.crowd = summary,
+            Event::Doctor(update) => self.doctor.apply(update),
             Event::Sticky { user, on } => {
                 self.sticky.insert(user, on);
             }

@@ -11,13 +11,13 @@ use super::format::{Action, Expectation, Scenario, ScenarioError};
 /// What the stack a scenario runs on can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
-    /// Replica controls, heartbeat and adapter (a stack stickyscope started).
+    /// Replica controls (a stack stickyscope started, or a swarm through its engine).
     pub controls: bool,
     /// The replicas' `/stats` (stickyscope's replicas, started by it).
     pub stats: bool,
     /// Replicas known by number (`1`, `2`, …): pins and expectations may name them so.
     pub numbered_replicas: bool,
-    /// Redis between replicas (the chain).
+    /// Redis between replicas (the chain, the swarm stack).
     pub redis_adapter: bool,
 }
 
@@ -57,7 +57,7 @@ impl Capabilities {
     /// Why this stack cannot do `action`, if it cannot.
     fn refuses_action(&self, action: &Action) -> Option<String> {
         if action.needs_controls() && !self.controls {
-            return Some(format!("cannot {action} here: only on a stack stickyscope started (the embedded stack or --chain), not on --gateway"));
+            return Some(format!("cannot {action} here: only on a stack stickyscope started (the embedded stack or --chain) or a swarm whose engine is given (--docker), not on --gateway alone"));
         }
         if let Action::Pin { replica, .. } = action {
             if !self.numbered_replicas && !replica.contains(':') {

@@ -22,7 +22,8 @@ pub enum RunTarget {
     Embedded,
     /// A fresh local chain from this configuration, with the scenario's `[stack]` applied.
     Chain(Box<crate::stack::chain::ChainConfig>),
-    /// A running stack, taken as it is (no replica controls, no /stats).
+    /// A running stack, taken as it is (no /stats; replica controls only on a swarm whose
+    /// engine was given).
     Gateway {
         /// Its gateway.
         url: String,
@@ -47,11 +48,13 @@ impl RunTarget {
                 numbered_replicas: true,
                 redis_adapter: true,
             },
-            RunTarget::Gateway { .. } => Capabilities {
-                controls: false,
-                stats: false,
-                numbered_replicas: false,
-                redis_adapter: false,
+            // Controls only where its engine was given (a swarm, `--docker`).
+            RunTarget::Gateway { config, .. } => Capabilities {
+                controls: config.has_controls(),
+                stats: config.has_stats(),
+                numbered_replicas: config.has_controls(),
+                // The swarm stack's replicas share Redis (docker-swarm.yml).
+                redis_adapter: config.has_controls(),
             },
         }
     }

@@ -28,6 +28,8 @@ pub type ControlFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum ReplicaState {
     /// Serving.
     Running,
+    /// Being started by the stack itself (a swarm's task not yet running).
+    Starting,
     /// Stopped gracefully by the operator.
     Stopped,
     /// Killed by the operator.

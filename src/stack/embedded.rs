@@ -279,6 +279,8 @@ impl EmbeddedStack {
             adapter,
             stats: Arc::clone(&place.stats),
             header_read_timeout: stickyscope_replica::HEADER_READ_TIMEOUT,
+            // The embedded stack serves no page of another origin.
+            cors_origins: Vec::new(),
         };
         Replica::start(config, listener)
             .await

@@ -6,7 +6,9 @@
 //! - `slots`: the replicas of a stack stickyscope runs, as slots (ids, places, one operation
 //!   at a time), kept by the embedded stack and the chain alike;
 //! - [`embedded`]: replicas and the built-in balancer in this process;
-//! - [`chain`]: nginx → Traefik → replica processes → Redis, as local child processes.
+//! - [`chain`]: nginx → Traefik → replica processes → Redis, as local child processes;
+//! - [`swarm`]: a Docker Swarm stack stickyscope did not start, its replicas controlled
+//!   through the engine's API when its socket is given.
 //!
 //! [`GatewayConfig`] says which stack; [`start`] starts it (or takes a running one) and hands
 //! back its gateway, its replica controls when stickyscope runs it, and where its topology is
@@ -16,6 +18,7 @@ pub mod chain;
 mod control;
 pub mod embedded;
 mod slots;
+pub mod swarm;
 
 use std::sync::Arc;
 
@@ -30,6 +33,7 @@ pub use control::{
 
 use chain::{Chain, ChainConfig, ChainError};
 use embedded::{EmbeddedConfig, EmbeddedError, EmbeddedStack};
+use swarm::{SwarmConfig, SwarmError, SwarmStack};
 
 /// Where the stack is.
 #[derive(Debug, Clone)]
@@ -51,6 +55,9 @@ pub enum GatewayConfig {
         engineio: EngineIoChoice,
         /// Where Socket.IO lives on it and who the users are to it.
         access: Access,
+        /// Its Docker engine's socket (`unix:///var/run/docker.sock`), when it is the swarm
+        /// stack (`stack/deploy.sh`): its replicas are then controlled through the engine.
+        docker: Option<String>,
     },
 }
 
@@ -64,15 +71,26 @@ impl GatewayConfig {
             identify: IdentifyConfig::default(),
             engineio: EngineIoChoice::default(),
             access: Access::default(),
+            docker: None,
         }
     }
 
-    /// Whether the stack has replica controls (stickyscope started it).
+    /// Whether the stack has replica controls (stickyscope started it, or its Docker
+    /// engine was given).
     pub fn has_controls(&self) -> bool {
         match self {
             GatewayConfig::Embedded(_) => true,
             GatewayConfig::Chain(chain) => chain.servers.is_none(),
+            GatewayConfig::External { docker, .. } => docker.is_some(),
+        }
+    }
+
+    /// Whether the replicas' `/stats` can be read (not on a swarm: its tasks' addresses are
+    /// on an overlay network this machine does not reach).
+    pub fn has_stats(&self) -> bool {
+        match self {
             GatewayConfig::External { .. } => false,
+            _ => self.has_controls(),
         }
     }
 
@@ -166,6 +184,9 @@ pub enum StackError {
     /// The local chain failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// The swarm's engine could not be used.
+    #[error(transparent)]
+    Swarm(#[from] SwarmError),
 }
 
 /// A stack, started or found.
@@ -193,21 +214,34 @@ pub async fn start(config: GatewayConfig) -> Result<Stack, StackError> {
             gateway,
             traefik_api,
             access,
+            docker,
             ..
         } => {
+            let topology = match traefik_api {
+                Some(url) => TopologyApi::Traefik {
+                    url,
+                    credential: None,
+                    trust: crate::tls_trust::Trust::of(&access),
+                },
+                None => TopologyApi::None,
+            };
+            let controls: Option<Arc<dyn ReplicaControl>> = match docker {
+                Some(docker) => Some(Arc::new(
+                    SwarmStack::connect(
+                        SwarmConfig::deployed(&docker),
+                        gateway.clone(),
+                        topology.clone(),
+                    )
+                    .await?,
+                )),
+                None => None,
+            };
             return Ok(Stack {
                 gateway,
-                controls: None,
-                topology: match traefik_api {
-                    Some(url) => TopologyApi::Traefik {
-                        url,
-                        credential: None,
-                        trust: crate::tls_trust::Trust::of(&access),
-                    },
-                    None => TopologyApi::None,
-                },
+                controls,
+                topology,
                 exits: None,
-            })
+            });
         }
     };
     Ok(Stack {

@@ -18,6 +18,7 @@ use super::banners::Banners;
 use super::bridge::ConductorBridge;
 use super::chat_ui::{chat_pane_ui, ChatAction, ChatInput, Pane};
 use super::controls_ui::{top_bar_ui, TopAction, TopBar};
+use super::doctor_ui::{doctor_ui, DoctorPanel};
 use super::help_ui::{banner_ui, help_ui};
 use super::log_ui::{log_ui, LogView};
 use super::plots_ui::plots_ui;
@@ -63,7 +64,9 @@ pub struct StickyscopeApp {
     settings: Settings,
     inputs: BTreeMap<String, ChatInput>,
     log_view: LogView,
-    /// Whether the stack has replica controls (embedded stack or local chain).
+    doctor_panel: DoctorPanel,
+    /// Whether the stack has replica controls (embedded stack, local chain, or a swarm
+    /// whose engine was given).
     controls: bool,
     /// What the gateway is, for the top bar.
     mode: &'static str,
@@ -214,6 +217,7 @@ impl StickyscopeApp {
                 .map(|u| (u.to_string(), ChatInput::default()))
                 .collect(),
             log_view: LogView::default(),
+            doctor_panel: DoctorPanel::default(),
             controls,
             mode,
             adapter_on,
@@ -255,7 +259,8 @@ impl StickyscopeApp {
         };
         let can = crate::scenario::capabilities::Capabilities {
             controls: self.controls,
-            stats: self.controls,
+            // A running stack's replicas (a swarm's tasks) are not reached for /stats.
+            stats: self.controls && self.mode != "gateway",
             numbered_replicas: self.controls,
             redis_adapter: self.mode.contains("chain"),
         };
@@ -375,6 +380,16 @@ impl StickyscopeApp {
     /// Whether the window rests (heartbeats counted, not animated).
     pub fn resting(&self) -> bool {
         self.resting.load(Ordering::Relaxed)
+    }
+
+    /// Shows the doctor's tab and runs its checklist on the stack.
+    pub fn run_doctor(&mut self, origin: Option<String>) {
+        self.settings.tab = BottomTab::Doctor;
+        self.details_folded = false;
+        if let Some(origin) = &origin {
+            self.doctor_panel.origin = origin.clone();
+        }
+        self.send_by_hand(Command::RunDoctor { origin });
     }
 
     /// Runs `size` background sessions.
@@ -760,6 +775,7 @@ impl StickyscopeApp {
     /// The plots and the packet log at the bottom, or the button that brings them back.
     fn details_panel_ui(&mut self, ui: &mut Ui) {
         let mut export = false;
+        let mut run_doctor = None;
         if self.details_folded {
             egui::Panel::bottom("folded").show(ui, |ui| {
                 if ui
@@ -771,6 +787,16 @@ impl StickyscopeApp {
                 }
             });
         } else {
+            // The doctor's ten checks need room to be read at once.
+            let least = if self.settings.tab == BottomTab::Doctor {
+                if self.settings.presentation {
+                    420.0
+                } else {
+                    300.0
+                }
+            } else {
+                80.0
+            };
             egui::Panel::bottom("bottom")
                 .resizable(true)
                 .default_size(if self.settings.presentation {
@@ -778,13 +804,18 @@ impl StickyscopeApp {
                 } else {
                     230.0
                 })
+                .min_size(least)
                 .show(ui, |ui| {
                     ui.horizontal(|ui| {
                         ui.selectable_value(&mut self.settings.tab, BottomTab::Plots, "plots");
                         ui.selectable_value(&mut self.settings.tab, BottomTab::Log, "packet log");
+                        ui.selectable_value(&mut self.settings.tab, BottomTab::Doctor, "doctor");
                     });
                     match self.settings.tab {
                         BottomTab::Plots => plots_ui(ui, &self.model.series),
+                        BottomTab::Doctor => {
+                            run_doctor = doctor_ui(ui, &self.model.doctor, &mut self.doctor_panel);
+                        }
                         BottomTab::Log => {
                             let users: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
                             let replicas: Vec<String> = self
@@ -802,6 +833,9 @@ impl StickyscopeApp {
         }
         if export {
             self.export();
+        }
+        if let Some(command) = run_doctor {
+            self.send_by_hand(command);
         }
     }
 

@@ -24,6 +24,8 @@ pub enum BottomTab {
     Plots,
     /// The packet log.
     Log,
+    /// The doctor's checklist.
+    Doctor,
 }
 
 /// Persisted settings.

@@ -53,6 +53,8 @@ pub enum Event {
     /// Every replica's `/stats`, by id, as asked for with [`Command::FetchStats`] (replicas
     /// that did not answer are left out).
     Stats(std::collections::BTreeMap<String, StatsSnapshot>),
+    /// How the checklist asked for with [`Command::RunDoctor`] goes.
+    Doctor(crate::doctor::DoctorUpdate),
     /// A replica operation (add, stop, kill, restart, health, heartbeat, adapter) is done,
     /// in the order they were asked for, or a pin was given; `error` says why it failed.
     StackDone {
@@ -315,6 +317,12 @@ pub enum Command {
     /// Read every replica's `/stats` (stacks stickyscope started); answered with
     /// [`Event::Stats`].
     FetchStats,
+    /// Run `stickyscope doctor`'s checklist on the stack; answered with
+    /// [`Event::Doctor`] as each check is known.
+    RunDoctor {
+        /// The page's origin, for the CORS check (none: skipped).
+        origin: Option<String>,
+    },
     /// Stop everything.
     Shutdown,
 }

@@ -42,6 +42,11 @@ pub struct ReplicaArgs {
     /// replica (the seed demo's flaw, for showing it).
     #[arg(long, env = "ADAPTER", value_enum, default_value_t = AdapterArg::Auto)]
     adapter: AdapterArg,
+    /// An origin whose pages may call this replica with credentials (so the browser
+    /// sends the balancer's sticky cookie), e.g. https://app.example; `*` allows any
+    /// origin without credentials; repeatable, or comma-separated in CORS_ORIGIN.
+    #[arg(long = "cors-origin", env = "CORS_ORIGIN", value_delimiter = ',')]
+    cors_origins: Vec<String>,
     /// Check the replica listening on --listen (GET /healthz) and exit 0 when healthy, 1
     /// otherwise: the container health check, with no curl in the image.
     #[arg(long)]
@@ -90,6 +95,7 @@ pub async fn run(args: ReplicaArgs) -> anyhow::Result<()> {
         adapter,
         stats: Arc::new(Stats::default()),
         header_read_timeout: crate::HEADER_READ_TIMEOUT,
+        cors_origins: args.cors_origins,
     };
     let listener = TcpListener::bind(args.listen)
         .await

@@ -1,6 +1,7 @@
 //! The outermost layer of every HTTP exchange a replica answers.
 //!
-//! It stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
+//! It answers a CORS preflight for the origins allowed ([`crate::cors`]) and adds CORS
+//! headers to the other answers; it stamps each response — Engine.IO 200s and 400s, 101 upgrades, 404s — with
 //! `X-Replica` and `X-Replica-Addr` (and each long-poll answer with `Server-Timing: held`,
 //! how long the poll waited for a packet), and counts Engine.IO requests and refusals in [`Stats`]:
 //! the ground truth the app and the tests compare their own observations against. It also
@@ -22,6 +23,7 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Uri};
 use tower::ServiceExt;
 
+use crate::cors::{self, Cors, CorsAnswer};
 use crate::sessions::{sid_from_open_packet, KnownSessions};
 use crate::stats::Stats;
 use stickyscope_contract::names;
@@ -47,6 +49,8 @@ pub struct ReplicaContext {
     pub stats: Arc<Stats>,
     /// Session ids issued and not yet closed.
     pub sessions: Arc<KnownSessions>,
+    /// The origins whose pages may call it (`--cors-origin`).
+    pub cors: Cors,
 }
 
 /// Answers one request with `router`, observing and stamping it.
@@ -57,6 +61,13 @@ pub async fn observe(
     local_addr: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
     let arrived = std::time::Instant::now();
+    let cors = ctx.cors.answer(req.method(), req.headers());
+    if let CorsAnswer::Preflight(lines) = &cors {
+        let mut preflight = Response::new(Body::empty());
+        *preflight.status_mut() = cors::PREFLIGHT_STATUS;
+        cors::add(preflight.headers_mut(), lines);
+        return Ok(stamped(preflight, &ctx, local_addr));
+    }
     let engine_kind = is_engine_path(req.uri().path())
         .then(|| RequestKind::classify(req.method().as_str(), req.uri().query()));
     if let Some(kind) = engine_kind {
@@ -104,6 +115,9 @@ pub async fn observe(
     }
 
     let headers = response.headers_mut();
+    if let CorsAnswer::Headers(lines) = &cors {
+        cors::add(headers, lines);
+    }
     if engine_kind == Some(RequestKind::PollGet) {
         // The answer's head goes out when there is a packet to send: until then the poll
         // was held.

@@ -62,6 +62,8 @@ pub struct ReplicaConfig {
     pub stats: Arc<Stats>,
     /// See [`HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Duration,
+    /// The origins whose pages may call it, with credentials (`*`: any, without).
+    pub cors_origins: Vec<String>,
 }
 
 impl ReplicaConfig {
@@ -73,6 +75,7 @@ impl ReplicaConfig {
             adapter: AdapterChoice::None,
             stats: Arc::new(Stats::default()),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -123,6 +126,7 @@ impl Replica {
             replica,
             stats: Arc::clone(&config.stats),
             sessions: Arc::new(KnownSessions::default()),
+            cors: crate::cors::Cors::new(config.cors_origins.iter().cloned()),
         });
         let chat = ChatContext {
             replica: config.id.clone(),
