@@ -28,7 +28,8 @@
 //! - [`stack`]: the stack under test: which one, how it starts, and the one interface to the
 //!   replicas of the stacks stickyscope runs (the embedded stack, the local chain).
 //! - [`balancer`]: the built-in sticky balancer of the embedded stack.
-//! - [`traefik_client`]: reading a real Traefik v3 API.
+//! - [`traefik_client`]: reading a real Traefik v3 API; [`topology_read`]: a stack's
+//!   topology read from its balancer's API.
 //! - [`tls_trust`]: how an `https://` peer (the gateway, Traefik's API) is trusted, and a
 //!   refused certificate in words.
 //! - [`http_serve`]: the accept loop of the balancer and the taps.
@@ -46,6 +47,7 @@ pub mod scenario;
 pub mod session;
 pub mod stack;
 pub mod tls_trust;
+pub mod topology_read;
 pub mod traefik_client;
 pub mod ui;
 pub mod wire;

@@ -363,14 +363,30 @@ async fn the_command_reports_a_broken_gateway_as_json_and_junit_and_exits_one() 
     let junit = std::env::temp_dir().join(format!("stickyscope-doctor-{}.xml", std::process::id()));
     let url = stack.gateway.clone();
     let junit_arg = junit.display().to_string();
+    let wrong_path_url = url.clone();
     let (code, stdout, stderr) = tokio::task::spawn_blocking(move || {
         doctor_cli(&["--gateway", &url, "--json", "--junit", &junit_arg])
+    })
+    .await
+    .unwrap();
+    // Socket.IO asked for where it is not: check 1 fails, naming the path, and nothing
+    // else can be checked.
+    let (wrong_code, wrong_stdout, wrong_stderr) = tokio::task::spawn_blocking(move || {
+        doctor_cli(&["--gateway", &wrong_path_url, "--path", "/ws/socket.io/"])
     })
     .await
     .unwrap();
     if let Some(controls) = stack.controls {
         controls.shutdown().await;
     }
+    assert_eq!(wrong_code, Some(1), "{wrong_stdout}\n{wrong_stderr}");
+    assert!(
+        wrong_stdout.contains("FAIL     1. Socket.IO answers at the path")
+            && wrong_stdout.contains("nothing at /ws/socket.io/: 404")
+            && wrong_stdout.contains("path: \"/ws/socket.io/\"")
+            && wrong_stdout.contains("0 passed, 0 warned, 1 failed, 9 skipped"),
+        "{wrong_stdout}"
+    );
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
     let report: DoctorReport =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));

@@ -26,6 +26,7 @@ const NETWORK_SIDE: &[&str] = &[
     "src/doctor",
     "src/http_serve.rs",
     "src/traefik_client.rs",
+    "src/topology_read.rs",
     "src/tls_trust.rs",
     "src/event_sink.rs",
 ];
@@ -66,6 +67,7 @@ const RULES: &[Rule] = &[
             "tls_trust",
             "probe",
             "doctor",
+            "topology_read",
         ],
         why:
             "the window never opens a socket: it reaches the network through the conductor's bridge",

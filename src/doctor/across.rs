@@ -75,7 +75,7 @@ pub async fn across(users: Users<'_>) -> CheckResult {
         agent.shutdown().await;
         return CheckResult::skipped(
             id,
-            "the agent's session did not connect, or nothing names its replica",
+            "the agent's session did not connect within 10 s (see the stickiness check), or nothing names its replica",
         );
     };
     let mut evidence = vec![format!("agent connected on replica {agent_on}")];

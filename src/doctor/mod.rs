@@ -26,8 +26,8 @@ use stickyscope_vocab::doctor::{CheckId, CheckResult, DoctorReport};
 use stickyscope_vocab::events::ChatDialect;
 use stickyscope_vocab::naming::Identify;
 
-use crate::conductor::topology_poller::{read_once, TopologySource};
 use crate::session::SessionConfig;
+use crate::topology_read::{read_once, TopologySource};
 use std::sync::Arc;
 
 use crate::stack::{GatewayConfig, ReplicaControl, Stack, TopologyApi};
