@@ -35,7 +35,10 @@ pub fn cookie_path(path: &str) -> String {
 
 /// A proxy cuts long polls before the server answers them.
 pub fn read_timeout(ping_interval_ms: u64, ping_timeout_ms: u64) -> String {
-    let seconds = (ping_interval_ms + ping_timeout_ms).div_ceil(1000) + 10;
+    let seconds = ping_interval_ms
+        .saturating_add(ping_timeout_ms)
+        .div_ceil(1000)
+        .saturating_add(10);
     format!(
         "nginx: `proxy_read_timeout {seconds}s; # > pingInterval {} + pingTimeout {}` (and `proxy_send_timeout {seconds}s;`); \
          Traefik: no `forwardingTimeouts.responseHeaderTimeout` below that; a cloud balancer: an idle timeout above {seconds} s",

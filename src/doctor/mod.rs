@@ -95,7 +95,7 @@ pub enum DoctorError {
 
 /// How long the held session is held: two ping intervals and a second, within 4 to 40 s.
 pub fn hold_for(found: &Found) -> Duration {
-    let two = Duration::from_millis(found.open.ping_interval * 2) + Duration::from_secs(1);
+    let two = user::heartbeat_ms(found.open.ping_interval) * 2 + Duration::from_secs(1);
     two.clamp(Duration::from_secs(4), Duration::from_secs(40))
 }
 
@@ -246,8 +246,8 @@ async fn held_session(
         path: &wire.access().path,
         tls: wire.is_tls(),
     };
-    let interval = Duration::from_millis(found.open.ping_interval);
-    let timeout = Duration::from_millis(found.open.ping_timeout);
+    let interval = user::heartbeat_ms(found.open.ping_interval);
+    let timeout = user::heartbeat_ms(found.open.ping_timeout);
     let mut user = match PollingUser::handshake(wire, identify, found.eio, None, &[]).await {
         Ok(Opened::Open(user)) => user,
         Ok(Opened::Not(seen)) => {

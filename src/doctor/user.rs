@@ -15,6 +15,15 @@ use stickyscope_vocab::protocol::socketio::SocketKind;
 use super::wire::{Answer, DoctorWire, WireError};
 use crate::wire::jar::CookieJar;
 
+/// Longest pingInterval or pingTimeout the doctor times by (Engine.IO servers allow up to
+/// minutes; a larger number in a handshake is a broken server's, and must not overflow).
+const LONGEST_HEARTBEAT_MS: u64 = 10 * 60 * 1000;
+
+/// A handshake's heartbeat number as a duration, bounded by [`LONGEST_HEARTBEAT_MS`].
+pub fn heartbeat_ms(ms: u64) -> Duration {
+    Duration::from_millis(ms.min(LONGEST_HEARTBEAT_MS))
+}
+
 /// What one request of a user was, and what answered it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -160,7 +169,7 @@ impl PollingUser {
         Ok(Opened::Open(Box::new(PollingUser {
             jar,
             eio,
-            next_ping: Instant::now() + Duration::from_millis(open.ping_interval),
+            next_ping: Instant::now() + heartbeat_ms(open.ping_interval),
             open,
             seen: vec![seen],
             identify: identify.clone(),
@@ -279,7 +288,8 @@ impl PollingUser {
         let target = self.target(wire);
         let at = self.started.elapsed();
         let sent = self.jar.get(&self.identify.cookie).map(str::to_owned);
-        let bound = Duration::from_millis(self.open.ping_interval + self.open.ping_timeout)
+        let bound = heartbeat_ms(self.open.ping_interval)
+            + heartbeat_ms(self.open.ping_timeout)
             + Duration::from_secs(5);
         let ping_target = self.target(wire);
         let cookie_header = self.jar.header(None);
@@ -316,7 +326,7 @@ impl PollingUser {
             let at = next_ping.saturating_duration_since(self.started);
             self.seen
                 .push(seen("post", ping, &self.identify, sent.clone(), at));
-            self.next_ping += Duration::from_millis(self.open.ping_interval);
+            self.next_ping += heartbeat_ms(self.open.ping_interval);
         }
         self.seen
             .push(seen("poll", answer, &self.identify, sent, at));
@@ -334,7 +344,7 @@ impl PollingUser {
         }
         if eio == 3 && Instant::now() >= self.next_ping {
             self.post(wire, &["2"]).await?;
-            self.next_ping = Instant::now() + Duration::from_millis(self.open.ping_interval);
+            self.next_ping = Instant::now() + heartbeat_ms(self.open.ping_interval);
         }
         Ok((packets, None))
     }
@@ -381,5 +391,28 @@ fn seen(
         sent_sticky,
         set_sticky,
         at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handshakes_absurd_heartbeat_is_bounded_not_an_overflow() {
+        assert_eq!(heartbeat_ms(u64::MAX), Duration::from_secs(600));
+        assert_eq!(heartbeat_ms(25_000), Duration::from_secs(25));
+        let fix = super::super::fixes::read_timeout(u64::MAX, u64::MAX);
+        assert!(fix.contains("proxy_read_timeout"), "{fix}");
+    }
+
+    #[test]
+    fn payloads_are_framed_as_each_version_frames_them() {
+        assert_eq!(payload(4, &["40", "3"]), "40\u{1e}3");
+        assert_eq!(payload(3, &["2"]), "1:2");
+        assert_eq!(
+            engine_target("/socket.io/", 4, "polling", Some("abc"), 7),
+            "/socket.io/?EIO=4&transport=polling&sid=abc&t=doctor7"
+        );
     }
 }

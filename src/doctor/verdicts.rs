@@ -327,7 +327,7 @@ pub fn long_poll(
         .filter(|s| s.answer.status == 200)
         .max_by_key(|s| s.answer.elapsed);
     match longest {
-        Some(poll) if poll.answer.elapsed.as_millis() as u64 * 10 >= interval_ms * 8 => {
+        Some(poll) if poll.answer.elapsed.as_millis() as u64 * 10 >= interval_ms.saturating_mul(8) => {
             CheckResult::new(
                 id,
                 Outcome::Pass,
