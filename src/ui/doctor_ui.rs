@@ -1,7 +1,7 @@
 //! The doctor's panel: a button that runs `stickyscope doctor`'s checklist on the stack the
 //! window shows (with the page's origin, for the CORS check), then each check as it comes —
-//! its word in colour and what it found in a line, its fix with a button that copies it,
-//! and the evidence it saw folded under it.
+//! its word in colour and what it found in a line that unfolds the evidence it saw, and its
+//! fix with a button that copies it.
 
 use eframe::egui;
 use egui::{Color32, RichText, ScrollArea, Ui};
@@ -89,43 +89,60 @@ pub fn doctor_ui(ui: &mut Ui, view: &DoctorView, panel: &mut DoctorPanel) -> Opt
     command
 }
 
-/// One check in a line or two: its word, number and title, what it found; the fix (with a
-/// copy button) for anything short of PASS; the evidence folded under it.
+/// One check: a line (its word, number and title, what it found) that unfolds the evidence
+/// it saw; under it, for anything short of PASS, the fix with a button that copies it.
 fn check_row_ui(ui: &mut Ui, check: &stickyscope_vocab::doctor::CheckResult) {
-    ui.horizontal_wrapped(|ui| {
-        ui.label(
-            RichText::new(format!("{:<7}", check.outcome.word()))
-                .monospace()
-                .strong()
-                .color(outcome_color(check.outcome)),
-        );
-        ui.label(RichText::new(format!("{:>2}. {}", check.id.number(), check.id.title())).strong());
-        ui.label(RichText::new(format!("— {}", check.summary)).weak());
-    });
-    let fix = check
+    let body = egui::TextStyle::Body.resolve(ui.style());
+    let mono = egui::TextStyle::Monospace.resolve(ui.style());
+    let format = |font_id: egui::FontId, color: Color32| egui::TextFormat {
+        font_id,
+        color,
+        ..Default::default()
+    };
+    let mut line = egui::text::LayoutJob::default();
+    // Wrapped within the panel (the header's arrow takes the first ~20 points).
+    line.wrap.max_width = (ui.available_width() - 24.0).max(100.0);
+    line.append(
+        &format!("{:<7} ", check.outcome.word()),
+        0.0,
+        format(mono, outcome_color(check.outcome)),
+    );
+    line.append(
+        &format!("{}. {} ", check.id.number(), check.id.title()),
+        0.0,
+        format(body.clone(), ui.visuals().strong_text_color()),
+    );
+    line.append(
+        &format!("— {}", check.summary),
+        0.0,
+        format(body, ui.visuals().weak_text_color()),
+    );
+    // Laid out here: a header lays out its own text without wrapping.
+    let line = ui.ctx().fonts_mut(|fonts| fonts.layout_job(line));
+    egui::CollapsingHeader::new(egui::WidgetText::Galley(line))
+        .id_salt(("doctor-evidence", check.id.number()))
+        .show(ui, |ui| {
+            if check.evidence.is_empty() {
+                ui.weak("no evidence: nothing was sent");
+            }
+            for line in &check.evidence {
+                ui.label(RichText::new(line).monospace().small());
+            }
+        });
+    if let Some(fix) = check
         .fix
         .as_ref()
-        .filter(|_| check.outcome != Outcome::Pass);
-    if fix.is_none() && check.evidence.is_empty() {
-        return;
-    }
-    ui.indent(("doctor-check", check.id.number()), |ui| {
-        if let Some(fix) = fix {
+        .filter(|_| check.outcome != Outcome::Pass)
+    {
+        ui.indent(("doctor-fix", check.id.number()), |ui| {
             ui.horizontal_wrapped(|ui| {
                 if ui.small_button("copy fix").clicked() {
                     ui.ctx().copy_text(fix.clone());
                 }
-                ui.label(RichText::new(format!("fix: {fix}")).color(WAITING));
+                ui.add(
+                    egui::Label::new(RichText::new(format!("fix: {fix}")).color(WAITING)).wrap(),
+                );
             });
-        }
-        if !check.evidence.is_empty() {
-            egui::CollapsingHeader::new(format!("evidence ({} lines)", check.evidence.len()))
-                .id_salt(("doctor-evidence", check.id.number()))
-                .show(ui, |ui| {
-                    for line in &check.evidence {
-                        ui.label(RichText::new(line).monospace().small());
-                    }
-                });
-        }
-    });
+        });
+    }
 }
