@@ -431,3 +431,59 @@ fn an_unreachable_gateway_or_a_bad_origin_is_exit_two_in_words() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("with no path"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_socket_io_servers_two_and_four_are_checked_in_their_own_engine_io() {
+    for (version, eio) in [(2u8, 3u8), (4, 4)] {
+        let server = common::NodeServer::start(version, &format!("v{version}"), true).await;
+        let identify = stickyscope::stack::IdentifyConfig {
+            header: Some("X-Backend".into()),
+            ..Default::default()
+        };
+        let config = GatewayConfig::External {
+            gateway: server.url.clone(),
+            traefik_api: None,
+            identify,
+            engineio: Default::default(),
+            access: Default::default(),
+            docker: None,
+        };
+        let stack = stickyscope::stack::start(config.clone()).await.unwrap();
+        let options = DoctorOptions {
+            chat: stickyscope_vocab::events::ChatDialect::Seed,
+            ..DoctorOptions::default()
+        };
+        let report = doctor::run(&doctor::Target::of(&stack, &config), &options, |_| {})
+            .await
+            .unwrap_or_else(|e| panic!("the doctor runs: {e}"));
+        let text = render::text(&report);
+        assert_eq!(report.engineio, Some(eio), "{text}");
+        // The session is held for about two ping intervals (v3: while this client pings),
+        // a held poll comes back from the server, the upgrade passes: one server, so
+        // everything on it, and the seed's server allows no page origin.
+        for id in [
+            CheckId::Answers,
+            CheckId::Sticky,
+            CheckId::Upgrade,
+            CheckId::LongPoll,
+            CheckId::Headroom,
+        ] {
+            assert_eq!(
+                report.check(id).map(|c| c.outcome),
+                Some(Outcome::Pass),
+                "socket.io {version}, {id:?}:\n{text}"
+            );
+        }
+        assert_eq!(
+            report.check(CheckId::Spread).map(|c| c.outcome),
+            Some(Outcome::Warn),
+            "{text}"
+        );
+        assert!(
+            report
+                .check(CheckId::Upgrade)
+                .is_some_and(|c| c.summary.contains(&format!("replica v{version}"))),
+            "{text}"
+        );
+    }
+}

@@ -71,12 +71,22 @@ pub async fn across(users: Users<'_>) -> CheckResult {
     let Some((agent, mut agent_events)) = start(&users, "agent").await else {
         return CheckResult::new(id, Outcome::Fail, "the agent's session could not start");
     };
-    let Some(Some(agent_on)) = connected(&mut agent_events, "agent").await else {
-        agent.shutdown().await;
-        return CheckResult::skipped(
-            id,
-            "the agent's session did not connect within 10 s (see the stickiness check), or nothing names its replica",
-        );
+    let agent_on = match connected(&mut agent_events, "agent").await {
+        Some(Some(on)) => on,
+        Some(None) => {
+            agent.shutdown().await;
+            return CheckResult::skipped(
+                id,
+                "nothing names the agent's replica, so users on different replicas cannot be told apart: give --replica-header NAME or --sticky-cookie NAME",
+            );
+        }
+        None => {
+            agent.shutdown().await;
+            return CheckResult::skipped(
+                id,
+                "the agent's session did not connect within 10 s (see the stickiness check)",
+            );
+        }
     };
     let mut evidence = vec![format!("agent connected on replica {agent_on}")];
     let mut found = None;
