@@ -1,10 +1,22 @@
-//! Capture export: wire records as JSON Lines, one [`WireRecord`] per line (schema in the
-//! README, "Capture format"), and reading them back.
+//! Captures on disk (the format is `stickyscope_vocab::capture`'s): written as they are
+//! recorded — flushed at least once a second, so a crash loses at most the last second, and
+//! bounded in size (past the bound, nothing more is written and the end line says so) —
+//! and read back as a stream, one line at a time, never whole: a file cut in the middle of
+//! a line is read up to its last whole line, and said to be truncated.
 
-use std::io::{self, BufRead, Write};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use stickyscope_vocab::capture::{
+    self as format, CaptureHeader, CaptureLine, First, Happened, LineError, FORMAT_VERSION,
+};
+use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::record::WireRecord;
+
+/// How often a capture being written reaches the disk, at least.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Why a capture could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -12,65 +24,264 @@ pub enum CaptureError {
     /// File or stream I/O failed.
     #[error("capture I/O: {0}")]
     Io(#[from] io::Error),
-    /// A line is not a wire record.
-    #[error("capture line {line}: {source}")]
+    /// The file is not a capture this build reads.
+    #[error("{0}")]
+    Format(#[from] LineError),
+    /// A whole line is not what the format says.
+    #[error("capture line {line}: {reason}")]
     BadLine {
         /// 1-based line number.
         line: usize,
         /// What is wrong.
-        source: serde_json::Error,
+        reason: String,
     },
+    /// The file is empty.
+    #[error("the capture is empty")]
+    Empty,
 }
 
-/// Writes `events` as JSON Lines; returns how many were written.
-pub fn write_jsonl<'a, W: Write>(
-    events: impl IntoIterator<Item = &'a WireRecord>,
-    mut out: W,
-) -> Result<usize, CaptureError> {
-    let mut n = 0;
-    for event in events {
-        serde_json::to_writer(&mut out, event).map_err(io::Error::from)?;
-        out.write_all(b"\n")?;
-        n += 1;
+/// A capture being written.
+pub struct CaptureWriter {
+    out: BufWriter<File>,
+    flushed: Instant,
+    bytes: u64,
+    limit: u64,
+    full: bool,
+}
+
+/// What a finished capture holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Whether it stopped at its size bound.
+    pub full: bool,
+}
+
+impl CaptureWriter {
+    /// A new capture at `path` (replacing it) starting with `header`, bounded to `limit`
+    /// bytes.
+    pub fn create(path: &Path, header: &CaptureHeader, limit: u64) -> Result<Self, CaptureError> {
+        let mut writer = CaptureWriter {
+            out: BufWriter::new(File::create(path)?),
+            flushed: Instant::now(),
+            bytes: 0,
+            limit,
+            full: false,
+        };
+        let line = serde_json::to_string(header).map_err(io::Error::from)?;
+        writer.put(&line)?;
+        writer.out.flush()?;
+        Ok(writer)
     }
-    out.flush()?;
-    Ok(n)
+
+    fn put(&mut self, line: &str) -> io::Result<()> {
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.bytes += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    /// Adds what happened `at_s` seconds into the recording; past the size bound, nothing.
+    pub fn add(&mut self, at_s: f64, happened: Happened) -> Result<(), CaptureError> {
+        if self.full {
+            return Ok(());
+        }
+        let line =
+            serde_json::to_string(&CaptureLine { at_s, happened }).map_err(io::Error::from)?;
+        if self.bytes + line.len() as u64 + 1 > self.limit {
+            self.full = true;
+            return Ok(());
+        }
+        self.put(&line)?;
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.flushed = Instant::now();
+        }
+        Ok(())
+    }
+
+    /// Ends the capture `at_s` seconds in (`done`, or `size limit` when it filled up).
+    pub fn finish(mut self, at_s: f64) -> Result<Written, CaptureError> {
+        let why = if self.full { "size limit" } else { "done" };
+        let end = serde_json::to_string(&CaptureLine {
+            at_s,
+            happened: Happened::End { why: why.into() },
+        })
+        .map_err(io::Error::from)?;
+        self.put(&end)?;
+        self.out.flush()?;
+        Ok(Written {
+            bytes: self.bytes,
+            full: self.full,
+        })
+    }
 }
 
-/// Writes `events` to a new file at `path` (replacing it); returns how many.
+/// A capture being read, a line at a time.
+pub struct CaptureReader<R> {
+    input: R,
+    line_no: usize,
+    /// The header (for a version-0 file, one made up from what it holds: no gateway).
+    pub header: CaptureHeader,
+    legacy_start: Option<u64>,
+    first: Option<CaptureLine>,
+    /// The line the file was cut in, when it was.
+    pub truncated_at: Option<usize>,
+    buffer: String,
+}
+
+/// Opens the capture at `path`.
+pub fn open(path: &Path) -> Result<CaptureReader<BufReader<File>>, CaptureError> {
+    CaptureReader::new(BufReader::new(File::open(path)?))
+}
+
+impl<R: BufRead> CaptureReader<R> {
+    /// Reads `input`'s first line.
+    pub fn new(mut input: R) -> Result<Self, CaptureError> {
+        let mut buffer = String::new();
+        if input.read_line(&mut buffer)? == 0 {
+            return Err(CaptureError::Empty);
+        }
+        let (header, legacy_start, first) = match format::first_line(buffer.trim_end())? {
+            First::Header(header) => (*header, None, None),
+            First::Legacy(wire) => {
+                let start = wire.at_ms;
+                let header = CaptureHeader {
+                    stickyscope_capture: 0,
+                    source: "export (format 0)".into(),
+                    stickyscope: String::new(),
+                    started_ms: start,
+                    gateway: "(not recorded)".into(),
+                    stack: "(not recorded)".into(),
+                    transport: TransportChoice::Polling,
+                    sticky: true,
+                    sessions: Vec::new(),
+                };
+                (header, Some(start), Some(format::legacy(*wire, start)))
+            }
+        };
+        Ok(CaptureReader {
+            input,
+            line_no: 1,
+            header,
+            legacy_start,
+            first,
+            truncated_at: None,
+            buffer: String::new(),
+        })
+    }
+
+    /// The format version of the file (0: bare wire records).
+    pub fn version(&self) -> u32 {
+        self.header.stickyscope_capture.min(FORMAT_VERSION)
+    }
+}
+
+impl<R: BufRead> Iterator for CaptureReader<R> {
+    type Item = Result<CaptureLine, CaptureError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(first) = self.first.take() {
+            return Some(Ok(first));
+        }
+        if self.truncated_at.is_some() {
+            return None;
+        }
+        loop {
+            self.buffer.clear();
+            match self.input.read_line(&mut self.buffer) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(e.into())),
+            }
+            self.line_no += 1;
+            let whole = self.buffer.ends_with('\n');
+            let text = self.buffer.trim_end();
+            if text.is_empty() {
+                continue;
+            }
+            return match format::line(text, self.legacy_start) {
+                Ok(line) => Some(Ok(line)),
+                // The last line, cut short: a recording that did not end cleanly.
+                Err(_) if !whole => {
+                    self.truncated_at = Some(self.line_no);
+                    None
+                }
+                Err(e) => Some(Err(CaptureError::BadLine {
+                    line: self.line_no,
+                    reason: e.to_string(),
+                })),
+            };
+        }
+    }
+}
+
+/// What of an event a capture keeps: what crossed the wire, the sessions' states, the
+/// users' stickiness and transport.
+pub fn happened(event: &stickyscope_vocab::events::Event) -> Option<Happened> {
+    use stickyscope_vocab::events::Event;
+    Some(match event {
+        Event::Wire(wire) => Happened::Wire(wire.clone()),
+        Event::Session { user, state } => Happened::Session {
+            user: user.clone(),
+            state: state.clone(),
+        },
+        Event::Sticky { user, on } => Happened::Sticky {
+            user: user.clone(),
+            on: *on,
+        },
+        Event::Transport { user, transport } => Happened::Transport {
+            user: user.clone(),
+            transport: *transport,
+        },
+        _ => return None,
+    })
+}
+
+/// The window's export: its packet log as a capture (`source` `window`), timed from its
+/// first record; returns how many records were written.
 pub fn export_file<'a>(
     path: &Path,
-    events: impl IntoIterator<Item = &'a WireRecord>,
+    gateway: &str,
+    records: impl IntoIterator<Item = &'a WireRecord>,
 ) -> Result<usize, CaptureError> {
-    let file = std::fs::File::create(path)?;
-    write_jsonl(events, io::BufWriter::new(file))
-}
-
-/// Reads JSON Lines back; blank lines are skipped.
-pub fn read_jsonl<R: BufRead>(input: R) -> Result<Vec<WireRecord>, CaptureError> {
-    let mut events = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event = serde_json::from_str(&line).map_err(|source| CaptureError::BadLine {
-            line: i + 1,
-            source,
-        })?;
-        events.push(event);
+    let mut records = records.into_iter().peekable();
+    let started_ms = records.peek().map_or(0, |r| r.at_ms);
+    let header = CaptureHeader {
+        stickyscope_capture: FORMAT_VERSION,
+        source: "window".into(),
+        stickyscope: env!("CARGO_PKG_VERSION").into(),
+        started_ms,
+        gateway: gateway.to_owned(),
+        stack: String::new(),
+        transport: TransportChoice::Polling,
+        sticky: true,
+        sessions: stickyscope_contract::chat::USERS
+            .iter()
+            .map(|u| u.to_string())
+            .collect(),
+    };
+    let mut writer = CaptureWriter::create(path, &header, u64::MAX)?;
+    let (mut n, mut last) = (0, 0.0);
+    for record in records {
+        last = record.at_ms.saturating_sub(started_ms) as f64 / 1000.0;
+        writer.add(last, Happened::Wire(Box::new(record.clone())))?;
+        n += 1;
     }
-    Ok(events)
+    writer.finish(last)?;
+    Ok(n)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use stickyscope_contract::RequestKind;
+    use stickyscope_vocab::events::SessionState;
     use stickyscope_vocab::protocol::decode_payload;
     use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind};
 
-    fn sample() -> WireRecord {
+    fn sample(at_ms: u64) -> WireRecord {
         WireRecord {
             seq: 7,
             sid: Some("S1".into()),
@@ -87,7 +298,7 @@ mod tests {
             }),
             ..WireRecord::new(
                 "agent",
-                1_764_000_000_000,
+                at_ms,
                 Transport::Polling,
                 WireKind::Http {
                     request: RequestKind::PollGet,
@@ -98,25 +309,128 @@ mod tests {
         }
     }
 
-    #[test]
-    fn round_trips_and_documents_its_shape() {
-        let events = vec![sample(), sample()];
-        let mut buf = Vec::new();
-        assert_eq!(write_jsonl(&events, &mut buf).unwrap(), 2);
-        let text = String::from_utf8(buf.clone()).unwrap();
-        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
-        assert_eq!(first["kind"]["type"], "http");
-        assert_eq!(first["kind"]["request"], "poll_get");
-        assert_eq!(first["failure"]["kind"], "refused");
-        assert_eq!(first["packets_down"][0]["type"], "ping");
-        assert_eq!(first["packets_down"][1]["socket"]["event"], "chat");
-        assert_eq!(read_jsonl(&buf[..]).unwrap(), events);
+    fn header() -> CaptureHeader {
+        CaptureHeader {
+            stickyscope_capture: FORMAT_VERSION,
+            source: "probe".into(),
+            stickyscope: "0.1.0".into(),
+            started_ms: 1_764_000_000_000,
+            gateway: "http://127.0.0.1:8000".into(),
+            stack: "gateway".into(),
+            transport: TransportChoice::Polling,
+            sticky: true,
+            sessions: vec!["agent".into()],
+        }
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("stickyscope-capture-{}-{name}", std::process::id()))
     }
 
     #[test]
-    fn bad_lines_are_reported_with_their_number() {
-        let input = b"\n{\"seq\":1}\n";
-        let err = read_jsonl(&input[..]).unwrap_err();
+    fn a_capture_reads_back_as_written_and_documents_its_shape() {
+        let path = temp("round");
+        let mut writer = CaptureWriter::create(&path, &header(), u64::MAX).unwrap();
+        writer
+            .add(0.5, Happened::Wire(Box::new(sample(1_764_000_000_500))))
+            .unwrap();
+        writer
+            .add(
+                0.6,
+                Happened::Session {
+                    user: "agent".into(),
+                    state: SessionState::Connecting,
+                },
+            )
+            .unwrap();
+        let written = writer.finish(1.0).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(written.bytes, text.len() as u64);
+        let second: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(second["wire"]["kind"]["request"], "poll_get");
+        assert_eq!(second["wire"]["failure"]["kind"], "refused");
+        assert_eq!(second["wire"]["packets_down"][1]["socket"]["event"], "chat");
+        let reader = open(&path).unwrap();
+        assert_eq!(reader.header, header());
+        let lines: Vec<CaptureLine> = reader.map(Result::unwrap).collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(
+            lines[0].happened,
+            Happened::Wire(Box::new(sample(1_764_000_000_500)))
+        );
+        assert_eq!(lines[2].happened, Happened::End { why: "done".into() });
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_file_cut_mid_line_is_read_to_its_last_whole_line_and_said_truncated() {
+        let path = temp("cut");
+        let mut writer = CaptureWriter::create(&path, &header(), u64::MAX).unwrap();
+        for i in 0..3 {
+            writer
+                .add(
+                    f64::from(i),
+                    Happened::Wire(Box::new(sample(1_764_000_000_000))),
+                )
+                .unwrap();
+        }
+        writer.finish(3.0).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cut = text.len() - text.lines().last().unwrap().len() - 40;
+        std::fs::write(&path, &text[..cut]).unwrap();
+        let mut reader = open(&path).unwrap();
+        let read = reader.by_ref().filter(Result::is_ok).count();
+        assert_eq!(read, 2);
+        assert_eq!(reader.truncated_at, Some(4));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_bad_whole_line_is_an_error_with_its_number_and_the_old_export_still_reads() {
+        let bad = format!(
+            "{}\n{{\"at_s\":1}}\n",
+            serde_json::to_string(&header()).unwrap()
+        );
+        let mut reader = CaptureReader::new(bad.as_bytes()).unwrap();
+        let err = reader.next().unwrap().unwrap_err();
         assert!(err.to_string().starts_with("capture line 2:"), "{err}");
+        let old = format!(
+            "{}\n{}\n",
+            serde_json::to_string(&sample(1_000)).unwrap(),
+            serde_json::to_string(&sample(3_500)).unwrap()
+        );
+        let reader = CaptureReader::new(old.as_bytes()).unwrap();
+        assert_eq!(reader.version(), 0);
+        let times: Vec<f64> = reader.map(|l| l.unwrap().at_s).collect();
+        assert_eq!(times, [0.0, 2.5]);
+        assert!(matches!(
+            CaptureReader::new(&b""[..]),
+            Err(CaptureError::Empty)
+        ));
+    }
+
+    #[test]
+    fn past_its_size_bound_a_capture_takes_nothing_more_and_its_end_says_so() {
+        let path = temp("bound");
+        let mut writer = CaptureWriter::create(&path, &header(), 2_000).unwrap();
+        for i in 0..100 {
+            writer
+                .add(
+                    f64::from(i),
+                    Happened::Wire(Box::new(sample(1_764_000_000_000))),
+                )
+                .unwrap();
+        }
+        let written = writer.finish(100.0).unwrap();
+        assert!(written.full);
+        let lines: Vec<CaptureLine> = open(&path).unwrap().map(Result::unwrap).collect();
+        assert!(lines.len() < 10, "{}", lines.len());
+        assert_eq!(
+            lines.last().unwrap().happened,
+            Happened::End {
+                why: "size limit".into()
+            }
+        );
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
     let default_filter = match &cli.command {
         Some(Command::Probe(probe)) if !probe.verbose => "off",
         Some(Command::Doctor(doctor)) if !doctor.verbose => "off",
-        Some(Command::Scenario(_)) => "off",
+        Some(Command::Scenario(_)) | Some(Command::Inspect(_)) => "off",
         Some(_) => "info",
         None => "warn",
     };
@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             let code = runtime()?.block_on(cli::doctor::run_doctor(*args))?;
             std::process::exit(code);
         }
+        Some(Command::Inspect(args)) => std::process::exit(cli::inspect::run_inspect(&args)?),
         Some(Command::Scenario(command)) => {
             let code = runtime()?.block_on(cli::scenario::run_scenario(command))?;
             std::process::exit(code);

@@ -87,6 +87,10 @@ pub struct Report {
     /// `NOT verified (--insecure)`; absent for plain HTTP.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// Where the probe recorded what it saw (`--capture`), and how much, or why it could
+    /// not; absent without `--capture`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<String>,
 }
 
 /// The verdict.
@@ -264,6 +268,7 @@ impl Tally {
             },
             records_dropped: 0,
             tls: None,
+            capture: None,
         }
     }
 }
@@ -386,6 +391,9 @@ pub fn table(r: &Report) -> String {
             r.records_dropped
         ));
     }
+    if let Some(capture) = &r.capture {
+        out.push_str(&format!("capture: {capture}\n"));
+    }
     out.push('\n');
     match r.verdict {
         Verdict::Ok => out.push_str(&format!(
@@ -449,16 +457,37 @@ pub struct Plan {
     pub engineio: stickyscope_vocab::events::EngineIoChoice,
     /// Where Socket.IO lives and who the sessions are to it.
     pub access: stickyscope_vocab::access::Access,
+    /// Where to record what the sessions see, if anywhere.
+    pub capture: Option<CapturePlan>,
+}
+
+/// A capture the probe writes as it goes (`probe --capture PATH`).
+#[derive(Debug, Clone)]
+pub struct CapturePlan {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its size bound, in bytes.
+    pub limit: u64,
+    /// What the stack is, for the capture's header.
+    pub stack: String,
+}
+
+/// Why a probe could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// A session's tap could not start.
+    #[error(transparent)]
+    Tap(#[from] crate::wire::tap::TapError),
+    /// The capture could not be created.
+    #[error("the capture could not be written: {0}")]
+    Capture(#[from] crate::capture::CaptureError),
 }
 
 /// Runs the plan's sessions for its duration — or until every one of them has found the
 /// gateway unreachable, which is known in a moment and does not change by waiting;
 /// `progress` is called with the fraction done about ten times a second. Events are folded
 /// as they arrive.
-pub async fn run(
-    plan: &Plan,
-    mut progress: impl FnMut(f64),
-) -> Result<Report, crate::wire::tap::TapError> {
+pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, ProbeError> {
     let (gateway, transport, sticky, duration) = (
         plan.gateway.as_str(),
         plan.transport,
@@ -469,16 +498,44 @@ pub async fn run(
     let started = Instant::now();
     let names: Vec<String> = (1..=plan.sessions).map(|i| format!("probe-{i}")).collect();
     let mut tally = Tally::new(&names);
+    let mut capture = match &plan.capture {
+        Some(c) => {
+            let header = stickyscope_vocab::capture::CaptureHeader {
+                stickyscope_capture: stickyscope_vocab::capture::FORMAT_VERSION,
+                source: "probe".into(),
+                stickyscope: env!("CARGO_PKG_VERSION").into(),
+                started_ms: stickyscope_vocab::record::now_ms(),
+                gateway: gateway.to_owned(),
+                stack: c.stack.clone(),
+                transport,
+                sticky,
+                sessions: names.clone(),
+            };
+            Some(crate::capture::CaptureWriter::create(
+                &c.path, &header, c.limit,
+            )?)
+        }
+        None => None,
+    };
     let unreachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let found_unreachable = std::sync::Arc::clone(&unreachable);
     let collector = tokio::spawn(async move {
+        let mut capture_failed = None;
         while let Some(e) = rx.recv().await {
-            tally.fold(started.elapsed().as_secs_f64(), &e);
+            let at_s = started.elapsed().as_secs_f64();
+            tally.fold(at_s, &e);
+            if let (Some(writer), Some(happened)) = (capture.as_mut(), crate::capture::happened(&e))
+            {
+                if let Err(failed) = writer.add(at_s, happened) {
+                    capture_failed = Some(failed.to_string());
+                    capture = None;
+                }
+            }
             if tally.all_unreachable() {
                 found_unreachable.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
-        tally
+        (tally, capture, capture_failed)
     });
     let mut running = Vec::new();
     for name in &names {
@@ -495,7 +552,7 @@ pub async fn run(
                 // Nothing started stays running.
                 futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown))
                     .await;
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
@@ -513,9 +570,35 @@ pub async fn run(
     futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
     let lost = dropped.dropped();
     drop(dropped);
-    let tally = collector.await.unwrap_or_else(|_| Tally::new(&names));
+    let (tally, capture, capture_failed) = collector.await.unwrap_or_else(|_| {
+        (
+            Tally::new(&names),
+            None,
+            Some("the recorder stopped".into()),
+        )
+    });
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
+    if let Some(c) = &plan.capture {
+        let finished = capture.map(|w| w.finish(probed.as_secs_f64()));
+        report.capture = Some(match (finished, capture_failed) {
+            (_, Some(failed)) => format!("{} could not be written: {failed}", c.path.display()),
+            (Some(Ok(written)), None) => format!(
+                "{} ({} bytes{})",
+                c.path.display(),
+                written.bytes,
+                if written.full {
+                    ", stopped at its size bound"
+                } else {
+                    ""
+                }
+            ),
+            (Some(Err(failed)), None) => {
+                format!("{} could not be finished: {failed}", c.path.display())
+            }
+            (None, None) => format!("{}: not written", c.path.display()),
+        });
+    }
     report.tls = crate::wire::tap::gateway_addr(gateway)
         .is_ok_and(|g| g.tls)
         .then(|| {

@@ -103,6 +103,10 @@ pub enum Command {
     /// unreachable gateway. Without --gateway it checks a fresh embedded stack.
     #[command(long_about = None)]
     Doctor(Box<DoctorArgs>),
+    /// Read a capture (`probe --capture`, the window's export) and print probe's report
+    /// and verdict from it, without a stack. Exit codes as probe's.
+    #[command(long_about = None)]
+    Inspect(InspectArgs),
     /// Run the real chain — nginx → Traefik v3 → replica processes → Redis — as local
     /// processes on loopback, from the repository's stack file, until Ctrl-C.
     #[command(long_about = None)]
@@ -417,6 +421,47 @@ pub struct ProbeArgs {
     /// Which chat the sessions understand (they do not send messages).
     #[arg(long, value_enum, default_value_t = ChatDialect::Stickyscope)]
     pub chat: ChatDialect,
+    /// Record what the sessions see to this file as they go, a capture
+    /// (`stickyscope inspect FILE` reads it back).
+    #[arg(long, value_name = "PATH")]
+    pub capture: Option<PathBuf>,
+    /// The capture's size bound, e.g. 100MB or 2GB: past it nothing more is recorded.
+    #[arg(long, value_name = "SIZE", default_value = "1GB", requires = "capture", value_parser = byte_size)]
+    pub capture_max: u64,
+}
+
+/// `--capture-max`: a size in bytes, with an optional KB, MB or GB (powers of 1000).
+fn byte_size(text: &str) -> Result<u64, String> {
+    let upper = text.trim().to_ascii_uppercase();
+    let (number, scale) = [
+        ("GB", 1_000_000_000u64),
+        ("MB", 1_000_000),
+        ("KB", 1_000),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| {
+        upper
+            .strip_suffix(suffix)
+            .map(|n| (n.trim().to_owned(), *scale))
+    })
+    .unwrap_or((upper.clone(), 1));
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|n| *n >= 1_000)
+        .ok_or_else(|| format!("{text:?} is not a size of at least 1KB: give e.g. 100MB or 2GB"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InspectArgs {
+    /// The capture (`probe --capture`, the window's export).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]

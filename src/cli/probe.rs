@@ -46,6 +46,14 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         chat: args.chat,
         engineio: args.stack.engineio,
         access,
+        capture: args
+            .capture
+            .clone()
+            .map(|path| stickyscope::probe::CapturePlan {
+                path,
+                limit: args.capture_max,
+                stack: what.to_owned(),
+            }),
     };
     let result = stickyscope::probe::run(&plan, |done| {
         if terminal {

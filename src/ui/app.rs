@@ -479,7 +479,11 @@ impl StickyscopeApp {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let path = PathBuf::from(format!("stickyscope-capture-{stamp}.jsonl"));
-        match crate::capture::export_file(&path, self.model.log.records()) {
+        let gateway = match &self.bridge.status {
+            Some(Ok(url)) => url.clone(),
+            _ => String::new(),
+        };
+        match crate::capture::export_file(&path, &gateway, self.model.log.records()) {
             Ok(n) => self.local_notice(
                 NoticeLevel::Info,
                 format!("exported {n} wire records to {}", path.display()),

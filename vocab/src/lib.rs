@@ -13,6 +13,7 @@
 //! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket codecs;
 //! - [`access`]: where Socket.IO lives on a stack (path, namespace) and who the users are to
 //!   it (auth, headers, cookies), and which of those are secrets;
+//! - [`capture`]: the capture format, a recorded session as a file users keep;
 //! - [`doctor`]: `stickyscope doctor`'s checks, what each found and the report they make;
 //! - [`stack`]: what any stack is made of — the adapter between replicas, the replica limit.
 //!
@@ -24,6 +25,7 @@
 //! the window can speak it without reaching the network.
 
 pub mod access;
+pub mod capture;
 pub mod doctor;
 pub mod events;
 pub mod naming;
