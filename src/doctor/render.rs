@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use stickyscope_vocab::doctor::{CheckResult, DoctorReport, Outcome};
+use stickyscope_vocab::xml::escaped as xml;
 
 /// One check as text: `FAIL  4. the upgrade …` then what it found, the evidence and the
 /// fix, indented.
@@ -94,23 +95,6 @@ pub fn junit(report: &DoctorReport) -> String {
         out.push_str("</testcase>\n");
     }
     out.push_str("</testsuite>\n");
-    out
-}
-
-/// Text escaped for XML.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
     out
 }
 

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::check::{Outcome, Status};
+use stickyscope_vocab::xml::escaped as xml;
 
 /// One step's results.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,26 +156,6 @@ pub fn junit(reports: &[ScenarioReport]) -> String {
         out.push_str("  </testsuite>\n");
     }
     out.push_str("</testsuites>\n");
-    out
-}
-
-/// Text escaped for XML attributes and content; characters XML 1.0 cannot carry are
-/// dropped.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
     out
 }
 

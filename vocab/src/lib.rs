@@ -15,6 +15,7 @@
 //!   it (auth, headers, cookies), and which of those are secrets;
 //! - [`capture`]: the capture format, a recorded session as a file users keep;
 //! - [`doctor`]: `stickyscope doctor`'s checks, what each found and the report they make;
+//! - [`xml`]: text escaped for the JUnit reports;
 //! - [`stack`]: what any stack is made of — the adapter between replicas, the replica limit.
 //!
 //! What the replicas themselves agree on with their observers (request kinds, the heartbeat,
@@ -36,3 +37,4 @@ pub mod timing;
 pub mod topology;
 pub mod traefik_model;
 pub mod traefik_reading;
+pub mod xml;
