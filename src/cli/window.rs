@@ -36,13 +36,7 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     };
     let gateway = gateway(&args, scenario.as_ref())?;
     if let Some((file, _, s)) = &scenario {
-        let can = stickyscope::scenario::capabilities::Capabilities {
-            controls: gateway.has_controls(),
-            stats: gateway.has_stats(),
-            numbered_replicas: gateway.has_controls(),
-            redis_adapter: gateway.has_redis(),
-        };
-        s.check_against(file, can)?;
+        s.check_against(file, stickyscope::scenario::run::capabilities_of(&gateway))?;
     }
     let exit_after = match args.exit_after {
         Some(secs) => Some(

@@ -48,15 +48,20 @@ impl RunTarget {
                 numbered_replicas: true,
                 redis_adapter: true,
             },
-            // Controls only where its engine was given (a swarm, `--docker`).
-            RunTarget::Gateway { config, .. } => Capabilities {
-                controls: config.has_controls(),
-                stats: config.has_stats(),
-                numbered_replicas: config.has_controls(),
-                // The swarm stack's replicas share Redis (docker-swarm.yml).
-                redis_adapter: config.has_controls(),
-            },
+            RunTarget::Gateway { config, .. } => capabilities_of(config),
         }
+    }
+}
+
+/// What a stack started from `gateway` can do for a scenario — the window's and the
+/// headless runner's one answer: controls where stickyscope runs it (or a swarm's engine
+/// was given), `/stats` where its replicas are reached, Redis where they share one.
+pub fn capabilities_of(gateway: &GatewayConfig) -> Capabilities {
+    Capabilities {
+        controls: gateway.has_controls(),
+        stats: gateway.has_stats(),
+        numbered_replicas: gateway.has_controls(),
+        redis_adapter: gateway.has_redis(),
     }
 }
 

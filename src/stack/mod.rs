@@ -94,9 +94,14 @@ impl GatewayConfig {
         }
     }
 
-    /// Whether its replicas can use Redis between them (the chain runs its own).
+    /// Whether its replicas can use Redis between them (the chain runs its own; the swarm
+    /// stack's share one, docker-swarm.yml).
     pub fn has_redis(&self) -> bool {
-        matches!(self, GatewayConfig::Chain(_))
+        match self {
+            GatewayConfig::Chain(_) => true,
+            GatewayConfig::External { docker, .. } => docker.is_some(),
+            GatewayConfig::Embedded(_) => false,
+        }
     }
 
     /// What the gateway is, in a few words.

@@ -31,6 +31,7 @@ use crate::conductor::ConductorConfig;
 use crate::event_sink::Wake;
 use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::{Rest, ViewModel};
+use crate::scenario::capabilities::Capabilities;
 use crate::scenario::player::{Player, Settings as StackSettings};
 use crate::stack::GatewayConfig;
 use stickyscope_contract::chat::USERS;
@@ -65,9 +66,9 @@ pub struct StickyscopeApp {
     inputs: BTreeMap<String, ChatInput>,
     log_view: LogView,
     doctor_panel: DoctorPanel,
-    /// Whether the stack has replica controls (embedded stack, local chain, or a swarm
-    /// whose engine was given).
-    controls: bool,
+    /// What the stack can do: replica controls (embedded stack, local chain, or a swarm
+    /// whose engine was given), `/stats`, Redis.
+    capabilities: Capabilities,
     /// What the gateway is, for the top bar.
     mode: &'static str,
     adapter_on: bool,
@@ -114,7 +115,7 @@ impl StickyscopeApp {
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
     ) -> Self {
-        let controls = gateway.has_controls();
+        let capabilities = crate::scenario::run::capabilities_of(&gateway);
         let mode = gateway.mode();
         let mut adapter_on = true;
         let ping = Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000));
@@ -163,7 +164,7 @@ impl StickyscopeApp {
             ctx,
             settings,
             bridge,
-            (controls, mode, adapter_on),
+            (capabilities, mode, adapter_on),
             screenshot,
             persist,
             resting,
@@ -187,11 +188,17 @@ impl StickyscopeApp {
         } else {
             "gateway"
         };
+        let capabilities = Capabilities {
+            controls,
+            stats: controls,
+            numbered_replicas: controls,
+            redis_adapter: false,
+        };
         Self::assemble(
             ctx,
             settings,
             bridge,
-            (controls, mode, true),
+            (capabilities, mode, true),
             None,
             false,
             Arc::new(AtomicBool::new(false)),
@@ -202,7 +209,7 @@ impl StickyscopeApp {
         ctx: &egui::Context,
         settings: Settings,
         bridge: ConductorBridge,
-        (controls, mode, adapter_on): (bool, &'static str, bool),
+        (capabilities, mode, adapter_on): (Capabilities, &'static str, bool),
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
         resting: Arc<AtomicBool>,
@@ -218,7 +225,7 @@ impl StickyscopeApp {
                 .collect(),
             log_view: LogView::default(),
             doctor_panel: DoctorPanel::default(),
-            controls,
+            capabilities,
             mode,
             adapter_on,
             paused: false,
@@ -257,17 +264,10 @@ impl StickyscopeApp {
             Ok(s) => s,
             Err(e) => return self.local_notice(NoticeLevel::Error, e.to_string()),
         };
-        let can = crate::scenario::capabilities::Capabilities {
-            controls: self.controls,
-            // A running stack's replicas (a swarm's tasks) are not reached for /stats.
-            stats: self.controls && self.mode != "gateway",
-            numbered_replicas: self.controls,
-            redis_adapter: self.mode.contains("chain"),
-        };
-        if let Err(e) = scenario.check_against(name, can) {
+        if let Err(e) = scenario.check_against(name, self.capabilities) {
             return self.local_notice(NoticeLevel::Error, e.to_string());
         }
-        if self.controls && self.model.topology.replicas.is_empty() {
+        if self.capabilities.controls && self.model.topology.replicas.is_empty() {
             self.scenario = None;
             self.waiting_scenario = Some((name.to_owned(), source.to_owned()));
             return;
@@ -293,7 +293,7 @@ impl StickyscopeApp {
         };
         let player = Player::starting_from(
             scenario,
-            self.controls,
+            self.capabilities.controls,
             current,
             self.model.topology.clone(),
             self.model.sessions.clone(),
@@ -697,7 +697,7 @@ impl StickyscopeApp {
             sticky: self.all_sticky(),
             transport: self.common_transport(),
             paused: self.paused,
-            controls: self.controls,
+            controls: self.capabilities.controls,
             mode: self.mode,
             adapter_on: self.adapter_on,
             crowd: self.crowd,
@@ -872,7 +872,7 @@ impl StickyscopeApp {
                 &self.model,
                 self.clock,
                 &self.settings,
-                self.controls,
+                self.capabilities.controls,
                 resting,
             );
             replica_actions = std::mem::take(&mut drawn.actions);
