@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use crate::stack::{GatewayConfig, ReplicaControl, Stack, TopologyApi};
 use probes::Found;
-use user::{Opened, PollingUser};
+use user::{Joined, Opened, PollingUser};
 use verdicts::{CookieRules, Ended};
 use wire::DoctorWire;
 
@@ -172,12 +172,7 @@ pub async fn run(
         timed_pair(held_session(&wire, &identify, &found)),
         timed(probes::cookie_on_upgrade(&wire, &identify, &found)),
         timed(probes::upgrade(&wire, &identify, &found)),
-        timed(probes::cors(
-            &wire,
-            &identify,
-            &found,
-            options.origin.as_deref()
-        )),
+        timed(probes::cors(&wire, &found, options.origin.as_deref())),
         timed(numbers::spread(
             &wire,
             &identify,
@@ -266,14 +261,14 @@ async fn held_session(
         }
     };
     let ended = match user.join(wire).await {
-        Ok(None) => match user.hold(wire, hold).await {
-            Ok(Some(words)) if words.contains("closed the session") => Ended::Closed,
-            Ok(_) => Ended::Held,
-            Err(e) => Ended::NoAnswer(e.to_string()),
-        },
-        Ok(Some(words)) if words.starts_with("the app refused") => Ended::AppRefused(words),
-        Ok(Some(words)) if words.starts_with("no answer") => Ended::NoAnswer(words),
-        Ok(Some(_)) => Ended::Held,
+        Ok(Joined::Yes) => user
+            .hold(wire, hold)
+            .await
+            .unwrap_or_else(|e| Ended::NoAnswer(e.to_string())),
+        // The refusal is in what was seen.
+        Ok(Joined::Refused) => Ended::Held,
+        Ok(Joined::AppRefused(words)) => Ended::AppRefused(words),
+        Ok(Joined::NoAnswer(words)) => Ended::NoAnswer(words),
         Err(e) => Ended::NoAnswer(e.to_string()),
     };
     let seen = user.seen.clone();

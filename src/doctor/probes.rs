@@ -40,7 +40,7 @@ pub async fn answers(
     let path = wire.access().path.clone();
     let first = if choice == EngineIoChoice::V3 { 3 } else { 4 };
     let mut evidence = Vec::new();
-    let mut user = match PollingUser::handshake(wire, identify, first, None, &[]).await? {
+    let user = match PollingUser::handshake(wire, identify, first, None, &[]).await? {
         Opened::Open(user) => user,
         Opened::Not(seen)
             if first == 4 && seen.answer.status == 400 && choice == EngineIoChoice::Auto =>
@@ -66,7 +66,6 @@ pub async fn answers(
         .into_iter()
         .find(|c| cookie_name(c) == Some(identify.cookie.as_str()))
         .map(str::to_owned);
-    user.jar.clear();
     (*user).close(wire).await;
     // Which other version it speaks too.
     let other = if eio == 4 { 3 } else { 4 };
@@ -330,12 +329,7 @@ pub async fn upgrade(wire: &DoctorWire, identify: &Identify, found: &Found) -> C
 
 /// Check 6: CORS for the page's origin allows credentials, on the answers and the
 /// preflight.
-pub async fn cors(
-    wire: &DoctorWire,
-    identify: &Identify,
-    found: &Found,
-    origin: Option<&str>,
-) -> CheckResult {
+pub async fn cors(wire: &DoctorWire, found: &Found, origin: Option<&str>) -> CheckResult {
     let id = CheckId::Cors;
     let Some(origin) = origin else {
         return CheckResult::skipped(
@@ -343,7 +337,6 @@ pub async fn cors(
             "give --origin https://your.app (the page's origin) to check what a browser on it may do",
         );
     };
-    let _ = identify;
     let path = wire.access().path.clone();
     let mut evidence = Vec::new();
     let mut problems = Vec::new();

@@ -12,6 +12,7 @@ use stickyscope_vocab::protocol::engineio::{self, EnginePacket, OpenInfo};
 use stickyscope_vocab::protocol::engineio_v3;
 use stickyscope_vocab::protocol::socketio::SocketKind;
 
+use super::verdicts::Ended;
 use super::wire::{Answer, DoctorWire, WireError};
 use crate::wire::jar::CookieJar;
 
@@ -75,6 +76,19 @@ pub fn name_of(
         Ok((name, _)) => (Some(name), None),
         Err(why) => (None, Some(why.to_string())),
     }
+}
+
+/// How joining the namespace went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// Joined.
+    Yes,
+    /// A request was refused (the refusal is in what was seen).
+    Refused,
+    /// The app refused the `CONNECT` (`CONNECT_ERROR`), in its words.
+    AppRefused(String),
+    /// No answer came, in words.
+    NoAnswer(String),
 }
 
 /// The answer to a handshake.
@@ -224,15 +238,14 @@ impl PollingUser {
         Ok(self.seen.last().expect("just pushed"))
     }
 
-    /// Joins the namespace (with the auth payload): `Ok(None)` when joined, `Ok(Some(why))`
-    /// when the app refused (`CONNECT_ERROR`, in its words) or a request was refused.
-    pub async fn join(&mut self, wire: &DoctorWire) -> Result<Option<String>, WireError> {
+    /// Joins the namespace (with the auth payload).
+    pub async fn join(&mut self, wire: &DoctorWire) -> Result<Joined, WireError> {
         let access = wire.access();
         let namespace = access.namespace.clone();
         let auth = access.auth.clone();
         if self.eio == 3 && namespace == "/" {
             // Socket.IO 2 joins `/` by itself.
-            return Ok(None);
+            return Ok(Joined::Yes);
         }
         let prefix = if namespace == "/" {
             String::new()
@@ -245,23 +258,22 @@ impl PollingUser {
         };
         let post = self.post(wire, &[&packet]).await?;
         if post.refused() {
-            return Ok(Some(post.answer.line()));
+            return Ok(Joined::Refused);
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            let (packets, refused) = self.poll(wire).await?;
-            if let Some(refused) = refused {
-                return Ok(Some(refused));
-            }
+            let Some(packets) = self.poll(wire).await? else {
+                return Ok(Joined::Refused);
+            };
             for packet in packets {
                 if let EnginePacket::Message {
                     socket: Some(socket),
                 } = packet
                 {
                     match socket.kind {
-                        SocketKind::Connect => return Ok(None),
+                        SocketKind::Connect => return Ok(Joined::Yes),
                         SocketKind::ConnectError => {
-                            return Ok(Some(format!(
+                            return Ok(Joined::AppRefused(format!(
                                 "the app refused the CONNECT: {}",
                                 if socket.data.is_empty() {
                                     "(no reason)".to_owned()
@@ -275,16 +287,18 @@ impl PollingUser {
                 }
             }
         }
-        Ok(Some("no answer to the CONNECT within 10 s".into()))
+        Ok(Joined::NoAnswer(
+            "no answer to the CONNECT within 10 s".into(),
+        ))
     }
 
     /// One poll, held by the server until it has a packet; the heartbeat is kept (v4: pings
     /// answered after; v3: a ping posted when due while the poll is held). The packets it
-    /// brought, and the answer's words when refused.
+    /// brought; none when it was refused (the refusal is in what was seen).
     pub async fn poll(
         &mut self,
         wire: &DoctorWire,
-    ) -> Result<(Vec<EnginePacket>, Option<String>), WireError> {
+    ) -> Result<Option<Vec<EnginePacket>>, WireError> {
         let target = self.target(wire);
         let at = self.started.elapsed();
         let sent = self.jar.get(&self.identify.cookie).map(str::to_owned);
@@ -332,7 +346,7 @@ impl PollingUser {
             .push(seen("poll", answer, &self.identify, sent, at));
         let last = self.seen.last().expect("just pushed");
         if last.refused() {
-            return Ok((Vec::new(), Some(last.answer.line())));
+            return Ok(None);
         }
         let packets = packets(&last.answer.body);
         if packets
@@ -346,26 +360,26 @@ impl PollingUser {
             self.post(wire, &["2"]).await?;
             self.next_ping = Instant::now() + heartbeat_ms(self.open.ping_interval);
         }
-        Ok((packets, None))
+        Ok(Some(packets))
     }
 
-    /// Polls for `how_long`, or until refused or closed: the refusal's words, if any.
+    /// Polls for `how_long`, or until a request is refused or the server closes the session.
     pub async fn hold(
         &mut self,
         wire: &DoctorWire,
         how_long: Duration,
-    ) -> Result<Option<String>, WireError> {
+    ) -> Result<Ended, WireError> {
         let until = Instant::now() + how_long;
         while Instant::now() < until {
-            let (packets, refused) = self.poll(wire).await?;
-            if refused.is_some() {
-                return Ok(refused);
-            }
+            let Some(packets) = self.poll(wire).await? else {
+                // The refusal is in what was seen.
+                return Ok(Ended::Held);
+            };
             if packets.iter().any(|p| matches!(p, EnginePacket::Close)) {
-                return Ok(Some("the server closed the session".into()));
+                return Ok(Ended::Closed);
             }
         }
-        Ok(None)
+        Ok(Ended::Held)
     }
 
     /// Closes the session (best effort: the server frees it).

@@ -14,7 +14,8 @@ use super::user::Seen;
 /// How a held session ended, when it ended early.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
-    /// Held for the whole time.
+    /// Held for the whole time, or until a request was refused (the refusal is in what
+    /// was seen).
     Held,
     /// The app refused the namespace's `CONNECT`, in its words.
     AppRefused(String),
