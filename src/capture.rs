@@ -217,26 +217,9 @@ impl<R: BufRead> Iterator for CaptureReader<R> {
     }
 }
 
-/// What of an event a capture keeps: what crossed the wire, the sessions' states, the
-/// users' stickiness and transport.
+/// What of an event a capture keeps ([`Happened::of`]).
 pub fn happened(event: &stickyscope_vocab::events::Event) -> Option<Happened> {
-    use stickyscope_vocab::events::Event;
-    Some(match event {
-        Event::Wire(wire) => Happened::Wire(wire.clone()),
-        Event::Session { user, state } => Happened::Session {
-            user: user.clone(),
-            state: state.clone(),
-        },
-        Event::Sticky { user, on } => Happened::Sticky {
-            user: user.clone(),
-            on: *on,
-        },
-        Event::Transport { user, transport } => Happened::Transport {
-            user: user.clone(),
-            transport: *transport,
-        },
-        _ => return None,
-    })
+    Happened::of(event)
 }
 
 /// The window's export: its packet log as a capture (`source` `window`), timed from its

@@ -14,7 +14,8 @@
 //!   format, its reader and checks, the player (pure), the headless runner (network).
 //! - [`clip`]: recording the window to an animated GIF, encoded on a thread of its own
 //!   (frames to GIF pure).
-//! - [`capture`]: wire records as JSON Lines.
+//! - [`capture`]: captures on disk, written as they are recorded and read back as a stream;
+//!   [`recorded`]: a capture read into a timeline for the window (`stickyscope open`).
 //!
 //! The network side:
 //! - [`conductor`]: the network side as one piece: the stack, sessions, poller, crowd, and
@@ -43,6 +44,7 @@ pub mod event_sink;
 pub mod http_serve;
 pub mod model;
 pub mod probe;
+pub mod recorded;
 pub mod scenario;
 pub mod session;
 pub mod stack;

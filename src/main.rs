@@ -24,6 +24,7 @@ fn main() -> anyhow::Result<()> {
         Some(Command::Probe(probe)) if !probe.verbose => "off",
         Some(Command::Doctor(doctor)) if !doctor.verbose => "off",
         Some(Command::Scenario(_)) | Some(Command::Inspect(_)) => "off",
+        Some(Command::Open(_)) => "warn",
         Some(_) => "info",
         None => "warn",
     };
@@ -51,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             let code = runtime()?.block_on(cli::doctor::run_doctor(*args))?;
             std::process::exit(code);
         }
+        Some(Command::Open(args)) => cli::window::run_open(args),
         Some(Command::Inspect(args)) => std::process::exit(cli::inspect::run_inspect(&args)?),
         Some(Command::Scenario(command)) => {
             let code = runtime()?.block_on(cli::scenario::run_scenario(command))?;

@@ -20,6 +20,30 @@ pub struct Cli {
     pub window: WindowArgs,
 }
 
+/// How a window shows, and what it saves before it closes (live or a recording).
+#[derive(Debug, Clone, Args)]
+pub struct WindowOutput {
+    /// Start in presentation mode (large type, high contrast).
+    #[arg(long)]
+    pub presentation: bool,
+    /// Save a PNG of the window to this path and exit (with --exit-after).
+    #[arg(long, requires = "exit_after", group = "output")]
+    pub screenshot: Option<std::path::PathBuf>,
+    /// Record the window from the start to this animated GIF (15 frames a second) and exit
+    /// (with --exit-after): a clip for slides.
+    #[arg(long, requires = "exit_after", group = "output")]
+    pub record: Option<std::path::PathBuf>,
+    /// What --record records: the whole window or the topology alone.
+    #[arg(long, value_enum, default_value_t = RecordAreaArg::Window, requires = "record")]
+    pub record_area: RecordAreaArg,
+    /// Seconds to run before the screenshot, or to record (0 to 86400).
+    #[arg(long, requires = "output", value_parser = exit_after_seconds)]
+    pub exit_after: Option<f64>,
+    /// The window's size in points, e.g. 1280x720 or 1920x1080 (a projector's).
+    #[arg(long, value_parser = window_size)]
+    pub size: Option<[f32; 2]>,
+}
+
 /// Options of the desktop window (no subcommand).
 #[derive(Debug, Clone, Args)]
 pub struct WindowArgs {
@@ -32,9 +56,6 @@ pub struct WindowArgs {
     /// taken).
     #[arg(long, default_value_t = 8000)]
     pub port: u16,
-    /// Start in presentation mode (large type, high contrast).
-    #[arg(long)]
-    pub presentation: bool,
     /// Open the doctor's tab and run its checklist on the stack at start (see
     /// `stickyscope doctor`).
     #[arg(long)]
@@ -60,22 +81,8 @@ pub struct WindowArgs {
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     pub crowd: u16,
-    /// Save a PNG of the window to this path and exit (with --exit-after).
-    #[arg(long, requires = "exit_after", group = "output")]
-    pub screenshot: Option<std::path::PathBuf>,
-    /// Record the window from the start to this animated GIF (15 frames a second) and exit
-    /// (with --exit-after): a clip for slides.
-    #[arg(long, requires = "exit_after", group = "output")]
-    pub record: Option<std::path::PathBuf>,
-    /// What --record records: the whole window or the topology alone.
-    #[arg(long, value_enum, default_value_t = RecordAreaArg::Window, requires = "record")]
-    pub record_area: RecordAreaArg,
-    /// Seconds to run before the screenshot, or to record (0 to 86400).
-    #[arg(long, requires = "output", value_parser = exit_after_seconds)]
-    pub exit_after: Option<f64>,
-    /// The window's size in points, e.g. 1280x720 or 1920x1080 (a projector's).
-    #[arg(long, value_parser = window_size)]
-    pub size: Option<[f32; 2]>,
+    #[command(flatten)]
+    pub output: WindowOutput,
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +110,10 @@ pub enum Command {
     /// unreachable gateway. Without --gateway it checks a fresh embedded stack.
     #[command(long_about = None)]
     Doctor(Box<DoctorArgs>),
+    /// Open a capture in the window instead of a live stack: the same topology, panes,
+    /// plots and log, driven by a timeline (play, pause, speed, drag, next failure).
+    #[command(long_about = None)]
+    Open(OpenArgs),
     /// Read a capture (`probe --capture`, the window's export) and print probe's report
     /// and verdict from it, without a stack. Exit codes as probe's.
     #[command(long_about = None)]
@@ -452,6 +463,21 @@ fn byte_size(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(scale))
         .filter(|n| *n >= 1_000)
         .ok_or_else(|| format!("{text:?} is not a size of at least 1KB: give e.g. 100MB or 2GB"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct OpenArgs {
+    /// The capture (`probe --capture`, the window's `--capture` or export).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Start paused at this many seconds into the recording (default: play from the start).
+    #[arg(long, value_name = "SECONDS", value_parser = exit_after_seconds)]
+    pub at: Option<f64>,
+    /// Start paused at the first failure (a refused or broken request, a lost session).
+    #[arg(long, conflicts_with = "at")]
+    pub first_failure: bool,
+    #[command(flatten)]
+    pub output: WindowOutput,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -60,7 +60,8 @@ fn inspect(path: &Path) -> Result<(stickyscope::probe::Report, Option<String>), 
             Happened::Session { user, state } => {
                 tally.fold(line.at_s, &Event::Session { user, state })
             }
-            Happened::Sticky { .. } | Happened::Transport { .. } | Happened::End { .. } => {}
+            // The probe's report is what crossed the wire and what became of the sessions.
+            _ => {}
         }
     }
     let note = reader.truncated_at.map(|n| {

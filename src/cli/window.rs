@@ -1,5 +1,6 @@
-//! The desktop window (no subcommand): which stack it opens on, a scenario read (and refused
-//! with its place) before any window opens, the window's options, the settings it starts
+//! The desktop window (no subcommand, or `open FILE` on a capture): which stack it opens on,
+//! a scenario read (and refused with its place) before any window opens, a capture read
+//! (and refused in words) before it opens, the window's options, the settings it starts
 //! with, and what it says when it was asked for a screenshot or a clip and closes.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -18,7 +19,7 @@ use stickyscope::ui::settings::{Settings, STORAGE_KEY};
 use stickyscope::ui::{ScreenshotPlan, StickyscopeApp};
 use stickyscope_vocab::stack::Adapter;
 
-use super::args::{OnOff, RecordAreaArg, WindowArgs};
+use super::args::{OnOff, OpenArgs, RecordAreaArg, WindowArgs, WindowOutput};
 
 /// A scenario to play: its file name, its text, and what it says.
 type Chosen = (String, String, Scenario);
@@ -38,14 +39,74 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     if let Some((file, _, s)) = &scenario {
         s.check_against(file, stickyscope::scenario::run::capabilities_of(&gateway))?;
     }
-    let exit_after = match args.exit_after {
+    let output = args.output.clone();
+    show(&output, move |cc, screenshot, persist| {
+        let settings = starting_settings(&args, scenario.as_ref(), persist, cc.storage);
+        let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
+        if args.crowd > 0 {
+            app.set_crowd(usize::from(args.crowd));
+        }
+        if args.doctor {
+            app.run_doctor(args.origin.clone());
+        }
+        if let Some((file, source, _)) = &scenario {
+            app.start_scenario(file, source);
+        }
+        app
+    })
+}
+
+/// Opens the window on a capture and runs it until it closes.
+pub fn run_open(args: OpenArgs) -> anyhow::Result<()> {
+    let opened = stickyscope::recorded::open(&args.file)
+        .with_context(|| format!("cannot open {}", args.file.display()))?;
+    for note in &opened.notes {
+        eprintln!("{}: {note}", args.file.display());
+    }
+    let start = if args.first_failure {
+        let first = opened.timeline.failures().next().map(|f| f.at);
+        Some(first.ok_or_else(|| {
+            anyhow::anyhow!("{}: nothing failed in this capture", args.file.display())
+        })?)
+    } else {
+        args.at
+    };
+    let file = args.file.display().to_string();
+    let output = args.output.clone();
+    show(&output, move |cc, screenshot, _| {
+        let mut settings = Settings {
+            presentation: args.output.presentation,
+            ..Settings::default()
+        };
+        settings.sticky = opened.header.sticky;
+        settings.transport = opened.header.transport;
+        let mut app = StickyscopeApp::recorded(&cc.egui_ctx, settings, opened, &file, screenshot);
+        if let Some(at) = start {
+            app.pause_at(at);
+        }
+        app
+    })
+}
+
+/// Runs a window `make` builds until it closes: with the screenshot or clip the flags ask
+/// for (then nothing is persisted), saying where they went.
+fn show(
+    output: &WindowOutput,
+    make: impl FnOnce(
+            &eframe::CreationContext<'_>,
+            Option<(ScreenshotPlan, ScreenshotOutcome)>,
+            bool,
+        ) -> StickyscopeApp
+        + 'static,
+) -> anyhow::Result<()> {
+    let exit_after = match output.exit_after {
         Some(secs) => Some(
             Duration::try_from_secs_f64(secs)
                 .map_err(|_| anyhow::anyhow!("--exit-after {secs} is not a number of seconds"))?,
         ),
         None => None,
     };
-    let screenshot = match (&args.screenshot, exit_after) {
+    let screenshot = match (&output.screenshot, exit_after) {
         (Some(path), Some(after)) => Some((
             ScreenshotPlan {
                 path: path.clone(),
@@ -55,10 +116,10 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         )),
         _ => None,
     };
-    let record = match (&args.record, exit_after) {
+    let record = match (&output.record, exit_after) {
         (Some(path), Some(seconds)) => Some(RecordPlan {
             path: path.clone(),
-            area: match args.record_area {
+            area: match output.record_area {
                 RecordAreaArg::Window => ClipArea::Window,
                 RecordAreaArg::Topology => ClipArea::Topology,
             },
@@ -72,21 +133,11 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
     let persist = screenshot.is_none() && record.is_none();
     eframe::run_native(
         "stickyscope",
-        native_options(&args, persist)?,
+        native_options(output, persist)?,
         Box::new(move |cc| {
-            let settings = starting_settings(&args, scenario.as_ref(), persist, cc.storage);
-            let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, screenshot, persist);
-            if args.crowd > 0 {
-                app.set_crowd(usize::from(args.crowd));
-            }
-            if args.doctor {
-                app.run_doctor(args.origin.clone());
-            }
+            let mut app = make(cc, screenshot, persist);
             if let Some(plan) = record {
                 app.record(plan);
-            }
-            if let Some((file, source, _)) = &scenario {
-                app.start_scenario(file, source);
             }
             Ok(Box::new(app))
         }),
@@ -143,7 +194,7 @@ fn gateway(args: &WindowArgs, scenario: Option<&Chosen>) -> anyhow::Result<Gatew
 }
 
 /// The window's title, icon, size and persistence.
-fn native_options(args: &WindowArgs, persist: bool) -> anyhow::Result<eframe::NativeOptions> {
+fn native_options(args: &WindowOutput, persist: bool) -> anyhow::Result<eframe::NativeOptions> {
     Ok(eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("stickyscope")
@@ -178,7 +229,7 @@ fn starting_settings(
     } else {
         Settings::default()
     };
-    settings.presentation |= args.presentation;
+    settings.presentation |= args.output.presentation;
     if let Some(on) = args.stickiness {
         settings.sticky = on == OnOff::On;
     }

@@ -74,7 +74,7 @@ pub struct RejectMark {
 }
 
 /// Flights and marks.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Flights {
     flights: VecDeque<Flight>,
     marks: VecDeque<RejectMark>,

@@ -4,6 +4,7 @@
 //! date by looking only at records pushed since its last update.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use stickyscope_vocab::record::{Direction, WireKind, WireRecord};
 
@@ -23,17 +24,18 @@ pub struct LogFilter {
     pub failures_only: bool,
 }
 
-/// The log.
-#[derive(Debug, Default)]
+/// The log. Records are shared, so a copy of the log (the timeline keeps some) costs a
+/// pointer per record.
+#[derive(Debug, Default, Clone)]
 pub struct PacketLog {
-    records: VecDeque<WireRecord>,
+    records: VecDeque<Arc<WireRecord>>,
     total: u64,
 }
 
 impl PacketLog {
     /// Adds a record, forgetting the oldest beyond [`MAX_RECORDS`].
     pub fn push(&mut self, record: WireRecord) {
-        self.records.push_back(record);
+        self.records.push_back(Arc::new(record));
         self.total += 1;
         while self.records.len() > MAX_RECORDS {
             self.records.pop_front();
@@ -57,7 +59,7 @@ impl PacketLog {
 
     /// All kept records, oldest first.
     pub fn records(&self) -> impl DoubleEndedIterator<Item = &WireRecord> + ExactSizeIterator {
-        self.records.iter()
+        self.records.iter().map(|r| &**r)
     }
 
     /// Log id of the oldest record kept (ids count every record ever pushed, from 0).
@@ -68,7 +70,7 @@ impl PacketLog {
     /// The record with log id `id`, while kept.
     pub fn get(&self, id: u64) -> Option<&WireRecord> {
         let index = id.checked_sub(self.first_id())?;
-        self.records.get(usize::try_from(index).ok()?)
+        self.records.get(usize::try_from(index).ok()?).map(|r| &**r)
     }
 
     /// Log ids of the kept records matching `filter`, oldest first.
@@ -86,7 +88,7 @@ impl PacketLog {
             .iter()
             .enumerate()
             .skip(skip)
-            .map(move |(i, r)| (first + i as u64, r))
+            .map(move |(i, r)| (first + i as u64, &**r))
     }
 }
 

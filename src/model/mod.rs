@@ -7,7 +7,9 @@ pub mod doctor;
 pub mod flights;
 pub mod log;
 pub mod rest;
+pub mod review;
 pub mod series;
+pub mod timeline;
 
 use std::collections::BTreeMap;
 
@@ -28,8 +30,9 @@ pub use series::Series;
 /// topology (a scaled-down or renamed replica does not stay for ever).
 pub const REPLICA_AGE_OUT_SECS: f64 = 30.0;
 
-/// The view model.
-#[derive(Debug)]
+/// The view model. A copy is cheap enough for the timeline to keep one every few seconds:
+/// the packet log shares its records.
+#[derive(Debug, Clone)]
 pub struct ViewModel {
     /// Topology from the API, merged with the replicas seen on the wire.
     pub topology: Topology,

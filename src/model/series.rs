@@ -38,7 +38,7 @@ pub struct LatencySecond {
 }
 
 /// One replica's latency: single requests, and per-second summaries.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LatencyTrack {
     /// (seconds since start, ms), the newest [`MAX_POINTS`].
     pub points: VecDeque<[f64; 2]>,
@@ -103,7 +103,7 @@ impl LatencyTrack {
 }
 
 /// The series.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Series {
     start_ms: Option<u64>,
     /// Round trips per replica: requests answered at once, and the round-trip part of a

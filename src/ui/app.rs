@@ -2,7 +2,10 @@
 //! the user does into commands. It repaints only while something moves, and rests (counts
 //! heartbeats instead of animating them) when nothing but heartbeats happens for a while.
 //! In presentation mode the plots and packet log fold away until `L` brings them back; a
-//! clip being recorded is handed each frame it paints (see [`super::recording`]).
+//! clip being recorded is handed each frame it paints (see [`super::recording`]). Under the
+//! topology, the timeline: the window keeps its last minutes and can show any moment of them
+//! again, or (`stickyscope open`) shows a recording instead of a live stack; what it draws
+//! is then that moment's model, and nothing that would change the stack can be clicked.
 
 use eframe::egui;
 use std::collections::BTreeMap;
@@ -26,10 +29,12 @@ use super::recording::{ClipArea, RecordPlan, Recording};
 use super::scenario_ui::{caption_ui, CaptionAction, CaptionView};
 use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
+use super::timeline_ui::{timeline_ui, TimelineView};
 use super::topology_ui::{topology_ui, Drawn};
 use crate::conductor::ConductorConfig;
 use crate::event_sink::Wake;
 use crate::model::rest::REST_REFRESH_SECS;
+use crate::model::review::{Review, TimelineAction};
 use crate::model::{Rest, ViewModel};
 use crate::scenario::capabilities::Capabilities;
 use crate::scenario::player::{Player, Settings as StackSettings};
@@ -61,7 +66,15 @@ struct Screenshot {
 /// The application.
 pub struct StickyscopeApp {
     bridge: ConductorBridge,
+    /// The stack as it is now (a recording's: as it ended).
     model: ViewModel,
+    /// The timeline, and the moment shown when it is not now.
+    review: Review,
+    /// The users with a chat pane: the agent on the left, the visitor on the right (a
+    /// recording's own users when it has no agent or visitor).
+    panes: Vec<String>,
+    /// When a recording started (ms since the Unix epoch; `None`: a live stack).
+    recorded_start_ms: Option<u64>,
     settings: Settings,
     inputs: BTreeMap<String, ChatInput>,
     log_view: LogView,
@@ -205,6 +218,65 @@ impl StickyscopeApp {
         )
     }
 
+    /// Builds the app on a recording instead of a live stack: no conductor, nothing that
+    /// would change a stack; the timeline plays it from its start. `file` names it.
+    pub fn recorded(
+        ctx: &egui::Context,
+        settings: Settings,
+        opened: crate::recorded::Opened,
+        file: &str,
+        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
+    ) -> Self {
+        let header = &opened.header;
+        let started = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + Duration::from_millis(header.started_ms),
+        );
+        let label = format!(
+            "{file} · {} of {} · {started}",
+            header.source, header.gateway
+        );
+        // No conductor: the bridge's other end is dropped at once.
+        let (bridge, _) = ConductorBridge::detached(&label, 16);
+        let capabilities = Capabilities {
+            controls: false,
+            stats: false,
+            numbered_replicas: false,
+            redis_adapter: false,
+        };
+        let mut app = Self::assemble(
+            ctx,
+            settings,
+            bridge,
+            (capabilities, super::controls_ui::RECORDING, true),
+            screenshot,
+            false,
+            Arc::new(AtomicBool::new(false)),
+        );
+        // The chat panes: the agent and the visitor when the recording has them, else its
+        // first users (a probe's sessions).
+        let users = &opened.users;
+        app.panes = if USERS.iter().all(|u| users.iter().any(|x| x == u)) {
+            USERS.iter().map(|u| u.to_string()).collect()
+        } else {
+            users.iter().take(2).cloned().collect()
+        };
+        app.recorded_start_ms = Some(header.started_ms);
+        for note in &opened.notes {
+            app.local_notice(NoticeLevel::Warning, note.clone());
+        }
+        app.model = opened.last;
+        app.review = Review::recorded(opened.timeline);
+        app
+    }
+
+    /// Shows the moment `at` seconds into the timeline, paused there.
+    pub fn pause_at(&mut self, at: f64) {
+        self.timeline_action(TimelineAction::Seek(at));
+        if self.review.playing() {
+            self.timeline_action(TimelineAction::PlayPause);
+        }
+    }
+
     fn assemble(
         ctx: &egui::Context,
         settings: Settings,
@@ -216,9 +288,13 @@ impl StickyscopeApp {
     ) -> Self {
         theme::apply(ctx, &settings);
         let settings_style = (settings.theme, settings.presentation);
+        let model = ViewModel::new(&USERS, settings.sticky, settings.transport);
         StickyscopeApp {
             bridge,
-            model: ViewModel::new(&USERS, settings.sticky, settings.transport),
+            review: Review::live(model.clone(), 0.0),
+            model,
+            panes: USERS.iter().map(|u| u.to_string()).collect(),
+            recorded_start_ms: None,
             inputs: USERS
                 .iter()
                 .map(|u| (u.to_string(), ChatInput::default()))
@@ -421,9 +497,29 @@ impl StickyscopeApp {
         self.topology_drawn.as_ref()
     }
 
-    /// The view model (for tests).
+    /// The view model of the stack now (for tests).
     pub fn model(&self) -> &ViewModel {
         &self.model
+    }
+
+    /// The view model drawn: the stack now, or the moment of the timeline shown.
+    pub fn shown(&self) -> &ViewModel {
+        self.review.shown(&self.model)
+    }
+
+    /// The time drawn: the presentation clock, or the moment shown.
+    pub fn shown_at(&self) -> f64 {
+        self.review.at(self.clock)
+    }
+
+    /// Whether the window shows a moment of the past (a recording always does).
+    pub fn looking_back(&self) -> bool {
+        self.review.looking_back()
+    }
+
+    /// Does what was asked of the timeline.
+    pub fn timeline_action(&mut self, action: TimelineAction) {
+        self.review.act(action, self.clock);
     }
 
     /// Presentation clock: advances with real time times speed, stops while paused.
@@ -536,11 +632,13 @@ impl StickyscopeApp {
         if typing {
             return;
         }
-        if s {
+        self.timeline_keys(ctx);
+        let looking_back = self.review.looking_back();
+        if s && !looking_back {
             let on = !self.all_sticky();
             self.set_sticky(None, on);
         }
-        if t {
+        if t && !looking_back {
             let current = self.common_transport().unwrap_or(TransportChoice::Polling);
             let next = TransportChoice::ALL
                 .iter()
@@ -551,7 +649,9 @@ impl StickyscopeApp {
                 .unwrap_or(TransportChoice::Polling);
             self.set_transport(None, next);
         }
-        if p {
+        if p && looking_back {
+            self.timeline_action(TimelineAction::PlayPause);
+        } else if p {
             self.paused = !self.paused;
         }
         if l {
@@ -562,6 +662,32 @@ impl StickyscopeApp {
         }
         if help {
             self.help = true;
+        }
+    }
+
+    /// `[` and `]`: the failure before and after; Home: the first moment kept; End: back
+    /// to live (a recording: its end).
+    fn timeline_keys(&mut self, ctx: &egui::Context) {
+        let (previous, next, home, end) = ctx.input(|i| {
+            (
+                i.key_pressed(Key::OpenBracket),
+                i.key_pressed(Key::CloseBracket),
+                i.key_pressed(Key::Home),
+                i.key_pressed(Key::End),
+            )
+        });
+        if previous {
+            self.timeline_action(TimelineAction::PreviousFailure);
+        }
+        if next {
+            self.timeline_action(TimelineAction::NextFailure);
+        }
+        if home {
+            let start = self.review.timeline().start();
+            self.timeline_action(TimelineAction::Seek(start));
+        }
+        if end {
+            self.timeline_action(TimelineAction::Live);
         }
     }
 
@@ -652,12 +778,16 @@ impl StickyscopeApp {
     /// and the scenario being played); returns the real time now.
     fn fold_events(&mut self, ctx: &egui::Context) -> f64 {
         let (real_now, touched) = ctx.input(|i| (i.time, !i.events.is_empty()));
+        let real_secs = self
+            .last_time
+            .map_or(0.0, |last| (real_now - last).max(0.0));
         self.tick_clock(real_now);
         if touched {
             self.rest.news(real_now);
         }
         let clock = self.clock;
         let model = &mut self.model;
+        let review = &mut self.review;
         let banners = &mut self.banners;
         let rest = &mut self.rest;
         let mut player = self.scenario.as_mut().map(|(_, p)| p);
@@ -671,8 +801,17 @@ impl StickyscopeApp {
             if let Event::Notice(notice) = &event {
                 banners.push(notice.clone(), clock);
             }
-            model.apply(event, clock);
+            model.apply(event.clone(), clock);
+            review.keep(clock, event, model);
         });
+        for passed in self.review.tick(clock, real_secs) {
+            if let Event::Notice(notice) = passed {
+                self.banners.push(notice, clock);
+            }
+        }
+        if self.review.playing() {
+            ctx.request_repaint();
+        }
         real_now
     }
 
@@ -692,10 +831,20 @@ impl StickyscopeApp {
 
     /// The top bar, the gateway's problem and the banners; then what was asked there.
     fn top_panel_ui(&mut self, ui: &mut Ui) {
+        // The switch shows the stickiness of the moment shown.
+        let shown = self.review.shown(&self.model);
+        let shown_sticky = shown.sticky.values().all(|s| *s);
+        let shown_transport = {
+            let mut values = shown.transport.values();
+            values
+                .next()
+                .copied()
+                .filter(|first| values.all(|t| t == first))
+        };
         let bar = TopBar {
             gateway: self.bridge.status.as_ref(),
-            sticky: self.all_sticky(),
-            transport: self.common_transport(),
+            sticky: shown_sticky,
+            transport: shown_transport,
             paused: self.paused,
             controls: self.capabilities.controls,
             mode: self.mode,
@@ -703,11 +852,12 @@ impl StickyscopeApp {
             crowd: self.crowd,
             scenario: self.scenario.as_ref().map(|(name, _)| name.as_str()),
             recording: self.recording_for(),
+            looking_back: self.review.looking_back(),
         };
         let mut top_actions = Vec::new();
         egui::Panel::top("top").show(ui, |ui| {
             top_actions = top_bar_ui(ui, &bar, &mut self.settings);
-            if let Some(problem) = self.model.gateway_problem() {
+            if let Some(problem) = self.review.shown(&self.model).gateway_problem() {
                 ui.colored_label(theme::FAILURE, egui::RichText::new(problem).strong());
             }
             if let Some(i) = banner_ui(ui, &self.banners.shown()) {
@@ -729,8 +879,26 @@ impl StickyscopeApp {
         } else {
             300.0
         };
-        for (user, side) in [("agent", true), ("visitor", false)] {
-            let panel = if side {
+        let read_only = if self.review.is_recorded() {
+            Some("a recording: nothing can be sent")
+        } else if self.review.looking_back() {
+            Some("looking back: back to live to send")
+        } else {
+            None
+        };
+        // A countdown at a moment of the past counts from then.
+        let now_ms = stickyscope_vocab::record::now_ms();
+        let now_ms = match (&self.recorded_start_ms, self.review.looking_back()) {
+            (Some(start), _) => start + (self.review.at(self.clock) * 1000.0) as u64,
+            (None, true) => now_ms.saturating_sub(
+                ((self.clock - self.review.at(self.clock)).max(0.0) * 1000.0) as u64,
+            ),
+            (None, false) => now_ms,
+        };
+        let panes = self.panes.clone();
+        for (i, user) in panes.iter().enumerate() {
+            let user = user.as_str();
+            let panel = if i == 0 {
                 egui::Panel::left((user, self.settings.presentation))
             } else {
                 egui::Panel::right((user, self.settings.presentation))
@@ -740,21 +908,23 @@ impl StickyscopeApp {
                 .default_size(pane_width)
                 .show(ui, |ui| {
                     let empty = Default::default();
+                    let shown = self.review.shown(&self.model);
                     let pane = Pane {
                         user,
-                        state: self.model.sessions.get(user),
-                        unnamed: self.model.unnamed.get(user).map(String::as_str),
-                        engineio: self.model.engineio.get(user).copied(),
-                        log: self.model.chats.get(user).unwrap_or(&empty),
-                        sticky: self.model.sticky.get(user).copied().unwrap_or(true),
-                        transport: self
-                            .model
+                        state: shown.sessions.get(user),
+                        unnamed: shown.unnamed.get(user).map(String::as_str),
+                        engineio: shown.engineio.get(user).copied(),
+                        log: shown.chats.get(user).unwrap_or(&empty),
+                        sticky: shown.sticky.get(user).copied().unwrap_or(true),
+                        transport: shown
                             .transport
                             .get(user)
                             .copied()
                             .unwrap_or(TransportChoice::Polling),
                         chat: self.settings.chat,
                         controls: !self.settings.presentation,
+                        read_only,
+                        now_ms,
                     };
                     let actions =
                         chat_pane_ui(ui, pane, self.inputs.entry(user.to_owned()).or_default());
@@ -810,27 +980,26 @@ impl StickyscopeApp {
                 })
                 .min_size(least)
                 .show(ui, |ui| {
+                    let shown = self.review.shown(&self.model);
                     ui.horizontal(|ui| {
                         ui.selectable_value(&mut self.settings.tab, BottomTab::Plots, "plots");
                         ui.selectable_value(&mut self.settings.tab, BottomTab::Log, "packet log");
                         ui.selectable_value(&mut self.settings.tab, BottomTab::Doctor, "doctor");
                     });
                     match self.settings.tab {
-                        BottomTab::Plots => plots_ui(ui, &self.model.series),
+                        BottomTab::Plots => plots_ui(ui, &shown.series),
                         BottomTab::Doctor => {
-                            run_doctor = doctor_ui(ui, &self.model.doctor, &mut self.doctor_panel);
+                            run_doctor = doctor_ui(ui, &shown.doctor, &mut self.doctor_panel);
                         }
                         BottomTab::Log => {
-                            let users: Vec<String> = USERS.iter().map(|u| u.to_string()).collect();
-                            let replicas: Vec<String> = self
-                                .model
+                            let users = &self.panes;
+                            let replicas: Vec<String> = shown
                                 .topology
                                 .replicas
                                 .iter()
                                 .filter_map(|r| r.id.clone())
                                 .collect();
-                            export =
-                                log_ui(ui, &self.model.log, &mut self.log_view, &users, &replicas);
+                            export = log_ui(ui, &shown.log, &mut self.log_view, users, &replicas);
                         }
                     }
                 });
@@ -840,6 +1009,26 @@ impl StickyscopeApp {
         }
         if let Some(command) = run_doctor {
             self.send_by_hand(command);
+        }
+    }
+
+    /// The timeline strip under the topology; then what was asked there.
+    fn timeline_panel_ui(&mut self, ui: &mut Ui) {
+        let view = TimelineView {
+            timeline: self.review.timeline(),
+            at: self.review.at(self.clock),
+            live: !self.review.looking_back(),
+            recorded: self.review.is_recorded(),
+            playing: self.review.playing(),
+            speed: self.review.speed(),
+            big: self.settings.presentation,
+        };
+        let mut action = None;
+        egui::Panel::bottom("timeline").show(ui, |ui| {
+            action = timeline_ui(ui, &view);
+        });
+        if let Some(action) = action {
+            self.timeline_action(action);
         }
     }
 
@@ -869,10 +1058,10 @@ impl StickyscopeApp {
             }
             let mut drawn = topology_ui(
                 ui,
-                &self.model,
-                self.clock,
+                self.review.shown(&self.model),
+                self.review.at(self.clock),
                 &self.settings,
-                self.capabilities.controls,
+                self.capabilities.controls && !self.review.looking_back(),
                 resting,
             );
             replica_actions = std::mem::take(&mut drawn.actions);
@@ -893,15 +1082,13 @@ impl StickyscopeApp {
         if let Some(left) = self.rest.rests_in(real_now) {
             ctx.request_repaint_after(Duration::from_secs_f64(left + 0.05));
         }
-        if !self.paused && self.model.flights.busy(self.clock) {
+        let (shown, at) = (self.review.shown(&self.model), self.review.at(self.clock));
+        if self.review.looking_back() {
+            // A moment of the past moves only while the timeline plays (which repaints).
+        } else if !self.paused && shown.flights.busy(at) {
             ctx.request_repaint_after(Duration::from_millis(33));
-        } else if let Some(at) = self
-            .model
-            .flights
-            .next_mark_expiry(self.clock)
-            .filter(|_| !self.paused)
-        {
-            let left = (at - self.clock).max(0.05) / f64::from(self.settings.speed.max(0.05));
+        } else if let Some(mark) = shown.flights.next_mark_expiry(at).filter(|_| !self.paused) {
+            let left = (mark - at).max(0.05) / f64::from(self.settings.speed.max(0.05));
             ctx.request_repaint_after(Duration::from_secs_f64(left));
         } else if let Some(left) = self.banners.next_fade(self.clock) {
             let left = left / f64::from(self.settings.speed.max(0.05));
@@ -918,14 +1105,17 @@ impl eframe::App for StickyscopeApp {
         let resting = self.rest.resting(real_now);
         self.resting.store(resting, Ordering::Relaxed);
         self.model.animate_heartbeats = !resting;
-        self.model.flights.prune(self.clock);
-        self.model.age_out(self.clock);
+        let at = self.review.at(self.clock);
+        let shown = self.review.shown_mut(&mut self.model);
+        shown.flights.prune(at);
+        shown.age_out(at);
         self.banners.fade(self.clock);
         self.shortcuts(&ctx);
         self.restyle(&ctx);
         self.top_panel_ui(ui);
         self.chat_panels_ui(ui, &ctx);
         self.details_panel_ui(ui);
+        self.timeline_panel_ui(ui);
         self.central_panel_ui(ui, resting);
         help_ui(&ctx, &mut self.help);
         self.screenshot_step(&ctx);

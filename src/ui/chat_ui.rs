@@ -93,6 +93,11 @@ pub struct Pane<'a> {
     /// Whether the user's own stickiness, transport and reconnect are shown (not in
     /// presentation mode: the room needs the conversation, the top bar has the switch).
     pub controls: bool,
+    /// Why nothing can be sent or switched here, when nothing can (a recording, or a
+    /// moment of the past).
+    pub read_only: Option<&'a str>,
+    /// Wall-clock time of the moment shown (ms since the Unix epoch), for countdowns.
+    pub now_ms: u64,
 }
 
 /// Draws one pane; returns what the user asked for.
@@ -107,7 +112,10 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
         transport,
         chat,
         controls,
+        read_only,
+        now_ms,
     } = pane;
+    let controls = controls && read_only.is_none();
     let mut actions = Vec::new();
     ui.heading(RichText::new(user).strong());
     let (line, color) = state_line(state, unnamed, engineio);
@@ -157,7 +165,9 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
         .auto_shrink([false, false])
         .max_height((ui.available_height() - input_height).max(60.0))
         .show(ui, |ui| {
-            if log.entries.is_empty() {
+            if log.entries.is_empty() && read_only.is_some() {
+                ui.weak("No messages by this moment.");
+            } else if log.entries.is_empty() {
                 ui.weak(match chat {
                     ChatDialect::Stickyscope => "No messages yet. Type below and press Enter.",
                     ChatDialect::Seed => "No messages yet. The seed's chat: each message goes once, with no ack and no receipt; the server's echo back is all that can be known. Type below and press Enter.",
@@ -165,11 +175,15 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
                 });
             }
             for entry in &log.entries {
-                entry_ui(ui, entry);
+                entry_ui(ui, entry, now_ms);
             }
         });
 
     ui.separator();
+    if let Some(why) = read_only {
+        ui.weak(why);
+        return actions;
+    }
     if chat == ChatDialect::None {
         return actions;
     }
@@ -204,7 +218,7 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
     actions
 }
 
-fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
+fn entry_ui(ui: &mut Ui, entry: &ChatEntry, now_ms: u64) {
     match entry {
         ChatEntry::Own {
             text,
@@ -212,7 +226,6 @@ fn entry_ui(ui: &mut Ui, entry: &ChatEntry) {
             accepted_by,
             ..
         } => {
-            let now_ms = stickyscope_vocab::record::now_ms();
             let (mark, tone, counting) = own_status_line(status, accepted_by.as_deref(), now_ms);
             if counting {
                 ui.ctx()

@@ -40,6 +40,9 @@ pub enum TopAction {
     ToggleRecording,
 }
 
+/// The mode of a window on a recording (`stickyscope open`).
+pub const RECORDING: &str = "recording";
+
 /// What the top bar shows.
 pub struct TopBar<'a> {
     /// Gateway, or the startup error.
@@ -62,6 +65,9 @@ pub struct TopBar<'a> {
     pub scenario: Option<&'a str>,
     /// How long the clip under way has been recording (the button then stops it).
     pub recording: Option<std::time::Duration>,
+    /// The window shows a moment of the past (or a recording): what would change the
+    /// stack is shown as it was, and cannot be clicked.
+    pub looking_back: bool,
 }
 
 /// Draws the top bar; `settings` holds speed, theme and presentation, changed in place.
@@ -69,9 +75,13 @@ pub fn top_bar_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings) -> Vec
     let mut actions = Vec::new();
     ui.horizontal_wrapped(|ui| {
         status_ui(ui, bar);
+        // Looking back, the switches show the moment's settings and the timeline sets the
+        // pace; a recording has no stack to change at all.
         switches_ui(ui, bar, settings, &mut actions);
-        pace_ui(ui, bar, settings, &mut actions);
-        stack_ui(ui, bar, settings, &mut actions);
+        if !bar.looking_back {
+            pace_ui(ui, bar, settings, &mut actions);
+            stack_ui(ui, bar, settings, &mut actions);
+        }
         window_ui(ui, bar, settings, &mut actions);
     });
     actions
@@ -112,12 +122,25 @@ fn switches_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut
     } else {
         egui::vec2(150.0, 26.0)
     });
+    let hover = if bar.looking_back {
+        "as it was at the moment shown"
+    } else {
+        "S: turn stickiness on or off for both users"
+    };
     if ui
-        .add(button)
-        .on_hover_text("S: turn stickiness on or off for both users")
+        .add_enabled(!bar.looking_back, button)
+        .on_disabled_hover_text(hover)
+        .on_hover_text(hover)
         .clicked()
     {
         actions.push(TopAction::SetSticky(!bar.sticky));
+    }
+    if bar.looking_back {
+        // The moment's transport; the chat is the window's.
+        let transport = bar.transport.map(TransportChoice::label).unwrap_or("mixed");
+        ui.label(transport);
+        ui.separator();
+        return;
     }
 
     let mut transport = bar.transport;
@@ -221,22 +244,8 @@ fn stack_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut Ve
 
 /// Scenarios, theme, presentation mode, clips, export and help.
 fn window_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &mut Vec<TopAction>) {
-    let mut picked = bar.scenario.map(str::to_owned);
-    egui::ComboBox::from_id_salt("scenario")
-        .selected_text(match bar.scenario {
-            Some(name) => format!("scenario {name}"),
-            None => "scenario…".to_owned(),
-        })
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut picked, None, "none");
-            for shipped in crate::scenario::shipped::SHIPPED {
-                ui.selectable_value(&mut picked, Some(shipped.name.to_owned()), shipped.name);
-            }
-        })
-        .response
-        .on_hover_text("play a scenario: captions and checks, step by step (Right arrow or PageDown: next; Left arrow or PageUp: back)");
-    if picked.as_deref() != bar.scenario {
-        actions.push(TopAction::PickScenario(picked));
+    if bar.mode != RECORDING {
+        scenario_picker_ui(ui, bar, actions);
     }
     let dark = settings.theme == ThemeChoice::Dark;
     if ui
@@ -277,5 +286,26 @@ fn window_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &m
         .clicked()
     {
         actions.push(TopAction::Help);
+    }
+}
+
+/// The shipped scenarios, to play one.
+fn scenario_picker_ui(ui: &mut Ui, bar: &TopBar<'_>, actions: &mut Vec<TopAction>) {
+    let mut picked = bar.scenario.map(str::to_owned);
+    egui::ComboBox::from_id_salt("scenario")
+        .selected_text(match bar.scenario {
+            Some(name) => format!("scenario {name}"),
+            None => "scenario…".to_owned(),
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut picked, None, "none");
+            for shipped in crate::scenario::shipped::SHIPPED {
+                ui.selectable_value(&mut picked, Some(shipped.name.to_owned()), shipped.name);
+            }
+        })
+        .response
+        .on_hover_text("play a scenario: captions and checks, step by step (Right arrow or PageDown: next; Left arrow or PageUp: back)");
+    if picked.as_deref() != bar.scenario {
+        actions.push(TopAction::PickScenario(picked));
     }
 }

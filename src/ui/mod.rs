@@ -18,6 +18,7 @@ pub mod recording;
 pub mod scenario_ui;
 pub mod settings;
 pub mod theme;
+pub mod timeline_ui;
 pub mod topology_scene;
 pub mod topology_ui;
 

@@ -2,16 +2,19 @@
 //! says what the file is — `{"stickyscope_capture": 1, …}`, the format's version, what
 //! recorded it, the gateway, the settings, the sessions' names — and every line after it is
 //! one thing that happened, at its time from the start: a wire record, a session's new
-//! state, a user's stickiness or transport; a last `end` line says how long the recording
-//! ran and why it stopped, when it stopped cleanly. A file from before this format (JSON
+//! state, a user's stickiness or transport, a chat message sent or received, the topology
+//! the balancer's API reported, the crowd, a notice; a last `end` line says how long the
+//! recording ran and why it stopped, when it stopped cleanly. A file from before this format (JSON
 //! Lines of bare wire records, the window's old export) reads as version 0.
 //!
 //! Pure: lines in, items out; the file's streaming is `stickyscope::capture`'s.
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{CrowdSummary, Event, Notice, OutboxUpdate, Received};
 use crate::events::{SessionState, TransportChoice};
 use crate::record::WireRecord;
+use crate::topology::Topology;
 
 /// The version this build writes, and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -66,11 +69,67 @@ pub enum Happened {
         /// The transport.
         transport: TransportChoice,
     },
+    /// A message a user sent changed status.
+    Outbox(OutboxUpdate),
+    /// A user received a message.
+    Received(Received),
+    /// The balancer's API reported this topology.
+    Topology(Topology),
+    /// The crowd of background sessions.
+    Crowd(CrowdSummary),
+    /// A notice the window showed as a banner.
+    Notice(Notice),
     /// The recording ended cleanly.
     End {
         /// Why: `done`, `size limit`, `closed`.
         why: String,
     },
+}
+
+impl Happened {
+    /// What of an event a capture keeps: everything the window shows — what crossed the
+    /// wire, the sessions' states, the users' stickiness and transport, the chat, the
+    /// topology, the crowd, notices — but not counters read from the replicas, the doctor's
+    /// checklist or the ends of replica operations.
+    pub fn of(event: &Event) -> Option<Happened> {
+        Some(match event {
+            Event::Wire(wire) => Happened::Wire(wire.clone()),
+            Event::Session { user, state } => Happened::Session {
+                user: user.clone(),
+                state: state.clone(),
+            },
+            Event::Sticky { user, on } => Happened::Sticky {
+                user: user.clone(),
+                on: *on,
+            },
+            Event::Transport { user, transport } => Happened::Transport {
+                user: user.clone(),
+                transport: *transport,
+            },
+            Event::Outbox(update) => Happened::Outbox(update.clone()),
+            Event::Received(received) => Happened::Received(received.clone()),
+            Event::Topology(topology) => Happened::Topology(topology.clone()),
+            Event::Crowd(crowd) => Happened::Crowd(crowd.clone()),
+            Event::Notice(notice) => Happened::Notice(notice.clone()),
+            Event::Stats(_) | Event::Doctor(_) | Event::StackDone { .. } => return None,
+        })
+    }
+
+    /// The event it was ([`Happened::End`] was none).
+    pub fn into_event(self) -> Option<Event> {
+        Some(match self {
+            Happened::Wire(wire) => Event::Wire(wire),
+            Happened::Session { user, state } => Event::Session { user, state },
+            Happened::Sticky { user, on } => Event::Sticky { user, on },
+            Happened::Transport { user, transport } => Event::Transport { user, transport },
+            Happened::Outbox(update) => Event::Outbox(update),
+            Happened::Received(received) => Event::Received(received),
+            Happened::Topology(topology) => Event::Topology(topology),
+            Happened::Crowd(crowd) => Event::Crowd(crowd),
+            Happened::Notice(notice) => Event::Notice(notice),
+            Happened::End { .. } => return None,
+        })
+    }
 }
 
 /// A line after the header: what happened, and when.

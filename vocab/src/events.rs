@@ -79,7 +79,7 @@ pub enum StackOperation {
 }
 
 /// The crowd at a glance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrowdSummary {
     /// Background sessions running.
     pub size: usize,
@@ -137,7 +137,7 @@ pub enum OutboxStatus {
 }
 
 /// A change of one sent message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxUpdate {
     /// The sender.
     pub user: String,
@@ -150,7 +150,7 @@ pub struct OutboxUpdate {
 }
 
 /// A message as one user received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
     /// The receiving user.
     pub user: String,
@@ -216,7 +216,8 @@ impl ChatDialect {
 }
 
 /// How serious a notice is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum NoticeLevel {
     /// Information.
     Info,
@@ -227,7 +228,7 @@ pub enum NoticeLevel {
 }
 
 /// A banner-worthy message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notice {
     /// Severity.
     pub level: NoticeLevel,

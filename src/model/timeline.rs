@@ -1,0 +1,458 @@
+//! The timeline: what happened, kept so the window can show any moment of it again — a
+//! recorded capture from its start to its end, or a live window's last minutes. It keeps
+//! every event at its presentation time and, every few seconds, a copy of the view model as
+//! it stood then (a checkpoint), so showing any moment is one copy and a few seconds of
+//! events folded in, never the whole history. It also knows where the failures are (refused
+//! or broken requests, sessions lost), for jumping from one to the next.
+//!
+//! Pure: no egui, no files; the caller folds events into its own live model and hands the
+//! timeline that model after each event, for checkpoints.
+
+use std::collections::VecDeque;
+
+use stickyscope_vocab::events::{Event, SessionState, TransportChoice};
+
+use super::ViewModel;
+
+/// How much of a live window the timeline keeps: its last five minutes (a little more,
+/// up to one checkpoint's worth).
+pub const LIVE_KEEP_SECS: f64 = 300.0;
+/// A checkpoint at least this often, in presentation seconds…
+pub const CHECKPOINT_SECS: f64 = 5.0;
+/// …or after this many events, whichever comes first.
+pub const CHECKPOINT_EVENTS: usize = 2_000;
+
+/// A failure on the timeline: when, and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureMark {
+    /// Presentation time.
+    pub at: f64,
+    /// Whose, and what the wire said (`visitor: 400 Session ID unknown`).
+    pub what: String,
+}
+
+/// The view model as it stood at a moment, and where folding on from there starts.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    /// The model at [`Moment::at`].
+    pub model: ViewModel,
+    /// The moment.
+    pub at: f64,
+    /// Index of the first event after it.
+    pub next: u64,
+}
+
+#[derive(Debug)]
+struct Checkpoint {
+    /// The model after every event before `next`.
+    model: ViewModel,
+    at: f64,
+    next: u64,
+}
+
+/// Events and checkpoints.
+#[derive(Debug)]
+pub struct Timeline {
+    events: VecDeque<(f64, Event)>,
+    /// Index of `events[0]` among every event ever pushed.
+    first: u64,
+    checkpoints: VecDeque<Checkpoint>,
+    failures: VecDeque<FailureMark>,
+    /// Live: how many seconds back to keep; a recording keeps everything.
+    keep_secs: Option<f64>,
+    since_checkpoint: usize,
+    end: f64,
+}
+
+impl Timeline {
+    /// A timeline starting at `at` from `start` (the empty model the window began with);
+    /// `keep_secs` bounds a live one, `None` keeps everything (a recording).
+    pub fn new(start: ViewModel, at: f64, keep_secs: Option<f64>) -> Self {
+        Timeline {
+            events: VecDeque::new(),
+            first: 0,
+            checkpoints: VecDeque::from([Checkpoint {
+                model: start,
+                at,
+                next: 0,
+            }]),
+            failures: VecDeque::new(),
+            keep_secs,
+            since_checkpoint: 0,
+            end: at,
+        }
+    }
+
+    /// Keeps `event`, which happened at `at` (never before the last one: times are clamped
+    /// forward); `after` is the caller's model with the event folded in.
+    pub fn push(&mut self, at: f64, event: Event, after: &ViewModel) {
+        let at = at.max(self.end);
+        if let Some(what) = failure_of(&event) {
+            // A burst of the same failure (every poll refused) is one mark per second.
+            let repeat = self
+                .failures
+                .back()
+                .is_some_and(|last| last.what == what && at - last.at < 1.0);
+            if !repeat {
+                self.failures.push_back(FailureMark { at, what });
+            }
+        }
+        self.events.push_back((at, event));
+        self.end = at;
+        self.since_checkpoint += 1;
+        let last = self.checkpoints.back().map_or(at, |c| c.at);
+        if self.since_checkpoint >= CHECKPOINT_EVENTS || at - last >= CHECKPOINT_SECS {
+            self.checkpoints.push_back(Checkpoint {
+                model: after.clone(),
+                at,
+                next: self.first + self.events.len() as u64,
+            });
+            self.since_checkpoint = 0;
+            self.forget_old();
+        }
+    }
+
+    /// Moves the end on to `at` without an event (time passes on a quiet live window, or a
+    /// recording's end line comes after its last event).
+    pub fn extend_to(&mut self, at: f64) {
+        self.end = self.end.max(at);
+    }
+
+    /// Live: forgets whole checkpoint spans older than what is kept.
+    fn forget_old(&mut self) {
+        let Some(keep) = self.keep_secs else {
+            return;
+        };
+        while self.checkpoints.len() >= 2 && self.checkpoints[1].at <= self.end - keep {
+            self.checkpoints.pop_front();
+        }
+        let Some(oldest) = self.checkpoints.front() else {
+            return;
+        };
+        while self.first < oldest.next && self.events.pop_front().is_some() {
+            self.first += 1;
+        }
+        while self.failures.front().is_some_and(|f| f.at < oldest.at) {
+            self.failures.pop_front();
+        }
+    }
+
+    /// The earliest moment that can be shown.
+    pub fn start(&self) -> f64 {
+        self.checkpoints.front().map_or(self.end, |c| c.at)
+    }
+
+    /// The latest: the last event, or later when time was moved on.
+    pub fn end(&self) -> f64 {
+        self.end
+    }
+
+    /// Events kept.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The model at `at` (clamped to what is kept): the last checkpoint at or before it,
+    /// with every event up to `at` folded in at its own time.
+    pub fn moment(&self, at: f64) -> Moment {
+        let at = at.clamp(self.start(), self.end);
+        let checkpoint = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.at <= at)
+            .or(self.checkpoints.front());
+        let (mut model, next) = match checkpoint {
+            Some(c) => (c.model.clone(), c.next),
+            None => (
+                ViewModel::new(&[], true, TransportChoice::Polling),
+                self.first,
+            ),
+        };
+        let next = self.fold(&mut model, next, at, |_| {});
+        Moment { model, at, next }
+    }
+
+    /// Folds into `model` the events from index `next` up to time `to`, calling `each`
+    /// with every one first; returns the index of the first event after `to`.
+    pub fn fold(
+        &self,
+        model: &mut ViewModel,
+        next: u64,
+        to: f64,
+        mut each: impl FnMut(&Event),
+    ) -> u64 {
+        let mut index = next.max(self.first);
+        while let Some((at, event)) = usize::try_from(index - self.first)
+            .ok()
+            .and_then(|i| self.events.get(i))
+        {
+            if *at > to {
+                break;
+            }
+            each(event);
+            model.apply(event.clone(), *at);
+            index += 1;
+        }
+        index
+    }
+
+    /// Every failure kept, oldest first.
+    pub fn failures(&self) -> impl Iterator<Item = &FailureMark> {
+        self.failures.iter()
+    }
+
+    /// The first failure after `at` (more than a frame after, so pressing again moves on).
+    pub fn next_failure(&self, at: f64) -> Option<&FailureMark> {
+        self.failures.iter().find(|f| f.at > at + 0.01)
+    }
+
+    /// The last failure before `at` (more than a frame before).
+    pub fn previous_failure(&self, at: f64) -> Option<&FailureMark> {
+        self.failures.iter().rev().find(|f| f.at < at - 0.01)
+    }
+}
+
+/// Where a window looking back stands on a timeline, and whether it plays on from there.
+#[derive(Debug, Clone)]
+pub struct Playhead {
+    /// The moment shown.
+    pub moment: Moment,
+    /// Whether it moves on with time.
+    pub playing: bool,
+    /// How fast it plays (1 = as it happened).
+    pub speed: f32,
+}
+
+impl Playhead {
+    /// Stands at `at`, paused.
+    pub fn at(timeline: &Timeline, at: f64) -> Self {
+        Playhead {
+            moment: timeline.moment(at),
+            playing: false,
+            speed: 1.0,
+        }
+    }
+
+    /// Goes to `at`: folding on when it is a little later, from a checkpoint otherwise.
+    pub fn seek(&mut self, timeline: &Timeline, at: f64) {
+        let at = at.clamp(timeline.start(), timeline.end());
+        if at >= self.moment.at && at - self.moment.at < CHECKPOINT_SECS {
+            self.moment.next = timeline.fold(&mut self.moment.model, self.moment.next, at, |_| {});
+            self.moment.at = at;
+        } else {
+            self.moment = timeline.moment(at);
+        }
+    }
+
+    /// Plays on for `real_secs` of real time at its speed, calling `each` with every event
+    /// passed; returns whether it reached the end (and stopped there).
+    pub fn play(&mut self, timeline: &Timeline, real_secs: f64, each: impl FnMut(&Event)) -> bool {
+        if !self.playing {
+            return false;
+        }
+        let to = (self.moment.at + real_secs.max(0.0) * f64::from(self.speed))
+            .clamp(timeline.start(), timeline.end());
+        self.moment.next = timeline.fold(&mut self.moment.model, self.moment.next, to, each);
+        self.moment.at = to;
+        if to >= timeline.end() {
+            self.playing = false;
+            return true;
+        }
+        false
+    }
+}
+
+/// What failed in `event`, if it is a failure: a request refused or broken, a session lost.
+pub fn failure_of(event: &Event) -> Option<String> {
+    match event {
+        Event::Wire(wire) => wire
+            .failure
+            .as_ref()
+            .map(|f| format!("{}: {}", wire.user, f.reason)),
+        Event::Session {
+            user,
+            state: SessionState::Reconnecting { reason, .. } | SessionState::Failed { reason },
+        } => Some(format!("{user}: {reason}")),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stickyscope_contract::request::RequestKind;
+    use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
+
+    fn model() -> ViewModel {
+        ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling)
+    }
+
+    fn sticky(user: &str, on: bool) -> Event {
+        Event::Sticky {
+            user: user.into(),
+            on,
+        }
+    }
+
+    fn refused(user: &str, at_ms: u64) -> Event {
+        let mut wire = WireRecord::new(
+            user,
+            at_ms,
+            Transport::Polling,
+            WireKind::Http {
+                request: RequestKind::PollGet,
+                method: "GET".into(),
+                status: Some(400),
+            },
+        );
+        wire.failure = Some(Failure {
+            kind: FailureKind::Refused,
+            reason: "Session ID unknown".into(),
+        });
+        Event::Wire(Box::new(wire))
+    }
+
+    /// Feeds `events` (time, event) as the window would: folded into its live model, then
+    /// kept.
+    fn recorded(events: Vec<(f64, Event)>, keep: Option<f64>) -> (Timeline, ViewModel) {
+        let mut live = model();
+        let mut timeline = Timeline::new(model(), 0.0, keep);
+        for (at, event) in events {
+            live.apply(event.clone(), at);
+            timeline.push(at, event, &live);
+        }
+        (timeline, live)
+    }
+
+    #[test]
+    fn any_moment_is_the_model_as_it_stood_then() {
+        // Stickiness flips every second for a minute: checkpoints fall between the flips.
+        let events: Vec<(f64, Event)> = (0..60)
+            .map(|i| (f64::from(i) + 0.5, sticky("visitor", i % 2 == 1)))
+            .collect();
+        let (timeline, live) = recorded(events, None);
+        assert!(timeline.moment(0.2).model.sticky["visitor"]);
+        assert!(!timeline.moment(0.7).model.sticky["visitor"]);
+        assert!(timeline.moment(1.7).model.sticky["visitor"]);
+        assert!(!timeline.moment(42.6).model.sticky["visitor"]);
+        let end = timeline.moment(1e9);
+        assert_eq!(end.at, 59.5);
+        assert_eq!(end.model.sticky, live.sticky);
+        assert_eq!(end.next, 60);
+        // Folding on from a moment reaches the same state as jumping there.
+        let mut from = timeline.moment(10.0);
+        from.next = timeline.fold(&mut from.model, from.next, 43.0, |_| {});
+        assert_eq!(from.model.sticky, timeline.moment(43.0).model.sticky);
+        assert_eq!(from.next, timeline.moment(43.0).next);
+    }
+
+    #[test]
+    fn the_packet_log_at_a_moment_holds_what_had_crossed_by_then() {
+        let events: Vec<(f64, Event)> = (0..30)
+            .map(|i| {
+                (
+                    f64::from(i),
+                    refused("visitor", 1_000 * u64::from(i as u32)),
+                )
+            })
+            .collect();
+        let (timeline, _) = recorded(events, None);
+        assert_eq!(timeline.moment(12.5).model.log.len(), 13);
+        assert_eq!(timeline.moment(0.0).model.log.len(), 1);
+        assert_eq!(timeline.moment(29.0).model.log.len(), 30);
+    }
+
+    #[test]
+    fn failures_are_found_forward_and_back_a_burst_once_a_second() {
+        let mut events = vec![(1.0, sticky("visitor", false))];
+        // Ten refusals within half a second: one mark.
+        events.extend((0..10).map(|i| (2.0 + f64::from(i) * 0.05, refused("visitor", 2_000))));
+        events.push((
+            7.0,
+            Event::Session {
+                user: "agent".into(),
+                state: SessionState::Reconnecting {
+                    reason: "transport close".into(),
+                    attempt: 1,
+                },
+            },
+        ));
+        let (timeline, _) = recorded(events, None);
+        let marks: Vec<(f64, &str)> = timeline
+            .failures()
+            .map(|f| (f.at, f.what.as_str()))
+            .collect();
+        assert_eq!(
+            marks,
+            [
+                (2.0, "visitor: Session ID unknown"),
+                (7.0, "agent: transport close")
+            ]
+        );
+        assert_eq!(timeline.next_failure(0.0).map(|f| f.at), Some(2.0));
+        assert_eq!(timeline.next_failure(2.0).map(|f| f.at), Some(7.0));
+        assert_eq!(timeline.next_failure(7.0), None);
+        assert_eq!(timeline.previous_failure(7.0).map(|f| f.at), Some(2.0));
+        assert_eq!(timeline.previous_failure(2.0), None);
+    }
+
+    #[test]
+    fn a_live_timeline_keeps_its_last_minutes_and_no_more() {
+        let events: Vec<(f64, Event)> = (0..1_000)
+            .map(|i| (f64::from(i), sticky("agent", i % 2 == 0)))
+            .collect();
+        let (timeline, live) = recorded(events, Some(LIVE_KEEP_SECS));
+        let kept = timeline.end() - timeline.start();
+        assert!(
+            (LIVE_KEEP_SECS..=LIVE_KEEP_SECS + CHECKPOINT_SECS + 1.0).contains(&kept),
+            "{kept}"
+        );
+        assert!(timeline.len() <= 310, "{}", timeline.len());
+        // The oldest moment kept is still right, and earlier ones are clamped to it.
+        let oldest = timeline.moment(0.0);
+        assert_eq!(oldest.at, timeline.start());
+        let expected = (oldest.at as i64) % 2 == 0;
+        assert_eq!(oldest.model.sticky["agent"], expected);
+        assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
+    }
+
+    #[test]
+    fn time_never_runs_back_and_a_quiet_end_moves_on() {
+        let (mut timeline, _) = recorded(vec![(5.0, sticky("agent", false))], None);
+        timeline.push(3.0, sticky("agent", true), &model());
+        assert_eq!(timeline.end(), 5.0);
+        timeline.extend_to(9.0);
+        assert_eq!(timeline.end(), 9.0);
+        assert!(timeline.moment(8.0).model.sticky["agent"]);
+    }
+
+    #[test]
+    fn a_playhead_plays_at_its_speed_passes_every_event_once_and_stops_at_the_end() {
+        let events: Vec<(f64, Event)> = (0..20)
+            .map(|i| (f64::from(i), sticky("agent", i % 2 == 0)))
+            .collect();
+        let (timeline, _) = recorded(events, None);
+        let mut head = Playhead::at(&timeline, 2.5);
+        assert!(head.moment.model.sticky["agent"]);
+        assert!(!head.play(&timeline, 1.0, |_| panic!("paused: nothing passes")));
+        head.playing = true;
+        head.speed = 2.0;
+        let mut passed = 0;
+        assert!(!head.play(&timeline, 1.0, |_| passed += 1));
+        assert_eq!((head.moment.at, passed), (4.5, 2));
+        assert!(head.moment.model.sticky["agent"]);
+        assert!(head.play(&timeline, 100.0, |_| passed += 1));
+        assert_eq!((head.moment.at, passed, head.playing), (19.0, 17, false));
+        // Back, then a little forward: the same as jumping there.
+        head.seek(&timeline, 3.2);
+        head.seek(&timeline, 5.1);
+        assert_eq!(head.moment.next, timeline.moment(5.1).next);
+        assert_eq!(head.moment.model.sticky, timeline.moment(5.1).model.sticky);
+    }
+}
