@@ -13,7 +13,6 @@ use stickyscope_vocab::capture::{
     self as format, CaptureHeader, CaptureLine, First, Happened, LineError, FORMAT_VERSION,
 };
 use stickyscope_vocab::events::TransportChoice;
-use stickyscope_vocab::record::WireRecord;
 
 /// How often a capture being written reaches the disk, at least.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -101,6 +100,16 @@ impl CaptureWriter {
         Ok(())
     }
 
+    /// Flushes what is buffered when the last flush is a second old: a writer called
+    /// rarely still loses at most the last second.
+    pub fn tick(&mut self) -> Result<(), CaptureError> {
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.flushed = Instant::now();
+        }
+        Ok(())
+    }
+
     /// Ends the capture `at_s` seconds in (`done`, or `size limit` when it filled up).
     pub fn finish(mut self, at_s: f64) -> Result<Written, CaptureError> {
         let why = if self.full { "size limit" } else { "done" };
@@ -115,6 +124,75 @@ impl CaptureWriter {
             bytes: self.bytes,
             full: self.full,
         })
+    }
+}
+
+/// A capture written on a thread of its own, for a caller that must never wait on a disk
+/// (the window): [`CaptureTee::add`] hands a line over and returns. The thread flushes at
+/// least once a second, even when nothing new comes.
+pub struct CaptureTee {
+    tx: std::sync::mpsc::Sender<TeeLine>,
+    thread: Option<std::thread::JoinHandle<Result<Written, CaptureError>>>,
+    path: std::path::PathBuf,
+}
+
+enum TeeLine {
+    Line(f64, Happened),
+    Finish(f64),
+}
+
+impl CaptureTee {
+    /// Creates the capture at `path` now (so a path that cannot be written is known at
+    /// once) and starts its thread.
+    pub fn start(path: &Path, header: &CaptureHeader, limit: u64) -> Result<Self, CaptureError> {
+        let mut writer = CaptureWriter::create(path, header, limit)?;
+        let (tx, rx) = std::sync::mpsc::channel::<TeeLine>();
+        let thread = std::thread::Builder::new()
+            .name("stickyscope-capture".into())
+            .spawn(move || {
+                let mut last = 0.0_f64;
+                loop {
+                    match rx.recv_timeout(FLUSH_EVERY) {
+                        Ok(TeeLine::Line(at_s, happened)) => {
+                            last = last.max(at_s);
+                            writer.add(at_s, happened)?;
+                        }
+                        Ok(TeeLine::Finish(at_s)) => return writer.finish(last.max(at_s)),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                            return writer.finish(last)
+                        }
+                    }
+                    writer.tick()?;
+                }
+            })?;
+        Ok(CaptureTee {
+            tx,
+            thread: Some(thread),
+            path: path.to_owned(),
+        })
+    }
+
+    /// Adds what happened `at_s` seconds into the recording.
+    pub fn add(&self, at_s: f64, happened: Happened) {
+        // A thread that stopped on an error says so when the capture is finished.
+        let _ = self.tx.send(TeeLine::Line(at_s, happened));
+    }
+
+    /// Where it writes.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Ends the capture `at_s` seconds in and waits for the last line to be written.
+    pub fn finish(mut self, at_s: f64) -> Result<Written, CaptureError> {
+        let _ = self.tx.send(TeeLine::Finish(at_s));
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(written)) => written,
+            _ => Err(CaptureError::Io(io::Error::other(
+                "the capture's writer thread stopped",
+            ))),
+        }
     }
 }
 
@@ -222,34 +300,18 @@ pub fn happened(event: &stickyscope_vocab::events::Event) -> Option<Happened> {
     Happened::of(event)
 }
 
-/// The window's export: its packet log as a capture (`source` `window`), timed from its
-/// first record; returns how many records were written.
-pub fn export_file<'a>(
+/// Writes a whole capture at once (the window's export of what its timeline keeps):
+/// `header`, then `lines` (seconds from the start, what happened); returns how many lines.
+pub fn export_file(
     path: &Path,
-    gateway: &str,
-    records: impl IntoIterator<Item = &'a WireRecord>,
+    header: &CaptureHeader,
+    lines: impl IntoIterator<Item = (f64, Happened)>,
 ) -> Result<usize, CaptureError> {
-    let mut records = records.into_iter().peekable();
-    let started_ms = records.peek().map_or(0, |r| r.at_ms);
-    let header = CaptureHeader {
-        stickyscope_capture: FORMAT_VERSION,
-        source: "window".into(),
-        stickyscope: env!("CARGO_PKG_VERSION").into(),
-        started_ms,
-        gateway: gateway.to_owned(),
-        stack: String::new(),
-        transport: TransportChoice::Polling,
-        sticky: true,
-        sessions: stickyscope_contract::chat::USERS
-            .iter()
-            .map(|u| u.to_string())
-            .collect(),
-    };
-    let mut writer = CaptureWriter::create(path, &header, u64::MAX)?;
-    let (mut n, mut last) = (0, 0.0);
-    for record in records {
-        last = record.at_ms.saturating_sub(started_ms) as f64 / 1000.0;
-        writer.add(last, Happened::Wire(Box::new(record.clone())))?;
+    let mut writer = CaptureWriter::create(path, header, u64::MAX)?;
+    let (mut n, mut last) = (0, 0.0_f64);
+    for (at_s, happened) in lines {
+        last = last.max(at_s);
+        writer.add(at_s, happened)?;
         n += 1;
     }
     writer.finish(last)?;
@@ -262,7 +324,7 @@ mod tests {
     use stickyscope_contract::RequestKind;
     use stickyscope_vocab::events::SessionState;
     use stickyscope_vocab::protocol::decode_payload;
-    use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind};
+    use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
 
     fn sample(at_ms: u64) -> WireRecord {
         WireRecord {
@@ -308,6 +370,32 @@ mod tests {
 
     fn temp(name: &str) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("stickyscope-capture-{}-{name}", std::process::id()))
+    }
+
+    #[test]
+    fn a_tee_flushes_within_a_second_of_quiet_and_ends_with_the_end_line() {
+        let path = temp("tee");
+        let tee = CaptureTee::start(&path, &header(), u64::MAX).unwrap();
+        tee.add(0.5, Happened::Wire(Box::new(sample(1_764_000_000_500))));
+        // Nothing more comes: the line is on disk within the flush period anyway (what a
+        // crash would leave).
+        let deadline = Instant::now() + FLUSH_EVERY * 3;
+        while std::fs::read_to_string(&path).unwrap().lines().count() < 2 {
+            assert!(Instant::now() < deadline, "not flushed while quiet");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let written = tee.finish(2.0).unwrap();
+        let lines: Vec<CaptureLine> = open(&path).unwrap().map(Result::unwrap).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[1],
+            CaptureLine {
+                at_s: 2.0,
+                happened: Happened::End { why: "done".into() }
+            }
+        );
+        assert_eq!(written.bytes, std::fs::metadata(&path).unwrap().len());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
+use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use stickyscope::model::review::TimelineAction;
@@ -268,4 +269,86 @@ fn a_live_window_steps_back_to_the_failure_it_missed_and_returns_to_live() {
     assert!(!h.state().looking_back());
     assert!(h.state().shown().sticky.values().all(|s| *s));
     assert_eq!(h.state().shown().log.total(), h.state().model().log.total());
+}
+
+#[test]
+fn what_a_live_window_recorded_and_exported_opens_as_it_was_shown() {
+    let capture = temp("window.jsonl");
+    let export = temp("export.jsonl");
+    let settings = Settings {
+        ping_interval_ms: 300,
+        ..Settings::default()
+    };
+    let gateway = GatewayConfig::Embedded(EmbeddedConfig {
+        replicas: 3,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: Heartbeat {
+            interval: Duration::from_millis(300),
+            timeout: Duration::from_millis(600),
+        },
+        adapter: Adapter::Memory,
+        redis_url: None,
+        health_interval: Duration::from_millis(200),
+    });
+    let path = capture.clone();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1440.0, 900.0))
+        .build_eframe(move |cc| {
+            let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, None, false);
+            app.capture_to(path, 1_000_000_000);
+            app
+        });
+    let connected = |app: &StickyscopeApp, user: &str| {
+        matches!(
+            app.model().sessions.get(user),
+            Some(stickyscope_vocab::events::SessionState::Connected { .. })
+        )
+    };
+    step_until(&mut h, Duration::from_secs(15), "both users", |app| {
+        connected(app, "agent") && connected(app, "visitor")
+    });
+    // A message across: the capture holds the chat too.
+    h.get_all_by_role(Role::TextInput).next().unwrap().focus();
+    h.step();
+    h.get_all_by_role(Role::TextInput)
+        .next()
+        .unwrap()
+        .type_text("hello from the past");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    step_until(
+        &mut h,
+        Duration::from_secs(10),
+        "the message delivered",
+        |app| {
+            app.model()
+                .chats
+                .get("visitor")
+                .is_some_and(|c| c.entries.len() == 1)
+        },
+    );
+    h.state_mut().export_to(export.clone());
+    h.state_mut().end_capture();
+    let live = h.state().model().clone();
+    drop(h);
+
+    for (file, source) in [(&capture, "window"), (&export, "window export")] {
+        let opened = stickyscope::recorded::open(file).expect("the capture opens");
+        assert_eq!(opened.header.source, source);
+        assert_eq!(opened.users, ["agent", "visitor"]);
+        let end = opened.timeline.moment(opened.timeline.end()).model;
+        assert_eq!(end.log.total(), live.log.total(), "{source}: every record");
+        assert_eq!(end.sessions, live.sessions, "{source}");
+        let said = |m: &stickyscope::model::ViewModel, user: &str| {
+            m.chats[user]
+                .entries
+                .iter()
+                .map(|e| format!("{e:?}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(said(&end, "visitor").len(), 1, "{source}: shown once");
+        assert!(said(&end, "visitor")[0].contains("hello from the past"));
+        assert_eq!(said(&end, "agent"), said(&live, "agent"), "{source}");
+        let _ = std::fs::remove_file(file);
+    }
 }

@@ -81,6 +81,13 @@ pub struct WindowArgs {
     /// Background sessions at start (crowd mode, 0..=500).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
     pub crowd: u16,
+    /// Record everything the window is shown to this file as it goes, a capture
+    /// (`stickyscope open FILE` shows it again, `stickyscope inspect FILE` reports on it).
+    #[arg(long, value_name = "PATH")]
+    pub capture: Option<PathBuf>,
+    /// The capture's size bound, e.g. 100MB or 2GB: past it nothing more is recorded.
+    #[arg(long, value_name = "SIZE", default_value = "1GB", requires = "capture", value_parser = byte_size)]
+    pub capture_max: u64,
     #[command(flatten)]
     pub output: WindowOutput,
 }

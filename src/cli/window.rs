@@ -46,6 +46,9 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         if args.crowd > 0 {
             app.set_crowd(usize::from(args.crowd));
         }
+        if let Some(path) = &args.capture {
+            app.capture_to(path.clone(), args.capture_max);
+        }
         if args.doctor {
             app.run_doctor(args.origin.clone());
         }

@@ -202,6 +202,16 @@ impl Timeline {
         index
     }
 
+    /// Every event kept, with its time, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = &(f64, Event)> {
+        self.events.iter()
+    }
+
+    /// The model at the earliest moment kept.
+    pub fn first_model(&self) -> Option<&ViewModel> {
+        self.checkpoints.front().map(|c| &c.model)
+    }
+
     /// Every failure kept, oldest first.
     pub fn failures(&self) -> impl Iterator<Item = &FailureMark> {
         self.failures.iter()

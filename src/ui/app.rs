@@ -7,6 +7,10 @@
 //! again, or (`stickyscope open`) shows a recording instead of a live stack; what it draws
 //! is then that moment's model, and nothing that would change the stack can be clicked.
 
+mod building;
+mod capturing;
+mod input;
+
 use eframe::egui;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use egui::{Key, Ui};
+use egui::Ui;
 use stickyscope_contract::heartbeat::Heartbeat;
 
 use super::banners::Banners;
@@ -31,18 +35,12 @@ use super::settings::{BottomTab, Settings, STORAGE_KEY};
 use super::theme;
 use super::timeline_ui::{timeline_ui, TimelineView};
 use super::topology_ui::{topology_ui, Drawn};
-use crate::conductor::ConductorConfig;
-use crate::event_sink::Wake;
-use crate::model::rest::REST_REFRESH_SECS;
 use crate::model::review::{Review, TimelineAction};
 use crate::model::{Rest, ViewModel};
 use crate::scenario::capabilities::Capabilities;
 use crate::scenario::player::{Player, Settings as StackSettings};
-use crate::stack::GatewayConfig;
-use stickyscope_contract::chat::USERS;
 use stickyscope_vocab::events::TransportChoice;
 use stickyscope_vocab::events::{Command, Event, Notice, NoticeLevel};
-use stickyscope_vocab::stack::Adapter;
 
 /// Take a screenshot after a while, save it, and close.
 #[derive(Debug, Clone)]
@@ -75,6 +73,8 @@ pub struct StickyscopeApp {
     panes: Vec<String>,
     /// When a recording started (ms since the Unix epoch; `None`: a live stack).
     recorded_start_ms: Option<u64>,
+    /// The capture recorded as the window goes (`--capture`).
+    capture: Option<capturing::LiveCapture>,
     settings: Settings,
     inputs: BTreeMap<String, ChatInput>,
     log_view: LogView,
@@ -119,218 +119,6 @@ pub struct StickyscopeApp {
 }
 
 impl StickyscopeApp {
-    /// Builds the app and starts the conductor. `settings` come from storage (or defaults);
-    /// `gateway` says which stack.
-    pub fn new(
-        ctx: &egui::Context,
-        settings: Settings,
-        mut gateway: GatewayConfig,
-        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
-        persist: bool,
-    ) -> Self {
-        let capabilities = crate::scenario::run::capabilities_of(&gateway);
-        let mode = gateway.mode();
-        let mut adapter_on = true;
-        let ping = Duration::from_millis(settings.ping_interval_ms.clamp(200, 600_000));
-        let mut heartbeat = Heartbeat {
-            interval: ping,
-            timeout: Heartbeat::default().timeout.max(ping),
-        };
-        match &mut gateway {
-            GatewayConfig::Embedded(stack) => {
-                stack.heartbeat = Heartbeat {
-                    interval: ping,
-                    timeout: stack.heartbeat.timeout.max(ping),
-                };
-                heartbeat = stack.heartbeat;
-                adapter_on = stack.adapter != Adapter::None;
-            }
-            GatewayConfig::Chain(chain) => {
-                chain.heartbeat = Heartbeat {
-                    interval: ping,
-                    timeout: chain.heartbeat.timeout.max(ping),
-                };
-                heartbeat = chain.heartbeat;
-                adapter_on = chain.adapter.is_on();
-            }
-            GatewayConfig::External { .. } => {}
-        }
-        let resting = Arc::new(AtomicBool::new(false));
-        let repaint = ctx.clone();
-        let waker_resting = Arc::clone(&resting);
-        let bridge = ConductorBridge::start(
-            ConductorConfig {
-                gateway,
-                transport: settings.transport,
-                sticky: settings.sticky,
-                chat: settings.chat,
-            },
-            Arc::new(move |wake| {
-                if wake == Wake::Heartbeat && waker_resting.load(Ordering::Relaxed) {
-                    repaint.request_repaint_after(Duration::from_secs_f64(REST_REFRESH_SECS));
-                } else {
-                    repaint.request_repaint();
-                }
-            }),
-        );
-        let mut app = Self::assemble(
-            ctx,
-            settings,
-            bridge,
-            (capabilities, mode, adapter_on),
-            screenshot,
-            persist,
-            resting,
-        );
-        app.heartbeat = heartbeat;
-        app
-    }
-
-    /// Builds the app around an existing bridge (a [detached] one in benchmarks and tests),
-    /// nothing persisted; `controls` says whether the stack's replica controls apply.
-    ///
-    /// [detached]: ConductorBridge::detached
-    pub fn with_bridge(
-        ctx: &egui::Context,
-        settings: Settings,
-        bridge: ConductorBridge,
-        controls: bool,
-    ) -> Self {
-        let mode = if controls {
-            "embedded stack"
-        } else {
-            "gateway"
-        };
-        let capabilities = Capabilities {
-            controls,
-            stats: controls,
-            numbered_replicas: controls,
-            redis_adapter: false,
-        };
-        Self::assemble(
-            ctx,
-            settings,
-            bridge,
-            (capabilities, mode, true),
-            None,
-            false,
-            Arc::new(AtomicBool::new(false)),
-        )
-    }
-
-    /// Builds the app on a recording instead of a live stack: no conductor, nothing that
-    /// would change a stack; the timeline plays it from its start. `file` names it.
-    pub fn recorded(
-        ctx: &egui::Context,
-        settings: Settings,
-        opened: crate::recorded::Opened,
-        file: &str,
-        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
-    ) -> Self {
-        let header = &opened.header;
-        let started = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + Duration::from_millis(header.started_ms),
-        );
-        let label = format!(
-            "{file} · {} of {} · {started}",
-            header.source, header.gateway
-        );
-        // No conductor: the bridge's other end is dropped at once.
-        let (bridge, _) = ConductorBridge::detached(&label, 16);
-        let capabilities = Capabilities {
-            controls: false,
-            stats: false,
-            numbered_replicas: false,
-            redis_adapter: false,
-        };
-        let mut app = Self::assemble(
-            ctx,
-            settings,
-            bridge,
-            (capabilities, super::controls_ui::RECORDING, true),
-            screenshot,
-            false,
-            Arc::new(AtomicBool::new(false)),
-        );
-        // The chat panes: the agent and the visitor when the recording has them, else its
-        // first users (a probe's sessions).
-        let users = &opened.users;
-        app.panes = if USERS.iter().all(|u| users.iter().any(|x| x == u)) {
-            USERS.iter().map(|u| u.to_string()).collect()
-        } else {
-            users.iter().take(2).cloned().collect()
-        };
-        app.recorded_start_ms = Some(header.started_ms);
-        for note in &opened.notes {
-            app.local_notice(NoticeLevel::Warning, note.clone());
-        }
-        app.model = opened.last;
-        app.review = Review::recorded(opened.timeline);
-        app
-    }
-
-    /// Shows the moment `at` seconds into the timeline, paused there.
-    pub fn pause_at(&mut self, at: f64) {
-        self.timeline_action(TimelineAction::Seek(at));
-        if self.review.playing() {
-            self.timeline_action(TimelineAction::PlayPause);
-        }
-    }
-
-    fn assemble(
-        ctx: &egui::Context,
-        settings: Settings,
-        bridge: ConductorBridge,
-        (capabilities, mode, adapter_on): (Capabilities, &'static str, bool),
-        screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
-        persist: bool,
-        resting: Arc<AtomicBool>,
-    ) -> Self {
-        theme::apply(ctx, &settings);
-        let settings_style = (settings.theme, settings.presentation);
-        let model = ViewModel::new(&USERS, settings.sticky, settings.transport);
-        StickyscopeApp {
-            bridge,
-            review: Review::live(model.clone(), 0.0),
-            model,
-            panes: USERS.iter().map(|u| u.to_string()).collect(),
-            recorded_start_ms: None,
-            inputs: USERS
-                .iter()
-                .map(|u| (u.to_string(), ChatInput::default()))
-                .collect(),
-            log_view: LogView::default(),
-            doctor_panel: DoctorPanel::default(),
-            capabilities,
-            mode,
-            adapter_on,
-            paused: false,
-            help: false,
-            fullscreen: false,
-            clock: 0.0,
-            last_time: None,
-            screenshot: screenshot.map(|(plan, outcome)| Screenshot {
-                plan,
-                started: Instant::now(),
-                requested: false,
-                outcome,
-            }),
-            settings,
-            persist,
-            crowd: 0,
-            applied_style: (settings_style.0, settings_style.1),
-            rest: Rest::default(),
-            banners: Banners::default(),
-            resting,
-            heartbeat: Heartbeat::default(),
-            scenario: None,
-            waiting_scenario: None,
-            topology_drawn: None,
-            details_folded: settings_style.1,
-            recording: Recording::default(),
-        }
-    }
-
     /// Plays `source` (a scenario file's text; `name` names it): the stack is put into the
     /// state it starts from, then its first step runs. A file this stack cannot play is
     /// refused with a banner saying where and why. Asked for before the stack has said which
@@ -569,171 +357,6 @@ impl StickyscopeApp {
         values.all(|t| *t == first).then_some(first)
     }
 
-    fn export(&mut self) {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let path = PathBuf::from(format!("stickyscope-capture-{stamp}.jsonl"));
-        let gateway = match &self.bridge.status {
-            Some(Ok(url)) => url.clone(),
-            _ => String::new(),
-        };
-        match crate::capture::export_file(&path, &gateway, self.model.log.records()) {
-            Ok(n) => self.local_notice(
-                NoticeLevel::Info,
-                format!("exported {n} wire records to {}", path.display()),
-            ),
-            Err(e) => self.local_notice(NoticeLevel::Error, format!("export failed: {e}")),
-        }
-    }
-
-    fn shortcuts(&mut self, ctx: &egui::Context) {
-        let typing = ctx.egui_wants_keyboard_input();
-        let (next, back) = ctx.input(|i| {
-            (
-                i.key_pressed(Key::ArrowRight) || i.key_pressed(Key::PageDown),
-                i.key_pressed(Key::ArrowLeft) || i.key_pressed(Key::PageUp),
-            )
-        });
-        if !typing && next {
-            self.scenario_go(CaptionAction::Next);
-        }
-        if !typing && back {
-            self.scenario_go(CaptionAction::Back);
-        }
-        let (s, t, p, l, r, f11, export, help, esc) = ctx.input(|i| {
-            (
-                i.key_pressed(Key::S),
-                i.key_pressed(Key::T),
-                i.key_pressed(Key::P),
-                i.key_pressed(Key::L),
-                i.key_pressed(Key::R).then_some(if i.modifiers.shift {
-                    ClipArea::Topology
-                } else {
-                    ClipArea::Window
-                }),
-                i.key_pressed(Key::F11),
-                i.modifiers.command && i.key_pressed(Key::E),
-                i.key_pressed(Key::F1) || i.key_pressed(Key::Questionmark),
-                i.key_pressed(Key::Escape),
-            )
-        });
-        if export {
-            self.export();
-        }
-        if f11 {
-            self.fullscreen = !self.fullscreen;
-            ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(self.fullscreen));
-        }
-        if esc {
-            self.help = false;
-        }
-        if typing {
-            return;
-        }
-        self.timeline_keys(ctx);
-        let looking_back = self.review.looking_back();
-        if s && !looking_back {
-            let on = !self.all_sticky();
-            self.set_sticky(None, on);
-        }
-        if t && !looking_back {
-            let current = self.common_transport().unwrap_or(TransportChoice::Polling);
-            let next = TransportChoice::ALL
-                .iter()
-                .cycle()
-                .skip_while(|x| **x != current)
-                .nth(1)
-                .copied()
-                .unwrap_or(TransportChoice::Polling);
-            self.set_transport(None, next);
-        }
-        if p && looking_back {
-            self.timeline_action(TimelineAction::PlayPause);
-        } else if p {
-            self.paused = !self.paused;
-        }
-        if l {
-            self.details_folded = !self.details_folded;
-        }
-        if let Some(area) = r {
-            self.toggle_recording(area);
-        }
-        if help {
-            self.help = true;
-        }
-    }
-
-    /// `[` and `]`: the failure before and after; Home: the first moment kept; End: back
-    /// to live (a recording: its end).
-    fn timeline_keys(&mut self, ctx: &egui::Context) {
-        let (previous, next, home, end) = ctx.input(|i| {
-            (
-                i.key_pressed(Key::OpenBracket),
-                i.key_pressed(Key::CloseBracket),
-                i.key_pressed(Key::Home),
-                i.key_pressed(Key::End),
-            )
-        });
-        if previous {
-            self.timeline_action(TimelineAction::PreviousFailure);
-        }
-        if next {
-            self.timeline_action(TimelineAction::NextFailure);
-        }
-        if home {
-            let start = self.review.timeline().start();
-            self.timeline_action(TimelineAction::Seek(start));
-        }
-        if end {
-            self.timeline_action(TimelineAction::Live);
-        }
-    }
-
-    fn top_action(&mut self, action: TopAction) {
-        match action {
-            TopAction::SetSticky(on) => self.set_sticky(None, on),
-            TopAction::SetTransport(t) => self.set_transport(None, t),
-            TopAction::SetChat(dialect) => {
-                self.settings.chat = dialect;
-                self.bridge.send(Command::SetChat { dialect });
-            }
-            TopAction::TogglePause => self.paused = !self.paused,
-            TopAction::AddReplica => self.send_by_hand(Command::AddReplica),
-            TopAction::SetAdapter(on) => {
-                self.adapter_on = on;
-                self.send_by_hand(Command::ConfigureStack {
-                    heartbeat: None,
-                    adapter: Some(if on { Adapter::Memory } else { Adapter::None }),
-                });
-            }
-            TopAction::SetPingInterval(ms) => {
-                self.settings.ping_interval_ms = ms;
-                self.heartbeat = Heartbeat {
-                    interval: Duration::from_millis(ms),
-                    timeout: Duration::from_millis(ms).max(Heartbeat::default().timeout),
-                };
-                self.send_by_hand(Command::ConfigureStack {
-                    heartbeat: Some(self.heartbeat),
-                    adapter: None,
-                });
-            }
-            TopAction::SetCrowd(size) => self.set_crowd(size),
-            TopAction::PickScenario(Some(name)) => match crate::scenario::shipped::find(&name) {
-                Some(shipped) => self.start_scenario(shipped.name, shipped.source),
-                None => self.local_notice(NoticeLevel::Error, format!("no scenario {name:?}")),
-            },
-            TopAction::PickScenario(None) => {
-                self.scenario = None;
-                self.waiting_scenario = None;
-            }
-            TopAction::Help => self.help = true,
-            TopAction::Export => self.export(),
-            TopAction::ToggleRecording => self.toggle_recording(ClipArea::Window),
-        }
-    }
-
     fn screenshot_step(&mut self, ctx: &egui::Context) {
         let Some(shot) = &mut self.screenshot else {
             return;
@@ -785,7 +408,10 @@ impl StickyscopeApp {
         if touched {
             self.rest.news(real_now);
         }
+        self.bridge.check_started();
+        self.begin_capture();
         let clock = self.clock;
+        let capture = self.capture.as_ref();
         let model = &mut self.model;
         let review = &mut self.review;
         let banners = &mut self.banners;
@@ -801,6 +427,7 @@ impl StickyscopeApp {
             if let Event::Notice(notice) = &event {
                 banners.push(notice.clone(), clock);
             }
+            Self::captured(capture, &event);
             model.apply(event.clone(), clock);
             review.keep(clock, event, model);
         });
@@ -1147,6 +774,7 @@ impl eframe::App for StickyscopeApp {
                 Err(e) => eprintln!("{e}"),
             }
         }
+        self.end_capture();
         self.bridge.shutdown();
     }
 }

@@ -117,6 +117,15 @@ impl ConductorBridge {
 
     /// Takes every event that arrived, and learns whether the conductor started.
     pub fn drain(&mut self, mut each: impl FnMut(Event)) {
+        self.check_started();
+        self.flush_pending();
+        while let Ok(event) = self.events.try_recv() {
+            each(event);
+        }
+    }
+
+    /// Learns whether the conductor started (and its gateway), once it has.
+    pub fn check_started(&mut self) {
         if self.status.is_none() {
             if let Ok(started) = self.startup.try_recv() {
                 self.status = Some(match started {
@@ -127,10 +136,6 @@ impl ConductorBridge {
                     Err(e) => Err(e),
                 });
             }
-        }
-        self.flush_pending();
-        while let Ok(event) = self.events.try_recv() {
-            each(event);
         }
     }
 

@@ -42,7 +42,12 @@ pub fn timeline_ui(ui: &mut Ui, view: &TimelineView<'_>) -> Option<TimelineActio
         {
             action = Some(TimelineAction::PreviousFailure);
         }
-        let play = if view.playing { "pause" } else { "play" };
+        // Live is playing: pausing steps back to the moment shown.
+        let play = if view.playing || view.live {
+            "pause"
+        } else {
+            "play"
+        };
         if ui
             .button(text(play))
             .on_hover_text(if view.live {
