@@ -1,6 +1,8 @@
 //! What the window shows, as plain data: the view model. It folds the conductor's events into
 //! the topology, chat panes, packet log, packet flights and plot series, and the doctor's
-//! checklist, with every buffer bounded. Pure: no egui, no sockets; time is passed in.
+//! checklist, with every buffer bounded; the timeline keeps the events and copies of the
+//! model so any moment can be shown again ([`timeline`], [`review`]). Pure: no egui, no
+//! sockets; time is passed in.
 
 pub mod chat;
 pub mod doctor;

@@ -275,7 +275,7 @@ fn window_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &m
     }
     if ui
         .button("export")
-        .on_hover_text("Ctrl+E: save the packet log as JSON Lines")
+        .on_hover_text("Ctrl+E: save the last minutes as a capture (stickyscope open reads it)")
         .clicked()
     {
         actions.push(TopAction::Export);

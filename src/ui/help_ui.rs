@@ -7,15 +7,24 @@ use super::theme::{FAILURE, WAITING};
 use stickyscope_vocab::events::{Notice, NoticeLevel};
 
 /// Keyboard shortcuts, as listed in the overlay.
-pub const SHORTCUTS: [(&str, &str); 12] = [
+pub const SHORTCUTS: [(&str, &str); 15] = [
     ("S", "stickiness on / off for both users"),
     ("T", "next transport for both users"),
-    ("P", "pause / resume the packets"),
+    (
+        "P",
+        "pause / resume the packets (looking back: play / pause the timeline)",
+    ),
+    ("[ and ]", "the failure before / after, on the timeline"),
+    ("Home", "the first moment the timeline keeps"),
+    ("End", "back to live (a recording: its end)"),
     ("L", "show / fold the plots and the packet log"),
     ("R", "record the window to a GIF clip / stop"),
     ("Shift+R", "record the topology alone / stop"),
     ("F11", "full screen"),
-    ("Ctrl+E", "export the packet log (JSON Lines)"),
+    (
+        "Ctrl+E",
+        "export the last minutes as a capture (stickyscope open reads it)",
+    ),
     ("Right or PageDown", "a scenario's next step"),
     ("Left or PageUp", "a scenario's step before"),
     ("F1 or ?", "this help"),
