@@ -136,11 +136,19 @@ check_shot "$scenario_shot"
 
 log "a clip recorded under Xvfb (--record, presentation mode at 1280x720)"
 clip="$(dirname "$shot")/clip.gif"
+capture="$(dirname "$shot")/window.jsonl"
 said="$(xvfb-run -a -s "-screen 0 1600x1000x24" \
   "$app" --presentation --stickiness off --size 1280x720 --port 0 \
-  --record "$clip" --exit-after 6)"
+  --record "$clip" --exit-after 6 --capture "$capture")"
 echo "$said"
 case "$said" in *"clip saved to $clip"*) ;; *) echo "the clip was not saved" >&2; exit 1 ;; esac
+case "$said" in *"capture saved to $capture"*) ;; *) echo "the capture was not saved" >&2; exit 1 ;; esac
+
+log "that window's capture opened again at its first failure (stickyscope open) under Xvfb"
+open_shot="$(dirname "$shot")/open.png"
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+  "$app" open "$capture" --first-failure --screenshot "$open_shot" --exit-after 3
+check_shot "$open_shot"
 frames="$(identify "$clip" | wc -l)"
 canvas="$(identify -format '%Wx%H\n' "$clip" | head -1)"
 echo "clip: $frames frames, $canvas"

@@ -87,13 +87,7 @@ impl Flights {
         if legs.is_empty() {
             return;
         }
-        let arrives = now
-            + LEG_SECS
-                * legs
-                    .iter()
-                    .take_while(|l| l.direction == Direction::Up)
-                    .count()
-                    .max(1) as f64;
+        let arrives = arrival(&legs, now);
         if let Some(failure) = &wire.failure {
             self.marks.push_back(RejectMark {
                 replica: wire.replica.clone(),
@@ -114,6 +108,12 @@ impl Flights {
         while self.flights.len() > MAX_FLIGHTS {
             self.flights.pop_front();
         }
+    }
+
+    /// When a refusal of `wire`, launched at `now`, shows as a mark: once its request has
+    /// flown to where it was refused.
+    pub fn mark_shows_at(wire: &WireRecord, now: f64) -> f64 {
+        arrival(&legs_of(wire), now)
     }
 
     /// Flights moving at `now`, with their position.
@@ -160,6 +160,16 @@ impl Flights {
             .filter(|t| *t > now)
             .min_by(f64::total_cmp)
     }
+}
+
+/// When a flight launched at `now` reaches the end of its way up.
+fn arrival(legs: &[Leg], now: f64) -> f64 {
+    now + LEG_SECS
+        * legs
+            .iter()
+            .take_while(|l| l.direction == Direction::Up)
+            .count()
+            .max(1) as f64
 }
 
 /// The legs of a record: an HTTP exchange goes up and comes down; a WebSocket message goes

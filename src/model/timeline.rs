@@ -84,17 +84,30 @@ impl Timeline {
     }
 
     /// Keeps `event`, which happened at `at` (never before the last one: times are clamped
-    /// forward); `after` is the caller's model with the event folded in.
+    /// forward); `after` is the caller's model with the event folded in. A refused request
+    /// is marked where its refusal shows on the topology: once the request has flown there.
     pub fn push(&mut self, at: f64, event: Event, after: &ViewModel) {
         let at = at.max(self.end);
         if let Some(what) = failure_of(&event) {
+            let at = match &event {
+                Event::Wire(wire) => super::Flights::mark_shows_at(wire, at),
+                _ => at,
+            };
             // A burst of the same failure (every poll refused) is one mark per second.
             let repeat = self
                 .failures
-                .back()
-                .is_some_and(|last| last.what == what && at - last.at < 1.0);
+                .iter()
+                .rev()
+                .take(8)
+                .any(|f| f.what == what && (at - f.at).abs() < 1.0);
             if !repeat {
-                self.failures.push_back(FailureMark { at, what });
+                // Kept in the order they show (a refusal shows after its flight).
+                let place = self
+                    .failures
+                    .iter()
+                    .rposition(|f| f.at <= at)
+                    .map_or(0, |i| i + 1);
+                self.failures.insert(place, FailureMark { at, what });
             }
         }
         self.events.push_back((at, event));
@@ -212,7 +225,7 @@ impl Timeline {
         self.checkpoints.front().map(|c| &c.model)
     }
 
-    /// Every failure kept, oldest first.
+    /// Every failure kept, in the order they happened.
     pub fn failures(&self) -> impl Iterator<Item = &FailureMark> {
         self.failures.iter()
     }
@@ -296,6 +309,7 @@ pub fn failure_of(event: &Event) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Flights;
     use stickyscope_contract::request::RequestKind;
     use stickyscope_vocab::record::{Failure, FailureKind, Transport, WireKind, WireRecord};
 
@@ -398,18 +412,27 @@ mod tests {
             .failures()
             .map(|f| (f.at, f.what.as_str()))
             .collect();
+        // The refusal is marked where it shows: once its request has reached the replica.
+        let shows = match refused("visitor", 2_000) {
+            Event::Wire(wire) => Flights::mark_shows_at(&wire, 2.0),
+            _ => unreachable!(),
+        };
+        assert!(shows > 2.0);
         assert_eq!(
             marks,
             [
-                (2.0, "visitor: Session ID unknown"),
+                (shows, "visitor: Session ID unknown"),
                 (7.0, "agent: transport close")
             ]
         );
-        assert_eq!(timeline.next_failure(0.0).map(|f| f.at), Some(2.0));
-        assert_eq!(timeline.next_failure(2.0).map(|f| f.at), Some(7.0));
+        assert_eq!(timeline.next_failure(0.0).map(|f| f.at), Some(shows));
+        assert_eq!(timeline.next_failure(shows).map(|f| f.at), Some(7.0));
         assert_eq!(timeline.next_failure(7.0), None);
-        assert_eq!(timeline.previous_failure(7.0).map(|f| f.at), Some(2.0));
-        assert_eq!(timeline.previous_failure(2.0), None);
+        assert_eq!(timeline.previous_failure(7.0).map(|f| f.at), Some(shows));
+        assert_eq!(timeline.previous_failure(shows), None);
+        // At the moment it shows, the topology has the mark.
+        let moment = timeline.moment(shows);
+        assert_eq!(moment.model.flights.marks(shows).count(), 1);
     }
 
     #[test]
