@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs stickyscope's checks and tests on a fresh machine: installs what is missing (Debian
 # packages, the local chain's nginx, redis-server and Traefik through
-# scripts/install-chain.sh, the socket.io JS client into a temporary folder), starts a private redis-server
+# scripts/install-chain.sh, Chromium, the socket.io JS client and playwright-core into a
+# temporary folder), starts a private redis-server
 # on a free loopback port, then runs cargo fmt, clippy and the tests, the real window under
 # Xvfb on the embedded stack and on the local chain, records a clip, and checks that no
 # process the suite started outlives it. Nothing is skipped: a test whose dependency is
@@ -38,6 +39,8 @@ command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
+# A real browser for the HAR test (tests/har.rs): Debian's Chromium, driven by Playwright.
+command -v chromium >/dev/null || missing+=(chromium)
 # The window under a virtual display, its GL, and a PNG checker.
 for pkg in xvfb xauth libgl1 libegl1 libgl1-mesa-dri libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6 imagemagick; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -54,17 +57,18 @@ scripts/install-chain.sh
 
 # --- socket.io from npm for the interop tests, outside the repository ----------------------
 # The official JS client, and the official servers v4 and 2 (as the aliases socket.io-v4 and
-# socket.io-v2): stacks nobody here wrote.
+# socket.io-v2): stacks nobody here wrote; playwright-core, to drive Chromium for a HAR.
 js_ready() {
-  [ -n "${STICKYSCOPE_NODE_MODULES:-}" ] && for p in socket.io-client socket.io-v4 socket.io-v2; do
+  [ -n "${STICKYSCOPE_NODE_MODULES:-}" ] && for p in socket.io-client socket.io-v4 socket.io-v2 playwright-core; do
     [ -d "$STICKYSCOPE_NODE_MODULES/$p" ] || return 1
   done
 }
 if ! js_ready; then
   js_dir="$(mktemp -d -t stickyscope-js.XXXXXX)"
-  log "installing socket.io-client@4, socket.io@4 and socket.io@2 into $js_dir"
+  log "installing socket.io-client@4, socket.io@4, socket.io@2 and playwright-core@1.65.2 into $js_dir"
   npm install --prefix "$js_dir" --no-audit --no-fund --loglevel=error \
-    socket.io-client@4 socket.io-v4@npm:socket.io@4 socket.io-v2@npm:socket.io@2 >/dev/null
+    socket.io-client@4 socket.io-v4@npm:socket.io@4 socket.io-v2@npm:socket.io@2 \
+    playwright-core@1.65.2 >/dev/null
   export STICKYSCOPE_NODE_MODULES="$js_dir/node_modules"
 fi
 

@@ -15,7 +15,8 @@
 //! - [`clip`]: recording the window to an animated GIF, encoded on a thread of its own
 //!   (frames to GIF pure).
 //! - [`capture`]: captures on disk, written as they are recorded and read back as a stream;
-//!   [`recorded`]: a capture read into a timeline for the window (`stickyscope open`).
+//!   [`recorded`]: a capture read into a timeline for the window (`stickyscope open`);
+//!   [`har`]: a browser's HAR read as a capture (pure but for reading the file).
 //!
 //! The network side:
 //! - [`conductor`]: the network side as one piece: the stack, sessions, poller, crowd, and
@@ -41,6 +42,7 @@ pub mod clip;
 pub mod conductor;
 pub mod doctor;
 pub mod event_sink;
+pub mod har;
 pub mod http_serve;
 pub mod model;
 pub mod probe;

@@ -68,8 +68,11 @@ pub struct Report {
     pub gateway: String,
     /// Transport used.
     pub transport: TransportChoice,
-    /// Stickiness used.
-    pub sticky: bool,
+    /// Stickiness used (`null` for a browser's HAR, which does not say).
+    pub sticky: Option<bool>,
+    /// For a report read from a browser's HAR: what recorded it (`WebInspector 537.36`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_har: Option<String>,
     /// Seconds probed.
     pub duration_s: f64,
     /// Per replica.
@@ -91,6 +94,10 @@ pub struct Report {
     /// not; absent without `--capture`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capture: Option<String>,
+    /// Where the probe wrote what crossed the wire as a HAR (`--har`), or why it could
+    /// not; absent without `--har`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub har: Option<String>,
 }
 
 /// The verdict.
@@ -256,7 +263,9 @@ impl Tally {
         Report {
             gateway: header.0.to_owned(),
             transport: header.1,
-            sticky: header.2,
+            sticky: Some(header.2),
+            from_har: None,
+            har: None,
             duration_s: header.3,
             replicas: self.replicas,
             sessions,
@@ -342,11 +351,22 @@ pub fn table(r: &Report) -> String {
             v => format!(" · Engine.IO {v}"),
         })
         .collect::<String>();
+    let what = match (&r.from_har, r.sticky) {
+        (Some(by), _) => format!(
+            "a browser's HAR ({by}) of {} · {}",
+            r.gateway,
+            r.transport.label()
+        ),
+        (None, Some(on)) => format!(
+            "probe of {} · {} · stickiness {}",
+            r.gateway,
+            r.transport.label(),
+            if on { "on" } else { "off" }
+        ),
+        (None, None) => format!("probe of {} · {}", r.gateway, r.transport.label()),
+    };
     let mut out = format!(
-        "probe of {} · {} · stickiness {} · {:.0} s · {} session(s){spoken}\n\n",
-        r.gateway,
-        r.transport.label(),
-        if r.sticky { "on" } else { "off" },
+        "{what} · {:.0} s · {} session(s){spoken}\n\n",
         r.duration_s,
         r.sessions.len()
     );
@@ -393,6 +413,9 @@ pub fn table(r: &Report) -> String {
     }
     if let Some(capture) = &r.capture {
         out.push_str(&format!("capture: {capture}\n"));
+    }
+    if let Some(har) = &r.har {
+        out.push_str(&format!("HAR: {har}\n"));
     }
     out.push('\n');
     match r.verdict {
@@ -457,8 +480,45 @@ pub struct Plan {
     pub engineio: stickyscope_vocab::events::EngineIoChoice,
     /// Where Socket.IO lives and who the sessions are to it.
     pub access: stickyscope_vocab::access::Access,
+    /// Where to write what crossed the wire as a HAR at the end (`--har`), if anywhere.
+    pub har: Option<std::path::PathBuf>,
     /// Where to record what the sessions see, if anywhere.
     pub capture: Option<CapturePlan>,
+}
+
+/// Most wire records a probe keeps for its HAR (`--har`): about a gigabyte of memory.
+pub const MAX_HAR_RECORDS: usize = 500_000;
+
+/// Writes `records` as a HAR at `path`; says where and how much, or why not.
+fn write_har(
+    path: &std::path::Path,
+    gateway: &str,
+    socketio_path: &str,
+    records: &[stickyscope_vocab::record::WireRecord],
+) -> String {
+    let target = crate::har::export::Target {
+        gateway,
+        path: socketio_path,
+    };
+    let document = crate::har::export::har_of(&target, records);
+    let entries = document["log"]["entries"].as_array().map_or(0, Vec::len);
+    let written = std::fs::File::create(path)
+        .map_err(|e| e.to_string())
+        .and_then(|f| {
+            serde_json::to_writer(std::io::BufWriter::new(f), &document).map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(()) => format!(
+            "{} ({entries} requests{})",
+            path.display(),
+            if records.len() >= MAX_HAR_RECORDS {
+                format!(", only the first {MAX_HAR_RECORDS} records")
+            } else {
+                String::new()
+            }
+        ),
+        Err(e) => format!("{} could not be written: {e}", path.display()),
+    }
 }
 
 /// A capture the probe writes as it goes (`probe --capture PATH`).
@@ -519,11 +579,18 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
     };
     let unreachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let found_unreachable = std::sync::Arc::clone(&unreachable);
+    let keep_wire = plan.har.is_some();
     let collector = tokio::spawn(async move {
         let mut capture_failed = None;
+        let mut wire: Vec<stickyscope_vocab::record::WireRecord> = Vec::new();
         while let Some(e) = rx.recv().await {
             let at_s = started.elapsed().as_secs_f64();
             tally.fold(at_s, &e);
+            if let (true, Event::Wire(record)) = (keep_wire, &e) {
+                if wire.len() < MAX_HAR_RECORDS {
+                    wire.push((**record).clone());
+                }
+            }
             if let (Some(writer), Some(happened)) = (capture.as_mut(), crate::capture::happened(&e))
             {
                 if let Err(failed) = writer.add(at_s, happened) {
@@ -535,7 +602,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
                 found_unreachable.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         }
-        (tally, capture, capture_failed)
+        (tally, capture, capture_failed, wire)
     });
     let mut running = Vec::new();
     for name in &names {
@@ -570,11 +637,12 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
     futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
     let lost = dropped.dropped();
     drop(dropped);
-    let (tally, capture, capture_failed) = collector.await.unwrap_or_else(|_| {
+    let (tally, capture, capture_failed, wire) = collector.await.unwrap_or_else(|_| {
         (
             Tally::new(&names),
             None,
             Some("the recorder stopped".into()),
+            Vec::new(),
         )
     });
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
@@ -598,6 +666,9 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
             }
             (None, None) => format!("{}: not written", c.path.display()),
         });
+    }
+    if let Some(path) = &plan.har {
+        report.har = Some(write_har(path, gateway, &plan.access.path, &wire));
     }
     report.tls = crate::wire::tap::gateway_addr(gateway)
         .is_ok_and(|g| g.tls)

@@ -1,5 +1,6 @@
 //! A capture opened for the window (`stickyscope open FILE`): read a line at a time into a
-//! timeline the window plays and scrubs, as the live window would have folded it. Bounded:
+//! timeline the window plays and scrubs, as the live window would have folded it; a
+//! browser's HAR is read the same way, its Engine.IO sessions as the users. Bounded:
 //! past [`MAX_OPEN_EVENTS`] the rest of the file is left unread, and said (`inspect` reads
 //! any size). A file cut short is read to its last whole line, and said.
 
@@ -7,6 +8,7 @@ use std::path::Path;
 
 use stickyscope_vocab::capture::{CaptureHeader, Happened};
 use stickyscope_vocab::events::Event;
+use stickyscope_vocab::naming::Identify;
 
 use crate::capture::{self, CaptureError};
 use crate::model::timeline::Timeline;
@@ -29,6 +31,82 @@ pub struct Opened {
     pub users: Vec<String>,
     /// What to say about how the file was read (cut short, only its beginning).
     pub notes: Vec<String>,
+}
+
+/// Why a file cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// A capture that cannot be read.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// A HAR that cannot be read.
+    #[error(transparent)]
+    Har(#[from] crate::har::HarError),
+}
+
+/// Reads the capture (or the browser's HAR, its replicas named as `identify` says) at
+/// `path`.
+pub fn open_any(path: &Path, identify: &Identify) -> Result<Opened, OpenError> {
+    if crate::har::is_har(path) {
+        Ok(open_har(path, identify)?)
+    } else {
+        Ok(open(path)?)
+    }
+}
+
+/// A browser's HAR as a recording: its Engine.IO sessions are its users.
+fn open_har(path: &Path, identify: &Identify) -> Result<Opened, crate::har::HarError> {
+    let read = crate::har::read(path, identify)?;
+    let header = CaptureHeader {
+        stickyscope_capture: stickyscope_vocab::capture::FORMAT_VERSION,
+        source: if read.creator.is_empty() {
+            "a browser's HAR".to_owned()
+        } else {
+            format!("HAR ({})", read.creator)
+        },
+        stickyscope: String::new(),
+        started_ms: read.started_ms,
+        gateway: read.gateway.clone(),
+        stack: "(a browser's HAR)".into(),
+        transport: stickyscope_vocab::events::TransportChoice::Polling,
+        sticky: true,
+        sessions: read.sessions.clone(),
+    };
+    let names: Vec<&str> = read.sessions.iter().map(String::as_str).collect();
+    let mut start = ViewModel::new(&names, true, header.transport);
+    // A HAR does not say how the balancer routed its sessions, nor what the page asked for.
+    start.sticky.clear();
+    start.transport.clear();
+    let mut last = start.clone();
+    let mut timeline = Timeline::new(start, 0.0, None);
+    let mut notes = Vec::new();
+    for (at, event) in read.lines.into_iter().take(MAX_OPEN_EVENTS) {
+        last.apply(event.clone(), at);
+        timeline.push(at, event, &last);
+    }
+    let timeline = played_out(timeline);
+    if read.others > 0 {
+        notes.push(format!(
+            "{} Socket.IO request(s) shown; {} other request(s) in the HAR left out",
+            read.socketio, read.others
+        ));
+    }
+    Ok(Opened {
+        header,
+        timeline,
+        last,
+        users: read.sessions,
+        notes,
+    })
+}
+
+/// The timeline, its end moved on until its last packets have landed and its last refusal
+/// shows (a refusal shows once its request has flown to the replica).
+fn played_out(mut timeline: Timeline) -> Timeline {
+    let landed = timeline.end() + 4.0 * crate::model::flights::LEG_SECS;
+    let last_failure = timeline.failures().map(|f| f.at).fold(0.0, f64::max);
+    timeline.extend_to(landed.max(last_failure));
+    timeline
 }
 
 /// Reads the capture at `path`.
@@ -66,6 +144,7 @@ pub fn open(path: &Path) -> Result<Opened, CaptureError> {
             }
         }
     }
+    let timeline = played_out(timeline);
     if let Some(n) = reader.truncated_at {
         notes.push(format!(
             "the capture is cut in line {n} (the recording did not end cleanly): shown up to the last whole line"

@@ -1,6 +1,7 @@
 //! Captures: what `probe --capture` records reads back with `stickyscope inspect` into the
-//! very report the probe printed — without a stack; a capture cut short is read to its
-//! last whole line and said; one of a newer format, or a file that is no capture, is
+//! very report the probe printed — without a stack; what `probe --har` writes reads back
+//! with the same replicas and refusals; a capture cut short is read to its last whole line
+//! and said; one of a newer format, a HAR with no Socket.IO, or a file that is neither, is
 //! refused in words; the size bound holds.
 
 mod common;
@@ -91,7 +92,16 @@ fn a_newer_format_or_a_file_that_is_no_capture_is_refused_in_words() {
     std::fs::write(&har, "{\"log\":{\"version\":\"1.2\",\"entries\":[]}}\n").unwrap();
     let (code, _, stderr) = inspect(&[&har.display().to_string()]);
     assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("the HAR holds 0 request(s) and none of them is Socket.IO"),
+        "{stderr}"
+    );
+    let neither = temp("notes.txt");
+    std::fs::write(&neither, "meeting notes\n").unwrap();
+    let (code, _, stderr) = inspect(&[&neither.display().to_string()]);
+    assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a stickyscope capture"), "{stderr}");
+    let _ = std::fs::remove_file(&neither);
     let (code, _, stderr) = inspect(&["/nonexistent/capture.jsonl"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("No such file"), "{stderr}");
@@ -138,4 +148,29 @@ fn a_capture_stops_at_its_size_bound_and_says_so() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("is not a size of at least 1KB"), "{stderr}");
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn what_probe_writes_as_a_har_reads_back_with_the_same_replicas_and_refusals() {
+    let har = temp("probe.har");
+    let file = har.display().to_string();
+    let (code, mut live, stderr) = probe_json(
+        "3s",
+        &["--sessions", "1", "--stickiness", "off", "--har", &file],
+    );
+    assert_eq!(code, 1, "{live:#}\n{stderr}");
+    let said = live["har"].take();
+    assert!(
+        said.as_str()
+            .is_some_and(|s| s.starts_with(&file) && s.contains("requests")),
+        "{said}"
+    );
+    let (code, stdout, stderr) = inspect(&["--json", &file]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let read: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(read["from_har"], "stickyscope 0.1.0");
+    // Every replica with what named it, its handshakes and its refusals, as the probe saw
+    // them (heartbeats too: the frames and polls carry the same packets).
+    assert_eq!(read["replicas"], live["replicas"], "{read:#}\n{live:#}");
+    let _ = std::fs::remove_file(&har);
 }

@@ -329,6 +329,24 @@ fn what_a_live_window_recorded_and_exported_opens_as_it_was_shown() {
     let live = h.state().model().clone();
     drop(h);
 
+    // Beside the export, the same as a HAR: every HTTP exchange an entry, on its replica.
+    let har = export.with_extension("har");
+    let read = stickyscope::har::read(&har, &Default::default()).expect("the HAR reads");
+    let exchanges = |records: &mut dyn Iterator<Item = &stickyscope_vocab::record::WireRecord>| {
+        let mut seen: Vec<(Option<String>, String)> = records
+            .filter(|r| r.request_kind().is_some())
+            .map(|r| (r.replica.clone(), format!("{:?}", r.kind)))
+            .collect();
+        seen.sort();
+        seen
+    };
+    let from_har = exchanges(&mut read.lines.iter().filter_map(|(_, e)| match e {
+        stickyscope_vocab::events::Event::Wire(w) => Some(&**w),
+        _ => None,
+    }));
+    assert_eq!(from_har, exchanges(&mut live.log.records()));
+    let _ = std::fs::remove_file(&har);
+
     for (file, source) in [(&capture, "window"), (&export, "window export")] {
         let opened = stickyscope::recorded::open(file).expect("the capture opens");
         assert_eq!(opened.header.source, source);

@@ -446,6 +446,10 @@ pub struct ProbeArgs {
     /// The capture's size bound, e.g. 100MB or 2GB: past it nothing more is recorded.
     #[arg(long, value_name = "SIZE", default_value = "1GB", requires = "capture", value_parser = byte_size)]
     pub capture_max: u64,
+    /// Also write what crossed the wire as a HAR at the end, to open in any HAR viewer
+    /// (and in `stickyscope open`).
+    #[arg(long, value_name = "PATH")]
+    pub har: Option<PathBuf>,
 }
 
 /// `--capture-max`: a size in bytes, with an optional KB, MB or GB (powers of 1000).
@@ -474,7 +478,8 @@ fn byte_size(text: &str) -> Result<u64, String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct OpenArgs {
-    /// The capture (`probe --capture`, the window's `--capture` or export).
+    /// The capture (`probe --capture`, the window's `--capture` or export), or a browser's
+    /// HAR.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Start paused at this many seconds into the recording (default: play from the start).
@@ -484,17 +489,51 @@ pub struct OpenArgs {
     #[arg(long, conflicts_with = "at")]
     pub first_failure: bool,
     #[command(flatten)]
+    pub naming: HarNaming,
+    #[command(flatten)]
     pub output: WindowOutput,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct InspectArgs {
-    /// The capture (`probe --capture`, the window's export).
+    /// The capture (`probe --capture`, the window's `--capture` or export), or a browser's
+    /// HAR (DevTools' "Save all as HAR", Playwright's recordHar).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub naming: HarNaming,
+}
+
+/// How a browser's HAR names the replica behind each answer, when its servers send no
+/// `X-Replica` (as live: the sticky cookie's value, a header).
+#[derive(Debug, Clone, Args)]
+pub struct HarNaming {
+    /// A response header that names the replica that answered (a HAR only).
+    #[arg(long, value_name = "NAME", value_parser = header_name)]
+    pub replica_header: Option<String>,
+    /// The balancer's sticky cookie (default sticky_replica): its values name replicas (a
+    /// HAR only).
+    #[arg(long, value_name = "NAME", value_parser = cookie_name)]
+    pub sticky_cookie: Option<String>,
+    /// The balancer's server URLs (comma-separated), so that Traefik's sticky cookie names
+    /// its server (a HAR only).
+    #[arg(long, value_name = "URL,…", value_delimiter = ',', value_parser = server_url)]
+    pub servers: Vec<String>,
+}
+
+impl HarNaming {
+    /// What names replicas in the HAR.
+    pub fn identify(&self) -> stickyscope_vocab::naming::Identify {
+        stickyscope::stack::IdentifyConfig {
+            header: self.replica_header.clone(),
+            cookie: self.sticky_cookie.clone(),
+            servers: self.servers.clone(),
+        }
+        .identify()
+    }
 }
 
 #[derive(Debug, Clone, Args)]

@@ -46,6 +46,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         chat: args.chat,
         engineio: args.stack.engineio,
         access,
+        har: args.har.clone(),
         capture: args
             .capture
             .clone()

@@ -61,7 +61,7 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
 
 /// Opens the window on a capture and runs it until it closes.
 pub fn run_open(args: OpenArgs) -> anyhow::Result<()> {
-    let opened = stickyscope::recorded::open(&args.file)
+    let opened = stickyscope::recorded::open_any(&args.file, &args.naming.identify())
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     for note in &opened.notes {
         eprintln!("{}: {note}", args.file.display());

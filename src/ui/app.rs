@@ -460,7 +460,8 @@ impl StickyscopeApp {
     fn top_panel_ui(&mut self, ui: &mut Ui) {
         // The switch shows the stickiness of the moment shown.
         let shown = self.review.shown(&self.model);
-        let shown_sticky = shown.sticky.values().all(|s| *s);
+        // Nothing recorded (a browser's HAR): not said.
+        let shown_sticky = (!shown.sticky.is_empty()).then(|| shown.sticky.values().all(|s| *s));
         let shown_transport = {
             let mut values = shown.transport.values();
             values

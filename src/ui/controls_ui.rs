@@ -47,8 +47,8 @@ pub const RECORDING: &str = "recording";
 pub struct TopBar<'a> {
     /// Gateway, or the startup error.
     pub gateway: Option<&'a Result<String, String>>,
-    /// Whether both users are sticky.
-    pub sticky: bool,
+    /// Whether both users are sticky (`None`: not recorded, a browser's HAR).
+    pub sticky: Option<bool>,
     /// Both users' transport, when they agree.
     pub transport: Option<TransportChoice>,
     /// Animation paused.
@@ -107,10 +107,10 @@ fn status_ui(ui: &mut Ui, bar: &TopBar<'_>) {
 
 /// The stickiness switch, the transport and the chat of both users.
 fn switches_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut Vec<TopAction>) {
-    let (text, fill) = if bar.sticky {
-        ("Stickiness: ON", OK)
-    } else {
-        ("Stickiness: OFF", FAILURE)
+    let (text, fill) = match bar.sticky {
+        Some(true) => ("Stickiness: ON", OK),
+        Some(false) => ("Stickiness: OFF", FAILURE),
+        None => ("Stickiness: not recorded", Color32::DARK_GRAY),
     };
     let big = settings.presentation;
     let label = RichText::new(text)
@@ -122,7 +122,9 @@ fn switches_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut
     } else {
         egui::vec2(150.0, 26.0)
     });
-    let hover = if bar.looking_back {
+    let hover = if bar.sticky.is_none() {
+        "a browser's HAR does not say whether the balancer kept its sessions sticky"
+    } else if bar.looking_back {
         "as it was at the moment shown"
     } else {
         "S: turn stickiness on or off for both users"
@@ -133,12 +135,16 @@ fn switches_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut
         .on_hover_text(hover)
         .clicked()
     {
-        actions.push(TopAction::SetSticky(!bar.sticky));
+        actions.push(TopAction::SetSticky(bar.sticky != Some(true)));
     }
     if bar.looking_back {
-        // The moment's transport; the chat is the window's.
-        let transport = bar.transport.map(TransportChoice::label).unwrap_or("mixed");
-        ui.label(transport);
+        // The moment's transport (a HAR's sessions say theirs on their nodes); the chat is
+        // the window's.
+        if let Some(transport) = bar.transport {
+            ui.label(transport.label());
+        } else if bar.sticky.is_some() {
+            ui.label("mixed");
+        }
         ui.separator();
         return;
     }
@@ -275,7 +281,9 @@ fn window_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &mut Settings, actions: &m
     }
     if ui
         .button("export")
-        .on_hover_text("Ctrl+E: save the last minutes as a capture (stickyscope open reads it)")
+        .on_hover_text(
+            "Ctrl+E: save the last minutes as a capture (stickyscope open reads it) and as a HAR",
+        )
         .clicked()
     {
         actions.push(TopAction::Export);

@@ -135,7 +135,8 @@ fn users_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel) {
     let (size, text, small) = (scene.scale.size, scene.text, &scene.small);
     for (user, rect) in &scene.layout.users {
         let (status, color, over) = session_status(model.sessions.get(user));
-        let sticky = model.sticky.get(user).copied().unwrap_or(true);
+        // A browser's HAR does not say how its sessions were routed.
+        let sticky = model.sticky.get(user).copied();
         node_ui(painter, *rect, color, &scene.visuals);
         painter.text(
             rect.center_top() + Vec2::new(0.0, size * 0.9),
@@ -145,13 +146,17 @@ fn users_ui(painter: &egui::Painter, scene: &Scene, model: &ViewModel) {
             text,
         );
         fitted_text_ui(painter, rect.center(), &status, small, text, rect.width());
-        let routing = if sticky { "sticky" } else { "round-robin" };
+        let (routing, tone) = match sticky {
+            Some(true) => ("sticky", OK),
+            Some(false) => ("round-robin", WAITING),
+            None => ("routing not recorded", scene.visuals.weak_text_color()),
+        };
         fitted_text_ui(
             painter,
             rect.center_bottom() - Vec2::new(0.0, size * 0.8),
             &over.map_or_else(|| routing.to_owned(), |over| format!("{routing} · {over}")),
             small,
-            if sticky { OK } else { WAITING },
+            tone,
             rect.width(),
         );
     }

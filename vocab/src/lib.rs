@@ -5,7 +5,7 @@
 //!   Engine.IO), a session's state;
 //! - [`record`]: one thing that crossed the wire (an HTTP exchange or a WebSocket message),
 //!   with its replica and, for a failure, its reason; [`timing`] says what its time was spent
-//!   on;
+//!   on; [`refusal`] reads an error answer's reason;
 //! - [`naming`]: which replica answered, from the best source there is (`X-Replica`, a header,
 //!   a balancer's sticky cookie);
 //! - [`topology`]: gateway hops and replicas; [`traefik_model`]: the shapes of Traefik v3's
@@ -32,6 +32,7 @@ pub mod events;
 pub mod naming;
 pub mod protocol;
 pub mod record;
+pub mod refusal;
 pub mod stack;
 pub mod timing;
 pub mod topology;

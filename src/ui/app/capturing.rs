@@ -1,6 +1,7 @@
 //! The window's captures: recording one as it goes (`--capture PATH`, written on a thread
 //! of its own, begun once the stack has said its gateway) and the export (Ctrl+E: what the
-//! timeline keeps, the last minutes, as a capture `stickyscope open` and `inspect` read).
+//! timeline keeps, the last minutes, as a capture `stickyscope open` and `inspect` read, and
+//! beside it the same as a HAR for any HAR viewer).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -110,15 +111,37 @@ impl StickyscopeApp {
             .filter_map(|(at, event)| Happened::of(event).map(|h| (at - start, h)))
             .collect();
         let seconds = timeline.end() - start;
-        match crate::capture::export_file(&path, &header, lines) {
-            Ok(n) => self.local_notice(
+        // The same, as a HAR for any HAR viewer.
+        let har_path = path.with_extension("har");
+        let har = crate::har::export::har_of(
+            &crate::har::export::Target {
+                gateway: &header.gateway,
+                path: "/socket.io/",
+            },
+            timeline.events().filter_map(|(_, event)| match event {
+                Event::Wire(wire) => Some(&**wire),
+                _ => None,
+            }),
+        );
+        let har_written = std::fs::File::create(&har_path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                serde_json::to_writer(std::io::BufWriter::new(f), &har).map_err(|e| e.to_string())
+            });
+        match (crate::capture::export_file(&path, &header, lines), har_written) {
+            (Ok(n), Ok(())) => self.local_notice(
                 NoticeLevel::Info,
                 format!(
-                    "exported the last {seconds:.0} s ({n} events) to {}: stickyscope open reads it",
-                    path.display()
+                    "exported the last {seconds:.0} s ({n} events) to {} (stickyscope open reads it) and {} (any HAR viewer)",
+                    path.display(),
+                    har_path.display()
                 ),
             ),
-            Err(e) => self.local_notice(NoticeLevel::Error, format!("export failed: {e}")),
+            (Err(e), _) => self.local_notice(NoticeLevel::Error, format!("export failed: {e}")),
+            (Ok(_), Err(e)) => self.local_notice(
+                NoticeLevel::Error,
+                format!("the HAR {} could not be written: {e}", har_path.display()),
+            ),
         }
     }
 

@@ -7,10 +7,10 @@
 use hyper::header::HeaderMap;
 use hyper::StatusCode;
 use stickyscope_contract::names::X_REPLICA;
-use stickyscope_contract::refusal::{engine_error_message, refusal_reason};
+use stickyscope_contract::refusal::engine_error_message;
 use stickyscope_vocab::protocol::socketio::cut;
 use stickyscope_vocab::record::{Failure, FailureKind};
-use stickyscope_vocab::traefik_model::NO_SERVER;
+use stickyscope_vocab::refusal::classify_refusal;
 
 use super::{header_text, CONNECT_TIMEOUT};
 
@@ -57,87 +57,14 @@ pub(super) fn refusal(
     engineio: Option<u8>,
 ) -> Failure {
     let from_replica = headers.contains_key(X_REPLICA);
-    let mut failure = classify_refusal(status, body, from_replica);
+    let mut failure = classify_refusal(
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body,
+        from_replica,
+    );
     failure.reason = with_version_hint(failure.reason, engineio);
     failure
-}
-
-/// An error answer's failure: rate-limited, refused (by a replica, or by any Engine.IO
-/// server in its JSON error's words), no replica in rotation, or the gateway's own error in
-/// its page's words (else its status).
-fn classify_refusal(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
-    if status == StatusCode::TOO_MANY_REQUESTS {
-        let by = if from_replica {
-            "a replica"
-        } else {
-            "the gateway"
-        };
-        return Failure {
-            kind: FailureKind::RateLimited,
-            reason: format!("rate-limited by {by} (HTTP 429 Too Many Requests)"),
-        };
-    }
-    if from_replica {
-        return Failure {
-            kind: FailureKind::Refused,
-            reason: refusal_reason(status.as_u16(), body),
-        };
-    }
-    // An Engine.IO server's refusal, whoever runs it and whatever names it (or not): its
-    // JSON error's message, however the JSON is spaced or ordered.
-    if let Some(message) = engine_error_message(body) {
-        return Failure {
-            kind: FailureKind::Refused,
-            reason: message,
-        };
-    }
-    // An HTML error page's title (nginx: `400 The plain HTTP request was sent to HTTPS
-    // port`), else the first line of text.
-    let text = std::str::from_utf8(body).ok().and_then(|t| {
-        html_title(t).or_else(|| {
-            t.lines()
-                .map(str::trim)
-                .find(|l| !l.is_empty() && !l.starts_with('<'))
-                .map(|l| cut(l, 120).to_owned())
-        })
-    });
-    let status_line = format!(
-        "HTTP {} {}",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("")
-    );
-    // A 404 says what it means whatever page comes with it (python's `Error response`,
-    // nginx's `404 Not Found`): nothing serves Socket.IO's path there.
-    let reason = match text {
-        _ if status == StatusCode::NOT_FOUND => {
-            let page = text
-                .filter(|t| !t.contains("404"))
-                .map(|t| format!(" ({t:?})"))
-                .unwrap_or_default();
-            format!("{status_line} from the gateway{page}: nothing serves Socket.IO's path /socket.io/ there")
-        }
-        Some(text) => text,
-        None => format!("{} from the gateway", status_line.trim_end()),
-    };
-    if status == StatusCode::SERVICE_UNAVAILABLE && reason == NO_SERVER {
-        return Failure {
-            kind: FailureKind::NoReplica,
-            reason: format!("{NO_SERVER}: the gateway has no replica in rotation (HTTP 503)"),
-        };
-    }
-    Failure {
-        kind: FailureKind::Gateway,
-        reason,
-    }
-}
-
-/// The text of an HTML page's `<title>`, if it has a non-empty one.
-fn html_title(page: &str) -> Option<String> {
-    let lower = page.to_ascii_lowercase();
-    let start = lower.find("<title>")? + "<title>".len();
-    let end = start + lower.get(start..)?.find("</title>")?;
-    let title = page.get(start..end)?.trim();
-    (!title.is_empty()).then(|| cut(title, 120).to_owned())
 }
 
 /// An answer that is not Engine.IO: what it was instead, in a few words, and what that
@@ -254,52 +181,18 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn an_http_answer_after_a_101_is_read_for_its_words() {
-        // socket.io 4 (engine.io with ws) refusing an EIO=3 upgrade, as measured.
-        let sent = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: 28\r\n\r\nUnsupported protocol version";
-        assert_eq!(
-            http_after_101(sent, Some(3)).as_deref(),
-            Some("Unsupported protocol version: the server does not speak Engine.IO v3, which was asked for (--engineio), answered in HTTP after the WebSocket's 101")
-        );
-        assert_eq!(
-            http_after_101(b"HTTP/1.1 503 Service Unavailable\r\n\r\n", None).as_deref(),
-            Some("HTTP/1.1 503 Service Unavailable, answered in HTTP after the WebSocket's 101")
-        );
-        // Frames are not HTTP.
-        assert_eq!(http_after_101(b"\x81\x01x", None), None);
-        assert_eq!(http_after_101(b"", None), None);
+    /// The refusal of an answer with `status`, as the tap reads it.
+    fn classify(status: StatusCode, body: &[u8], from_replica: bool) -> Failure {
+        classify_refusal(
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body,
+            from_replica,
+        )
     }
 
     #[test]
-    fn error_pages_are_read_for_their_words() {
-        // nginx on a TLS port, asked in plain HTTP.
-        let page = "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>\r\n<body>…</body></html>";
-        let r = classify_refusal(StatusCode::BAD_REQUEST, page.as_bytes(), false);
-        assert_eq!(
-            r.reason,
-            "400 The plain HTTP request was sent to HTTPS port"
-        );
-        // A 404 with nothing to read says what it means for Socket.IO.
-        let r = classify_refusal(StatusCode::NOT_FOUND, b"<html><body></body></html>", false);
-        assert!(
-            r.reason.contains("nothing serves Socket.IO's path"),
-            "{}",
-            r.reason
-        );
-        // A 404 with a page of its own says so too, with the page's title.
-        let page = "<html><head><title>Error response</title></head><body>404</body></html>";
-        let r = classify_refusal(StatusCode::NOT_FOUND, page.as_bytes(), false);
-        assert_eq!(
-            r.reason,
-            "HTTP 404 Not Found from the gateway (\"Error response\"): nothing serves Socket.IO's path /socket.io/ there"
-        );
-        assert_eq!(html_title("<TITLE>  </TITLE>"), None);
-        assert_eq!(html_title("<title>unclosed"), None);
-        assert_eq!(
-            html_title("<title>Ünïcode ok</title>").as_deref(),
-            Some("Ünïcode ok")
-        );
+    fn an_answer_that_is_not_engine_io_says_what_it_was() {
         // A 200 that is not Engine.IO says what it was.
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -323,8 +216,25 @@ mod tests {
     }
 
     #[test]
+    fn an_http_answer_after_a_101_is_read_for_its_words() {
+        // socket.io 4 (engine.io with ws) refusing an EIO=3 upgrade, as measured.
+        let sent = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-type: text/html\r\nContent-Length: 28\r\n\r\nUnsupported protocol version";
+        assert_eq!(
+            http_after_101(sent, Some(3)).as_deref(),
+            Some("Unsupported protocol version: the server does not speak Engine.IO v3, which was asked for (--engineio), answered in HTTP after the WebSocket's 101")
+        );
+        assert_eq!(
+            http_after_101(b"HTTP/1.1 503 Service Unavailable\r\n\r\n", None).as_deref(),
+            Some("HTTP/1.1 503 Service Unavailable, answered in HTTP after the WebSocket's 101")
+        );
+        // Frames are not HTTP.
+        assert_eq!(http_after_101(b"\x81\x01x", None), None);
+        assert_eq!(http_after_101(b"", None), None);
+    }
+
+    #[test]
     fn refusals_are_classified_by_who_answered() {
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::BAD_REQUEST,
             br#"{"code":"1","message":"Session ID unknown"}"#,
             true,
@@ -334,7 +244,7 @@ mod tests {
             (FailureKind::Refused, "Session ID unknown")
         );
         // A Node socket.io server behind a proxy: no X-Replica, its own JSON spacing.
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::BAD_REQUEST,
             br#"{"code":1,"message":"Session ID unknown"}"#,
             false,
@@ -343,19 +253,19 @@ mod tests {
             (r.kind, r.reason.as_str()),
             (FailureKind::Refused, "Session ID unknown")
         );
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::BAD_REQUEST,
             br#"{ "message": "Transport unknown", "code": 0 }"#,
             false,
         );
         assert_eq!(r.reason, "Transport unknown");
         // python-socketio, behind any balancer: a bare JSON string, unquoted, a refusal.
-        let r = classify_refusal(StatusCode::BAD_REQUEST, br#""Invalid session abc""#, false);
+        let r = classify(StatusCode::BAD_REQUEST, br#""Invalid session abc""#, false);
         assert_eq!(
             (r.kind, r.reason.as_str()),
             (FailureKind::Refused, "Invalid session abc")
         );
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::SERVICE_UNAVAILABLE,
             b"no available server",
             false,
@@ -367,7 +277,7 @@ mod tests {
                 "no available server: the gateway has no replica in rotation (HTTP 503)"
             )
         );
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::TOO_MANY_REQUESTS,
             b"<html><head><title>429 Too Many Requests</title></head></html>",
             false,
@@ -379,7 +289,7 @@ mod tests {
                 "rate-limited by the gateway (HTTP 429 Too Many Requests)"
             )
         );
-        let r = classify_refusal(
+        let r = classify(
             StatusCode::BAD_GATEWAY,
             b"<html><body>bad</body></html>",
             false,
