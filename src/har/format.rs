@@ -1,5 +1,5 @@
-//! HAR 1.2 as browsers export it (Chromium's DevTools and Playwright, Firefox): the parts
-//! stickyscope reads — each entry's start, request (method, URL, headers, cookies, body),
+//! HAR 1.2 as browsers export it (Chromium's DevTools and Playwright, Firefox), streamed an
+//! entry at a time ([`stream`]): the parts stickyscope reads — each entry's start, request (method, URL, headers, cookies, body),
 //! response (status, headers, cookies, body, base64 or not), time, and Chromium's
 //! `_webSocketMessages` — and the start time's RFC 3339 text as milliseconds. Anything else a
 //! HAR holds is ignored. Pure.
@@ -189,6 +189,129 @@ pub fn frame_ms(time: f64) -> u64 {
         time
     };
     ms.round().max(0.0) as u64
+}
+
+/// Streams a HAR from `input`, handing `each` every entry as it is parsed (the document
+/// is never held whole); returns what made the HAR (`WebInspector 537.36`).
+pub fn stream(
+    input: impl std::io::Read,
+    each: impl FnMut(Entry),
+) -> Result<String, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let mut creator = String::new();
+    DocumentSeed {
+        each,
+        creator: &mut creator,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(creator)
+}
+
+/// `{"log": …}`, anything else ignored.
+struct DocumentSeed<'c, F> {
+    each: F,
+    creator: &'c mut String,
+}
+
+/// `{"creator": …, "entries": […]}`, anything else ignored.
+struct LogSeed<'c, F> {
+    each: F,
+    creator: &'c mut String,
+}
+
+/// `[entry, …]`, each handed over.
+struct EntriesSeed<F>(F);
+
+impl<'de, F: FnMut(Entry)> serde::de::DeserializeSeed<'de> for DocumentSeed<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Entry)> serde::de::Visitor<'de> for DocumentSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a HAR document: {\"log\": {\"entries\": […]}}")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen_log = false;
+        let (mut each, creator) = (Some(self.each), self.creator);
+        while let Some(key) = map.next_key::<String>()? {
+            match (key.as_str(), each.take()) {
+                ("log", Some(each)) => {
+                    map.next_value_seed(LogSeed {
+                        each,
+                        creator: &mut *creator,
+                    })?;
+                    seen_log = true;
+                }
+                (_, kept) => {
+                    each = kept;
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !seen_log {
+            return Err(serde::de::Error::missing_field("log"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(Entry)> serde::de::DeserializeSeed<'de> for LogSeed<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, F: FnMut(Entry)> serde::de::Visitor<'de> for LogSeed<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a HAR log: {\"entries\": […]}")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut each = Some(self.each);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "creator" => {
+                    let c: Creator = map.next_value()?;
+                    *self.creator = format!("{} {}", c.name, c.version).trim().to_owned();
+                }
+                "entries" => match each.take() {
+                    Some(f) => map.next_value_seed(EntriesSeed(f))?,
+                    None => return Err(serde::de::Error::duplicate_field("entries")),
+                },
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de, F: FnMut(Entry)> serde::de::DeserializeSeed<'de> for EntriesSeed<F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
+        de.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Entry)> serde::de::Visitor<'de> for EntriesSeed<F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of HAR entries")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<Entry>()? {
+            (self.0)(entry);
+        }
+        Ok(())
+    }
 }
 
 /// The first header called `name` (any case).

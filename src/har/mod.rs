@@ -7,7 +7,9 @@
 //! report (`sid 3f2aK9xQ`), connected when its handshake was answered, broken at its first
 //! refused request. Requests that are not Socket.IO are counted and left out.
 //!
-//! A HAR is one JSON document: it is read whole, and refused past [`MAX_HAR_BYTES`].
+//! A HAR is one JSON document, but it is never read whole: its entries are parsed one at a
+//! time as the file streams by ([`format::stream`]), and only the Socket.IO ones are kept
+//! (a page's other requests, images and scripts, are most of a HAR's size).
 
 pub mod export;
 pub mod format;
@@ -26,18 +28,12 @@ use stickyscope_vocab::refusal::classify_refusal;
 
 use format::{epoch_ms, header, Entry, Har};
 
-/// The largest HAR read (it is one JSON document, read whole).
-pub const MAX_HAR_BYTES: u64 = 512 * 1024 * 1024;
-
 /// Why a HAR cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum HarError {
     /// The file could not be read.
     #[error("cannot read the HAR: {0}")]
     Io(#[from] std::io::Error),
-    /// Too big to read whole.
-    #[error("the HAR is {0} bytes; stickyscope reads HARs up to {MAX_HAR_BYTES} bytes (a HAR is one JSON document, read whole)")]
-    TooBig(u64),
     /// Not HAR 1.2 JSON.
     #[error("this is not a HAR (HAR 1.2, as browsers export it): {0}")]
     NotHar(String),
@@ -95,18 +91,22 @@ pub fn is_har(path: &Path) -> bool {
 
 /// Reads the HAR at `path`, naming replicas as `identify` says.
 pub fn read(path: &Path, identify: &Identify) -> Result<HarRead, HarError> {
-    let size = std::fs::metadata(path)?.len();
-    if size > MAX_HAR_BYTES {
-        return Err(HarError::TooBig(size));
-    }
-    let text = std::fs::read(path)?;
-    let har: Har = serde_json::from_slice(&text).map_err(|e| HarError::NotHar(e.to_string()))?;
-    rebuild(har, identify)
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut requests = Vec::new();
+    let mut total = 0;
+    let creator = format::stream(file, |entry| {
+        total += 1;
+        if let Some(request) = socketio_request(entry) {
+            requests.push(request);
+        }
+    })
+    .map_err(|e| HarError::NotHar(e.to_string()))?;
+    rebuilt(requests, total, creator, identify)
 }
 
 /// One Socket.IO request of the HAR.
-struct Request<'a> {
-    entry: &'a Entry,
+struct Request {
+    entry: Entry,
     at_ms: u64,
     origin: String,
     kind: RequestKind,
@@ -117,12 +117,28 @@ struct Request<'a> {
 /// The HAR's Socket.IO requests as records and session states.
 pub fn rebuild(har: Har, identify: &Identify) -> Result<HarRead, HarError> {
     let total = har.log.entries.len();
-    let mut requests: Vec<Request<'_>> = har
+    let requests: Vec<Request> = har
         .log
         .entries
-        .iter()
+        .into_iter()
         .filter_map(socketio_request)
         .collect();
+    let creator = har
+        .log
+        .creator
+        .as_ref()
+        .map(|c| format!("{} {}", c.name, c.version).trim().to_owned())
+        .unwrap_or_default();
+    rebuilt(requests, total, creator, identify)
+}
+
+/// The Socket.IO requests of a HAR of `total` requests made by `creator`, rebuilt.
+fn rebuilt(
+    mut requests: Vec<Request>,
+    total: usize,
+    creator: String,
+    identify: &Identify,
+) -> Result<HarRead, HarError> {
     if requests.is_empty() {
         return Err(HarError::NoSocketIo { entries: total });
     }
@@ -135,12 +151,6 @@ pub fn rebuild(har: Har, identify: &Identify) -> Result<HarRead, HarError> {
     }
     let mut lines = rebuilt.lines;
     lines.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let creator = har
-        .log
-        .creator
-        .as_ref()
-        .map(|c| format!("{} {}", c.name, c.version).trim().to_owned())
-        .unwrap_or_default();
     Ok(HarRead {
         lines,
         started_ms,
@@ -153,7 +163,7 @@ pub fn rebuild(har: Har, identify: &Identify) -> Result<HarRead, HarError> {
 }
 
 /// The entry as a Socket.IO request, when its URL is one (`EIO=` and `transport=`).
-fn socketio_request(entry: &Entry) -> Option<Request<'_>> {
+fn socketio_request(entry: Entry) -> Option<Request> {
     let url = entry.request.url.as_str();
     let (before, query) = url.split_once('?')?;
     let query = query.split('#').next().unwrap_or_default();
@@ -167,13 +177,15 @@ fn socketio_request(entry: &Entry) -> Option<Request<'_>> {
         }
         None => before.to_owned(),
     };
+    let kind = RequestKind::classify(&entry.request.method, Some(query));
+    let sid = engine.sid.map(str::to_owned);
     Some(Request {
-        entry,
         at_ms: epoch_ms(&entry.started)?,
         origin,
-        kind: RequestKind::classify(&entry.request.method, Some(query)),
-        sid: engine.sid.map(str::to_owned),
+        kind,
+        sid,
         engineio,
+        entry,
     })
 }
 
@@ -214,8 +226,8 @@ impl Rebuilt {
         name
     }
 
-    fn request(&mut self, request: &Request<'_>, identify: &Identify, at_s: &dyn Fn(u64) -> f64) {
-        let entry = request.entry;
+    fn request(&mut self, request: &Request, identify: &Identify, at_s: &dyn Fn(u64) -> f64) {
+        let entry = &request.entry;
         let response = &entry.response;
         // No answer: 0 (Chromium) or -1 (Playwright, a request still under way).
         let status = u16::try_from(response.status).ok().filter(|s| *s > 0);

@@ -291,3 +291,44 @@ fn what_stickyscope_exports_as_a_har_reads_back_as_it_was() {
     };
     assert_eq!(summary(&back.lines), summary(&read.lines));
 }
+
+#[test]
+fn a_har_streams_entry_by_entry_firefox_shaped_or_with_keys_in_any_order() {
+    // Firefox: local offsets, pages first, the creator after the entries, no frames.
+    let text = r#"{"comment":"saved by hand","log":{"version":"1.2","pages":[{"id":"page_1"}],
+        "entries":[
+          {"pageref":"page_1","startedDateTime":"2026-12-05T01:22:18.000+01:00","time":4,
+           "request":{"method":"GET","url":"http://127.0.0.1:8000/socket.io/?EIO=4&transport=polling&t=x","headers":[],"cookies":[],"queryString":[],"headersSize":-1,"bodySize":0},
+           "response":{"status":200,"statusText":"OK","headers":[{"name":"x-replica","value":"2"}],"cookies":[],
+                       "content":{"mimeType":"text/plain","size":10,"text":"0{\"sid\":\"ffAAAAAAAA\",\"upgrades\":[],\"pingInterval\":25000,\"pingTimeout\":20000}"},"redirectURL":"","headersSize":-1,"bodySize":-1},
+           "cache":{},"timings":{"send":0,"wait":4,"receive":0}},
+          {"startedDateTime":"2026-12-05T01:22:18.100+01:00","time":1,
+           "request":{"method":"GET","url":"http://127.0.0.1:8000/app.css"},
+           "response":{"status":200,"content":{"text":"body{}"}}}],
+        "creator":{"name":"Firefox","version":"128.0"}}}"#;
+    let path = std::env::temp_dir().join(format!("stickyscope-ff-{}.har", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let read = read(&path, &Identify::default()).unwrap();
+    assert_eq!(read.creator, "Firefox 128.0");
+    assert_eq!((read.socketio, read.others), (1, 1));
+    assert_eq!(read.started_ms, 1_796_430_138_000);
+    assert_eq!(read.sessions, ["sid ffAAAAAA"]);
+    let named = read.lines.iter().find_map(|(_, e)| match e {
+        Event::Wire(w) => w.replica.clone(),
+        _ => None,
+    });
+    assert_eq!(named.as_deref(), Some("2"), "X-Replica in any case");
+    // A document that is no HAR, or a HAR whose log is not one, is refused in words.
+    for (bad, words) in [
+        ("{}", "missing field `log`"),
+        ("{\"log\": 3}", "expected a HAR log"),
+        ("[1, 2]", "expected a HAR document"),
+    ] {
+        std::fs::write(&path, bad).unwrap();
+        let err = super::read(&path, &Identify::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{bad}: {err}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
