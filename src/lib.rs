@@ -35,6 +35,7 @@
 //! - [`tls_trust`]: how an `https://` peer (the gateway, Traefik's API) is trusted, and a
 //!   refused certificate in words.
 //! - [`http_serve`]: the accept loop of the balancer and the taps.
+//! - [`open_files`]: the open files N sessions need, the limit raised, a low one named.
 
 pub mod balancer;
 pub mod capture;
@@ -45,6 +46,7 @@ pub mod event_sink;
 pub mod har;
 pub mod http_serve;
 pub mod model;
+pub mod open_files;
 pub mod probe;
 pub mod recorded;
 pub mod scenario;

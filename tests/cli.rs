@@ -171,3 +171,53 @@ fn a_docker_engine_that_is_not_a_socket_or_does_not_answer_is_said() {
         "{stderr}"
     );
 }
+
+/// `stickyscope ARGS` in a shell whose open-file limit `ulimit` sets first.
+fn run_limited(limit: &str, args: &str) -> (Option<i32>, String, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit {limit} && exec {} {args}",
+            env!("CARGO_BIN_EXE_stickyscope")
+        ))
+        .output()
+        .expect("bash runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
+    // A hard limit of 256: 100 sessions on the embedded stack need about 1028.
+    let (code, stdout, stderr) = run_limited("-n 256", "probe --sessions 100 --duration 5s");
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("100 sessions need about 1028 open files, and this process may open only 256 (its hard limit is 256)")
+            && stderr.contains("ulimit -n 2048"),
+        "{stderr}"
+    );
+    // A low soft limit under a high enough hard one: the probe raises its own and runs.
+    let hard: u64 = String::from_utf8_lossy(
+        &Command::new("bash")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .trim()
+    .parse()
+    .unwrap_or(u64::MAX);
+    let (code, stdout, stderr) =
+        run_limited("-Sn 200", "probe --sessions 100 --duration 2s --json");
+    if hard >= 1028 {
+        assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["verdict"], "ok", "{report:#}");
+    } else {
+        assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+        assert!(stderr.contains("open files"), "{stderr}");
+    }
+}

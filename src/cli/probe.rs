@@ -24,6 +24,12 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
     };
     let what = gateway.mode();
     let access = gateway.access();
+    // Enough open files for every session, known before anything starts.
+    let in_process = matches!(gateway, GatewayConfig::Embedded(_));
+    if let Err(e) = stickyscope::open_files::ensure(usize::from(args.sessions), in_process) {
+        eprintln!("probe could not start: {e}");
+        return Ok(2);
+    }
     let stack = match stickyscope::stack::start(gateway).await {
         Ok(stack) => stack,
         Err(e) => {

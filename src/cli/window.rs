@@ -36,6 +36,10 @@ pub fn run_window(args: WindowArgs) -> anyhow::Result<()> {
         None => None,
     };
     let gateway = gateway(&args, scenario.as_ref())?;
+    // The crowd asked for at start, the two users, their taps: enough open files, or said
+    // now (the limit is raised as far as it goes either way, for a crowd added later).
+    let in_process = matches!(gateway, GatewayConfig::Embedded(_));
+    stickyscope::open_files::ensure(usize::from(args.crowd) + 2, in_process)?;
     if let Some((file, _, s)) = &scenario {
         s.check_against(file, stickyscope::scenario::run::capabilities_of(&gateway))?;
     }
