@@ -6,8 +6,12 @@
 //!
 //! `cargo bench --bench capture_read [-- --size-mb 1000]`
 
+mod common;
+
 use std::io::Write;
 use std::time::Instant;
+
+use common::peak_mib;
 
 use stickyscope::capture::{self, CaptureWriter};
 use stickyscope::probe::Tally;
@@ -16,19 +20,6 @@ use stickyscope_vocab::capture::{CaptureHeader, Happened, FORMAT_VERSION};
 use stickyscope_vocab::events::{Event, TransportChoice};
 use stickyscope_vocab::protocol::decode_payload;
 use stickyscope_vocab::record::{Transport, WireKind, WireRecord};
-
-/// This process's peak resident memory, in MiB (Linux's VmHWM).
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn record(user: &str, seq: u64, replica: &str) -> WireRecord {
     WireRecord {

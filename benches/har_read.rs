@@ -7,21 +7,12 @@
 //!
 //! `cargo bench --bench har_read [-- --size-mb 400]`
 
+mod common;
+
 use std::io::Write;
 use std::time::Instant;
 
-/// This process's peak resident memory, in MiB (Linux's VmHWM).
-fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+use common::peak_mib;
 
 /// One entry of the HAR.
 fn entry(at_s: u64, url: &str, replica: u64, body: &str, base64: bool) -> String {

@@ -1,4 +1,5 @@
-//! What the benchmarks share: an embedded stack, percentiles, and a one-line report.
+//! What the benchmarks share: an embedded stack, percentiles, a one-line report, and what a
+//! process costs (CPU, resident and peak memory).
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -77,6 +78,19 @@ pub fn process_cpu() -> f64 {
     };
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// This process's peak resident memory, in MiB (Linux's VmHWM).
+pub fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// Resident memory of a process, in bytes.
