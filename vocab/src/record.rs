@@ -78,6 +78,9 @@ pub enum FailureKind {
     Unreachable,
     /// No answer in time.
     Timeout,
+    /// This machine had no local port left to connect from (its ephemeral ports all in use
+    /// or in TIME_WAIT): stickyscope's own limit, not the stack's.
+    LocalPortsExhausted,
 }
 
 /// Why an exchange failed, in the words the wire gave.

@@ -93,6 +93,13 @@ pub(super) fn not_engine_io(status: StatusCode, headers: &HeaderMap, body: &[u8]
     }
 }
 
+/// This machine's ephemeral port range (`net.ipv4.ip_local_port_range`).
+fn local_port_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut ports = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((ports.next()??, ports.next()??))
+}
+
 /// What a connection closed without an answer may mean.
 const TLS_HINT: &str = " (an https-only port? give the gateway as https://…)";
 
@@ -157,6 +164,16 @@ pub fn connect_failure(error: &(dyn std::error::Error + 'static), authority: &st
             kind: FailureKind::ConnectionRefused,
             reason: format!("connection refused by the gateway at {authority}"),
         },
+        // EADDRNOTAVAIL on connect: no local port left to connect from.
+        Some(std::io::ErrorKind::AddrNotAvailable) => Failure {
+            kind: FailureKind::LocalPortsExhausted,
+            reason: format!(
+                "no local port left on this machine to connect to the gateway at {authority} from (its ephemeral ports{} are all in use or in TIME_WAIT): stickyscope's own limit, not the stack's — fewer sessions, a wider net.ipv4.ip_local_port_range, or more client addresses",
+                local_port_range()
+                    .map(|(low, high)| format!(", {low}–{high},"))
+                    .unwrap_or_default()
+            ),
+        },
         Some(std::io::ErrorKind::TimedOut) => Failure {
             kind: FailureKind::Unreachable,
             reason: format!(
@@ -189,6 +206,25 @@ mod tests {
             body,
             from_replica,
         )
+    }
+
+    #[test]
+    fn running_out_of_local_ports_is_named_as_this_machines_limit_not_the_stacks() {
+        let error = std::io::Error::from_raw_os_error(libc::EADDRNOTAVAIL);
+        let failure = connect_failure(&error, "127.0.0.1:8000");
+        assert_eq!(failure.kind, FailureKind::LocalPortsExhausted);
+        assert!(
+            failure.reason.starts_with(
+                "no local port left on this machine to connect to the gateway at 127.0.0.1:8000 from"
+            ) && failure.reason.contains("not the stack's"),
+            "{}",
+            failure.reason
+        );
+        let refused = connect_failure(
+            &std::io::Error::from_raw_os_error(libc::ECONNREFUSED),
+            "127.0.0.1:8000",
+        );
+        assert_eq!(refused.kind, FailureKind::ConnectionRefused);
     }
 
     #[test]
