@@ -295,11 +295,6 @@ impl<R: BufRead> Iterator for CaptureReader<R> {
     }
 }
 
-/// What of an event a capture keeps ([`Happened::of`]).
-pub fn happened(event: &stickyscope_vocab::events::Event) -> Option<Happened> {
-    Happened::of(event)
-}
-
 /// Writes a whole capture at once (the window's export of what its timeline keeps):
 /// `header`, then `lines` (seconds from the start, what happened); returns how many lines.
 pub fn export_file(

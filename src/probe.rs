@@ -591,8 +591,10 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
                     wire.push((**record).clone());
                 }
             }
-            if let (Some(writer), Some(happened)) = (capture.as_mut(), crate::capture::happened(&e))
-            {
+            if let (Some(writer), Some(happened)) = (
+                capture.as_mut(),
+                stickyscope_vocab::capture::Happened::of(&e),
+            ) {
                 if let Err(failed) = writer.add(at_s, happened) {
                     capture_failed = Some(failed.to_string());
                     capture = None;

@@ -5,41 +5,18 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::window::{on_embedded, on_embedded_then, step_until};
+
+use std::time::Duration;
 
 use eframe::egui;
 use eframe::egui::accesskit::Role;
 use egui_kittest::kittest::{NodeT, Queryable};
 use egui_kittest::Harness;
 use stickyscope::model::review::TimelineAction;
-use stickyscope::stack::embedded::EmbeddedConfig;
-use stickyscope::stack::GatewayConfig;
 use stickyscope::ui::placement::Kind;
 use stickyscope::ui::settings::Settings;
 use stickyscope::ui::StickyscopeApp;
-use stickyscope_contract::heartbeat::Heartbeat;
-use stickyscope_vocab::stack::Adapter;
-
-/// Steps the UI until `condition` holds on the app, or panics after `bound`.
-fn step_until(
-    harness: &mut Harness<'_, StickyscopeApp>,
-    bound: Duration,
-    what: &str,
-    condition: impl Fn(&StickyscopeApp) -> bool,
-) {
-    let deadline = Instant::now() + bound;
-    loop {
-        harness.step();
-        if condition(harness.state()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 fn temp(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!(
@@ -194,24 +171,7 @@ fn open_refuses_in_words_a_missing_file_and_a_first_failure_that_never_was() {
 
 #[test]
 fn a_live_window_steps_back_to_the_failure_it_missed_and_returns_to_live() {
-    let settings = Settings {
-        ping_interval_ms: 300,
-        ..Settings::default()
-    };
-    let gateway = GatewayConfig::Embedded(EmbeddedConfig {
-        replicas: 3,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat: Heartbeat {
-            interval: Duration::from_millis(300),
-            timeout: Duration::from_millis(600),
-        },
-        adapter: Adapter::Memory,
-        redis_url: None,
-        health_interval: Duration::from_millis(200),
-    });
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1440.0, 900.0))
-        .build_eframe(move |cc| StickyscopeApp::new(&cc.egui_ctx, settings, gateway, None, false));
+    let mut h = on_embedded();
     step_until(&mut h, Duration::from_secs(15), "sessions", |app| {
         app.model().log.total() > 4
     });
@@ -272,29 +232,8 @@ fn a_live_window_steps_back_to_the_failure_it_missed_and_returns_to_live() {
 fn what_a_live_window_recorded_and_exported_opens_as_it_was_shown() {
     let capture = temp("window.jsonl");
     let export = temp("export.jsonl");
-    let settings = Settings {
-        ping_interval_ms: 300,
-        ..Settings::default()
-    };
-    let gateway = GatewayConfig::Embedded(EmbeddedConfig {
-        replicas: 3,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat: Heartbeat {
-            interval: Duration::from_millis(300),
-            timeout: Duration::from_millis(600),
-        },
-        adapter: Adapter::Memory,
-        redis_url: None,
-        health_interval: Duration::from_millis(200),
-    });
     let path = capture.clone();
-    let mut h = Harness::builder()
-        .with_size(egui::vec2(1440.0, 900.0))
-        .build_eframe(move |cc| {
-            let mut app = StickyscopeApp::new(&cc.egui_ctx, settings, gateway, None, false);
-            app.capture_to(path, 1_000_000_000);
-            app
-        });
+    let mut h = on_embedded_then(move |app| app.capture_to(path, 1_000_000_000));
     let connected = |app: &StickyscopeApp, user: &str| {
         matches!(
             app.model().sessions.get(user),

@@ -1,7 +1,9 @@
 //! The window, driven headless with egui_kittest against the embedded stack: the switch,
 //! the chat panes and the replica controls do what they say, end to end.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use eframe::egui;
 use eframe::egui::accesskit::Role;
@@ -11,52 +13,10 @@ use stickyscope::stack::embedded::EmbeddedConfig;
 use stickyscope::stack::GatewayConfig;
 use stickyscope::ui::settings::Settings;
 use stickyscope::ui::StickyscopeApp;
-use stickyscope_contract::heartbeat::Heartbeat;
 use stickyscope_vocab::events::SessionState;
 use stickyscope_vocab::stack::Adapter;
 
-fn harness() -> Harness<'static, StickyscopeApp> {
-    let settings = Settings {
-        ping_interval_ms: 300,
-        ..Settings::default()
-    };
-    let gateway = GatewayConfig::Embedded(EmbeddedConfig {
-        replicas: 3,
-        listen: "127.0.0.1:0".parse().unwrap(),
-        heartbeat: Heartbeat {
-            interval: Duration::from_millis(300),
-            timeout: Duration::from_millis(600),
-        },
-        adapter: Adapter::Memory,
-        redis_url: None,
-        health_interval: Duration::from_millis(200),
-    });
-    Harness::builder()
-        .with_size(egui::vec2(1440.0, 900.0))
-        .build_eframe(move |cc| StickyscopeApp::new(&cc.egui_ctx, settings, gateway, None, false))
-}
-
-/// Steps the UI until `condition` holds on the app, or panics after `bound`.
-fn step_until(
-    harness: &mut Harness<'_, StickyscopeApp>,
-    bound: Duration,
-    what: &str,
-    condition: impl Fn(&StickyscopeApp) -> bool,
-) {
-    let deadline = Instant::now() + bound;
-    loop {
-        harness.step();
-        if condition(harness.state()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}; doctor: {:?}",
-            harness.state().model().doctor
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use common::window::{on_embedded as harness, step_until};
 
 fn connected(app: &StickyscopeApp, user: &str) -> Option<String> {
     match app.model().sessions.get(user) {

@@ -98,6 +98,18 @@ impl ViewModel {
         }
     }
 
+    /// Whether every user is sticky; `None` when nothing says (a browser's HAR).
+    pub fn all_sticky(&self) -> Option<bool> {
+        (!self.sticky.is_empty()).then(|| self.sticky.values().all(|s| *s))
+    }
+
+    /// The users' transport, when they all have the same one.
+    pub fn common_transport(&self) -> Option<TransportChoice> {
+        let mut values = self.transport.values();
+        let first = *values.next()?;
+        values.all(|t| *t == first).then_some(first)
+    }
+
     /// An empty model for `users`.
     pub fn new(users: &[&str], sticky: bool, transport: TransportChoice) -> Self {
         ViewModel {

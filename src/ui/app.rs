@@ -348,13 +348,11 @@ impl StickyscopeApp {
     }
 
     fn all_sticky(&self) -> bool {
-        self.model.sticky.values().all(|s| *s)
+        self.model.all_sticky().unwrap_or(true)
     }
 
     fn common_transport(&self) -> Option<TransportChoice> {
-        let mut values = self.model.transport.values();
-        let first = *values.next()?;
-        values.all(|t| *t == first).then_some(first)
+        self.model.common_transport()
     }
 
     fn screenshot_step(&mut self, ctx: &egui::Context) {
@@ -458,17 +456,9 @@ impl StickyscopeApp {
 
     /// The top bar, the gateway's problem and the banners; then what was asked there.
     fn top_panel_ui(&mut self, ui: &mut Ui) {
-        // The switch shows the stickiness of the moment shown.
+        // The switch shows the stickiness of the moment shown (a HAR's: not recorded).
         let shown = self.review.shown(&self.model);
-        // Nothing recorded (a browser's HAR): not said.
-        let shown_sticky = (!shown.sticky.is_empty()).then(|| shown.sticky.values().all(|s| *s));
-        let shown_transport = {
-            let mut values = shown.transport.values();
-            values
-                .next()
-                .copied()
-                .filter(|first| values.all(|t| t == first))
-        };
+        let (shown_sticky, shown_transport) = (shown.all_sticky(), shown.common_transport());
         let bar = TopBar {
             gateway: self.bridge.status.as_ref(),
             sticky: shown_sticky,

@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: a chat client over rust_socketio, raw
-//! Engine.IO handshakes, and bounded waits on conditions.
+//! Engine.IO handshakes, bounded waits on conditions, and the window on an embedded stack.
 #![allow(dead_code)]
 
 pub mod nginx;
+pub mod window;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

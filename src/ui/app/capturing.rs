@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::StickyscopeApp;
 use crate::capture::CaptureTee;
+use crate::model::ViewModel;
 use stickyscope_vocab::capture::{CaptureHeader, Happened, FORMAT_VERSION};
 use stickyscope_vocab::events::{Event, NoticeLevel, TransportChoice};
 
@@ -91,13 +92,11 @@ impl StickyscopeApp {
         let timeline = self.review.timeline();
         let start = timeline.start();
         let first = timeline.first_model();
-        let sticky = first.map_or(self.settings.sticky, |m| m.sticky.values().all(|s| *s));
+        let sticky = first
+            .and_then(ViewModel::all_sticky)
+            .unwrap_or(self.settings.sticky);
         let transport = first
-            .and_then(|m| {
-                let mut values = m.transport.values();
-                let one = *values.next()?;
-                values.all(|t| *t == one).then_some(one)
-            })
+            .and_then(ViewModel::common_transport)
             .unwrap_or(TransportChoice::Polling);
         let started_ms = match self.recorded_start_ms {
             Some(ms) => ms + Duration::from_secs_f64(start.max(0.0)).as_millis() as u64,
