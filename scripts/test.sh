@@ -154,7 +154,7 @@ xvfb-run -a -s "-screen 0 1600x1000x24" \
   "$app" open "$capture" --first-failure --screenshot "$open_shot" --exit-after 3
 check_shot "$open_shot"
 frames="$(identify "$clip" | wc -l)"
-canvas="$(identify -format '%Wx%H\n' "$clip" | head -1)"
+canvas="$(identify -format '%Wx%H\n' "$clip" | sed -n 1p)"
 echo "clip: $frames frames, $canvas"
 [ "$frames" -ge 5 ] || { echo "the clip has $frames frames" >&2; exit 1; }
 [ "$canvas" = "960x540" ] || { echo "the clip is $canvas, not scaled to 960x540" >&2; exit 1; }

@@ -73,17 +73,26 @@ else
   have nginx:1.27-alpine || build nginx:1.27-alpine stack/offline/nginx
   have redis:7-alpine || build redis:7-alpine stack/offline/redis
   if ! have traefik:v3.7.15; then
+    # Where scripts/install-chain.sh and stickyscope itself look, in the same order.
     traefik=""
-    for candidate in "${STICKYSCOPE_TRAEFIK:-}" "$HOME/.local/share/stickyscope/bin/traefik" \
-      "$(command -v traefik || true)"; do
-      if [ -n "$candidate" ] && [ -x "$candidate" ] &&
-        "$candidate" version 2>/dev/null | grep -q 'Version: *3\.7\.15$'; then
+    looked=()
+    for candidate in "${STICKYSCOPE_TRAEFIK:-}" \
+      "${XDG_DATA_HOME:-$HOME/.local/share}/stickyscope/bin/traefik" \
+      "$HOME/.local/share/stickyscope/bin/traefik" "$(command -v traefik || true)"; do
+      [ -n "$candidate" ] || continue
+      looked+=("$candidate")
+      [ -x "$candidate" ] || continue
+      # Read the whole answer before matching: `traefik version | grep -q` under pipefail
+      # fails now and then, when grep has left and Traefik's next write meets a closed pipe.
+      said=$("$candidate" version 2>/dev/null || true)
+      if grep -q 'Version: *3\.7\.15$' <<<"$said"; then
         traefik=$candidate
         break
       fi
     done
     [ -n "$traefik" ] || {
-      echo "no Traefik 3.7.15 binary to build traefik:v3.7.15 from: run scripts/install-chain.sh" >&2
+      echo "no Traefik 3.7.15 binary to build traefik:v3.7.15 from (looked at: ${looked[*]}):" \
+        "run scripts/install-chain.sh, or name one with STICKYSCOPE_TRAEFIK" >&2
       exit 1
     }
     mkdir -p "$context/traefik"
