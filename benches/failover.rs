@@ -8,7 +8,8 @@
 //! the swarm stack `stack/deploy.sh` deployed on this machine (gateway :8000, Traefik's API
 //! :9090 with `STICKYSCOPE_TRAEFIK_AUTH=stickyscope:PASSWORD`, the engine at
 //! /var/run/docker.sock): the task holding the session is killed through the engine, and
-//! Swarm replaces it by itself (each trial waits for two tasks UP in Traefik's list).
+//! Swarm replaces it by itself (each trial waits until Traefik's list has dropped the dead
+//! task's address and has three UP).
 //!
 //! `cargo bench --bench failover [-- [--chain | --swarm] TRIALS]` (default 20 per
 //! transport).
@@ -32,17 +33,25 @@ use stickyscope_vocab::stack::Adapter;
 use stickyscope_vocab::traefik_model::{ServiceInfo, UP};
 use tokio::sync::mpsc;
 
-/// Waits for the next Connected state, up to `bound`.
+/// Waits for the next Connected state, up to `bound`. With `STICKYSCOPE_BENCH_TRACE` set,
+/// prints every state the session passes through on the way, in ms since `since`.
 async fn connected(
     events: &mut mpsc::Receiver<Event>,
     bound: Duration,
+    since: Instant,
 ) -> anyhow::Result<(String, Instant)> {
+    let trace = std::env::var_os("STICKYSCOPE_BENCH_TRACE").is_some();
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         let event = tokio::time::timeout_at(deadline, events.recv())
             .await
             .context("no connection in time")?
             .context("event stream closed")?;
+        if trace {
+            if let Event::Session { state, .. } = &event {
+                eprintln!("  {:>6} ms  {state:?}", since.elapsed().as_millis());
+            }
+        }
         if let Event::Session {
             state: SessionState::Connected { replica, .. },
             ..
@@ -99,8 +108,8 @@ async fn start(under: Under) -> anyhow::Result<Stack> {
     Ok(stickyscope::stack::start(config).await?)
 }
 
-/// Servers UP at the balancer, as its topology API says.
-async fn up(stack: &Stack) -> anyhow::Result<usize> {
+/// The servers UP at the balancer, as its topology API says.
+async fn up(stack: &Stack) -> anyhow::Result<Vec<String>> {
     let service: ServiceInfo = match &stack.topology {
         TopologyApi::Service { url, .. } => reqwest::get(url).await?.json().await?,
         TopologyApi::Traefik {
@@ -120,7 +129,12 @@ async fn up(stack: &Stack) -> anyhow::Result<usize> {
         .context("Traefik lists no sticky service")?,
         TopologyApi::None => bail!("this stack has no topology API"),
     };
-    Ok(service.server_status.values().filter(|v| *v == UP).count())
+    Ok(service
+        .server_status
+        .into_iter()
+        .filter(|(_, status)| status == UP)
+        .map(|(url, _)| url)
+        .collect())
 }
 
 async fn trials(transport: TransportChoice, count: usize, under: Under) -> anyhow::Result<()> {
@@ -133,25 +147,41 @@ async fn trials(transport: TransportChoice, count: usize, under: Under) -> anyho
     let mut config = SessionConfig::new("agent", &stack.gateway);
     config.transport = transport;
     let session = ChatSession::start(config, sink).await?;
-    let (mut holder, _) = connected(&mut events, Duration::from_secs(10)).await?;
+    let (mut holder, _) = connected(&mut events, Duration::from_secs(10), Instant::now()).await?;
     let mut times = Vec::with_capacity(count);
     for _ in 0..count {
+        let killed_url = controls
+            .statuses()
+            .await
+            .into_iter()
+            .find(|r| r.id == holder)
+            .map(|r| r.url)
+            .context("the replica holding the session is not among the stack's replicas")?;
         let killed_at = Instant::now();
         controls.kill(&holder).await?;
-        let (now_on, at) = connected(&mut events, Duration::from_secs(30)).await?;
+        let (now_on, at) = connected(&mut events, Duration::from_secs(30), killed_at).await?;
         if now_on == holder {
-            bail!("came back on the killed replica {holder}");
+            bail!(
+                "came back on the killed replica {holder}, {} ms after the kill",
+                at.duration_since(killed_at).as_millis()
+            );
         }
         times.push(at.duration_since(killed_at));
-        // Swarm replaces a killed task by itself (and its provider sees it within 15 s).
-        let (wanted, bound) = if under == Under::Swarm {
-            (2, Duration::from_secs(60))
+        // Every kill starts from three replicas UP. Swarm replaces a killed task by itself,
+        // at a new address (its provider sees it within 15 s); until Traefik's list has
+        // dropped the dead address, it may still call it UP.
+        let (swarm, bound) = if under == Under::Swarm {
+            (true, Duration::from_secs(60))
         } else {
             controls.restart(&holder).await?;
-            (3, Duration::from_secs(10))
+            (false, Duration::from_secs(10))
         };
         let deadline = Instant::now() + bound;
-        while up(&stack).await? < wanted {
+        loop {
+            let servers = up(&stack).await?;
+            if servers.len() >= 3 && !(swarm && servers.contains(&killed_url)) {
+                break;
+            }
             if Instant::now() > deadline {
                 bail!("replica {holder} did not come back UP");
             }

@@ -321,6 +321,9 @@ async fn a_balancer_without_a_health_check_keeps_a_dead_replicas_users_and_is_na
                 ("        - \"traefik.http.services.replicas-sticky.loadbalancer.healthcheck.path=/healthz\"\n", ""),
                 ("        - \"traefik.http.services.replicas-sticky.loadbalancer.healthcheck.interval=1s\"\n", ""),
                 ("        - \"traefik.http.services.replicas-sticky.loadbalancer.healthcheck.timeout=1s\"\n", ""),
+                // The passive check too: it alone would also take a dead replica out.
+                ("        - \"traefik.http.services.replicas-sticky.loadbalancer.passivehealthcheck.maxfailedattempts=1\"\n", ""),
+                ("        - \"traefik.http.services.replicas-sticky.loadbalancer.passivehealthcheck.failurewindow=3s\"\n", ""),
             ],
             &[],
         ),

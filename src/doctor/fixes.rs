@@ -90,7 +90,8 @@ pub const RATE_LIMIT: &str = "let a burst of new sessions through: nginx `limit_
 /// The balancer does not notice a dead replica.
 pub const HEALTH_CHECK: &str = "`traefik.http.services.<service>.loadbalancer.healthcheck.path=/healthz` with \
      `…healthcheck.interval=1s` and `…healthcheck.timeout=1s`: without a health check the balancer keeps sending a dead \
-     replica's users to it";
+     replica's users to it; and `…passivehealthcheck.maxfailedattempts=1` with `…passivehealthcheck.failurewindow=3s`, \
+     so the first forward that fails takes it out at once";
 
 /// Nothing answers Engine.IO at the path.
 pub fn path(path: &str) -> String {
