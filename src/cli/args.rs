@@ -430,6 +430,10 @@ pub struct ProbeArgs {
     /// Sessions at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
     pub sessions: u16,
+    /// Open the sessions evenly over this long instead of all at once, e.g. 30s (within
+    /// --duration, which counts from the first).
+    #[arg(long, value_name = "DURATION", value_parser = ramp_duration)]
+    pub ramp: Option<Duration>,
     /// Print one JSON document instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -703,6 +707,11 @@ pub fn probe_duration(text: &str) -> Result<Duration, String> {
         text,
         &(Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)),
     )
+}
+
+/// `probe --ramp`: up to 7 days (and shorter than `--duration`, checked with it).
+pub fn ramp_duration(text: &str) -> Result<Duration, String> {
+    duration_in(text, &(Duration::ZERO..=Duration::from_secs(7 * 86_400)))
 }
 
 /// `embedded --health-interval`: 100 ms to a minute.

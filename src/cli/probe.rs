@@ -22,6 +22,16 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    let ramp = args.ramp.unwrap_or_default();
+    if ramp >= args.duration {
+        eprintln!(
+            "probe could not start: --ramp {} must be shorter than --duration {}, which counts \
+             from the first session: give a longer --duration",
+            humanize(ramp),
+            humanize(args.duration)
+        );
+        return Ok(2);
+    }
     let what = gateway.mode();
     let access = gateway.access();
     // Enough open files for every session, known before anything starts.
@@ -48,6 +58,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         sticky: args.stickiness == OnOff::On,
         duration: args.duration,
         sessions: usize::from(args.sessions),
+        ramp,
         naming,
         chat: args.chat,
         engineio: args.stack.engineio,
@@ -62,9 +73,9 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
                 stack: what.to_owned(),
             }),
     };
-    let result = stickyscope::probe::run(&plan, |done| {
+    let result = stickyscope::probe::run(&plan, |now| {
         if terminal {
-            progress_bar(done);
+            progress_line(&now);
         }
     })
     .await;
@@ -108,17 +119,39 @@ fn which_stack(args: &ProbeArgs) -> Result<GatewayConfig, String> {
     args.stack.gateway_config()
 }
 
-/// `[#####      ]  42%` on stderr, over itself.
-fn progress_bar(done: f64) {
-    let width = 30;
-    let filled = ((done.clamp(0.0, 1.0)) * width as f64) as usize;
+/// `[#####      ]  42%  opened 300/500 · up 298 · broken 2 · rate-limited 0` on stderr,
+/// over itself.
+fn progress_line(now: &stickyscope::probe::Progress) {
+    let width = 24;
+    let done = now.done.clamp(0.0, 1.0);
+    let filled = (done * width as f64) as usize;
+    let limited = match now.standing.rate_limited {
+        0 => String::new(),
+        n => format!(" · rate-limited {n}"),
+    };
     eprint!(
-        "\r[{}{}] {:>3.0}%",
+        "\r[{}{}] {:>3.0}%  opened {}/{} · up {} · broken {}{limited}\x1b[K",
         "#".repeat(filled),
         " ".repeat(width - filled),
-        done * 100.0
+        done * 100.0,
+        now.opened,
+        now.sessions,
+        now.standing.connected,
+        now.standing.broken,
     );
     let _ = std::io::stderr().flush();
+}
+
+/// `1.5s`, `30s`, `2m`: a duration as the flags take it.
+fn humanize(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(60_000) && ms > 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}ms", ms)
+    }
 }
 
 /// Reads the sticky service's servers and cookie name from Traefik's API once, so that the

@@ -1,6 +1,9 @@
-//! `stickyscope probe`: N sessions through taps for a while, then a table per replica and a
-//! verdict. [`Tally`] folds the event stream into counts as it arrives and makes the
-//! [`Report`] (pure); [`run`] drives the sessions (network).
+//! `stickyscope probe`: N sessions through taps for a while, opened at once or over a ramp,
+//! then a table per replica and a verdict. [`Tally`] folds the event stream into counts as
+//! it arrives and makes the [`Report`] (pure; [`rate_limit`] tells a rate limit from a
+//! broken stack); [`run`] drives the sessions (network).
+
+pub mod rate_limit;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,6 +16,8 @@ use stickyscope_vocab::events::Event;
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::{FailureKind, WireRecord};
+
+use rate_limit::{RateLimitWatch, RateLimited};
 
 /// Counts for one replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -98,6 +103,12 @@ pub struct Report {
     /// not; absent without `--har`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub har: Option<String>,
+    /// Seconds over which the sessions were opened (`--ramp`); absent when all at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ramp_s: Option<f64>,
+    /// A rate limit the sessions ran into, and the rate that tripped it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limited: Option<RateLimited>,
 }
 
 /// The verdict.
@@ -122,6 +133,23 @@ pub struct Tally {
     last_failure: BTreeMap<String, (String, Option<String>, FailureKind)>,
     /// Sessions whose first breakage was the gateway not being reachable at all.
     unreachable: usize,
+    /// Sessions connected at least once.
+    connected: usize,
+    /// Sessions broken (or moved) so far.
+    broken: usize,
+    /// Rate limits met.
+    rate: RateLimitWatch,
+}
+
+/// How a probe stands while it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Sessions connected at least once.
+    pub connected: usize,
+    /// Sessions broken (or moved) so far.
+    pub broken: usize,
+    /// Requests refused by a rate limit so far.
+    pub rate_limited: u64,
 }
 
 impl Tally {
@@ -146,6 +174,18 @@ impl Tally {
                 .collect(),
             last_failure: BTreeMap::new(),
             unreachable: 0,
+            connected: 0,
+            broken: 0,
+            rate: RateLimitWatch::default(),
+        }
+    }
+
+    /// How the probe stands so far.
+    pub fn standing(&self) -> Standing {
+        Standing {
+            connected: self.connected,
+            broken: self.broken,
+            rate_limited: self.rate.refusals(),
         }
     }
 
@@ -154,6 +194,7 @@ impl Tally {
         match event {
             Event::Wire(w) => {
                 count(&mut self.replicas, w);
+                self.rate.fold(at_s, w);
                 if let Some(outcome) = self.outcomes.get_mut(w.user.as_str()) {
                     let handshake = w
                         .packets_down
@@ -179,11 +220,13 @@ impl Tally {
                         if outcome.connected_after_s.is_none() {
                             outcome.connected_after_s = Some(at_s);
                             outcome.replica = replica.clone();
+                            self.connected += 1;
                         } else if let Some(now_on) = replica
                             .as_ref()
                             .filter(|r| outcome.replica.as_ref() != Some(*r))
                         {
                             if outcome.broke.is_none() {
+                                self.broken += 1;
                                 outcome.broke = Some(Breakage {
                                     at_s,
                                     replica: Some(now_on.clone()),
@@ -210,6 +253,7 @@ impl Tally {
                         }) {
                             self.unreachable += 1;
                         }
+                        self.broken += 1;
                         outcome.broke = Some(Breakage {
                             at_s,
                             replica: wire.and_then(|(_, replica, _)| replica.clone()),
@@ -278,6 +322,8 @@ impl Tally {
             records_dropped: 0,
             tls: None,
             capture: None,
+            ramp_s: None,
+            rate_limited: self.rate.into_finding(),
         }
     }
 }
@@ -365,8 +411,12 @@ pub fn table(r: &Report) -> String {
         ),
         (None, None) => format!("probe of {} · {}", r.gateway, r.transport.label()),
     };
+    let ramp = r
+        .ramp_s
+        .map(|s| format!(" opened over {s:.0} s"))
+        .unwrap_or_default();
     let mut out = format!(
-        "{what} · {:.0} s · {} session(s){spoken}\n\n",
+        "{what} · {:.0} s · {} session(s){ramp}{spoken}\n\n",
         r.duration_s,
         r.sessions.len()
     );
@@ -456,7 +506,36 @@ pub fn table(r: &Report) -> String {
             }
         }
     }
+    if let Some(limit) = &r.rate_limited {
+        out.push_str(&rate_limit_words(limit, r.sessions.len()));
+    }
     out
+}
+
+/// The rate limit the sessions met, the rate that tripped it, and what to do.
+fn rate_limit_words(limit: &RateLimited, sessions: usize) -> String {
+    let what = if limit.certain {
+        format!("RATE-LIMITED: {}", limit.reason)
+    } else {
+        format!(
+            "PERHAPS RATE-LIMITED: HTTP {} ({}) — nginx's limit_req answers 503 unless \
+             limit_req_status says otherwise",
+            limit.status, limit.reason
+        )
+    };
+    format!(
+        "{what}, first at {:.2} s, {} refusal(s) in all. It tripped while sessions were being \
+         opened at {:.0} a second ({} in the {:.2} s before the first refusal; {} requests in \
+         all). Open them more slowly — --ramp {}s opens {sessions} at half that rate, and if \
+         that trips it too, slower still — or raise the gateway's limit.\n",
+        limit.first_at_s,
+        limit.refusals,
+        limit.openings_per_s,
+        limit.openings,
+        limit.window_s,
+        limit.requests,
+        limit.gentler_ramp_s(sessions)
+    )
 }
 
 /// What a probe does.
@@ -472,6 +551,9 @@ pub struct Plan {
     pub duration: Duration,
     /// Sessions at once.
     pub sessions: usize,
+    /// Over how long the sessions are opened, evenly spread (zero: all at once). Counted
+    /// within `duration`.
+    pub ramp: Duration,
     /// How replicas are named.
     pub naming: crate::wire::Naming,
     /// Which chat the sessions understand.
@@ -547,7 +629,21 @@ pub enum ProbeError {
 /// gateway unreachable, which is known in a moment and does not change by waiting;
 /// `progress` is called with the fraction done about ten times a second. Events are folded
 /// as they arrive.
-pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, ProbeError> {
+/// How a running probe is getting on, for a progress line.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Of the duration, 0.0 to 1.0.
+    pub done: f64,
+    /// Sessions opened so far.
+    pub opened: usize,
+    /// Sessions in all.
+    pub sessions: usize,
+    /// How they stand.
+    pub standing: Standing,
+}
+
+/// Runs the probe, telling `progress` how it gets on about ten times a second.
+pub async fn run(plan: &Plan, mut progress: impl FnMut(Progress)) -> Result<Report, ProbeError> {
     let (gateway, transport, sticky, duration) = (
         plan.gateway.as_str(),
         plan.transport,
@@ -579,6 +675,8 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
     };
     let unreachable = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let found_unreachable = std::sync::Arc::clone(&unreachable);
+    let standing = std::sync::Arc::new(std::sync::Mutex::new(Standing::default()));
+    let stands = std::sync::Arc::clone(&standing);
     let keep_wire = plan.har.is_some();
     let collector = tokio::spawn(async move {
         let mut capture_failed = None;
@@ -603,11 +701,30 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
             if tally.all_unreachable() {
                 found_unreachable.store(true, std::sync::atomic::Ordering::SeqCst);
             }
+            if let Ok(mut now) = stands.lock() {
+                *now = tally.standing();
+            }
         }
         (tally, capture, capture_failed, wire)
     });
+    let stood = |opened: usize| Progress {
+        done: (started.elapsed().as_secs_f64() / duration.as_secs_f64()).min(1.0),
+        opened,
+        sessions: names.len(),
+        standing: standing.lock().map(|s| *s).unwrap_or_default(),
+    };
     let mut running = Vec::new();
-    for name in &names {
+    let mut told = Instant::now();
+    for (i, name) in names.iter().enumerate() {
+        if !plan.ramp.is_zero() {
+            // Evenly over the ramp: session i opens at i/n of it.
+            let at = started + plan.ramp.mul_f64(i as f64 / names.len() as f64);
+            tokio::time::sleep_until(at.into()).await;
+        }
+        if told.elapsed() >= Duration::from_millis(100) {
+            progress(stood(i));
+            told = Instant::now();
+        }
         let mut config = SessionConfig::new(name, gateway);
         config.transport = transport;
         config.sticky = sticky;
@@ -628,13 +745,16 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
     let dropped = sink.clone();
     drop(sink);
     while started.elapsed() < duration && !unreachable.load(std::sync::atomic::Ordering::SeqCst) {
-        progress(started.elapsed().as_secs_f64() / duration.as_secs_f64());
+        progress(stood(names.len()));
         tokio::time::sleep(
             Duration::from_millis(100).min(duration.saturating_sub(started.elapsed())),
         )
         .await;
     }
-    progress(1.0);
+    progress(Progress {
+        done: 1.0,
+        ..stood(names.len())
+    });
     let probed = started.elapsed().min(duration);
     futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
     let lost = dropped.dropped();
@@ -649,6 +769,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(f64)) -> Result<Report, P
     });
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
+    report.ramp_s = (!plan.ramp.is_zero()).then_some(plan.ramp.as_secs_f64());
     if let Some(c) = &plan.capture {
         let finished = capture.map(|w| w.finish(probed.as_secs_f64()));
         report.capture = Some(match (finished, capture_failed) {
