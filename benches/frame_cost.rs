@@ -7,7 +7,9 @@
 //! both as the CPU time of the thread (what the target is about; time the host gave to other
 //! work does not count) and as wall time.
 //!
-//! `cargo bench --bench frame_cost` times frames (plots tab, then packet-log tab).
+//! `cargo bench --bench frame_cost` times frames (plots tab, then packet-log tab);
+//! `STICKYSCOPE_BENCH_CROWD=10000` makes the crowd that large (its summary, and the users
+//! the crowd's share of the records is spread over).
 //! `cargo bench --bench frame_cost -- --memory MINUTES` runs in real time at 2,000 records a
 //! second and 30 frames a second, printing the resident memory every minute.
 
@@ -30,7 +32,13 @@ use stickyscope_vocab::record::{Direction, Failure, FailureKind, Transport, Wire
 use stickyscope_vocab::topology::{ReplicaNode, Topology};
 
 const REPLICAS: usize = 12;
-const CROWD: usize = 200;
+/// The crowd's size: 200, or `STICKYSCOPE_BENCH_CROWD`.
+fn crowd_size() -> usize {
+    std::env::var("STICKYSCOPE_BENCH_CROWD")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
 const RECORDS_PER_SEC: u64 = 2000;
 const FPS: u64 = 30;
 const HISTORY_SECS: u64 = 600;
@@ -39,6 +47,7 @@ const HISTORY_SECS: u64 = 600;
 struct Feed {
     seq: u64,
     at_ms: u64,
+    crowd: u64,
 }
 
 impl Feed {
@@ -49,7 +58,7 @@ impl Feed {
         let user = match n % 5 {
             0 => "agent".to_owned(),
             1 => "visitor".to_owned(),
-            k => format!("crowd-{}", (n / 5 + k) % CROWD as u64),
+            k => format!("crowd-{}", (n / 5 + k) % self.crowd),
         };
         let (kind, up, down, failure, transport) = match n % 10 {
             0..=3 => (
@@ -153,12 +162,13 @@ fn scene() -> Vec<Event> {
             .collect(),
         sticky_cookie: Some("sticky_replica".into()),
     };
+    let size = crowd_size();
     let crowd = CrowdSummary {
-        size: CROWD,
+        size,
         per_replica: (1..=REPLICAS)
-            .map(|i| (i.to_string(), CROWD / REPLICAS))
+            .map(|i| (i.to_string(), size / REPLICAS))
             .collect::<BTreeMap<_, _>>(),
-        connecting: CROWD % REPLICAS,
+        connecting: size % REPLICAS,
         failures: 12,
     };
     let mut events = vec![Event::Topology(topology), Event::Crowd(crowd)];
@@ -246,6 +256,7 @@ fn prefill(
 fn time_frames(tab: BottomTab, frames: usize) {
     let (mut harness, conductor) = harness(tab);
     let mut records = Feed {
+        crowd: crowd_size() as u64,
         seq: 0,
         at_ms: 1_000_000,
     };
@@ -264,7 +275,8 @@ fn time_frames(tab: BottomTab, frames: usize) {
     cpu_times.sort();
     wall_times.sort();
     println!(
-        "frame cost, {tab:?} tab ({frames} frames, {REPLICAS} replicas, crowd {CROWD}, {RECORDS_PER_SEC} records/s, {} min history): CPU median {:.2} ms, p99 {:.2} ms (target ≤ 4), max {:.2} ms · wall median {:.2} ms, p99 {:.2} ms · process CPU {:.2} ms per frame (with the untimed shape clone)",
+        "frame cost, {tab:?} tab ({frames} frames, {REPLICAS} replicas, crowd {}, {RECORDS_PER_SEC} records/s, {} min history): CPU median {:.2} ms, p99 {:.2} ms (target ≤ 4), max {:.2} ms · wall median {:.2} ms, p99 {:.2} ms · process CPU {:.2} ms per frame (with the untimed shape clone)",
+        crowd_size(),
         HISTORY_SECS / 60,
         ms(percentile(&cpu_times, 50.0)),
         ms(percentile(&cpu_times, 99.0)),
@@ -278,6 +290,7 @@ fn time_frames(tab: BottomTab, frames: usize) {
 fn memory(minutes: u64) {
     let (mut harness, conductor) = harness(BottomTab::Plots);
     let mut records = Feed {
+        crowd: crowd_size() as u64,
         seq: 0,
         at_ms: 1_000_000,
     };

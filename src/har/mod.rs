@@ -20,9 +20,10 @@ use std::path::Path;
 use stickyscope_contract::request::{EngineQuery, RequestKind};
 use stickyscope_vocab::events::{Event, SessionState};
 use stickyscope_vocab::naming::Identify;
+use stickyscope_vocab::protocol::engineio::decode_text_packet;
+use stickyscope_vocab::protocol::framing::Framing;
 use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
 use stickyscope_vocab::protocol::EnginePacket;
-use stickyscope_vocab::protocol::{decode_payload, engineio::decode_text_packet, engineio_v3};
 use stickyscope_vocab::record::{Direction, Failure, FailureKind, Transport, WireKind, WireRecord};
 use stickyscope_vocab::refusal::classify_refusal;
 
@@ -242,22 +243,14 @@ impl Rebuilt {
             request.kind,
             RequestKind::Upgrade | RequestKind::HandshakeWebsocket
         );
-        let decode = |bytes: &[u8]| -> Vec<EnginePacket> {
-            if bytes.is_empty() {
-                Vec::new()
-            } else if request.engineio == Some(3) || engineio_v3::looks_like_v3(bytes) {
-                engineio_v3::decode_payload(bytes)
-            } else {
-                decode_payload(bytes)
-            }
-        };
-        // As the live tap: a poll's answer holds packets; a POST's answer (`ok`) does not.
+        // As the live tap: the request in the framing its `EIO=` asks for, a poll's answer
+        // in that framing unless what crossed the wire says otherwise (a POST's answer,
+        // `ok`, holds no packets).
+        let asked = Framing::asked(request.engineio);
         let answered = status.is_some_and(|s| (200..300).contains(&s));
-        let packets_down = if !websocket && answered && entry.request.method == "GET" {
-            decode(&body)
-        } else {
-            Vec::new()
-        };
+        let answer = (!websocket && answered && entry.request.method == "GET" && !body.is_empty())
+            .then(|| asked.answering(&body));
+        let packets_down = answer.map(|f| f.decode(&body)).unwrap_or_default();
         let opened = packets_down.iter().find_map(|p| match p {
             EnginePacket::Open(info) => Some(info.sid.clone()),
             _ => None,
@@ -282,7 +275,12 @@ impl Rebuilt {
             },
         );
         record.sid = sid.clone();
-        record.engineio = request.engineio;
+        // A v3 server frames its answer as v3 whatever was asked: it speaks v3.
+        record.engineio = if answer == Some(Framing::V3) {
+            Some(3)
+        } else {
+            request.engineio
+        };
         record.latency_us = entry
             .time
             .filter(|t| *t >= 0.0)
@@ -296,7 +294,11 @@ impl Rebuilt {
         );
         record.bytes_up = up.len() as u64;
         record.bytes_down = body.len() as u64;
-        record.packets_up = decode(up.as_bytes());
+        record.packets_up = if up.is_empty() {
+            Vec::new()
+        } else {
+            asked.decode(up.as_bytes())
+        };
         record.packets_down = packets_down;
         record.raw_up = cut(&up, MAX_KEPT_DATA).to_owned();
         if entry.request.method == "GET" || status.is_some_and(|s| s >= 400) {

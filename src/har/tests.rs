@@ -332,3 +332,39 @@ fn a_har_streams_entry_by_entry_firefox_shaped_or_with_keys_in_any_order() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn a_socket_io_2_server_answering_a_v4_request_in_v3_framing_is_read_as_v3_as_the_tap_reads_it() {
+    let open = r#"88:0{"sid":"twoAAAAAAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":5000}2:40"#;
+    let har = format!(
+        r#"{{"log":{{"version":"1.2","creator":{{"name":"WebInspector","version":"537.36"}},"entries":[{}]}}}}"#,
+        entry(
+            "2026-12-05T00:22:18.000Z",
+            "GET",
+            "EIO=4&transport=polling&t=a",
+            200,
+            "1",
+            open,
+            "",
+        )
+    );
+    let read = rebuild(serde_json::from_str(&har).unwrap(), &Identify::default()).unwrap();
+    let wire = read
+        .lines
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::Wire(w) => Some(&**w),
+            _ => None,
+        })
+        .expect("a wire record");
+    assert_eq!(wire.engineio, Some(3), "the server spoke v3");
+    assert_eq!(wire.sid.as_deref(), Some("twoAAAAAAAAA"));
+    assert!(
+        matches!(
+            wire.packets_down.as_slice(),
+            [EnginePacket::Open(_), EnginePacket::Message { .. }]
+        ),
+        "{:?}",
+        wire.packets_down
+    );
+}

@@ -1,6 +1,6 @@
 //! Proxying one HTTP exchange (a poll, a post, anything but a WebSocket upgrade) to the
 //! gateway and recording it: the request's and the answer's Engine.IO payloads, decoded by
-//! the one [`Codec`] the request chose; the answer's status, latency, hold and replica; and
+//! the one [`Framing`] the request chose; the answer's status, latency, hold and replica; and
 //! what failed, when something did.
 
 use bytes::Bytes;
@@ -9,52 +9,14 @@ use hyper::body::Incoming;
 use hyper::header::HeaderMap;
 use hyper::{Request, Response, StatusCode};
 use stickyscope_contract::refusal::engine_error_message;
-use stickyscope_vocab::protocol::{decode_payload, engineio_v3, EnginePacket};
+use stickyscope_vocab::protocol::framing::Framing;
+use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
 
 use super::failures::{connect_failure, not_engine_io, refusal, transport_failure};
 use super::naming::SentCookies;
 use super::{plain, set_status, text_of, Outgoing, Shared, MAX_BODY};
 use crate::http_serve::strip_hop_by_hop;
-
-/// How an exchange's long-polling payloads are decoded: Engine.IO v3's framing or v4's.
-/// Chosen once per request, from its `EIO=`, and used for both directions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Codec {
-    /// Engine.IO v3: `<length>:<packet>` after one another.
-    V3,
-    /// Engine.IO v4: packets separated by `\x1e`.
-    V4,
-}
-
-impl Codec {
-    /// The codec a request asks for: v3 for `EIO=3`, else v4.
-    pub(super) fn asked(engineio: Option<u8>) -> Codec {
-        if engineio == Some(3) {
-            Codec::V3
-        } else {
-            Codec::V4
-        }
-    }
-
-    /// The codec an answer is read with: the one asked for, but what crossed the wire
-    /// decides — a v3 server frames its answer as v3 whatever the client asked for
-    /// (`socket.io@2` answers even `EIO=4` with `97:0{"sid":…}`).
-    fn answering(self, body: &[u8]) -> Codec {
-        match self {
-            Codec::V4 if engineio_v3::looks_like_v3(body) => Codec::V3,
-            codec => codec,
-        }
-    }
-
-    /// A polling payload's packets.
-    fn decode(self, body: &[u8]) -> Vec<EnginePacket> {
-        match self {
-            Codec::V3 => engineio_v3::decode_payload(body),
-            Codec::V4 => decode_payload(body),
-        }
-    }
-}
 
 /// A forwarded request's answer: its head and whole body, or why there is none.
 type Answer = Result<(hyper::http::response::Parts, Bytes), Failure>;
@@ -173,13 +135,13 @@ impl Shared {
 /// id an open packet gives, and that it was not Engine.IO when nothing in it decoded.
 fn record_poll(
     record: &mut WireRecord,
-    codec: Codec,
+    codec: Framing,
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
 ) {
     let codec = codec.answering(body);
-    if codec == Codec::V3 {
+    if codec == Framing::V3 {
         record.engineio = Some(3);
     }
     record.packets_down = codec.decode(body);

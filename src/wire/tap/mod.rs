@@ -47,6 +47,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use stickyscope_contract::{EngineQuery, RequestKind};
 use stickyscope_vocab::naming::Identify;
+use stickyscope_vocab::protocol::framing::Framing;
 use stickyscope_vocab::protocol::socketio::{cut, MAX_KEPT_DATA};
 use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::{now_ms, Failure, FailureKind, Transport, WireKind, WireRecord};
@@ -55,7 +56,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::failures::connect_failure;
-use self::http::Codec;
 use self::naming::{Jar, SentCookies};
 use super::Naming;
 use crate::http_serve::is_upgrade;
@@ -360,7 +360,7 @@ struct Outgoing {
     /// The Engine.IO version asked for (`EIO=`).
     engineio: Option<u8>,
     /// How the exchange's polling payloads are decoded, chosen from `EIO=`.
-    codec: Codec,
+    codec: Framing,
     method: String,
     sid: Option<String>,
     transport: Transport,
@@ -382,7 +382,7 @@ impl Shared {
         let out = Outgoing {
             kind,
             engineio,
-            codec: Codec::asked(engineio),
+            codec: Framing::asked(engineio),
             method: req.method().to_string(),
             sid: query.sid.map(str::to_owned),
             transport: if query.transport == Some("websocket") {
