@@ -52,12 +52,19 @@ mod tests {
     fn a_v3_answer_to_a_v4_request_is_read_as_v3_and_a_v4_one_as_v4() {
         let asked = Framing::asked(Some(4));
         assert_eq!(asked, Framing::V4);
-        let v3 = br#"97:0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+        let open = r#"0{"sid":"abc","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#;
+        let v3 = format!("{}:{open}", open.len());
+        let v3 = v3.as_bytes();
         assert_eq!(asked.answering(v3), Framing::V3);
         assert!(matches!(
             asked.answering(v3).decode(v3).as_slice(),
             [EnginePacket::Open(_)]
         ));
+        // Read as v4, the same bytes hold no open packet.
+        assert!(!Framing::V4
+            .decode(v3)
+            .iter()
+            .any(|p| matches!(p, EnginePacket::Open(_))));
         assert_eq!(asked.answering(b"2\x1e3"), Framing::V4);
         assert_eq!(Framing::asked(Some(3)).answering(b"1:2"), Framing::V3);
         assert_eq!(Framing::asked(None), Framing::V4);
