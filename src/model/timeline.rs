@@ -60,6 +60,10 @@ pub struct Timeline {
     failures: VecDeque<FailureMark>,
     /// Live: how many seconds back to keep; a recording keeps everything.
     keep_secs: Option<f64>,
+    /// Live: events before this index are no longer shown and are let go a few at each
+    /// push, not all at once (a second of a busy stack is thousands of records, and
+    /// freeing them together would stall the frame that does it).
+    forget_before: u64,
     since_checkpoint: usize,
     end: f64,
 }
@@ -78,6 +82,7 @@ impl Timeline {
             }]),
             failures: VecDeque::new(),
             keep_secs,
+            forget_before: 0,
             since_checkpoint: 0,
             end: at,
         }
@@ -111,6 +116,14 @@ impl Timeline {
             }
         }
         self.events.push_back((at, event));
+        // Two old ones out for each new one: the backlog of a checkpoint span is gone well
+        // before the next span is due.
+        for _ in 0..2 {
+            if self.first >= self.forget_before || self.events.pop_front().is_none() {
+                break;
+            }
+            self.first += 1;
+        }
         self.end = at;
         self.since_checkpoint += 1;
         let last = self.checkpoints.back().map_or(at, |c| c.at);
@@ -142,9 +155,7 @@ impl Timeline {
         let Some(oldest) = self.checkpoints.front() else {
             return;
         };
-        while self.first < oldest.next && self.events.pop_front().is_some() {
-            self.first += 1;
-        }
+        self.forget_before = oldest.next;
         while self.failures.front().is_some_and(|f| f.at < oldest.at) {
             self.failures.pop_front();
         }
@@ -162,12 +173,19 @@ impl Timeline {
 
     /// Events kept.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() - self.letting_go()
+    }
+
+    /// Events still held but no longer shown (before the oldest checkpoint).
+    fn letting_go(&self) -> usize {
+        usize::try_from(self.forget_before.saturating_sub(self.first))
+            .unwrap_or(usize::MAX)
+            .min(self.events.len())
     }
 
     /// Whether no event is kept.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
     }
 
     /// The model at `at` (clamped to what is kept): the last checkpoint at or before it,
@@ -217,7 +235,7 @@ impl Timeline {
 
     /// Every event kept, with its time, oldest first.
     pub fn events(&self) -> impl Iterator<Item = &(f64, Event)> {
-        self.events.iter()
+        self.events.iter().skip(self.letting_go())
     }
 
     /// The model at the earliest moment kept.
@@ -453,6 +471,40 @@ mod tests {
         let expected = (oldest.at as i64) % 2 == 0;
         assert_eq!(oldest.model.sticky["agent"], expected);
         assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
+    }
+
+    #[test]
+    fn a_busy_live_timeline_lets_old_events_go_a_few_at_a_time_and_never_hoards_them() {
+        // 100 events a second for 20 minutes, kept 5: each second's backlog is let go over
+        // the pushes that follow, never all at once, and never piles up.
+        let mut live = model();
+        let mut timeline = Timeline::new(model(), 0.0, Some(LIVE_KEEP_SECS));
+        let mut most_held = 0;
+        for i in 0..120_000u32 {
+            let at = f64::from(i) / 100.0;
+            let event = sticky("agent", i % 2 == 0);
+            live.apply(event.clone(), at);
+            let held_before = timeline.events.len();
+            timeline.push(at, event, &live);
+            // One in, at most two out.
+            assert!(timeline.events.len() + 2 >= held_before + 1);
+            most_held = most_held.max(timeline.events.len());
+        }
+        let shown = timeline.len();
+        assert!(
+            (LIVE_KEEP_SECS * 100.0..=(LIVE_KEEP_SECS + CHECKPOINT_SECS + 1.0) * 100.0)
+                .contains(&(shown as f64)),
+            "{shown}"
+        );
+        // What is held beyond what is shown is less than one checkpoint span's worth.
+        assert!(
+            most_held - shown <= CHECKPOINT_EVENTS,
+            "held {most_held}, shown {shown}"
+        );
+        assert_eq!(timeline.events().count(), shown);
+        assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
+        let oldest = timeline.moment(0.0);
+        assert_eq!(oldest.at, timeline.start());
     }
 
     #[test]

@@ -126,15 +126,21 @@ fn track_ui(ui: &mut Ui, view: &TimelineView<'_>, width: f32) -> Option<f64> {
     painter.rect_filled(played, 3.0, visuals.selection.bg_fill);
     let mut nearest: Option<(f32, &str)> = None;
     let pointer = response.hover_pos();
+    // Marks come in time order; those within a pixel of the last one drawn draw as one, so
+    // minutes of refusals (thousands of marks) cost no more than the track is wide.
+    let mut drawn_at = f32::NEG_INFINITY;
     for failure in view.timeline.failures() {
         let x = x_of(failure.at);
-        painter.line_segment(
-            [
-                egui::pos2(x, rect.top() + 2.0),
-                egui::pos2(x, rect.bottom() - 2.0),
-            ],
-            Stroke::new(2.0, FAILURE),
-        );
+        if x - drawn_at >= 1.0 {
+            painter.line_segment(
+                [
+                    egui::pos2(x, rect.top() + 2.0),
+                    egui::pos2(x, rect.bottom() - 2.0),
+                ],
+                Stroke::new(2.0, FAILURE),
+            );
+            drawn_at = x;
+        }
         if let Some(p) = pointer {
             let d = (p.x - x).abs();
             if d <= 5.0 && nearest.is_none_or(|(best, _)| d < best) {
