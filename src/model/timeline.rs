@@ -15,8 +15,12 @@ use stickyscope_vocab::events::{Event, SessionState, TransportChoice};
 use super::ViewModel;
 
 /// How much of a live window the timeline keeps: its last five minutes (a little more,
-/// up to one checkpoint's worth).
+/// up to one checkpoint's worth)…
 pub const LIVE_KEEP_SECS: f64 = 300.0;
+/// …or its last 40,000 events when that is less (a stack sending 2,000 records a second
+/// fills five minutes with 600,000: about a gigabyte), so that a busy window's memory stays
+/// bounded. The strip says how much is kept.
+pub const LIVE_KEEP_EVENTS: u64 = 40_000;
 /// A checkpoint at least this often, in presentation seconds…
 pub const CHECKPOINT_SECS: f64 = 5.0;
 /// …or after this many events, whichever comes first.
@@ -149,7 +153,11 @@ impl Timeline {
         let Some(keep) = self.keep_secs else {
             return;
         };
-        while self.checkpoints.len() >= 2 && self.checkpoints[1].at <= self.end - keep {
+        let pushed = self.first + self.events.len() as u64;
+        while self.checkpoints.len() >= 2
+            && (self.checkpoints[1].at <= self.end - keep
+                || pushed - self.checkpoints[1].next >= LIVE_KEEP_EVENTS)
+        {
             self.checkpoints.pop_front();
         }
         let Some(oldest) = self.checkpoints.front() else {
@@ -505,6 +513,29 @@ mod tests {
         assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
         let oldest = timeline.moment(0.0);
         assert_eq!(oldest.at, timeline.start());
+    }
+
+    #[test]
+    fn a_live_timeline_busier_than_its_event_bound_keeps_less_time_and_says_so() {
+        // 1,000 events a second for two minutes: five minutes would be 300,000 events;
+        // it keeps about the last 40,000, some 40 s, and its start says how far back.
+        let mut live = model();
+        let mut timeline = Timeline::new(model(), 0.0, Some(LIVE_KEEP_SECS));
+        for i in 0..120_000u32 {
+            let at = f64::from(i) / 1000.0;
+            let event = sticky("agent", i % 2 == 0);
+            live.apply(event.clone(), at);
+            timeline.push(at, event, &live);
+        }
+        let shown = timeline.len() as u64;
+        assert!(
+            (LIVE_KEEP_EVENTS..=LIVE_KEEP_EVENTS + CHECKPOINT_EVENTS as u64).contains(&shown),
+            "{shown}"
+        );
+        let kept = timeline.end() - timeline.start();
+        assert!((40.0..=42.5).contains(&kept), "{kept}");
+        assert!(timeline.events.len() as u64 <= shown + CHECKPOINT_EVENTS as u64);
+        assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
     }
 
     #[test]
