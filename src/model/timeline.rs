@@ -17,14 +17,16 @@ use super::ViewModel;
 /// How much of a live window the timeline keeps: its last five minutes (a little more,
 /// up to one checkpoint's worth)…
 pub const LIVE_KEEP_SECS: f64 = 300.0;
-/// …or its last 40,000 events when that is less (a stack sending 2,000 records a second
-/// fills five minutes with 600,000: about a gigabyte), so that a busy window's memory stays
-/// bounded. The strip says how much is kept.
-pub const LIVE_KEEP_EVENTS: u64 = 40_000;
+/// …or its last 30,000 events when that is less (a stack sending 2,000 records a second
+/// fills five minutes with 600,000, and its checkpoints with them), so that a busy
+/// window's memory stays bounded. The strip says how much is kept.
+pub const LIVE_KEEP_EVENTS: u64 = 30_000;
 /// A checkpoint at least this often, in presentation seconds…
 pub const CHECKPOINT_SECS: f64 = 5.0;
 /// …or after this many events, whichever comes first.
-pub const CHECKPOINT_EVENTS: usize = 2_000;
+pub const CHECKPOINT_EVENTS: usize = 5_000;
+/// Checkpoints let go and not yet taken beyond which they are dropped where they are.
+const MAX_FORGOTTEN: usize = 8;
 
 /// A failure on the timeline: when, and what.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +66,9 @@ pub struct Timeline {
     failures: VecDeque<FailureMark>,
     /// Live: how many seconds back to keep; a recording keeps everything.
     keep_secs: Option<f64>,
+    /// Checkpoints no longer kept, for the caller to drop where it costs no frame
+    /// ([`Timeline::take_forgotten`]); dropped here when nobody takes them.
+    forgotten: Vec<ViewModel>,
     /// Live: events before this index are no longer shown and are let go a few at each
     /// push, not all at once (a second of a busy stack is thousands of records, and
     /// freeing them together would stall the frame that does it).
@@ -86,6 +91,7 @@ impl Timeline {
             }]),
             failures: VecDeque::new(),
             keep_secs,
+            forgotten: Vec::new(),
             forget_before: 0,
             since_checkpoint: 0,
             end: at,
@@ -158,7 +164,14 @@ impl Timeline {
             && (self.checkpoints[1].at <= self.end - keep
                 || pushed - self.checkpoints[1].next >= LIVE_KEEP_EVENTS)
         {
-            self.checkpoints.pop_front();
+            if let Some(gone) = self.checkpoints.pop_front() {
+                // A model copy with minutes of history takes milliseconds to free: hand it
+                // to whoever frees it off the frame, unless nobody is taking them.
+                if self.forgotten.len() >= MAX_FORGOTTEN {
+                    self.forgotten.clear();
+                }
+                self.forgotten.push(gone.model);
+            }
         }
         let Some(oldest) = self.checkpoints.front() else {
             return;
@@ -167,6 +180,12 @@ impl Timeline {
         while self.failures.front().is_some_and(|f| f.at < oldest.at) {
             self.failures.pop_front();
         }
+    }
+
+    /// The checkpoints let go since the last call, to be dropped off the frame (on a
+    /// thread of the caller's).
+    pub fn take_forgotten(&mut self) -> Vec<ViewModel> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// The earliest moment that can be shown.
@@ -518,7 +537,8 @@ mod tests {
     #[test]
     fn a_live_timeline_busier_than_its_event_bound_keeps_less_time_and_says_so() {
         // 1,000 events a second for two minutes: five minutes would be 300,000 events;
-        // it keeps about the last 40,000, some 40 s, and its start says how far back.
+        // it keeps about the last LIVE_KEEP_EVENTS (30 s of them), and its start says how
+        // far back.
         let mut live = model();
         let mut timeline = Timeline::new(model(), 0.0, Some(LIVE_KEEP_SECS));
         for i in 0..120_000u32 {
@@ -533,7 +553,11 @@ mod tests {
             "{shown}"
         );
         let kept = timeline.end() - timeline.start();
-        assert!((40.0..=42.5).contains(&kept), "{kept}");
+        let least = LIVE_KEEP_EVENTS as f64 / 1000.0;
+        assert!(
+            (least..=least + CHECKPOINT_EVENTS as f64 / 1000.0 + 0.5).contains(&kept),
+            "{kept}"
+        );
         assert!(timeline.events.len() as u64 <= shown + CHECKPOINT_EVENTS as u64);
         assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
     }
