@@ -22,7 +22,7 @@ const NETWORK_SIDE: &[&str] = &[
     "src/conductor",
     "src/stack",
     "src/balancer",
-    "src/probe.rs",
+    "src/probe",
     "src/doctor",
     "src/http_serve.rs",
     "src/traefik_client.rs",
