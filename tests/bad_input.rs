@@ -89,16 +89,24 @@ async fn raw_binary_chat(gateway: &str) -> serde_json::Value {
             .to_vec();
     event.extend_from_slice(b"\x1eb//4A"); // record separator, then base64 of ff fe 00
     assert_eq!(post(event).await.unwrap().status(), 200);
-    for _ in 0..10 {
-        let body = http.get(&url).send().await.unwrap().text().await.unwrap();
+    // Poll until the ack, answering the server's pings as a client does: on a loaded machine
+    // the polls can take longer than the test stack's quick heartbeat allows a silent client.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let answer = http.get(&url).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "the session is still there");
+        let body = answer.text().await.unwrap();
         for packet in body.split('\x1e') {
             if let Some(args) = packet.strip_prefix("430") {
                 let args: serde_json::Value = serde_json::from_str(args).unwrap();
                 return args[0].clone();
             }
+            if packet == "2" {
+                assert_eq!(post(b"3".to_vec()).await.unwrap().status(), 200);
+            }
         }
     }
-    panic!("no ack for the binary chat");
+    panic!("no ack for the binary chat within 10 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
