@@ -27,8 +27,8 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
         eprintln!(
             "probe could not start: --ramp {} must be shorter than --duration {}, which counts \
              from the first session: give a longer --duration",
-            humanize(ramp),
-            humanize(args.duration)
+            humantime::format_duration(ramp),
+            humantime::format_duration(args.duration)
         );
         return Ok(2);
     }
@@ -140,18 +140,6 @@ fn progress_line(now: &stickyscope::probe::Progress) {
         now.standing.broken,
     );
     let _ = std::io::stderr().flush();
-}
-
-/// `1.5s`, `30s`, `2m`: a duration as the flags take it.
-fn humanize(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(60_000) && ms > 0 {
-        format!("{}m", ms / 60_000)
-    } else if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{}ms", ms)
-    }
 }
 
 /// Reads the sticky service's servers and cookie name from Traefik's API once, so that the

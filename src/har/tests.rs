@@ -109,9 +109,13 @@ fn har() -> String {
     let page = r#"{"startedDateTime":"2026-12-05T00:22:17.900Z","time":3,
         "request":{"method":"GET","url":"http://127.0.0.1:8000/","headers":[],"cookies":[]},
         "response":{"status":200,"statusText":"OK","headers":[],"cookies":[],"content":{"size":0,"text":""}}}"#;
+    chromium_har(&format!("{page},{}", entries.join(",")))
+}
+
+/// A HAR as Chromium's DevTools writes it, around `entries` (JSON objects, comma-separated).
+fn chromium_har(entries: &str) -> String {
     format!(
-        r#"{{"log":{{"version":"1.2","creator":{{"name":"WebInspector","version":"537.36"}},"entries":[{page},{}]}}}}"#,
-        entries.join(",")
+        r#"{{"log":{{"version":"1.2","creator":{{"name":"WebInspector","version":"537.36"}},"entries":[{entries}]}}}}"#
     )
 }
 
@@ -336,18 +340,15 @@ fn a_har_streams_entry_by_entry_firefox_shaped_or_with_keys_in_any_order() {
 #[test]
 fn a_socket_io_2_server_answering_a_v4_request_in_v3_framing_is_read_as_v3_as_the_tap_reads_it() {
     let open = r#"88:0{"sid":"twoAAAAAAAAA","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":5000}2:40"#;
-    let har = format!(
-        r#"{{"log":{{"version":"1.2","creator":{{"name":"WebInspector","version":"537.36"}},"entries":[{}]}}}}"#,
-        entry(
-            "2026-12-05T00:22:18.000Z",
-            "GET",
-            "EIO=4&transport=polling&t=a",
-            200,
-            "1",
-            open,
-            "",
-        )
-    );
+    let har = chromium_har(&entry(
+        "2026-12-05T00:22:18.000Z",
+        "GET",
+        "EIO=4&transport=polling&t=a",
+        200,
+        "1",
+        open,
+        "",
+    ));
     let read = rebuild(serde_json::from_str(&har).unwrap(), &Identify::default()).unwrap();
     let wire = read
         .lines

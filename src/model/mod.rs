@@ -88,12 +88,11 @@ impl ViewModel {
     /// rest in name order; any more are summed up.
     pub fn heartbeat_line(&self, named: usize) -> HeartbeatLine {
         // Users with a session first, then the rest, each in name order; the first `named`
-        // by name, the others summed. One pass, no sort: a crowd's thousands of users
-        // cost a frame no more than a look each.
-        let (with_session, without): (Vec<_>, Vec<_>) = self
-            .heartbeats
-            .iter()
-            .partition(|(user, _)| self.sessions.contains_key(*user));
+        // by name, the others summed. No sort, nothing collected: a crowd's thousands of
+        // users cost a frame two looks each.
+        let has_session = |(user, _): &(&String, &u64)| self.sessions.contains_key(*user);
+        let with_session = self.heartbeats.iter().filter(has_session);
+        let without = self.heartbeats.iter().filter(|entry| !has_session(entry));
         let mut line = HeartbeatLine {
             named: Vec::new(),
             others: 0,
