@@ -174,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     // Warm every path (connections, allocators).
     for _ in 0..50 {
         handshake(&client, &gateway, None).await?;
-        handshake(&client, &tap.url(), None).await?;
+        handshake(&client, &tap.url().expect("a listening tap"), None).await?;
         handshake(&client, &relay, None).await?;
         paced().await;
     }
@@ -184,7 +184,11 @@ async fn main() -> anyhow::Result<()> {
     let (mut direct, mut tapped) = (Vec::new(), Vec::new());
     for _ in 0..handshakes {
         direct.push(handshake(&client, &gateway, None).await?.1);
-        tapped.push(handshake(&client, &tap.url(), None).await?.1);
+        tapped.push(
+            handshake(&client, &tap.url().expect("a listening tap"), None)
+                .await?
+                .1,
+        );
         paced().await;
     }
     report(
@@ -208,7 +212,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Message POSTs on one session per path (Socket.IO connect first, then events).
     let (direct_session, _) = handshake(&client, &gateway, None).await?;
-    let (tap_session, _) = handshake(&client, &tap.url(), None).await?;
+    let (tap_session, _) = handshake(&client, &tap.url().expect("a listening tap"), None).await?;
     post(&client, &direct_session, "40").await?;
     post(&client, &tap_session, "40").await?;
     let (mut direct, mut tapped) = (Vec::new(), Vec::new());

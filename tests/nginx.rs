@@ -246,7 +246,10 @@ async fn a_rate_limit_refusal_is_named_as_what_it_is() {
         .unwrap();
     // Far more new sessions at once than the per-address burst allows.
     let client = reqwest::Client::new();
-    let url = format!("{}/socket.io/?EIO=4&transport=polling", tap.url());
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=polling",
+        tap.url().expect("a listening tap")
+    );
     let answers = futures_util::future::join_all((0..900).map(|_| client.get(&url).send())).await;
     let limited = answers
         .iter()

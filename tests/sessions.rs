@@ -237,7 +237,7 @@ async fn a_dropped_session_stops_talking() {
         async move { seen.connected("agent") }
     })
     .await;
-    let tap = session.tap().url();
+    let tap = session.tap().url().expect("a listening tap");
     drop(session);
     wait_for(
         Duration::from_secs(5),

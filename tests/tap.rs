@@ -88,9 +88,9 @@ async fn only_cookie_stickiness_and_host_change() {
         .unwrap();
 
     let mut direct = headers_via(&upstream).await;
-    let first = headers_via(&tap.url()).await;
+    let first = headers_via(&tap.url().expect("a listening tap")).await;
     assert!(!first.contains_key("cookie"), "nothing in the jar yet");
-    let mut second = headers_via(&tap.url()).await;
+    let mut second = headers_via(&tap.url().expect("a listening tap")).await;
     assert_eq!(
         second.remove("cookie").as_deref(),
         Some("sticky_replica=0123456789abcdef")
@@ -100,7 +100,7 @@ async fn only_cookie_stickiness_and_host_change() {
     assert_eq!(second, direct, "all else as sent");
 
     tap.set_sticky(false);
-    let mut off = headers_via(&tap.url()).await;
+    let mut off = headers_via(&tap.url().expect("a listening tap")).await;
     assert_eq!(off.remove("x-stickiness").as_deref(), Some("off"));
     assert!(!off.contains_key("cookie"), "sticky cookie withheld");
 }
@@ -113,7 +113,7 @@ async fn an_answer_to_a_request_sent_before_a_pin_does_not_undo_it() {
     let tap = Tap::start(TapConfig::new("visitor", upstream), tx)
         .await
         .unwrap();
-    let url = tap.url();
+    let url = tap.url().expect("a listening tap");
     let early = tokio::spawn(async move { headers_via(&url).await });
     let arrived = tokio::time::timeout(Duration::from_secs(10), held.recv())
         .await
@@ -131,7 +131,7 @@ async fn an_answer_to_a_request_sent_before_a_pin_does_not_undo_it() {
     );
 
     // After the pin, the balancer's word is kept again (a server gone, a new cookie).
-    let url = tap.url();
+    let url = tap.url().expect("a listening tap");
     let later = tokio::spawn(async move { headers_via(&url).await });
     let arrived = tokio::time::timeout(Duration::from_secs(10), held.recv())
         .await
@@ -157,7 +157,10 @@ async fn one_failure(gateway: String, timeout: Duration) -> WireRecord {
     config.timeout = timeout;
     let tap = Tap::start(config, tx).await.unwrap();
     let _ = reqwest::Client::new()
-        .get(format!("{}/socket.io/?EIO=4&transport=polling", tap.url()))
+        .get(format!(
+            "{}/socket.io/?EIO=4&transport=polling",
+            tap.url().expect("a listening tap")
+        ))
         .send()
         .await;
     tokio::time::timeout(Duration::from_secs(10), rx.recv())
@@ -283,7 +286,11 @@ async fn a_refused_upgrade_is_bounded_and_loses_hop_by_hop_headers() {
     let mut config = TapConfig::new("agent", format!("http://{addr}"));
     config.timeout = Duration::from_millis(500);
     let tap = Tap::start(config, tx).await.unwrap();
-    let tap_addr = tap.url().trim_start_matches("http://").to_owned();
+    let tap_addr = tap
+        .url()
+        .expect("a listening tap")
+        .trim_start_matches("http://")
+        .to_owned();
     let mut client = tokio::net::TcpStream::connect(&tap_addr).await.unwrap();
     client
         .write_all(

@@ -78,8 +78,8 @@ pub struct WindowArgs {
     /// (`stickyscope scenario list`). The embedded stack or chain is started as it asks.
     #[arg(long, value_name = "FILE|NAME")]
     pub scenario: Option<String>,
-    /// Background sessions at start (crowd mode, 0..=500).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=500))]
+    /// Background sessions at start (crowd mode, 0..=10000).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=10_000))]
     pub crowd: u16,
     /// Record everything the window is shown to this file as it goes, a capture
     /// (`stickyscope open FILE` shows it again, `stickyscope inspect FILE` reports on it).
@@ -428,7 +428,7 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "30s", value_parser = probe_duration)]
     pub duration: Duration,
     /// Sessions at once.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub sessions: u16,
     /// Open the sessions evenly over this long instead of all at once, e.g. 30s (within
     /// --duration, which counts from the first).

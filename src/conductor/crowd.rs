@@ -1,4 +1,5 @@
-//! Crowd mode: up to 500 background sessions, to show how a balancer spreads many users.
+//! Crowd mode: up to 10,000 background sessions (light ones: stickyscope's own client
+//! calling a tap without a listener), to show how a balancer spreads many users.
 //! Their wire records never reach the UI one by one: a summary (sessions per replica,
 //! connecting, failures) is sent twice a second instead, so the window stays smooth.
 
@@ -13,8 +14,7 @@ use crate::wire::Naming;
 use stickyscope_vocab::events::{CrowdSummary, EngineIoChoice, Event};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 
-/// Largest crowd.
-pub const MAX_CROWD: usize = 500;
+pub use stickyscope_vocab::events::MAX_CROWD;
 /// How often the summary is sent.
 const SUMMARY_EVERY: Duration = Duration::from_millis(500);
 
@@ -74,6 +74,7 @@ impl Crowd {
             config.naming = self.naming.clone();
             config.engineio = self.engineio;
             config.access = self.access.clone();
+            config.light = true;
             match ChatSession::start(config, self.sink.clone()).await {
                 Ok(s) => self.sessions.push(s),
                 Err(e) => {

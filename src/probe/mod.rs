@@ -726,6 +726,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(Progress)) -> Result<Repo
             told = Instant::now();
         }
         let mut config = SessionConfig::new(name, gateway);
+        config.light = true;
         config.transport = transport;
         config.sticky = sticky;
         config.naming = plan.naming.clone();

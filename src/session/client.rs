@@ -1,7 +1,8 @@
-//! The Socket.IO client of one session attempt: rust_socketio for Engine.IO v4 servers, the
-//! project's own [`V3Client`] for v3 (Socket.IO 2) servers. Both talk through the user's
-//! wire tap, and the session reads what they do off the wire; here they only connect,
-//! emit and leave. Network code.
+//! The Socket.IO client of one session attempt: rust_socketio for the two chat users on
+//! Engine.IO v4 servers (a Socket.IO client others wrote, through the tap's listener), the
+//! project's own [`EngineClient`] for v3 (Socket.IO 2) servers and for background sessions
+//! (through the tap directly). The session reads what they do off the tap's records; here
+//! they only connect, emit and leave. Network code.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use futures_util::FutureExt;
 use rust_socketio::asynchronous::{Client, ClientBuilder};
 use rust_socketio::{Payload, TransportType};
 
-use super::v3::V3Client;
+use super::engine_client::{Dial, EngineClient};
+use crate::wire::Tap;
 use stickyscope_vocab::events::TransportChoice;
 
 /// One TLS connector for every Socket.IO client of the process. rust_socketio builds an HTTP
@@ -39,25 +41,36 @@ pub enum SessionClient {
     /// Engine.IO v4 (Socket.IO 3 and later servers), through rust_socketio, with the number
     /// of its chat acks not yet answered.
     V4(Client, Arc<AtomicUsize>),
-    /// Engine.IO v3 (Socket.IO 2 servers).
-    V3(Arc<V3Client>),
+    /// stickyscope's own, v3 or v4.
+    Own(Arc<EngineClient>),
 }
 
 impl SessionClient {
-    /// Connects to the Socket.IO server behind `url` (the user's tap) with `transport`,
-    /// speaking v3 when `v3`: on Socket.IO's `path`, joining `namespace`, with `auth` as the
-    /// `CONNECT` packet's payload (v4; v3 has none).
+    /// Connects to the Socket.IO server behind `tap` with `transport`, speaking v3 when
+    /// `v3`: on Socket.IO's `path`, joining `namespace`, with `auth` as the `CONNECT`
+    /// packet's payload (v4; v3 has none). `own` asks for stickyscope's own client even in
+    /// v4 (it is used for v3 in any case); otherwise rust_socketio connects through the
+    /// tap's listener.
     pub async fn connect(
-        url: &str,
-        transport: TransportChoice,
-        v3: bool,
+        tap: &Arc<Tap>,
+        (transport, v3, own): (TransportChoice, bool, bool),
         (path, namespace, auth): (&str, &str, Option<&serde_json::Value>),
     ) -> Result<Self, String> {
-        if v3 {
-            return V3Client::connect(url, transport, path, namespace)
+        if v3 || own {
+            let dial = Dial {
+                transport,
+                v3,
+                path,
+                namespace,
+                auth,
+            };
+            return EngineClient::connect(Arc::clone(tap), dial)
                 .await
-                .map(|c| SessionClient::V3(Arc::new(c)));
+                .map(|c| SessionClient::Own(Arc::new(c)));
         }
+        let Some(url) = tap.url() else {
+            return Err("this session's tap has no listener for rust_socketio".to_owned());
+        };
         let builder = ClientBuilder::new(format!("{url}{path}"))
             .namespace(namespace)
             .transport_type(match transport {
@@ -90,7 +103,7 @@ impl SessionClient {
     ) -> Result<(), String> {
         match self {
             SessionClient::V4(c, _) => c.emit(event, payload).await.map_err(|e| e.to_string()),
-            SessionClient::V3(c) => c.emit(event, payload).await,
+            SessionClient::Own(c) => c.emit(event, payload).await,
         }
     }
 
@@ -128,7 +141,7 @@ impl SessionClient {
                 .await
                 .map_err(|e| e.to_string())
             }
-            SessionClient::V3(c) => c.emit_with_ack(event, payload).await,
+            SessionClient::Own(c) => c.emit_with_ack(event, payload).await,
         }
     }
 
@@ -140,7 +153,7 @@ impl SessionClient {
                     SessionClient::V4(c, _) => {
                         let _ = c.disconnect().await;
                     }
-                    SessionClient::V3(c) => c.disconnect().await,
+                    SessionClient::Own(c) => c.disconnect().await,
                 }
             };
             let _ = tokio::time::timeout(Duration::from_secs(2), leave).await;

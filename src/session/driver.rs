@@ -1,7 +1,12 @@
 //! The session supervisor: one task per user that owns the Socket.IO client of the current
-//! attempt ([`SessionClient`]: rust_socketio for Engine.IO v4, stickyscope's own for v3), the
-//! user's wire tap, the outbox and the tracker, and turns commands and wire records into
-//! state.
+//! attempt ([`SessionClient`]: rust_socketio for the two users on Engine.IO v4, stickyscope's
+//! own for v3 and for light sessions), the user's wire tap, the outbox and the tracker, and
+//! turns commands and wire records into state.
+//!
+//! A light session ([`SessionConfig::light`]: a crowd's or a probe's, thousands of them) has
+//! a tap without a listener that its client calls directly, and wakes only when something
+//! is due (its heartbeat's deadline, its next attempt) or every few seconds, not four times
+//! a second.
 //!
 //! rust_socketio's own reconnection is off: it does not retry a failed first connect and,
 //! when only long-poll GETs fail, it loops about 11 times a second while `emit` keeps
@@ -39,6 +44,8 @@ use stickyscope_vocab::record::WireRecord;
 
 /// How often the supervisor checks timers when nothing else happens.
 const TICK: Duration = Duration::from_millis(250);
+/// The same for a light session, which also wakes at each deadline it knows.
+const LIGHT_TICK: Duration = Duration::from_secs(5);
 /// How long a client's failure to connect waits for the wire to say more: the tap records
 /// a request when its answer is read (a tunnel when it closes), and the client's own error
 /// (rust_socketio's "EngineIO Error", a WebSocket decoding error) often comes first.
@@ -83,6 +90,10 @@ pub struct SessionConfig {
     /// Where Socket.IO lives and who the user is to it (path, namespace, auth, headers,
     /// cookies).
     pub access: Access,
+    /// A background session (a crowd's, a probe's): stickyscope's own client calling a tap
+    /// without a listener, waking only when something is due. The two chat users are not
+    /// light: rust_socketio (on v4) talks to their taps' listeners.
+    pub light: bool,
 }
 
 impl SessionConfig {
@@ -103,6 +114,7 @@ impl SessionConfig {
             chat: ChatDialect::default(),
             engineio: EngineIoChoice::default(),
             access: Access::default(),
+            light: false,
         }
     }
 }
@@ -151,22 +163,23 @@ impl ChatSession {
     /// Starts the user's tap and session; events go to `sink`.
     pub async fn start(config: SessionConfig, sink: EventSink) -> Result<ChatSession, TapError> {
         let (wire_tx, wire_rx) = mpsc::channel(WIRE_QUEUE);
-        let tap = Tap::start(
-            TapConfig {
-                user: config.user.clone(),
-                gateway: config.gateway.clone(),
-                sticky: config.sticky,
-                timeout: Duration::from_secs(45),
-                naming: config.naming.clone(),
-                headers: config.access.headers.clone(),
-                cookies: config.access.cookies.clone(),
-                secrets: config.access.secrets(),
-                ca_pem: config.access.ca_pem.clone(),
-                insecure: config.access.insecure,
-            },
-            wire_tx,
-        )
-        .await?;
+        let tap_config = TapConfig {
+            user: config.user.clone(),
+            gateway: config.gateway.clone(),
+            sticky: config.sticky,
+            timeout: Duration::from_secs(45),
+            naming: config.naming.clone(),
+            headers: config.access.headers.clone(),
+            cookies: config.access.cookies.clone(),
+            secrets: config.access.secrets(),
+            ca_pem: config.access.ca_pem.clone(),
+            insecure: config.access.insecure,
+        };
+        let tap = if config.light {
+            Tap::direct(tap_config, wire_tx)?
+        } else {
+            Tap::start(tap_config, wire_tx).await?
+        };
         let tap = Arc::new(tap);
         let (commands, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (connect_tx, connect_rx) = mpsc::channel(4);
@@ -377,24 +390,20 @@ impl Driver {
     }
 
     fn next_wake(&self, now: Instant) -> Instant {
+        let tick = now + if self.config.light { LIGHT_TICK } else { TICK };
         let phase_at = match self.phase {
             Phase::Waiting { next_at } => next_at,
             Phase::Attempting { started } => started + self.config.connect_timeout,
-            Phase::Connected | Phase::Stopped => now + TICK,
+            Phase::Connected => self.tracker.stalls_after().unwrap_or(tick),
+            Phase::Stopped => tick,
         };
         let outbox_at = match self.outbox.due(now, self.phase == Phase::Connected) {
             Due::Emit { .. } | Due::GiveUp => now,
             Due::Wait(Some(at)) => at,
-            Due::Wait(None) => now + TICK,
+            Due::Wait(None) => tick,
         };
-        let client_failure_at = self
-            .client_failure
-            .as_ref()
-            .map_or(now + TICK, |(_, at)| *at);
-        phase_at
-            .min(outbox_at)
-            .min(client_failure_at)
-            .min(now + TICK)
+        let client_failure_at = self.client_failure.as_ref().map_or(tick, |(_, at)| *at);
+        phase_at.min(outbox_at).min(client_failure_at).min(tick)
     }
 
     async fn on_tick(&mut self, now: Instant) {
@@ -456,13 +465,13 @@ impl Driver {
         let tx = self.connect_tx.clone();
         let n = self.attempt_no;
         let bound = self.config.connect_timeout;
-        let (url, transport, v3) = (self.tap.url(), self.config.transport, self.speaks_v3);
+        let tap = Arc::clone(&self.tap);
+        let how = (self.config.transport, self.speaks_v3, self.config.light);
         let access = &self.config.access;
         let (path, namespace) = (access.path.clone(), access.namespace.clone());
         let auth = access.auth_for(&self.config.user).cloned();
         tokio::spawn(async move {
-            let connect =
-                SessionClient::connect(&url, transport, v3, (&path, &namespace, auth.as_ref()));
+            let connect = SessionClient::connect(&tap, how, (&path, &namespace, auth.as_ref()));
             let result = match tokio::time::timeout(bound, connect).await {
                 Ok(result) => result,
                 Err(_) => Err("connect timed out".to_owned()),

@@ -368,6 +368,15 @@ impl WireTracker {
         }
     }
 
+    /// The first moment at which [`WireTracker::stalled`] would say the session is lost,
+    /// if nothing comes from its server before then (`None` while not connected or before
+    /// the heartbeat is known).
+    pub fn stalls_after(&self) -> Option<Instant> {
+        self.connected.as_ref()?;
+        let limit = self.heartbeat?;
+        Some(self.last_server_activity? + limit + Duration::from_millis(1))
+    }
+
     /// Why the session counts as lost at `now`, if its server went silent too long.
     pub fn stalled(&self, now: Instant) -> Option<String> {
         let (replica, _) = self.connected.as_ref()?;

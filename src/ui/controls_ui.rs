@@ -210,10 +210,10 @@ fn stack_ui(ui: &mut Ui, bar: &TopBar<'_>, settings: &Settings, actions: &mut Ve
     let response = ui
         .add(
             egui::DragValue::new(&mut crowd)
-                .range(0..=500)
+                .range(0..=stickyscope_vocab::events::MAX_CROWD)
                 .prefix("crowd "),
         )
-        .on_hover_text("background sessions (0–500): how the balancer spreads a crowd");
+        .on_hover_text("background sessions (0–10,000): how the balancer spreads a crowd");
     if response.changed() && crowd != bar.crowd {
         actions.push(TopAction::SetCrowd(crowd));
     }

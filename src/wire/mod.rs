@@ -14,7 +14,7 @@ use stickyscope_vocab::naming::Identify;
 use stickyscope_vocab::topology::Topology;
 use tokio::sync::watch;
 
-pub use tap::{Tap, TapConfig};
+pub use tap::{Answer, NotSwitched, Tap, TapConfig};
 
 /// What the taps read to name replicas: the latest [`Identify`] the [`Learner`] wrote.
 pub type Naming = watch::Receiver<Identify>;

@@ -78,6 +78,9 @@ pub enum StackOperation {
     Pin(String),
 }
 
+/// The largest crowd (background sessions) a window runs.
+pub const MAX_CROWD: usize = 10_000;
+
 /// The crowd at a glance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrowdSummary {

@@ -29,7 +29,7 @@ impl Shared {
         req: Request<Incoming>,
         out: Outgoing,
     ) -> Response<Full<Bytes>> {
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) => {
@@ -39,6 +39,17 @@ impl Shared {
                 )
             }
         };
+        self.exchange_whole(parts, body, out).await
+    }
+
+    /// Forwards one HTTP request whose body is already read, records the exchange, and
+    /// gives back the gateway's answer (or the tap's word on why there is none).
+    pub(super) async fn exchange_whole(
+        &self,
+        mut parts: hyper::http::request::Parts,
+        body: Bytes,
+        out: Outgoing,
+    ) -> Response<Full<Bytes>> {
         let path = parts
             .uri
             .path_and_query()

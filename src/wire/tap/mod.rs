@@ -23,6 +23,7 @@
 //!
 //! [`Identify`]: stickyscope_vocab::naming::Identify
 
+mod direct;
 mod failures;
 mod http;
 mod naming;
@@ -55,6 +56,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub use self::direct::{Answer, NotSwitched};
 pub use self::failures::connect_failure;
 use self::naming::{Jar, SentCookies};
 use super::Naming;
@@ -129,7 +131,9 @@ pub enum TapError {
 /// A running tap. Dropping it stops it.
 #[derive(Debug)]
 pub struct Tap {
-    local_addr: SocketAddr,
+    /// Where it listens for the user's client; `None` for a tap a client in this process
+    /// calls directly ([`Tap::direct`]).
+    local_addr: Option<SocketAddr>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
 }
@@ -159,54 +163,11 @@ struct Shared {
 }
 
 impl Tap {
-    /// Starts a tap; its records go to `sink`.
+    /// Starts a tap listening on loopback for the user's client; its records go to `sink`.
     pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
-        let gateway = gateway_addr(&config.gateway)?;
-        let authority = gateway.authority.clone();
+        let shared = Arc::new(Shared::new(config, sink)?);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        let tls = tls::connector(&crate::tls_trust::Trust {
-            ca_pem: config.ca_pem.clone(),
-            insecure: config.insecure,
-        })?;
-        let connector = HttpsConnector::from((connector, tls.clone()));
-        let mut headers = Vec::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| TapError::BadHeader(name.clone()))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|_| TapError::BadHeader(name.to_string()))?;
-            headers.push((name, value));
-        }
-        let mut jar = Jar::for_origin(gateway.secure_origin());
-        for (name, value) in &config.cookies {
-            jar.keep(name, value);
-        }
-        let shared = Arc::new(Shared {
-            user: config.user,
-            base: format!(
-                "{}://{authority}",
-                if gateway.tls { "https" } else { "http" }
-            ),
-            authority,
-            timeout: config.timeout,
-            sticky: AtomicBool::new(config.sticky),
-            jar: Mutex::new(jar),
-            naming: config.naming,
-            headers,
-            secrets: config.secrets,
-            seq: Mutex::new(0),
-            in_flight: AtomicUsize::new(0),
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(crate::http_serve::POOL_IDLE)
-                .build(connector),
-            tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
-            sink,
-        });
         let shutdown = CancellationToken::new();
         let serving = Arc::clone(&shared);
         tokio::spawn(crate::http_serve::accept_loop(
@@ -219,15 +180,26 @@ impl Tap {
             },
         ));
         Ok(Tap {
-            local_addr,
+            local_addr: Some(local_addr),
             shared,
             shutdown,
         })
     }
 
-    /// The URL the user's client connects to.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.local_addr)
+    /// A tap without a listener, for a client in this process that hands it each request
+    /// ([`Tap::exchange`], [`Tap::websocket`]): the same jar, naming and records, without
+    /// a loopback hop or a file for a listener.
+    pub fn direct(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
+        Ok(Tap {
+            local_addr: None,
+            shared: Arc::new(Shared::new(config, sink)?),
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    /// The URL the user's client connects to (none for a [`Tap::direct`] tap).
+    pub fn url(&self) -> Option<String> {
+        self.local_addr.map(|addr| format!("http://{addr}"))
     }
 
     /// Turns the user's stickiness on or off, from the next request on.
@@ -338,6 +310,56 @@ pub fn parse_gateway(url: &str) -> Result<String, TapError> {
     gateway_addr(url).map(|g| g.authority)
 }
 
+impl Shared {
+    /// What a tap's connections share, from its configuration.
+    fn new(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Shared, TapError> {
+        let gateway = gateway_addr(&config.gateway)?;
+        let authority = gateway.authority.clone();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.enforce_http(false);
+        let tls = tls::connector(&crate::tls_trust::Trust {
+            ca_pem: config.ca_pem.clone(),
+            insecure: config.insecure,
+        })?;
+        let connector = HttpsConnector::from((connector, tls.clone()));
+        let mut headers = Vec::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| TapError::BadHeader(name.clone()))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|_| TapError::BadHeader(name.to_string()))?;
+            headers.push((name, value));
+        }
+        let mut jar = Jar::for_origin(gateway.secure_origin());
+        for (name, value) in &config.cookies {
+            jar.keep(name, value);
+        }
+        Ok(Shared {
+            user: config.user,
+            base: format!(
+                "{}://{authority}",
+                if gateway.tls { "https" } else { "http" }
+            ),
+            authority,
+            timeout: config.timeout,
+            sticky: AtomicBool::new(config.sticky),
+            jar: Mutex::new(jar),
+            naming: config.naming,
+            headers,
+            secrets: config.secrets,
+            seq: Mutex::new(0),
+            in_flight: AtomicUsize::new(0),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+                .build(connector),
+            tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
+            sink,
+        })
+    }
+}
+
 /// Decrements the in-flight counter when dropped.
 struct InFlight(Arc<Shared>);
 
@@ -368,22 +390,16 @@ struct Outgoing {
     at_ms: u64,
 }
 
-impl Shared {
-    /// Serves one request from the user's client: an upgrade opens a WebSocket tunnel,
-    /// anything else is one HTTP exchange.
-    async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-    ) -> Result<Response<Full<Bytes>>, Infallible> {
-        let _in_flight = InFlight::new(&self);
-        let query = EngineQuery::parse(req.uri().query().unwrap_or(""));
-        let kind = RequestKind::classify(req.method().as_str(), req.uri().query());
+impl Outgoing {
+    /// What a request going out with `method` to `uri` is, starting now.
+    fn new(method: &hyper::Method, uri: &hyper::Uri) -> Self {
+        let query = EngineQuery::parse(uri.query().unwrap_or(""));
         let engineio = query.eio.and_then(|v| v.parse().ok());
-        let out = Outgoing {
-            kind,
+        Outgoing {
+            kind: RequestKind::classify(method.as_str(), uri.query()),
             engineio,
             codec: Framing::asked(engineio),
-            method: req.method().to_string(),
+            method: method.to_string(),
             sid: query.sid.map(str::to_owned),
             transport: if query.transport == Some("websocket") {
                 Transport::Websocket
@@ -392,7 +408,19 @@ impl Shared {
             },
             started: Instant::now(),
             at_ms: now_ms(),
-        };
+        }
+    }
+}
+
+impl Shared {
+    /// Serves one request from the user's client: an upgrade opens a WebSocket tunnel,
+    /// anything else is one HTTP exchange.
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+    ) -> Result<Response<Full<Bytes>>, Infallible> {
+        let _in_flight = InFlight::new(&self);
+        let out = Outgoing::new(req.method(), req.uri());
         if is_upgrade(req.headers()) {
             return Ok(self.upgrade(req, out).await);
         }

@@ -34,12 +34,12 @@ enum UpgradeError {
 
 /// Sends the upgrade request on `stream` (plain or TLS), keeping the connection for the
 /// upgrade.
-async fn send_on<S>(
-    stream: S,
-    request: Request<Incoming>,
-) -> Result<Response<Incoming>, UpgradeError>
+async fn send_on<S, B>(stream: S, request: Request<B>) -> Result<Response<Incoming>, UpgradeError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -53,6 +53,17 @@ where
         .map_err(UpgradeError::Http)
 }
 
+/// What became of an upgrade request: refused (the answer to give the client), or switched
+/// to WebSocket (the tunnel to watch, the server's side once it switches, the 101's head).
+pub(super) enum Switched {
+    Refused(Response<Full<Bytes>>),
+    Open {
+        tunnel: Box<Tunnel>,
+        server: OnUpgrade,
+        head: hyper::http::response::Parts,
+    },
+}
+
 impl Shared {
     /// Forwards a WebSocket upgrade and records the gateway's answer; after a 101, relays
     /// the tunnel in a task of its own.
@@ -62,14 +73,43 @@ impl Shared {
         out: Outgoing,
     ) -> Response<Full<Bytes>> {
         let client_upgrade = hyper::upgrade::on(&mut req);
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
+        match self.switch(parts, body, out).await {
+            Switched::Refused(answer) => answer,
+            Switched::Open {
+                tunnel,
+                server,
+                head,
+            } => {
+                self.relay(*tunnel, client_upgrade, server);
+                Response::from_parts(head, Full::new(Bytes::new()))
+            }
+        }
+    }
+
+    /// Sends an upgrade request to the gateway and records its answer: a refusal like any
+    /// HTTP answer, or a 101 and the tunnel that follows it.
+    pub(super) async fn switch<B>(
+        self: &Arc<Self>,
+        mut parts: hyper::http::request::Parts,
+        body: B,
+        out: Outgoing,
+    ) -> Switched
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let path = parts
             .uri
             .path_and_query()
             .map(|pq| pq.as_str().to_owned())
             .unwrap_or_else(|| "/".into());
         let Ok(uri) = path.parse::<hyper::Uri>() else {
-            return plain(StatusCode::BAD_REQUEST, "tap: unusable request path".into());
+            return Switched::Refused(plain(
+                StatusCode::BAD_REQUEST,
+                "tap: unusable request path".into(),
+            ));
         };
         parts.uri = uri;
         strip_hop_by_hop_keeping_upgrade(&mut parts.headers);
@@ -83,7 +123,7 @@ impl Shared {
             Ok(resp) => resp,
             Err(answer) => {
                 self.emit(record).await;
-                return answer;
+                return Switched::Refused(answer);
             }
         };
         let (parts, body) = resp.into_parts();
@@ -93,7 +133,7 @@ impl Shared {
         self.remember_cookies(&mut record, &parts.headers, &sent);
 
         if status != StatusCode::SWITCHING_PROTOCOLS {
-            return self.refused_upgrade(record, &out, parts, body, &sent).await;
+            return Switched::Refused(self.refused_upgrade(record, &out, parts, body, &sent).await);
         }
         // 101: the server switched protocols.
         self.name_replica(&mut record, &parts.headers, sent.sticky.as_deref(), true);
@@ -105,19 +145,27 @@ impl Shared {
         );
         self.emit(record).await;
         let mut server_upgrade = Response::from_parts(parts.clone(), body);
-        let server_upgrade = hyper::upgrade::on(&mut server_upgrade);
-        self.relay(tunnel, client_upgrade, server_upgrade);
-        Response::from_parts(parts, Full::new(Bytes::new()))
+        let server = hyper::upgrade::on(&mut server_upgrade);
+        Switched::Open {
+            tunnel: Box::new(tunnel),
+            server,
+            head: parts,
+        }
     }
 
     /// Sends the upgrade request on a new connection to the gateway. Without an answer, the
     /// record says why and the client gets the tap's own answer.
-    async fn send_upgrade(
+    async fn send_upgrade<B>(
         &self,
-        request: Request<Incoming>,
+        request: Request<B>,
         out: &Outgoing,
         record: &mut WireRecord,
-    ) -> Result<Response<Incoming>, Response<Full<Bytes>>> {
+    ) -> Result<Response<Incoming>, Response<Full<Bytes>>>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.authority))
             .await
             .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
@@ -223,10 +271,33 @@ impl Shared {
             }
         });
     }
+
+    /// Relays the tunnel to a client in this process once the server has switched
+    /// protocols; returns the client's end, which carries the server's bytes after its 101.
+    pub(super) fn relay_to_caller(
+        self: &Arc<Self>,
+        tunnel: Tunnel,
+        server: OnUpgrade,
+    ) -> tokio::io::DuplexStream {
+        let (caller, ours) = tokio::io::duplex(DIRECT_BUFFER);
+        let in_flight = InFlight::new(self);
+        tokio::spawn(async move {
+            let _in_flight = in_flight;
+            match server.await {
+                Ok(server) => tunnel.run(ours, TokioIo::new(server)).await,
+                Err(_) => tracing::debug!("tap: upgrade tunnel not established"),
+            }
+        });
+        caller
+    }
 }
 
+/// The buffer between a direct tap's tunnel and its caller, each way: Engine.IO's
+/// heartbeats and chat messages are far smaller.
+const DIRECT_BUFFER: usize = 8 * 1024;
+
 /// A WebSocket tunnel being watched.
-struct Tunnel {
+pub(super) struct Tunnel {
     shared: Arc<Shared>,
     template: WireRecord,
     is_upgrade: bool,
