@@ -1,16 +1,20 @@
-//! Open files: how many a run of N sessions needs (each session's tap listens, and its
-//! client's connections, the tap's own toward the gateway and, on the embedded stack, the
-//! balancer's and the replicas' all hold one), the process's own limit raised to the hard
-//! limit it may reach, and — when that is still too low — the number needed and how to
-//! raise it, in words, before anything starts (rather than sessions failing one by one on
-//! "too many open files" that look like the stack's fault).
+//! Open files: how many a run of N light sessions needs (each session's connection toward
+//! the gateway and, on the embedded stack, the balancer's and the replica's all hold one),
+//! how many a limit holds, the process's own limit raised to the hard limit it may reach,
+//! and — when that is still too low — the number needed and how to raise it, in words,
+//! before anything starts (rather than sessions failing one by one on "too many open
+//! files" that look like the stack's fault).
 
-/// Open files per session through a gateway stickyscope does not run (measured: 300
-/// polling sessions, 1,211 open files).
-pub const PER_SESSION_THROUGH_A_GATEWAY: u64 = 5;
-/// Open files per session on a stack in this process, the embedded stack (measured: 500
-/// polling sessions, 4,027 open files).
-pub const PER_SESSION_IN_PROCESS: u64 = 9;
+/// Open files per session through a gateway stickyscope does not run: a polling session's
+/// held poll (its posts share a pool of idle connections), a WebSocket's one connection
+/// (measured: 1,000 idle polling sessions, 1,047 open files; 10,000, 10,037).
+pub const PER_SESSION_THROUGH_A_GATEWAY: u64 = 1;
+/// Open files per session on a stack in this process, the embedded stack: the session's
+/// connection, the balancer's two sides and the replica's (measured: 1,000 polling
+/// sessions with a 3 s heartbeat, 5,085 open files).
+pub const PER_SESSION_IN_PROCESS: u64 = 5;
+/// Room for connections beyond one a session (posts, upgrades under way), per 10 sessions.
+pub const SPARE_PER_TEN: u64 = 1;
 /// What the process holds besides its sessions (logs, runtimes, the window).
 pub const BASE: u64 = 128;
 
@@ -40,7 +44,20 @@ pub fn needed(sessions: usize, stack_in_process: bool) -> u64 {
     } else {
         PER_SESSION_THROUGH_A_GATEWAY
     };
-    BASE + per * sessions as u64
+    let sessions = sessions as u64;
+    BASE + per * sessions + SPARE_PER_TEN * sessions.div_ceil(10)
+}
+
+/// The most sessions `soft` open files hold (the inverse of [`needed`]).
+pub fn most_sessions(soft: u64, stack_in_process: bool) -> usize {
+    let per = if stack_in_process {
+        PER_SESSION_IN_PROCESS
+    } else {
+        PER_SESSION_THROUGH_A_GATEWAY
+    };
+    // needed(n) = BASE + per·n + ⌈n/10⌉·SPARE ≤ soft, within a session.
+    let room = soft.saturating_sub(BASE) * 10;
+    (room / (per * 10 + SPARE_PER_TEN)) as usize
 }
 
 /// The process's open-file limit (soft, hard).
@@ -116,14 +133,26 @@ mod tests {
     #[test]
     fn the_need_grows_with_the_sessions_and_a_low_limit_says_how_to_raise_it() {
         assert_eq!(needed(0, false), BASE);
-        assert_eq!(needed(500, true), BASE + 4_500);
-        assert!(needed(10_000, false) > 50_000);
+        assert_eq!(needed(500, true), BASE + 2_500 + 50);
+        assert_eq!(needed(10_000, false), BASE + 10_000 + 1_000);
         assert_eq!(judge(10, 178, 1024, 1024), Ok(()));
         let err = judge(500, 4_628, 1_024, 4_096).unwrap_err();
         assert_eq!(
             err.to_string(),
             "500 sessions need about 4628 open files, and this process may open only 1024 (its hard limit is 4096): raise the limit first, e.g. `ulimit -n 5120` in this shell (beyond the hard limit as root: /etc/security/limits.conf, or LimitNOFILE= for a systemd service), or ask for fewer sessions"
         );
+    }
+
+    #[test]
+    fn the_most_sessions_a_limit_holds_is_what_they_need() {
+        for in_process in [false, true] {
+            for soft in [200, 1_024, 20_000, 65_536] {
+                let most = most_sessions(soft, in_process);
+                assert!(needed(most, in_process) <= soft, "{soft} {in_process}");
+                assert!(needed(most + 2, in_process) > soft, "{soft} {in_process}");
+            }
+        }
+        assert_eq!(most_sessions(100, false), 0);
     }
 
     #[test]

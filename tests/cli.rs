@@ -191,12 +191,12 @@ fn run_limited(limit: &str, args: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
-    // A hard limit of 256: 100 sessions on the embedded stack need about 1028.
+    // A hard limit of 256: 100 sessions on the embedded stack need about 638.
     let (code, stdout, stderr) = run_limited("-n 256", "probe --sessions 100 --duration 5s");
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("100 sessions need about 1028 open files, and this process may open only 256 (its hard limit is 256)")
-            && stderr.contains("ulimit -n 2048"),
+        stderr.contains("100 sessions need about 638 open files, and this process may open only 256 (its hard limit is 256)")
+            && stderr.contains("ulimit -n 1024"),
         "{stderr}"
     );
     // A low soft limit under a high enough hard one: the probe raises its own and runs.
@@ -212,7 +212,7 @@ fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
     .unwrap_or(u64::MAX);
     let (code, stdout, stderr) =
         run_limited("-Sn 200", "probe --sessions 100 --duration 2s --json");
-    if hard >= 1028 {
+    if hard >= 638 {
         assert_eq!(code, Some(0), "{stdout}\n{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["verdict"], "ok", "{report:#}");

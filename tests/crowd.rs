@@ -114,3 +114,38 @@ async fn a_crowd_of_100_sticky_polling_sessions_forms_and_leaves_the_replicas_up
     assert!(down.is_empty(), "replicas marked DOWN meanwhile: {down:?}");
     conductor.shutdown().await;
 }
+
+/// A crowd grows in steps, as a ramp does (100 sessions every half second), not all at
+/// once: the summaries on the way show it part-grown, and it ends whole, every session up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowd_of_600_grows_in_steps_and_forms_whole() {
+    let (conductor, seen) = conductor_with_crowd(TransportChoice::Websocket, true, 600).await;
+    wait_for(Duration::from_secs(90), "600 sessions connected", || {
+        let seen = seen.clone();
+        async move { last_crowd(&seen).is_some_and(|c| c.size == 600 && c.connecting == 0) }
+    })
+    .await;
+    let sizes: Vec<usize> = seen
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Crowd(c) => Some(c.size),
+            _ => None,
+        })
+        .collect();
+    let part_grown: Vec<usize> = sizes
+        .iter()
+        .copied()
+        .filter(|s| (1..600).contains(s))
+        .collect();
+    assert!(part_grown.len() >= 2, "sizes on the way: {sizes:?}");
+    assert!(
+        part_grown.iter().all(|s| s % 100 == 0),
+        "a step at a time: {sizes:?}"
+    );
+    assert!(
+        sizes.windows(2).all(|w| w[0] <= w[1]),
+        "it only grows: {sizes:?}"
+    );
+    conductor.shutdown().await;
+}

@@ -15,6 +15,8 @@ use super::args::{ChainArgs, EmbeddedArgs};
 
 /// `stickyscope chain`: the real chain until Ctrl-C or SIGTERM, parts that die said on stderr.
 pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
+    // nginx, Traefik and the replicas inherit it: each held poll costs them open files.
+    raise_open_files();
     let mut config = ChainConfig::new(
         ReplicaProgram::this_binary().context("cannot find this program to run replicas")?,
     )?;
@@ -149,6 +151,7 @@ impl StopSignals {
 
 /// `stickyscope embedded`: the embedded stack until Ctrl-C or SIGTERM.
 pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
+    raise_open_files();
     if args.adapter == Adapter::Redis && args.redis_url.is_none() {
         anyhow::bail!("--adapter redis needs --redis-url or REDIS_URL");
     }
@@ -217,6 +220,14 @@ fn without_password(url: &str) -> String {
             format!("{scheme}://{user}:…@{host}{}", &rest[authority_end..])
         }
         None => url.to_owned(),
+    }
+}
+
+/// Raises the open-file limit as far as this process may, for a stack that holds many
+/// sessions (a balancer holds two files for each held poll); says so when it cannot.
+fn raise_open_files() {
+    if let Err(e) = stickyscope::open_files::raise() {
+        tracing::warn!("the open-file limit could not be raised: {e}");
     }
 }
 

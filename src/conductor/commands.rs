@@ -65,7 +65,7 @@ impl Workers {
         let (crowd_ops, crowd_rx) = mpsc::channel(WORK_QUEUE);
         let tasks = [
             tokio::spawn(stack_worker(stack_rx, controls.clone(), sink.clone())),
-            tokio::spawn(crowd_worker(crowd_rx, crowd)),
+            tokio::spawn(crowd_worker(crowd_rx, crowd, sink.clone())),
         ];
         Workers {
             stack,
@@ -383,14 +383,60 @@ async fn carry_out(
     }
 }
 
-/// Carries out crowd changes in order.
-async fn crowd_worker(mut ops: mpsc::Receiver<CrowdOp>, crowd: Arc<tokio::sync::Mutex<Crowd>>) {
-    while let Some(op) = ops.recv().await {
+/// Carries out crowd changes in order. A crowd grows a step at a time (the lock is let go
+/// between steps, so summaries go on), and a change that arrives meanwhile takes over; a
+/// size beyond what the open-file limit holds is cut to it, with a notice saying why.
+async fn crowd_worker(
+    mut ops: mpsc::Receiver<CrowdOp>,
+    crowd: Arc<tokio::sync::Mutex<Crowd>>,
+    sink: EventSink,
+) {
+    let mut target: Option<(usize, TransportChoice, bool)> = None;
+    loop {
+        let op = match target {
+            None => ops.recv().await,
+            Some(_) => match tokio::time::timeout(super::crowd::GROWTH_EVERY, ops.recv()).await {
+                Ok(op) => op,
+                Err(_) => {
+                    // No change meanwhile: the next step.
+                    if let Some((size, transport, sticky)) = target {
+                        if crowd.lock().await.grow_step(size, transport, sticky).await {
+                            target = None;
+                        }
+                    }
+                    continue;
+                }
+            },
+        };
+        let Some(op) = op else { return };
         let mut crowd = crowd.lock().await;
         match op {
-            CrowdOp::Resize(size, transport, sticky) => crowd.resize(size, transport, sticky).await,
-            CrowdOp::Sticky(on) => crowd.set_sticky(on),
-            CrowdOp::Transport(t) => crowd.set_transport(t),
+            CrowdOp::Resize(size, transport, sticky) => {
+                let size = match crowd.most() {
+                    Some((most, soft)) if size > most => {
+                        let text = format!(
+                            "a crowd of {size} needs more open files than this process may have ({soft}): it stops at {most}. Raise the limit (`ulimit -n`) before starting stickyscope for more."
+                        );
+                        notice(&sink, NoticeLevel::Warning, text).await;
+                        most
+                    }
+                    _ => size,
+                };
+                target = (!crowd.grow_step(size, transport, sticky).await)
+                    .then_some((size, transport, sticky));
+            }
+            CrowdOp::Sticky(on) => {
+                crowd.set_sticky(on);
+                if let Some(t) = &mut target {
+                    t.2 = on;
+                }
+            }
+            CrowdOp::Transport(t) => {
+                crowd.set_transport(t);
+                if let Some(target) = &mut target {
+                    target.1 = t;
+                }
+            }
         }
     }
 }

@@ -2,6 +2,9 @@
 //! calling a tap without a listener), to show how a balancer spreads many users.
 //! Their wire records never reach the UI one by one: a summary (sessions per replica,
 //! connecting, failures) is sent twice a second instead, so the window stays smooth.
+//! A crowd grows in steps ([`Crowd::grow_step`], [`GROWTH_PER_STEP`] every
+//! [`GROWTH_EVERY`]) rather than all at once, as a ramp does, and never beyond what the
+//! process's open-file limit can hold ([`Crowd::most`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +20,10 @@ use stickyscope_vocab::events::{SessionState, TransportChoice};
 pub use stickyscope_vocab::events::MAX_CROWD;
 /// How often the summary is sent.
 const SUMMARY_EVERY: Duration = Duration::from_millis(500);
+/// Sessions a growing crowd opens at each step: with [`GROWTH_EVERY`], 200 a second.
+pub const GROWTH_PER_STEP: usize = 100;
+/// How often a growing crowd takes a step.
+pub const GROWTH_EVERY: Duration = Duration::from_millis(500);
 
 /// The background sessions and what they look like.
 pub struct Crowd {
@@ -30,6 +37,9 @@ pub struct Crowd {
     states: BTreeMap<String, SessionState>,
     failures: u64,
     next_id: usize,
+    /// Whether the stack runs in this process (its connections count against the same
+    /// open-file limit).
+    stack_in_process: bool,
 }
 
 impl Crowd {
@@ -40,6 +50,7 @@ impl Crowd {
         naming: Naming,
         engineio: EngineIoChoice,
         access: stickyscope_vocab::access::Access,
+        stack_in_process: bool,
     ) -> Self {
         let (sink, events) = EventSink::new(1 << 16, std::sync::Arc::new(|_| {}));
         Crowd {
@@ -53,7 +64,43 @@ impl Crowd {
             states: BTreeMap::new(),
             failures: 0,
             next_id: 0,
+            stack_in_process,
         }
+    }
+
+    /// The largest crowd this process's open-file limit holds (beside the two users), and
+    /// the limit, when it can be read.
+    pub fn most(&self) -> Option<(usize, u64)> {
+        let (soft, _) = crate::open_files::limits().ok()?;
+        Some((
+            crate::open_files::most_sessions(soft, self.stack_in_process)
+                .saturating_sub(2)
+                .min(MAX_CROWD),
+            soft,
+        ))
+    }
+
+    /// Sessions now.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// One step toward `size`: shrinks to it at once, or opens up to [`GROWTH_PER_STEP`]
+    /// more. Returns whether the crowd has reached it.
+    pub async fn grow_step(
+        &mut self,
+        size: usize,
+        transport: TransportChoice,
+        sticky: bool,
+    ) -> bool {
+        let step = size.min(self.sessions.len() + GROWTH_PER_STEP);
+        self.resize(step, transport, sticky).await;
+        self.sessions.len() >= size.min(MAX_CROWD)
     }
 
     /// Grows or shrinks the crowd to `size` (at most [`MAX_CROWD`]).

@@ -98,6 +98,7 @@ impl Conductor {
             .await;
         }
         let gateway_config = config.gateway.clone();
+        let stack_in_process = matches!(gateway_config, GatewayConfig::Embedded(_));
         let stack = crate::stack::start(config.gateway).await?;
         let doctor = doctoring::DoctorDesk::new(
             crate::doctor::Target::of(&stack, &gateway_config),
@@ -128,7 +129,11 @@ impl Conductor {
         };
         let poller = tokio::spawn(topology_poller::run(source, sink.clone(), learner));
         let crowd = Arc::new(tokio::sync::Mutex::new(crowd::Crowd::new(
-            &gateway, naming, engineio, access,
+            &gateway,
+            naming,
+            engineio,
+            access,
+            stack_in_process,
         )));
         let crowd_reporter = tokio::spawn(crowd::report_loop(Arc::clone(&crowd), sink.clone()));
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);

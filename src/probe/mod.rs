@@ -5,7 +5,7 @@
 
 pub mod rate_limit;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -109,6 +109,19 @@ pub struct Report {
     /// A rate limit the sessions ran into, and the rate that tripped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limited: Option<RateLimited>,
+    /// Sessions that broke because this machine had no local port left to connect from:
+    /// stickyscope's own limit, left out of the stack's verdict (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_ports_exhausted: Option<LocalPorts>,
+}
+
+/// Sessions this machine could not connect for lack of local ports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalPorts {
+    /// How many sessions broke on it.
+    pub sessions: usize,
+    /// The machine's own words (its port range and what to do).
+    pub reason: String,
 }
 
 /// The verdict.
@@ -121,6 +134,9 @@ pub enum Verdict {
     Broken,
     /// The gateway could not be reached (exit 2).
     Unreachable,
+    /// Every session that could connect stayed up, but this machine ran out of local ports
+    /// for others: not all were tested (exit 2).
+    NotAllTested,
 }
 
 /// A probe's result so far, folded from the event stream as it arrives: counts, not
@@ -133,6 +149,9 @@ pub struct Tally {
     last_failure: BTreeMap<String, (String, Option<String>, FailureKind)>,
     /// Sessions whose first breakage was the gateway not being reachable at all.
     unreachable: usize,
+    /// Sessions whose first breakage was this machine having no local port left, with
+    /// the words of the first.
+    out_of_ports: (BTreeSet<String>, Option<String>),
     /// Sessions connected at least once.
     connected: usize,
     /// Sessions broken (or moved) so far.
@@ -174,6 +193,7 @@ impl Tally {
                 .collect(),
             last_failure: BTreeMap::new(),
             unreachable: 0,
+            out_of_ports: (BTreeSet::new(), None),
             connected: 0,
             broken: 0,
             rate: RateLimitWatch::default(),
@@ -245,13 +265,15 @@ impl Tally {
                             .last_failure
                             .get(user.as_str())
                             .filter(|(why, _, _)| why == reason);
-                        if wire.is_some_and(|(_, _, kind)| {
-                            matches!(
-                                kind,
-                                FailureKind::ConnectionRefused | FailureKind::Unreachable
-                            )
-                        }) {
-                            self.unreachable += 1;
+                        match wire.map(|(_, _, kind)| kind) {
+                            Some(FailureKind::ConnectionRefused | FailureKind::Unreachable) => {
+                                self.unreachable += 1
+                            }
+                            Some(FailureKind::LocalPortsExhausted) => {
+                                self.out_of_ports.0.insert(user.clone());
+                                self.out_of_ports.1.get_or_insert_with(|| reason.clone());
+                            }
+                            _ => {}
                         }
                         self.broken += 1;
                         outcome.broke = Some(Breakage {
@@ -281,11 +303,17 @@ impl Tally {
     pub fn finish(self, header: (&str, TransportChoice, bool, f64)) -> Report {
         let unreachable = self.all_unreachable();
         let sessions: Vec<SessionOutcome> = self.outcomes.into_values().collect();
+        let (out_of_ports, ports_reason) = self.out_of_ports;
+        // Sessions this machine could not connect say nothing about the stack.
+        let tested = |s: &&SessionOutcome| !out_of_ports.contains(&s.name);
         let all_up = sessions
             .iter()
+            .filter(tested)
             .all(|s| s.connected_after_s.is_some() && s.broke.is_none());
-        let verdict = if all_up {
+        let verdict = if all_up && out_of_ports.is_empty() {
             Verdict::Ok
+        } else if all_up {
+            Verdict::NotAllTested
         } else if unreachable {
             Verdict::Unreachable
         } else {
@@ -317,13 +345,17 @@ impl Tally {
             exit_code: match verdict {
                 Verdict::Ok => 0,
                 Verdict::Broken => 1,
-                Verdict::Unreachable => 2,
+                Verdict::Unreachable | Verdict::NotAllTested => 2,
             },
             records_dropped: 0,
             tls: None,
             capture: None,
             ramp_s: None,
             rate_limited: self.rate.into_finding(),
+            local_ports_exhausted: ports_reason.map(|reason| LocalPorts {
+                sessions: out_of_ports.len(),
+                reason,
+            }),
         }
     }
 }
@@ -473,6 +505,11 @@ pub fn table(r: &Report) -> String {
             "OK: every session stayed up on one replica for {:.0} s\n",
             r.duration_s
         )),
+        Verdict::NotAllTested => out.push_str(&format!(
+            "NOT ALL TESTED: every session that connected stayed up on one replica for {:.0} s; \
+             the others never got a connection from this machine (below)\n",
+            r.duration_s
+        )),
         _ => {
             let broken: Vec<&SessionOutcome> =
                 r.sessions.iter().filter(|s| s.broke.is_some()).collect();
@@ -508,6 +545,12 @@ pub fn table(r: &Report) -> String {
     }
     if let Some(limit) = &r.rate_limited {
         out.push_str(&rate_limit_words(limit, r.sessions.len()));
+    }
+    if let Some(ports) = &r.local_ports_exhausted {
+        out.push_str(&format!(
+            "THIS MACHINE'S LIMIT: {} session(s) broke for want of a local port — {}\n",
+            ports.sessions, ports.reason
+        ));
     }
     out
 }

@@ -156,7 +156,7 @@ struct Shared {
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
     in_flight: AtomicUsize,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: GatewayClient,
     /// TLS toward the gateway, when it is `https://` (the host it names, the connector).
     tls: Option<(String, tokio_native_tls::TlsConnector)>,
     sink: mpsc::Sender<WireRecord>,
@@ -165,7 +165,7 @@ struct Shared {
 impl Tap {
     /// Starts a tap listening on loopback for the user's client; its records go to `sink`.
     pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
-        let shared = Arc::new(Shared::new(config, sink)?);
+        let shared = Arc::new(Shared::new(config, sink, Pool::Own)?);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
@@ -188,11 +188,16 @@ impl Tap {
 
     /// A tap without a listener, for a client in this process that hands it each request
     /// ([`Tap::exchange`], [`Tap::websocket`]): the same jar, naming and records, without
-    /// a loopback hop or a file for a listener.
+    /// a loopback hop or a file for a listener. Its HTTP connections come from one pool
+    /// that every direct tap toward the same gateway shares, as a browser shares one per
+    /// origin across its tabs: a session's held poll keeps a connection of its own, and its
+    /// posts take whichever is idle — one open file a polling session instead of two.
+    /// (Each request still carries its own user's cookies; WebSockets get a connection
+    /// each.)
     pub fn direct(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
         Ok(Tap {
             local_addr: None,
-            shared: Arc::new(Shared::new(config, sink)?),
+            shared: Arc::new(Shared::new(config, sink, Pool::Shared)?),
             shutdown: CancellationToken::new(),
         })
     }
@@ -310,20 +315,74 @@ pub fn parse_gateway(url: &str) -> Result<String, TapError> {
     gateway_addr(url).map(|g| g.authority)
 }
 
+/// Whose connection pool a tap's HTTP requests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// Its own.
+    Own,
+    /// The one every direct tap toward the same gateway, trusting the same, shares.
+    Shared,
+}
+
+type GatewayClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// An HTTP client toward a gateway, trusting `tls`, keeping at most `max_idle` idle
+/// connections.
+fn gateway_client(tls: &tokio_native_tls::TlsConnector, max_idle: usize) -> GatewayClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    connector.enforce_http(false);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+        .pool_max_idle_per_host(max_idle)
+        .build(HttpsConnector::from((connector, tls.clone())))
+}
+
+/// Idle connections the shared pool keeps: a session's poll and its post go out at once
+/// when a ping arrives, so the pool has to open connections now and then; beyond this many
+/// idle ones they are closed rather than kept (thousands would, measured, cost the server
+/// as many open files, and the kernel's search for a free port slows every connect).
+const SHARED_POOL_IDLE: usize = 128;
+
+/// The client every direct tap toward `base` with `trust` shares (made once per process).
+fn shared_client(
+    base: &str,
+    trust: &crate::tls_trust::Trust,
+    tls: &tokio_native_tls::TlsConnector,
+) -> GatewayClient {
+    type Clients = std::collections::HashMap<(String, crate::tls_trust::Trust), GatewayClient>;
+    static CLIENTS: Mutex<Option<Clients>> = Mutex::new(None);
+    let mut clients = CLIENTS.lock().unwrap_or_else(|e| e.into_inner());
+    clients
+        .get_or_insert_with(Default::default)
+        .entry((base.to_owned(), trust.clone()))
+        .or_insert_with(|| gateway_client(tls, SHARED_POOL_IDLE))
+        .clone()
+}
+
 impl Shared {
     /// What a tap's connections share, from its configuration.
-    fn new(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Shared, TapError> {
+    fn new(
+        config: TapConfig,
+        sink: mpsc::Sender<WireRecord>,
+        pool: Pool,
+    ) -> Result<Shared, TapError> {
         let gateway = gateway_addr(&config.gateway)?;
         let authority = gateway.authority.clone();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.enforce_http(false);
-        let tls = tls::connector(&crate::tls_trust::Trust {
+        let trust = crate::tls_trust::Trust {
             ca_pem: config.ca_pem.clone(),
             insecure: config.insecure,
-        })?;
-        let connector = HttpsConnector::from((connector, tls.clone()));
+        };
+        let tls = tls::connector(&trust)?;
+        let base = format!(
+            "{}://{authority}",
+            if gateway.tls { "https" } else { "http" }
+        );
+        let client = match pool {
+            Pool::Own => gateway_client(&tls, usize::MAX),
+            Pool::Shared => shared_client(&base, &trust, &tls),
+        };
         let mut headers = Vec::new();
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
@@ -338,10 +397,7 @@ impl Shared {
         }
         Ok(Shared {
             user: config.user,
-            base: format!(
-                "{}://{authority}",
-                if gateway.tls { "https" } else { "http" }
-            ),
+            base,
             authority,
             timeout: config.timeout,
             sticky: AtomicBool::new(config.sticky),
@@ -351,9 +407,7 @@ impl Shared {
             secrets: config.secrets,
             seq: Mutex::new(0),
             in_flight: AtomicUsize::new(0),
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(crate::http_serve::POOL_IDLE)
-                .build(connector),
+            client,
             tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
             sink,
         })
