@@ -15,8 +15,13 @@
 //! session reading them falls behind, the tap waits (and with it the traffic it carries)
 //! rather than buffer without end.
 //!
+//! A light session's tap ([`Tap::direct`]) has no listener: its client, in this process,
+//! hands it each request (`direct`), and everything else is the same.
+//!
 //! This module holds the tap itself — its configuration, starting and stopping it, the state
-//! its connections share, and handing each request to the part that serves it:
+//! its connections share (the HTTP client toward the gateway: a tap's own, or the pool every
+//! direct tap toward one gateway shares), and handing each request to the part that serves
+//! it: `direct` takes a request from a client in this process,
 //! `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
 //! `naming` keeps the cookie jar and names the replica behind an answer, `tls` sets up TLS
 //! toward the gateway, and `failures` says why an exchange failed.
