@@ -299,15 +299,7 @@ async fn measure(sessions: usize, kind: StackKind, transport: &str) -> anyhow::R
     let probe_cpu_pct = (cpu_seconds_of(&pid.to_string()) - probe_before) / elapsed * 100.0;
     let stack_cpu_pct = (cpu_of_family(stack_pid) - stack_before) / elapsed * 100.0;
     let rss = rss_mib(pid);
-    let peak = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0);
+    let peak = common::peak_mib_of(&pid.to_string());
     let files = open_files(pid);
     let stats = replica_stats(&servers).await?;
 

@@ -39,6 +39,8 @@ command -v desktop-file-validate >/dev/null || missing+=(desktop-file-utils)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v curl >/dev/null || missing+=(curl)
 command -v ip >/dev/null || missing+=(iproute2)
+# A network namespace with a narrow port range (tests/local_ports.rs).
+command -v unshare >/dev/null || missing+=(util-linux)
 # A real browser for the HAR test (tests/har.rs): Debian's Chromium, driven by Playwright.
 command -v chromium >/dev/null || missing+=(chromium)
 # The window under a virtual display, its GL, and a PNG checker.

@@ -87,7 +87,12 @@ pub fn cpu_seconds_of(pid: &str) -> f64 {
 
 /// This process's peak resident memory, in MiB (Linux's VmHWM).
 pub fn peak_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_mib_of("self")
+}
+
+/// A process's (`self` or a pid) peak resident memory, in MiB (Linux's VmHWM).
+pub fn peak_mib_of(pid: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()

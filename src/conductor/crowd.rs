@@ -80,16 +80,6 @@ impl Crowd {
         ))
     }
 
-    /// Sessions now.
-    pub fn len(&self) -> usize {
-        self.sessions.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.sessions.is_empty()
-    }
-
     /// One step toward `size`: shrinks to it at once, or opens up to [`GROWTH_PER_STEP`]
     /// more. Returns whether the crowd has reached it.
     pub async fn grow_step(

@@ -31,6 +31,30 @@ pub struct NotSwitched {
     pub answer: Answer,
 }
 
+impl Answer {
+    /// The tap's own answer to a request it cannot make from `path_and_query`.
+    fn unusable(path_and_query: &str) -> Answer {
+        Answer {
+            status: StatusCode::BAD_REQUEST,
+            body: Bytes::from(format!("unusable request path {path_and_query:?}")),
+        }
+    }
+
+    /// What a response the tap gave says: its status and whole body.
+    async fn of(response: hyper::Response<http_body_util::Full<Bytes>>) -> Answer {
+        use http_body_util::BodyExt as _;
+        let (head, body) = response.into_parts();
+        Answer {
+            status: head.status,
+            body: body
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 impl Tap {
     /// Sends one request to the gateway — `path_and_query` on it, `body` as Engine.IO's
     /// `text/plain` payload when there is one — and records the exchange.
@@ -44,24 +68,11 @@ impl Tap {
             request.header(header::CONTENT_TYPE, "text/plain;charset=UTF-8")
         };
         let Ok(request) = request.body(()) else {
-            return Answer {
-                status: StatusCode::BAD_REQUEST,
-                body: Bytes::from(format!("unusable request path {path_and_query:?}")),
-            };
+            return Answer::unusable(path_and_query);
         };
         let (parts, ()) = request.into_parts();
         let out = Outgoing::new(&parts.method, &parts.uri);
-        let (head, body) = shared.exchange_whole(parts, body, out).await.into_parts();
-        use http_body_util::BodyExt as _;
-        let body = body
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
-        Answer {
-            status: head.status,
-            body,
-        }
+        Answer::of(shared.exchange_whole(parts, body, out).await).await
     }
 
     /// Opens a WebSocket at `path_and_query` on the gateway and records it like the tap's
@@ -86,31 +97,16 @@ impl Tap {
             .body(Empty::<Bytes>::new());
         let Ok(request) = request else {
             return Err(NotSwitched {
-                answer: Answer {
-                    status: StatusCode::BAD_REQUEST,
-                    body: Bytes::from(format!("unusable request path {path_and_query:?}")),
-                },
+                answer: Answer::unusable(path_and_query),
             });
         };
         let (parts, body) = request.into_parts();
         let out = Outgoing::new(&parts.method, &parts.uri);
         match shared.switch(parts, body, out).await {
             Switched::Open { tunnel, server, .. } => Ok(shared.relay_to_caller(*tunnel, server)),
-            Switched::Refused(answer) => {
-                let (head, body) = answer.into_parts();
-                use http_body_util::BodyExt as _;
-                let body = body
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                Err(NotSwitched {
-                    answer: Answer {
-                        status: head.status,
-                        body,
-                    },
-                })
-            }
+            Switched::Refused(answer) => Err(NotSwitched {
+                answer: Answer::of(answer).await,
+            }),
         }
     }
 }
