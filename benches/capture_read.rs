@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
         let line = line?;
         lines += 1;
         if let Happened::Wire(wire) = line.happened {
-            tally.fold(line.at_s, &Event::Wire(wire));
+            tally.fold(line.at_s, &Event::Wire(std::sync::Arc::from(wire)));
         }
     }
     let report = tally.finish((

@@ -141,7 +141,7 @@ impl Feed {
         let records = (0..count)
             .map(|i| {
                 self.at_ms = start + (i as f64 * step) as u64;
-                Event::Wire(Box::new(self.record()))
+                Event::Wire(std::sync::Arc::new(self.record()))
             })
             .collect();
         self.at_ms = start + ms;
@@ -268,6 +268,9 @@ fn time_frames(tab: BottomTab, frames: usize) {
     for _ in 0..frames {
         feed(&conductor, records.frame(frame_ms));
         let cost = frame(&mut harness);
+        if std::env::var_os("FRAMEDBG").is_some() && cost.cpu > Duration::from_millis(4) {
+            eprintln!("FRAME {:?}", cost.cpu);
+        }
         cpu_times.push(cost.cpu);
         wall_times.push(cost.wall);
     }

@@ -66,7 +66,7 @@ impl EventSink {
         } else {
             Wake::News
         };
-        match self.tx.try_send(Event::Wire(Box::new(record))) {
+        match self.tx.try_send(Event::Wire(std::sync::Arc::new(record))) {
             Ok(()) => (self.waker)(wake),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -197,7 +197,9 @@ fn an_idle_window_rests_and_news_wakes_it() {
     for i in 0..steps {
         if i % 12 == 0 {
             seq += 1;
-            send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
+            send(Event::Wire(std::sync::Arc::new(poll_answered_with(
+                seq, "2",
+            ))));
         }
         h.step();
     }
@@ -216,7 +218,9 @@ fn an_idle_window_rests_and_news_wakes_it() {
     // A heartbeat while resting is counted, not flown.
     let counted = h.state().model().heartbeats["agent"];
     seq += 1;
-    send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
+    send(Event::Wire(std::sync::Arc::new(poll_answered_with(
+        seq, "2",
+    ))));
     h.step();
     assert_eq!(h.state().model().heartbeats["agent"], counted + 1);
     assert!(
@@ -227,7 +231,7 @@ fn an_idle_window_rests_and_news_wakes_it() {
 
     // A chat message is news: it flies and wakes the window.
     seq += 1;
-    send(Event::Wire(Box::new(poll_answered_with(
+    send(Event::Wire(std::sync::Arc::new(poll_answered_with(
         seq,
         r#"42["chat",{"id":"m1","from":"visitor","text":"hi"}]"#,
     ))));
@@ -236,7 +240,9 @@ fn an_idle_window_rests_and_news_wakes_it() {
     assert!(!h.state().resting(), "news wakes it");
     h.step();
     seq += 1;
-    send(Event::Wire(Box::new(poll_answered_with(seq, "2"))));
+    send(Event::Wire(std::sync::Arc::new(poll_answered_with(
+        seq, "2",
+    ))));
     h.step();
     assert_eq!(
         h.state().model().flights.len(),
@@ -488,7 +494,7 @@ fn nothing_overlaps_at_the_busiest() {
                         ),
                         _ => (Some(((seq % 11) + 1).to_string()), None),
                     };
-                    send(Event::Wire(Box::new(exchange(
+                    send(Event::Wire(std::sync::Arc::new(exchange(
                         seq,
                         user,
                         replica.as_deref(),

@@ -100,7 +100,7 @@ fn inspect(path: &Path) -> Result<(stickyscope::probe::Report, Option<String>), 
         let line = line?;
         last = last.max(line.at_s);
         match line.happened {
-            Happened::Wire(wire) => tally.fold(line.at_s, &Event::Wire(wire)),
+            Happened::Wire(wire) => tally.fold(line.at_s, &Event::Wire(std::sync::Arc::from(wire))),
             Happened::Session { user, state } => {
                 tally.fold(line.at_s, &Event::Session { user, state })
             }

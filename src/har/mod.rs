@@ -365,7 +365,8 @@ impl Rebuilt {
         } else {
             Vec::new()
         };
-        self.lines.push((at, Event::Wire(Box::new(record))));
+        self.lines
+            .push((at, Event::Wire(std::sync::Arc::new(record))));
         // What became of the session, as far as this request tells.
         if user == NO_SESSION || self.broken.contains(&user) {
             self.lines.extend(frames);
@@ -445,7 +446,7 @@ impl Rebuilt {
             }
             *self.seq.entry(record.user.clone()).or_default() += 1;
             record.seq = self.seq[&record.user];
-            out.push((at_s(at_ms), Event::Wire(Box::new(record))));
+            out.push((at_s(at_ms), Event::Wire(std::sync::Arc::new(record))));
         }
         out
     }

@@ -1,7 +1,7 @@
 //! One chat pane: the user's own messages with their status, and the other user's messages
 //! with the replicas that accepted and delivered them. Bounded; a message id appears once.
 
-use std::collections::VecDeque;
+use super::shared_deque::SharedDeque;
 
 use stickyscope_vocab::events::{OutboxStatus, OutboxUpdate, Received};
 
@@ -41,7 +41,7 @@ pub enum ChatEntry {
 #[derive(Debug, Clone, Default)]
 pub struct ChatLog {
     /// Entries, oldest first.
-    pub entries: VecDeque<ChatEntry>,
+    pub entries: SharedDeque<ChatEntry>,
 }
 
 impl ChatLog {
@@ -51,22 +51,20 @@ impl ChatLog {
             OutboxStatus::Acked { replica, .. } => Some(replica.clone()),
             _ => None,
         };
-        for entry in self.entries.iter_mut().rev() {
-            if let ChatEntry::Own {
-                id,
-                status,
-                accepted_by,
-                ..
-            } = entry
-            {
-                if *id == update.id {
-                    *status = update.status;
-                    if accepted.is_some() {
-                        *accepted_by = accepted;
-                    }
-                    return;
-                }
+        let own =
+            |entry: &ChatEntry| matches!(entry, ChatEntry::Own { id, .. } if *id == update.id);
+        let found = self.entries.iter().rposition(own);
+        if let Some(ChatEntry::Own {
+            status,
+            accepted_by,
+            ..
+        }) = found.and_then(|i| self.entries.get_mut(i))
+        {
+            *status = update.status;
+            if accepted.is_some() {
+                *accepted_by = accepted;
             }
+            return;
         }
         self.push(ChatEntry::Own {
             id: update.id,
@@ -228,7 +226,7 @@ mod tests {
             status,
             accepted_by,
             ..
-        } = &log.entries[0]
+        } = log.entries.get(0).expect("one entry")
         else {
             panic!()
         };

@@ -4,6 +4,7 @@
 //! replica answered), with the reason. Times are presentation-clock seconds.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use stickyscope_contract::RequestKind;
 
@@ -76,7 +77,8 @@ pub struct RejectMark {
 /// Flights and marks.
 #[derive(Debug, Default, Clone)]
 pub struct Flights {
-    flights: VecDeque<Flight>,
+    /// Shared, so a copy of the model (the timeline keeps some) copies no flight.
+    flights: VecDeque<Arc<Flight>>,
     marks: VecDeque<RejectMark>,
 }
 
@@ -99,12 +101,12 @@ impl Flights {
                 self.marks.pop_front();
             }
         }
-        self.flights.push_back(Flight {
+        self.flights.push_back(Arc::new(Flight {
             user: wire.user.clone(),
             replica: wire.replica.clone(),
             legs,
             start: now,
-        });
+        }));
         while self.flights.len() > MAX_FLIGHTS {
             self.flights.pop_front();
         }
@@ -120,7 +122,7 @@ impl Flights {
     pub fn active(&self, now: f64) -> impl Iterator<Item = (&Flight, usize, f32)> {
         self.flights
             .iter()
-            .filter_map(move |f| f.position(now).map(|(leg, t)| (f, leg, t)))
+            .filter_map(move |f| f.position(now).map(|(leg, t)| (&**f, leg, t)))
     }
 
     /// Marks visible at `now`.

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use stickyscope_vocab::record::{Direction, WireKind, WireRecord};
 
+use super::shared_deque::SharedDeque;
+
 /// Most records kept.
 pub const MAX_RECORDS: usize = 20_000;
 
@@ -24,22 +26,27 @@ pub struct LogFilter {
     pub failures_only: bool,
 }
 
-/// The log. Records are shared, so a copy of the log (the timeline keeps some) costs a
-/// pointer per record.
+/// The log. Records are shared, in chunks copies share too, so a copy of the log (the
+/// timeline keeps some) costs a pointer per few hundred records.
 #[derive(Debug, Default, Clone)]
 pub struct PacketLog {
-    records: VecDeque<Arc<WireRecord>>,
+    records: SharedDeque<Arc<WireRecord>>,
     total: u64,
 }
 
 impl PacketLog {
     /// Adds a record, forgetting the oldest beyond [`MAX_RECORDS`].
-    pub fn push(&mut self, record: WireRecord) {
-        self.records.push_back(Arc::new(record));
+    pub fn push(&mut self, record: impl Into<Arc<WireRecord>>) {
+        self.records.push_back(record.into());
         self.total += 1;
         while self.records.len() > MAX_RECORDS {
             self.records.pop_front();
         }
+    }
+
+    /// The records, in chunks, to be let go of piecemeal (see [`SharedDeque::into_chunks`]).
+    pub fn into_chunks(self) -> VecDeque<Arc<Vec<Arc<WireRecord>>>> {
+        self.records.into_chunks()
     }
 
     /// Records kept.

@@ -11,9 +11,11 @@ pub mod log;
 pub mod rest;
 pub mod review;
 pub mod series;
+pub mod shared_deque;
 pub mod timeline;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use stickyscope_vocab::events::{CrowdSummary, Event};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
@@ -62,8 +64,10 @@ pub struct ViewModel {
     pub unnamed: BTreeMap<String, String>,
     /// Per user, the Engine.IO version of their latest handshake's answer.
     pub engineio: BTreeMap<String, u8>,
-    /// Heartbeat packets (pings and pongs) seen per user.
-    pub heartbeats: BTreeMap<String, u64>,
+    /// Heartbeat packets (pings and pongs) seen per user: a persistent map, so the
+    /// timeline's copy of a crowd's thousands is one pointer and a count that changes after
+    /// copies only the few nodes on its path.
+    pub heartbeats: imbl::OrdMap<Arc<str>, u64>,
     /// Whether heartbeat-only records fly across the topology (off while the window rests;
     /// they are still logged, plotted and counted).
     pub animate_heartbeats: bool,
@@ -90,7 +94,7 @@ impl ViewModel {
         // Users with a session first, then the rest, each in name order; the first `named`
         // by name, the others summed. No sort, nothing collected: a crowd's thousands of
         // users cost a frame two looks each.
-        let has_session = |(user, _): &(&String, &u64)| self.sessions.contains_key(*user);
+        let has_session = |(user, _): &(&Arc<str>, &u64)| self.sessions.contains_key(&***user);
         let with_session = self.heartbeats.iter().filter(has_session);
         let without = self.heartbeats.iter().filter(|entry| !has_session(entry));
         let mut line = HeartbeatLine {
@@ -100,7 +104,7 @@ impl ViewModel {
         };
         for (user, beats) in with_session.into_iter().chain(without) {
             if line.named.len() < named {
-                line.named.push((user.clone(), *beats));
+                line.named.push((user.to_string(), *beats));
             } else {
                 line.others += 1;
                 line.others_beats += beats;
@@ -140,7 +144,7 @@ impl ViewModel {
             crowd: CrowdSummary::default(),
             unnamed: BTreeMap::new(),
             engineio: BTreeMap::new(),
-            heartbeats: BTreeMap::new(),
+            heartbeats: imbl::OrdMap::new(),
             animate_heartbeats: true,
             doctor: DoctorView::default(),
         }
@@ -149,7 +153,7 @@ impl ViewModel {
     /// Folds one event in; `now` is the presentation clock.
     pub fn apply(&mut self, event: Event, now: f64) {
         match event {
-            Event::Wire(wire) => self.apply_wire(*wire, now),
+            Event::Wire(wire) => self.apply_wire(wire, now),
             Event::Session { user, state } => {
                 self.sessions.insert(user, state);
             }
@@ -181,7 +185,7 @@ impl ViewModel {
         }
     }
 
-    fn apply_wire(&mut self, wire: WireRecord, now: f64) {
+    fn apply_wire(&mut self, wire: Arc<WireRecord>, now: f64) {
         match (&wire.replica, &wire.unnamed) {
             (Some(_), _) => {
                 self.unnamed.remove(&wire.user);
@@ -209,7 +213,12 @@ impl ViewModel {
             .filter(|p| matches!(p, EnginePacket::Ping { .. } | EnginePacket::Pong { .. }))
             .count() as u64;
         if beats > 0 {
-            *self.heartbeats.entry(wire.user.clone()).or_default() += beats;
+            match self.heartbeats.get_mut(wire.user.as_str()) {
+                Some(count) => *count += beats,
+                None => {
+                    self.heartbeats.insert(Arc::from(wire.user.as_str()), beats);
+                }
+            }
         }
         self.series.record(&wire);
         if self.animate_heartbeats || !wire.is_heartbeat_only() {
@@ -306,7 +315,7 @@ mod tests {
         let mut wire = flights::tests::sample_wire();
         wire.replica = Some("1".into());
         wire.replica_addr = Some("127.0.0.1:5000".into());
-        m.apply(Event::Wire(Box::new(wire)), 0.0);
+        m.apply(Event::Wire(std::sync::Arc::new(wire)), 0.0);
         assert_eq!(m.topology.replicas.len(), 1);
         assert_eq!(m.topology.replicas[0].id.as_deref(), Some("1"));
         assert_eq!(m.log.len(), 1);
@@ -324,7 +333,7 @@ mod tests {
         let mut wire = flights::tests::sample_wire();
         wire.replica = Some("7".into());
         wire.replica_addr = None;
-        m.apply(Event::Wire(Box::new(wire.clone())), 0.0);
+        m.apply(Event::Wire(std::sync::Arc::new(wire.clone())), 0.0);
         assert_eq!(m.topology.replicas.len(), 1);
         assert!(
             !m.topology.replicas[0].listed,
@@ -332,7 +341,7 @@ mod tests {
         );
         m.age_out(REPLICA_AGE_OUT_SECS - 1.0);
         assert_eq!(m.topology.replicas.len(), 1, "not yet");
-        m.apply(Event::Wire(Box::new(wire)), 20.0);
+        m.apply(Event::Wire(std::sync::Arc::new(wire)), 20.0);
         m.age_out(20.0 + REPLICA_AGE_OUT_SECS - 1.0);
         assert_eq!(m.topology.replicas.len(), 1, "heard from again");
         m.age_out(20.0 + REPLICA_AGE_OUT_SECS);
@@ -365,13 +374,16 @@ mod tests {
     fn a_resting_window_counts_heartbeats_without_flying_them_but_flies_news() {
         let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
         m.animate_heartbeats = false;
-        m.apply(Event::Wire(Box::new(flights::tests::sample_wire())), 0.0);
+        m.apply(
+            Event::Wire(std::sync::Arc::new(flights::tests::sample_wire())),
+            0.0,
+        );
         assert_eq!(m.flights.active(0.1).count(), 0);
         assert_eq!(m.heartbeats.get("agent"), Some(&1));
         assert_eq!(m.log.len(), 1, "still logged");
         let mut chat = flights::tests::sample_wire();
         chat.packets_down = stickyscope_vocab::protocol::decode_payload(b"42[\"chat\",{}]");
-        m.apply(Event::Wire(Box::new(chat)), 0.0);
+        m.apply(Event::Wire(std::sync::Arc::new(chat)), 0.0);
         assert_eq!(m.flights.active(0.1).count(), 1, "a message always flies");
     }
 

@@ -173,11 +173,6 @@ impl Review {
     pub fn timeline(&self) -> &Timeline {
         &self.timeline
     }
-
-    /// The model copies the live timeline let go, to be dropped off the frame.
-    pub fn take_forgotten(&mut self) -> Vec<ViewModel> {
-        self.timeline.take_forgotten()
-    }
 }
 
 #[cfg(test)]

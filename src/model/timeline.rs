@@ -9,8 +9,10 @@
 //! timeline that model after each event, for checkpoints.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use stickyscope_vocab::events::{Event, SessionState, TransportChoice};
+use stickyscope_vocab::record::WireRecord;
 
 use super::ViewModel;
 
@@ -25,8 +27,13 @@ pub const LIVE_KEEP_EVENTS: u64 = 30_000;
 pub const CHECKPOINT_SECS: f64 = 5.0;
 /// …or after this many events, whichever comes first.
 pub const CHECKPOINT_EVENTS: usize = 5_000;
-/// Checkpoints let go and not yet taken beyond which they are dropped where they are.
-const MAX_FORGOTTEN: usize = 8;
+/// Records of let-go checkpoints freed at each push, at most: a checkpoint let go holds a
+/// span's worth of records nothing else holds (5,000 at 2,000 a second, measured 12 ms to
+/// free at once), so they go a few at a time, faster than they come.
+const RELEASED_PER_PUSH: usize = 3;
+
+/// Records of a packet log, in shared chunks.
+type RecordChunks = VecDeque<Arc<Vec<Arc<WireRecord>>>>;
 
 /// A failure on the timeline: when, and what.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,9 +73,9 @@ pub struct Timeline {
     failures: VecDeque<FailureMark>,
     /// Live: how many seconds back to keep; a recording keeps everything.
     keep_secs: Option<f64>,
-    /// Checkpoints no longer kept, for the caller to drop where it costs no frame
-    /// ([`Timeline::take_forgotten`]); dropped here when nobody takes them.
-    forgotten: Vec<ViewModel>,
+    /// The packet logs of checkpoints no longer kept, being freed a few records at each
+    /// push ([`RELEASED_PER_PUSH`]).
+    releasing: RecordChunks,
     /// Live: events before this index are no longer shown and are let go a few at each
     /// push, not all at once (a second of a busy stack is thousands of records, and
     /// freeing them together would stall the frame that does it).
@@ -91,7 +98,7 @@ impl Timeline {
             }]),
             failures: VecDeque::new(),
             keep_secs,
-            forgotten: Vec::new(),
+            releasing: VecDeque::new(),
             forget_before: 0,
             since_checkpoint: 0,
             end: at,
@@ -134,6 +141,7 @@ impl Timeline {
             }
             self.first += 1;
         }
+        self.release(RELEASED_PER_PUSH);
         self.end = at;
         self.since_checkpoint += 1;
         let last = self.checkpoints.back().map_or(at, |c| c.at);
@@ -165,12 +173,12 @@ impl Timeline {
                 || pushed - self.checkpoints[1].next >= LIVE_KEEP_EVENTS)
         {
             if let Some(gone) = self.checkpoints.pop_front() {
-                // A model copy with minutes of history takes milliseconds to free: hand it
-                // to whoever frees it off the frame, unless nobody is taking them.
-                if self.forgotten.len() >= MAX_FORGOTTEN {
-                    self.forgotten.clear();
-                }
-                self.forgotten.push(gone.model);
+                // Everything but its log is shared with newer copies, or small; its log
+                // holds records nothing newer does, to be freed a few at a time.
+                let mut model = gone.model;
+                let log = std::mem::take(&mut model.log);
+                drop(model);
+                self.releasing.extend(log.into_chunks());
             }
         }
         let Some(oldest) = self.checkpoints.front() else {
@@ -182,10 +190,32 @@ impl Timeline {
         }
     }
 
-    /// The checkpoints let go since the last call, to be dropped off the frame (on a
-    /// thread of the caller's).
-    pub fn take_forgotten(&mut self) -> Vec<ViewModel> {
-        std::mem::take(&mut self.forgotten)
+    /// Frees up to `budget` records of let-go checkpoints' logs: a chunk shared with a
+    /// newer copy is only let go of (whoever holds it last frees it), one held only here is
+    /// emptied a record at a time.
+    fn release(&mut self, mut budget: usize) {
+        while budget > 0 {
+            let Some(chunk) = self.releasing.front_mut() else {
+                return;
+            };
+            match Arc::get_mut(chunk).map(Vec::pop) {
+                Some(Some(record)) => drop(record),
+                Some(None) | None => {
+                    self.releasing.pop_front();
+                }
+            }
+            budget -= 1;
+        }
+    }
+
+    /// Records of let-go checkpoints waiting here to be freed (in chunks held only here).
+    #[cfg(test)]
+    fn releasing(&self) -> usize {
+        self.releasing
+            .iter()
+            .filter(|c| Arc::strong_count(c) == 1)
+            .map(|c| c.len())
+            .sum()
     }
 
     /// The earliest moment that can be shown.
@@ -384,7 +414,7 @@ mod tests {
             kind: FailureKind::Refused,
             reason: "Session ID unknown".into(),
         });
-        Event::Wire(Box::new(wire))
+        Event::Wire(std::sync::Arc::new(wire))
     }
 
     /// Feeds `events` (time, event) as the window would: folded into its live model, then
@@ -498,6 +528,47 @@ mod tests {
         let expected = (oldest.at as i64) % 2 == 0;
         assert_eq!(oldest.model.sticky["agent"], expected);
         assert_eq!(timeline.moment(1e9).model.sticky, live.sticky);
+    }
+
+    #[test]
+    fn checkpoints_let_go_free_their_records_a_few_at_a_time_and_all_of_them() {
+        // 2,000 records a second for two minutes, kept 5 minutes but at most
+        // LIVE_KEEP_EVENTS: checkpoints are let go all along, and the records only they held
+        // are freed a few per push, never thousands at once, never piling up.
+        let mut live = model();
+        let mut timeline = Timeline::new(model(), 0.0, Some(LIVE_KEEP_SECS));
+        let Event::Wire(first) = refused("visitor", 0) else {
+            unreachable!("refused() makes a wire record")
+        };
+        let first_kept = Arc::downgrade(&first);
+        let mut most_releasing = 0;
+        for i in 0..240_000u64 {
+            let at = i as f64 / 2000.0;
+            let event = if i == 0 {
+                Event::Wire(Arc::clone(&first))
+            } else {
+                refused("visitor", i / 2)
+            };
+            live.apply(event.clone(), at);
+            let before = timeline.releasing();
+            timeline.push(at, event, &live);
+            let after = timeline.releasing();
+            // At most RELEASED_PER_PUSH freed by a push that lets no checkpoint go.
+            assert!(after + RELEASED_PER_PUSH >= before || after > before);
+            most_releasing = most_releasing.max(after);
+        }
+        drop(first);
+        assert!(
+            first_kept.upgrade().is_none(),
+            "the first record is freed once nothing shows it"
+        );
+        // What waits to be freed stays within one log's worth of records.
+        assert!(most_releasing > 0, "checkpoints were let go");
+        assert!(
+            most_releasing <= super::super::log::MAX_RECORDS,
+            "{most_releasing}"
+        );
+        assert!(timeline.events.len() as u64 <= LIVE_KEEP_EVENTS + CHECKPOINT_EVENTS as u64);
     }
 
     #[test]

@@ -856,7 +856,7 @@ mod tests {
     use stickyscope_vocab::record::{Failure, Transport, WireKind};
 
     fn refused(user: &str, replica: Option<&str>, kind: FailureKind, reason: &str) -> Event {
-        Event::Wire(Box::new(WireRecord {
+        Event::Wire(std::sync::Arc::new(WireRecord {
             seq: 1,
             sid: Some("S".into()),
             engineio: Some(4),
@@ -969,11 +969,11 @@ mod tests {
         use stickyscope_vocab::protocol::engineio_v3;
         let names = vec!["probe-1".to_owned()];
         let mut tally = Tally::new(&names);
-        let Event::Wire(mut handshake) =
-            refused("probe-1", Some("web-a"), FailureKind::Refused, "")
+        let Event::Wire(handshake) = refused("probe-1", Some("web-a"), FailureKind::Refused, "")
         else {
             unreachable!("refused() makes a wire record")
         };
+        let mut handshake = std::sync::Arc::unwrap_or_clone(handshake);
         handshake.failure = None;
         handshake.engineio = Some(3);
         let open =
@@ -986,7 +986,7 @@ mod tests {
         let mut pong = handshake.clone();
         pong.packets_down = vec![EnginePacket::Pong { probe: false }];
         for w in [handshake, ping, pong] {
-            tally.fold(0.1, &Event::Wire(w));
+            tally.fold(0.1, &Event::Wire(std::sync::Arc::new(w)));
         }
         let report = tally.finish(HEADER);
         let counts = &report.replicas["web-a"];

@@ -566,7 +566,7 @@ mod tests {
                 kind: FailureKind::Refused,
                 reason: "Session ID unknown".into(),
             });
-            Event::Wire(Box::new(w))
+            Event::Wire(std::sync::Arc::new(w))
         };
         let mut check = StepCheck::new(
             vec![

@@ -68,8 +68,6 @@ pub struct StickyscopeApp {
     model: ViewModel,
     /// The timeline, and the moment shown when it is not now.
     review: Review,
-    /// Frees the model copies the timeline lets go, off the frame.
-    dropper: super::dropper::Dropper<ViewModel>,
     /// The users with a chat pane: the agent on the left, the visitor on the right (a
     /// recording's own users when it has no agent or visitor).
     panes: Vec<String>,
@@ -431,7 +429,6 @@ impl StickyscopeApp {
             model.apply(event.clone(), clock);
             review.keep(clock, event, model);
         });
-        self.dropper.drop_later(self.review.take_forgotten());
         for passed in self.review.tick(clock, real_secs) {
             if let Event::Notice(notice) = passed {
                 self.banners.push(notice, clock);

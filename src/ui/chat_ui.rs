@@ -174,7 +174,7 @@ pub fn chat_pane_ui(ui: &mut Ui, pane: Pane<'_>, input: &mut ChatInput) -> Vec<C
                     ChatDialect::None => "The chat is off: the sessions keep only their heartbeats. Choose a chat in the top bar to send messages.",
                 });
             }
-            for entry in &log.entries {
+            for entry in log.entries.iter() {
                 entry_ui(ui, entry, now_ms);
             }
         });

@@ -10,7 +10,6 @@ pub mod bridge;
 pub mod chat_ui;
 pub mod controls_ui;
 pub mod doctor_ui;
-pub mod dropper;
 pub mod help_ui;
 pub mod log_ui;
 pub mod placement;

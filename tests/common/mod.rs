@@ -253,7 +253,9 @@ impl Collected {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                stickyscope_vocab::events::Event::Wire(w) => Some(*w),
+                stickyscope_vocab::events::Event::Wire(w) => {
+                    Some(std::sync::Arc::unwrap_or_clone(w))
+                }
                 _ => None,
             })
             .collect()

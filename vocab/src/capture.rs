@@ -93,7 +93,7 @@ impl Happened {
     /// checklist or the ends of replica operations.
     pub fn of(event: &Event) -> Option<Happened> {
         Some(match event {
-            Event::Wire(wire) => Happened::Wire(wire.clone()),
+            Event::Wire(wire) => Happened::Wire(Box::new(WireRecord::clone(wire))),
             Event::Session { user, state } => Happened::Session {
                 user: user.clone(),
                 state: state.clone(),
@@ -118,7 +118,7 @@ impl Happened {
     /// The event it was ([`Happened::End`] was none).
     pub fn into_event(self) -> Option<Event> {
         Some(match self {
-            Happened::Wire(wire) => Event::Wire(wire),
+            Happened::Wire(wire) => Event::Wire(std::sync::Arc::from(wire)),
             Happened::Session { user, state } => Event::Session { user, state },
             Happened::Sticky { user, on } => Event::Sticky { user, on },
             Happened::Transport { user, transport } => Event::Transport { user, transport },

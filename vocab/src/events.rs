@@ -16,7 +16,7 @@ use crate::topology::Topology;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A record of the wire.
-    Wire(Box<WireRecord>),
+    Wire(std::sync::Arc<WireRecord>),
     /// A user's session changed state.
     Session {
         /// The user.

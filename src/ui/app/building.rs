@@ -203,7 +203,6 @@ impl StickyscopeApp {
         StickyscopeApp {
             bridge,
             review: Review::live(model.clone(), 0.0),
-            dropper: Default::default(),
             model,
             panes: USERS.iter().map(|u| u.to_string()).collect(),
             recorded_start_ms: None,
