@@ -3,8 +3,10 @@
 //! tap, interleaved so both sides see the same machine; the report is the difference of the
 //! medians and of the 99th percentiles. Two request kinds: the handshake (a new session
 //! each time) and a message POST on an established session. For scale, the same handshakes
-//! also go through a bare TCP relay (bytes copied both ways, nothing parsed or recorded):
-//! the least any extra loopback hop can add on this machine.
+//! and posts also go through a bare TCP relay (bytes copied both ways, nothing parsed or
+//! recorded): the least any extra loopback hop can add on this machine. The three paths take
+//! turns request by request, and the tap's added latency is given as a multiple of the
+//! relay's (median and p99; the target is 1.5×).
 //!
 //! With `--chain` the gateway is the real chain's nginx (→ Traefik 3.7.15 → replica
 //! processes): the tap's cost in front of a real stack. nginx's rate limits (new sessions
@@ -105,8 +107,23 @@ async fn tcp_relay(gateway: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// Prints the added latency of `through` (the tap, or the relay) over `direct`.
-fn report(what: &str, through_what: &str, direct: &mut [Duration], through: &mut [Duration]) {
+/// Prints the tap's added latency over a bare relay's, median and p99 (target ≤ 1.5×).
+fn ratio(what: &str, tap: (f64, f64), relay: (f64, f64)) {
+    println!(
+        "{what}: the tap adds {:.2}× a bare relay's median and {:.2}× its p99 (target ≤ 1.5×)",
+        tap.0 / relay.0.max(1.0),
+        tap.1 / relay.1.max(1.0),
+    );
+}
+
+/// Prints the added latency of `through` (the tap, or the relay) over `direct`; returns it
+/// (median, p99) in µs.
+fn report(
+    what: &str,
+    through_what: &str,
+    direct: &mut [Duration],
+    through: &mut [Duration],
+) -> (f64, f64) {
     direct.sort();
     through.sort();
     let (d50, d99) = (percentile(direct, 50.0), percentile(direct, 99.0));
@@ -124,6 +141,7 @@ fn report(what: &str, through_what: &str, direct: &mut [Duration], through: &mut
         us(t99) - us(d99),
         if targets { " (target ≤ 500)" } else { "" },
     );
+    (us(t50) - us(d50), us(t99) - us(d99))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -179,60 +197,64 @@ async fn main() -> anyhow::Result<()> {
         paced().await;
     }
 
-    // Handshakes: a new session each time.
+    // Handshakes: a new session each time; direct, tapped and relayed in turn.
+    let tap_url = tap.url().expect("a listening tap");
     let handshakes = rounds / 3;
-    let (mut direct, mut tapped) = (Vec::new(), Vec::new());
+    let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..handshakes {
         direct.push(handshake(&client, &gateway, None).await?.1);
-        tapped.push(
-            handshake(&client, &tap.url().expect("a listening tap"), None)
-                .await?
-                .1,
-        );
-        paced().await;
-    }
-    report(
-        "tap overhead, polling handshake GET",
-        "the tap",
-        &mut direct,
-        &mut tapped,
-    );
-    let (mut direct, mut relayed) = (Vec::new(), Vec::new());
-    for _ in 0..handshakes {
-        direct.push(handshake(&client, &gateway, None).await?.1);
+        tapped.push(handshake(&client, &tap_url, None).await?.1);
         relayed.push(handshake(&client, &relay, None).await?.1);
         paced().await;
     }
-    report(
+    let by_tap = report(
+        "tap overhead, polling handshake GET",
+        "the tap",
+        &mut direct.clone(),
+        &mut tapped,
+    );
+    let by_relay = report(
         "for scale, polling handshake GET",
         "a bare TCP relay",
         &mut direct,
         &mut relayed,
     );
+    ratio("polling handshake GET", by_tap, by_relay);
 
     // Message POSTs on one session per path (Socket.IO connect first, then events).
     let (direct_session, _) = handshake(&client, &gateway, None).await?;
-    let (tap_session, _) = handshake(&client, &tap.url().expect("a listening tap"), None).await?;
-    post(&client, &direct_session, "40").await?;
-    post(&client, &tap_session, "40").await?;
-    let (mut direct, mut tapped) = (Vec::new(), Vec::new());
+    let (tap_session, _) = handshake(&client, &tap_url, None).await?;
+    let (relay_session, _) = handshake(&client, &relay, None).await?;
+    for session in [&direct_session, &tap_session, &relay_session] {
+        post(&client, session, "40").await?;
+    }
+    let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         direct.push(post(&client, &direct_session, "42[\"bench\",1]").await?);
         tapped.push(post(&client, &tap_session, "42[\"bench\",1]").await?);
+        relayed.push(post(&client, &relay_session, "42[\"bench\",1]").await?);
         paced().await;
         // Paced runs last longer than pingInterval + pingTimeout: answer the server's pings
         // (which no poll collects) so the sessions live; not measured.
         if pace.is_some() && round % 50 == 49 {
-            post(&client, &direct_session, "3").await?;
-            post(&client, &tap_session, "3").await?;
+            for session in [&direct_session, &tap_session, &relay_session] {
+                post(&client, session, "3").await?;
+            }
         }
     }
-    report(
+    let by_tap = report(
         "tap overhead, message POST",
         "the tap",
-        &mut direct,
+        &mut direct.clone(),
         &mut tapped,
     );
+    let by_relay = report(
+        "for scale, message POST",
+        "a bare TCP relay",
+        &mut direct,
+        &mut relayed,
+    );
+    ratio("message POST", by_tap, by_relay);
     tap.shutdown();
     stack.shutdown().await;
     if let Some(chain) = chain {

@@ -314,3 +314,127 @@ async fn a_refused_upgrade_is_bounded_and_loses_hop_by_hop_headers() {
         .unwrap();
     assert_eq!(record.failure.unwrap().kind, FailureKind::Timeout);
 }
+
+/// `future`'s output, or a failed test after 10 s.
+async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("within 10 s")
+}
+
+/// A gateway that answers one request per connection with `answer` and then closes it,
+/// without saying so (no `Connection: close`), as servers do with idle connections; it
+/// says on `served` what each request was (its first line, and its body) once it has
+/// closed the connection.
+async fn one_answer_then_close(answer: &'static [u8]) -> (String, mpsc::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (served, seen) = mpsc::channel(16);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head_end, body_len) = loop {
+                let Ok(n) = stream.read(&mut buf).await else {
+                    return;
+                };
+                if n == 0 {
+                    return;
+                }
+                request.extend_from_slice(&buf[..n]);
+                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&request[..end]).to_lowercase();
+                    let body_len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (end + 4, body_len);
+                }
+            };
+            while request.len() < head_end + body_len {
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    return;
+                }
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream.write_all(answer).await.unwrap();
+            drop(stream);
+            let text = String::from_utf8_lossy(&request);
+            let first_line = text.lines().next().unwrap_or("").to_owned();
+            let body = String::from_utf8_lossy(&request[head_end..]).into_owned();
+            served.send(format!("{first_line} {body}")).await.unwrap();
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_connection_closed_while_idle_is_not_used_again_and_a_post_goes_once() {
+    let (gateway, mut served) =
+        one_answer_then_close(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n6").await;
+    let (tx, mut records) = mpsc::channel(16);
+    let tap = Tap::start(TapConfig::new("agent", gateway), tx)
+        .await
+        .unwrap();
+    let url = tap.url().unwrap();
+    // One client: its connection to the tap is kept between the two requests.
+    let client = reqwest::Client::new();
+    let path = "/socket.io/?EIO=4&transport=polling&sid=S";
+    let first = client.get(format!("{url}{path}")).send().await.unwrap();
+    assert_eq!(first.text().await.unwrap(), "6");
+    // The gateway has closed the tap's connection, idle now.
+    assert!(within(served.recv())
+        .await
+        .unwrap()
+        .starts_with("GET /socket.io/"));
+    let post = client
+        .post(format!("{url}{path}"))
+        .body("42[\"chat\",1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200, "the post went on a new connection");
+    assert_eq!(post.text().await.unwrap(), "6");
+    assert_eq!(
+        within(served.recv()).await.unwrap(),
+        "POST /socket.io/?EIO=4&transport=polling&sid=S HTTP/1.1 42[\"chat\",1]"
+    );
+    for _ in 0..2 {
+        let record = within(records.recv()).await.unwrap();
+        assert_eq!(record.failure, None, "{record:?}");
+    }
+    assert!(
+        served.try_recv().is_err(),
+        "the post reached the gateway once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_in_chunks_is_passed_on_as_it_came_and_recorded_whole() {
+    let (gateway, _served) = one_answer_then_close(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\n4\r\n1;x=y\r\n0\r\n0\r\n\r\n",
+    )
+    .await;
+    let (tx, mut records) = mpsc::channel(16);
+    let tap = Tap::start(TapConfig::new("agent", gateway), tx)
+        .await
+        .unwrap();
+    let body = reqwest::get(format!(
+        "{}/socket.io/?EIO=4&transport=polling&sid=S",
+        tap.url().unwrap()
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(body, "40");
+    let record = within(records.recv()).await.unwrap();
+    assert_eq!(record.failure, None, "{record:?}");
+    assert_eq!(record.raw_down, "40");
+    assert_eq!(record.bytes_down, 2);
+    assert_eq!(record.packets_down.len(), 1, "{:?}", record.packets_down);
+}

@@ -35,7 +35,9 @@ pub use series::Series;
 pub const REPLICA_AGE_OUT_SECS: f64 = 30.0;
 
 /// The view model. A copy is cheap enough for the timeline to keep one every few seconds:
-/// the packet log shares its records.
+/// what grows with the traffic (the packet log, the chat panes, the heartbeat counts, the
+/// flights) is shared between copies, chunk by chunk or node by node, and a copy that
+/// changes afterwards copies only what it changes.
 #[derive(Debug, Clone)]
 pub struct ViewModel {
     /// Topology from the API, merged with the replicas seen on the wire.

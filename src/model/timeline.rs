@@ -2,7 +2,9 @@
 //! recorded capture from its start to its end, or a live window's last minutes. It keeps
 //! every event at its presentation time and, every few seconds, a copy of the view model as
 //! it stood then (a checkpoint), so showing any moment is one copy and a few seconds of
-//! events folded in, never the whole history. It also knows where the failures are (refused
+//! events folded in, never the whole history. Checkpoints share with the live model what did
+//! not change (see [`ViewModel`]); one let go is freed a few records at a time, on the
+//! caller's thread, rather than all at once. It also knows where the failures are (refused
 //! or broken requests, sessions lost), for jumping from one to the next.
 //!
 //! Pure: no egui, no files; the caller folds events into its own live model and hands the

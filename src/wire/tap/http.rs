@@ -120,24 +120,35 @@ impl Shared {
         body: &Bytes,
         sent: &SentCookies,
     ) {
-        let status = parts.status;
+        self.remember_cookies(record, &parts.headers, sent);
+        self.describe_answer(record, out, (parts.status, &parts.headers), body, sent);
+    }
+
+    /// Records what an answer says (all of [`Shared::record_answer`] but keeping its
+    /// cookies, which the relay does before the answer goes on).
+    pub(super) fn describe_answer(
+        &self,
+        record: &mut WireRecord,
+        out: &Outgoing,
+        (status, headers): (StatusCode, &HeaderMap),
+        body: &[u8],
+        sent: &SentCookies,
+    ) {
         set_status(record, status);
         let from_server = status.is_success() || engine_error_message(body).is_some();
-        self.name_replica(record, &parts.headers, sent.sticky.as_deref(), from_server);
+        self.name_replica(record, headers, sent.sticky.as_deref(), from_server);
         record.bytes_down = body.len() as u64;
         record.held_us = stickyscope_vocab::timing::held_us(
-            parts
-                .headers
+            headers
                 .get_all("server-timing")
                 .iter()
                 .filter_map(|v| v.to_str().ok()),
         );
-        self.remember_cookies(record, &parts.headers, sent);
         if status.is_client_error() || status.is_server_error() {
-            record.failure = Some(refusal(status, &parts.headers, body, out.engineio));
+            record.failure = Some(refusal(status, headers, body, out.engineio));
             record.raw_down = text_of(body);
         } else if out.method == "GET" {
-            record_poll(record, out.codec, status, &parts.headers, body);
+            record_poll(record, out.codec, status, headers, body);
         }
     }
 }

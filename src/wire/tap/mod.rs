@@ -1,5 +1,5 @@
-//! The wire tap: a transparent reverse proxy on 127.0.0.1 between one chat user's
-//! Socket.IO client and the gateway.
+//! The wire tap: a relay on 127.0.0.1 between one chat user's Socket.IO client and the
+//! gateway (with a full HTTP proxy behind it for what the relay leaves to it).
 //!
 //! It keeps the user's cookie jar (this is how a client without one gets stickiness),
 //! withholds the sticky cookie and adds `X-Stickiness: off` while the user's stickiness is
@@ -21,8 +21,9 @@
 //! This module holds the tap itself — its configuration, starting and stopping it, the state
 //! its connections share (the HTTP client toward the gateway: a tap's own, or the pool every
 //! direct tap toward one gateway shares), and handing each request to the part that serves
-//! it: `direct` takes a request from a client in this process,
-//! `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
+//! it: `relay` relays the listening tap's exchanges and hands their copies to a recorder
+//! task, leaving upgrades and anything unusual to the proxy, `direct` takes a request from a
+//! client in this process, `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
 //! `naming` keeps the cookie jar and names the replica behind an answer, `tls` sets up TLS
 //! toward the gateway, and `failures` says why an exchange failed.
 //!
@@ -32,6 +33,7 @@ mod direct;
 mod failures;
 mod http;
 mod naming;
+mod relay;
 mod tls;
 mod tunnel;
 
@@ -45,7 +47,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_tls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -174,15 +175,10 @@ impl Tap {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
-        let serving = Arc::clone(&shared);
-        tokio::spawn(crate::http_serve::accept_loop(
+        tokio::spawn(relay::accept_loop(
+            Arc::clone(&shared),
             listener,
             shutdown.clone(),
-            ("tap", crate::http_serve::HEADER_READ_TIMEOUT),
-            move |_| {
-                let shared = Arc::clone(&serving);
-                service_fn(move |req| Arc::clone(&shared).handle(req))
-            },
         ));
         Ok(Tap {
             local_addr: Some(local_addr),

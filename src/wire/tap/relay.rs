@@ -1,0 +1,873 @@
+//! The listening tap's fast path: each connection from the user's client is paired with one
+//! connection to the gateway, and every HTTP exchange on it is relayed as it comes — the
+//! request's head rewritten only where the tap must (`Host`, cookies, `X-Stickiness`, the
+//! user's own headers), the answer's bytes passed on untouched as they arrive — while a copy
+//! of each goes to the tap's recorder task, which decodes it and hands the record on. Nothing
+//! a record needs is worked out before the answer's last byte has gone to the client but the
+//! cookies the answer sets (the next request must carry them).
+//!
+//! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
+//! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
+//! `100 Continue`, HTTP/1.0, a head it cannot read. A gateway that cannot be reached is
+//! also the proxy's to answer, with the same words and record as ever (nothing reached it,
+//! so nothing is sent twice); that client connection stays the proxy's.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, StatusCode};
+use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::naming::SentCookies;
+use super::{text_of, InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
+use crate::http_serve::{is_upgrade, HEADER_READ_TIMEOUT};
+
+/// Most headers a request or answer head may have.
+const MAX_HEADERS: usize = 64;
+/// Largest head read.
+const MAX_HEAD: usize = 64 * 1024;
+/// Exchanges waiting for the recorder before a connection waits for it.
+pub(super) const RECORDER_QUEUE: usize = 1024;
+
+/// A connection to the gateway, plain or TLS.
+trait GatewayIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> GatewayIo for T {}
+
+/// One exchange, as the recorder gets it once the answer has gone on.
+pub(super) struct Exchange {
+    out: Outgoing,
+    record: WireRecord,
+    request_body: Bytes,
+    answer: Result<(StatusCode, HeaderMap, Bytes), Failure>,
+    sent: SentCookies,
+}
+
+/// Turns exchanges into records, in the order they ended, off the relay's path.
+pub(super) async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exchange>) {
+    while let Some(exchange) = exchanges.recv().await {
+        let Exchange {
+            out,
+            mut record,
+            request_body,
+            answer,
+            sent,
+        } = exchange;
+        record.bytes_up = request_body.len() as u64;
+        if out.method == "POST" {
+            record.packets_up = out.codec.decode(&request_body);
+            record.raw_up = text_of(&request_body);
+        }
+        match answer {
+            Ok((status, headers, body)) => {
+                shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
+            }
+            Err(failure) => record.failure = Some(failure),
+        }
+        shared.emit(record).await;
+    }
+}
+
+/// A request head as read.
+struct RequestHead {
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    /// Bytes of the head, CRLFs included.
+    len: usize,
+    body_len: usize,
+}
+
+/// What reading a request head came to.
+enum Read {
+    Head(RequestHead),
+    /// One for the HTTP proxy: hand it the connection.
+    NotMine,
+    /// The client closed, or went quiet mid-head.
+    Closed,
+}
+
+/// Accepts the user's client's connections until `shutdown`, relaying each.
+pub(super) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) {
+    let (recorder, exchanges) = mpsc::channel(RECORDER_QUEUE);
+    tokio::spawn(record_exchanges(Arc::clone(&shared), exchanges));
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("tap accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(
+            Arc::clone(&shared),
+            stream,
+            shutdown.clone(),
+            recorder.clone(),
+        ));
+    }
+}
+
+/// Relays the exchanges of one connection from the user's client.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    mut client: TcpStream,
+    shutdown: CancellationToken,
+    recorder: mpsc::Sender<Exchange>,
+) {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let mut gateway: Option<Box<dyn GatewayIo>> = None;
+    loop {
+        let head = tokio::select! {
+            _ = shutdown.cancelled(), if buf.is_empty() => return,
+            read = read_request_head(&mut client, &mut buf) => read,
+        };
+        let head = match head {
+            Read::Head(head) => head,
+            Read::Closed => return,
+            Read::NotMine => return hand_to_proxy(shared, client, buf, shutdown).await,
+        };
+        // The body (Engine.IO's are small), then the exchange.
+        while buf.len() < head.len + head.body_len {
+            match client.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+        let mut raw = buf.split_to(head.len + head.body_len).freeze();
+        let request_body = raw.split_off(head.len);
+        let Ok(uri) = head.path.parse::<hyper::Uri>() else {
+            return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown).await;
+        };
+        let out = Outgoing::new(&head.method, &uri);
+        let _in_flight = InFlight::new(&shared);
+        let mut headers = head.headers;
+        let sent = shared.prepare_headers(&mut headers);
+        let mut request = Vec::with_capacity(head.len + 256 + request_body.len());
+        write_request_head(&mut request, &head.method, &head.path, &headers);
+        request.extend_from_slice(&request_body);
+
+        // A kept connection the gateway closed while the client was quiet (servers close
+        // idle ones) is not used again: a request on it would find it closed.
+        if gateway.as_mut().is_some_and(closed_meanwhile) {
+            gateway = None;
+        }
+        let reused = gateway.is_some();
+        if gateway.is_none() {
+            match connect(&shared).await {
+                Ok(io) => gateway = Some(io),
+                // Nothing reached the gateway: the proxy tries and says why, as it always did.
+                Err(()) => {
+                    return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown)
+                        .await
+                }
+            }
+        }
+        let record = shared.http_record(&out);
+        let mut exchange = Exchange {
+            out,
+            record,
+            request_body,
+            answer: Err(closed_without_answer()),
+            sent,
+        };
+        let ended = relay_exchange(
+            &shared,
+            &mut gateway,
+            reused,
+            &request,
+            &mut client,
+            &mut exchange,
+        )
+        .await;
+        exchange.record.latency_us = Some(exchange.out.started.elapsed().as_micros() as u64);
+        if recorder.send(exchange).await.is_err() {
+            return;
+        }
+        match ended {
+            Ended::KeepGoing => {}
+            Ended::GatewayClosed => gateway = None,
+            Ended::Close => return,
+        }
+    }
+}
+
+/// Whether a kept gateway connection has closed (or said something unasked) since its last
+/// answer: a read that does not wait says so.
+fn closed_meanwhile(io: &mut Box<dyn GatewayIo>) -> bool {
+    let mut byte = [0u8; 1];
+    futures_util::FutureExt::now_or_never(io.read(&mut byte)).is_some()
+}
+
+/// Gives the connection to the tap's HTTP proxy, with what was read of it so far.
+async fn hand_to_proxy(
+    shared: Arc<Shared>,
+    client: TcpStream,
+    read: BytesMut,
+    shutdown: CancellationToken,
+) {
+    let stream = Rewind {
+        read: read.freeze(),
+        inner: client,
+    };
+    let service = service_fn(move |req| Arc::clone(&shared).handle(req));
+    crate::http_serve::serve_connection(stream, shutdown, HEADER_READ_TIMEOUT, service).await;
+}
+
+/// A request's bytes put back before what is still unread.
+fn rejoin(head: Bytes, body: Bytes, rest: BytesMut) -> BytesMut {
+    let mut all = BytesMut::with_capacity(head.len() + body.len() + rest.len());
+    all.extend_from_slice(&head);
+    all.extend_from_slice(&body);
+    all.extend_from_slice(&rest);
+    all
+}
+
+/// How an exchange left the two connections.
+enum Ended {
+    /// Both can carry the next one.
+    KeepGoing,
+    /// The gateway's connection is done with (closed, or an answer cut short); the client's
+    /// goes on.
+    GatewayClosed,
+    /// The client's connection ends too.
+    Close,
+}
+
+/// Why the gateway said nothing, in the proxy's words.
+fn closed_without_answer() -> Failure {
+    Failure {
+        kind: FailureKind::Gateway,
+        reason: "the gateway closed the connection without answering (an https-only port? give the gateway as https://…)".into(),
+    }
+}
+
+/// Sends one request and relays its answer as it comes; fills in `exchange.answer`.
+async fn relay_exchange(
+    shared: &Shared,
+    gateway: &mut Option<Box<dyn GatewayIo>>,
+    reused: bool,
+    request: &[u8],
+    client: &mut TcpStream,
+    exchange: &mut Exchange,
+) -> Ended {
+    let mut answer = BytesMut::with_capacity(4 * 1024);
+    // A kept connection the gateway closed meanwhile takes nothing: one more try on a new
+    // one, for a request that cannot have been acted on (no answer byte came back).
+    for attempt in 0..2 {
+        let Some(io) = gateway.as_mut() else {
+            break;
+        };
+        let sent = io.write_all(request).await.is_ok();
+        let head = if sent {
+            tokio::time::timeout(shared.timeout, read_answer_head(io, &mut answer)).await
+        } else {
+            Ok(Err(AnswerError::Closed))
+        };
+        match head {
+            Ok(Ok(head)) => return relay_answer(shared, io, head, answer, client, exchange).await,
+            Err(_) => {
+                exchange.answer = Err(Failure {
+                    kind: FailureKind::Timeout,
+                    reason: format!("no answer from the gateway within {:?}", shared.timeout),
+                });
+                let _ = answer_plain(client, StatusCode::GATEWAY_TIMEOUT, &exchange.answer).await;
+                return Ended::GatewayClosed;
+            }
+            Ok(Err(AnswerError::Closed))
+                if attempt == 0 && reused && answer.is_empty() && idempotent(exchange) =>
+            {
+                *gateway = connect(shared).await.ok();
+            }
+            Ok(Err(error)) => {
+                exchange.answer = Err(error.failure());
+                let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+                return Ended::GatewayClosed;
+            }
+        }
+    }
+    exchange.answer = Err(closed_without_answer());
+    let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+    Ended::GatewayClosed
+}
+
+/// Whether sending the request again cannot do anything twice (a poll, not a post).
+fn idempotent(exchange: &Exchange) -> bool {
+    exchange.out.method == "GET"
+}
+
+/// The tap's own answer when the gateway gave none (what the proxy answers then).
+async fn answer_plain(
+    client: &mut TcpStream,
+    status: StatusCode,
+    failure: &Result<(StatusCode, HeaderMap, Bytes), Failure>,
+) -> std::io::Result<()> {
+    let reason = match failure {
+        Err(f) => f.reason.as_str(),
+        Ok(_) => "",
+    };
+    let text = format!("stickyscope tap: {reason}\n");
+    let head = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        text.len()
+    );
+    client.write_all(head.as_bytes()).await?;
+    client.write_all(text.as_bytes()).await
+}
+
+/// An answer head as read.
+struct AnswerHead {
+    status: StatusCode,
+    headers: HeaderMap,
+    len: usize,
+    framing: BodyFraming,
+    /// Whether the gateway closes its connection after this answer.
+    closes: bool,
+}
+
+/// How an answer's body ends.
+enum BodyFraming {
+    None,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// Why no answer head came.
+enum AnswerError {
+    /// The connection closed (or was reset) before a whole head.
+    Closed,
+    Reset,
+    /// What came was not HTTP/1.1.
+    NotHttp,
+}
+
+impl AnswerError {
+    fn failure(&self) -> Failure {
+        let reason = match self {
+            AnswerError::Closed => return closed_without_answer(),
+            AnswerError::Reset => "the gateway reset the connection without answering (an https-only port? give the gateway as https://…)",
+            AnswerError::NotHttp => "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? an https gateway is given as https://…",
+        };
+        Failure {
+            kind: FailureKind::Gateway,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Reads an answer head into `buf` (1xx answers but a 101 are passed over as HTTP allows).
+async fn read_answer_head(
+    io: &mut Box<dyn GatewayIo>,
+    buf: &mut BytesMut,
+) -> Result<AnswerHead, AnswerError> {
+    loop {
+        if let Some(head) = parse_answer_head(buf)? {
+            let informational =
+                head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS;
+            if !informational {
+                return Ok(head);
+            }
+            buf.advance(head.len);
+            continue;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(AnswerError::NotHttp);
+        }
+        match io.read_buf(buf).await {
+            Ok(0) => return Err(AnswerError::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(AnswerError::Reset)
+            }
+            Err(_) => return Err(AnswerError::Closed),
+        }
+    }
+}
+
+fn parse_answer_head(buf: &[u8]) -> Result<Option<AnswerHead>, AnswerError> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(AnswerError::NotHttp),
+    };
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(AnswerError::NotHttp)?;
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    let has_token = |name: hyper::header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
+    };
+    let chunked = has_token(hyper::header::TRANSFER_ENCODING, "chunked");
+    let closes = has_token(hyper::header::CONNECTION, "close") || parsed.version == Some(0);
+    let length = headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    let framing = if status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || status.is_informational()
+    {
+        BodyFraming::None
+    } else if chunked {
+        BodyFraming::Chunked
+    } else if let Some(n) = length {
+        BodyFraming::Length(n)
+    } else {
+        BodyFraming::UntilClose
+    };
+    Ok(Some(AnswerHead {
+        status,
+        headers,
+        len,
+        framing,
+        closes,
+    }))
+}
+
+/// Passes an answer on as it comes: the head at once (its cookies kept first), the body as
+/// it arrives, a copy of both kept for the recorder.
+async fn relay_answer(
+    shared: &Shared,
+    io: &mut Box<dyn GatewayIo>,
+    head: AnswerHead,
+    mut buf: BytesMut,
+    client: &mut TcpStream,
+    exchange: &mut Exchange,
+) -> Ended {
+    // The next request carries the cookies this answer sets.
+    shared.remember_cookies(&mut exchange.record, &head.headers, &exchange.sent);
+    // The head goes on with the first piece of the body, in one write, as a relay would
+    // pass on what it read (two would cost the client a wake-up more).
+    let mut unsent_head = Some(buf.split_to(head.len));
+    let mut client_ok = true;
+    let mut body = BytesMut::new();
+    let mut chunks = ChunkedBody::default();
+    let mut left = match head.framing {
+        BodyFraming::Length(n) => n,
+        _ => usize::MAX,
+    };
+    let mut complete = matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
+    let deadline = tokio::time::Instant::now() + shared.timeout;
+    let mut cut_short = false;
+    while !complete {
+        if buf.is_empty() {
+            if let Some(head_bytes) = unsent_head.take() {
+                client_ok = client.write_all(&head_bytes).await.is_ok();
+            }
+            let read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await;
+            match read {
+                Ok(Ok(n)) if n > 0 => {}
+                // A body that ends with the connection has ended.
+                Ok(Ok(_)) if matches!(head.framing, BodyFraming::UntilClose) => break,
+                _ => {
+                    cut_short = true;
+                    break;
+                }
+            }
+        }
+        let take = match head.framing {
+            BodyFraming::Length(_) => buf.len().min(left),
+            BodyFraming::Chunked => chunks.feed(&buf, &mut body),
+            _ => buf.len(),
+        };
+        let piece = buf.split_to(take);
+        if !matches!(head.framing, BodyFraming::Chunked) && body.len() < MAX_BODY {
+            body.extend_from_slice(&piece);
+        }
+        let to_send = match unsent_head.take() {
+            Some(mut head_bytes) => {
+                head_bytes.unsplit(piece);
+                head_bytes
+            }
+            None => piece,
+        };
+        if client_ok {
+            client_ok = client.write_all(&to_send).await.is_ok();
+        }
+        match head.framing {
+            BodyFraming::Length(_) => {
+                left -= take;
+                complete = left == 0;
+            }
+            BodyFraming::Chunked => complete = chunks.done(),
+            _ => {}
+        }
+    }
+    if let Some(head_bytes) = unsent_head.take() {
+        client_ok = client_ok && client.write_all(&head_bytes).await.is_ok();
+    }
+    exchange.answer = if cut_short {
+        Err(Failure {
+            kind: FailureKind::Gateway,
+            reason:
+                "response body failed: the gateway closed the connection before the answer's end"
+                    .into(),
+        })
+    } else {
+        Ok((head.status, head.headers, body.freeze()))
+    };
+    if !client_ok || (cut_short && !matches!(head.framing, BodyFraming::UntilClose)) {
+        return Ended::Close;
+    }
+    if head.status == StatusCode::SWITCHING_PROTOCOLS
+        || matches!(head.framing, BodyFraming::UntilClose)
+    {
+        return Ended::Close;
+    }
+    if head.closes || cut_short || !buf.is_empty() {
+        return Ended::GatewayClosed;
+    }
+    Ended::KeepGoing
+}
+
+/// Follows a chunked body's framing over the raw bytes, keeping the data.
+#[derive(Default)]
+struct ChunkedBody {
+    state: ChunkState,
+}
+
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum ChunkState {
+    /// Reading a size line.
+    #[default]
+    Size,
+    /// In a chunk's data, this much left.
+    Data(usize),
+    /// The CRLF after a chunk's data.
+    DataEnd,
+    /// Trailer lines after the last chunk, until an empty one.
+    Trailer,
+    Done,
+}
+
+impl ChunkedBody {
+    /// Takes what it can of `raw` (complete lines, data), keeping chunk data in `body`;
+    /// returns how many bytes it took.
+    fn feed(&mut self, raw: &[u8], body: &mut BytesMut) -> usize {
+        let mut at = 0;
+        while at < raw.len() && self.state != ChunkState::Done {
+            match self.state {
+                ChunkState::Size | ChunkState::Trailer | ChunkState::DataEnd => {
+                    let Some(end) = raw[at..].windows(2).position(|w| w == b"\r\n") else {
+                        break;
+                    };
+                    let line = &raw[at..at + end];
+                    at += end + 2;
+                    self.state = match self.state {
+                        ChunkState::Size => {
+                            let size = std::str::from_utf8(line)
+                                .ok()
+                                .and_then(|l| l.split(';').next())
+                                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+                                .unwrap_or(0);
+                            if size == 0 {
+                                ChunkState::Trailer
+                            } else {
+                                ChunkState::Data(size)
+                            }
+                        }
+                        ChunkState::Trailer if line.is_empty() => ChunkState::Done,
+                        ChunkState::Trailer => ChunkState::Trailer,
+                        _ => ChunkState::Size,
+                    };
+                }
+                ChunkState::Data(left) => {
+                    let take = left.min(raw.len() - at);
+                    if body.len() < MAX_BODY {
+                        body.extend_from_slice(&raw[at..at + take]);
+                    }
+                    at += take;
+                    self.state = if take == left {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left - take)
+                    };
+                }
+                ChunkState::Done => break,
+            }
+        }
+        // A partial line waits for more bytes, unless it can never end (the caller reads
+        // more only when nothing is left; take it all then, to make progress).
+        if at == 0 && raw.len() > MAX_HEAD {
+            return raw.len();
+        }
+        at
+    }
+
+    fn done(&self) -> bool {
+        self.state == ChunkState::Done
+    }
+}
+
+/// Reads a request head into `buf`.
+async fn read_request_head(client: &mut TcpStream, buf: &mut BytesMut) -> Read {
+    let mut deadline = None;
+    loop {
+        if !buf.is_empty() {
+            match parse_request_head(buf) {
+                Ok(Some(head)) => return Read::Head(head),
+                Ok(None) => {}
+                Err(()) => return Read::NotMine,
+            }
+            if buf.len() > MAX_HEAD {
+                return Read::NotMine;
+            }
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEADER_READ_TIMEOUT);
+        }
+        let read = match deadline {
+            Some(at) => match tokio::time::timeout_at(at, client.read_buf(buf)).await {
+                Ok(read) => read,
+                Err(_) => return Read::Closed,
+            },
+            None => client.read_buf(buf).await,
+        };
+        match read {
+            Ok(0) | Err(_) => return Read::Closed,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// A request head the relay takes itself, `None` while incomplete, or `Err` for one the
+/// proxy takes (see the module's doc).
+fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, ()> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut slots);
+    let len = match parsed.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    if parsed.version != Some(1) {
+        return Err(());
+    }
+    let method = parsed
+        .method
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .ok_or(())?;
+    let path = parsed.path.ok_or(())?.to_owned();
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 4);
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ())?;
+        let value = HeaderValue::from_bytes(h.value).map_err(|_| ())?;
+        headers.append(name, value);
+    }
+    if is_upgrade(&headers)
+        || headers.contains_key(hyper::header::TRANSFER_ENCODING)
+        || headers.contains_key(hyper::header::EXPECT)
+    {
+        return Err(());
+    }
+    let body_len = match headers.get(hyper::header::CONTENT_LENGTH) {
+        None => 0,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n <= MAX_BODY)
+            .ok_or(())?,
+    };
+    Ok(Some(RequestHead {
+        method,
+        path,
+        headers,
+        len,
+        body_len,
+    }))
+}
+
+/// Writes a request head for the gateway.
+fn write_request_head(to: &mut Vec<u8>, method: &Method, path: &str, headers: &HeaderMap) {
+    to.extend_from_slice(method.as_str().as_bytes());
+    to.push(b' ');
+    to.extend_from_slice(path.as_bytes());
+    to.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        to.extend_from_slice(name.as_str().as_bytes());
+        to.extend_from_slice(b": ");
+        to.extend_from_slice(value.as_bytes());
+        to.extend_from_slice(b"\r\n");
+    }
+    to.extend_from_slice(b"\r\n");
+}
+
+/// A new connection to the gateway (TLS when it is `https://`), or nothing when none came
+/// about (the proxy then tries, and says why).
+async fn connect(shared: &Shared) -> Result<Box<dyn GatewayIo>, ()> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&shared.authority))
+        .await
+        .map_err(|_| ())?
+        .map_err(|_| ())?;
+    let _ = tcp.set_nodelay(true);
+    match &shared.tls {
+        None => Ok(Box::new(tcp)),
+        Some((host, connector)) => {
+            let tls = tokio::time::timeout(shared.timeout, connector.connect(host, tcp))
+                .await
+                .map_err(|_| ())?
+                .map_err(|_| ())?;
+            Ok(Box::new(tls))
+        }
+    }
+}
+
+/// A stream with bytes already read put back in front.
+struct Rewind {
+    read: Bytes,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if !self.read.is_empty() {
+            let n = self.read.len().min(buf.remaining());
+            let piece = self.read.split_to(n);
+            buf.put_slice(&piece);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunked_body_is_followed_across_pieces_and_its_data_kept() {
+        let raw = b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+        for split in 1..raw.len() {
+            let mut chunks = ChunkedBody::default();
+            let mut body = BytesMut::new();
+            let mut pending = Vec::new();
+            let mut taken_total = 0;
+            for piece in [&raw[..split], &raw[split..]] {
+                pending.extend_from_slice(piece);
+                let taken = chunks.feed(&pending, &mut body);
+                taken_total += taken;
+                pending.drain(..taken);
+            }
+            assert!(chunks.done(), "split at {split}");
+            assert_eq!(taken_total, raw.len());
+            assert_eq!(&body[..], b"hello world");
+        }
+    }
+
+    #[test]
+    fn request_heads_the_relay_leaves_to_the_proxy() {
+        let mine = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert!(matches!(parse_request_head(mine), Ok(Some(h)) if h.body_len == 0));
+        let post = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\n40";
+        assert!(matches!(parse_request_head(post), Ok(Some(h)) if h.body_len == 3));
+        assert!(matches!(
+            parse_request_head(b"GET / HTTP/1.1\r\nHo"),
+            Ok(None)
+        ));
+        for theirs in [
+            &b"GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+            b"\x16\x03\x01 not http at all\r\n\r\n",
+        ] {
+            assert!(
+                parse_request_head(theirs).is_err(),
+                "{}",
+                String::from_utf8_lossy(theirs)
+            );
+        }
+    }
+
+    #[test]
+    fn answer_heads_say_how_their_body_ends() {
+        let framing = |raw: &[u8]| match parse_answer_head(raw) {
+            Ok(Some(h)) => match h.framing {
+                BodyFraming::None => "none".to_owned(),
+                BodyFraming::Length(n) => format!("length {n}"),
+                BodyFraming::Chunked => "chunked".into(),
+                BodyFraming::UntilClose => "until close".into(),
+            },
+            Ok(None) => "partial".into(),
+            Err(_) => "not http".into(),
+        };
+        assert_eq!(
+            framing(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"),
+            "length 4"
+        );
+        assert_eq!(
+            framing(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            "chunked"
+        );
+        assert_eq!(framing(b"HTTP/1.1 204 No Content\r\n\r\n"), "none");
+        assert_eq!(framing(b"HTTP/1.1 200 OK\r\n\r\n"), "until close");
+        assert_eq!(framing(b"HTTP/1.1 200 OK\r\nContent-"), "partial");
+        assert_eq!(framing(b"\x15\x03\x03\x00\x02\x02\x46\r\n\r\n"), "not http");
+    }
+}
