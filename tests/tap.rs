@@ -438,3 +438,40 @@ async fn an_answer_in_chunks_is_passed_on_as_it_came_and_recorded_whole() {
     assert_eq!(record.bytes_down, 2);
     assert_eq!(record.packets_down.len(), 1, "{:?}", record.packets_down);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_cut_mid_line_of_its_chunk_framing_waits_for_the_rest() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = format!("http://{}", listener.local_addr().unwrap());
+    let (go_on, rest_may_go) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = stream.read(&mut buf).await;
+        // The first piece ends inside the CRLF after a chunk's data.
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\n4\r")
+            .await
+            .unwrap();
+        let _ = rest_may_go.await;
+        stream.write_all(b"\n1\r\n0\r\n0\r\n\r\n").await.unwrap();
+        let _ = stream.read(&mut buf).await;
+    });
+    let (tx, mut records) = mpsc::channel(16);
+    let tap = Tap::start(TapConfig::new("agent", gateway), tx)
+        .await
+        .unwrap();
+    let answer = within(reqwest::get(format!(
+        "{}/socket.io/?EIO=4&transport=polling&sid=S",
+        tap.url().unwrap()
+    )))
+    .await
+    .unwrap();
+    // The head has reached the client; now the rest of the body.
+    go_on.send(()).unwrap();
+    assert_eq!(within(answer.text()).await.unwrap(), "40");
+    let record = within(records.recv()).await.unwrap();
+    assert_eq!(record.failure, None, "{record:?}");
+    assert_eq!(record.raw_down, "40");
+}

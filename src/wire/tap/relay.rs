@@ -8,9 +8,11 @@
 //!
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
-//! `100 Continue`, HTTP/1.0, a head it cannot read. A gateway that cannot be reached is
-//! also the proxy's to answer, with the same words and record as ever (nothing reached it,
-//! so nothing is sent twice); that client connection stays the proxy's.
+//! `100 Continue`, HTTP/1.0, `CONNECT`, a head it cannot read. What goes wrong with the
+//! gateway (no connection, no answer in time, a connection closed without one) is said in
+//! the proxy's words, with its status (502, 504). A kept gateway connection idle for
+//! `POOL_IDLE` or closed meanwhile is not used again, and a request is sent a second time
+//! only when it is a GET whose kept connection closed before any answer byte.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,11 +26,13 @@ use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::failures::connect_failure;
 use super::naming::SentCookies;
 use super::{text_of, InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
-use crate::http_serve::{is_upgrade, HEADER_READ_TIMEOUT};
+use crate::http_serve::{is_upgrade, HEADER_READ_TIMEOUT, POOL_IDLE};
 
 /// Most headers a request or answer head may have.
 const MAX_HEADERS: usize = 64;
@@ -134,6 +138,8 @@ pub(super) async fn serve(
 ) {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut gateway: Option<Box<dyn GatewayIo>> = None;
+    // When the gateway's connection last finished an answer.
+    let mut idle_since = Instant::now();
     loop {
         let head = tokio::select! {
             _ = shutdown.cancelled(), if buf.is_empty() => return,
@@ -144,11 +150,12 @@ pub(super) async fn serve(
             Read::Closed => return,
             Read::NotMine => return hand_to_proxy(shared, client, buf, shutdown).await,
         };
-        // The body (Engine.IO's are small), then the exchange.
+        // The body (Engine.IO's are small), within the bound a head has, then the exchange.
+        let body_by = Instant::now() + HEADER_READ_TIMEOUT;
         while buf.len() < head.len + head.body_len {
-            match client.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+            match tokio::time::timeout_at(body_by, client.read_buf(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => return,
+                Ok(Ok(_)) => {}
             }
         }
         let mut raw = buf.split_to(head.len + head.body_len).freeze();
@@ -164,22 +171,15 @@ pub(super) async fn serve(
         write_request_head(&mut request, &head.method, &head.path, &headers);
         request.extend_from_slice(&request_body);
 
-        // A kept connection the gateway closed while the client was quiet (servers close
-        // idle ones) is not used again: a request on it would find it closed.
-        if gateway.as_mut().is_some_and(closed_meanwhile) {
+        // A kept connection idle for long, or that the gateway closed while the client was
+        // quiet (servers close idle ones), is not used again: a request on it could find it
+        // closed. (As the proxy's own pool lets idle connections go after POOL_IDLE.)
+        if gateway.is_some()
+            && (idle_since.elapsed() >= POOL_IDLE || gateway.as_mut().is_some_and(closed_meanwhile))
+        {
             gateway = None;
         }
         let reused = gateway.is_some();
-        if gateway.is_none() {
-            match connect(&shared).await {
-                Ok(io) => gateway = Some(io),
-                // Nothing reached the gateway: the proxy tries and says why, as it always did.
-                Err(()) => {
-                    return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown)
-                        .await
-                }
-            }
-        }
         let record = shared.http_record(&out);
         let mut exchange = Exchange {
             out,
@@ -188,15 +188,31 @@ pub(super) async fn serve(
             answer: Err(closed_without_answer()),
             sent,
         };
-        let ended = relay_exchange(
-            &shared,
-            &mut gateway,
-            reused,
-            &request,
-            &mut client,
-            &mut exchange,
-        )
-        .await;
+        if gateway.is_none() {
+            match connect(&shared).await {
+                Ok(io) => gateway = Some(io),
+                // Nothing reached the gateway; said as the proxy says it.
+                Err(failure) => {
+                    exchange.answer = Err(failure);
+                    let _ =
+                        answer_plain(&mut client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+                }
+            }
+        }
+        let ended = if gateway.is_some() {
+            relay_exchange(
+                &shared,
+                &mut gateway,
+                reused,
+                &request,
+                &mut client,
+                &mut exchange,
+            )
+            .await
+        } else {
+            Ended::GatewayClosed
+        };
+        idle_since = Instant::now();
         exchange.record.latency_us = Some(exchange.out.started.elapsed().as_micros() as u64);
         if recorder.send(exchange).await.is_err() {
             return;
@@ -275,9 +291,17 @@ async fn relay_exchange(
         let Some(io) = gateway.as_mut() else {
             break;
         };
-        let sent = io.write_all(request).await.is_ok();
+        let sent = matches!(
+            tokio::time::timeout(shared.timeout, io.write_all(request)).await,
+            Ok(Ok(()))
+        );
         let head = if sent {
-            tokio::time::timeout(shared.timeout, read_answer_head(io, &mut answer)).await
+            let head_request = exchange.out.method == "HEAD";
+            tokio::time::timeout(
+                shared.timeout,
+                read_answer_head(io, &mut answer, head_request),
+            )
+            .await
         } else {
             Ok(Err(AnswerError::Closed))
         };
@@ -291,10 +315,18 @@ async fn relay_exchange(
                 let _ = answer_plain(client, StatusCode::GATEWAY_TIMEOUT, &exchange.answer).await;
                 return Ended::GatewayClosed;
             }
-            Ok(Err(AnswerError::Closed))
+            Ok(Err(AnswerError::Closed | AnswerError::Reset))
                 if attempt == 0 && reused && answer.is_empty() && idempotent(exchange) =>
             {
-                *gateway = connect(shared).await.ok();
+                match connect(shared).await {
+                    Ok(io) => *gateway = Some(io),
+                    Err(failure) => {
+                        exchange.answer = Err(failure);
+                        let _ =
+                            answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+                        return Ended::GatewayClosed;
+                    }
+                }
             }
             Ok(Err(error)) => {
                 exchange.answer = Err(error.failure());
@@ -330,8 +362,12 @@ async fn answer_plain(
         status.canonical_reason().unwrap_or(""),
         text.len()
     );
-    client.write_all(head.as_bytes()).await?;
-    client.write_all(text.as_bytes()).await
+    let mut whole = head.into_bytes();
+    whole.extend_from_slice(text.as_bytes());
+    match tokio::time::timeout(HEADER_READ_TIMEOUT, client.write_all(&whole)).await {
+        Ok(written) => written,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
 /// An answer head as read.
@@ -379,9 +415,10 @@ impl AnswerError {
 async fn read_answer_head(
     io: &mut Box<dyn GatewayIo>,
     buf: &mut BytesMut,
+    head_request: bool,
 ) -> Result<AnswerHead, AnswerError> {
     loop {
-        if let Some(head) = parse_answer_head(buf)? {
+        if let Some(head) = parse_answer_head(buf, head_request)? {
             let informational =
                 head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS;
             if !informational {
@@ -404,7 +441,9 @@ async fn read_answer_head(
     }
 }
 
-fn parse_answer_head(buf: &[u8]) -> Result<Option<AnswerHead>, AnswerError> {
+/// An answer head in `buf`, `None` while incomplete; `head_request`: the answer to a HEAD,
+/// which has no body whatever its head says.
+fn parse_answer_head(buf: &[u8], head_request: bool) -> Result<Option<AnswerHead>, AnswerError> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Response::new(&mut slots);
     let len = match parsed.parse(buf) {
@@ -439,7 +478,8 @@ fn parse_answer_head(buf: &[u8]) -> Result<Option<AnswerHead>, AnswerError> {
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
-    let framing = if status == StatusCode::NO_CONTENT
+    let framing = if head_request
+        || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
         || status.is_informational()
     {
@@ -483,12 +523,22 @@ async fn relay_answer(
         _ => usize::MAX,
     };
     let mut complete = matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
-    let deadline = tokio::time::Instant::now() + shared.timeout;
+    let deadline = Instant::now() + shared.timeout;
+    // Writes to the client are bounded too: a client that stops reading is let go.
+    let write_client = async |client: &mut TcpStream, bytes: &[u8]| {
+        matches!(
+            tokio::time::timeout_at(deadline, client.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
+    };
     let mut cut_short = false;
+    // Whether what is left in `buf` cannot be taken until more comes (part of a line of
+    // a chunked body's framing).
+    let mut stalled = false;
     while !complete {
-        if buf.is_empty() {
+        if buf.is_empty() || stalled {
             if let Some(head_bytes) = unsent_head.take() {
-                client_ok = client.write_all(&head_bytes).await.is_ok();
+                client_ok = write_client(client, &head_bytes).await;
             }
             let read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await;
             match read {
@@ -506,6 +556,11 @@ async fn relay_answer(
             BodyFraming::Chunked => chunks.feed(&buf, &mut body),
             _ => buf.len(),
         };
+        if chunks.broken() {
+            cut_short = true;
+            break;
+        }
+        stalled = take == 0;
         let piece = buf.split_to(take);
         if !matches!(head.framing, BodyFraming::Chunked) && body.len() < MAX_BODY {
             body.extend_from_slice(&piece);
@@ -517,8 +572,8 @@ async fn relay_answer(
             }
             None => piece,
         };
-        if client_ok {
-            client_ok = client.write_all(&to_send).await.is_ok();
+        if client_ok && !to_send.is_empty() {
+            client_ok = write_client(client, &to_send).await;
         }
         match head.framing {
             BodyFraming::Length(_) => {
@@ -530,7 +585,7 @@ async fn relay_answer(
         }
     }
     if let Some(head_bytes) = unsent_head.take() {
-        client_ok = client_ok && client.write_all(&head_bytes).await.is_ok();
+        client_ok = client_ok && write_client(client, &head_bytes).await;
     }
     exchange.answer = if cut_short {
         Err(Failure {
@@ -574,6 +629,8 @@ enum ChunkState {
     /// Trailer lines after the last chunk, until an empty one.
     Trailer,
     Done,
+    /// Framing that is not chunked framing: the answer cannot be followed to its end.
+    Broken,
 }
 
 impl ChunkedBody {
@@ -581,7 +638,7 @@ impl ChunkedBody {
     /// returns how many bytes it took.
     fn feed(&mut self, raw: &[u8], body: &mut BytesMut) -> usize {
         let mut at = 0;
-        while at < raw.len() && self.state != ChunkState::Done {
+        while at < raw.len() && !matches!(self.state, ChunkState::Done | ChunkState::Broken) {
             match self.state {
                 ChunkState::Size | ChunkState::Trailer | ChunkState::DataEnd => {
                     let Some(end) = raw[at..].windows(2).position(|w| w == b"\r\n") else {
@@ -594,17 +651,17 @@ impl ChunkedBody {
                             let size = std::str::from_utf8(line)
                                 .ok()
                                 .and_then(|l| l.split(';').next())
-                                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-                                .unwrap_or(0);
-                            if size == 0 {
-                                ChunkState::Trailer
-                            } else {
-                                ChunkState::Data(size)
+                                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+                            match size {
+                                Some(0) => ChunkState::Trailer,
+                                Some(size) => ChunkState::Data(size),
+                                None => ChunkState::Broken,
                             }
                         }
                         ChunkState::Trailer if line.is_empty() => ChunkState::Done,
                         ChunkState::Trailer => ChunkState::Trailer,
-                        _ => ChunkState::Size,
+                        ChunkState::DataEnd if line.is_empty() => ChunkState::Size,
+                        _ => ChunkState::Broken,
                     };
                 }
                 ChunkState::Data(left) => {
@@ -619,13 +676,12 @@ impl ChunkedBody {
                         ChunkState::Data(left - take)
                     };
                 }
-                ChunkState::Done => break,
+                ChunkState::Done | ChunkState::Broken => break,
             }
         }
-        // A partial line waits for more bytes, unless it can never end (the caller reads
-        // more only when nothing is left; take it all then, to make progress).
-        if at == 0 && raw.len() > MAX_HEAD {
-            return raw.len();
+        // A partial line waits for more bytes, but not without end.
+        if raw.len() - at > MAX_HEAD {
+            self.state = ChunkState::Broken;
         }
         at
     }
@@ -633,11 +689,16 @@ impl ChunkedBody {
     fn done(&self) -> bool {
         self.state == ChunkState::Done
     }
+
+    fn broken(&self) -> bool {
+        self.state == ChunkState::Broken
+    }
 }
 
-/// Reads a request head into `buf`.
+/// Reads a request head into `buf`. An idle client, or one slow to send its head, has
+/// [`HEADER_READ_TIMEOUT`] (as the proxy gives it).
 async fn read_request_head(client: &mut TcpStream, buf: &mut BytesMut) -> Read {
-    let mut deadline = None;
+    let deadline = Instant::now() + HEADER_READ_TIMEOUT;
     loop {
         if !buf.is_empty() {
             match parse_request_head(buf) {
@@ -648,18 +709,10 @@ async fn read_request_head(client: &mut TcpStream, buf: &mut BytesMut) -> Read {
             if buf.len() > MAX_HEAD {
                 return Read::NotMine;
             }
-            deadline.get_or_insert_with(|| tokio::time::Instant::now() + HEADER_READ_TIMEOUT);
         }
-        let read = match deadline {
-            Some(at) => match tokio::time::timeout_at(at, client.read_buf(buf)).await {
-                Ok(read) => read,
-                Err(_) => return Read::Closed,
-            },
-            None => client.read_buf(buf).await,
-        };
-        match read {
-            Ok(0) | Err(_) => return Read::Closed,
-            Ok(_) => {}
+        match tokio::time::timeout_at(deadline, client.read_buf(buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return Read::Closed,
+            Ok(Ok(_)) => {}
         }
     }
 }
@@ -689,6 +742,7 @@ fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, ()> {
         headers.append(name, value);
     }
     if is_upgrade(&headers)
+        || method == Method::CONNECT
         || headers.contains_key(hyper::header::TRANSFER_ENCODING)
         || headers.contains_key(hyper::header::EXPECT)
     {
@@ -727,22 +781,28 @@ fn write_request_head(to: &mut Vec<u8>, method: &Method, path: &str, headers: &H
     to.extend_from_slice(b"\r\n");
 }
 
-/// A new connection to the gateway (TLS when it is `https://`), or nothing when none came
-/// about (the proxy then tries, and says why).
-async fn connect(shared: &Shared) -> Result<Box<dyn GatewayIo>, ()> {
+/// A new connection to the gateway (TLS when it is `https://`), or why none came about, in
+/// the words the proxy uses.
+async fn connect(shared: &Shared) -> Result<Box<dyn GatewayIo>, Failure> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&shared.authority))
         .await
-        .map_err(|_| ())?
-        .map_err(|_| ())?;
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        .map_err(|e| connect_failure(&e, &shared.authority))?;
     let _ = tcp.set_nodelay(true);
     match &shared.tls {
         None => Ok(Box::new(tcp)),
         Some((host, connector)) => {
-            let tls = tokio::time::timeout(shared.timeout, connector.connect(host, tcp))
-                .await
-                .map_err(|_| ())?
-                .map_err(|_| ())?;
-            Ok(Box::new(tls))
+            match tokio::time::timeout(shared.timeout, connector.connect(host, tcp)).await {
+                Ok(Ok(tls)) => Ok(Box::new(tls)),
+                Ok(Err(e)) => Err(connect_failure(&e, &shared.authority)),
+                Err(_) => Err(Failure {
+                    kind: FailureKind::Timeout,
+                    reason: format!(
+                        "no TLS handshake with the gateway at {} within {:?}",
+                        shared.authority, shared.timeout
+                    ),
+                }),
+            }
         }
     }
 }
@@ -820,6 +880,18 @@ mod tests {
     }
 
     #[test]
+    fn framing_that_is_not_chunked_is_broken_not_guessed() {
+        for raw in [&b"zz\r\nhello\r\n0\r\n\r\n"[..], b"5\r\nhelloXX0\r\n\r\n"] {
+            let mut chunks = ChunkedBody::default();
+            chunks.feed(raw, &mut BytesMut::new());
+            assert!(chunks.broken(), "{}", String::from_utf8_lossy(raw));
+        }
+        let mut endless = ChunkedBody::default();
+        endless.feed(&[b'1'; MAX_HEAD + 2], &mut BytesMut::new());
+        assert!(endless.broken(), "a size line without end");
+    }
+
+    #[test]
     fn request_heads_the_relay_leaves_to_the_proxy() {
         let mine = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
         assert!(matches!(parse_request_head(mine), Ok(Some(h)) if h.body_len == 0));
@@ -834,6 +906,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
             b"GET / HTTP/1.0\r\n\r\n",
+            b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"\x16\x03\x01 not http at all\r\n\r\n",
         ] {
@@ -847,7 +920,7 @@ mod tests {
 
     #[test]
     fn answer_heads_say_how_their_body_ends() {
-        let framing = |raw: &[u8]| match parse_answer_head(raw) {
+        let framing = |raw: &[u8]| match parse_answer_head(raw, false) {
             Ok(Some(h)) => match h.framing {
                 BodyFraming::None => "none".to_owned(),
                 BodyFraming::Length(n) => format!("length {n}"),
@@ -868,6 +941,17 @@ mod tests {
         assert_eq!(framing(b"HTTP/1.1 204 No Content\r\n\r\n"), "none");
         assert_eq!(framing(b"HTTP/1.1 200 OK\r\n\r\n"), "until close");
         assert_eq!(framing(b"HTTP/1.1 200 OK\r\nContent-"), "partial");
+        let to_head = parse_answer_head(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n", true);
+        assert!(
+            matches!(
+                to_head,
+                Ok(Some(AnswerHead {
+                    framing: BodyFraming::None,
+                    ..
+                }))
+            ),
+            "an answer to HEAD has no body"
+        );
         assert_eq!(framing(b"\x15\x03\x03\x00\x02\x02\x46\r\n\r\n"), "not http");
     }
 }
