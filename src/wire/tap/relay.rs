@@ -11,8 +11,7 @@
 //! `100 Continue`, HTTP/1.0, `CONNECT`, a head it cannot read. What goes wrong with the
 //! gateway (no connection, no answer in time, a connection closed without one) is said in
 //! the proxy's words, with its status (502, 504). A kept gateway connection idle for
-//! `POOL_IDLE` or closed meanwhile is not used again, and a request is sent a second time
-//! only when it is a GET whose kept connection closed before any answer byte.
+//! `POOL_IDLE` or closed meanwhile is not used again, and no request is ever sent twice.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -179,7 +178,6 @@ pub(super) async fn serve(
         {
             gateway = None;
         }
-        let reused = gateway.is_some();
         let record = shared.http_record(&out);
         let mut exchange = Exchange {
             out,
@@ -200,15 +198,7 @@ pub(super) async fn serve(
             }
         }
         let ended = if gateway.is_some() {
-            relay_exchange(
-                &shared,
-                &mut gateway,
-                reused,
-                &request,
-                &mut client,
-                &mut exchange,
-            )
-            .await
+            relay_exchange(&shared, &mut gateway, &request, &mut client, &mut exchange).await
         } else {
             Ended::GatewayClosed
         };
@@ -279,70 +269,49 @@ fn closed_without_answer() -> Failure {
 async fn relay_exchange(
     shared: &Shared,
     gateway: &mut Option<Box<dyn GatewayIo>>,
-    reused: bool,
     request: &[u8],
     client: &mut TcpStream,
     exchange: &mut Exchange,
 ) -> Ended {
     let mut answer = BytesMut::with_capacity(4 * 1024);
-    // A kept connection the gateway closed meanwhile takes nothing: one more try on a new
-    // one, for a request that cannot have been acted on (no answer byte came back).
-    for attempt in 0..2 {
-        let Some(io) = gateway.as_mut() else {
-            break;
-        };
-        let sent = matches!(
-            tokio::time::timeout(shared.timeout, io.write_all(request)).await,
-            Ok(Ok(()))
-        );
-        let head = if sent {
-            let head_request = exchange.out.method == "HEAD";
-            tokio::time::timeout(
-                shared.timeout,
-                read_answer_head(io, &mut answer, head_request),
-            )
-            .await
-        } else {
-            Ok(Err(AnswerError::Closed))
-        };
-        match head {
-            Ok(Ok(head)) => return relay_answer(shared, io, head, answer, client, exchange).await,
-            Err(_) => {
-                exchange.answer = Err(Failure {
-                    kind: FailureKind::Timeout,
-                    reason: format!("no answer from the gateway within {:?}", shared.timeout),
-                });
-                let _ = answer_plain(client, StatusCode::GATEWAY_TIMEOUT, &exchange.answer).await;
-                return Ended::GatewayClosed;
-            }
-            Ok(Err(AnswerError::Closed | AnswerError::Reset))
-                if attempt == 0 && reused && answer.is_empty() && idempotent(exchange) =>
-            {
-                match connect(shared).await {
-                    Ok(io) => *gateway = Some(io),
-                    Err(failure) => {
-                        exchange.answer = Err(failure);
-                        let _ =
-                            answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
-                        return Ended::GatewayClosed;
-                    }
-                }
-            }
-            Ok(Err(error)) => {
-                exchange.answer = Err(error.failure());
-                let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
-                return Ended::GatewayClosed;
-            }
+    // Never sent twice: a connection that closes under a request (a replica killed under a
+    // held poll) is what the client must hear of, and what the record says. (A kept one
+    // that went stale while idle was let go before the request: see `serve`.)
+    let Some(io) = gateway.as_mut() else {
+        exchange.answer = Err(closed_without_answer());
+        let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+        return Ended::GatewayClosed;
+    };
+    let sent = matches!(
+        tokio::time::timeout(shared.timeout, io.write_all(request)).await,
+        Ok(Ok(()))
+    );
+    let head = if sent {
+        let head_request = exchange.out.method == "HEAD";
+        tokio::time::timeout(
+            shared.timeout,
+            read_answer_head(io, &mut answer, head_request),
+        )
+        .await
+    } else {
+        Ok(Err(AnswerError::Closed))
+    };
+    match head {
+        Ok(Ok(head)) => relay_answer(shared, io, head, answer, client, exchange).await,
+        Err(_) => {
+            exchange.answer = Err(Failure {
+                kind: FailureKind::Timeout,
+                reason: format!("no answer from the gateway within {:?}", shared.timeout),
+            });
+            let _ = answer_plain(client, StatusCode::GATEWAY_TIMEOUT, &exchange.answer).await;
+            Ended::GatewayClosed
+        }
+        Ok(Err(error)) => {
+            exchange.answer = Err(error.failure());
+            let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+            Ended::GatewayClosed
         }
     }
-    exchange.answer = Err(closed_without_answer());
-    let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
-    Ended::GatewayClosed
-}
-
-/// Whether sending the request again cannot do anything twice (a poll, not a post).
-fn idempotent(exchange: &Exchange) -> bool {
-    exchange.out.method == "GET"
 }
 
 /// The tap's own answer when the gateway gave none (what the proxy answers then).
