@@ -115,6 +115,50 @@ fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKi
     .map(std::io::Error::kind)
 }
 
+/// The gateway closed the connection before any answer.
+pub(super) fn closed_without_answer() -> Failure {
+    gateway_failure(format!(
+        "the gateway closed the connection without answering{TLS_HINT}"
+    ))
+}
+
+/// The gateway reset the connection before any answer.
+pub(super) fn reset_without_answer() -> Failure {
+    gateway_failure(format!(
+        "the gateway reset the connection without answering{TLS_HINT}"
+    ))
+}
+
+/// What came back was not HTTP/1.1.
+pub(super) fn not_http() -> Failure {
+    gateway_failure("the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? an https gateway is given as https://…".to_owned())
+}
+
+/// No answer within the tap's `timeout`.
+pub(super) fn no_answer_within(timeout: std::time::Duration) -> Failure {
+    Failure {
+        kind: FailureKind::Timeout,
+        reason: format!("no answer from the gateway within {timeout:?}"),
+    }
+}
+
+/// The status of the tap's own answer when the gateway gave none: 504 for a timeout, 502
+/// otherwise.
+pub(super) fn status_for(failure: &Failure) -> StatusCode {
+    if failure.kind == FailureKind::Timeout {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    }
+}
+
+fn gateway_failure(reason: String) -> Failure {
+    Failure {
+        kind: FailureKind::Gateway,
+        reason,
+    }
+}
+
 /// Why an exchange with a reachable gateway broke without an HTTP answer, from the error's
 /// chain of causes: the connection closed before an answer, or what came back was not HTTP
 /// (a TLS port, another protocol).
@@ -126,22 +170,14 @@ pub(super) fn transport_failure(error: &(dyn std::error::Error + 'static)) -> Fa
         Some(current)
     })
     .find_map(|e| e.downcast_ref::<hyper::Error>());
-    let reason = match hyper_error {
-        Some(e) if e.is_parse() || e.is_parse_status() => {
-            "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? an https gateway is given as https://…".to_owned()
-        }
+    match hyper_error {
+        Some(e) if e.is_parse() || e.is_parse_status() => not_http(),
         Some(e) if e.is_incomplete_message() || e.is_closed() || e.is_canceled() => {
-            format!("the gateway closed the connection without answering{TLS_HINT}")
+            closed_without_answer()
         }
-        _ if io_kind(error) == Some(std::io::ErrorKind::ConnectionReset) => {
-            format!("the gateway reset the connection without answering{TLS_HINT}")
-        }
-        Some(e) => format!("the gateway connection failed: {e}"),
-        None => format!("the gateway connection failed: {error}"),
-    };
-    Failure {
-        kind: FailureKind::Gateway,
-        reason,
+        _ if io_kind(error) == Some(std::io::ErrorKind::ConnectionReset) => reset_without_answer(),
+        Some(e) => gateway_failure(format!("the gateway connection failed: {e}")),
+        None => gateway_failure(format!("the gateway connection failed: {error}")),
     }
 }
 

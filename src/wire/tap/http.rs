@@ -11,9 +11,11 @@ use hyper::{Request, Response, StatusCode};
 use stickyscope_contract::refusal::engine_error_message;
 use stickyscope_vocab::protocol::framing::Framing;
 use stickyscope_vocab::protocol::EnginePacket;
-use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
+use stickyscope_vocab::record::{Failure, WireRecord};
 
-use super::failures::{connect_failure, not_engine_io, refusal, transport_failure};
+use super::failures::{
+    connect_failure, no_answer_within, not_engine_io, refusal, status_for, transport_failure,
+};
 use super::naming::SentCookies;
 use super::{plain, set_status, text_of, Outgoing, Shared, MAX_BODY};
 use crate::http_serve::strip_hop_by_hop;
@@ -63,11 +65,7 @@ impl Shared {
         let sent = self.prepare_headers(&mut parts.headers);
 
         let mut record = self.http_record(&out);
-        record.bytes_up = body.len() as u64;
-        if out.method == "POST" {
-            record.packets_up = out.codec.decode(&body);
-            record.raw_up = text_of(&body);
-        }
+        record_request(&mut record, &out, &body);
 
         let answer = self
             .forward(Request::from_parts(parts, Full::new(body)))
@@ -77,11 +75,7 @@ impl Shared {
         let (mut parts, body) = match answer {
             Ok(answer) => answer,
             Err(failure) => {
-                let status = if failure.kind == FailureKind::Timeout {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
+                let status = status_for(&failure);
                 let text = format!("stickyscope tap: {}\n", failure.reason);
                 record.failure = Some(failure);
                 self.emit(record).await;
@@ -97,10 +91,7 @@ impl Shared {
     /// Sends a request to the gateway and reads its whole answer, within the tap's timeout.
     async fn forward(&self, request: Request<Full<Bytes>>) -> Answer {
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
-            Err(_) => Err(Failure {
-                kind: FailureKind::Timeout,
-                reason: format!("no answer from the gateway within {:?}", self.timeout),
-            }),
+            Err(_) => Err(no_answer_within(self.timeout)),
             Ok(Err(e)) if e.is_connect() => Err(connect_failure(&e, &self.authority)),
             Ok(Err(e)) => Err(transport_failure(&e)),
             Ok(Ok(resp)) => {
@@ -150,6 +141,15 @@ impl Shared {
         } else if out.method == "GET" {
             record_poll(record, out.codec, status, headers, body);
         }
+    }
+}
+
+/// Records what a request carried: its size, and a post's packets.
+pub(super) fn record_request(record: &mut WireRecord, out: &Outgoing, body: &[u8]) {
+    record.bytes_up = body.len() as u64;
+    if out.method == "POST" {
+        record.packets_up = out.codec.decode(body);
+        record.raw_up = text_of(body);
     }
 }
 

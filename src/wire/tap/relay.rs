@@ -28,10 +28,14 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::failures::connect_failure;
+use super::failures::{
+    closed_without_answer, connect_failure, no_answer_within, not_http, reset_without_answer,
+    status_for,
+};
+use super::http::record_request;
 use super::naming::SentCookies;
-use super::{text_of, InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
-use crate::http_serve::{is_upgrade, HEADER_READ_TIMEOUT, POOL_IDLE};
+use super::{InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
+use crate::http_serve::{has_token, is_upgrade, HEADER_READ_TIMEOUT, POOL_IDLE};
 
 /// Most headers a request or answer head may have.
 const MAX_HEADERS: usize = 64;
@@ -63,11 +67,7 @@ pub(super) async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::R
             answer,
             sent,
         } = exchange;
-        record.bytes_up = request_body.len() as u64;
-        if out.method == "POST" {
-            record.packets_up = out.codec.decode(&request_body);
-            record.raw_up = text_of(&request_body);
-        }
+        record_request(&mut record, &out, &request_body);
         match answer {
             Ok((status, headers, body)) => {
                 shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
@@ -190,11 +190,7 @@ pub(super) async fn serve(
             match connect(&shared).await {
                 Ok(io) => gateway = Some(io),
                 // Nothing reached the gateway; said as the proxy says it.
-                Err(failure) => {
-                    exchange.answer = Err(failure);
-                    let _ =
-                        answer_plain(&mut client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
-                }
+                Err(failure) => fail(&mut client, &mut exchange, failure).await,
             }
         }
         let ended = if gateway.is_some() {
@@ -257,14 +253,6 @@ enum Ended {
     Close,
 }
 
-/// Why the gateway said nothing, in the proxy's words.
-fn closed_without_answer() -> Failure {
-    Failure {
-        kind: FailureKind::Gateway,
-        reason: "the gateway closed the connection without answering (an https-only port? give the gateway as https://…)".into(),
-    }
-}
-
 /// Sends one request and relays its answer as it comes; fills in `exchange.answer`.
 async fn relay_exchange(
     shared: &Shared,
@@ -278,8 +266,7 @@ async fn relay_exchange(
     // held poll) is what the client must hear of, and what the record says. (A kept one
     // that went stale while idle was let go before the request: see `serve`.)
     let Some(io) = gateway.as_mut() else {
-        exchange.answer = Err(closed_without_answer());
-        let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
+        fail(client, exchange, closed_without_answer()).await;
         return Ended::GatewayClosed;
     };
     let sent = matches!(
@@ -296,34 +283,30 @@ async fn relay_exchange(
     } else {
         Ok(Err(AnswerError::Closed))
     };
-    match head {
-        Ok(Ok(head)) => relay_answer(shared, io, head, answer, client, exchange).await,
-        Err(_) => {
-            exchange.answer = Err(Failure {
-                kind: FailureKind::Timeout,
-                reason: format!("no answer from the gateway within {:?}", shared.timeout),
-            });
-            let _ = answer_plain(client, StatusCode::GATEWAY_TIMEOUT, &exchange.answer).await;
-            Ended::GatewayClosed
-        }
-        Ok(Err(error)) => {
-            exchange.answer = Err(error.failure());
-            let _ = answer_plain(client, StatusCode::BAD_GATEWAY, &exchange.answer).await;
-            Ended::GatewayClosed
-        }
-    }
+    let failure = match head {
+        Ok(Ok(head)) => return relay_answer(shared, io, head, answer, client, exchange).await,
+        Err(_) => no_answer_within(shared.timeout),
+        Ok(Err(AnswerError::Closed)) => closed_without_answer(),
+        Ok(Err(AnswerError::Reset)) => reset_without_answer(),
+        Ok(Err(AnswerError::NotHttp)) => not_http(),
+    };
+    fail(client, exchange, failure).await;
+    Ended::GatewayClosed
 }
 
-/// The tap's own answer when the gateway gave none (what the proxy answers then).
+/// No answer from the gateway: the record says why, and the client gets the tap's own
+/// answer, as the proxy gives it (see `failures::status_for`).
+async fn fail(client: &mut TcpStream, exchange: &mut Exchange, failure: Failure) {
+    let _ = answer_plain(client, status_for(&failure), &failure.reason).await;
+    exchange.answer = Err(failure);
+}
+
+/// The tap's own plain-text answer.
 async fn answer_plain(
     client: &mut TcpStream,
     status: StatusCode,
-    failure: &Result<(StatusCode, HeaderMap, Bytes), Failure>,
+    reason: &str,
 ) -> std::io::Result<()> {
-    let reason = match failure {
-        Err(f) => f.reason.as_str(),
-        Ok(_) => "",
-    };
     let text = format!("stickyscope tap: {reason}\n");
     let head = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n\r\n",
@@ -364,20 +347,6 @@ enum AnswerError {
     Reset,
     /// What came was not HTTP/1.1.
     NotHttp,
-}
-
-impl AnswerError {
-    fn failure(&self) -> Failure {
-        let reason = match self {
-            AnswerError::Closed => return closed_without_answer(),
-            AnswerError::Reset => "the gateway reset the connection without answering (an https-only port? give the gateway as https://…)",
-            AnswerError::NotHttp => "the gateway's answer is not HTTP/1.1: a TLS (https) port, or another protocol? an https gateway is given as https://…",
-        };
-        Failure {
-            kind: FailureKind::Gateway,
-            reason: reason.into(),
-        }
-    }
 }
 
 /// Reads an answer head into `buf` (1xx answers but a 101 are passed over as HTTP allows).
@@ -433,16 +402,9 @@ fn parse_answer_head(buf: &[u8], head_request: bool) -> Result<Option<AnswerHead
             headers.append(name, value);
         }
     }
-    let has_token = |name: hyper::header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    };
-    let chunked = has_token(hyper::header::TRANSFER_ENCODING, "chunked");
-    let closes = has_token(hyper::header::CONNECTION, "close") || parsed.version == Some(0);
+    let chunked = has_token(&headers, hyper::header::TRANSFER_ENCODING, "chunked");
+    let closes =
+        has_token(&headers, hyper::header::CONNECTION, "close") || parsed.version == Some(0);
     let length = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
