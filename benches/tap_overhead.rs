@@ -5,8 +5,12 @@
 //! each time) and a message POST on an established session. For scale, the same handshakes
 //! and posts also go through a bare TCP relay (bytes copied both ways, nothing parsed or
 //! recorded): the least any extra loopback hop can add on this machine. The three paths take
-//! turns request by request, and the tap's added latency is given as a multiple of the
-//! relay's (median and p99; the target is 1.5×).
+//! turns request by request, in an order shuffled each round, and the tap's added latency is given as a multiple of the
+//! relay's (median and p99; the target is 1.5×), round by round: what a request took through
+//! the tap (or the relay) less what the direct request of the same round took. (A difference
+//! of p99s taken apart is mostly the machine's noise here: the direct path's own p99 moves by
+//! hundreds of µs between runs, and the relay's "added p99" comes out negative as often as
+//! not.)
 //!
 //! With `--chain` the gateway is the real chain's nginx (→ Traefik 3.7.15 → replica
 //! processes): the tap's cost in front of a real stack. nginx's rate limits (new sessions
@@ -25,6 +29,43 @@ use anyhow::{bail, Context};
 use common::{percentile, stack, us};
 use stickyscope::stack::ReplicaControl;
 use stickyscope::wire::{Tap, TapConfig};
+
+/// The three ways a request goes.
+#[derive(Clone, Copy)]
+enum Path {
+    Direct,
+    Tap,
+    Relay,
+}
+
+/// The order of the three paths in each round, shuffled round by round, so that what one
+/// request leaves behind (a record still being decoded, a wake-up) falls on each path alike.
+struct Order(u64);
+
+impl Order {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Order(seed | 1)
+    }
+
+    fn next(&mut self) -> [Path; 3] {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        const ORDERS: [[Path; 3]; 6] = [
+            [Path::Direct, Path::Tap, Path::Relay],
+            [Path::Direct, Path::Relay, Path::Tap],
+            [Path::Tap, Path::Direct, Path::Relay],
+            [Path::Tap, Path::Relay, Path::Direct],
+            [Path::Relay, Path::Direct, Path::Tap],
+            [Path::Relay, Path::Tap, Path::Direct],
+        ];
+        ORDERS[(self.0 % 6) as usize]
+    }
+}
 
 /// One polling session's base URL and cookie.
 struct Session {
@@ -107,25 +148,48 @@ async fn tcp_relay(gateway: &str) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// Prints the tap's added latency over a bare relay's, median and p99 (target ≤ 1.5×).
-fn ratio(what: &str, tap: (f64, f64), relay: (f64, f64)) {
+/// What each request of `through` took more than the direct one of the same round, in µs,
+/// sorted.
+fn added_per_round(direct: &[Duration], through: &[Duration]) -> Vec<f64> {
+    let mut added: Vec<f64> = direct
+        .iter()
+        .zip(through)
+        .map(|(d, t)| us(*t) - us(*d))
+        .collect();
+    added.sort_by(f64::total_cmp);
+    added
+}
+
+fn percentile_of(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * (sorted.len().saturating_sub(1)) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or(0.0)
+}
+
+/// Prints the tap's added latency over a bare relay's, round by round, median and p99
+/// (target ≤ 1.5×).
+fn ratio(what: &str, direct: &[Duration], tapped: &[Duration], relayed: &[Duration]) {
+    let by_tap = added_per_round(direct, tapped);
+    let by_relay = added_per_round(direct, relayed);
+    let (t50, t99) = (percentile_of(&by_tap, 50.0), percentile_of(&by_tap, 99.0));
+    let (r50, r99) = (
+        percentile_of(&by_relay, 50.0),
+        percentile_of(&by_relay, 99.0),
+    );
     println!(
-        "{what}: the tap adds {:.2}× a bare relay's median and {:.2}× its p99 (target ≤ 1.5×)",
-        tap.0 / relay.0.max(1.0),
-        tap.1 / relay.1.max(1.0),
+        "{what}, added per round (through − direct): tap median {t50:.0} µs p99 {t99:.0} µs · relay median {r50:.0} µs p99 {r99:.0} µs · the tap adds {:.2}× a bare relay's median and {:.2}× its p99 (target ≤ 1.5×)",
+        t50 / r50.max(1.0),
+        t99 / r99.max(1.0),
     );
 }
 
-/// Prints the added latency of `through` (the tap, or the relay) over `direct`; returns it
-/// (median, p99) in µs.
-fn report(
-    what: &str,
-    through_what: &str,
-    direct: &mut [Duration],
-    through: &mut [Duration],
-) -> (f64, f64) {
+/// Prints the added latency of `through` (the tap, or the relay) over `direct`: the
+/// difference of their medians and of their p99s.
+fn report(what: &str, through_what: &str, direct: &[Duration], through: &[Duration]) {
+    let mut direct = direct.to_vec();
+    let mut through = through.to_vec();
     direct.sort();
     through.sort();
+    let (direct, through) = (&direct, &through);
     let (d50, d99) = (percentile(direct, 50.0), percentile(direct, 99.0));
     let (t50, t99) = (percentile(through, 50.0), percentile(through, 99.0));
     let targets = through_what == "the tap";
@@ -141,7 +205,6 @@ fn report(
         us(t99) - us(d99),
         if targets { " (target ≤ 500)" } else { "" },
     );
-    (us(t50) - us(d50), us(t99) - us(d99))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -201,25 +264,30 @@ async fn main() -> anyhow::Result<()> {
     let tap_url = tap.url().expect("a listening tap");
     let handshakes = rounds / 3;
     let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
+    let mut order = Order::new();
     for _ in 0..handshakes {
-        direct.push(handshake(&client, &gateway, None).await?.1);
-        tapped.push(handshake(&client, &tap_url, None).await?.1);
-        relayed.push(handshake(&client, &relay, None).await?.1);
+        for path in order.next() {
+            match path {
+                Path::Direct => direct.push(handshake(&client, &gateway, None).await?.1),
+                Path::Tap => tapped.push(handshake(&client, &tap_url, None).await?.1),
+                Path::Relay => relayed.push(handshake(&client, &relay, None).await?.1),
+            }
+        }
         paced().await;
     }
-    let by_tap = report(
+    report(
         "tap overhead, polling handshake GET",
         "the tap",
-        &mut direct.clone(),
-        &mut tapped,
+        &direct,
+        &tapped,
     );
-    let by_relay = report(
+    report(
         "for scale, polling handshake GET",
         "a bare TCP relay",
-        &mut direct,
-        &mut relayed,
+        &direct,
+        &relayed,
     );
-    ratio("polling handshake GET", by_tap, by_relay);
+    ratio("polling handshake GET", &direct, &tapped, &relayed);
 
     // Message POSTs on one session per path (Socket.IO connect first, then events).
     let (direct_session, _) = handshake(&client, &gateway, None).await?;
@@ -230,9 +298,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        direct.push(post(&client, &direct_session, "42[\"bench\",1]").await?);
-        tapped.push(post(&client, &tap_session, "42[\"bench\",1]").await?);
-        relayed.push(post(&client, &relay_session, "42[\"bench\",1]").await?);
+        for path in order.next() {
+            let (session, into) = match path {
+                Path::Direct => (&direct_session, &mut direct),
+                Path::Tap => (&tap_session, &mut tapped),
+                Path::Relay => (&relay_session, &mut relayed),
+            };
+            into.push(post(&client, session, "42[\"bench\",1]").await?);
+        }
         paced().await;
         // Paced runs last longer than pingInterval + pingTimeout: answer the server's pings
         // (which no poll collects) so the sessions live; not measured.
@@ -242,19 +315,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    let by_tap = report(
-        "tap overhead, message POST",
-        "the tap",
-        &mut direct.clone(),
-        &mut tapped,
-    );
-    let by_relay = report(
+    report("tap overhead, message POST", "the tap", &direct, &tapped);
+    report(
         "for scale, message POST",
         "a bare TCP relay",
-        &mut direct,
-        &mut relayed,
+        &direct,
+        &relayed,
     );
-    ratio("message POST", by_tap, by_relay);
+    ratio("message POST", &direct, &tapped, &relayed);
     tap.shutdown();
     stack.shutdown().await;
     if let Some(chain) = chain {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{stack, wait_for};
 use stickyscope::stack::ReplicaControl;
 use stickyscope::wire::{Tap, TapConfig};
-use stickyscope_vocab::record::{FailureKind, WireRecord};
+use stickyscope_vocab::record::{FailureKind, WireKind, WireRecord};
 use stickyscope_vocab::stack::Adapter;
 use tokio::sync::mpsc;
 
@@ -474,4 +474,57 @@ async fn an_answer_cut_mid_line_of_its_chunk_framing_waits_for_the_rest() {
     let record = within(records.recv()).await.unwrap();
     assert_eq!(record.failure, None, "{record:?}");
     assert_eq!(record.raw_down, "40");
+}
+
+/// The thread of this process named `name`, if any: its id.
+fn thread_named(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find_map(|task| {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            (comm.trim_end() == name).then(|| task.file_name().to_string_lossy().into_owned())
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorder_runs_at_the_lowest_priority_and_ends_with_the_tap() {
+    let upstream = header_echo().await;
+    let (tx, mut rx) = mpsc::channel(1024);
+    let tap = Tap::start(TapConfig::new("agent", upstream), tx)
+        .await
+        .unwrap();
+    let url = tap.url().expect("a listening tap");
+    headers_via(&url).await;
+    let record = within(rx.recv()).await.expect("a record of the exchange");
+    assert!(
+        matches!(
+            record.kind,
+            WireKind::Http {
+                status: Some(200),
+                ..
+            }
+        ),
+        "{record:?}"
+    );
+
+    let port = url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let name = format!("tap-rec-{port}");
+    let tid = thread_named(&name).expect("the tap's recorder thread");
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // Fields after the command's closing parenthesis: state is the 3rd, nice the 19th.
+    let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+    let nice: i32 = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+    assert_eq!(nice, 19, "the recorder gives way to every other thread");
+
+    tap.shutdown();
+    wait_for(
+        Duration::from_secs(5),
+        "the recorder's thread to end",
+        || {
+            let gone = thread_named(&name).is_none();
+            async move { gone }
+        },
+    )
+    .await;
 }

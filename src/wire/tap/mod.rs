@@ -22,7 +22,7 @@
 //! its connections share (the HTTP client toward the gateway: a tap's own, or the pool every
 //! direct tap toward one gateway shares), and handing each request to the part that serves
 //! it: `relay` relays the listening tap's exchanges and hands their copies to a recorder
-//! task, leaving upgrades and anything unusual to the proxy, `direct` takes a request from a
+//! thread, leaving upgrades and anything unusual to the proxy, `direct` takes a request from a
 //! client in this process, `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
 //! `naming` keeps the cookie jar and names the replica behind an answer, `tls` sets up TLS
 //! toward the gateway, and `failures` says why an exchange failed.
@@ -448,6 +448,12 @@ struct Outgoing {
 impl Outgoing {
     /// What a request going out with `method` to `uri` is, starting now.
     fn new(method: &hyper::Method, uri: &hyper::Uri) -> Self {
+        Outgoing::since(method, uri, Instant::now(), now_ms())
+    }
+
+    /// What a request that went out with `method` to `uri` at `started` (`at_ms` on the
+    /// wall clock) is.
+    fn since(method: &hyper::Method, uri: &hyper::Uri, started: Instant, at_ms: u64) -> Self {
         let query = EngineQuery::parse(uri.query().unwrap_or(""));
         let engineio = query.eio.and_then(|v| v.parse().ok());
         Outgoing {
@@ -461,8 +467,8 @@ impl Outgoing {
             } else {
                 Transport::Polling
             },
-            started: Instant::now(),
-            at_ms: now_ms(),
+            started,
+            at_ms,
         }
     }
 }

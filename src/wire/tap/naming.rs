@@ -33,6 +33,8 @@ pub(super) struct SentCookies {
     pub(super) sticky: Option<String>,
     /// The jar's pin count when the request went out.
     pins: u64,
+    /// Whether the request went with `X-Stickiness: off`.
+    pub(super) stickiness_off: bool,
 }
 
 impl Jar {
@@ -137,6 +139,33 @@ impl Shared {
     /// Sets the request's cookies (the client's, then the jar's) and its stickiness header.
     /// Returns what the request carries from the jar.
     pub(super) fn carry_cookies(&self, headers: &mut HeaderMap) -> SentCookies {
+        let from_client: Vec<String> = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        let (cookie, sent) = self.cookies_to_send(from_client.iter().map(String::as_str));
+        headers.remove(header::COOKIE);
+        if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::COOKIE, v);
+        }
+        let stickiness = HeaderName::from_static(STICKINESS_HEADER);
+        if sent.stickiness_off {
+            headers.insert(stickiness, HeaderValue::from_static("off"));
+        } else {
+            headers.remove(&stickiness);
+        }
+        sent
+    }
+
+    /// The `Cookie` header a request carries — the client's own cookies, then the jar's,
+    /// without the sticky cookie while the user's stickiness is off — and what it carries
+    /// from the jar.
+    pub(super) fn cookies_to_send<'a>(
+        &self,
+        from_client: impl Iterator<Item = &'a str>,
+    ) -> (Option<String>, SentCookies) {
         let sticky = self.sticky.load(Ordering::Relaxed);
         let cookie_name = self.cookie_name();
         let withheld = (!sticky).then_some(cookie_name.as_str());
@@ -149,29 +178,18 @@ impl Shared {
                     None
                 },
                 pins: jar.pins,
+                stickiness_off: !sticky,
             };
             (jar.cookies.header(withheld), sent)
         };
-        let from_client: Vec<String> = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        headers.remove(header::COOKIE);
-        let all: Vec<String> = from_client.into_iter().chain(from_jar).collect();
-        if let Ok(v) = HeaderValue::from_str(&all.join("; ")) {
+        let mut all = String::new();
+        for cookie in from_client.map(str::to_owned).chain(from_jar) {
             if !all.is_empty() {
-                headers.insert(header::COOKIE, v);
+                all.push_str("; ");
             }
+            all.push_str(&cookie);
         }
-        let stickiness = HeaderName::from_static(STICKINESS_HEADER);
-        if sticky {
-            headers.remove(&stickiness);
-        } else {
-            headers.insert(stickiness, HeaderValue::from_static("off"));
-        }
-        sent
+        ((!all.is_empty()).then_some(all), sent)
     }
 
     /// Keeps the answer's cookies — the sticky cookie only when no pin came after the
@@ -182,27 +200,54 @@ impl Shared {
         headers: &HeaderMap,
         sent: &SentCookies,
     ) {
+        let refused = self.keep_cookies(
+            headers
+                .get_all(header::SET_COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+            sent,
+        );
+        add_note(record, refused);
+    }
+
+    /// Keeps the cookies an answer sets (`Set-Cookie` values) as
+    /// [`Shared::remember_cookies`] does; returns what to say of those browsers refuse.
+    pub(super) fn keep_cookies<'a>(
+        &self,
+        set_cookies: impl Iterator<Item = &'a [u8]>,
+        sent: &SentCookies,
+    ) -> Option<String> {
         let cookie_name = self.cookie_name();
         let mut refused: Vec<Rejected> = Vec::new();
         {
             let mut jar = self.jar();
             let pinned_since = jar.pins != sent.pins;
-            for value in headers.get_all(header::SET_COOKIE) {
+            for value in set_cookies {
                 let stored = if pinned_since {
-                    jar.cookies.store_except(value.as_bytes(), &cookie_name)
+                    jar.cookies.store_except(value, &cookie_name)
                 } else {
-                    jar.cookies.store(value.as_bytes())
+                    jar.cookies.store(value)
                 };
                 refused.extend(stored.err());
             }
         }
+        let mut said: Option<String> = None;
         for rejected in refused {
             tracing::debug!(user = %self.user, "{rejected}");
-            let said = rejected.to_string();
-            record.note = Some(match record.note.take() {
-                Some(note) => format!("{note}; {said}"),
-                None => said,
+            said = Some(match said {
+                Some(before) => format!("{before}; {rejected}"),
+                None => rejected.to_string(),
             });
         }
+        said
     }
+}
+
+/// Adds `said` to what the record notes.
+pub(super) fn add_note(record: &mut WireRecord, said: Option<String>) {
+    let Some(said) = said else { return };
+    record.note = Some(match record.note.take() {
+        Some(note) => format!("{note}; {said}"),
+        None => said,
+    });
 }

@@ -1,10 +1,11 @@
 //! The listening tap's fast path: each connection from the user's client is paired with one
 //! connection to the gateway, and every HTTP exchange on it is relayed as it comes — the
 //! request's head rewritten only where the tap must (`Host`, cookies, `X-Stickiness`, the
-//! user's own headers), the answer's bytes passed on untouched as they arrive — while a copy
-//! of each goes to the tap's recorder task, which decodes it and hands the record on. Nothing
-//! a record needs is worked out before the answer's last byte has gone to the client but the
-//! cookies the answer sets (the next request must carry them).
+//! user's own headers; written from the head's own bytes, every other line as it came), the
+//! answer's bytes passed on untouched as they arrive — while a copy of each goes to the tap's
+//! recorder, a thread of the lowest CPU priority, which decodes it and hands the record on.
+//! Nothing a record needs is worked out before the answer's last byte has gone to the client
+//! but the cookies the answer sets (the next request must carry them).
 //!
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
@@ -21,7 +22,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
-use stickyscope_vocab::record::{Failure, FailureKind, WireRecord};
+use stickyscope_contract::names::STICKINESS_HEADER;
+use stickyscope_vocab::record::{now_ms, Failure, FailureKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -33,9 +35,9 @@ use super::failures::{
     status_for,
 };
 use super::http::record_request;
-use super::naming::SentCookies;
+use super::naming::{add_note, SentCookies};
 use super::{InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
-use crate::http_serve::{has_token, is_upgrade, HEADER_READ_TIMEOUT, POOL_IDLE};
+use crate::http_serve::{lists_token, HEADER_READ_TIMEOUT, POOL_IDLE};
 
 /// Most headers a request or answer head may have.
 const MAX_HEADERS: usize = 64;
@@ -48,28 +50,76 @@ pub(super) const RECORDER_QUEUE: usize = 1024;
 trait GatewayIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> GatewayIo for T {}
 
-/// One exchange, as the recorder gets it once the answer has gone on.
+/// One exchange as it crossed, for the recorder once the answer has gone on: what the
+/// record is made of, nothing worked out yet but the cookies the answer set.
 pub(super) struct Exchange {
-    out: Outgoing,
-    record: WireRecord,
+    method: Method,
+    uri: hyper::Uri,
+    /// When the request's head had come in (monotonic, and ms on the wall clock).
+    started: std::time::Instant,
+    at_ms: u64,
+    latency_us: u64,
     request_body: Bytes,
-    answer: Result<(StatusCode, HeaderMap, Bytes), Failure>,
+    /// The answer's head as it came and its body (up to `MAX_BODY`), or why there is none.
+    answer: Result<(Bytes, Bytes), Failure>,
     sent: SentCookies,
+    /// What to say of cookies the answer set that browsers refuse.
+    cookie_note: Option<String>,
+}
+
+/// Starts the recorder of one listening tap on a thread of its own at the lowest CPU
+/// priority (nice 19), so decoding and handing on records takes only CPU the relays — and
+/// the rest of the machine — leave idle, and never runs in a relay's place on the runtime.
+/// (Not `SCHED_IDLE`: on a machine kept busy a recorder that never ran would fill its queue
+/// and then hold up the relay.) A task on the runtime if no thread can be had.
+/// The thread is named `tap-rec-PORT`, after the tap's listening port.
+fn start_recorder(shared: Arc<Shared>, exchanges: mpsc::Receiver<Exchange>, port: u16) {
+    let runtime = tokio::runtime::Handle::current();
+    let handed = Arc::new(std::sync::Mutex::new(Some((shared, exchanges))));
+    let taken = Arc::clone(&handed);
+    let spawned = std::thread::Builder::new()
+        .name(format!("tap-rec-{port}"))
+        .spawn(move || {
+            let Some((shared, exchanges)) = taken.lock().ok().and_then(|mut h| h.take()) else {
+                return;
+            };
+            // Linux: `PRIO_PROCESS` with 0 is the calling thread. Lowering one's own
+            // priority needs no privilege; if it fails the recorder runs as any thread.
+            // SAFETY: a plain system call with no pointers.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+            // The recorder waits only on channels, which need none of the runtime's drivers.
+            runtime.block_on(record_exchanges(shared, exchanges));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no thread for the tap's recorder ({e}); it runs as a task");
+        if let Some((shared, exchanges)) = handed.lock().ok().and_then(|mut h| h.take()) {
+            tokio::spawn(record_exchanges(shared, exchanges));
+        }
+    }
 }
 
 /// Turns exchanges into records, in the order they ended, off the relay's path.
-pub(super) async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exchange>) {
+async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exchange>) {
     while let Some(exchange) = exchanges.recv().await {
         let Exchange {
-            out,
-            mut record,
+            method,
+            uri,
+            started,
+            at_ms,
+            latency_us,
             request_body,
             answer,
             sent,
+            cookie_note,
         } = exchange;
+        let out = Outgoing::since(&method, &uri, started, at_ms);
+        let mut record = shared.http_record(&out);
+        record.latency_us = Some(latency_us);
         record_request(&mut record, &out, &request_body);
+        add_note(&mut record, cookie_note);
         match answer {
-            Ok((status, headers, body)) => {
+            Ok((head, body)) => {
+                let (status, headers) = answer_headers(&head);
                 shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
             }
             Err(failure) => record.failure = Some(failure),
@@ -82,7 +132,6 @@ pub(super) async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::R
 struct RequestHead {
     method: Method,
     path: String,
-    headers: HeaderMap,
     /// Bytes of the head, CRLFs included.
     len: usize,
     body_len: usize,
@@ -104,7 +153,8 @@ pub(super) async fn accept_loop(
     shutdown: CancellationToken,
 ) {
     let (recorder, exchanges) = mpsc::channel(RECORDER_QUEUE);
-    tokio::spawn(record_exchanges(Arc::clone(&shared), exchanges));
+    let port = listener.local_addr().map_or(0, |a| a.port());
+    start_recorder(Arc::clone(&shared), exchanges, port);
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -144,6 +194,7 @@ pub(super) async fn serve(
             _ = shutdown.cancelled(), if buf.is_empty() => return,
             read = read_request_head(&mut client, &mut buf) => read,
         };
+        let (started, at_ms) = (std::time::Instant::now(), now_ms());
         let head = match head {
             Read::Head(head) => head,
             Read::Closed => return,
@@ -162,12 +213,9 @@ pub(super) async fn serve(
         let Ok(uri) = head.path.parse::<hyper::Uri>() else {
             return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown).await;
         };
-        let out = Outgoing::new(&head.method, &uri);
         let _in_flight = InFlight::new(&shared);
-        let mut headers = head.headers;
-        let sent = shared.prepare_headers(&mut headers);
         let mut request = Vec::with_capacity(head.len + 256 + request_body.len());
-        write_request_head(&mut request, &head.method, &head.path, &headers);
+        let sent = rewrite_request_head(&shared, &raw, &mut request);
         request.extend_from_slice(&request_body);
 
         // A kept connection idle for long, or that the gateway closed while the client was
@@ -178,13 +226,16 @@ pub(super) async fn serve(
         {
             gateway = None;
         }
-        let record = shared.http_record(&out);
         let mut exchange = Exchange {
-            out,
-            record,
+            method: head.method,
+            uri,
+            started,
+            at_ms,
+            latency_us: 0,
             request_body,
             answer: Err(closed_without_answer()),
             sent,
+            cookie_note: None,
         };
         if gateway.is_none() {
             match connect(&shared).await {
@@ -199,7 +250,7 @@ pub(super) async fn serve(
             Ended::GatewayClosed
         };
         idle_since = Instant::now();
-        exchange.record.latency_us = Some(exchange.out.started.elapsed().as_micros() as u64);
+        exchange.latency_us = started.elapsed().as_micros() as u64;
         if recorder.send(exchange).await.is_err() {
             return;
         }
@@ -274,7 +325,7 @@ async fn relay_exchange(
         Ok(Ok(()))
     );
     let head = if sent {
-        let head_request = exchange.out.method == "HEAD";
+        let head_request = exchange.method == Method::HEAD;
         tokio::time::timeout(
             shared.timeout,
             read_answer_head(io, &mut answer, head_request),
@@ -322,10 +373,9 @@ async fn answer_plain(
     }
 }
 
-/// An answer head as read.
+/// An answer head as read: what relaying it needs.
 struct AnswerHead {
     status: StatusCode,
-    headers: HeaderMap,
     len: usize,
     framing: BodyFraming,
     /// Whether the gateway closes its connection after this answer.
@@ -393,21 +443,11 @@ fn parse_answer_head(buf: &[u8], head_request: bool) -> Result<Option<AnswerHead
         .code
         .and_then(|c| StatusCode::from_u16(c).ok())
         .ok_or(AnswerError::NotHttp)?;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-    for h in parsed.headers.iter() {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(h.name.as_bytes()),
-            HeaderValue::from_bytes(h.value),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let chunked = has_token(&headers, hyper::header::TRANSFER_ENCODING, "chunked");
-    let closes =
-        has_token(&headers, hyper::header::CONNECTION, "close") || parsed.version == Some(0);
-    let length = headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
+    let headers = &*parsed.headers;
+    let chunked = lists(headers, "transfer-encoding", "chunked");
+    let closes = lists(headers, "connection", "close") || parsed.version == Some(0);
+    let length = value_of(headers, "content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<usize>().ok());
     let framing = if head_request
         || status == StatusCode::NO_CONTENT
@@ -424,7 +464,6 @@ fn parse_answer_head(buf: &[u8], head_request: bool) -> Result<Option<AnswerHead
     };
     Ok(Some(AnswerHead {
         status,
-        headers,
         len,
         framing,
         closes,
@@ -442,7 +481,8 @@ async fn relay_answer(
     exchange: &mut Exchange,
 ) -> Ended {
     // The next request carries the cookies this answer sets.
-    shared.remember_cookies(&mut exchange.record, &head.headers, &exchange.sent);
+    exchange.cookie_note = keep_answer_cookies(shared, &buf[..head.len], &exchange.sent);
+    let head_copy = Bytes::copy_from_slice(&buf[..head.len]);
     // The head goes on with the first piece of the body, in one write, as a relay would
     // pass on what it read (two would cost the client a wake-up more).
     let mut unsent_head = Some(buf.split_to(head.len));
@@ -526,7 +566,7 @@ async fn relay_answer(
                     .into(),
         })
     } else {
-        Ok((head.status, head.headers, body.freeze()))
+        Ok((head_copy, body.freeze()))
     };
     if !client_ok || (cut_short && !matches!(head.framing, BodyFraming::UntilClose)) {
         return Ended::Close;
@@ -666,50 +706,137 @@ fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, ()> {
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(())?;
     let path = parsed.path.ok_or(())?.to_owned();
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len() + 4);
-    for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ())?;
-        let value = HeaderValue::from_bytes(h.value).map_err(|_| ())?;
-        headers.append(name, value);
-    }
-    if is_upgrade(&headers)
+    let headers = &*parsed.headers;
+    let upgrade = value_of(headers, "upgrade").is_some() && lists(headers, "connection", "upgrade");
+    if upgrade
         || method == Method::CONNECT
-        || headers.contains_key(hyper::header::TRANSFER_ENCODING)
-        || headers.contains_key(hyper::header::EXPECT)
+        || value_of(headers, "transfer-encoding").is_some()
+        || value_of(headers, "expect").is_some()
     {
         return Err(());
     }
-    let body_len = match headers.get(hyper::header::CONTENT_LENGTH) {
-        None => 0,
-        Some(v) => v
-            .to_str()
+    let mut lengths = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"));
+    let body_len = match (lengths.next(), lengths.next()) {
+        (None, _) => 0,
+        (Some(h), None) => std::str::from_utf8(h.value)
             .ok()
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|n| *n <= MAX_BODY)
             .ok_or(())?,
+        // Two lengths: the proxy refuses it.
+        (Some(_), Some(_)) => return Err(()),
     };
     Ok(Some(RequestHead {
         method,
         path,
-        headers,
         len,
         body_len,
     }))
 }
 
-/// Writes a request head for the gateway.
-fn write_request_head(to: &mut Vec<u8>, method: &Method, path: &str, headers: &HeaderMap) {
-    to.extend_from_slice(method.as_str().as_bytes());
+/// The first value of header `name` (in any case).
+fn value_of<'h>(headers: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// Whether any value of the comma-separated header `name` lists `token`.
+fn lists(headers: &[httparse::Header<'_>], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .any(|h| lists_token(h.value, token))
+}
+
+/// Writes the request head `raw` (whole, as read) as it goes to the gateway — what the
+/// proxy's `prepare_headers` makes of it: `Host` the gateway's, the user's own headers in
+/// place of the client's of the same name, the client's cookies then the jar's, and
+/// `X-Stickiness: off` while the user's stickiness is off — every other line as it came.
+/// Returns what the request carries from the jar.
+fn rewrite_request_head(shared: &Shared, raw: &[u8], to: &mut Vec<u8>) -> SentCookies {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut slots);
+    // `raw` is a head `parse_request_head` took whole.
+    let _ = parsed.parse(raw);
+    to.extend_from_slice(parsed.method.unwrap_or("GET").as_bytes());
     to.push(b' ');
-    to.extend_from_slice(path.as_bytes());
+    to.extend_from_slice(parsed.path.unwrap_or("/").as_bytes());
     to.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        to.extend_from_slice(name.as_str().as_bytes());
+    let line = |to: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        to.extend_from_slice(name);
         to.extend_from_slice(b": ");
-        to.extend_from_slice(value.as_bytes());
+        to.extend_from_slice(value);
         to.extend_from_slice(b"\r\n");
+    };
+    let mut from_client: Vec<&str> = Vec::new();
+    for h in parsed.headers.iter() {
+        if h.name.eq_ignore_ascii_case("cookie") {
+            from_client.extend(std::str::from_utf8(h.value).ok());
+            continue;
+        }
+        let replaced = h.name.eq_ignore_ascii_case("host")
+            || h.name.eq_ignore_ascii_case(STICKINESS_HEADER)
+            || shared
+                .headers
+                .iter()
+                .any(|(name, _)| h.name.eq_ignore_ascii_case(name.as_str()));
+        if !replaced {
+            line(to, h.name.as_bytes(), h.value);
+        }
+    }
+    line(to, b"host", shared.authority.as_bytes());
+    for (name, value) in &shared.headers {
+        line(to, name.as_str().as_bytes(), value.as_bytes());
+    }
+    let (cookie, sent) = shared.cookies_to_send(from_client.into_iter());
+    if let Some(cookie) = cookie {
+        line(to, b"cookie", cookie.as_bytes());
+    }
+    if sent.stickiness_off {
+        line(to, STICKINESS_HEADER.as_bytes(), b"off");
     }
     to.extend_from_slice(b"\r\n");
+    sent
+}
+
+/// Keeps the cookies the answer head `raw` sets (see [`Shared::keep_cookies`]); returns what
+/// to say of those browsers refuse.
+fn keep_answer_cookies(shared: &Shared, raw: &[u8], sent: &SentCookies) -> Option<String> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let _ = parsed.parse(raw);
+    let set_cookies = parsed
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("set-cookie"))
+        .map(|h| h.value);
+    shared.keep_cookies(set_cookies, sent)
+}
+
+/// The status and headers of the answer head `raw` (whole, as read), for the record.
+fn answer_headers(raw: &[u8]) -> (StatusCode, HeaderMap) {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut slots);
+    let _ = parsed.parse(raw);
+    // A head `parse_answer_head` took whole, status included.
+    let status = parsed
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    for h in parsed.headers.iter() {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(h.name.as_bytes()),
+            HeaderValue::from_bytes(h.value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    (status, headers)
 }
 
 /// A new connection to the gateway (TLS when it is `https://`), or why none came about, in
@@ -789,6 +916,66 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A tap's shared state toward `http://gateway.test:8000` with `config` changed as given.
+    fn shared_with(change: impl FnOnce(&mut super::super::TapConfig)) -> Shared {
+        let mut config = super::super::TapConfig::new("agent", "http://gateway.test:8000");
+        change(&mut config);
+        let (sink, _) = mpsc::channel(1);
+        Shared::new(config, sink, super::super::Pool::Own).expect("a valid tap configuration")
+    }
+
+    fn rewritten(shared: &Shared, raw: &[u8]) -> (String, SentCookies) {
+        assert!(matches!(parse_request_head(raw), Ok(Some(_))));
+        let mut to = Vec::new();
+        let sent = rewrite_request_head(shared, raw, &mut to);
+        (String::from_utf8(to).expect("a head in text"), sent)
+    }
+
+    #[test]
+    fn a_request_head_is_rewritten_only_where_the_tap_must() {
+        let shared = shared_with(|c| {
+            c.headers = vec![("Authorization".into(), "Bearer t".into())];
+            c.cookies = vec![("session".into(), "s1".into())];
+        });
+        let raw = b"POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\n\
+            Host: 127.0.0.1:4000\r\nCookie: mine=1\r\nauthorization: Basic old\r\n\
+            X-Stickiness: off\r\nAccept: */*\r\nX-Twice: a\r\nX-Twice: b\r\n\
+            Content-Length: 2\r\n\r\n";
+        let (head, sent) = rewritten(&shared, raw);
+        assert_eq!(
+            head,
+            "POST /socket.io/?EIO=4&transport=polling&sid=x HTTP/1.1\r\n\
+             Accept: */*\r\nX-Twice: a\r\nX-Twice: b\r\nContent-Length: 2\r\n\
+             host: gateway.test:8000\r\nauthorization: Bearer t\r\n\
+             cookie: mine=1; session=s1\r\n\r\n"
+        );
+        assert!(!sent.stickiness_off);
+    }
+
+    #[test]
+    fn with_stickiness_off_the_sticky_cookie_stays_home_and_the_replica_is_told() {
+        let shared = shared_with(|c| c.sticky = false);
+        shared.pin("0123456789abcdef");
+        let raw = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (head, sent) = rewritten(&shared, raw);
+        assert_eq!(
+            head,
+            "GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nhost: gateway.test:8000\r\n\
+             x-stickiness: off\r\n\r\n"
+        );
+        assert!(sent.stickiness_off && sent.sticky.is_none());
+
+        let shared = shared_with(|_| {});
+        shared.pin("0123456789abcdef");
+        let (head, sent) = rewritten(&shared, raw);
+        let cookie = stickyscope_vocab::naming::Identify::default().cookie;
+        assert!(
+            head.ends_with(&format!("cookie: {cookie}=0123456789abcdef\r\n\r\n")),
+            "{head}"
+        );
+        assert_eq!(sent.sticky.as_deref(), Some("0123456789abcdef"));
+    }
 
     #[test]
     fn a_chunked_body_is_followed_across_pieces_and_its_data_kept() {
