@@ -22,16 +22,18 @@
 //! its connections share (the HTTP client toward the gateway: a tap's own, or the pool every
 //! direct tap toward one gateway shares), and handing each request to the part that serves
 //! it: `relay` relays the listening tap's exchanges and hands their copies to a recorder
-//! thread, leaving upgrades and anything unusual to the proxy, `direct` takes a request from a
-//! client in this process, `http` proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it,
-//! `naming` keeps the cookie jar and names the replica behind an answer, `tls` sets up TLS
-//! toward the gateway, and `failures` says why an exchange failed.
+//! thread, leaving upgrades and anything unusual to the proxy (`http1` reads the heads and
+//! bodies it relays); `direct` takes a request from a client in this process; `http`
+//! proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it; `naming`
+//! keeps the cookie jar and names the replica behind an answer; `tls` sets up TLS toward the
+//! gateway; and `failures` says why an exchange failed.
 //!
 //! [`Identify`]: stickyscope_vocab::naming::Identify
 
 mod direct;
 mod failures;
 mod http;
+mod http1;
 mod naming;
 mod relay;
 mod tls;
