@@ -32,6 +32,8 @@ pub(super) struct AnswerHead {
     pub(super) framing: BodyFraming,
     /// Whether the gateway closes its connection after this answer.
     pub(super) closes: bool,
+    /// Whether it sets cookies.
+    pub(super) sets_cookies: bool,
 }
 
 /// How an answer's body ends.
@@ -87,11 +89,13 @@ pub(super) fn parse_answer_head(
     } else {
         BodyFraming::UntilClose
     };
+    let sets_cookies = value_of(headers, "set-cookie").is_some();
     Ok(Some(AnswerHead {
         status,
         len,
         framing,
         closes,
+        sets_cookies,
     }))
 }
 
@@ -179,9 +183,13 @@ impl ChunkedBody {
     }
 }
 
-/// A request head the relay takes itself, `None` while incomplete, or `Err` for one the
-/// proxy takes (see the module's doc).
-pub(super) fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, ()> {
+/// A request head the relay takes itself, with what `take` makes of it (once parsed, the
+/// head is read no second time), `None` while incomplete, or `Err` for one the proxy takes
+/// (see the module's doc).
+pub(super) fn parse_request_head<T>(
+    buf: &[u8],
+    take: impl FnOnce(&httparse::Request<'_, '_>) -> T,
+) -> Result<Option<(RequestHead, T)>, ()> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut slots);
     let len = match parsed.parse(buf) {
@@ -219,12 +227,16 @@ pub(super) fn parse_request_head(buf: &[u8]) -> Result<Option<RequestHead>, ()> 
         // Two lengths: the proxy refuses it.
         (Some(_), Some(_)) => return Err(()),
     };
-    Ok(Some(RequestHead {
-        method,
-        path,
-        len,
-        body_len,
-    }))
+    let taken = take(&parsed);
+    Ok(Some((
+        RequestHead {
+            method,
+            path,
+            len,
+            body_len,
+        },
+        taken,
+    )))
 }
 
 /// The first value of header `name` (in any case).
@@ -304,11 +316,11 @@ mod tests {
     #[test]
     fn request_heads_the_relay_leaves_to_the_proxy() {
         let mine = b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert!(matches!(parse_request_head(mine), Ok(Some(h)) if h.body_len == 0));
+        assert!(matches!(parse_request_head(mine, |_| ()), Ok(Some((h, ()))) if h.body_len == 0));
         let post = b"POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\n40";
-        assert!(matches!(parse_request_head(post), Ok(Some(h)) if h.body_len == 3));
+        assert!(matches!(parse_request_head(post, |_| ()), Ok(Some((h, ()))) if h.body_len == 3));
         assert!(matches!(
-            parse_request_head(b"GET / HTTP/1.1\r\nHo"),
+            parse_request_head(b"GET / HTTP/1.1\r\nHo", |_| ()),
             Ok(None)
         ));
         for theirs in [
@@ -321,7 +333,7 @@ mod tests {
             b"\x16\x03\x01 not http at all\r\n\r\n",
         ] {
             assert!(
-                parse_request_head(theirs).is_err(),
+                parse_request_head(theirs, |_| ()).is_err(),
                 "{}",
                 String::from_utf8_lossy(theirs)
             );

@@ -129,7 +129,8 @@ async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exc
 
 /// What reading a request head came to.
 enum Read {
-    Head(RequestHead),
+    /// A head the relay takes, and what its rewrite carries from the jar.
+    Head(RequestHead, SentCookies),
     /// One for the HTTP proxy: hand it the connection.
     NotMine,
     /// The client closed, or went quiet mid-head.
@@ -180,13 +181,15 @@ pub(super) async fn serve(
     // When the gateway's connection last finished an answer.
     let mut idle_since = Instant::now();
     loop {
+        // The request as it goes on: its head rewritten as soon as it is read whole.
+        let mut request = Vec::with_capacity(1024);
         let head = tokio::select! {
             _ = shutdown.cancelled(), if buf.is_empty() => return,
-            read = read_request_head(&mut client, &mut buf) => read,
+            read = read_request_head(&shared, &mut client, &mut buf, &mut request) => read,
         };
         let (started, at_ms) = (std::time::Instant::now(), now_ms());
-        let head = match head {
-            Read::Head(head) => head,
+        let (head, sent) = match head {
+            Read::Head(head, sent) => (head, sent),
             Read::Closed => return,
             Read::NotMine => return hand_to_proxy(shared, client, buf, shutdown).await,
         };
@@ -204,8 +207,6 @@ pub(super) async fn serve(
             return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown).await;
         };
         let _in_flight = InFlight::new(&shared);
-        let mut request = Vec::with_capacity(head.len + 256 + request_body.len());
-        let sent = rewrite_request_head(&shared, &raw, &mut request);
         request.extend_from_slice(&request_body);
 
         // A kept connection idle for long, or that the gateway closed while the client was
@@ -404,7 +405,9 @@ async fn relay_answer(
     exchange: &mut Exchange,
 ) -> Ended {
     // The next request carries the cookies this answer sets.
-    exchange.cookie_note = keep_answer_cookies(shared, &buf[..head.len], &exchange.sent);
+    if head.sets_cookies {
+        exchange.cookie_note = keep_answer_cookies(shared, &buf[..head.len], &exchange.sent);
+    }
     let head_copy = Bytes::copy_from_slice(&buf[..head.len]);
     // The head goes on with the first piece of the body, in one write, as a relay would
     // pass on what it read (two would cost the client a wake-up more).
@@ -505,14 +508,20 @@ async fn relay_answer(
     Ended::KeepGoing
 }
 
-/// Reads a request head into `buf`. An idle client, or one slow to send its head, has
-/// [`HEADER_READ_TIMEOUT`] (as the proxy gives it).
-async fn read_request_head(client: &mut TcpStream, buf: &mut BytesMut) -> Read {
+/// Reads a request head into `buf` and, for one the relay takes, writes it into `request`
+/// as it goes on. An idle client, or one slow to send its head, has [`HEADER_READ_TIMEOUT`]
+/// (as the proxy gives it).
+async fn read_request_head(
+    shared: &Shared,
+    client: &mut TcpStream,
+    buf: &mut BytesMut,
+    request: &mut Vec<u8>,
+) -> Read {
     let deadline = Instant::now() + HEADER_READ_TIMEOUT;
     loop {
         if !buf.is_empty() {
-            match parse_request_head(buf) {
-                Ok(Some(head)) => return Read::Head(head),
+            match parse_request_head(buf, |parsed| rewrite_request_head(shared, parsed, request)) {
+                Ok(Some((head, sent))) => return Read::Head(head, sent),
                 Ok(None) => {}
                 Err(()) => return Read::NotMine,
             }
@@ -527,16 +536,16 @@ async fn read_request_head(client: &mut TcpStream, buf: &mut BytesMut) -> Read {
     }
 }
 
-/// Writes the request head `raw` (whole, as read) as it goes to the gateway — what the
-/// proxy's `prepare_headers` makes of it: `Host` the gateway's, the user's own headers in
-/// place of the client's of the same name, the client's cookies then the jar's, and
-/// `X-Stickiness: off` while the user's stickiness is off — every other line as it came.
-/// Returns what the request carries from the jar.
-fn rewrite_request_head(shared: &Shared, raw: &[u8], to: &mut Vec<u8>) -> SentCookies {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    // `raw` is a head `parse_request_head` took whole.
-    let _ = parsed.parse(raw);
+/// Writes the request head `parsed` as it goes to the gateway — what the proxy's
+/// `prepare_headers` makes of it: `Host` the gateway's, the user's own headers in place of
+/// the client's of the same name, the client's cookies then the jar's, and `X-Stickiness:
+/// off` while the user's stickiness is off — every other line as it came. Returns what the
+/// request carries from the jar.
+fn rewrite_request_head(
+    shared: &Shared,
+    parsed: &httparse::Request<'_, '_>,
+    to: &mut Vec<u8>,
+) -> SentCookies {
     to.extend_from_slice(parsed.method.unwrap_or("GET").as_bytes());
     to.push(b' ');
     to.extend_from_slice(parsed.path.unwrap_or("/").as_bytes());
@@ -679,9 +688,12 @@ mod tests {
     }
 
     fn rewritten(shared: &Shared, raw: &[u8]) -> (String, SentCookies) {
-        assert!(matches!(parse_request_head(raw), Ok(Some(_))));
         let mut to = Vec::new();
-        let sent = rewrite_request_head(shared, raw, &mut to);
+        let Ok(Some((_, sent))) =
+            parse_request_head(raw, |parsed| rewrite_request_head(shared, parsed, &mut to))
+        else {
+            panic!("a head the relay takes");
+        };
         (String::from_utf8(to).expect("a head in text"), sent)
     }
 
