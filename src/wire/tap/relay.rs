@@ -59,8 +59,9 @@ pub(super) struct Exchange {
     at_ms: u64,
     latency_us: u64,
     request_body: Bytes,
-    /// The answer's head as it came and its body (up to `MAX_BODY`), or why there is none.
-    answer: Result<(Bytes, Bytes), Failure>,
+    /// The answer's head as it came and its body (up to `MAX_BODY`), or why there is none
+    /// (`None` until the exchange is over: then the connection closed under it).
+    answer: Option<Result<(Bytes, Bytes), Failure>>,
     sent: SentCookies,
     /// What to say of cookies the answer set that browsers refuse.
     cookie_note: Option<String>,
@@ -116,7 +117,7 @@ async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exc
         record.latency_us = Some(latency_us);
         record_request(&mut record, &out, &request_body);
         add_note(&mut record, cookie_note);
-        match answer {
+        match answer.unwrap_or_else(|| Err(closed_without_answer())) {
             Ok((head, body)) => {
                 let (status, headers) = answer_headers(&head);
                 shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
@@ -224,7 +225,7 @@ pub(super) async fn serve(
             at_ms,
             latency_us: 0,
             request_body,
-            answer: Err(closed_without_answer()),
+            answer: None,
             sent,
             cookie_note: None,
         };
@@ -340,7 +341,7 @@ async fn relay_exchange(
 /// answer, as the proxy gives it (see `failures::status_for`).
 async fn fail(client: &mut TcpStream, exchange: &mut Exchange, failure: Failure) {
     let _ = answer_plain(client, status_for(&failure), &failure.reason).await;
-    exchange.answer = Err(failure);
+    exchange.answer = Some(Err(failure));
 }
 
 /// The tap's own plain-text answer.
@@ -484,7 +485,7 @@ async fn relay_answer(
     if let Some(head_bytes) = unsent_head.take() {
         client_ok = client_ok && write_client(client, &head_bytes).await;
     }
-    exchange.answer = if cut_short {
+    exchange.answer = Some(if cut_short {
         Err(Failure {
             kind: FailureKind::Gateway,
             reason:
@@ -493,7 +494,7 @@ async fn relay_answer(
         })
     } else {
         Ok((head_copy, body.freeze()))
-    };
+    });
     if !client_ok || (cut_short && !matches!(head.framing, BodyFraming::UntilClose)) {
         return Ended::Close;
     }
