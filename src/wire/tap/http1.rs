@@ -11,7 +11,7 @@ use super::MAX_BODY;
 use crate::http_serve::lists_token;
 
 /// Most headers a request or answer head may have.
-pub(super) const MAX_HEADERS: usize = 64;
+const MAX_HEADERS: usize = 64;
 
 /// Largest head read.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -32,8 +32,8 @@ pub(super) struct AnswerHead {
     pub(super) framing: BodyFraming,
     /// Whether the gateway closes its connection after this answer.
     pub(super) closes: bool,
-    /// Whether it sets cookies.
-    pub(super) sets_cookies: bool,
+    /// Where in the buffer it was read from each `Set-Cookie` value lies.
+    pub(super) set_cookies: Vec<std::ops::Range<usize>>,
 }
 
 /// How an answer's body ends.
@@ -89,13 +89,20 @@ pub(super) fn parse_answer_head(
     } else {
         BodyFraming::UntilClose
     };
-    let sets_cookies = value_of(headers, "set-cookie").is_some();
+    let set_cookies = headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("set-cookie"))
+        .map(|h| {
+            let start = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+            start..start + h.value.len()
+        })
+        .collect();
     Ok(Some(AnswerHead {
         status,
         len,
         framing,
         closes,
-        sets_cookies,
+        set_cookies,
     }))
 }
 

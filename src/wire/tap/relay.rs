@@ -36,7 +36,7 @@ use super::failures::{
 use super::http::record_request;
 use super::http1::{
     answer_headers, parse_answer_head, parse_request_head, AnswerError, AnswerHead, BodyFraming,
-    ChunkedBody, RequestHead, MAX_HEAD, MAX_HEADERS,
+    ChunkedBody, RequestHead, MAX_HEAD,
 };
 use super::naming::{add_note, SentCookies};
 use super::{InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
@@ -406,8 +406,9 @@ async fn relay_answer(
     exchange: &mut Exchange,
 ) -> Ended {
     // The next request carries the cookies this answer sets.
-    if head.sets_cookies {
-        exchange.cookie_note = keep_answer_cookies(shared, &buf[..head.len], &exchange.sent);
+    if !head.set_cookies.is_empty() {
+        let set_cookies = head.set_cookies.iter().map(|at| &buf[at.clone()]);
+        exchange.cookie_note = shared.keep_cookies(set_cookies, &exchange.sent);
     }
     let head_copy = Bytes::copy_from_slice(&buf[..head.len]);
     // The head goes on with the first piece of the body, in one write, as a relay would
@@ -586,20 +587,6 @@ fn rewrite_request_head(
     }
     to.extend_from_slice(b"\r\n");
     sent
-}
-
-/// Keeps the cookies the answer head `raw` sets (see [`Shared::keep_cookies`]); returns what
-/// to say of those browsers refuse.
-fn keep_answer_cookies(shared: &Shared, raw: &[u8], sent: &SentCookies) -> Option<String> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let _ = parsed.parse(raw);
-    let set_cookies = parsed
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("set-cookie"))
-        .map(|h| h.value);
-    shared.keep_cookies(set_cookies, sent)
 }
 
 /// A new connection to the gateway (TLS when it is `https://`), or why none came about, in
