@@ -9,8 +9,10 @@
 //! report is checked against the replicas' own `/stats`: every session up, and per replica
 //! the handshakes and the sockets that connected equal.
 //!
-//! `cargo bench --bench scale [-- [--chain | --replica] [--transport websocket] N …]`
-//! (default 1000 5000 10000). `--replica` puts one replica process behind no balancer, for
+//! `cargo bench --bench scale [-- [--chain [--traefiks N] | --replica] [--transport websocket]
+//! N …]` (default 1000 5000 10000). `--traefiks 2` runs the chain's Traefik as two instances
+//! behind nginx, each holding half the sessions' files (one Traefik holds two a held poll,
+//! more than this machine's limit of 20,000 open files a process allows at 10,000). `--replica` puts one replica process behind no balancer, for
 //! more sessions than a proxy can hold under this machine's open-file limit (a proxy holds
 //! two files for each held poll: the client's connection and its own to the server). The
 //! bench raises its open-file limit as far as it may; the stack and probe inherit it.
@@ -188,6 +190,8 @@ struct Measured {
     rss_mib: f64,
     peak_mib: f64,
     files: usize,
+    /// The most open files any one process of the stack held (the limit is per process).
+    stack_files: usize,
     agrees: String,
 }
 
@@ -212,7 +216,16 @@ impl StackKind {
     }
 }
 
-async fn measure(sessions: usize, kind: StackKind, transport: &str) -> anyhow::Result<Measured> {
+/// What to run and how.
+struct Options {
+    kind: StackKind,
+    transport: String,
+    /// Traefik instances of the chain.
+    traefiks: String,
+}
+
+async fn measure(sessions: usize, options: &Options) -> anyhow::Result<Measured> {
+    let (kind, transport) = (options.kind, options.transport.as_str());
     let port = free_port()?.to_string();
     let listen = format!("127.0.0.1:{port}");
     let heartbeat = [
@@ -223,7 +236,7 @@ async fn measure(sessions: usize, kind: StackKind, transport: &str) -> anyhow::R
     ];
     let mut stack_args: Vec<&str> = match kind {
         StackKind::Embedded => vec!["embedded", "--port", &port],
-        StackKind::Chain => vec!["chain", "--port", &port],
+        StackKind::Chain => vec!["chain", "--port", &port, "--traefiks", &options.traefiks],
         StackKind::Replica => vec!["replica", "--listen", &listen, "--id", "1"],
     };
     stack_args.extend(heartbeat);
@@ -301,6 +314,11 @@ async fn measure(sessions: usize, kind: StackKind, transport: &str) -> anyhow::R
     let rss = rss_mib(pid);
     let peak = common::peak_mib_of(&pid.to_string());
     let files = open_files(pid);
+    let stack_files = family(stack_pid)
+        .into_iter()
+        .map(open_files)
+        .max()
+        .unwrap_or(0);
     let stats = replica_stats(&servers).await?;
 
     let mut out = String::new();
@@ -357,6 +375,7 @@ async fn measure(sessions: usize, kind: StackKind, transport: &str) -> anyhow::R
         rss_mib: rss,
         peak_mib: peak,
         files,
+        stack_files,
         agrees,
     })
 }
@@ -373,13 +392,25 @@ fn main() -> anyhow::Result<()> {
     } else {
         StackKind::Embedded
     };
-    let transport = args
+    let value_of = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let options = Options {
+        kind,
+        transport: value_of("--transport").unwrap_or_else(|| "polling".to_owned()),
+        traefiks: value_of("--traefiks").unwrap_or_else(|| "1".to_owned()),
+    };
+    // Session counts: the numbers that are not a flag's value.
+    let takes_value = ["--transport", "--traefiks"];
+    let counts: Vec<usize> = args
         .iter()
-        .position(|a| a == "--transport")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "polling".to_owned());
-    let counts: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || !takes_value.contains(&args[i - 1].as_str()))
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let counts = if counts.is_empty() {
         vec![1000, 5000, 10_000]
     } else {
@@ -387,12 +418,17 @@ fn main() -> anyhow::Result<()> {
     };
     raise_open_files(1 << 20);
     let runtime = tokio::runtime::Runtime::new()?;
+    let instances = match (kind, options.traefiks.as_str()) {
+        (StackKind::Chain, n) if n != "1" => format!(", {n} Traefik instances"),
+        _ => String::new(),
+    };
     println!(
-        "scale: idle {transport} sessions through {}, pingInterval {PING_INTERVAL}",
+        "scale: idle {} sessions through {}{instances}, pingInterval {PING_INTERVAL}",
+        options.transport,
         kind.words()
     );
     println!(
-        "{:>8} {:>8} {:>10} {:>12} {:>10} {:>10} {:>12} {:>12} {:>8}  agrees with /stats",
+        "{:>8} {:>8} {:>10} {:>12} {:>10} {:>10} {:>12} {:>12} {:>8} {:>12}  agrees with /stats",
         "sessions",
         "up",
         "probe CPU",
@@ -401,12 +437,13 @@ fn main() -> anyhow::Result<()> {
         "peak MiB",
         "KiB/session",
         "stack CPU",
-        "files"
+        "files",
+        "stack files"
     );
     for n in counts {
-        let m = runtime.block_on(measure(n, kind, &transport))?;
+        let m = runtime.block_on(measure(n, &options))?;
         println!(
-            "{:>8} {:>8} {:>9.1}% {:>11.2}% {:>10.0} {:>10.0} {:>12.0} {:>11.1}% {:>8}  {}",
+            "{:>8} {:>8} {:>9.1}% {:>11.2}% {:>10.0} {:>10.0} {:>12.0} {:>11.1}% {:>8} {:>12}  {}",
             m.sessions,
             m.up,
             m.probe_cpu_pct,
@@ -416,6 +453,7 @@ fn main() -> anyhow::Result<()> {
             m.rss_mib * 1024.0 / m.sessions as f64,
             m.stack_cpu_pct,
             m.files,
+            m.stack_files,
             m.agrees
         );
     }

@@ -308,3 +308,85 @@ async fn a_kill_during_a_reconfiguration_leaves_no_replica_on_old_settings() {
     );
     stack.shutdown().await;
 }
+
+/// Connections established from this process to `port` (the balancer's side of its
+/// connections to a replica), read from the kernel's table.
+fn established_to(port: u16) -> usize {
+    ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| text.lines().skip(1).map(str::to_owned).collect::<Vec<_>>())
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let remote_port = fields
+                .get(2)
+                .and_then(|remote| remote.rsplit(':').next())
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            // State 01 is ESTABLISHED.
+            remote_port == Some(port) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
+
+/// The embedded balancer speaks HTTP/2 to its replicas: forty polls held at once travel to
+/// the replica over one connection (plus, at most, the health checks' own), not forty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_polls_share_one_connection_to_their_replica() {
+    use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
+    use stickyscope_contract::heartbeat::Heartbeat;
+    use stickyscope_contract::request::RequestKind;
+
+    let held = 40;
+    let stack = EmbeddedStack::start(EmbeddedConfig {
+        replicas: 1,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        // Long enough that no ping ends a poll while the connections are counted.
+        heartbeat: Heartbeat {
+            interval: Duration::from_secs(20),
+            timeout: Duration::from_secs(20),
+        },
+        adapter: Adapter::None,
+        redis_url: None,
+        health_interval: Duration::from_millis(200),
+    })
+    .await
+    .unwrap();
+    let gateway = stack.gateway_url();
+    let http = reqwest::Client::new();
+    let mut polls = Vec::new();
+    for _ in 0..held {
+        let sid = raw_handshake(&gateway, None).await.2;
+        let url = format!("{gateway}/socket.io/?EIO=4&transport=polling&sid={sid}");
+        // The server pings as soon as a session opens: the first poll takes that ping.
+        let first = http.get(&url).send().await.unwrap().text().await.unwrap();
+        assert_eq!(first, "2", "the first poll carries the opening ping");
+        // The second waits for the next ping, 20 s away.
+        let http = http.clone();
+        polls.push(tokio::spawn(async move { http.get(url).send().await }));
+    }
+    let polls_seen = || async {
+        stack.replicas().await[0]
+            .stats
+            .requests_of(RequestKind::PollGet)
+    };
+    wait_for(
+        Duration::from_secs(10),
+        "every poll to reach the replica",
+        || async { polls_seen().await == 2 * held as u64 },
+    )
+    .await;
+    assert!(
+        polls.iter().all(|poll| !poll.is_finished()),
+        "the second polls are held"
+    );
+    let replica = stack.replicas().await.remove(0);
+    let connections = established_to(replica.addr.port());
+    assert!(
+        (1..=2).contains(&connections),
+        "{held} held polls reach the replica over {connections} connection(s)"
+    );
+    for poll in polls {
+        poll.abort();
+    }
+    stack.shutdown().await;
+}

@@ -309,7 +309,10 @@ async fn the_traefik_client_reads_the_real_api_and_names_a_missing_credential() 
         "{err}"
     );
     let wrong = TraefikApi::with_credential(
-        &format!("http://stickyscope:wrong@127.0.0.1:{}", chain.ports().api),
+        &format!(
+            "http://stickyscope:wrong@127.0.0.1:{}",
+            chain.ports().traefik.api
+        ),
         None,
         &Default::default(),
     )
@@ -570,4 +573,114 @@ async fn a_chain_before_servers_nobody_runs_says_so() {
     }
     let ended = tokio::time::timeout(Duration::from_secs(15), chain.wait()).await;
     assert!(ended.is_ok_and(|s| s.is_ok()), "the chain ends on SIGTERM");
+}
+
+/// The sticky service's server statuses in the Traefik API at `url`.
+async fn statuses_at(chain: &Chain, url: &str) -> std::collections::BTreeMap<String, String> {
+    TraefikApi::with_credential(url, Some(chain.api_credential()), &Default::default())
+        .unwrap()
+        .services()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.name == STICKY_SERVICE)
+        .map(|s| s.server_status)
+        .unwrap_or_default()
+}
+
+/// Two Traefik instances behind nginx: the sticky cookie one sets routes the same way at the
+/// other (it is a hash of the server's URL, not a table either keeps), so a polling session
+/// whose requests alternate between them stays on its replica; nginx takes both in turn;
+/// a replica added is in both rotations when `add` returns; no part outlives the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_traefik_instances_honour_each_others_sticky_cookie() {
+    let before = descendants(std::process::id() as i32);
+    let mut config = chain_config(3);
+    config.traefiks = 2;
+    let chain = Chain::start(config)
+        .await
+        .unwrap_or_else(|e| panic!("a chain of two Traefiks starts: {e}"));
+    let ports = chain.ports().clone();
+    assert_eq!(ports.more_traefiks.len(), 1);
+    let web = [ports.traefik.web, ports.more_traefiks[0].web];
+    let http = reqwest::Client::new();
+    let mut replicas_seen = BTreeSet::new();
+    for session in 0..6 {
+        let first = format!("http://127.0.0.1:{}", web[session % 2]);
+        let (replica, cookie, sid) = common::raw_handshake(&first, None).await;
+        let cookie = cookie.expect("the first Traefik sets the sticky cookie");
+        replicas_seen.insert(replica.clone());
+        // Every later request of the session at the other instance, then back: the poll
+        // that takes the opening ping, the pong, the namespace's CONNECT, the poll that
+        // takes its answer — none of them held.
+        let requests = [(false, ""), (true, "3"), (true, "40"), (false, "")];
+        for (hop, (post, body)) in requests.into_iter().enumerate() {
+            let at = web[(session + hop + 1) % 2];
+            let url = format!("http://127.0.0.1:{at}/socket.io/?EIO=4&transport=polling&sid={sid}");
+            let request = match post {
+                true => http.post(url).body(body),
+                false => http.get(url),
+            };
+            let resp = request.header("Cookie", &cookie).send().await.unwrap();
+            let status = resp.status();
+            let served_by = resp.headers()["x-replica"].to_str().unwrap().to_owned();
+            assert_eq!(
+                (status.as_u16(), served_by.as_str()),
+                (200, replica.as_str()),
+                "session {session}, request {hop} at Traefik on {at}: {:?}",
+                resp.text().await
+            );
+        }
+    }
+    assert!(
+        replicas_seen.len() > 1,
+        "new sessions are spread over the replicas: {replicas_seen:?}"
+    );
+
+    // Through nginx, which takes the two in turn: sessions form and chat.
+    let gateway = chain.gateway_url();
+    let (sink, seen) = Collected::sink();
+    let agent = session(&gateway, "agent", TransportChoice::Polling, true, &sink).await;
+    let visitor = session(&gateway, "visitor", TransportChoice::Polling, true, &sink).await;
+    wait_for(
+        Duration::from_secs(15),
+        "both connected through nginx",
+        || {
+            let seen = seen.clone();
+            async move { seen.connected("agent") && seen.connected("visitor") }
+        },
+    )
+    .await;
+    agent.send("across two Traefiks").await.unwrap();
+    wait_for(Duration::from_secs(15), "the visitor receives it", || {
+        let seen = seen.clone();
+        async move { !seen.received("visitor").is_empty() }
+    })
+    .await;
+
+    let id = chain.add().await.unwrap();
+    let url = chain.replicas().await[3].url.clone();
+    for api in chain.api_urls() {
+        assert_eq!(
+            statuses_at(&chain, &api)
+                .await
+                .get(&url)
+                .map(String::as_str),
+            Some("UP"),
+            "replica {id} UP at {api} as soon as add returns"
+        );
+    }
+    agent.shutdown().await;
+    visitor.shutdown().await;
+    let children: Vec<i32> = descendants(std::process::id() as i32)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    chain.shutdown().await;
+    drop(chain);
+    wait_for(Duration::from_secs(10), "every part gone", || {
+        let children = children.clone();
+        async move { children.iter().all(|p| !alive(*p)) }
+    })
+    .await;
 }

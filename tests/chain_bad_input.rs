@@ -17,8 +17,8 @@ async fn a_chain_that_cannot_start_says_which_part_and_leaves_nothing_running() 
 
     let mut broken_nginx = chain_config(1);
     broken_nginx.nginx_conf = broken_nginx.nginx_conf.replace(
-        "worker_connections 8192;",
-        "worker_connections 8192; frobnicate on;",
+        "worker_connections 16384;",
+        "worker_connections 16384; frobnicate on;",
     );
     let err = Chain::start(broken_nginx).await.unwrap_err();
     assert!(matches!(err, ChainError::NginxTest(_)), "{err}");

@@ -18,7 +18,10 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn out_of_range_flags_are_usage_errors_not_panics() {
-    let cases: [&[&str]; 8] = [
+    let cases: [&[&str]; 11] = [
+        &["chain", "--traefiks", "0"],
+        &["chain", "--traefiks", "9"],
+        &["probe", "--chain", "--traefiks", "two"],
         &["stack", "--health-interval", "0s"],
         &["stack", "--ping-interval", "0s"],
         &["stack", "--ping-timeout", "100000000000000000000y"],
@@ -34,12 +37,26 @@ fn out_of_range_flags_are_usage_errors_not_panics() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(
             stderr.contains("out of range")
+                || stderr.contains("not in 1..=8")
+                || stderr.contains("invalid digit")
                 || stderr.contains("not a number")
                 || stderr.contains("too large")
                 || stderr.contains("soon"),
             "{args:?} says why: {stderr}"
         );
     }
+}
+
+/// `--traefiks` says how many Traefiks a fresh chain runs: without `--chain` it means
+/// nothing, and says so.
+#[test]
+fn traefik_instances_are_for_a_fresh_chain_only() {
+    let (code, stderr) = run(&["probe", "--traefiks", "2"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--chain") && stderr.contains("--traefiks"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -191,11 +208,11 @@ fn run_limited(limit: &str, args: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
-    // A hard limit of 256: 100 sessions on the embedded stack need about 638.
+    // A hard limit of 256: 100 sessions on the embedded stack need about 538.
     let (code, stdout, stderr) = run_limited("-n 256", "probe --sessions 100 --duration 5s");
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("100 sessions need about 638 open files, and this process may open only 256 (its hard limit is 256)")
+        stderr.contains("100 sessions need about 538 open files, and this process may open only 256 (its hard limit is 256)")
             && stderr.contains("ulimit -n 1024"),
         "{stderr}"
     );
@@ -212,7 +229,7 @@ fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
     .unwrap_or(u64::MAX);
     let (code, stdout, stderr) =
         run_limited("-Sn 200", "probe --sessions 100 --duration 2s --json");
-    if hard >= 638 {
+    if hard >= 538 {
         assert_eq!(code, Some(0), "{stdout}\n{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["verdict"], "ok", "{report:#}");

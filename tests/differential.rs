@@ -120,7 +120,7 @@ impl Both {
 
     /// Traefik's own entry point (the chain's nginx is not part of this comparison).
     fn traefik_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.traefik.ports().traefik)
+        format!("http://127.0.0.1:{}", self.traefik.ports().traefik.web)
     }
 
     fn cookie_for(&self, replica: &str) -> String {

@@ -1,5 +1,7 @@
 //! The built-in sticky balancer: a small HTTP/1.1 and WebSocket reverse proxy in front of
-//! replicas on loopback, routing like the swarm stack's Traefik (see [`routing`]).
+//! replicas on loopback, routing like the swarm stack's Traefik (see [`routing`]). Toward
+//! its servers it speaks HTTP/1.1 or, for servers known to speak it, HTTP/2 by prior
+//! knowledge ([`Upstream`]); a WebSocket upgrade always has an HTTP/1.1 connection of its own.
 //!
 //! It also answers a Traefik-shaped topology API under `/api/` ([`api`]) and hands
 //! `/_stack/` requests to an optional [`Admin`] (the embedded stack's controls), once
@@ -55,6 +57,22 @@ pub struct BalancerConfig {
     pub health_interval: Duration,
     /// How long a request head may take ([`crate::http_serve::HEADER_READ_TIMEOUT`]).
     pub header_read_timeout: Duration,
+    /// How ordinary requests travel to the servers (WebSocket upgrades always take an
+    /// HTTP/1.1 connection of their own).
+    pub upstream: Upstream,
+}
+
+/// How the balancer speaks to its servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Upstream {
+    /// HTTP/1.1 from a pool of connections, one held for each request in flight (Traefik's
+    /// default, and any server's): a held long-poll holds a connection, a file on both ends.
+    #[default]
+    Http1,
+    /// HTTP/2 without TLS, by prior knowledge (Traefik's `h2c://` servers): every request
+    /// to a server shares one connection, however many polls are held. Only for servers
+    /// known to speak it, as this stack's replicas do.
+    H2c,
 }
 
 impl Default for BalancerConfig {
@@ -62,6 +80,7 @@ impl Default for BalancerConfig {
         BalancerConfig {
             health_interval: Duration::from_secs(1),
             header_read_timeout: crate::http_serve::HEADER_READ_TIMEOUT,
+            upstream: Upstream::Http1,
         }
     }
 }
@@ -116,6 +135,7 @@ pub fn start(
         pool: Arc::clone(&pool),
         client: Client::builder(TokioExecutor::new())
             .pool_idle_timeout(crate::http_serve::POOL_IDLE)
+            .http2_only(config.upstream == Upstream::H2c)
             .build(connector),
         admin,
         health_interval: humantime::format_duration(config.health_interval).to_string(),

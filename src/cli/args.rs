@@ -152,6 +152,10 @@ pub struct StackChoice {
     /// embedded stack (see `stickyscope chain`).
     #[arg(long)]
     pub chain: bool,
+    /// The fresh chain's Traefik instances, side by side behind nginx (1 to 8; see
+    /// `stickyscope chain --traefiks`); with --chain.
+    #[arg(long, default_value_t = 1, requires = "chain", value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub traefiks: u8,
     /// Traefik's API of that running stack, for its topology and to name each replica by the
     /// sticky cookie (its server list and cookie name): http://localhost:9090, or with its
     /// basic-auth credential http://USER:PASSWORD@localhost:9090 (or set
@@ -184,8 +188,9 @@ impl StackChoice {
         }
         Ok(if self.chain {
             let program = ReplicaProgram::this_binary().map_err(|e| e.to_string())?;
-            let config =
+            let mut config =
                 ChainConfig::new(program).map_err(|e| format!("the chain could not start: {e}"))?;
+            config.traefiks = usize::from(self.traefiks);
             GatewayConfig::Chain(config)
         } else {
             GatewayConfig::Embedded(EmbeddedConfig {
@@ -610,6 +615,11 @@ pub struct ChainArgs {
     /// The private key of --tls-cert, PEM.
     #[arg(long, value_name = "PEM", requires = "tls_cert", value_parser = tls_key_file)]
     pub tls_key: Option<PathBuf>,
+    /// Traefik instances side by side behind nginx, which takes them in turn; each honours
+    /// the sticky cookie another set (1 to 8). Each holds two open files for every held
+    /// poll, so past about 9,000 sessions one Traefik runs out of them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub traefiks: u8,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -36,9 +36,9 @@ pub async fn run_scenario(command: ScenarioCommand) -> anyhow::Result<i32> {
         },
         (None, true) => {
             let program = stickyscope::stack::chain::ReplicaProgram::this_binary()?;
-            RunTarget::Chain(Box::new(stickyscope::stack::chain::ChainConfig::new(
-                program,
-            )?))
+            let mut config = stickyscope::stack::chain::ChainConfig::new(program)?;
+            config.traefiks = usize::from(args.stack.traefiks);
+            RunTarget::Chain(Box::new(config))
         }
         (None, false) => RunTarget::Embedded,
     };

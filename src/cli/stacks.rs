@@ -23,6 +23,7 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     config.replicas = usize::from(args.replicas);
     config.port = args.port;
     config.adapter = args.adapter;
+    config.traefiks = usize::from(args.traefiks);
     config.heartbeat = Heartbeat {
         interval: args.ping_interval,
         timeout: args.ping_timeout,
@@ -41,12 +42,14 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
     if args.servers.is_empty() {
         eprintln!(
-            "starting redis-server, {} replicas, Traefik and nginx…",
-            args.replicas
+            "starting redis-server, {} replicas, {} and nginx…",
+            args.replicas,
+            traefiks_said(args.traefiks)
         );
     } else {
         eprintln!(
-            "starting Traefik and nginx in front of {} server(s)…",
+            "starting {} and nginx in front of {} server(s)…",
+            traefiks_said(args.traefiks),
             args.servers.len()
         );
     }
@@ -59,6 +62,9 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     };
     println!("gateway: {}", chain.gateway_url());
     println!("traefik api: {}", chain.api_url_with_credential());
+    for (index, api) in chain.api_urls().iter().enumerate().skip(1) {
+        println!("traefik {} api: {api} (the same credential)", index + 1);
+    }
     println!("dashboard: {}", chain.dashboard_url());
     match args.servers.is_empty() {
         true => println!(
@@ -101,6 +107,14 @@ pub async fn run_chain(args: ChainArgs) -> anyhow::Result<()> {
     eprintln!("stopping…");
     chain.shutdown().await;
     Ok(())
+}
+
+/// "Traefik", or how many instances of it.
+fn traefiks_said(traefiks: u8) -> String {
+    match traefiks {
+        1 => "Traefik".to_owned(),
+        n => format!("{n} Traefik instances"),
+    }
 }
 
 /// The servers (URLs) nothing answers at now — no TCP connection within a second — each

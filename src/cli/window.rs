@@ -173,6 +173,7 @@ fn gateway(args: &WindowArgs, scenario: Option<&Chosen>) -> anyhow::Result<Gatew
             let mut config = ChainConfig::new(program)?;
             config.replicas = usize::from(args.replicas);
             config.port = free_or_any(args.port);
+            config.traefiks = usize::from(args.stack.traefiks);
             if let Some((_, _, s)) = scenario {
                 config.replicas = s.stack.replicas;
                 config.adapter = s.stack.adapter;

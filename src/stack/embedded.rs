@@ -1,5 +1,7 @@
 //! The embedded stack: N replicas and the built-in sticky balancer in this process, the same
-//! shape as the swarm stack (minus nginx), so everything works without Docker.
+//! shape as the swarm stack (minus nginx), so everything works without Docker. The balancer
+//! speaks HTTP/2 (h2c) to its replicas, one connection each for every ordinary request, so a
+//! held poll costs an open file only where the client's connection arrives.
 //!
 //! Replicas listen on ephemeral loopback ports and broadcast to each other over a
 //! [`MemoryBus`] (or Redis, or nothing). Operators add, stop, kill and restart replicas at
@@ -23,7 +25,7 @@ use super::control::{
 };
 use super::slots::{ReplicaSettings, Running, Slots};
 use crate::balancer::pool::Pool;
-use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle};
+use crate::balancer::{self, Admin, AdminFuture, BalancerConfig, BalancerHandle, Upstream};
 
 /// How to build the stack.
 #[derive(Debug, Clone)]
@@ -154,6 +156,7 @@ impl EmbeddedStack {
             Arc::clone(&pool),
             BalancerConfig {
                 health_interval: config.health_interval,
+                upstream: Upstream::H2c,
                 ..BalancerConfig::default()
             },
             Some(Arc::clone(&admin) as Arc<dyn Admin>),

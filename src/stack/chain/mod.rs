@@ -11,7 +11,13 @@
 //! - `parts`: starting each part, ready, and writing the configuration it reads;
 //! - `readiness`: waiting for a part to be ready, and the checks that say so.
 //!
-//! [`Chain`] starts it all, is ready only when Traefik's API lists every replica UP, and
+//! One Traefik, or several instances of it side by side (`traefiks`), each its own process
+//! reading the same configuration: nginx then takes them in turn, and a sticky cookie one
+//! instance set is honoured by the others, being a hash of the server's URL (how a real
+//! deployment runs more than one balancer, and how a chain holds more sessions than one
+//! process's open files allow).
+//!
+//! [`Chain`] starts it all, is ready only when every Traefik's API lists every replica UP, and
 //! implements [`ReplicaControl`] as the embedded stack does: stop (SIGTERM), kill (SIGKILL),
 //! restart (same port), add (a new process; Traefik's file provider picks up the rewritten
 //! configuration), unhealthy/healthy (SIGUSR1/SIGUSR2), and new heartbeat or adapter
@@ -54,6 +60,8 @@ pub const API_USER: &str = "stickyscope";
 const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The sticky service as Traefik's file provider names it.
 pub const STICKY_SERVICE: &str = "replicas-sticky@file";
+/// The most Traefik instances a chain runs side by side.
+pub const MAX_TRAEFIKS: usize = 8;
 
 /// How the replica processes are started: a program and the arguments before the
 /// replica's own flags.
@@ -101,6 +109,8 @@ pub struct ChainConfig {
     /// A certificate for nginx (the gateway) and Traefik's API entry point to serve, both
     /// then `https://localhost:PORT`; none: both plain HTTP on 127.0.0.1.
     pub tls: Option<ChainTls>,
+    /// Traefik instances behind nginx, 1 to [`MAX_TRAEFIKS`].
+    pub traefiks: usize,
 }
 
 /// The certificate the chain's gateway and Traefik's API serve.
@@ -126,6 +136,7 @@ impl ChainConfig {
             nginx_conf: nginx_conf::NGINX_CONF.to_owned(),
             servers: None,
             tls: None,
+            traefiks: 1,
         })
     }
 }
@@ -145,6 +156,9 @@ pub enum ChainError {
     /// The gateway port is taken.
     #[error("port {0} on 127.0.0.1 is taken: choose another with --port (or 0 for any)")]
     PortTaken(u16),
+    /// Not a number of Traefik instances the chain runs.
+    #[error("{0} Traefik instances: a chain runs 1 to {MAX_TRAEFIKS}")]
+    Traefiks(usize),
     /// A file or folder of the run.
     #[error("{what}: {source}")]
     Io {
@@ -236,16 +250,33 @@ impl Running for Child {
 }
 
 /// Ports of the chain's parts on 127.0.0.1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ports {
     /// nginx (the gateway).
     pub gateway: u16,
-    /// Traefik's `web` entry point (nginx's upstream).
-    pub traefik: u16,
-    /// Traefik's `api` entry point (API and dashboard, behind basic auth).
-    pub api: u16,
+    /// The first Traefik: the one whose API the app reads (every instance reads the same
+    /// configuration and lists the same servers).
+    pub traefik: TraefikPorts,
+    /// Further Traefik instances, when the chain runs several.
+    pub more_traefiks: Vec<TraefikPorts>,
     /// redis-server.
     pub redis: u16,
+}
+
+impl Ports {
+    /// Every Traefik instance's ports, the first first.
+    pub fn traefiks(&self) -> impl Iterator<Item = TraefikPorts> + '_ {
+        std::iter::once(self.traefik).chain(self.more_traefiks.iter().copied())
+    }
+}
+
+/// Ports of one Traefik instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraefikPorts {
+    /// Its `web` entry point (nginx's upstream).
+    pub web: u16,
+    /// Its `api` entry point (API and dashboard, behind basic auth).
+    pub api: u16,
 }
 
 /// A running chain. Dropping it kills every part; [`ReplicaControl::shutdown`] stops them
@@ -256,7 +287,8 @@ pub struct Chain {
     slots: Slots<u16, Child>,
     exits: std::sync::Mutex<Option<mpsc::Receiver<UnexpectedExit>>>,
     nginx: Child,
-    traefik: Child,
+    /// Every Traefik instance, the first (whose API the app reads) first.
+    traefiks: Vec<(TraefikPorts, Child)>,
     /// None in front of servers the chain did not start.
     redis: Option<Child>,
     /// Servers the chain did not start, if that is what it runs in front of.
@@ -279,16 +311,27 @@ impl Chain {
     /// next; fails with the part, what was seen and the end of its log, leaving nothing
     /// running.
     pub async fn start(config: ChainConfig) -> Result<Chain, ChainError> {
+        if !(1..=MAX_TRAEFIKS).contains(&config.traefiks) {
+            return Err(ChainError::Traefiks(config.traefiks));
+        }
         let binaries = Binaries::find()?;
         let gateway = match config.port {
             0 => rundir::free_port().map_err(io("no free port"))?,
             port if rundir::port_is_free(port) => port,
             port => return Err(ChainError::PortTaken(port)),
         };
+        let traefik_ports = || -> Result<TraefikPorts, ChainError> {
+            Ok(TraefikPorts {
+                web: rundir::free_port().map_err(io("no free port"))?,
+                api: rundir::free_port().map_err(io("no free port"))?,
+            })
+        };
         let ports = Ports {
             gateway,
-            traefik: rundir::free_port().map_err(io("no free port"))?,
-            api: rundir::free_port().map_err(io("no free port"))?,
+            traefik: traefik_ports()?,
+            more_traefiks: (1..config.traefiks)
+                .map(|_| traefik_ports())
+                .collect::<Result<_, _>>()?,
             redis: rundir::free_port().map_err(io("no free port"))?,
         };
         let dir = RunDir::create().map_err(io("cannot create the run folder"))?;
@@ -326,7 +369,11 @@ impl Chain {
             None => slots.map(|s| replica_url(s.place)).await,
         };
         parts.write_dynamic(&urls)?;
-        let traefik = parts.start_traefik(&urls).await?;
+        let mut traefiks = Vec::new();
+        for (index, ports) in parts.ports.traefiks().enumerate() {
+            let name = traefik_name(index, config.traefiks);
+            traefiks.push((ports, parts.start_traefik(&name, ports, &urls).await?));
+        }
         let nginx = parts.start_nginx().await?;
         tracing::info!(gateway = parts.ports.gateway, run = %parts.dir.path().display(), "chain ready");
         Ok(Chain {
@@ -334,16 +381,25 @@ impl Chain {
             slots,
             exits: std::sync::Mutex::new(Some(exits)),
             nginx,
-            traefik,
+            traefiks,
             redis,
             external: config.servers,
             parts,
         })
     }
 
-    /// Traefik's API, without the credential.
+    /// Traefik's API (the first instance's), without the credential.
     pub fn api_url(&self) -> String {
-        self.parts.url(self.parts.ports.api)
+        self.parts.url(self.parts.ports.traefik.api)
+    }
+
+    /// Every Traefik instance's API, without the credential, the first first.
+    pub fn api_urls(&self) -> Vec<String> {
+        self.parts
+            .ports
+            .traefiks()
+            .map(|t| self.parts.url(t.api))
+            .collect()
     }
 
     /// Traefik's API with the credential in it, as `--traefik-api` takes it.
@@ -351,7 +407,7 @@ impl Chain {
         let (scheme, host) = self.parts.origin();
         format!(
             "{scheme}://{API_USER}:{}@{host}:{}",
-            self.parts.password, self.parts.ports.api
+            self.parts.password, self.parts.ports.traefik.api
         )
     }
 
@@ -366,8 +422,8 @@ impl Chain {
     }
 
     /// The ports of its parts.
-    pub fn ports(&self) -> Ports {
-        self.parts.ports
+    pub fn ports(&self) -> &Ports {
+        &self.parts.ports
     }
 
     /// Its run folder (configuration and logs).
@@ -417,12 +473,27 @@ impl Chain {
         Ok(replica_url(port))
     }
 
-    /// Waits until Traefik lists `url` UP in the sticky service: until then a cookie that
-    /// names it sends its user elsewhere (and Traefik gives that user a cookie for the
+    /// Waits until every Traefik lists `url` UP in the sticky service: until then a cookie
+    /// that names it sends its user elsewhere (and Traefik gives that user a cookie for the
     /// other server).
     async fn until_in_rotation(&self, url: &str) -> Result<(), ChainError> {
-        let api = self.parts.traefik_api()?;
-        until_ready(&self.traefik, "traefik", || {
+        for (index, (ports, traefik)) in self.traefiks.iter().enumerate() {
+            let name = traefik_name(index, self.traefiks.len());
+            self.until_listed_up(&name, *ports, traefik, url).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the Traefik instance on `ports` lists `url` UP in the sticky service.
+    async fn until_listed_up(
+        &self,
+        name: &str,
+        ports: TraefikPorts,
+        traefik: &Child,
+        url: &str,
+    ) -> Result<(), ChainError> {
+        let api = self.parts.traefik_api(ports)?;
+        until_ready(traefik, name, || {
             let api = api.clone();
             async move {
                 let up = sticky_statuses(&api)
@@ -606,13 +677,23 @@ impl ReplicaControl for Chain {
         Box::pin(async move {
             let _op = self.slots.one_at_a_time().await;
             self.nginx.stop(STOP_GRACE).await;
-            self.traefik.stop(STOP_GRACE).await;
+            futures_util::future::join_all(self.traefiks.iter().map(|(_, t)| t.stop(STOP_GRACE)))
+                .await;
             let children = self.slots.take_all(ReplicaState::Stopped).await;
             futures_util::future::join_all(children.iter().map(|(_, c)| c.stop(STOP_GRACE))).await;
             if let Some(redis) = &self.redis {
                 redis.stop(STOP_GRACE).await;
             }
         })
+    }
+}
+
+/// A Traefik instance's name, for its log and its errors: `traefik` when it is the only
+/// one, else `traefik 1`, `traefik 2`, ….
+fn traefik_name(index: usize, of: usize) -> String {
+    match of {
+        1 => "traefik".to_owned(),
+        _ => format!("traefik {}", index + 1),
     }
 }
 

@@ -15,8 +15,8 @@ use super::readiness::{http_ok, redis_ping, sticky_statuses, until_ready, NotYet
 use super::rundir::{self, RunDir};
 use super::swarm_file::SwarmFile;
 use super::{
-    io, nginx_conf, replica_url, ChainError, ChainTls, Ports, ReplicaProgram, API_USER,
-    STICKY_SERVICE,
+    io, nginx_conf, replica_url, ChainError, ChainTls, Ports, ReplicaProgram, TraefikPorts,
+    API_USER, STICKY_SERVICE,
 };
 use crate::tls_trust::Trust;
 use crate::traefik_client::TraefikApi;
@@ -62,10 +62,10 @@ impl Parts {
         }
     }
 
-    /// A client of the chain's Traefik API, with its credential.
-    pub(super) fn traefik_api(&self) -> Result<TraefikApi, ChainError> {
+    /// A client of the API of the chain's Traefik on `ports`, with its credential.
+    pub(super) fn traefik_api(&self, ports: TraefikPorts) -> Result<TraefikApi, ChainError> {
         TraefikApi::with_credential(
-            &self.url(self.ports.api),
+            &self.url(ports.api),
             Some((API_USER.to_owned(), self.password.to_owned())),
             &self.own_trust(),
         )
@@ -193,15 +193,22 @@ impl Parts {
         Ok(())
     }
 
-    pub(super) async fn start_traefik(&self, urls: &[String]) -> Result<Child, ChainError> {
+    /// Starts a Traefik instance, `name`, on `ports`; ready once its API lists every one of
+    /// `urls` UP and no router refused.
+    pub(super) async fn start_traefik(
+        &self,
+        name: &str,
+        ports: TraefikPorts,
+        urls: &[String],
+    ) -> Result<Child, ChainError> {
         let entry_ports: BTreeMap<String, u16> = self
             .swarm_file
             .entry_points()
             .into_iter()
             .map(|name| {
                 let port = match name.to_ascii_lowercase().as_str() {
-                    "web" => Ok(self.ports.traefik),
-                    "api" => Ok(self.ports.api),
+                    "web" => Ok(ports.web),
+                    "api" => Ok(ports.api),
                     _ => rundir::free_port(),
                 };
                 port.map(|p| (name, p))
@@ -217,11 +224,11 @@ impl Parts {
         flags.push("--log.level=INFO".to_owned());
         let args = flags.into_iter().map(OsString::from).collect();
         let child = self
-            .spawn("traefik", &self.binaries.traefik, args, libc::SIGKILL)
+            .spawn(name, &self.binaries.traefik, args, libc::SIGKILL)
             .await?;
-        let api = self.traefik_api()?;
+        let api = self.traefik_api(ports)?;
         let expected = urls.len();
-        until_ready(&child, "traefik", || {
+        until_ready(&child, name, || {
             let api = api.clone();
             async move {
                 let up = sticky_statuses(&api)
@@ -267,7 +274,7 @@ impl Parts {
         let text = nginx_conf::local_conf(
             &self.nginx_conf,
             self.ports.gateway,
-            self.ports.traefik,
+            &self.ports.traefiks().map(|t| t.web).collect::<Vec<_>>(),
             tls,
         )?;
         std::fs::write(&conf, text).map_err(io(format!("cannot write {}", conf.display())))?;

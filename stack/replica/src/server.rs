@@ -3,7 +3,9 @@
 //! [`Replica::start`] serves on a bound listener until [`ReplicaHandle::stop`] (graceful:
 //! stop accepting, close every Socket.IO session with a disconnect, let in-flight requests
 //! finish) or [`ReplicaHandle::kill`] (abrupt: every TCP connection is cut at once, as when
-//! a process dies). The HTTP routes are `/healthz`, `/stats` and the Engine.IO path.
+//! a process dies). The HTTP routes are `/healthz`, `/stats` and the Engine.IO path, over
+//! HTTP/1.1 (with WebSocket upgrades) or HTTP/2 by prior knowledge (h2c), told apart by a
+//! connection's first bytes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +21,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use hyper::header::HeaderValue;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
@@ -474,6 +477,11 @@ impl ChatContext {
     }
 }
 
+/// Requests one HTTP/2 connection may have in flight: a balancer that speaks h2c to the
+/// replica (the embedded stack's) sends every held poll of every session here over one
+/// connection, so the usual limit of a few hundred would queue sessions behind each other.
+const H2_STREAMS_PER_CONNECTION: u32 = 1 << 20;
+
 async fn serve(
     listener: TcpListener,
     router: Router,
@@ -513,11 +521,16 @@ async fn serve(
         tasks.spawn(async move {
             let svc =
                 service_fn(move |req| observe(req, router.clone(), Arc::clone(&ctx), local_addr));
-            let conn = hyper::server::conn::http1::Builder::new()
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(TokioIo::new(tracked), svc)
-                .with_upgrades();
+                .header_read_timeout(header_read_timeout);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_STREAMS_PER_CONNECTION);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tracked), svc);
             tokio::pin!(conn);
             tokio::select! {
                 result = conn.as_mut() => {
