@@ -116,6 +116,7 @@ async fn up(stack: &Stack) -> anyhow::Result<Vec<String>> {
             url,
             credential,
             trust,
+            ..
         } => match credential {
             Some(credential) => TraefikApi::with_credential(url, Some(credential.clone()), trust)?,
             // The swarm's API credential comes from STICKYSCOPE_TRAEFIK_AUTH.

@@ -61,6 +61,7 @@ impl Readers {
                 url,
                 credential: Some(credential),
                 trust,
+                ..
             } => Some(TraefikApi::with_credential(
                 url,
                 Some(credential.clone()),
@@ -71,6 +72,7 @@ impl Readers {
                 url,
                 credential: None,
                 trust,
+                ..
             } => Some(TraefikApi::new(url, trust)),
             _ => None,
         };
@@ -86,7 +88,7 @@ impl Readers {
                     .await
                     .map(|s| (Topology::from_service(hops.clone(), &s, &ids), Vec::new()))
             }
-            TopologyApi::Traefik { .. } => {
+            TopologyApi::Traefik { instances, .. } => {
                 let read = match &self.traefik {
                     Some(Ok(api)) => read_traefik(api).await,
                     Some(Err(e)) => Err(e.to_string()),
@@ -95,6 +97,7 @@ impl Readers {
                 let ids = source.ids_by_url().await;
                 read.map(|(mut topology, problems)| {
                     topology.name_by_url(&ids);
+                    topology.count_instances("traefik", *instances);
                     (topology, problems)
                 })
             }

@@ -658,6 +658,17 @@ async fn two_traefik_instances_honour_each_others_sticky_cookie() {
     })
     .await;
 
+    // The window's topology says there are two, read from the first's API.
+    let source = stickyscope::topology_read::TopologySource {
+        api: chain.topology_api(),
+        controls: None,
+    };
+    let (topology, problems) = stickyscope::topology_read::read_once(&source)
+        .await
+        .unwrap();
+    assert_eq!(topology.hops, ["nginx", "traefik ×2"], "{problems:?}");
+    assert_eq!(topology.replicas.len(), 3);
+
     let id = chain.add().await.unwrap();
     let url = chain.replicas().await[3].url.clone();
     for api in chain.api_urls() {

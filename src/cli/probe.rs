@@ -70,7 +70,7 @@ pub async fn run_probe(args: ProbeArgs) -> anyhow::Result<i32> {
             .map(|path| stickyscope::probe::CapturePlan {
                 path,
                 limit: args.capture_max,
-                stack: what.to_owned(),
+                stack: what.clone(),
             }),
     };
     let result = stickyscope::probe::run(&plan, |now| {

@@ -139,7 +139,7 @@ pub async fn run(
     }
     let mut report = DoctorReport {
         gateway: stack.gateway.clone(),
-        stack: config.mode().to_owned(),
+        stack: config.mode(),
         engineio: None,
         checks: Vec::new(),
         millis: 0,

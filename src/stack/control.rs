@@ -112,6 +112,9 @@ pub enum TopologyApi {
         credential: Option<(String, String)>,
         /// How an `https://` API's certificate is checked.
         trust: crate::tls_trust::Trust,
+        /// Traefik processes side by side behind the gateway, all reading one configuration
+        /// (the local chain's `--traefiks`); 1 when the stack is one or says nothing else.
+        instances: usize,
     },
     /// Nothing to read: the gateway alone, replicas as the wire shows them.
     None,

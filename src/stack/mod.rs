@@ -105,11 +105,14 @@ impl GatewayConfig {
     }
 
     /// What the gateway is, in a few words.
-    pub fn mode(&self) -> &'static str {
+    pub fn mode(&self) -> String {
         match self {
-            GatewayConfig::Embedded(_) => "embedded stack",
-            GatewayConfig::Chain(_) => "local chain (nginx, Traefik)",
-            GatewayConfig::External { .. } => "gateway",
+            GatewayConfig::Embedded(_) => "embedded stack".to_owned(),
+            GatewayConfig::Chain(chain) if chain.traefiks > 1 => {
+                format!("local chain (nginx, {} Traefiks)", chain.traefiks)
+            }
+            GatewayConfig::Chain(_) => "local chain (nginx, Traefik)".to_owned(),
+            GatewayConfig::External { .. } => "gateway".to_owned(),
         }
     }
 
@@ -227,6 +230,7 @@ pub async fn start(config: GatewayConfig) -> Result<Stack, StackError> {
                     url,
                     credential: None,
                     trust: crate::tls_trust::Trust::of(&access),
+                    instances: 1,
                 },
                 None => TopologyApi::None,
             };

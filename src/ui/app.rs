@@ -83,7 +83,7 @@ pub struct StickyscopeApp {
     /// whose engine was given), `/stats`, Redis.
     capabilities: Capabilities,
     /// What the gateway is, for the top bar.
-    mode: &'static str,
+    mode: String,
     adapter_on: bool,
     paused: bool,
     help: bool,
@@ -465,7 +465,7 @@ impl StickyscopeApp {
             transport: shown_transport,
             paused: self.paused,
             controls: self.capabilities.controls,
-            mode: self.mode,
+            mode: &self.mode,
             adapter_on: self.adapter_on,
             crowd: self.crowd,
             scenario: self.scenario.as_ref().map(|(name, _)| name.as_str()),

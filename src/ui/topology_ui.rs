@@ -194,19 +194,27 @@ fn hops_ui(painter: &egui::Painter, scene: &Scene) {
             scene.visuals.weak_text_color(),
             &scene.visuals,
         );
-        let name = match hop.as_str() {
-            "traefik" => "Traefik",
-            "balancer" => "sticky balancer",
-            other => other,
-        };
+        let name = hop_name(hop);
         fitted_text_ui(
             painter,
             rect.center(),
-            name,
+            &name,
             &scene.font,
             scene.text,
             rect.width(),
         );
+    }
+}
+
+/// A hop's name as the node shows it: `traefik ×2` (two instances side by side) as
+/// `Traefik ×2`.
+fn hop_name(hop: &str) -> std::borrow::Cow<'_, str> {
+    match hop {
+        "balancer" => "sticky balancer".into(),
+        other => match other.strip_prefix("traefik") {
+            Some(instances) => format!("Traefik{instances}").into(),
+            None => other.into(),
+        },
     }
 }
 

@@ -87,6 +87,19 @@ impl Topology {
         }
     }
 
+    /// Says that `hop` runs as `instances` processes side by side (the local chain's
+    /// `--traefiks`): its name becomes `"{hop} ×{instances}"`. One instance changes nothing.
+    pub fn count_instances(&mut self, hop: &str, instances: usize) {
+        if instances < 2 {
+            return;
+        }
+        for name in &mut self.hops {
+            if name == hop {
+                *name = format!("{hop} ×{instances}");
+            }
+        }
+    }
+
     /// Adds a replica seen on the wire that the API did not list (or did not name).
     pub fn observe(&mut self, id: &str, addr: Option<&str>) {
         if self.replicas.iter().any(|r| r.id.as_deref() == Some(id)) {
@@ -146,6 +159,20 @@ mod tests {
             }),
             server_status: [("http://10.0.0.5:3000".to_owned(), "UP".to_owned())].into(),
         }
+    }
+
+    #[test]
+    fn a_hop_run_as_several_instances_says_how_many() {
+        let mut topo = Topology {
+            hops: vec!["nginx".into(), "traefik".into()],
+            ..Topology::default()
+        };
+        topo.count_instances("traefik", 1);
+        assert_eq!(topo.hops, ["nginx", "traefik"]);
+        topo.count_instances("traefik", 2);
+        assert_eq!(topo.hops, ["nginx", "traefik ×2"]);
+        topo.count_instances("haproxy", 3);
+        assert_eq!(topo.hops, ["nginx", "traefik ×2"], "only the hop named");
     }
 
     #[test]

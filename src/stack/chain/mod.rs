@@ -538,6 +538,7 @@ impl ReplicaControl for Chain {
             url: self.api_url(),
             credential: Some(self.api_credential()),
             trust: self.parts.own_trust(),
+            instances: self.traefiks.len(),
         }
     }
 

@@ -111,7 +111,8 @@ impl StickyscopeApp {
             "embedded stack"
         } else {
             "gateway"
-        };
+        }
+        .to_owned();
         let capabilities = Capabilities {
             controls,
             stats: controls,
@@ -158,7 +159,11 @@ impl StickyscopeApp {
             ctx,
             settings,
             bridge,
-            (capabilities, super::super::controls_ui::RECORDING, true),
+            (
+                capabilities,
+                super::super::controls_ui::RECORDING.to_owned(),
+                true,
+            ),
             screenshot,
             false,
             Arc::new(AtomicBool::new(false)),
@@ -192,7 +197,7 @@ impl StickyscopeApp {
         ctx: &egui::Context,
         settings: Settings,
         bridge: ConductorBridge,
-        (capabilities, mode, adapter_on): (Capabilities, &'static str, bool),
+        (capabilities, mode, adapter_on): (Capabilities, String, bool),
         screenshot: Option<(ScreenshotPlan, ScreenshotOutcome)>,
         persist: bool,
         resting: Arc<AtomicBool>,
