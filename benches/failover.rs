@@ -103,6 +103,7 @@ async fn start(under: Under) -> anyhow::Result<Stack> {
             adapter: Adapter::Memory,
             redis_url: None,
             health_interval: Duration::from_secs(1),
+            ..Default::default()
         })
     };
     Ok(stickyscope::stack::start(config).await?)

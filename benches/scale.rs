@@ -1,20 +1,21 @@
 //! Scale: what N idle light sessions cost stickyscope itself. For each N, a stack runs as
-//! a process of its own (`stickyscope embedded`, or with `--chain` the real chain, nginx →
-//! Traefik → replica processes → Redis) with Socket.IO's default heartbeat (pingInterval
-//! 25 s, pingTimeout 20 s), and `stickyscope probe --sessions N` opens its polling sessions
-//! over a ramp (300 a second; 80 through the chain, under its nginx's limit on new
-//! sessions) and holds them. Once every session is up and a heartbeat has
-//! passed, the probe process's CPU is read over two more heartbeats (50 s), with its
-//! resident memory and open files; the stack's CPU beside it. At the end the probe's JSON
-//! report is checked against the replicas' own `/stats`: every session up, and per replica
-//! the handshakes and the sockets that connected equal.
+//! a process of its own (`stickyscope embedded --upstream h2c`, or with `--chain` the real
+//! chain, nginx → Traefik → replica processes → Redis) with Socket.IO's default heartbeat
+//! (pingInterval 25 s, pingTimeout 20 s), and `stickyscope probe --sessions N` opens its
+//! polling sessions over a ramp (300 a second; 80 through the chain, under its nginx's limit
+//! on new sessions) and holds them. Once every session is up and a heartbeat has passed,
+//! the probe process's CPU is read over two more heartbeats (50 s), with its resident
+//! memory and open files; the stack's CPU beside it, and the most open files one of its
+//! processes holds. At the end the probe's JSON report is checked against the replicas' own
+//! `/stats`: every session up, and per replica the handshakes and the sockets that
+//! connected equal.
 //!
 //! `cargo bench --bench scale [-- [--chain [--traefiks N] | --replica] [--transport websocket]
-//! N …]` (default 1000 5000 10000). `--traefiks 2` runs the chain's Traefik as two instances
-//! behind nginx, each holding half the sessions' files (one Traefik holds two a held poll,
-//! more than this machine's limit of 20,000 open files a process allows at 10,000). `--replica` puts one replica process behind no balancer, for
-//! more sessions than a proxy can hold under this machine's open-file limit (a proxy holds
-//! two files for each held poll: the client's connection and its own to the server). The
+//! N …]` (default 1000 5000 10000). A proxy holds two open files for each held poll (the
+//! client's connection and its own to the server), more at 10,000 than this machine's limit
+//! of 20,000 a process: so the embedded balancer reaches its replicas over HTTP/2 (one
+//! connection each), and `--traefiks 2` runs the chain's Traefik as two instances behind
+//! nginx, each holding half. `--replica` puts one replica process behind no balancer. The
 //! bench raises its open-file limit as far as it may; the stack and probe inherit it.
 
 mod common;
@@ -198,7 +199,8 @@ struct Measured {
 /// What the sessions go through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum StackKind {
-    /// `stickyscope embedded`: three replicas behind the built-in balancer, one process.
+    /// `stickyscope embedded --upstream h2c`: three replicas behind the built-in balancer,
+    /// one process.
     Embedded,
     /// `stickyscope chain`: nginx → Traefik → three replica processes → Redis.
     Chain,
@@ -209,7 +211,7 @@ enum StackKind {
 impl StackKind {
     fn words(self) -> &'static str {
         match self {
-            StackKind::Embedded => "the embedded stack (its own process)",
+            StackKind::Embedded => "the embedded stack (its own process, h2c to its replicas)",
             StackKind::Chain => "the chain (nginx → Traefik → replica processes → Redis)",
             StackKind::Replica => "one replica process, no balancer",
         }
@@ -235,7 +237,9 @@ async fn measure(sessions: usize, options: &Options) -> anyhow::Result<Measured>
         PING_TIMEOUT,
     ];
     let mut stack_args: Vec<&str> = match kind {
-        StackKind::Embedded => vec!["embedded", "--port", &port],
+        // One connection from the balancer to each replica: over HTTP/1.1 the stack's process
+        // would hold three files a held poll, 30,000 at 10,000 sessions.
+        StackKind::Embedded => vec!["embedded", "--port", &port, "--upstream", "h2c"],
         StackKind::Chain => vec!["chain", "--port", &port, "--traefiks", &options.traefiks],
         StackKind::Replica => vec!["replica", "--listen", &listen, "--id", "1"],
     };

@@ -1,6 +1,5 @@
 //! Open files: how many a run of N light sessions needs (each session's connection toward
-//! the gateway holds one and, on the embedded stack in the same process, the balancer's and
-//! — for a WebSocket — the replica's sides of it more),
+//! the gateway and, on the embedded stack, the balancer's and the replica's all hold one),
 //! how many a limit holds, the process's own limit raised to the hard limit it may reach,
 //! and — when that is still too low — the number needed and how to raise it, in words,
 //! before anything starts (rather than sessions failing one by one on "too many open
@@ -10,14 +9,10 @@
 /// held poll (its posts share a pool of idle connections), a WebSocket's one connection
 /// (measured: 1,000 idle polling sessions, 1,047 open files; 10,000, 10,037).
 pub const PER_SESSION_THROUGH_A_GATEWAY: u64 = 1;
-/// Open files per session on a stack in this process, the embedded stack, for the costlier
-/// transport: a WebSocket holds four (its connection, the balancer's two sides and the
-/// replica's: the balancer passes an upgrade over a connection of its own). A polling
-/// session holds about two, its connection and the balancer's side of it, the balancer
-/// reaching each replica over one HTTP/2 connection (measured: 1,000 polling sessions with
-/// a 3 s heartbeat, 2,283 open files held and 2,509 at the ramp's peak; 5,085 when the
-/// balancer held a connection to the replica for each poll).
-pub const PER_SESSION_IN_PROCESS: u64 = 4;
+/// Open files per session on a stack in this process, the embedded stack: the session's
+/// connection, the balancer's two sides and the replica's (measured: 1,000 polling
+/// sessions with a 3 s heartbeat, 5,085 open files).
+pub const PER_SESSION_IN_PROCESS: u64 = 5;
 /// Room for connections beyond one a session (posts, upgrades under way), per 10 sessions.
 pub const SPARE_PER_TEN: u64 = 1;
 /// What the process holds besides its sessions (logs, runtimes, the window).
@@ -138,7 +133,7 @@ mod tests {
     #[test]
     fn the_need_grows_with_the_sessions_and_a_low_limit_says_how_to_raise_it() {
         assert_eq!(needed(0, false), BASE);
-        assert_eq!(needed(500, true), BASE + 2_000 + 50);
+        assert_eq!(needed(500, true), BASE + 2_500 + 50);
         assert_eq!(needed(10_000, false), BASE + 10_000 + 1_000);
         assert_eq!(judge(10, 178, 1024, 1024), Ok(()));
         let err = judge(500, 4_628, 1_024, 4_096).unwrap_err();

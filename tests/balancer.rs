@@ -328,8 +328,9 @@ fn established_to(port: u16) -> usize {
         .count()
 }
 
-/// The embedded balancer speaks HTTP/2 to its replicas: forty polls held at once travel to
-/// the replica over one connection (plus, at most, the health checks' own), not forty.
+/// Asked to, the embedded balancer speaks HTTP/2 to its replicas: forty polls held at once
+/// travel to the replica over one connection (plus, at most, the health checks' own), not
+/// forty. (Over HTTP/1.1, the default, they take forty.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_polls_share_one_connection_to_their_replica() {
     use stickyscope::stack::embedded::{EmbeddedConfig, EmbeddedStack};
@@ -348,6 +349,7 @@ async fn held_polls_share_one_connection_to_their_replica() {
         adapter: Adapter::None,
         redis_url: None,
         health_interval: Duration::from_millis(200),
+        upstream: stickyscope::balancer::Upstream::H2c,
     })
     .await
     .unwrap();

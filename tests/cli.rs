@@ -60,6 +60,16 @@ fn traefik_instances_are_for_a_fresh_chain_only() {
 }
 
 #[test]
+fn the_embedded_balancer_speaks_http1_or_h2c_and_nothing_else() {
+    let (code, stderr) = run(&["embedded", "--upstream", "h3"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"h3\": the balancer speaks http1 or h2c to its replicas"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_chain_without_its_programs_says_which_and_how_to_install_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_stickyscope"))
         .args(["chain", "--port", "0"])
@@ -208,11 +218,11 @@ fn run_limited(limit: &str, args: &str) -> (Option<i32>, String, String) {
 
 #[test]
 fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
-    // A hard limit of 256: 100 sessions on the embedded stack need about 538.
+    // A hard limit of 256: 100 sessions on the embedded stack need about 638.
     let (code, stdout, stderr) = run_limited("-n 256", "probe --sessions 100 --duration 5s");
     assert_eq!(code, Some(2), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("100 sessions need about 538 open files, and this process may open only 256 (its hard limit is 256)")
+        stderr.contains("100 sessions need about 638 open files, and this process may open only 256 (its hard limit is 256)")
             && stderr.contains("ulimit -n 1024"),
         "{stderr}"
     );
@@ -229,7 +239,7 @@ fn too_few_open_files_for_the_sessions_is_said_before_anything_starts() {
     .unwrap_or(u64::MAX);
     let (code, stdout, stderr) =
         run_limited("-Sn 200", "probe --sessions 100 --duration 2s --json");
-    if hard >= 538 {
+    if hard >= 638 {
         assert_eq!(code, Some(0), "{stdout}\n{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["verdict"], "ok", "{report:#}");

@@ -86,6 +86,7 @@ impl Both {
             redis_url: None,
             // The stack file's Traefik checks health every second: so does the built-in.
             health_interval: Duration::from_secs(1),
+            ..Default::default()
         })
         .await
         .unwrap();

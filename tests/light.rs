@@ -48,6 +48,7 @@ async fn probe(transport: TransportChoice, sticky: bool) -> (Report, Counted) {
         adapter: Adapter::Memory,
         redis_url: None,
         health_interval: Duration::from_millis(500),
+        ..Default::default()
     })
     .await
     .expect("embedded stack starts");

@@ -631,6 +631,7 @@ fn a_window_opened_on_a_scenario_runs_exactly_its_stack() {
             adapter: Adapter::Memory,
             redis_url: None,
             health_interval: Duration::from_millis(200),
+            ..Default::default()
         });
         let mut h = Harness::builder()
             .with_size(egui::vec2(1440.0, 900.0))

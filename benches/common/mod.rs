@@ -21,6 +21,7 @@ pub async fn stack(
         adapter: Adapter::Memory,
         redis_url: None,
         health_interval,
+        ..Default::default()
     })
     .await?)
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stickyscope::balancer::Upstream;
 use stickyscope_contract::heartbeat::{duration_in, heartbeat_duration};
 use stickyscope_vocab::access::{self, Access};
 use stickyscope_vocab::events::{ChatDialect, EngineIoChoice, TransportChoice};
@@ -646,6 +647,23 @@ pub struct EmbeddedArgs {
     /// Health-check interval of the balancer (100ms to 1m).
     #[arg(long, default_value = "1s", value_parser = health_interval)]
     pub health_interval: Duration,
+    /// How the balancer speaks to the replicas: http1 (a connection for each request in
+    /// flight, as Traefik by default) or h2c (HTTP/2 without TLS, one connection to each
+    /// replica, as Traefik with h2c:// servers: a held poll then costs the stack one open
+    /// file, not three).
+    #[arg(long, default_value = "http1", value_parser = upstream)]
+    pub upstream: Upstream,
+}
+
+/// `--upstream`: http1 or h2c.
+fn upstream(text: &str) -> Result<Upstream, String> {
+    match text {
+        "http1" => Ok(Upstream::Http1),
+        "h2c" => Ok(Upstream::H2c),
+        other => Err(format!(
+            "{other:?}: the balancer speaks http1 or h2c to its replicas"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

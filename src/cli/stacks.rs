@@ -179,6 +179,7 @@ pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
         adapter: args.adapter,
         redis_url: args.redis_url,
         health_interval: args.health_interval,
+        upstream: args.upstream,
     };
     let redis = config.redis_url.as_deref().map(without_password);
     let mut stop = StopSignals::new().context("cannot handle SIGINT and SIGTERM")?;
@@ -206,8 +207,12 @@ pub async fn run_embedded(args: EmbeddedArgs) -> anyhow::Result<()> {
         e.context(why)
     })?;
     let url = stack.gateway_url();
+    let hop = match args.upstream {
+        stickyscope::balancer::Upstream::Http1 => "",
+        stickyscope::balancer::Upstream::H2c => " (which reaches them over HTTP/2, h2c)",
+    };
     println!(
-        "stickyscope embedded stack: {} replicas behind {url}",
+        "stickyscope embedded stack: {} replicas behind {url}{hop}",
         args.replicas
     );
     println!("  Socket.IO:  {url}/socket.io/   (send `X-Stickiness: off` for round-robin)");

@@ -1,7 +1,8 @@
 //! The embedded stack: N replicas and the built-in sticky balancer in this process, the same
 //! shape as the swarm stack (minus nginx), so everything works without Docker. The balancer
-//! speaks HTTP/2 (h2c) to its replicas, one connection each for every ordinary request, so a
-//! held poll costs an open file only where the client's connection arrives.
+//! speaks HTTP/1.1 to its replicas as Traefik does, or — asked for, to hold more sessions in
+//! one process — HTTP/2 (h2c), one connection to each replica for every ordinary request,
+//! so that a held poll costs an open file only where the client's connection arrives.
 //!
 //! Replicas listen on ephemeral loopback ports and broadcast to each other over a
 //! [`MemoryBus`] (or Redis, or nothing). Operators add, stop, kill and restart replicas at
@@ -42,6 +43,11 @@ pub struct EmbeddedConfig {
     pub redis_url: Option<String>,
     /// Health-check interval of the balancer.
     pub health_interval: Duration,
+    /// How the balancer speaks to the replicas: HTTP/1.1, a connection for each request in
+    /// flight (Traefik's default, and the default here), or HTTP/2 by prior knowledge, one
+    /// connection to each replica for every request (Traefik's `h2c://` servers), which
+    /// spares the stack's process a file for every held poll.
+    pub upstream: Upstream,
 }
 
 impl Default for EmbeddedConfig {
@@ -53,6 +59,7 @@ impl Default for EmbeddedConfig {
             adapter: Adapter::Memory,
             redis_url: None,
             health_interval: Duration::from_secs(1),
+            upstream: Upstream::Http1,
         }
     }
 }
@@ -156,7 +163,7 @@ impl EmbeddedStack {
             Arc::clone(&pool),
             BalancerConfig {
                 health_interval: config.health_interval,
-                upstream: Upstream::H2c,
+                upstream: config.upstream,
                 ..BalancerConfig::default()
             },
             Some(Arc::clone(&admin) as Arc<dyn Admin>),

@@ -32,6 +32,7 @@ pub async fn stack(replicas: usize, adapter: Adapter) -> std::sync::Arc<Embedded
         adapter,
         redis_url: None,
         health_interval: Duration::from_millis(200),
+        ..Default::default()
     })
     .await
     .expect("embedded stack starts")
@@ -419,6 +420,7 @@ pub async fn embedded_conductor(
                 adapter: Adapter::Memory,
                 redis_url: None,
                 health_interval: Duration::from_millis(200),
+                ..Default::default()
             }),
             transport,
             sticky,

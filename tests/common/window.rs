@@ -35,6 +35,7 @@ pub fn on_embedded_then(
         adapter: Adapter::Memory,
         redis_url: None,
         health_interval: Duration::from_millis(200),
+        ..Default::default()
     });
     Harness::builder()
         .with_size(egui::vec2(1440.0, 900.0))
