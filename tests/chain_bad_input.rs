@@ -27,6 +27,17 @@ async fn a_chain_that_cannot_start_says_which_part_and_leaves_nothing_running() 
         "{err}"
     );
 
+    for traefiks in [0, stickyscope::stack::chain::MAX_TRAEFIKS + 1] {
+        let mut config = chain_config(1);
+        config.traefiks = traefiks;
+        let err = Chain::start(config).await.unwrap_err();
+        assert!(
+            matches!(err, ChainError::Traefiks(n) if n == traefiks),
+            "{err}"
+        );
+        assert!(err.to_string().contains("a chain runs 1 to 8"), "{err}");
+    }
+
     let mut bad_rule = chain_config(1);
     for (key, value) in &mut bad_rule.swarm_file.replica_labels {
         if key.ends_with("routers.socketio-sticky.rule") {
