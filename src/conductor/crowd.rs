@@ -18,6 +18,8 @@ use stickyscope_vocab::events::{CrowdSummary, EngineIoChoice, Event};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 
 pub use stickyscope_vocab::events::MAX_CROWD;
+/// Replicas whose address a crowd remembers (a stack has at most 64).
+const MAX_ADDRESSES: usize = 256;
 /// How often the summary is sent.
 const SUMMARY_EVERY: Duration = Duration::from_millis(500);
 /// Sessions a growing crowd opens at each step: with [`GROWTH_EVERY`], 200 a second.
@@ -40,6 +42,8 @@ pub struct Crowd {
     /// Whether the stack runs in this process (its connections count against the same
     /// open-file limit).
     stack_in_process: bool,
+    /// Each replica's address, as its answers gave it (at most [`MAX_ADDRESSES`]).
+    addresses: BTreeMap<String, String>,
 }
 
 impl Crowd {
@@ -63,6 +67,7 @@ impl Crowd {
             events,
             states: BTreeMap::new(),
             failures: 0,
+            addresses: BTreeMap::new(),
             next_id: 0,
             stack_in_process,
         }
@@ -141,7 +146,19 @@ impl Crowd {
                 Event::Session { user, state } => {
                     self.states.insert(user, state);
                 }
-                Event::Wire(w) if w.failure.is_some() => self.failures += 1,
+                Event::Wire(w) => {
+                    if w.failure.is_some() {
+                        self.failures += 1;
+                    }
+                    // A peer names replicas: keep the first few, not whatever it sends.
+                    if let (Some(replica), Some(addr)) = (&w.replica, &w.replica_addr) {
+                        if self.addresses.len() < MAX_ADDRESSES
+                            || self.addresses.contains_key(replica)
+                        {
+                            self.addresses.insert(replica.clone(), addr.clone());
+                        }
+                    }
+                }
                 _ => {}
             }
         }
@@ -162,6 +179,7 @@ impl Crowd {
             per_replica,
             connecting,
             failures: self.failures,
+            addresses: self.addresses.clone(),
         }
     }
 

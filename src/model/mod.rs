@@ -173,7 +173,19 @@ impl ViewModel {
                 self.api_topology = topology;
                 self.rebuild_topology();
             }
-            Event::Crowd(summary) => self.crowd = summary,
+            Event::Crowd(summary) => {
+                // The crowd meets replicas the chat users may not have: their addresses
+                // join the API's servers (listed by URL) with their names.
+                let mut seen_new = false;
+                for (replica, addr) in &summary.addresses {
+                    let key = (replica.clone(), Some(addr.clone()));
+                    seen_new |= self.seen_replicas.insert(key, now).is_none();
+                }
+                self.crowd = summary;
+                if seen_new {
+                    self.rebuild_topology();
+                }
+            }
             Event::Doctor(update) => self.doctor.apply(update),
             Event::Sticky { user, on } => {
                 self.sticky.insert(user, on);
@@ -327,6 +339,41 @@ mod tests {
             Some(&1),
             "the poll carried a ping"
         );
+    }
+
+    #[test]
+    fn the_crowd_names_replicas_the_api_lists_by_url_that_no_chat_user_met() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        let server = |port: u16| ReplicaNode {
+            id: None,
+            url: Some(format!("http://127.0.0.1:{port}")),
+            up: true,
+            listed: true,
+        };
+        m.apply(
+            Event::Topology(Topology {
+                hops: vec!["nginx".into(), "traefik".into()],
+                replicas: vec![server(5001), server(5002)],
+                sticky_cookie: Some("sticky_replica".into()),
+            }),
+            0.0,
+        );
+        m.apply(
+            Event::Crowd(CrowdSummary {
+                size: 10,
+                per_replica: [("2".to_owned(), 10)].into(),
+                addresses: [("2".to_owned(), "127.0.0.1:5002".to_owned())].into(),
+                ..CrowdSummary::default()
+            }),
+            0.0,
+        );
+        let ids: Vec<Option<&str>> = m
+            .topology
+            .replicas
+            .iter()
+            .map(|r| r.id.as_deref())
+            .collect();
+        assert_eq!(ids, [None, Some("2")], "joined by address, no node added");
     }
 
     #[test]

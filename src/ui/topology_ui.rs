@@ -389,10 +389,21 @@ fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: 
         .max()
         .unwrap_or(1)
         .max(1) as f32;
+    // The longest bar: a quarter of the way back to the users, and never over a hop's node
+    // (the middle replica's bar runs level with the hops), its number's room kept clear.
+    let hops_right = scene
+        .layout
+        .hops
+        .iter()
+        .map(|(_, rect)| rect.right())
+        .fold(scene.area.left(), f32::max);
     for (id, _, rect) in &scene.layout.replicas {
         let Some(id) = id else { continue };
         let n = model.crowd.per_replica.get(id).copied().unwrap_or(0);
-        let bar_width = (rect.left() - scene.area.left()) * 0.25 * n as f32 / most;
+        let longest = ((rect.left() - scene.area.left()) * 0.25)
+            .min(rect.left() - 4.0 - hops_right - size * 3.0)
+            .max(size);
+        let bar_width = longest * n as f32 / most;
         let bar_height = (size * 0.8).min(rect.height() * 0.6);
         let bar = Rect::from_min_size(
             rect.left_bottom() - Vec2::new(bar_width + 4.0, bar_height + size * 0.3),

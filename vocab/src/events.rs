@@ -92,6 +92,11 @@ pub struct CrowdSummary {
     pub connecting: usize,
     /// Failures seen on their wire so far.
     pub failures: u64,
+    /// The address each replica answered from (its `X-Replica-Addr`), as the crowd's wire
+    /// showed it: how a replica a balancer's API lists only by URL gets its name, when no
+    /// chat user has met it.
+    #[serde(default)]
+    pub addresses: std::collections::BTreeMap<String, String>,
 }
 
 /// Status of a message a user sent.
