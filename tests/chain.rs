@@ -37,17 +37,22 @@ async fn session(
 }
 
 fn api(chain: &Chain) -> TraefikApi {
-    TraefikApi::with_credential(
-        &chain.api_url(),
-        Some(chain.api_credential()),
-        &Default::default(),
-    )
-    .unwrap()
+    api_at(chain, &chain.api_url())
+}
+
+/// A client of the chain's Traefik API at `url` (one instance's, when it runs several).
+fn api_at(chain: &Chain, url: &str) -> TraefikApi {
+    TraefikApi::with_credential(url, Some(chain.api_credential()), &Default::default()).unwrap()
 }
 
 /// Server URL → status in Traefik's sticky service.
 async fn statuses(chain: &Chain) -> std::collections::BTreeMap<String, String> {
-    api(chain)
+    statuses_at(chain, &chain.api_url()).await
+}
+
+/// The sticky service's server statuses in the Traefik API at `url`.
+async fn statuses_at(chain: &Chain, url: &str) -> std::collections::BTreeMap<String, String> {
+    api_at(chain, url)
         .services()
         .await
         .unwrap()
@@ -573,19 +578,6 @@ async fn a_chain_before_servers_nobody_runs_says_so() {
     }
     let ended = tokio::time::timeout(Duration::from_secs(15), chain.wait()).await;
     assert!(ended.is_ok_and(|s| s.is_ok()), "the chain ends on SIGTERM");
-}
-
-/// The sticky service's server statuses in the Traefik API at `url`.
-async fn statuses_at(chain: &Chain, url: &str) -> std::collections::BTreeMap<String, String> {
-    TraefikApi::with_credential(url, Some(chain.api_credential()), &Default::default())
-        .unwrap()
-        .services()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.name == STICKY_SERVICE)
-        .map(|s| s.server_status)
-        .unwrap_or_default()
 }
 
 /// Two Traefik instances behind nginx: the sticky cookie one sets routes the same way at the

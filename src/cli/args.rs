@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use stickyscope::balancer::Upstream;
+use stickyscope::stack::chain::MAX_TRAEFIKS;
 use stickyscope_contract::heartbeat::{duration_in, heartbeat_duration};
 use stickyscope_vocab::access::{self, Access};
 use stickyscope_vocab::events::{ChatDialect, EngineIoChoice, TransportChoice};
@@ -155,7 +156,7 @@ pub struct StackChoice {
     pub chain: bool,
     /// The fresh chain's Traefik instances, side by side behind nginx (1 to 8; see
     /// `stickyscope chain --traefiks`); with --chain.
-    #[arg(long, default_value_t = 1, requires = "chain", value_parser = clap::value_parser!(u8).range(1..=8))]
+    #[arg(long, default_value_t = 1, requires = "chain", value_parser = clap::value_parser!(u8).range(1..=MAX_TRAEFIKS as i64))]
     pub traefiks: u8,
     /// Traefik's API of that running stack, for its topology and to name each replica by the
     /// sticky cookie (its server list and cookie name): http://localhost:9090, or with its
@@ -619,7 +620,7 @@ pub struct ChainArgs {
     /// Traefik instances side by side behind nginx, which takes them in turn; each honours
     /// the sticky cookie another set (1 to 8). Each holds two open files for every held
     /// poll, so past about 9,000 sessions one Traefik runs out of them.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=MAX_TRAEFIKS as i64))]
     pub traefiks: u8,
 }
 

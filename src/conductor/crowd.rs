@@ -150,11 +150,12 @@ impl Crowd {
                     if w.failure.is_some() {
                         self.failures += 1;
                     }
-                    // A peer names replicas: keep the first few, not whatever it sends.
+                    // A peer names replicas: keep the first few, not whatever it sends; and
+                    // copy nothing for the thousands of records that say what is known.
                     if let (Some(replica), Some(addr)) = (&w.replica, &w.replica_addr) {
-                        if self.addresses.len() < MAX_ADDRESSES
-                            || self.addresses.contains_key(replica)
-                        {
+                        let known = self.addresses.get(replica);
+                        let room = known.is_some() || self.addresses.len() < MAX_ADDRESSES;
+                        if known != Some(addr) && room {
                             self.addresses.insert(replica.clone(), addr.clone());
                         }
                     }

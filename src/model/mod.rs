@@ -176,15 +176,10 @@ impl ViewModel {
             Event::Crowd(summary) => {
                 // The crowd meets replicas the chat users may not have: their addresses
                 // join the API's servers (listed by URL) with their names.
-                let mut seen_new = false;
                 for (replica, addr) in &summary.addresses {
-                    let key = (replica.clone(), Some(addr.clone()));
-                    seen_new |= self.seen_replicas.insert(key, now).is_none();
+                    self.saw_replica(replica, Some(addr), now);
                 }
                 self.crowd = summary;
-                if seen_new {
-                    self.rebuild_topology();
-                }
             }
             Event::Doctor(update) => self.doctor.apply(update),
             Event::Sticky { user, on } => {
@@ -217,10 +212,7 @@ impl ViewModel {
             self.engineio.insert(wire.user.clone(), version);
         }
         if let Some(replica) = &wire.replica {
-            let key = (replica.clone(), wire.replica_addr.clone());
-            if self.seen_replicas.insert(key, now).is_none() {
-                self.rebuild_topology();
-            }
+            self.saw_replica(replica, wire.replica_addr.as_deref(), now);
         }
         let beats = wire
             .packets()
@@ -239,6 +231,15 @@ impl ViewModel {
             self.flights.launch(&wire, now);
         }
         self.log.push(wire);
+    }
+
+    /// Notes that `replica` (answering from `addr`) was heard from at `now`; one not heard
+    /// from before joins the topology.
+    fn saw_replica(&mut self, replica: &str, addr: Option<&str>, now: f64) {
+        let key = (replica.to_owned(), addr.map(str::to_owned));
+        if self.seen_replicas.insert(key, now).is_none() {
+            self.rebuild_topology();
+        }
     }
 
     fn rebuild_topology(&mut self) {

@@ -211,6 +211,7 @@ fn hops_ui(painter: &egui::Painter, scene: &Scene) {
 fn hop_name(hop: &str) -> std::borrow::Cow<'_, str> {
     match hop {
         "balancer" => "sticky balancer".into(),
+        "traefik" => "Traefik".into(),
         other => match other.strip_prefix("traefik") {
             Some(instances) => format!("Traefik{instances}").into(),
             None => other.into(),

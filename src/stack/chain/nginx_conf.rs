@@ -31,6 +31,7 @@ pub fn local_conf(
         _ => format!("http://{TRAEFIK_GROUP}"),
     };
     let mut out = Vec::new();
+    // One Traefik needs no group: it counts as placed.
     let (mut listen, mut upstream, mut grouped) = (false, false, traefik_ports.len() == 1);
     for line in conf.lines() {
         let directive = line.trim();
