@@ -170,7 +170,7 @@ fn scene() -> Vec<Event> {
             .collect::<BTreeMap<_, _>>(),
         connecting: size % REPLICAS,
         failures: 12,
-        addresses: BTreeMap::new(),
+        ..CrowdSummary::default()
     };
     let mut events = vec![Event::Topology(topology), Event::Crowd(crowd)];
     for (user, replica) in [("agent", "1"), ("visitor", "7")] {

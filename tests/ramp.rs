@@ -2,11 +2,30 @@
 //! sessions made tight (20 a second, a burst of 5): sixty sessions opened at once are
 //! refused with `429`, and the probe names the rate limit and the rate that tripped it,
 //! never a stickiness failure; the same sixty over a ramp at 10 a second all hold; a ramp
-//! as long as the probe is refused before anything starts.
+//! as long as the probe is refused before anything starts. The window's crowd, on the same
+//! kind of limit (50 a second), names it (its refusals, the rate that tripped it), grows
+//! slower, and forms whole.
 
 mod common;
 
 use stickyscope::stack::ReplicaControl;
+
+/// The chain's config with nginx's limit on new sessions made tight: `per_s` a second, a
+/// burst of 5.
+fn tight_chain_config(per_s: u32) -> stickyscope::stack::chain::ChainConfig {
+    let mut config = common::chain_config(3);
+    let nginx = changed(
+        &config.nginx_conf,
+        "zone=new_sessions:10m rate=100r/s",
+        &format!("zone=new_sessions:10m rate={per_s}r/s"),
+    );
+    config.nginx_conf = changed(
+        &nginx,
+        "limit_req zone=new_sessions burst=600 nodelay;",
+        "limit_req zone=new_sessions burst=5 nodelay;",
+    );
+    config
+}
 
 /// `text` with `from` replaced by `to`; `from` must be there.
 fn changed(text: &str, from: &str, to: &str) -> String {
@@ -42,18 +61,7 @@ fn args(gateway: &str, extra: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_burst_trips_the_gateways_rate_limit_and_a_ramp_under_it_holds() {
-    let mut config = common::chain_config(3);
-    let nginx = changed(
-        &config.nginx_conf,
-        "zone=new_sessions:10m rate=100r/s",
-        "zone=new_sessions:10m rate=20r/s",
-    );
-    config.nginx_conf = changed(
-        &nginx,
-        "limit_req zone=new_sessions burst=600 nodelay;",
-        "limit_req zone=new_sessions burst=5 nodelay;",
-    );
-    let chain = stickyscope::stack::chain::Chain::start(config)
+    let chain = stickyscope::stack::chain::Chain::start(tight_chain_config(20))
         .await
         .unwrap_or_else(|e| panic!("the chain starts: {e}"));
     let gateway = chain.gateway_url();
@@ -129,4 +137,81 @@ async fn a_burst_trips_the_gateways_rate_limit_and_a_ramp_under_it_holds() {
     assert!(out.is_empty(), "{out}");
 
     chain.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crowd_the_rate_limit_refuses_names_it_grows_slower_and_forms_whole() {
+    use stickyscope_vocab::events::{Command, Event, NoticeLevel, TransportChoice};
+    let (sink, seen) = common::Collected::sink();
+    let conductor = stickyscope::conductor::Conductor::start(
+        stickyscope::conductor::ConductorConfig {
+            gateway: stickyscope::stack::GatewayConfig::Chain(tight_chain_config(50)),
+            transport: TransportChoice::Polling,
+            sticky: true,
+            chat: Default::default(),
+        },
+        sink,
+    )
+    .await
+    .expect("the conductor starts on the chain");
+    // 200 at 50 a second admitted: 4 s at the least; a first step of 100 trips the limit.
+    conductor
+        .commands()
+        .try_send(Command::SetCrowd { size: 200 })
+        .unwrap();
+    let crowds = || {
+        seen.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Crowd(c) => Some(c),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    common::wait_for(
+        std::time::Duration::from_secs(120),
+        "a crowd of 200, every session connected",
+        || {
+            let last = crowds().pop();
+            async move { last.is_some_and(|c| c.size == 200 && c.connecting == 0) }
+        },
+    )
+    .await;
+    let summaries = crowds();
+    let last = summaries.last().unwrap();
+    assert_eq!(last.per_replica.values().sum::<usize>(), 200, "{last:?}");
+    // Its failures were the rate limit's, said as such, with the rate that tripped it.
+    let limit = last.rate_limited.as_ref().expect("the rate limit named");
+    assert_eq!((limit.status, limit.certain), (429, true), "{limit:?}");
+    assert!(
+        limit.refusals >= 1 && limit.refusals <= last.failures,
+        "{last:?}"
+    );
+    assert!(limit.openings_per_s > 50, "{limit:?}");
+    // It grew slower meanwhile, and says so no more once it has its size.
+    assert!(
+        summaries
+            .iter()
+            .any(|c| c.held_back_to_per_s.is_some_and(|per_s| per_s < 200)),
+        "{summaries:?}"
+    );
+    assert_eq!(last.held_back_to_per_s, None);
+    // Said once, as a warning, in words.
+    let told: Vec<String> = seen
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Notice(n) if n.text.contains("rate limit refused the crowd") => {
+                assert_eq!(n.level, NoticeLevel::Warning);
+                Some(n.text)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("(HTTP 429) when they came at "),
+        "{told:?}"
+    );
+    conductor.shutdown().await;
 }

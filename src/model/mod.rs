@@ -265,12 +265,14 @@ impl ViewModel {
         }
     }
 
-    /// How many of our users are connected to `replica` now.
+    /// How many sessions are connected to `replica` now: our users' and the crowd's.
     pub fn sessions_on(&self, replica: &str) -> usize {
-        self.sessions
+        let users = self
+            .sessions
             .values()
             .filter(|s| s.replica() == Some(replica))
-            .count()
+            .count();
+        users + self.crowd.per_replica.get(replica).copied().unwrap_or(0)
     }
 
     /// A standing problem every user suffers from, worth a banner while it lasts: the
@@ -375,6 +377,33 @@ mod tests {
             .map(|r| r.id.as_deref())
             .collect();
         assert_eq!(ids, [None, Some("2")], "joined by address, no node added");
+    }
+
+    #[test]
+    fn a_replicas_sessions_are_the_users_and_the_crowds() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        m.apply(
+            Event::Session {
+                user: "agent".into(),
+                state: SessionState::Connected {
+                    replica: Some("2".into()),
+                    sid: "s1".into(),
+                    websocket: false,
+                },
+            },
+            0.0,
+        );
+        assert_eq!(m.sessions_on("2"), 1);
+        m.apply(
+            Event::Crowd(CrowdSummary {
+                size: 10,
+                per_replica: [("2".to_owned(), 7), ("3".to_owned(), 3)].into(),
+                ..CrowdSummary::default()
+            }),
+            0.0,
+        );
+        assert_eq!((m.sessions_on("2"), m.sessions_on("3")), (8, 3));
+        assert_eq!(m.sessions_on("1"), 0);
     }
 
     #[test]

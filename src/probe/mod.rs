@@ -1,9 +1,7 @@
 //! `stickyscope probe`: N sessions through taps for a while, opened at once or over a ramp,
 //! then a table per replica and a verdict. [`Tally`] folds the event stream into counts as
-//! it arrives and makes the [`Report`] (pure; [`rate_limit`] tells a rate limit from a
-//! broken stack); [`run`] drives the sessions (network).
-
-pub mod rate_limit;
+//! it arrives and makes the [`Report`] (pure; the vocabulary's `rate_limit` tells a rate limit
+//! from a broken stack); [`run`] drives the sessions (network).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -17,7 +15,7 @@ use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::protocol::EnginePacket;
 use stickyscope_vocab::record::{FailureKind, WireRecord};
 
-use rate_limit::{RateLimitWatch, RateLimited};
+use stickyscope_vocab::rate_limit::{RateLimitWatch, RateLimited};
 
 /// Counts for one replica.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -433,6 +433,35 @@ fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: 
         text,
     );
     placer.block(line, Kind::Text);
+    if let Some(why) = crowd_rate_limit_line(&model.crowd) {
+        let under = painter.text(
+            line.left_bottom() + Vec2::new(0.0, size * 0.2),
+            Align2::LEFT_TOP,
+            why,
+            scene.small.clone(),
+            scene.visuals.warn_fg_color,
+        );
+        placer.block(under, Kind::Text);
+    }
+}
+
+/// What the crowd's failures were, when the gateway's rate limit refused its sessions, and
+/// how fast it grows meanwhile.
+fn crowd_rate_limit_line(crowd: &stickyscope_vocab::events::CrowdSummary) -> Option<String> {
+    let limit = crowd.rate_limited.as_ref()?;
+    let by = if limit.certain {
+        "the gateway's rate limit"
+    } else {
+        "perhaps the gateway's rate limit"
+    };
+    let mut line = format!(
+        "{} refused by {by} (HTTP {}), tripped at {} new sessions a second",
+        limit.refusals, limit.status, limit.openings_per_s
+    );
+    if let Some(per_s) = crowd.held_back_to_per_s {
+        line.push_str(&format!(" · growing {per_s} a second"));
+    }
+    Some(line)
 }
 
 /// Draws the heartbeat line at the top left, when any were seen: pings and pongs are
@@ -840,5 +869,34 @@ mod tests {
     #[test]
     fn the_hidden_labels_note_names_the_limit() {
         assert!(HIDDEN_LABELS_NOTE.contains(&format!("above {LABELLED_FLIGHTS} ")));
+    }
+
+    #[test]
+    fn the_crowds_rate_limit_line_says_how_many_what_status_and_the_rate() {
+        use stickyscope_vocab::events::{CrowdRateLimit, CrowdSummary};
+        let mut crowd = CrowdSummary::default();
+        assert_eq!(crowd_rate_limit_line(&crowd), None);
+        crowd.rate_limited = Some(CrowdRateLimit {
+            status: 429,
+            certain: true,
+            refusals: 58_000,
+            openings_per_s: 200,
+        });
+        crowd.held_back_to_per_s = Some(20);
+        assert_eq!(
+            crowd_rate_limit_line(&crowd).as_deref(),
+            Some("58000 refused by the gateway's rate limit (HTTP 429), tripped at 200 new sessions a second · growing 20 a second")
+        );
+        crowd.rate_limited = Some(CrowdRateLimit {
+            status: 503,
+            certain: false,
+            refusals: 3,
+            openings_per_s: 150,
+        });
+        crowd.held_back_to_per_s = None;
+        assert_eq!(
+            crowd_rate_limit_line(&crowd).as_deref(),
+            Some("3 refused by perhaps the gateway's rate limit (HTTP 503), tripped at 150 new sessions a second")
+        );
     }
 }

@@ -97,6 +97,28 @@ pub struct CrowdSummary {
     /// chat user has met it.
     #[serde(default)]
     pub addresses: std::collections::BTreeMap<String, String>,
+    /// The gateway's rate limit, once the crowd has run into it: how many of `failures` it
+    /// refused, and the rate of new sessions that tripped it.
+    #[serde(default)]
+    pub rate_limited: Option<CrowdRateLimit>,
+    /// New sessions a second while the crowd grows slower than it would (the gateway's
+    /// rate limit refused some); `None` once it has its size, or while it grows at full pace.
+    #[serde(default)]
+    pub held_back_to_per_s: Option<u32>,
+}
+
+/// A gateway's rate limit as a crowd ran into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrowdRateLimit {
+    /// The status it answered with: 429, or a 503 that was not the balancer's "no
+    /// available server" (nginx's `limit_req` answers 503 unless told otherwise).
+    pub status: u16,
+    /// `true` for a 429, which says it is a rate limit; `false` for a 503, which may be one.
+    pub certain: bool,
+    /// Refusals like it so far.
+    pub refusals: u64,
+    /// Sessions opened a second in the second before the first refusal, rounded.
+    pub openings_per_s: u32,
 }
 
 /// Status of a message a user sent.

@@ -7,7 +7,8 @@
 //!   with its replica and, for a failure, its reason; [`timing`] says what its time was spent
 //!   on; [`refusal`] reads an error answer's reason;
 //! - [`naming`]: which replica answered, from the best source there is (`X-Replica`, a header,
-//!   a balancer's sticky cookie);
+//!   a balancer's sticky cookie); [`rate_limit`]: which refusals were a gateway's rate limit,
+//!   and the rate that tripped it;
 //! - [`topology`]: gateway hops and replicas; [`traefik_model`]: the shapes of Traefik v3's
 //!   API documents; [`traefik_reading`]: the topology and the label problems read from them;
 //! - [`protocol`]: Engine.IO (v3, v4), Socket.IO and WebSocket codecs;
@@ -31,6 +32,7 @@ pub mod doctor;
 pub mod events;
 pub mod naming;
 pub mod protocol;
+pub mod rate_limit;
 pub mod record;
 pub mod refusal;
 pub mod stack;

@@ -2,13 +2,15 @@
 //! (`429`, certainly; a `503` that is not the balancer's "no available server", perhaps —
 //! nginx's `limit_req` answers 503 unless `limit_req_status` says otherwise), when the first
 //! came, how many followed, and how fast sessions were being opened and requests sent in
-//! the second before it: the rate that tripped it. Pure.
+//! the second before it: the rate that tripped it. The probe's verdict and the window's
+//! crowd both read it. Pure.
 
 use std::collections::VecDeque;
 
 use serde::Serialize;
 use stickyscope_contract::RequestKind::{HandshakePolling, HandshakeWebsocket};
-use stickyscope_vocab::record::{FailureKind, WireKind, WireRecord};
+
+use crate::record::{FailureKind, WireKind, WireRecord};
 
 /// How far back from the first refusal's start the rate that tripped it is counted.
 const WINDOW_MS: u64 = 1_000;
@@ -145,8 +147,13 @@ impl RateLimitWatch {
     /// slow handshake sent before the refusal may be answered after it, so this is known
     /// only at the end).
     pub fn into_finding(self) -> Option<RateLimited> {
+        self.finding()
+    }
+
+    /// What it has found so far (as [`RateLimitWatch::into_finding`], while it goes on).
+    pub fn finding(&self) -> Option<RateLimited> {
         let first_ms = self.first_ms;
-        self.found.map(|mut found| {
+        self.found.clone().map(|mut found| {
             let (from_ms, to_ms) = found.window_ms;
             let from_ms = from_ms.max(first_ms.unwrap_or(from_ms));
             found.window_s = to_ms.saturating_sub(from_ms) as f64 / 1000.0;
@@ -173,8 +180,8 @@ fn limit_of(w: &WireRecord) -> Option<(u16, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::{Failure, Transport};
     use stickyscope_contract::RequestKind;
-    use stickyscope_vocab::record::{Failure, Transport};
 
     fn record(
         request: RequestKind,
