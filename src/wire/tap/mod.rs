@@ -23,8 +23,9 @@
 //! direct tap toward one gateway shares), and handing each request to the part that serves
 //! it: `relay` relays the listening tap's exchanges and hands their copies to a recorder
 //! thread, leaving upgrades and anything unusual to the proxy (`http1` reads the heads and
-//! bodies it relays); `direct` takes a request from a client in this process; `http`
-//! proxies an HTTP exchange, `tunnel` a WebSocket upgrade and the frames after it; `naming`
+//! bodies it relays; `watchdog`, one timer per connection, bounds its waits); `direct`
+//! takes a request from a client in this process; `http` proxies an HTTP exchange, `tunnel`
+//! a WebSocket upgrade and the frames after it; `naming`
 //! keeps the cookie jar and names the replica behind an answer; `tls` sets up TLS toward the
 //! gateway; and `failures` says why an exchange failed.
 //!
@@ -38,6 +39,7 @@ mod naming;
 mod relay;
 mod tls;
 mod tunnel;
+mod watchdog;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

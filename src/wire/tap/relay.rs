@@ -39,6 +39,7 @@ use super::http1::{
     ChunkedBody, RequestHead, MAX_HEAD,
 };
 use super::naming::{add_note, SentCookies};
+use super::watchdog::Watchdog;
 use super::{InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
 use crate::http_serve::{HEADER_READ_TIMEOUT, POOL_IDLE};
 
@@ -179,6 +180,8 @@ pub(super) async fn serve(
 ) {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut gateway: Option<Box<dyn GatewayIo>> = None;
+    // Every wait on this connection is bounded through one timer.
+    let mut watch = Watchdog::new();
     // When the gateway's connection last finished an answer.
     let mut idle_since = Instant::now();
     loop {
@@ -186,7 +189,7 @@ pub(super) async fn serve(
         let mut request = Vec::with_capacity(1024);
         let head = tokio::select! {
             _ = shutdown.cancelled(), if buf.is_empty() => return,
-            read = read_request_head(&shared, &mut client, &mut buf, &mut request) => read,
+            read = read_request_head(&shared, &mut watch, &mut client, &mut buf, &mut request) => read,
         };
         let (started, at_ms) = (std::time::Instant::now(), now_ms());
         let (head, sent) = match head {
@@ -197,7 +200,7 @@ pub(super) async fn serve(
         // The body (Engine.IO's are small), within the bound a head has, then the exchange.
         let body_by = Instant::now() + HEADER_READ_TIMEOUT;
         while buf.len() < head.len + head.body_len {
-            match tokio::time::timeout_at(body_by, client.read_buf(&mut buf)).await {
+            match watch.within(body_by, client.read_buf(&mut buf)).await {
                 Ok(Ok(0) | Err(_)) | Err(_) => return,
                 Ok(Ok(_)) => {}
             }
@@ -237,7 +240,16 @@ pub(super) async fn serve(
             }
         }
         let ended = if gateway.is_some() {
-            relay_exchange(&shared, &mut gateway, &request, &mut client, &mut exchange).await
+            let exchange = &mut exchange;
+            relay_exchange(
+                &shared,
+                &mut watch,
+                &mut gateway,
+                &request,
+                &mut client,
+                exchange,
+            )
+            .await
         } else {
             Ended::GatewayClosed
         };
@@ -299,6 +311,7 @@ enum Ended {
 /// Sends one request and relays its answer as it comes; fills in `exchange.answer`.
 async fn relay_exchange(
     shared: &Shared,
+    watch: &mut Watchdog,
     gateway: &mut Option<Box<dyn GatewayIo>>,
     request: &[u8],
     client: &mut TcpStream,
@@ -312,22 +325,25 @@ async fn relay_exchange(
         fail(client, exchange, closed_without_answer()).await;
         return Ended::GatewayClosed;
     };
+    let deadline = Instant::now() + shared.timeout;
     let sent = matches!(
-        tokio::time::timeout(shared.timeout, io.write_all(request)).await,
+        watch.within(deadline, io.write_all(request)).await,
         Ok(Ok(()))
     );
     let head = if sent {
         let head_request = exchange.method == Method::HEAD;
-        tokio::time::timeout(
-            shared.timeout,
-            read_answer_head(io, &mut answer, head_request),
-        )
-        .await
+        watch
+            .within(deadline, read_answer_head(io, &mut answer, head_request))
+            .await
     } else {
         Ok(Err(AnswerError::Closed))
     };
     let failure = match head {
-        Ok(Ok(head)) => return relay_answer(shared, io, head, answer, client, exchange).await,
+        Ok(Ok(head)) => {
+            let deadline = Instant::now() + shared.timeout;
+            let answer = (head, answer);
+            return relay_answer(shared, watch, deadline, io, answer, client, exchange).await;
+        }
         Err(_) => no_answer_within(shared.timeout),
         Ok(Err(AnswerError::Closed)) => closed_without_answer(),
         Ok(Err(AnswerError::Reset)) => reset_without_answer(),
@@ -399,9 +415,10 @@ async fn read_answer_head(
 /// it arrives, a copy of both kept for the recorder.
 async fn relay_answer(
     shared: &Shared,
+    watch: &mut Watchdog,
+    deadline: Instant,
     io: &mut Box<dyn GatewayIo>,
-    head: AnswerHead,
-    mut buf: BytesMut,
+    (head, mut buf): (AnswerHead, BytesMut),
     client: &mut TcpStream,
     exchange: &mut Exchange,
 ) -> Ended {
@@ -422,14 +439,6 @@ async fn relay_answer(
         _ => usize::MAX,
     };
     let mut complete = matches!(head.framing, BodyFraming::None | BodyFraming::Length(0));
-    let deadline = Instant::now() + shared.timeout;
-    // Writes to the client are bounded too: a client that stops reading is let go.
-    let write_client = async |client: &mut TcpStream, bytes: &[u8]| {
-        matches!(
-            tokio::time::timeout_at(deadline, client.write_all(bytes)).await,
-            Ok(Ok(()))
-        )
-    };
     let mut cut_short = false;
     // Whether what is left in `buf` cannot be taken until more comes (part of a line of
     // a chunked body's framing).
@@ -437,9 +446,9 @@ async fn relay_answer(
     while !complete {
         if buf.is_empty() || stalled {
             if let Some(head_bytes) = unsent_head.take() {
-                client_ok = write_client(client, &head_bytes).await;
+                client_ok = write_within(watch, deadline, client, &head_bytes).await;
             }
-            let read = tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await;
+            let read = watch.within(deadline, io.read_buf(&mut buf)).await;
             match read {
                 Ok(Ok(n)) if n > 0 => {}
                 // A body that ends with the connection has ended.
@@ -472,7 +481,7 @@ async fn relay_answer(
             None => piece,
         };
         if client_ok && !to_send.is_empty() {
-            client_ok = write_client(client, &to_send).await;
+            client_ok = write_within(watch, deadline, client, &to_send).await;
         }
         match head.framing {
             BodyFraming::Length(_) => {
@@ -484,7 +493,7 @@ async fn relay_answer(
         }
     }
     if let Some(head_bytes) = unsent_head.take() {
-        client_ok = client_ok && write_client(client, &head_bytes).await;
+        client_ok = client_ok && write_within(watch, deadline, client, &head_bytes).await;
     }
     exchange.answer = Some(if cut_short {
         Err(Failure {
@@ -510,11 +519,25 @@ async fn relay_answer(
     Ended::KeepGoing
 }
 
+/// Writes `bytes` to the client by `deadline`: a client that stops reading is let go.
+async fn write_within(
+    watch: &mut Watchdog,
+    deadline: Instant,
+    client: &mut TcpStream,
+    bytes: &[u8],
+) -> bool {
+    matches!(
+        watch.within(deadline, client.write_all(bytes)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// Reads a request head into `buf` and, for one the relay takes, writes it into `request`
 /// as it goes on. An idle client, or one slow to send its head, has [`HEADER_READ_TIMEOUT`]
 /// (as the proxy gives it).
 async fn read_request_head(
     shared: &Shared,
+    watch: &mut Watchdog,
     client: &mut TcpStream,
     buf: &mut BytesMut,
     request: &mut Vec<u8>,
@@ -531,7 +554,7 @@ async fn read_request_head(
                 return Read::NotMine;
             }
         }
-        match tokio::time::timeout_at(deadline, client.read_buf(buf)).await {
+        match watch.within(deadline, client.read_buf(buf)).await {
             Ok(Ok(0) | Err(_)) | Err(_) => return Read::Closed,
             Ok(Ok(_)) => {}
         }
