@@ -400,11 +400,9 @@ async fn crowd_worker(
                 Err(_) => {
                     // No change meanwhile: the next step.
                     if let Some((size, transport, sticky)) = target {
-                        let mut crowd = crowd.lock().await;
-                        if crowd.grow_step(size, transport, sticky).await {
+                        if crowd.lock().await.grow_step(size, transport, sticky).await {
                             target = None;
                         }
-                        tell_rate_limit(&mut crowd, &sink).await;
                     }
                     continue;
                 }
@@ -426,7 +424,6 @@ async fn crowd_worker(
                 };
                 target = (!crowd.grow_step(size, transport, sticky).await)
                     .then_some((size, transport, sticky));
-                tell_rate_limit(&mut crowd, &sink).await;
             }
             CrowdOp::Sticky(on) => {
                 crowd.set_sticky(on);
@@ -441,14 +438,6 @@ async fn crowd_worker(
                 }
             }
         }
-    }
-}
-
-/// Says once that the gateway's rate limit refused the crowd's new sessions, and at what rate.
-async fn tell_rate_limit(crowd: &mut Crowd, sink: &EventSink) {
-    if let Some(limit) = crowd.newly_rate_limited() {
-        let text = super::crowd::rate_limit_words(&limit);
-        notice(sink, NoticeLevel::Warning, text).await;
     }
 }
 

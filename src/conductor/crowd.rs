@@ -17,6 +17,7 @@ use crate::event_sink::EventSink;
 use crate::session::{ChatSession, SessionConfig};
 use crate::wire::Naming;
 use stickyscope_vocab::events::{CrowdRateLimit, CrowdSummary, EngineIoChoice, Event};
+use stickyscope_vocab::events::{Notice, NoticeLevel};
 use stickyscope_vocab::events::{SessionState, TransportChoice};
 use stickyscope_vocab::rate_limit::{RateLimitWatch, RateLimited};
 
@@ -286,12 +287,22 @@ impl Crowd {
 }
 
 /// Sends the summary every half second while the crowd is not empty (and once more when
-/// it becomes empty).
+/// it becomes empty), and a notice the first time the gateway's rate limit refused it.
 pub async fn report_loop(crowd: std::sync::Arc<tokio::sync::Mutex<Crowd>>, sink: EventSink) {
     let mut last: Option<CrowdSummary> = None;
     loop {
         tokio::time::sleep(SUMMARY_EVERY).await;
-        let summary = crowd.lock().await.summarise();
+        let (summary, limit) = {
+            let mut crowd = crowd.lock().await;
+            (crowd.summarise(), crowd.newly_rate_limited())
+        };
+        if let Some(limit) = limit {
+            let notice = Notice {
+                level: NoticeLevel::Warning,
+                text: rate_limit_words(&limit),
+            };
+            sink.send(Event::Notice(notice)).await;
+        }
         if last.as_ref() != Some(&summary) {
             last = Some(summary.clone());
             sink.send(Event::Crowd(summary)).await;
@@ -300,7 +311,7 @@ pub async fn report_loop(crowd: std::sync::Arc<tokio::sync::Mutex<Crowd>>, sink:
 }
 
 /// What the window says when a crowd first runs into the gateway's rate limit.
-pub fn rate_limit_words(limit: &RateLimited) -> String {
+fn rate_limit_words(limit: &RateLimited) -> String {
     let what = if limit.certain {
         format!(
             "the gateway's rate limit refused the crowd's new sessions (HTTP {})",

@@ -449,13 +449,9 @@ fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: 
 /// how fast it grows meanwhile.
 fn crowd_rate_limit_line(crowd: &stickyscope_vocab::events::CrowdSummary) -> Option<String> {
     let limit = crowd.rate_limited.as_ref()?;
-    let by = if limit.certain {
-        "the gateway's rate limit"
-    } else {
-        "perhaps the gateway's rate limit"
-    };
+    let perhaps = if limit.certain { "" } else { ", perhaps" };
     let mut line = format!(
-        "{} refused by {by} (HTTP {}), tripped at {} new sessions a second",
+        "{} refused with HTTP {}{perhaps} by the gateway's rate limit (tripped at {} new sessions a second)",
         limit.refusals, limit.status, limit.openings_per_s
     );
     if let Some(per_s) = crowd.held_back_to_per_s {
@@ -885,7 +881,7 @@ mod tests {
         crowd.held_back_to_per_s = Some(20);
         assert_eq!(
             crowd_rate_limit_line(&crowd).as_deref(),
-            Some("58000 refused by the gateway's rate limit (HTTP 429), tripped at 200 new sessions a second · growing 20 a second")
+            Some("58000 refused with HTTP 429 by the gateway's rate limit (tripped at 200 new sessions a second) · growing 20 a second")
         );
         crowd.rate_limited = Some(CrowdRateLimit {
             status: 503,
@@ -896,7 +892,7 @@ mod tests {
         crowd.held_back_to_per_s = None;
         assert_eq!(
             crowd_rate_limit_line(&crowd).as_deref(),
-            Some("3 refused by perhaps the gateway's rate limit (HTTP 503), tripped at 150 new sessions a second")
+            Some("3 refused with HTTP 503, perhaps by the gateway's rate limit (tripped at 150 new sessions a second)")
         );
     }
 }

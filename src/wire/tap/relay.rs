@@ -240,14 +240,13 @@ pub(super) async fn serve(
             }
         }
         let ended = if gateway.is_some() {
-            let exchange = &mut exchange;
             relay_exchange(
                 &shared,
                 &mut watch,
                 &mut gateway,
                 &request,
                 &mut client,
-                exchange,
+                &mut exchange,
             )
             .await
         } else {
