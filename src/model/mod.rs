@@ -255,8 +255,17 @@ impl ViewModel {
 
     /// Forgets replicas not heard from for [`REPLICA_AGE_OUT_SECS`] at `now` (presentation
     /// time): those known only from the wire leave the topology; the API's stay as it
-    /// lists them.
+    /// lists them. A replica holding crowd sessions is heard from as long as the crowd's
+    /// latest summary says so (a summary comes only when something changed).
     pub fn age_out(&mut self, now: f64) {
+        for (replica, addr) in &self.crowd.addresses {
+            if self.crowd.per_replica.get(replica).is_some_and(|n| *n > 0) {
+                let key = (replica.clone(), Some(addr.clone()));
+                if let Some(last) = self.seen_replicas.get_mut(&key) {
+                    *last = now;
+                }
+            }
+        }
         let before = self.seen_replicas.len();
         self.seen_replicas
             .retain(|_, last| now - *last < REPLICA_AGE_OUT_SECS);
@@ -404,6 +413,46 @@ mod tests {
         );
         assert_eq!((m.sessions_on("2"), m.sessions_on("3")), (8, 3));
         assert_eq!(m.sessions_on("1"), 0);
+    }
+
+    #[test]
+    fn a_replica_only_the_crowd_meets_stays_named_while_its_sessions_last() {
+        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
+        let server = |port: u16| ReplicaNode {
+            id: None,
+            url: Some(format!("http://127.0.0.1:{port}")),
+            up: true,
+            listed: true,
+        };
+        m.apply(
+            Event::Topology(Topology {
+                hops: vec!["nginx".into(), "traefik".into()],
+                replicas: vec![server(5001), server(5002)],
+                sticky_cookie: None,
+            }),
+            0.0,
+        );
+        let crowd = |on_2: usize| CrowdSummary {
+            size: 10,
+            per_replica: [("2".to_owned(), on_2)].into(),
+            addresses: [("2".to_owned(), "127.0.0.1:5002".to_owned())].into(),
+            ..CrowdSummary::default()
+        };
+        m.apply(Event::Crowd(crowd(10)), 0.0);
+        let named = |m: &ViewModel| {
+            m.topology
+                .replicas
+                .iter()
+                .any(|r| r.id.as_deref() == Some("2"))
+        };
+        assert!(named(&m));
+        // Nothing changed, so no summary came: still named long after.
+        m.age_out(REPLICA_AGE_OUT_SECS * 3.0);
+        assert!(named(&m), "its crowd sessions are still on it");
+        // Its sessions gone: it ages out as any replica does.
+        m.apply(Event::Crowd(crowd(0)), REPLICA_AGE_OUT_SECS * 3.0);
+        m.age_out(REPLICA_AGE_OUT_SECS * 5.0);
+        assert!(!named(&m), "{:?}", m.topology.replicas);
     }
 
     #[test]

@@ -435,7 +435,7 @@ fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: 
     placer.block(line, Kind::Text);
     if let Some(why) = crowd_rate_limit_line(&model.crowd) {
         let under = painter.text(
-            line.left_bottom() + Vec2::new(0.0, size * 0.2),
+            scene.area.left_top() + Vec2::new(0.0, size * CROWD_LIMIT_ROW),
             Align2::LEFT_TOP,
             why,
             scene.small.clone(),
@@ -444,6 +444,10 @@ fn crowd_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: 
         placer.block(under, Kind::Text);
     }
 }
+
+/// Where the crowd's rate-limit line goes, in text sizes from the top (under its first
+/// line, at 1.3).
+const CROWD_LIMIT_ROW: f32 = 2.6;
 
 /// What the crowd's failures were, when the gateway's rate limit refused its sessions, and
 /// how fast it grows meanwhile.
@@ -502,7 +506,14 @@ fn heartbeat_runs(line: &crate::model::HeartbeatLine) -> Vec<std::borrow::Cow<'_
 /// Draws the note that the window rests (heartbeats counted, not animated), under the lines
 /// at the top left.
 fn resting_note_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: &ViewModel) {
-    let row = if model.crowd.size > 0 { 2.6 } else { 1.3 };
+    // Under the crowd's lines, when it has them.
+    let row = if crowd_rate_limit_line(&model.crowd).is_some() {
+        CROWD_LIMIT_ROW + 1.1
+    } else if model.crowd.size > 0 {
+        CROWD_LIMIT_ROW
+    } else {
+        1.3
+    };
     let note = painter.text(
         scene.area.left_top() + Vec2::new(0.0, scene.scale.size * row),
         Align2::LEFT_TOP,
