@@ -12,6 +12,10 @@
 //! hundreds of µs between runs, and the relay's "added p99" comes out negative as often as
 //! not.)
 //!
+//! Every path's requests go to one replica: the tap's cookie jar sends the balancer's sticky
+//! cookie with each request (a new session's handshake too, as a browser does), so the direct
+//! and relayed requests carry the same cookie and the tap is pinned to its value.
+//!
 //! With `--chain` the gateway is the real chain's nginx (→ Traefik 3.7.15 → replica
 //! processes): the tap's cost in front of a real stack. nginx's rate limits (new sessions
 //! 100 a second per address, requests 50 a second per session) apply there, so requests are
@@ -252,11 +256,22 @@ async fn main() -> anyhow::Result<()> {
 
     let relay = tcp_relay(&gateway).await?;
 
+    // One replica for every path: the tap's cookie jar sends the balancer's sticky cookie
+    // with each request, a new session's handshake too (as a browser does), so the direct
+    // and relayed requests carry the same cookie, and the tap is pinned to it. Otherwise
+    // the tap's requests all go to one replica and the others' take turns over three.
+    let (first, _) = handshake(&client, &gateway, None).await?;
+    let sticky = first.cookie.clone();
+    if let Some((_, value)) = sticky.as_deref().and_then(|c| c.split_once('=')) {
+        tap.pin(value);
+    }
+    let sticky = sticky.as_deref();
+
     // Warm every path (connections, allocators).
     for _ in 0..50 {
-        handshake(&client, &gateway, None).await?;
+        handshake(&client, &gateway, sticky).await?;
         handshake(&client, &tap.url().expect("a listening tap"), None).await?;
-        handshake(&client, &relay, None).await?;
+        handshake(&client, &relay, sticky).await?;
         paced().await;
     }
 
@@ -268,9 +283,9 @@ async fn main() -> anyhow::Result<()> {
     for _ in 0..handshakes {
         for path in order.next() {
             match path {
-                Path::Direct => direct.push(handshake(&client, &gateway, None).await?.1),
+                Path::Direct => direct.push(handshake(&client, &gateway, sticky).await?.1),
                 Path::Tap => tapped.push(handshake(&client, &tap_url, None).await?.1),
-                Path::Relay => relayed.push(handshake(&client, &relay, None).await?.1),
+                Path::Relay => relayed.push(handshake(&client, &relay, sticky).await?.1),
             }
         }
         paced().await;
@@ -290,9 +305,9 @@ async fn main() -> anyhow::Result<()> {
     ratio("polling handshake GET", &direct, &tapped, &relayed);
 
     // Message POSTs on one session per path (Socket.IO connect first, then events).
-    let (direct_session, _) = handshake(&client, &gateway, None).await?;
+    let (direct_session, _) = handshake(&client, &gateway, sticky).await?;
     let (tap_session, _) = handshake(&client, &tap_url, None).await?;
-    let (relay_session, _) = handshake(&client, &relay, None).await?;
+    let (relay_session, _) = handshake(&client, &relay, sticky).await?;
     for session in [&direct_session, &tap_session, &relay_session] {
         post(&client, session, "40").await?;
     }
