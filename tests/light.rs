@@ -156,15 +156,19 @@ async fn hundreds_of_round_robin_upgrades_break_with_the_replicas_words() {
             .map(|(name, (handshakes, reasons, _))| (name, (handshakes, reasons)))
             .collect()
     };
-    // A refusal answered while the probe shuts its sessions down may reach a replica's
-    // count and not the probe's (its session is gone): never the other way round.
+    // A handshake or a refusal answered while the probe shuts its sessions down may reach a
+    // replica's count and not the probe's (its session is gone): never the other way round.
+    // (Breaking sessions retry at spread-out times, so one is often in flight at the end.)
     let (probe, stats) = (
         without_sockets(reported(&report)),
         without_sockets(replicas.clone()),
     );
     for (name, (handshakes, reasons)) in &probe {
         let (their_handshakes, their_reasons) = &stats[name];
-        assert_eq!(handshakes, their_handshakes, "handshakes on {name}");
+        assert!(
+            handshakes <= their_handshakes && *their_handshakes <= handshakes + 5,
+            "handshakes on {name}: {handshakes} vs {their_handshakes}"
+        );
         for (reason, n) in reasons {
             let theirs = their_reasons.get(reason).copied().unwrap_or(0);
             assert!(
