@@ -3,8 +3,7 @@
 //! request's head rewritten only where the tap must (`Host`, cookies, `X-Stickiness`, the
 //! user's own headers; written from the head's own bytes, every other line as it came), the
 //! answer's bytes passed on untouched as they arrive — while a copy of each goes to the tap's
-//! recorder, a thread of the lowest CPU priority, which decodes it and hands the record on
-//! (in small batches: it rests a moment each time it has caught up).
+//! recorder, a thread of the lowest CPU priority, which decodes it and hands the record on.
 //! Nothing a record needs is worked out before the answer's last byte has gone to the client
 //! but the cookies the answer sets (the next request must carry them).
 //!
@@ -46,12 +45,6 @@ use crate::http_serve::{HEADER_READ_TIMEOUT, POOL_IDLE};
 
 /// Exchanges waiting for the recorder before a connection waits for it.
 pub(super) const RECORDER_QUEUE: usize = 1024;
-/// How long the recorder's thread rests after it has caught up, letting exchanges gather:
-/// waking it for each one, and the reader of the records after each, cost the relays more
-/// than the recording itself (a handshake through the tap: 34 µs added with a wake-up per
-/// exchange, 15 µs with this rest, 14 µs recording nothing; `benches/tap_overhead.rs`).
-/// Records reach the window this much later at most.
-const RECORDER_REST: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A connection to the gateway, plain or TLS.
 trait GatewayIo: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -96,23 +89,18 @@ fn start_recorder(shared: Arc<Shared>, exchanges: mpsc::Receiver<Exchange>, port
             // SAFETY: a plain system call with no pointers.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
             // The recorder waits only on channels, which need none of the runtime's drivers.
-            runtime.block_on(record_exchanges(shared, exchanges, Some(RECORDER_REST)));
+            runtime.block_on(record_exchanges(shared, exchanges));
         });
     if let Err(e) = spawned {
         tracing::warn!("no thread for the tap's recorder ({e}); it runs as a task");
         if let Some((shared, exchanges)) = handed.lock().ok().and_then(|mut h| h.take()) {
-            tokio::spawn(record_exchanges(shared, exchanges, None));
+            tokio::spawn(record_exchanges(shared, exchanges));
         }
     }
 }
 
-/// Turns exchanges into records, in the order they ended, off the relay's path; on a thread
-/// of its own, it rests for `rest` each time it has caught up (see [`RECORDER_REST`]).
-async fn record_exchanges(
-    shared: Arc<Shared>,
-    mut exchanges: mpsc::Receiver<Exchange>,
-    rest: Option<std::time::Duration>,
-) {
+/// Turns exchanges into records, in the order they ended, off the relay's path.
+async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exchange>) {
     while let Some(exchange) = exchanges.recv().await {
         let Exchange {
             method,
@@ -138,10 +126,6 @@ async fn record_exchanges(
             Err(failure) => record.failure = Some(failure),
         }
         shared.emit(record).await;
-        if let Some(rest) = rest.filter(|_| exchanges.is_empty()) {
-            // The recorder's own thread: no task waits behind this.
-            std::thread::sleep(rest);
-        }
     }
 }
 
