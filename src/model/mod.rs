@@ -353,8 +353,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_crowd_names_replicas_the_api_lists_by_url_that_no_chat_user_met() {
+    /// A model whose balancer's API lists two servers by URL only (127.0.0.1:5001, :5002).
+    fn listed_by_url() -> ViewModel {
         let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
         let server = |port: u16| ReplicaNode {
             id: None,
@@ -370,6 +370,12 @@ mod tests {
             }),
             0.0,
         );
+        m
+    }
+
+    #[test]
+    fn the_crowd_names_replicas_the_api_lists_by_url_that_no_chat_user_met() {
+        let mut m = listed_by_url();
         m.apply(
             Event::Crowd(CrowdSummary {
                 size: 10,
@@ -417,21 +423,7 @@ mod tests {
 
     #[test]
     fn a_replica_only_the_crowd_meets_stays_named_while_its_sessions_last() {
-        let mut m = ViewModel::new(&["agent", "visitor"], true, TransportChoice::Polling);
-        let server = |port: u16| ReplicaNode {
-            id: None,
-            url: Some(format!("http://127.0.0.1:{port}")),
-            up: true,
-            listed: true,
-        };
-        m.apply(
-            Event::Topology(Topology {
-                hops: vec!["nginx".into(), "traefik".into()],
-                replicas: vec![server(5001), server(5002)],
-                sticky_cookie: None,
-            }),
-            0.0,
-        );
+        let mut m = listed_by_url();
         let crowd = |on_2: usize| CrowdSummary {
             size: 10,
             per_replica: [("2".to_owned(), on_2)].into(),
