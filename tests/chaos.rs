@@ -97,6 +97,38 @@ fn recovery(seen: &[(Instant, Event)], loss: &Loss) -> Option<Duration> {
     })
 }
 
+/// What `loss.user`'s session and wire did from the loss until `until` after it: printed for
+/// a failover that broke its bound, so a failure says what the attempts met.
+fn trace(seen: &[(Instant, Event)], loss: &Loss, until: Duration) {
+    for (at, e) in seen {
+        if *at < loss.at || at.duration_since(loss.at) > until {
+            continue;
+        }
+        let t = at.duration_since(loss.at).as_secs_f64();
+        match e {
+            Event::Session { user, state } if *user == loss.user => {
+                println!("chaos:   +{t:.3} s session {state:?}");
+            }
+            Event::Wire(r) if r.user == loss.user => {
+                println!(
+                    "chaos:   +{t:.3} s wire #{} {:?} {:?} sid {:?} replica {:?} {} µs up {:?} down {:?} failure {:?} note {:?}",
+                    r.seq,
+                    r.transport,
+                    r.kind,
+                    r.sid,
+                    r.replica,
+                    r.latency_us.unwrap_or(0),
+                    r.packets_up,
+                    r.packets_down,
+                    r.failure,
+                    r.note
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
     let panics = Arc::new(AtomicUsize::new(0));
@@ -262,10 +294,14 @@ async fn nothing_lost_or_doubled_while_replicas_die_at_random() {
         match recovery(&timed, loss) {
             Some(back) => {
                 println!("chaos: {what}; back after {back:?}");
+                if back > FAILOVER_BOUND {
+                    trace(&timed, loss, back);
+                }
                 times.push(back);
             }
             None => {
                 println!("chaos: {what}; never back");
+                trace(&timed, loss, Duration::from_secs(60));
                 never.push(what);
             }
         }

@@ -5,11 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{stack, wait_for};
 use stickyscope::stack::ReplicaControl;
 use stickyscope::wire::{Tap, TapConfig};
+use stickyscope_contract::RequestKind;
 use stickyscope_vocab::record::{FailureKind, WireKind, WireRecord};
 use stickyscope_vocab::stack::Adapter;
 use tokio::sync::mpsc;
@@ -527,4 +530,116 @@ async fn the_recorder_runs_at_the_lowest_priority_and_ends_with_the_tap() {
         },
     )
     .await;
+}
+
+/// Two threads that keep every core busy until dropped: the tap's recorder, at the lowest
+/// priority, then runs late.
+struct BusyCores(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl BusyCores {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..2)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        BusyCores(stop, threads)
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for thread in self.1.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A polling handshake the relay passes on, then at once the WebSocket upgrade the proxy
+/// takes, over and over with every core kept busy: the handshake's record is always
+/// numbered (and reaches the reader) before its upgrade's. (Out of order, a session read
+/// the upgrade of a session it did not know yet and waited for one that had formed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_is_recorded_before_the_upgrade_after_it_whatever_the_load() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const ROUNDS: usize = 60;
+    let stack = stack(1, Adapter::Memory).await;
+    let (tx, mut rx) = mpsc::channel(4096);
+    let tap = Tap::start(TapConfig::new("agent", stack.gateway_url()), tx)
+        .await
+        .unwrap();
+    let tap_url = tap.url().expect("a listening tap");
+    let tap_addr = tap_url.trim_start_matches("http://").to_owned();
+    let http = reqwest::Client::new();
+    let busy = BusyCores::start();
+    let mut sids = Vec::new();
+    for _ in 0..ROUNDS {
+        let body = within(
+            http.get(format!("{tap_url}/socket.io/?EIO=4&transport=polling"))
+                .send(),
+        )
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+        let open: serde_json::Value =
+            serde_json::from_str(body.strip_prefix('0').expect("an open packet")).unwrap();
+        let sid = open["sid"].as_str().unwrap().to_owned();
+        let mut ws = tokio::net::TcpStream::connect(&tap_addr).await.unwrap();
+        let upgrade = format!(
+            "GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\nHost: x\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        ws.write_all(upgrade.as_bytes()).await.unwrap();
+        let mut answer = [0u8; 12];
+        within(ws.read_exact(&mut answer)).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 101", "the upgrade was switched");
+        sids.push(sid);
+    }
+    drop(busy);
+    let mut seen: Vec<WireRecord> = Vec::new();
+    let both_recorded = |seen: &[WireRecord]| {
+        sids.iter().all(|sid| {
+            seen.iter()
+                .filter(|r| {
+                    r.sid.as_deref() == Some(sid) && matches!(r.kind, WireKind::Http { .. })
+                })
+                .count()
+                == 2
+        })
+    };
+    while !both_recorded(&seen) {
+        seen.push(within(rx.recv()).await.expect("the tap's records"));
+    }
+    for pair in seen.windows(2) {
+        assert!(
+            pair[0].seq < pair[1].seq,
+            "records reach the reader in order"
+        );
+    }
+    for sid in &sids {
+        let kinds: Vec<RequestKind> = seen
+            .iter()
+            .filter(|r| r.sid.as_deref() == Some(sid))
+            .filter_map(|r| match r.kind {
+                WireKind::Http { request, .. } => Some(request),
+                WireKind::Ws { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [RequestKind::HandshakePolling, RequestKind::Upgrade],
+            "session {sid}: its records in the wire's order"
+        );
+    }
+    stack.shutdown().await;
 }

@@ -13,7 +13,8 @@
 //!
 //! Records are numbered in the order they are handed on, over a bounded channel: when the
 //! session reading them falls behind, the tap waits (and with it the traffic it carries)
-//! rather than buffer without end.
+//! rather than buffer without end. A listening tap hands every record on through one
+//! recorder, in the order its exchanges ended, whichever path (relay or proxy) they took.
 //!
 //! A light session's tap ([`Tap::direct`]) has no listener: its client, in this process,
 //! hands it each request (`direct`), and everything else is the same.
@@ -43,7 +44,7 @@ mod watchdog;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -165,6 +166,11 @@ struct Shared {
     /// The last record number handed on; held while a record is handed on, so numbers
     /// follow the order records reach the reader.
     seq: Mutex<u64>,
+    /// A listening tap's recorder, which every record passes through (see [`Shared::emit`]);
+    /// held open by the accept loop, each connection and each WebSocket tunnel.
+    recorder: Option<mpsc::WeakSender<relay::Queued>>,
+    /// The next place in the order the recorder hands records on in.
+    places: AtomicU64,
     in_flight: AtomicUsize,
     client: GatewayClient,
     /// TLS toward the gateway, when it is `https://` (the host it names, the connector).
@@ -175,14 +181,18 @@ struct Shared {
 impl Tap {
     /// Starts a tap listening on loopback for the user's client; its records go to `sink`.
     pub async fn start(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
-        let shared = Arc::new(Shared::new(config, sink, Pool::Own)?);
+        let (recorder, queue) = mpsc::channel(relay::RECORDER_QUEUE);
+        let shared = Shared::new(config, sink, Pool::Own, Some(recorder.downgrade()))?;
+        let shared = Arc::new(shared);
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let local_addr = listener.local_addr()?;
         let shutdown = CancellationToken::new();
+        relay::start_recorder(Arc::clone(&shared), queue, local_addr.port());
         tokio::spawn(relay::accept_loop(
             Arc::clone(&shared),
             listener,
             shutdown.clone(),
+            recorder,
         ));
         Ok(Tap {
             local_addr: Some(local_addr),
@@ -202,7 +212,7 @@ impl Tap {
     pub fn direct(config: TapConfig, sink: mpsc::Sender<WireRecord>) -> Result<Tap, TapError> {
         Ok(Tap {
             local_addr: None,
-            shared: Arc::new(Shared::new(config, sink, Pool::Shared)?),
+            shared: Arc::new(Shared::new(config, sink, Pool::Shared, None)?),
             shutdown: CancellationToken::new(),
         })
     }
@@ -372,6 +382,7 @@ impl Shared {
         config: TapConfig,
         sink: mpsc::Sender<WireRecord>,
         pool: Pool,
+        recorder: Option<mpsc::WeakSender<relay::Queued>>,
     ) -> Result<Shared, TapError> {
         let gateway = gateway_addr(&config.gateway)?;
         let authority = gateway.authority.clone();
@@ -411,6 +422,8 @@ impl Shared {
             headers,
             secrets: config.secrets,
             seq: Mutex::new(0),
+            recorder,
+            places: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             client,
             tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
@@ -519,9 +532,39 @@ impl Shared {
         }
     }
 
-    /// Hands a record on, numbered and with the secrets masked; waits while the reader is
-    /// behind.
-    async fn emit(&self, mut record: WireRecord) {
+    /// Hands a record on. A listening tap's records all pass through its recorder, in the
+    /// order they are given to it — the relay's exchanges and the proxy's records alike, so
+    /// a handshake the relay passed on is never numbered after the upgrade that followed it
+    /// through the proxy. Waits while the recorder or the reader is behind.
+    async fn emit(&self, record: WireRecord) {
+        let Some(recorder) = self.recorder.as_ref().and_then(mpsc::WeakSender::upgrade) else {
+            return self.hand_on(record).await;
+        };
+        let reserved = recorder.reserve().await;
+        match reserved {
+            // The place is taken only once the record is sure to be queued.
+            Ok(permit) => permit.send(relay::Queued {
+                place: self.take_place(),
+                what: relay::ToRecord::Record(record),
+            }),
+            Err(_) => self.hand_on(record).await,
+        }
+    }
+
+    /// The next place in the recorder's order; whoever takes one must queue something in it.
+    fn take_place(&self) -> u64 {
+        self.places.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A strong hold on the recorder's queue, for a task that may give it records after
+    /// its connection has ended (a WebSocket tunnel).
+    fn hold_recorder(&self) -> Option<mpsc::Sender<relay::Queued>> {
+        self.recorder.as_ref().and_then(mpsc::WeakSender::upgrade)
+    }
+
+    /// Hands a record to the reader, numbered and with the secrets masked; waits while the
+    /// reader is behind.
+    async fn hand_on(&self, mut record: WireRecord) {
         if !self.secrets.is_empty() {
             mask_record(&mut record, &self.secrets);
         }

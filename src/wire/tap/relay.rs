@@ -5,7 +5,9 @@
 //! answer's bytes passed on untouched as they arrive — while a copy of each goes to the tap's
 //! recorder, a thread of the lowest CPU priority, which decodes it and hands the record on.
 //! Nothing a record needs is worked out before the answer's last byte has gone to the client
-//! but the cookies the answer sets (the next request must carry them).
+//! but the cookies the answer sets (the next request must carry them) and the exchange's
+//! place in the records' order. The proxy's records pass through the same recorder, which
+//! hands everything on in the order of those places, a batch each time it wakes.
 //!
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
@@ -22,7 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use stickyscope_contract::names::STICKINESS_HEADER;
-use stickyscope_vocab::record::{now_ms, Failure, FailureKind};
+use stickyscope_vocab::record::{now_ms, Failure, FailureKind, WireRecord};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -43,7 +45,7 @@ use super::watchdog::Watchdog;
 use super::{InFlight, Outgoing, Shared, CONNECT_TIMEOUT, MAX_BODY};
 use crate::http_serve::{HEADER_READ_TIMEOUT, POOL_IDLE};
 
-/// Exchanges waiting for the recorder before a connection waits for it.
+/// Exchanges and records waiting for the recorder before a connection waits for it.
 pub(super) const RECORDER_QUEUE: usize = 1024;
 
 /// A connection to the gateway, plain or TLS.
@@ -53,6 +55,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> GatewayIo for T {}
 /// One exchange as it crossed, for the recorder once the answer has gone on: what the
 /// record is made of, nothing worked out yet but the cookies the answer set.
 pub(super) struct Exchange {
+    /// Its place in the records' order, once taken (see [`Queued`]).
+    place: Option<u64>,
     method: Method,
     uri: hyper::Uri,
     /// When the request's head had come in (monotonic, and ms on the wall clock).
@@ -68,65 +72,148 @@ pub(super) struct Exchange {
     cookie_note: Option<String>,
 }
 
+/// What a listening tap's recorder turns into records.
+pub(super) enum ToRecord {
+    /// An exchange the relay passed on, still to be decoded.
+    Exchange(Exchange),
+    /// A record the tap's HTTP proxy made (an upgrade, a WebSocket message, an exchange it
+    /// relayed itself).
+    Record(WireRecord),
+}
+
+/// Something for the recorder, with its place in the records' order: taken by the relay
+/// before the first byte of an answer goes to the client, by the proxy when it makes a
+/// record — so whatever the client did after hearing an answer comes after it, even when
+/// the relay's task is held up between passing the answer on and queueing it.
+pub(super) struct Queued {
+    /// From 0, one for each thing queued, none skipped.
+    pub(super) place: u64,
+    /// What to record.
+    pub(super) what: ToRecord,
+}
+
+/// Puts what the recorder was given back in the order of its places.
+struct InOrder<T> {
+    /// The place whose turn it is.
+    next: u64,
+    /// What came before its turn.
+    early: std::collections::BTreeMap<u64, T>,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> Self {
+        InOrder {
+            next: 0,
+            early: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> InOrder<T> {
+    fn put(&mut self, place: u64, what: T) {
+        self.early.insert(place, what);
+    }
+
+    /// The next thing in order, once it has come.
+    fn take(&mut self) -> Option<T> {
+        let what = self.early.remove(&self.next)?;
+        self.next += 1;
+        Some(what)
+    }
+}
+
+/// How long the recorder's thread rests each time it has caught up: what comes meanwhile
+/// waits in its queue and is taken in one go, rather than waking the thread (and the
+/// records' reader) once per exchange. A record reaches its reader at most this much later;
+/// no byte on the wire waits for it.
+const RECORDER_REST: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Starts the recorder of one listening tap on a thread of its own at the lowest CPU
 /// priority (nice 19), so decoding and handing on records takes only CPU the relays — and
 /// the rest of the machine — leave idle, and never runs in a relay's place on the runtime.
 /// (Not `SCHED_IDLE`: on a machine kept busy a recorder that never ran would fill its queue
 /// and then hold up the relay.) A task on the runtime if no thread can be had.
 /// The thread is named `tap-rec-PORT`, after the tap's listening port.
-fn start_recorder(shared: Arc<Shared>, exchanges: mpsc::Receiver<Exchange>, port: u16) {
+pub(super) fn start_recorder(shared: Arc<Shared>, queue: mpsc::Receiver<Queued>, port: u16) {
     let runtime = tokio::runtime::Handle::current();
-    let handed = Arc::new(std::sync::Mutex::new(Some((shared, exchanges))));
+    let handed = Arc::new(std::sync::Mutex::new(Some((shared, queue))));
     let taken = Arc::clone(&handed);
     let spawned = std::thread::Builder::new()
         .name(format!("tap-rec-{port}"))
         .spawn(move || {
-            let Some((shared, exchanges)) = taken.lock().ok().and_then(|mut h| h.take()) else {
+            let Some((shared, queue)) = taken.lock().ok().and_then(|mut h| h.take()) else {
                 return;
             };
             // Linux: `PRIO_PROCESS` with 0 is the calling thread. Lowering one's own
             // priority needs no privilege; if it fails the recorder runs as any thread.
             // SAFETY: a plain system call with no pointers.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-            // The recorder waits only on channels, which need none of the runtime's drivers.
-            runtime.block_on(record_exchanges(shared, exchanges));
+            // The recorder waits only on channels, which need none of the runtime's drivers,
+            // and rests on its own thread.
+            runtime.block_on(record_in_order(shared, queue, Some(RECORDER_REST)));
         });
     if let Err(e) = spawned {
         tracing::warn!("no thread for the tap's recorder ({e}); it runs as a task");
-        if let Some((shared, exchanges)) = handed.lock().ok().and_then(|mut h| h.take()) {
-            tokio::spawn(record_exchanges(shared, exchanges));
+        if let Some((shared, queue)) = handed.lock().ok().and_then(|mut h| h.take()) {
+            tokio::spawn(record_in_order(shared, queue, None));
         }
     }
 }
 
-/// Turns exchanges into records, in the order they ended, off the relay's path.
-async fn record_exchanges(shared: Arc<Shared>, mut exchanges: mpsc::Receiver<Exchange>) {
-    while let Some(exchange) = exchanges.recv().await {
-        let Exchange {
-            method,
-            uri,
-            started,
-            at_ms,
-            latency_us,
-            request_body,
-            answer,
-            sent,
-            cookie_note,
-        } = exchange;
-        let out = Outgoing::since(&method, &uri, started, at_ms);
-        let mut record = shared.http_record(&out);
-        record.latency_us = Some(latency_us);
-        record_request(&mut record, &out, &request_body);
-        add_note(&mut record, cookie_note);
-        match answer.unwrap_or_else(|| Err(closed_without_answer())) {
-            Ok((head, body)) => {
-                let (status, headers) = answer_headers(&head);
-                shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
+/// Hands on the records of what is queued in the order of their places, off the relay's
+/// path; after catching up, rests for `rest` (on a thread of its own only: it blocks).
+async fn record_in_order(
+    shared: Arc<Shared>,
+    mut queue: mpsc::Receiver<Queued>,
+    rest: Option<std::time::Duration>,
+) {
+    let mut in_order = InOrder::default();
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        while let Some(Queued { place, what }) = next {
+            in_order.put(place, what);
+            while let Some(what) = in_order.take() {
+                let record = match what {
+                    ToRecord::Exchange(exchange) => record_of(&shared, exchange),
+                    ToRecord::Record(record) => record,
+                };
+                shared.hand_on(record).await;
             }
-            Err(failure) => record.failure = Some(failure),
+            next = queue.try_recv().ok();
         }
-        shared.emit(record).await;
+        if let Some(rest) = rest {
+            std::thread::sleep(rest);
+        }
     }
+}
+
+/// The record of an exchange the relay passed on.
+fn record_of(shared: &Shared, exchange: Exchange) -> WireRecord {
+    let Exchange {
+        place: _,
+        method,
+        uri,
+        started,
+        at_ms,
+        latency_us,
+        request_body,
+        answer,
+        sent,
+        cookie_note,
+    } = exchange;
+    let out = Outgoing::since(&method, &uri, started, at_ms);
+    let mut record = shared.http_record(&out);
+    record.latency_us = Some(latency_us);
+    record_request(&mut record, &out, &request_body);
+    add_note(&mut record, cookie_note);
+    match answer.unwrap_or_else(|| Err(closed_without_answer())) {
+        Ok((head, body)) => {
+            let (status, headers) = answer_headers(&head);
+            shared.describe_answer(&mut record, &out, (status, &headers), &body, &sent)
+        }
+        Err(failure) => record.failure = Some(failure),
+    }
+    record
 }
 
 /// What reading a request head came to.
@@ -140,14 +227,13 @@ enum Read {
 }
 
 /// Accepts the user's client's connections until `shutdown`, relaying each.
+/// (It and each connection hold the recorder's queue open: see `Shared::emit`.)
 pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
+    recorder: mpsc::Sender<Queued>,
 ) {
-    let (recorder, exchanges) = mpsc::channel(RECORDER_QUEUE);
-    let port = listener.local_addr().map_or(0, |a| a.port());
-    start_recorder(Arc::clone(&shared), exchanges, port);
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -176,7 +262,7 @@ pub(super) async fn serve(
     shared: Arc<Shared>,
     mut client: TcpStream,
     shutdown: CancellationToken,
-    recorder: mpsc::Sender<Exchange>,
+    recorder: mpsc::Sender<Queued>,
 ) {
     let mut buf = BytesMut::with_capacity(8 * 1024);
     let mut gateway: Option<Box<dyn GatewayIo>> = None;
@@ -222,6 +308,7 @@ pub(super) async fn serve(
             gateway = None;
         }
         let mut exchange = Exchange {
+            place: None,
             method: head.method,
             uri,
             started,
@@ -236,7 +323,7 @@ pub(super) async fn serve(
             match connect(&shared).await {
                 Ok(io) => gateway = Some(io),
                 // Nothing reached the gateway; said as the proxy says it.
-                Err(failure) => fail(&mut client, &mut exchange, failure).await,
+                Err(failure) => fail(&shared, &mut client, &mut exchange, failure).await,
             }
         }
         let ended = if gateway.is_some() {
@@ -254,7 +341,10 @@ pub(super) async fn serve(
         };
         idle_since = Instant::now();
         exchange.latency_us = started.elapsed().as_micros() as u64;
-        if recorder.send(exchange).await.is_err() {
+        // Every place taken is queued: the recorder waits for each in turn.
+        let place = exchange.place.unwrap_or_else(|| shared.take_place());
+        let what = ToRecord::Exchange(exchange);
+        if recorder.send(Queued { place, what }).await.is_err() {
             return;
         }
         match ended {
@@ -321,7 +411,7 @@ async fn relay_exchange(
     // held poll) is what the client must hear of, and what the record says. (A kept one
     // that went stale while idle was let go before the request: see `serve`.)
     let Some(io) = gateway.as_mut() else {
-        fail(client, exchange, closed_without_answer()).await;
+        fail(shared, client, exchange, closed_without_answer()).await;
         return Ended::GatewayClosed;
     };
     let deadline = Instant::now() + shared.timeout;
@@ -348,13 +438,14 @@ async fn relay_exchange(
         Ok(Err(AnswerError::Reset)) => reset_without_answer(),
         Ok(Err(AnswerError::NotHttp)) => not_http(),
     };
-    fail(client, exchange, failure).await;
+    fail(shared, client, exchange, failure).await;
     Ended::GatewayClosed
 }
 
 /// No answer from the gateway: the record says why, and the client gets the tap's own
 /// answer, as the proxy gives it (see `failures::status_for`).
-async fn fail(client: &mut TcpStream, exchange: &mut Exchange, failure: Failure) {
+async fn fail(shared: &Shared, client: &mut TcpStream, exchange: &mut Exchange, failure: Failure) {
+    exchange.place.get_or_insert_with(|| shared.take_place());
     let _ = answer_plain(client, status_for(&failure), &failure.reason).await;
     exchange.answer = Some(Err(failure));
 }
@@ -421,6 +512,8 @@ async fn relay_answer(
     client: &mut TcpStream,
     exchange: &mut Exchange,
 ) -> Ended {
+    // Its place in the records' order, before the client can hear of it.
+    exchange.place.get_or_insert_with(|| shared.take_place());
     // The next request carries the cookies this answer sets.
     if !head.set_cookies.is_empty() {
         let set_cookies = head.set_cookies.iter().map(|at| &buf[at.clone()]);
@@ -689,12 +782,29 @@ impl AsyncWrite for Rewind {
 mod tests {
     use super::*;
 
+    #[test]
+    fn what_comes_before_its_turn_waits_and_nothing_is_skipped() {
+        let mut in_order = InOrder::default();
+        in_order.put(1, "b");
+        in_order.put(2, "c");
+        assert_eq!(in_order.take(), None, "place 0 has not come");
+        in_order.put(0, "a");
+        assert_eq!(in_order.take(), Some("a"));
+        assert_eq!(in_order.take(), Some("b"));
+        assert_eq!(in_order.take(), Some("c"));
+        assert_eq!(in_order.take(), None);
+        in_order.put(4, "e");
+        assert_eq!(in_order.take(), None, "place 3 has not come");
+        in_order.put(3, "d");
+        assert_eq!((in_order.take(), in_order.take()), (Some("d"), Some("e")));
+    }
+
     /// A tap's shared state toward `http://gateway.test:8000` with `config` changed as given.
     fn shared_with(change: impl FnOnce(&mut super::super::TapConfig)) -> Shared {
         let mut config = super::super::TapConfig::new("agent", "http://gateway.test:8000");
         change(&mut config);
         let (sink, _) = mpsc::channel(1);
-        Shared::new(config, sink, super::super::Pool::Own).expect("a valid tap configuration")
+        Shared::new(config, sink, super::super::Pool::Own, None).expect("a valid tap configuration")
     }
 
     fn rewritten(shared: &Shared, raw: &[u8]) -> (String, SentCookies) {

@@ -261,8 +261,10 @@ impl Shared {
     /// Relays the tunnel once both sides have switched protocols, counted in flight.
     fn relay(self: &Arc<Self>, tunnel: Tunnel, client: OnUpgrade, server: OnUpgrade) {
         let in_flight = InFlight::new(self);
+        // Its messages go on through the recorder after its connection's task has ended.
+        let recorder = self.hold_recorder();
         tokio::spawn(async move {
-            let _in_flight = in_flight;
+            let (_in_flight, _recorder) = (in_flight, recorder);
             match tokio::join!(client, server) {
                 (Ok(client), Ok(server)) => {
                     tunnel.run(TokioIo::new(client), TokioIo::new(server)).await
