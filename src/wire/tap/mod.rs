@@ -14,7 +14,8 @@
 //! Records are numbered in the order they are handed on, over a bounded channel: when the
 //! session reading them falls behind, the tap waits (and with it the traffic it carries)
 //! rather than buffer without end. A listening tap hands every record on through one
-//! recorder, in the order its exchanges ended, whichever path (relay or proxy) they took.
+//! recorder, in the order its answers started back to the client (or, for the proxy's, its
+//! records were made), whichever path (relay or proxy) they took.
 //!
 //! A light session's tap ([`Tap::direct`]) has no listener: its client, in this process,
 //! hands it each request (`direct`), and everything else is the same.
