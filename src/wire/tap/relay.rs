@@ -7,7 +7,7 @@
 //! Nothing a record needs is worked out before the answer's last byte has gone to the client
 //! but the cookies the answer sets (the next request must carry them) and the exchange's
 //! place in the records' order. The proxy's records pass through the same recorder, which
-//! hands everything on in the order of those places, a batch each time it wakes.
+//! hands everything on in the order of those places.
 //!
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
@@ -137,12 +137,6 @@ impl<T> InOrder<T> {
     }
 }
 
-/// How long the recorder's thread rests each time it has caught up: what comes meanwhile
-/// waits in its queue and is taken in one go, rather than waking the thread (and the
-/// records' reader) once per exchange. A record reaches its reader at most this much later;
-/// no byte on the wire waits for it.
-const RECORDER_REST: std::time::Duration = std::time::Duration::from_millis(2);
-
 /// Starts the recorder of one listening tap on a thread of its own at the lowest CPU
 /// priority (nice 19), so decoding and handing on records takes only CPU the relays — and
 /// the rest of the machine — leave idle, and never runs in a relay's place on the runtime.
@@ -163,25 +157,20 @@ pub(super) fn start_recorder(shared: Arc<Shared>, queue: mpsc::Receiver<Queued>,
             // priority needs no privilege; if it fails the recorder runs as any thread.
             // SAFETY: a plain system call with no pointers.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
-            // The recorder waits only on channels, which need none of the runtime's drivers,
-            // and rests on its own thread.
-            runtime.block_on(record_in_order(shared, queue, Some(RECORDER_REST)));
+            // The recorder waits only on channels, which need none of the runtime's drivers.
+            runtime.block_on(record_in_order(shared, queue));
         });
     if let Err(e) = spawned {
         tracing::warn!("no thread for the tap's recorder ({e}); it runs as a task");
         if let Some((shared, queue)) = handed.lock().ok().and_then(|mut h| h.take()) {
-            tokio::spawn(record_in_order(shared, queue, None));
+            tokio::spawn(record_in_order(shared, queue));
         }
     }
 }
 
 /// Hands on the records of what is queued in the order of their places, off the relay's
-/// path; after catching up, rests for `rest` (on a thread of its own only: it blocks).
-async fn record_in_order(
-    shared: Arc<Shared>,
-    mut queue: mpsc::Receiver<Queued>,
-    rest: Option<std::time::Duration>,
-) {
+/// path: everything queued by the time it wakes, in one go.
+async fn record_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Queued>) {
     let mut in_order = InOrder::default();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
@@ -195,9 +184,6 @@ async fn record_in_order(
                 shared.hand_on(record).await;
             }
             next = queue.try_recv().ok();
-        }
-        if let Some(rest) = rest {
-            std::thread::sleep(rest);
         }
     }
 }
