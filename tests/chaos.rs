@@ -5,7 +5,8 @@
 //! restarted — within the failover bound.
 //!
 //! `STICKYSCOPE_CHAOS_SECS` sets the length (default 60), `STICKYSCOPE_CHAOS_SEED` replays a
-//! schedule (the seed is printed).
+//! schedule (the seed is printed). A failover past its bound prints what that user's session
+//! and wire did meanwhile.
 
 mod common;
 

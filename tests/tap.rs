@@ -1,5 +1,6 @@
 //! The wire tap on its own: it passes requests through unchanged but for the cookie, the
-//! stickiness header and Host, and names each failure exactly.
+//! stickiness header and Host, names each failure exactly, and records what crossed in the
+//! order it crossed, whichever of its paths (relay or proxy) it took.
 
 mod common;
 

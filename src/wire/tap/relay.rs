@@ -169,21 +169,17 @@ pub(super) fn start_recorder(shared: Arc<Shared>, queue: mpsc::Receiver<Queued>,
 }
 
 /// Hands on the records of what is queued in the order of their places, off the relay's
-/// path: everything queued by the time it wakes, in one go.
+/// path.
 async fn record_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Queued>) {
     let mut in_order = InOrder::default();
-    while let Some(first) = queue.recv().await {
-        let mut next = Some(first);
-        while let Some(Queued { place, what }) = next {
-            in_order.put(place, what);
-            while let Some(what) = in_order.take() {
-                let record = match what {
-                    ToRecord::Exchange(exchange) => record_of(&shared, exchange),
-                    ToRecord::Record(record) => record,
-                };
-                shared.hand_on(record).await;
-            }
-            next = queue.try_recv().ok();
+    while let Some(Queued { place, what }) = queue.recv().await {
+        in_order.put(place, what);
+        while let Some(what) = in_order.take() {
+            let record = match what {
+                ToRecord::Exchange(exchange) => record_of(&shared, exchange),
+                ToRecord::Record(record) => record,
+            };
+            shared.hand_on(record).await;
         }
     }
 }
