@@ -258,17 +258,18 @@ impl ViewModel {
     /// lists them. A replica holding crowd sessions is heard from as long as the crowd's
     /// latest summary says so (a summary comes only when something changed).
     pub fn age_out(&mut self, now: f64) {
-        for (replica, addr) in &self.crowd.addresses {
-            if self.crowd.per_replica.get(replica).is_some_and(|n| *n > 0) {
-                let key = (replica.clone(), Some(addr.clone()));
-                if let Some(last) = self.seen_replicas.get_mut(&key) {
-                    *last = now;
-                }
-            }
-        }
+        let crowd = &self.crowd;
+        let holds_crowd = |id: &str, addr: Option<&str>| {
+            crowd.per_replica.get(id).is_some_and(|n| *n > 0)
+                && crowd.addresses.get(id).map(String::as_str) == addr
+        };
         let before = self.seen_replicas.len();
-        self.seen_replicas
-            .retain(|_, last| now - *last < REPLICA_AGE_OUT_SECS);
+        self.seen_replicas.retain(|(id, addr), last| {
+            if holds_crowd(id, addr.as_deref()) {
+                *last = now;
+            }
+            now - *last < REPLICA_AGE_OUT_SECS
+        });
         if self.seen_replicas.len() != before {
             self.rebuild_topology();
         }

@@ -507,7 +507,7 @@ fn heartbeat_runs(line: &crate::model::HeartbeatLine) -> Vec<std::borrow::Cow<'_
 /// at the top left.
 fn resting_note_ui(painter: &egui::Painter, placer: &mut Placer, scene: &Scene, model: &ViewModel) {
     // Under the crowd's lines, when it has them.
-    let row = if crowd_rate_limit_line(&model.crowd).is_some() {
+    let row = if model.crowd.rate_limited.is_some() {
         CROWD_LIMIT_ROW + 1.1
     } else if model.crowd.size > 0 {
         CROWD_LIMIT_ROW

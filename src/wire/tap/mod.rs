@@ -538,7 +538,7 @@ impl Shared {
     /// a handshake the relay passed on is never numbered after the upgrade that followed it
     /// through the proxy. Waits while the recorder or the reader is behind.
     async fn emit(&self, record: WireRecord) {
-        let Some(recorder) = self.recorder.as_ref().and_then(mpsc::WeakSender::upgrade) else {
+        let Some(recorder) = self.hold_recorder() else {
             return self.hand_on(record).await;
         };
         let reserved = recorder.reserve().await;
@@ -557,8 +557,9 @@ impl Shared {
         self.places.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A strong hold on the recorder's queue, for a task that may give it records after
-    /// its connection has ended (a WebSocket tunnel).
+    /// A strong hold on the recorder's queue, while it is open: for a record about to be
+    /// queued, or a task that may give it records after its connection has ended (a
+    /// WebSocket tunnel).
     fn hold_recorder(&self) -> Option<mpsc::Sender<relay::Queued>> {
         self.recorder.as_ref().and_then(mpsc::WeakSender::upgrade)
     }
