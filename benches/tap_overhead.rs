@@ -21,7 +21,13 @@
 //! 100 a second per address, requests 50 a second per session) apply there, so requests are
 //! paced under them (one pair every 25 ms) and the default is 600 rounds.
 //!
-//! `cargo bench --bench tap_overhead [-- [--chain] ROUNDS]` (default 3000).
+//! While it runs the benchmark holds the CPUs out of their deeper idle states (it writes 0 to
+//! `/dev/cpu_dma_latency` and keeps the file open, as latency tools such as `cyclictest` do;
+//! this needs root), and says whether it could: on a VM a CPU woken from idle costs tens of µs,
+//! more or less from run to run depending on how recently it slept, which swamps what one
+//! loopback hop costs. `--idle-as-is` measures with the machine's idle states as they are.
+//!
+//! `cargo bench --bench tap_overhead [-- [--chain] [--idle-as-is] ROUNDS]` (default 3000).
 
 mod common;
 
@@ -211,9 +217,37 @@ fn report(what: &str, through_what: &str, direct: &[Duration], through: &[Durati
     );
 }
 
+/// Holds every CPU in its shallowest idle state for as long as the file returned stays open
+/// (the kernel's PM QoS: a wake-up latency of 0 µs asked for).
+fn hold_shallowest_idle() -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let mut qos = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/cpu_dma_latency")?;
+    qos.write_all(&0i32.to_ne_bytes())?;
+    Ok(qos)
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let on_chain = std::env::args().any(|a| a == "--chain");
+    let _idle_held = if std::env::args().any(|a| a == "--idle-as-is") {
+        println!("idle states: as the machine has them (--idle-as-is)");
+        None
+    } else {
+        match hold_shallowest_idle() {
+            Ok(held) => {
+                println!(
+                    "idle states: held at the shallowest for the run (/dev/cpu_dma_latency = 0)"
+                );
+                Some(held)
+            }
+            Err(e) => {
+                println!("idle states: as the machine has them — could not hold them ({e}: /dev/cpu_dma_latency needs root); waking an idle CPU adds to every path, by more or less from run to run");
+                None
+            }
+        }
+    };
     let rounds: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
@@ -312,7 +346,8 @@ async fn main() -> anyhow::Result<()> {
         post(&client, session, "40").await?;
     }
     let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..rounds {
+    let mut answered = Instant::now();
+    for _ in 0..rounds {
         for path in order.next() {
             let (session, into) = match path {
                 Path::Direct => (&direct_session, &mut direct),
@@ -322,12 +357,13 @@ async fn main() -> anyhow::Result<()> {
             into.push(post(&client, session, "42[\"bench\",1]").await?);
         }
         paced().await;
-        // Paced runs last longer than pingInterval + pingTimeout: answer the server's pings
-        // (which no poll collects) so the sessions live; not measured.
-        if pace.is_some() && round % 50 == 49 {
+        // Long runs outlast pingInterval + pingTimeout: answer the server's pings (which no
+        // poll collects) every second so the sessions live; not measured.
+        if answered.elapsed() >= Duration::from_secs(1) {
             for session in [&direct_session, &tap_session, &relay_session] {
                 post(&client, session, "3").await?;
             }
+            answered = Instant::now();
         }
     }
     report("tap overhead, message POST", "the tap", &direct, &tapped);
