@@ -140,12 +140,23 @@ impl CookieJar {
     /// The `Cookie` header to send at `now`, leaving out `withheld` and expired cookies.
     pub fn header_at(&self, withheld: Option<&str>, now: SystemTime) -> Option<String> {
         let pairs: Vec<String> = self
-            .cookies
-            .iter()
-            .filter(|(name, c)| Some(name.as_str()) != withheld && live(c, now))
-            .map(|(name, c)| format!("{name}={}", c.value))
+            .pairs_at(withheld, now)
+            .map(|(name, value)| format!("{name}={value}"))
             .collect();
         (!pairs.is_empty()).then(|| pairs.join("; "))
+    }
+
+    /// The name and value of each cookie to send at `now`, leaving out `withheld` and
+    /// expired cookies, in the order the `Cookie` header lists them.
+    pub fn pairs_at<'a>(
+        &'a self,
+        withheld: Option<&'a str>,
+        now: SystemTime,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.cookies
+            .iter()
+            .filter(move |(name, c)| Some(name.as_str()) != withheld && live(c, now))
+            .map(|(name, c)| (name.as_str(), c.value.as_str()))
     }
 }
 

@@ -3,6 +3,8 @@
 //! head's status and how its body ends, a chunked body's framing followed across reads, and
 //! — for the record, off the path — an answer head's headers.
 
+use std::mem::MaybeUninit;
+
 use bytes::BytesMut;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
@@ -19,7 +21,8 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// A request head as read.
 pub(super) struct RequestHead {
     pub(super) method: Method,
-    pub(super) path: String,
+    /// Where the request target lies in the head.
+    pub(super) path: std::ops::Range<usize>,
     /// Bytes of the head, CRLFs included.
     pub(super) len: usize,
     pub(super) body_len: usize,
@@ -59,9 +62,11 @@ pub(super) fn parse_answer_head(
     buf: &[u8],
     head_request: bool,
 ) -> Result<Option<AnswerHead>, AnswerError> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    // Headers left uninitialised until parsed: filling 64 of them first costs each parse.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut parsed, buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(AnswerError::NotHttp),
@@ -197,9 +202,9 @@ pub(super) fn parse_request_head<T>(
     buf: &[u8],
     take: impl FnOnce(&httparse::Request<'_, '_>) -> T,
 ) -> Result<Option<(RequestHead, T)>, ()> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    let len = match parsed.parse(buf) {
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut []);
+    let len = match parsed.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(()),
@@ -211,7 +216,9 @@ pub(super) fn parse_request_head<T>(
         .method
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(())?;
-    let path = parsed.path.ok_or(())?.to_owned();
+    let target = parsed.path.ok_or(())?;
+    let start = target.as_ptr() as usize - buf.as_ptr() as usize;
+    let path = start..start + target.len();
     let headers = &*parsed.headers;
     let upgrade = value_of(headers, "upgrade").is_some() && lists(headers, "connection", "upgrade");
     if upgrade

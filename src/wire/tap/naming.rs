@@ -9,6 +9,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
+use std::time::SystemTime;
 
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use stickyscope_contract::names::{STICKINESS_HEADER, X_REPLICA, X_REPLICA_ADDR};
@@ -145,9 +146,11 @@ impl Shared {
             .filter_map(|v| v.to_str().ok())
             .map(str::to_owned)
             .collect();
-        let (cookie, sent) = self.cookies_to_send(from_client.iter().map(String::as_str));
+        let mut cookie = Vec::new();
+        let sent = self.write_cookies(from_client.iter().map(String::as_str), &mut cookie);
         headers.remove(header::COOKIE);
-        if let Some(v) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        let value = std::str::from_utf8(&cookie).ok().filter(|c| !c.is_empty());
+        if let Some(v) = value.and_then(|c| HeaderValue::from_str(c).ok()) {
             headers.insert(header::COOKIE, v);
         }
         let stickiness = HeaderName::from_static(STICKINESS_HEADER);
@@ -159,37 +162,43 @@ impl Shared {
         sent
     }
 
-    /// The `Cookie` header a request carries — the client's own cookies, then the jar's,
-    /// without the sticky cookie while the user's stickiness is off — and what it carries
-    /// from the jar.
-    pub(super) fn cookies_to_send<'a>(
+    /// Appends to `to` the `Cookie` header's value a request carries — the client's own
+    /// cookies, then the jar's, without the sticky cookie while the user's stickiness is off
+    /// (nothing when there are none) — and returns what it carries from the jar.
+    pub(super) fn write_cookies<'a>(
         &self,
         from_client: impl Iterator<Item = &'a str>,
-    ) -> (Option<String>, SentCookies) {
+        to: &mut Vec<u8>,
+    ) -> SentCookies {
         let sticky = self.sticky.load(Ordering::Relaxed);
         let cookie_name = self.cookie_name();
         let withheld = (!sticky).then_some(cookie_name.as_str());
-        let (from_jar, sent) = {
-            let jar = self.jar();
-            let sent = SentCookies {
-                sticky: if sticky {
-                    jar.cookies.get(&cookie_name).map(str::to_owned)
-                } else {
-                    None
-                },
-                pins: jar.pins,
-                stickiness_off: !sticky,
-            };
-            (jar.cookies.header(withheld), sent)
-        };
-        let mut all = String::new();
-        for cookie in from_client.map(str::to_owned).chain(from_jar) {
-            if !all.is_empty() {
-                all.push_str("; ");
+        let jar = self.jar();
+        let mut first = true;
+        let mut separate = |to: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                to.extend_from_slice(b"; ");
             }
-            all.push_str(&cookie);
+        };
+        for cookie in from_client {
+            separate(to);
+            to.extend_from_slice(cookie.as_bytes());
         }
-        ((!all.is_empty()).then_some(all), sent)
+        for (name, value) in jar.cookies.pairs_at(withheld, SystemTime::now()) {
+            separate(to);
+            to.extend_from_slice(name.as_bytes());
+            to.push(b'=');
+            to.extend_from_slice(value.as_bytes());
+        }
+        SentCookies {
+            sticky: if sticky {
+                jar.cookies.get(&cookie_name).map(str::to_owned)
+            } else {
+                None
+            },
+            pins: jar.pins,
+            stickiness_off: !sticky,
+        }
     }
 
     /// Keeps the answer's cookies — the sticky cookie only when no pin came after the

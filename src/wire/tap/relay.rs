@@ -58,6 +58,11 @@ const KEPT_BUFFER: usize = 64 * 1024;
 /// Exchanges and records waiting for the recorder before a connection waits for it.
 pub(super) const RECORDER_QUEUE: usize = 1024;
 
+/// How long the recorder rests between looks at its queue while exchanges keep coming,
+/// rather than being woken for each: waking it cost each exchange the relay passed on
+/// ~4 µs more (docs/BENCHMARKS.md). Records reach the reader this much later at most.
+const RECORDER_REST: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// A connection to the gateway, plain or TLS.
 trait GatewayIo: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> GatewayIo for T {}
@@ -151,8 +156,11 @@ impl<T> InOrder<T> {
 /// priority (nice 19), so decoding and handing on records takes only CPU the relays — and
 /// the rest of the machine — leave idle, and never runs in a relay's place on the runtime.
 /// (Not `SCHED_IDLE`: on a machine kept busy a recorder that never ran would fill its queue
-/// and then hold up the relay.) A task on the runtime if no thread can be had.
-/// The thread is named `tap-rec-PORT`, after the tap's listening port.
+/// and then hold up the relay.) While exchanges keep coming it rests [`RECORDER_REST`]
+/// between looks at its queue, so the relay wakes it only for the first exchange after a
+/// quiet spell. A task on the runtime if no thread can be had (woken for each: a task must
+/// not sleep on a runtime thread). The thread is named `tap-rec-PORT`, after the tap's
+/// listening port.
 pub(super) fn start_recorder(shared: Arc<Shared>, queue: mpsc::Receiver<Queued>, port: u16) {
     let runtime = tokio::runtime::Handle::current();
     let handed = Arc::new(std::sync::Mutex::new(Some((shared, queue))));
@@ -168,28 +176,58 @@ pub(super) fn start_recorder(shared: Arc<Shared>, queue: mpsc::Receiver<Queued>,
             // SAFETY: a plain system call with no pointers.
             unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
             // The recorder waits only on channels, which need none of the runtime's drivers.
-            runtime.block_on(record_in_order(shared, queue));
+            runtime.block_on(record_in_order(shared, queue, Some(RECORDER_REST)));
         });
     if let Err(e) = spawned {
         tracing::warn!("no thread for the tap's recorder ({e}); it runs as a task");
         if let Some((shared, queue)) = handed.lock().ok().and_then(|mut h| h.take()) {
-            tokio::spawn(record_in_order(shared, queue));
+            tokio::spawn(record_in_order(shared, queue, None));
         }
     }
 }
 
 /// Hands on the records of what is queued in the order of their places, off the relay's
-/// path.
-async fn record_in_order(shared: Arc<Shared>, mut queue: mpsc::Receiver<Queued>) {
+/// path. With a `rest` (on a thread of its own), once it has taken what was queued it
+/// sleeps that long and looks again, for as long as each look finds something; a look that
+/// finds nothing sends it back to waiting to be woken by the next exchange.
+async fn record_in_order(
+    shared: Arc<Shared>,
+    mut queue: mpsc::Receiver<Queued>,
+    rest: Option<std::time::Duration>,
+) {
     let mut in_order = InOrder::default();
-    while let Some(Queued { place, what }) = queue.recv().await {
-        in_order.put(place, what);
-        while let Some(what) = in_order.take() {
-            let record = match what {
-                ToRecord::Exchange(exchange) => record_of(&shared, exchange),
-                ToRecord::Record(record) => record,
-            };
-            shared.hand_on(record).await;
+    // Whether the last look found something, so the next comes after a rest.
+    let mut busy = false;
+    loop {
+        let first = match rest {
+            Some(rest) if busy => {
+                std::thread::sleep(rest);
+                match queue.try_recv() {
+                    Ok(queued) => Some(queued),
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        busy = false;
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            }
+            _ => queue.recv().await,
+        };
+        let Some(first) = first else {
+            return;
+        };
+        busy = true;
+        let mut next = Some(first);
+        while let Some(Queued { place, what }) = next {
+            in_order.put(place, what);
+            while let Some(what) = in_order.take() {
+                let record = match what {
+                    ToRecord::Exchange(exchange) => record_of(&shared, exchange),
+                    ToRecord::Record(record) => record,
+                };
+                shared.hand_on(record).await;
+            }
+            next = queue.try_recv().ok();
         }
     }
 }
@@ -280,11 +318,15 @@ pub(super) async fn serve(
     // The request as it goes on (its head rewritten as soon as it is read whole) and the
     // answer as it comes: one of each for the connection's life, emptied for each exchange.
     let (mut request, mut answer) = (Vec::new(), BytesMut::new());
+    // Waited on between requests; made once, so it is not registered anew for each.
+    let mut cancelled = std::pin::pin!(shutdown.clone().cancelled_owned());
     loop {
         renew_buffers(&mut request, &mut answer);
         let head = tokio::select! {
-            _ = shutdown.cancelled(), if buf.is_empty() => return,
+            // The read first: a head that has come needs no look at the shutdown.
+            biased;
             read = read_request_head(&shared, &mut watch, &mut client, &mut buf, &mut request) => read,
+            _ = &mut cancelled, if buf.is_empty() => return,
         };
         let (started, at_ms) = (std::time::Instant::now(), now_ms());
         let (head, sent) = match head {
@@ -293,7 +335,7 @@ pub(super) async fn serve(
             Read::NotMine => return hand_to_proxy(shared, client, buf, shutdown).await,
         };
         // The body (Engine.IO's are small), within the bound a head has, then the exchange.
-        let body_by = Instant::now() + HEADER_READ_TIMEOUT;
+        let body_by = Instant::from_std(started) + HEADER_READ_TIMEOUT;
         while buf.len() < head.len + head.body_len {
             match watch.within(body_by, client.read_buf(&mut buf)).await {
                 Ok(Ok(0) | Err(_)) | Err(_) => return,
@@ -302,7 +344,7 @@ pub(super) async fn serve(
         }
         let mut raw = buf.split_to(head.len + head.body_len).freeze();
         let request_body = raw.split_off(head.len);
-        let Ok(uri) = head.path.parse::<hyper::Uri>() else {
+        let Ok(uri) = hyper::Uri::from_maybe_shared(raw.slice(head.path.clone())) else {
             return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown).await;
         };
         let _in_flight = InFlight::new(&shared);
@@ -348,8 +390,9 @@ pub(super) async fn serve(
         } else {
             Ended::GatewayClosed
         };
-        idle_since = Instant::now();
-        exchange.latency_us = started.elapsed().as_micros() as u64;
+        let ended_at = Instant::now();
+        idle_since = ended_at;
+        exchange.latency_us = ended_at.into_std().duration_since(started).as_micros() as u64;
         // Every place taken is queued: the recorder waits for each in turn.
         let place = exchange.place.unwrap_or_else(|| shared.take_place());
         let what = ToRecord::Exchange(exchange);
@@ -506,7 +549,12 @@ async fn read_answer_head(
     head_request: bool,
 ) -> Result<AnswerHead, AnswerError> {
     loop {
-        if let Some(head) = parse_answer_head(buf, head_request)? {
+        let parsed = if buf.is_empty() {
+            None
+        } else {
+            parse_answer_head(buf, head_request)?
+        };
+        if let Some(head) = parsed {
             let informational =
                 head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS;
             if !informational {
@@ -547,7 +595,8 @@ async fn relay_answer(
         let set_cookies = head.set_cookies.iter().map(|at| &buf[at.clone()]);
         exchange.cookie_note = shared.keep_cookies(set_cookies, &exchange.sent);
     }
-    let head_copy = Bytes::copy_from_slice(&buf[..head.len]);
+    // The copies the recorder gets are taken once the client has what they copy.
+    let mut head_copy = Bytes::new();
     // The head goes on with the first piece of the body, in one write, as a relay would
     // pass on what it read (two would cost the client a wake-up more).
     let mut unsent_head = Some(buf.split_to(head.len));
@@ -567,6 +616,7 @@ async fn relay_answer(
         if buf.is_empty() || stalled {
             if let Some(head_bytes) = unsent_head.take() {
                 client_ok = write_within(watch, deadline, client, &head_bytes).await;
+                head_copy = Bytes::copy_from_slice(&head_bytes);
             }
             let read = watch.within(deadline, io.read_buf(buf)).await;
             match read {
@@ -590,9 +640,7 @@ async fn relay_answer(
         }
         stalled = take == 0;
         let piece = buf.split_to(take);
-        if !matches!(head.framing, BodyFraming::Chunked) && body.len() < MAX_BODY {
-            body.extend_from_slice(&piece);
-        }
+        let head_sent = unsent_head.as_ref().map_or(0, BytesMut::len);
         let to_send = match unsent_head.take() {
             Some(mut head_bytes) => {
                 head_bytes.unsplit(piece);
@@ -602,6 +650,12 @@ async fn relay_answer(
         };
         if client_ok && !to_send.is_empty() {
             client_ok = write_within(watch, deadline, client, &to_send).await;
+        }
+        if head_sent > 0 {
+            head_copy = Bytes::copy_from_slice(&to_send[..head_sent]);
+        }
+        if !matches!(head.framing, BodyFraming::Chunked) && body.len() < MAX_BODY {
+            body.extend_from_slice(&to_send[head_sent..]);
         }
         match head.framing {
             BodyFraming::Length(_) => {
@@ -614,6 +668,7 @@ async fn relay_answer(
     }
     if let Some(head_bytes) = unsent_head.take() {
         client_ok = client_ok && write_within(watch, deadline, client, &head_bytes).await;
+        head_copy = Bytes::copy_from_slice(&head_bytes);
     }
     exchange.answer = Some(if cut_short {
         Err(Failure {
@@ -721,9 +776,14 @@ fn rewrite_request_head(
     for (name, value) in &shared.headers {
         line(to, name.as_str().as_bytes(), value.as_bytes());
     }
-    let (cookie, sent) = shared.cookies_to_send(from_client.into_iter());
-    if let Some(cookie) = cookie {
-        line(to, b"cookie", cookie.as_bytes());
+    let before_cookies = to.len();
+    to.extend_from_slice(b"cookie: ");
+    let value_at = to.len();
+    let sent = shared.write_cookies(from_client.into_iter(), to);
+    if to.len() == value_at {
+        to.truncate(before_cookies);
+    } else {
+        to.extend_from_slice(b"\r\n");
     }
     if sent.stickiness_off {
         line(to, STICKINESS_HEADER.as_bytes(), b"off");
@@ -882,6 +942,66 @@ mod tests {
         assert_eq!(in_order.take(), None);
         in_order.put(queue + 3, queue + 3);
         assert_eq!(in_order.take(), Some(queue + 3), "and the order goes on");
+    }
+
+    /// A record the proxy would have made, told apart by its time.
+    fn proxy_record(at_ms: u64) -> ToRecord {
+        use stickyscope_contract::request::RequestKind;
+        use stickyscope_vocab::record::{Transport, WireKind};
+        let kind = WireKind::Http {
+            request: RequestKind::PollGet,
+            method: "GET".into(),
+            status: Some(200),
+        };
+        ToRecord::Record(WireRecord::new("agent", at_ms, Transport::Polling, kind))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_resting_recorder_hands_on_every_record_once_and_in_order() {
+        let config = super::super::TapConfig::new("agent", "http://gateway.test:8000");
+        let (sink, mut records) = mpsc::channel(1024);
+        let (recorder, queue) = mpsc::channel(RECORDER_QUEUE);
+        let shared = Shared::new(config, sink, super::super::Pool::Own, None).expect("a tap");
+        // A rest long enough that what is queued after the first record waits for a look.
+        let rest = std::time::Duration::from_millis(50);
+        let runtime = tokio::runtime::Handle::current();
+        let recording = std::thread::spawn(move || {
+            runtime.block_on(record_in_order(Arc::new(shared), queue, Some(rest)))
+        });
+        async fn next(records: &mut mpsc::Receiver<WireRecord>) -> WireRecord {
+            let bound = std::time::Duration::from_secs(10);
+            let record = tokio::time::timeout(bound, records.recv()).await;
+            record
+                .expect("a record within the bound")
+                .expect("the sink open")
+        }
+        let queue_at = |place: u64| Queued {
+            place,
+            what: proxy_record(place),
+        };
+        // The first wakes the recorder.
+        recorder.send(queue_at(0)).await.expect("recorder open");
+        assert_eq!(next(&mut records).await.at_ms, 0);
+        // A burst while it rests, one of them out of order: every one comes, in order.
+        for place in (1..=200).chain([202, 201]) {
+            recorder.send(queue_at(place)).await.expect("recorder open");
+        }
+        for place in 1..=202 {
+            let record = next(&mut records).await;
+            assert_eq!((record.at_ms, record.seq), (place, place + 1));
+        }
+        // And one after it, whether it finds the recorder resting or waiting.
+        recorder.send(queue_at(203)).await.expect("recorder open");
+        assert_eq!(next(&mut records).await.at_ms, 203);
+        // Nothing twice: the queue closed, the recorder ends with nothing more handed on.
+        drop(recorder);
+        let ended = tokio::task::spawn_blocking(move || recording.join());
+        tokio::time::timeout(std::time::Duration::from_secs(10), ended)
+            .await
+            .expect("the recorder ends within the bound once its queue is closed")
+            .expect("joined")
+            .expect("the recorder ended without a panic");
+        assert!(records.recv().await.is_none(), "nothing after the last");
     }
 
     /// A tap's shared state toward `http://gateway.test:8000` with `config` changed as given.
