@@ -60,7 +60,8 @@ pub(super) const RECORDER_QUEUE: usize = 1024;
 
 /// How long the recorder rests between looks at its queue while exchanges keep coming,
 /// rather than being woken for each: waking it cost each exchange the relay passed on
-/// ~4 µs more (docs/BENCHMARKS.md). Records reach the reader this much later at most.
+/// ~4 µs more (docs/BENCHMARKS.md, stop 36). Records reach the reader this much later at
+/// most.
 const RECORDER_REST: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A connection to the gateway, plain or TLS.
