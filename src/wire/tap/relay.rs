@@ -197,38 +197,28 @@ async fn record_in_order(
     rest: Option<std::time::Duration>,
 ) {
     let mut in_order = InOrder::default();
-    // Whether the last look found something, so the next comes after a rest.
-    let mut busy = false;
-    loop {
-        let first = match rest {
-            Some(rest) if busy => {
-                std::thread::sleep(rest);
-                match queue.try_recv() {
-                    Ok(queued) => Some(queued),
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        busy = false;
-                        continue;
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                }
-            }
-            _ => queue.recv().await,
-        };
-        let Some(first) = first else {
-            return;
-        };
-        busy = true;
+    while let Some(first) = queue.recv().await {
         let mut next = Some(first);
-        while let Some(Queued { place, what }) = next {
-            in_order.put(place, what);
-            while let Some(what) = in_order.take() {
-                let record = match what {
-                    ToRecord::Exchange(exchange) => record_of(&shared, exchange),
-                    ToRecord::Record(record) => record,
-                };
-                shared.hand_on(record).await;
+        loop {
+            // Everything queued so far.
+            while let Some(Queued { place, what }) = next {
+                in_order.put(place, what);
+                while let Some(what) = in_order.take() {
+                    let record = match what {
+                        ToRecord::Exchange(exchange) => record_of(&shared, exchange),
+                        ToRecord::Record(record) => record,
+                    };
+                    shared.hand_on(record).await;
+                }
+                next = queue.try_recv().ok();
             }
-            next = queue.try_recv().ok();
+            let Some(rest) = rest else { break };
+            std::thread::sleep(rest);
+            match queue.try_recv() {
+                Ok(queued) => next = Some(queued),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+            }
         }
     }
 }
@@ -550,12 +540,7 @@ async fn read_answer_head(
     head_request: bool,
 ) -> Result<AnswerHead, AnswerError> {
     loop {
-        let parsed = if buf.is_empty() {
-            None
-        } else {
-            parse_answer_head(buf, head_request)?
-        };
-        if let Some(head) = parsed {
+        if let Some(head) = parse_answer_head(buf, head_request)? {
             let informational =
                 head.status.is_informational() && head.status != StatusCode::SWITCHING_PROTOCOLS;
             if !informational {
