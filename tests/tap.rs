@@ -644,3 +644,74 @@ async fn a_handshake_is_recorded_before_the_upgrade_after_it_whatever_the_load()
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_exchange_its_caller_gave_up_on_is_recorded_unless_the_tap_shuts_down() {
+    let (arrivals_tx, mut arrivals) = mpsc::channel(4);
+    let gateway = header_echo_held(Some(arrivals_tx)).await;
+    let (tx, mut records) = mpsc::channel(16);
+    let tap = Arc::new(Tap::direct(TapConfig::new("light", gateway), tx).unwrap());
+
+    // A long poll the gateway holds; its caller stops waiting for it meanwhile.
+    let poll = "/socket.io/?EIO=4&transport=polling&sid=held";
+    let caller = tokio::spawn({
+        let tap = Arc::clone(&tap);
+        async move {
+            tap.exchange(hyper::Method::GET, poll, bytes::Bytes::new())
+                .await
+        }
+    });
+    let let_go = within(arrivals.recv())
+        .await
+        .expect("the poll reaches the gateway");
+    assert_eq!((tap.in_flight(), tap.polls_in_flight()), (1, 1));
+    caller.abort();
+    assert!(within(caller).await.is_err(), "the caller was stopped");
+    assert_eq!(
+        tap.in_flight(),
+        1,
+        "the exchange goes on without its caller"
+    );
+    let_go.send(()).unwrap();
+    // What went out is recorded with what came back.
+    let record = within(records.recv()).await.expect("a record");
+    assert_eq!(record.request_kind(), Some(RequestKind::PollGet));
+    assert!(
+        matches!(
+            record.kind,
+            WireKind::Http {
+                status: Some(200),
+                ..
+            }
+        ),
+        "{:?}",
+        record.kind
+    );
+    within(tap.settled()).await;
+    assert_eq!((tap.in_flight(), tap.polls_in_flight()), (0, 0));
+
+    // A POST whose caller gives up, then the tap shuts down: it ends there, unrecorded.
+    let post = "/socket.io/?EIO=4&transport=polling&sid=held";
+    let caller = tokio::spawn({
+        let tap = Arc::clone(&tap);
+        async move {
+            tap.exchange(hyper::Method::POST, post, bytes::Bytes::from_static(b"3"))
+                .await
+        }
+    });
+    let held = within(arrivals.recv())
+        .await
+        .expect("the post reaches the gateway");
+    assert_eq!(
+        (tap.in_flight(), tap.polls_in_flight()),
+        (1, 0),
+        "a post is no poll"
+    );
+    caller.abort();
+    assert!(within(caller).await.is_err(), "the caller was stopped");
+    assert_eq!(tap.in_flight(), 1);
+    tap.shutdown();
+    within(tap.settled()).await;
+    assert!(records.try_recv().is_err(), "nothing recorded for it");
+    let _ = held.send(());
+}

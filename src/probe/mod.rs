@@ -111,6 +111,11 @@ pub struct Report {
     /// stickyscope's own limit, left out of the stack's verdict (absent when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_ports_exhausted: Option<LocalPorts>,
+    /// Sessions stopped at the end with a request still under way after the time they are
+    /// given to end (a gateway slow to answer): a replica may count a handshake or a
+    /// refusal of theirs that this report lacks (absent when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cut_off: Option<usize>,
 }
 
 /// Sessions this machine could not connect for lack of local ports.
@@ -354,6 +359,7 @@ impl Tally {
                 sessions: out_of_ports.len(),
                 reason,
             }),
+            cut_off: None,
         }
     }
 }
@@ -489,6 +495,11 @@ pub fn table(r: &Report) -> String {
         out.push_str(&format!(
             "({} wire record(s) arrived faster than they could be counted and are missing above)\n",
             r.records_dropped
+        ));
+    }
+    if let Some(cut_off) = r.cut_off {
+        out.push_str(&format!(
+            "({cut_off} session(s) still had a request under way when the probe stopped them: a replica may count a handshake or a refusal of theirs that is missing above)\n"
         ));
     }
     if let Some(capture) = &r.capture {
@@ -798,7 +809,10 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(Progress)) -> Result<Repo
         ..stood(names.len())
     });
     let probed = started.elapsed().min(duration);
-    futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
+    // Each session lets its attempt under way end first, so the counts match the replicas'.
+    let wound_down =
+        futures_util::future::join_all(running.into_iter().map(ChatSession::shutdown)).await;
+    let cut_off = wound_down.iter().filter(|whole| !**whole).count();
     let lost = dropped.dropped();
     drop(dropped);
     let (tally, capture, capture_failed, wire) = collector.await.unwrap_or_else(|_| {
@@ -811,6 +825,7 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(Progress)) -> Result<Repo
     });
     let mut report = tally.finish((gateway, transport, sticky, probed.as_secs_f64()));
     report.records_dropped = lost;
+    report.cut_off = (cut_off > 0).then_some(cut_off);
     report.ramp_s = (!plan.ramp.is_zero()).then_some(plan.ramp.as_secs_f64());
     if let Some(c) = &plan.capture {
         let finished = capture.map(|w| w.finish(probed.as_secs_f64()));

@@ -13,6 +13,9 @@
 //! returning Ok. Here every attempt is paced by the [`AttemptGuard`], and a session is
 //! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
 //!
+//! Told to stop, a session first lets what it has under way end (`Driver::wind_down`,
+//! bounded), so what the replicas counted is on its records too.
+//!
 //! The supervisor never waits on the network: emits (over polling, a whole HTTP POST each)
 //! go to an `Emitter` task of the current client, in order, so a slow gateway delays only
 //! that user's emits, never their commands, timers or wire records. Its channels are
@@ -56,6 +59,12 @@ const WIRE_QUEUE: usize = 1024;
 const COMMAND_QUEUE: usize = 256;
 /// Emits queued for the current client.
 const EMIT_QUEUE: usize = 64;
+/// How long a session that is told to stop lets what it has under way end (see
+/// `Driver::wind_down`): on a gateway that answers, milliseconds.
+const WIND_DOWN: Duration = Duration::from_secs(3);
+/// A refused request is answered within a round trip: a long poll still out this long
+/// after a session's attempts have ended is one its replica holds.
+const POLL_HELD: Duration = Duration::from_secs(1);
 
 /// How to run one user's session.
 #[derive(Debug, Clone)]
@@ -139,7 +148,7 @@ enum SessionCommand {
     SetTransport(TransportChoice),
     Reconnect,
     Disconnect,
-    Shutdown(oneshot::Sender<()>),
+    Shutdown(oneshot::Sender<bool>),
 }
 
 /// A running chat session. Dropping it stops it; [`ChatSession::shutdown`] also disconnects
@@ -214,6 +223,7 @@ impl ChatSession {
             seed_next: 0,
             speaks_v3,
             attempt_no: 0,
+            attempts_under_way: 0,
             phase: Phase::Waiting {
                 next_at: Instant::now(),
             },
@@ -291,17 +301,24 @@ impl ChatSession {
         self.command(SessionCommand::Disconnect);
     }
 
-    /// Disconnects and stops (bounded: 5 s at most).
-    pub async fn shutdown(self) {
+    /// Lets what the session has under way end, disconnects and stops (bounded: 5 s at
+    /// most). Returns whether it wound down whole: `false` when an attempt or an exchange
+    /// it had under way was cut off — the gateway may count a handshake or a refusal that
+    /// the session's records lack.
+    pub async fn shutdown(self) -> bool {
         let (tx, rx) = oneshot::channel();
         let asked = tokio::time::timeout(
             Duration::from_secs(5),
             self.commands.send(SessionCommand::Shutdown(tx)),
         )
         .await;
-        if matches!(asked, Ok(Ok(()))) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        if !matches!(asked, Ok(Ok(()))) {
+            return false;
         }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), rx).await,
+            Ok(Ok(true))
+        )
     }
 }
 
@@ -359,6 +376,8 @@ struct Driver {
     /// Whether attempts speak Engine.IO v3 (chosen, or detected from the server).
     speaks_v3: bool,
     attempt_no: u64,
+    /// Attempts whose client has not said yet how connecting went.
+    attempts_under_way: usize,
     phase: Phase,
     state: Option<SessionState>,
     last_reason: Option<String>,
@@ -376,9 +395,10 @@ impl Driver {
                 Some(ev) = self.wire_rx.recv() => self.on_wire(ev).await,
                 Some(cmd) = self.cmd_rx.recv() => {
                     if let Some(done) = self.on_command(cmd).await {
+                        let whole = self.wind_down().await;
                         self.drop_client();
                         self.tap.shutdown();
-                        let _ = done.send(());
+                        let _ = done.send(whole);
                         return;
                     }
                 }
@@ -387,6 +407,48 @@ impl Driver {
             }
             self.on_tick(Instant::now()).await;
         }
+    }
+
+    /// Lets what is under way end before the session stops, so that every handshake and
+    /// refusal a replica counted is on the records too: no attempt starts from now on; the
+    /// ones under way end (each request answered and recorded); a session not connected
+    /// then waits until its tap has nothing under way (an upgrade a replica dropped is
+    /// recorded when its tunnel closes) but long polls still out [`POLL_HELD`] after that
+    /// (held by their replicas, which count none of them); the records made meanwhile are
+    /// handed on. A connected session's held poll is not waited for (it ends with the
+    /// session). Bounded by [`WIND_DOWN`]; returns whether everything else ended within it.
+    async fn wind_down(&mut self) -> bool {
+        let by = Instant::now() + WIND_DOWN;
+        let mut attempts_ended = None;
+        let whole = loop {
+            let now = Instant::now();
+            let wait_until = if self.attempts_under_way > 0 {
+                by
+            } else {
+                let ended: Instant = *attempts_ended.get_or_insert(now);
+                let in_flight = self.tap.in_flight();
+                let only_held_polls =
+                    in_flight == self.tap.polls_in_flight() && now >= ended + POLL_HELD;
+                if self.phase == Phase::Connected || in_flight == 0 || only_held_polls {
+                    break true;
+                }
+                (ended + POLL_HELD).min(by)
+            };
+            if now >= by {
+                break false;
+            }
+            tokio::select! {
+                biased;
+                Some(ev) = self.wire_rx.recv() => self.on_wire(ev).await,
+                Some((n, result)) = self.connect_rx.recv() => self.on_connect_result(n, result).await,
+                _ = self.tap.settled(), if self.attempts_under_way == 0 => {}
+                _ = tokio::time::sleep_until(wait_until.into()) => {}
+            }
+        };
+        while let Ok(ev) = self.wire_rx.try_recv() {
+            self.on_wire(ev).await;
+        }
+        whole
     }
 
     fn next_wake(&self, now: Instant) -> Instant {
@@ -451,6 +513,7 @@ impl Driver {
         }
         self.guard.started(now);
         self.attempt_no += 1;
+        self.attempts_under_way += 1;
         self.tracker.attempt_started();
         self.phase = Phase::Attempting { started: now };
         let state = match &self.last_reason {
@@ -483,6 +546,7 @@ impl Driver {
     }
 
     async fn on_connect_result(&mut self, n: u64, result: Result<SessionClient, String>) {
+        self.attempts_under_way = self.attempts_under_way.saturating_sub(1);
         match result {
             Ok(client)
                 if n == self.attempt_no && self.phase != Phase::Stopped && self.phase_is_live() =>
@@ -604,7 +668,7 @@ impl Driver {
         self.flush_outbox(now).await;
     }
 
-    async fn on_command(&mut self, cmd: SessionCommand) -> Option<oneshot::Sender<()>> {
+    async fn on_command(&mut self, cmd: SessionCommand) -> Option<oneshot::Sender<bool>> {
         match cmd {
             SessionCommand::Send(text, reply) => match self.config.chat {
                 ChatDialect::Stickyscope => {

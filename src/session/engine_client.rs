@@ -20,10 +20,10 @@ use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use hyper::Method;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::wire::Tap;
 use stickyscope_vocab::events::TransportChoice;
@@ -80,7 +80,8 @@ pub struct Dial<'a> {
     pub auth: Option<&'a serde_json::Value>,
 }
 
-/// A connected client. Dropping it ends its tasks (and with them its requests).
+/// A connected client. Dropping it ends its tasks (and with them its requests), as a
+/// connect that fails or is given up ends the tasks it had started.
 #[derive(Debug)]
 pub struct EngineClient {
     out: mpsc::Sender<String>,
@@ -88,15 +89,12 @@ pub struct EngineClient {
     /// `/`, `/chat,` for `/chat`.
     namespace: String,
     next_ack: AtomicU64,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for EngineClient {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
+    /// Held so that they end with the client.
+    #[expect(
+        dead_code,
+        reason = "only dropped: dropping the handles ends the tasks"
+    )]
+    tasks: Vec<AbortOnDropHandle<()>>,
 }
 
 impl EngineClient {
@@ -112,14 +110,15 @@ impl EngineClient {
             TransportChoice::Websocket => {
                 let mut ws = open_websocket(&tap, &format!("{query}websocket")).await?;
                 let open = read_open(&mut ws).await?;
-                tasks.push(tokio::spawn(run_websocket(ws, out_rx, version, open)));
+                tasks.push(spawn(run_websocket(ws, out_rx, version, open)));
             }
             TransportChoice::Polling | TransportChoice::Upgrade => {
                 let polling = format!("{query}polling");
                 let open = handshake(&tap, &polling, version).await?;
                 let session = format!("{polling}&sid={}", open.sid);
                 let (upgrading_tx, upgrading) = watch::channel(false);
-                let mut polls = tokio::spawn(poll_loop(
+                // Ends if the upgrade fails: a failed attempt leaves no request behind.
+                let mut polls = spawn(poll_loop(
                     Arc::clone(&tap),
                     session.clone(),
                     version,
@@ -146,13 +145,11 @@ impl EngineClient {
                         ws.send(Message::text("5"))
                             .await
                             .map_err(|e| e.to_string())?;
-                        tasks.push(tokio::spawn(run_websocket(ws, out_rx, version, open)));
+                        tasks.push(spawn(run_websocket(ws, out_rx, version, open)));
                     }
                     None => {
                         tasks.push(polls);
-                        tasks.push(tokio::spawn(run_polling(
-                            tap, session, out_rx, version, open,
-                        )));
+                        tasks.push(spawn(run_polling(tap, session, out_rx, version, open)));
                     }
                 }
             }
@@ -307,6 +304,11 @@ async fn read_open(ws: &mut WsStream) -> Result<OpenInfo, String> {
         },
         other => Err(format!("expected the open packet, got {other:?}")),
     }
+}
+
+/// A task of the client's, ended when its handle is dropped.
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> AbortOnDropHandle<()> {
+    AbortOnDropHandle::new(tokio::spawn(task))
 }
 
 /// The first half of a polling session's upgrade: the WebSocket, probed (`2probe` answered

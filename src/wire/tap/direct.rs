@@ -1,6 +1,7 @@
 //! A tap's calls for a client in this process ([`Tap::direct`]): one HTTP exchange, or a
 //! WebSocket whose frames after the 101 come through an in-memory pipe. The same records,
-//! jar and naming as a request through the tap's listener, without the loopback hop.
+//! jar and naming as a request through the tap's listener, without the loopback hop. An
+//! exchange is its own task: a caller that stops waiting does not cut it short.
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use hyper::{Method, Request, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use super::tunnel::Switched;
-use super::{InFlight, Outgoing, Tap};
+use super::{InFlight, Outgoing, PollInFlight, Tap};
+use stickyscope_contract::RequestKind;
 
 /// What came back for a request: the gateway's status and body, or the tap's own
 /// (`502`/`504` with why, when nothing answered — the record says the same).
@@ -57,10 +59,12 @@ impl Answer {
 
 impl Tap {
     /// Sends one request to the gateway — `path_and_query` on it, `body` as Engine.IO's
-    /// `text/plain` payload when there is one — and records the exchange.
+    /// `text/plain` payload when there is one — and records the exchange. The exchange runs
+    /// to its end even if the caller stops waiting for it: what went out is recorded with
+    /// what came back (a refusal a replica counted among them) — until the tap shuts down,
+    /// which ends it unrecorded.
     pub async fn exchange(&self, method: Method, path_and_query: &str, body: Bytes) -> Answer {
-        let shared = &self.shared;
-        let _in_flight = InFlight::new(shared);
+        let shared = Arc::clone(&self.shared);
         let request = Request::builder().method(method).uri(path_and_query);
         let request = if body.is_empty() {
             request
@@ -72,7 +76,26 @@ impl Tap {
         };
         let (parts, ()) = request.into_parts();
         let out = Outgoing::new(&parts.method, &parts.uri);
-        Answer::of(shared.exchange_whole(parts, body, out).await).await
+        // (A poll's own count goes first: never more polls than exchanges under way.)
+        let under_way = (
+            (out.kind == RequestKind::PollGet).then(|| PollInFlight::new(&shared)),
+            InFlight::new(&shared),
+        );
+        let shutdown = self.shutdown.clone();
+        let exchange = tokio::spawn(async move {
+            let _under_way = under_way;
+            tokio::select! {
+                answer = shared.exchange_whole(parts, body, out) => Answer::of(answer).await,
+                _ = shutdown.cancelled() => Answer {
+                    status: StatusCode::BAD_GATEWAY,
+                    body: Bytes::from_static(b"stickyscope tap: shut down before the answer"),
+                },
+            }
+        });
+        exchange.await.unwrap_or_else(|_| Answer {
+            status: StatusCode::BAD_GATEWAY,
+            body: Bytes::from_static(b"stickyscope tap: the exchange ended without an answer"),
+        })
     }
 
     /// Opens a WebSocket at `path_and_query` on the gateway and records it like the tap's

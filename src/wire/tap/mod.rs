@@ -18,7 +18,9 @@
 //! records were made), whichever path (relay or proxy) they took.
 //!
 //! A light session's tap ([`Tap::direct`]) has no listener: its client, in this process,
-//! hands it each request (`direct`), and everything else is the same.
+//! hands it each request (`direct`), and everything else is the same — but that an exchange
+//! its client stops waiting for still runs to its end and is recorded, and that the tap
+//! can say when nothing is under way ([`Tap::settled`]).
 //!
 //! This module holds the tap itself — its configuration, starting and stopping it, the state
 //! its connections share (the HTTP client toward the gateway: a tap's own, or the pool every
@@ -173,6 +175,10 @@ struct Shared {
     /// The next place in the order the recorder hands records on in.
     places: AtomicU64,
     in_flight: AtomicUsize,
+    /// Of those, long polls (see [`Tap::polls_in_flight`]).
+    polls_in_flight: AtomicUsize,
+    /// Told when the last exchange or tunnel under way has ended (see [`Tap::settled`]).
+    settled: tokio::sync::Notify,
     client: GatewayClient,
     /// TLS toward the gateway, when it is `https://` (the host it names, the connector).
     tls: Option<(String, tokio_native_tls::TlsConnector)>,
@@ -250,7 +256,32 @@ impl Tap {
         self.shared.in_flight.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting; connections under way end as their peers close them.
+    /// Of the exchanges under way, a tap without a listener's long polls (`GET` on a
+    /// polling session): a replica holds each until it has something to say, and counts
+    /// none as a handshake or a refusal once it holds it.
+    pub fn polls_in_flight(&self) -> usize {
+        self.shared.polls_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Waits until nothing is under way ([`Tap::in_flight`] is 0). A tap without a listener
+    /// ([`Tap::direct`]) has handed on the record of each exchange and tunnel by then; a
+    /// listening tap's recorder may still hold the last ones for its rest.
+    pub async fn settled(&self) {
+        loop {
+            let notified = self.shared.settled.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Listening before looking: an end between the look and the wait is heard.
+            notified.as_mut().enable();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Stops accepting; connections under way end as their peers close them. A tap
+    /// without a listener ends the exchanges still under way that their callers stopped
+    /// waiting for (see [`Tap::exchange`]), unrecorded.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
@@ -426,6 +457,8 @@ impl Shared {
             recorder,
             places: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            polls_in_flight: AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
             client,
             tls: gateway.tls.then(|| (gateway.host.clone(), tls)),
             sink,
@@ -445,7 +478,25 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
+}
+
+/// Counts a long poll under way while it lives (with an [`InFlight`] for the same exchange).
+struct PollInFlight(Arc<Shared>);
+
+impl PollInFlight {
+    fn new(shared: &Arc<Shared>) -> Self {
+        shared.polls_in_flight.fetch_add(1, Ordering::Relaxed);
+        PollInFlight(Arc::clone(shared))
+    }
+}
+
+impl Drop for PollInFlight {
+    fn drop(&mut self) {
+        self.0.polls_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
