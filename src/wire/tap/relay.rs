@@ -391,7 +391,14 @@ pub(super) async fn serve(
             return;
         }
         match ended {
-            Ended::KeepGoing => {}
+            // Looked at now, while the client reads its answer: the same look before the
+            // next request then costs no system call unless the gateway has sent or closed
+            // something meanwhile (the connection's readiness is cleared here).
+            Ended::KeepGoing => {
+                if gateway.as_mut().is_some_and(closed_meanwhile) {
+                    gateway = None;
+                }
+            }
             Ended::GatewayClosed => gateway = None,
             Ended::Close => return,
         }
