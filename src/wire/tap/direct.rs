@@ -76,11 +76,11 @@ impl Tap {
         };
         let (parts, ()) = request.into_parts();
         let out = Outgoing::new(&parts.method, &parts.uri);
-        // (A poll's own count goes first: never more polls than exchanges under way.)
-        let under_way = (
-            (out.kind == RequestKind::PollGet).then(|| PollInFlight::new(&shared)),
-            InFlight::new(&shared),
-        );
+        // Under way before it is a poll under way, and no longer a poll before it is no
+        // longer under way (a tuple drops its first first): never more polls than exchanges.
+        let in_flight = InFlight::new(&shared);
+        let poll = (out.kind == RequestKind::PollGet).then(|| PollInFlight::new(&shared));
+        let under_way = (poll, in_flight);
         let shutdown = self.shutdown.clone();
         let exchange = tokio::spawn(async move {
             let _under_way = under_way;
