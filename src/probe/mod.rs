@@ -779,6 +779,8 @@ pub async fn run(plan: &Plan, mut progress: impl FnMut(Progress)) -> Result<Repo
         }
         let mut config = SessionConfig::new(name, gateway);
         config.light = true;
+        // Its counts are held against the replicas': what is under way ends first.
+        config.wind_down = true;
         config.transport = transport;
         config.sticky = sticky;
         config.naming = plan.naming.clone();

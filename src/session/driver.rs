@@ -13,9 +13,9 @@
 //! returning Ok. Here every attempt is paced by the [`AttemptGuard`], and a session is
 //! declared broken by what the wire shows (a refusal, a drop, a close, a silent heartbeat).
 //!
-//! Told to stop, a light session first lets what it has under way end (`Driver::wind_down`,
-//! bounded), so what the replicas counted is on its records too (a probe reports them); the
-//! two chat users stop at once, as a window closing should.
+//! Told to stop, a probe's session first lets what it has under way end
+//! (`Driver::wind_down`, bounded), so what the replicas counted is on its records too; the
+//! others (the two chat users, a crowd's) stop at once, as a window closing should.
 //!
 //! The supervisor never waits on the network: emits (over polling, a whole HTTP POST each)
 //! go to an `Emitter` task of the current client, in order, so a slow gateway delays only
@@ -104,6 +104,11 @@ pub struct SessionConfig {
     /// without a listener, waking only when something is due. The two chat users are not
     /// light: rust_socketio (on v4) talks to their taps' listeners.
     pub light: bool,
+    /// For a light session: told to stop, it first lets what it has under way end
+    /// (bounded), so that what the replicas counted is on its records too — a probe's
+    /// sessions, whose report is held against the replicas' own counts. A crowd's leave at
+    /// once, as the two chat users do.
+    pub wind_down: bool,
 }
 
 impl SessionConfig {
@@ -125,6 +130,7 @@ impl SessionConfig {
             engineio: EngineIoChoice::default(),
             access: Access::default(),
             light: false,
+            wind_down: false,
         }
     }
 }
@@ -302,10 +308,10 @@ impl ChatSession {
         self.command(SessionCommand::Disconnect);
     }
 
-    /// Disconnects and stops — a light session once what it has under way has ended
-    /// (bounded: 5 s at most). Returns whether it wound down whole: `false` when a light
-    /// session's attempt or exchange under way was cut off — the gateway may count a
-    /// handshake or a refusal that the session's records lack.
+    /// Disconnects and stops — a session that winds down ([`SessionConfig::wind_down`])
+    /// once what it has under way has ended (bounded: 5 s at most). Returns whether it
+    /// wound down whole: `false` when its attempt or exchange under way was cut off — the
+    /// gateway may count a handshake or a refusal that the session's records lack.
     pub async fn shutdown(self) -> bool {
         let (tx, rx) = oneshot::channel();
         let asked = tokio::time::timeout(
@@ -396,7 +402,8 @@ impl Driver {
                 Some(ev) = self.wire_rx.recv() => self.on_wire(ev).await,
                 Some(cmd) = self.cmd_rx.recv() => {
                     if let Some(done) = self.on_command(cmd).await {
-                        let whole = !self.config.light || self.wind_down().await;
+                        let winds_down = self.config.light && self.config.wind_down;
+                        let whole = !winds_down || self.wind_down().await;
                         self.drop_client();
                         self.tap.shutdown();
                         let _ = done.send(whole);
@@ -410,7 +417,7 @@ impl Driver {
         }
     }
 
-    /// Lets what a light session has under way end before it stops, so that every handshake and
+    /// Lets what a probe's session has under way end before it stops, so that every handshake and
     /// refusal a replica counted is on the records too: no attempt starts from now on; the
     /// ones under way end (each request answered and recorded); a session not connected
     /// then waits until its tap has nothing under way (an upgrade a replica dropped is
