@@ -217,6 +217,10 @@ pub(super) fn parse_request_head<T>(
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
         .ok_or(())?;
     let target = parsed.path.ok_or(())?;
+    // An origin-form target (`/…`) only: the others (absolute, `*`) are the proxy's.
+    if !target.starts_with('/') {
+        return Err(());
+    }
     let start = target.as_ptr() as usize - buf.as_ptr() as usize;
     let path = start..start + target.len();
     let headers = &*parsed.headers;
@@ -343,6 +347,8 @@ mod tests {
             b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
             b"GET / HTTP/1.0\r\n\r\n",
             b"CONNECT example.com:443 HTTP/1.1\r\n\r\n",
+            b"GET http://gateway.test/socket.io/ HTTP/1.1\r\n\r\n",
+            b"OPTIONS * HTTP/1.1\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
             b"\x16\x03\x01 not http at all\r\n\r\n",
         ] {

@@ -11,7 +11,8 @@
 //!
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
-//! `100 Continue`, HTTP/1.0, `CONNECT`, a head it cannot read. What goes wrong with the
+//! `100 Continue`, HTTP/1.0, `CONNECT`, a target not of the `/…` form, a head it cannot
+//! read. What goes wrong with the
 //! gateway (no connection, no answer in time, a connection closed without one) is said in
 //! the proxy's words, with its status (502, 504). A kept gateway connection idle for
 //! `POOL_IDLE` or closed meanwhile is not used again, and no request is ever sent twice.
@@ -74,7 +75,9 @@ pub(super) struct Exchange {
     /// Its place in the records' order, once taken (see [`Queued`]).
     place: Option<u64>,
     method: Method,
-    uri: hyper::Uri,
+    /// The request's target as it came (an origin-form one: see `parse_request_head`),
+    /// read as a URI by the recorder, off the relay's path.
+    target: Bytes,
     /// When the request's head had come in (monotonic, and ms on the wall clock).
     started: std::time::Instant,
     at_ms: u64,
@@ -228,7 +231,7 @@ fn record_of(shared: &Shared, exchange: Exchange) -> WireRecord {
     let Exchange {
         place: _,
         method,
-        uri,
+        target,
         started,
         at_ms,
         latency_us,
@@ -237,8 +240,18 @@ fn record_of(shared: &Shared, exchange: Exchange) -> WireRecord {
         sent,
         cookie_note,
     } = exchange;
+    // httparse and `http` take the same bytes in a target's path and query: a target the
+    // relay took reads as a URI (were one not to, its record says so).
+    let (uri, unread) = match hyper::Uri::from_maybe_shared(target) {
+        Ok(uri) => (uri, None),
+        Err(e) => (
+            hyper::Uri::from_static("/"),
+            Some(format!("the request's target is not a URI ({e})")),
+        ),
+    };
     let out = Outgoing::since(&method, &uri, started, at_ms);
     let mut record = shared.http_record(&out);
+    add_note(&mut record, unread);
     record.latency_us = Some(latency_us);
     record_request(&mut record, &out, &request_body);
     add_note(&mut record, cookie_note);
@@ -335,9 +348,7 @@ pub(super) async fn serve(
         }
         let mut raw = buf.split_to(head.len + head.body_len).freeze();
         let request_body = raw.split_off(head.len);
-        let Ok(uri) = hyper::Uri::from_maybe_shared(raw.slice(head.path.clone())) else {
-            return hand_to_proxy(shared, client, rejoin(raw, request_body, buf), shutdown).await;
-        };
+        let target = raw.slice(head.path.clone());
         let _in_flight = InFlight::new(&shared);
         request.extend_from_slice(&request_body);
 
@@ -352,7 +363,7 @@ pub(super) async fn serve(
         let mut exchange = Exchange {
             place: None,
             method: head.method,
-            uri,
+            target,
             started,
             at_ms,
             latency_us: 0,
@@ -445,15 +456,6 @@ async fn hand_to_proxy(
     };
     let service = service_fn(move |req| Arc::clone(&shared).handle(req));
     crate::http_serve::serve_connection(stream, shutdown, HEADER_READ_TIMEOUT, service).await;
-}
-
-/// A request's bytes put back before what is still unread.
-fn rejoin(head: Bytes, body: Bytes, rest: BytesMut) -> BytesMut {
-    let mut all = BytesMut::with_capacity(head.len() + body.len() + rest.len());
-    all.extend_from_slice(&head);
-    all.extend_from_slice(&body);
-    all.extend_from_slice(&rest);
-    all
 }
 
 /// How an exchange left the two connections.
