@@ -12,10 +12,10 @@
 //! What it does not relay itself it hands, bytes read so far included, to the tap's HTTP
 //! proxy (`http`, `tunnel`): a WebSocket upgrade, a request body in chunks or waiting for
 //! `100 Continue`, HTTP/1.0, `CONNECT`, a target not of the `/…` form, a head it cannot
-//! read. What goes wrong with the
-//! gateway (no connection, no answer in time, a connection closed without one) is said in
-//! the proxy's words, with its status (502, 504). A kept gateway connection idle for
-//! `POOL_IDLE` or closed meanwhile is not used again, and no request is ever sent twice.
+//! read. What goes wrong with the gateway (no connection, no answer in time, a connection
+//! closed without one) is said in the proxy's words, with its status (502, 504). A kept
+//! gateway connection idle for `POOL_IDLE` or closed meanwhile is not used again, and no
+//! request is ever sent twice.
 
 use std::pin::Pin;
 use std::sync::Arc;
