@@ -35,6 +35,24 @@ async fn counted(stack: &EmbeddedStack) -> Counted {
         .collect()
 }
 
+/// A probe of `gateway` with no chat: one session, 1 s, all at once (callers say more).
+fn plan_for(gateway: String, transport: TransportChoice, sticky: bool) -> Plan {
+    Plan {
+        gateway,
+        transport,
+        sticky,
+        duration: Duration::from_secs(1),
+        sessions: 1,
+        ramp: Duration::ZERO,
+        naming: stickyscope::wire::fixed_naming(Default::default()),
+        chat: ChatDialect::None,
+        engineio: EngineIoChoice::Auto,
+        access: Default::default(),
+        har: None,
+        capture: None,
+    }
+}
+
 async fn probe(transport: TransportChoice, sticky: bool) -> (Report, Counted) {
     // A heartbeat for hundreds of sessions on a debug build sharing two cores with the
     // other tests (the suite's 200 ms one is for two).
@@ -53,18 +71,10 @@ async fn probe(transport: TransportChoice, sticky: bool) -> (Report, Counted) {
     .await
     .expect("embedded stack starts");
     let plan = Plan {
-        gateway: stack.gateway_url(),
-        transport,
-        sticky,
         duration: Duration::from_secs(6),
         sessions: SESSIONS,
         ramp: Duration::from_secs(2),
-        naming: stickyscope::wire::fixed_naming(Default::default()),
-        chat: ChatDialect::None,
-        engineio: EngineIoChoice::Auto,
-        access: Default::default(),
-        har: None,
-        capture: None,
+        ..plan_for(stack.gateway_url(), transport, sticky)
     };
     let report = run(&plan, |_| {}).await.expect("the probe runs");
     // The probe has shut its sessions down; wait until the replicas' counts stop moving.
@@ -188,18 +198,9 @@ async fn sessions_stopped_with_an_attempt_still_under_way_are_said_to_be_cut_off
         }
     });
     let plan = Plan {
-        gateway,
-        transport: TransportChoice::Polling,
-        sticky: true,
         duration: Duration::from_secs(1),
         sessions: 3,
-        ramp: Duration::ZERO,
-        naming: stickyscope::wire::fixed_naming(Default::default()),
-        chat: ChatDialect::None,
-        engineio: EngineIoChoice::Auto,
-        access: Default::default(),
-        har: None,
-        capture: None,
+        ..plan_for(gateway, TransportChoice::Polling, true)
     };
     let report = run(&plan, |_| {}).await.expect("the probe runs");
     assert_eq!(report.cut_off, Some(3));

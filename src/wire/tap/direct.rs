@@ -12,7 +12,7 @@ use hyper::{Method, Request, StatusCode};
 use tokio_tungstenite::tungstenite::handshake::client::generate_key;
 
 use super::tunnel::Switched;
-use super::{InFlight, Outgoing, PollInFlight, Tap};
+use super::{InFlight, Outgoing, Tap};
 use stickyscope_contract::RequestKind;
 
 /// What came back for a request: the gateway's status and body, or the tap's own
@@ -76,11 +76,7 @@ impl Tap {
         };
         let (parts, ()) = request.into_parts();
         let out = Outgoing::new(&parts.method, &parts.uri);
-        // Under way before it is a poll under way, and no longer a poll before it is no
-        // longer under way (a tuple drops its first first): never more polls than exchanges.
-        let in_flight = InFlight::new(&shared);
-        let poll = (out.kind == RequestKind::PollGet).then(|| PollInFlight::new(&shared));
-        let under_way = (poll, in_flight);
+        let under_way = InFlight::counting(&shared, out.kind == RequestKind::PollGet);
         let shutdown = self.shutdown.clone();
         let exchange = tokio::spawn(async move {
             let _under_way = under_way;

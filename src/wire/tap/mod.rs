@@ -466,37 +466,40 @@ impl Shared {
     }
 }
 
-/// Decrements the in-flight counter when dropped.
-struct InFlight(Arc<Shared>);
+/// Counts an exchange or tunnel under way (and a long poll among them) while it lives.
+struct InFlight {
+    shared: Arc<Shared>,
+    poll: bool,
+}
 
 impl InFlight {
     fn new(shared: &Arc<Shared>) -> Self {
+        InFlight::counting(shared, false)
+    }
+
+    /// Under way, and a long poll when `poll`: counted under way before it is counted a
+    /// poll, and no longer a poll before it is no longer under way (never more polls than
+    /// exchanges).
+    fn counting(shared: &Arc<Shared>, poll: bool) -> Self {
         shared.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(Arc::clone(shared))
+        if poll {
+            shared.polls_in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        InFlight {
+            shared: Arc::clone(shared),
+            poll,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.0.settled.notify_waiters();
+        if self.poll {
+            self.shared.polls_in_flight.fetch_sub(1, Ordering::Relaxed);
         }
-    }
-}
-
-/// Counts a long poll under way while it lives (with an [`InFlight`] for the same exchange).
-struct PollInFlight(Arc<Shared>);
-
-impl PollInFlight {
-    fn new(shared: &Arc<Shared>) -> Self {
-        shared.polls_in_flight.fetch_add(1, Ordering::Relaxed);
-        PollInFlight(Arc::clone(shared))
-    }
-}
-
-impl Drop for PollInFlight {
-    fn drop(&mut self) {
-        self.0.polls_in_flight.fetch_sub(1, Ordering::Relaxed);
+        if self.shared.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.shared.settled.notify_waiters();
+        }
     }
 }
 
