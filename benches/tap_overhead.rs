@@ -16,6 +16,16 @@
 //! cookie with each request (a new session's handshake too, as a browser does), so the direct
 //! and relayed requests carry the same cookie and the tap is pinned to its value.
 //!
+//! The client is a process of its own (this program started again with `--client-of`, its
+//! runtime one thread, as a Node client's event loop), as a user's client — a browser, a Node
+//! or Python Socket.IO client — is: its connections' tasks do not share the two worker
+//! threads that run the tap, the relay, the gateway and the replicas. Sharing them, the
+//! client's task was often run, with no wake-up, by the worker that had just written the
+//! answer, if that worker was free at once — which a bare relay's nearly always is, and the
+//! tap's, which still hands the exchange to its recorder, less often: a scheduling effect
+//! no client outside the process meets. `--client-shares-runtime` measures that way (as
+//! this benchmark did up to 2026-12-06).
+//!
 //! With `--chain` the gateway is the real chain's nginx (→ Traefik 3.7.15 → replica
 //! processes): the tap's cost in front of a real stack. nginx's rate limits (new sessions
 //! 100 a second per address, requests 50 a second per session) apply there, so requests are
@@ -27,7 +37,8 @@
 //! more or less from run to run depending on how recently it slept, which swamps what one
 //! loopback hop costs. `--idle-as-is` measures with the machine's idle states as they are.
 //!
-//! `cargo bench --bench tap_overhead [-- [--chain] [--idle-as-is] ROUNDS]` (default 3000).
+//! `cargo bench --bench tap_overhead [-- [--chain] [--idle-as-is] [--client-shares-runtime]
+//! ROUNDS]` (default 3000).
 
 mod common;
 
@@ -217,100 +228,79 @@ fn report(what: &str, through_what: &str, direct: &[Duration], through: &[Durati
     );
 }
 
-/// Holds every CPU in its shallowest idle state for as long as the file returned stays open
-/// (the kernel's PM QoS: a wake-up latency of 0 µs asked for).
-fn hold_shallowest_idle() -> std::io::Result<std::fs::File> {
-    use std::io::Write;
-    let mut qos = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/cpu_dma_latency")?;
-    qos.write_all(&0i32.to_ne_bytes())?;
-    Ok(qos)
+/// What the client is to measure: where each path's requests go, the balancer's sticky
+/// cookie for the direct and relayed ones, how many rounds, and how far apart.
+struct Run {
+    gateway: String,
+    tap: String,
+    relay: String,
+    sticky: Option<String>,
+    rounds: usize,
+    pace: Option<Duration>,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    let on_chain = std::env::args().any(|a| a == "--chain");
-    let _idle_held = if std::env::args().any(|a| a == "--idle-as-is") {
-        println!("idle states: as the machine has them (--idle-as-is)");
-        None
-    } else {
-        match hold_shallowest_idle() {
-            Ok(held) => {
-                println!(
-                    "idle states: held at the shallowest for the run (/dev/cpu_dma_latency = 0)"
-                );
-                Some(held)
-            }
-            Err(e) => {
-                println!("idle states: as the machine has them — could not hold them ({e}: /dev/cpu_dma_latency needs root); waking an idle CPU adds to every path, by more or less from run to run");
-                None
-            }
-        }
-    };
-    let rounds: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(if on_chain { 600 } else { 3000 });
-    // Under nginx's rate limits on the chain; as fast as it goes otherwise.
-    let pace = on_chain.then_some(Duration::from_millis(25));
+/// What the benchmark's own program is started with to be the client of a run.
+const CLIENT_OF: &str = "--client-of";
+
+impl Run {
+    /// The arguments after [`CLIENT_OF`] that give a client's process this run.
+    fn to_args(&self) -> Vec<String> {
+        vec![
+            self.gateway.clone(),
+            self.tap.clone(),
+            self.relay.clone(),
+            self.sticky.clone().unwrap_or_else(|| "-".into()),
+            self.rounds.to_string(),
+            self.pace.map_or(0, |p| p.as_millis()).to_string(),
+        ]
+    }
+
+    fn from_args(args: &[String]) -> anyhow::Result<Run> {
+        let [gateway, tap, relay, sticky, rounds, pace_ms] = args else {
+            bail!("{CLIENT_OF} GATEWAY TAP RELAY STICKY|- ROUNDS PACE_MS");
+        };
+        let pace_ms: u64 = pace_ms.parse()?;
+        Ok(Run {
+            gateway: gateway.clone(),
+            tap: tap.clone(),
+            relay: relay.clone(),
+            sticky: (sticky != "-").then(|| sticky.clone()),
+            rounds: rounds.parse()?,
+            pace: (pace_ms > 0).then(|| Duration::from_millis(pace_ms)),
+        })
+    }
+}
+
+/// Warms every path, then sends the handshakes and the posts, each round's three in a
+/// shuffled order, and prints what the tap and the relay added.
+async fn measure(run: Run) -> anyhow::Result<()> {
+    let Run {
+        gateway,
+        tap: tap_url,
+        relay,
+        sticky,
+        rounds,
+        pace,
+    } = run;
     let paced = || async move {
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
         }
     };
-    let chain = if on_chain {
-        let program = stickyscope::stack::chain::ReplicaProgram {
-            program: env!("CARGO_BIN_EXE_stickyscope").into(),
-            args: vec!["replica".into()],
-        };
-        Some(
-            stickyscope::stack::chain::Chain::start(stickyscope::stack::chain::ChainConfig::new(
-                program,
-            )?)
-            .await?,
-        )
-    } else {
-        None
-    };
-    let stack = stack(3, Duration::from_secs(1)).await?;
-    let gateway = match &chain {
-        Some(chain) => {
-            println!("gateway: the real chain's nginx → Traefik → replica processes");
-            chain.gateway_url()
-        }
-        None => stack.gateway_url(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    let tap = Tap::start(TapConfig::new("bench", gateway.clone()), tx).await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(4)
         .build()?;
-
-    let relay = tcp_relay(&gateway).await?;
-
-    // One replica for every path: the tap's cookie jar sends the balancer's sticky cookie
-    // with each request, a new session's handshake too (as a browser does), so the direct
-    // and relayed requests carry the same cookie, and the tap is pinned to it. Otherwise
-    // the tap's requests all go to one replica and the others' take turns over three.
-    let (first, _) = handshake(&client, &gateway, None).await?;
-    let sticky = first.cookie.clone();
-    if let Some((_, value)) = sticky.as_deref().and_then(|c| c.split_once('=')) {
-        tap.pin(value);
-    }
     let sticky = sticky.as_deref();
 
     // Warm every path (connections, allocators).
     for _ in 0..50 {
         handshake(&client, &gateway, sticky).await?;
-        handshake(&client, &tap.url().expect("a listening tap"), None).await?;
+        handshake(&client, &tap_url, None).await?;
         handshake(&client, &relay, sticky).await?;
         paced().await;
     }
 
     // Handshakes: a new session each time; direct, tapped and relayed in turn.
-    let tap_url = tap.url().expect("a listening tap");
     let handshakes = rounds / 3;
     let (mut direct, mut tapped, mut relayed) = (Vec::new(), Vec::new(), Vec::new());
     let mut order = Order::new();
@@ -374,6 +364,123 @@ async fn main() -> anyhow::Result<()> {
         &relayed,
     );
     ratio("message POST", &direct, &tapped, &relayed);
+    Ok(())
+}
+
+/// Holds every CPU in its shallowest idle state for as long as the file returned stays open
+/// (the kernel's PM QoS: a wake-up latency of 0 µs asked for).
+fn hold_shallowest_idle() -> std::io::Result<std::fs::File> {
+    use std::io::Write;
+    let mut qos = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/cpu_dma_latency")?;
+    qos.write_all(&0i32.to_ne_bytes())?;
+    Ok(qos)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == CLIENT_OF) {
+        // The client's process: a runtime of one thread, as a Node client's event loop.
+        let run = Run::from_args(&args[at + 1..])?;
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(measure(run));
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(serve_and_measure())
+}
+
+/// Starts the stack (embedded, or the chain), the tap and the relay, and has the client
+/// measure through them.
+async fn serve_and_measure() -> anyhow::Result<()> {
+    let on_chain = std::env::args().any(|a| a == "--chain");
+    let _idle_held = if std::env::args().any(|a| a == "--idle-as-is") {
+        println!("idle states: as the machine has them (--idle-as-is)");
+        None
+    } else {
+        match hold_shallowest_idle() {
+            Ok(held) => {
+                println!(
+                    "idle states: held at the shallowest for the run (/dev/cpu_dma_latency = 0)"
+                );
+                Some(held)
+            }
+            Err(e) => {
+                println!("idle states: as the machine has them — could not hold them ({e}: /dev/cpu_dma_latency needs root); waking an idle CPU adds to every path, by more or less from run to run");
+                None
+            }
+        }
+    };
+    let rounds: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if on_chain { 600 } else { 3000 });
+    // Under nginx's rate limits on the chain; as fast as it goes otherwise.
+    let pace = on_chain.then_some(Duration::from_millis(25));
+    let chain = if on_chain {
+        let program = stickyscope::stack::chain::ReplicaProgram {
+            program: env!("CARGO_BIN_EXE_stickyscope").into(),
+            args: vec!["replica".into()],
+        };
+        Some(
+            stickyscope::stack::chain::Chain::start(stickyscope::stack::chain::ChainConfig::new(
+                program,
+            )?)
+            .await?,
+        )
+    } else {
+        None
+    };
+    let stack = stack(3, Duration::from_secs(1)).await?;
+    let gateway = match &chain {
+        Some(chain) => {
+            println!("gateway: the real chain's nginx → Traefik → replica processes");
+            chain.gateway_url()
+        }
+        None => stack.gateway_url(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let tap = Tap::start(TapConfig::new("bench", gateway.clone()), tx).await?;
+    let relay = tcp_relay(&gateway).await?;
+
+    // One replica for every path: the tap's cookie jar sends the balancer's sticky cookie
+    // with each request, a new session's handshake too (as a browser does), so the direct
+    // and relayed requests carry the same cookie, and the tap is pinned to it. Otherwise
+    // the tap's requests all go to one replica and the others' take turns over three.
+    let (first, _) = handshake(&reqwest::Client::new(), &gateway, None).await?;
+    let sticky = first.cookie.clone();
+    if let Some((_, value)) = sticky.as_deref().and_then(|c| c.split_once('=')) {
+        tap.pin(value);
+    }
+    let run = Run {
+        gateway: gateway.clone(),
+        tap: tap.url().expect("a listening tap"),
+        relay,
+        sticky,
+        rounds,
+        pace,
+    };
+    if std::env::args().any(|a| a == "--client-shares-runtime") {
+        println!("client: on the runtime that runs the tap, the relay and the stack (--client-shares-runtime)");
+        measure(run).await?;
+    } else {
+        println!("client: a process of its own (this benchmark's program, {CLIENT_OF} …)");
+        let status = tokio::process::Command::new(std::env::current_exe()?)
+            .arg(CLIENT_OF)
+            .args(run.to_args())
+            .kill_on_drop(true)
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("the client's process ended with {status}");
+        }
+    }
     tap.shutdown();
     stack.shutdown().await;
     if let Some(chain) = chain {
