@@ -37,8 +37,11 @@
 //! more or less from run to run depending on how recently it slept, which swamps what one
 //! loopback hop costs. `--idle-as-is` measures with the machine's idle states as they are.
 //!
+//! `--pace=MS` sends one round every MS ms (on the embedded stack too): each request then
+//! finds the CPUs and their caches cold, as a user's polls, seconds apart, do.
+//!
 //! `cargo bench --bench tap_overhead [-- [--chain] [--idle-as-is] [--client-shares-runtime]
-//! ROUNDS]` (default 3000).
+//! [--pace=MS] ROUNDS]` (default 3000).
 
 mod common;
 
@@ -420,8 +423,14 @@ async fn serve_and_measure() -> anyhow::Result<()> {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if on_chain { 600 } else { 3000 });
-    // Under nginx's rate limits on the chain; as fast as it goes otherwise.
-    let pace = on_chain.then_some(Duration::from_millis(25));
+    // One round every `--pace=MS`; under nginx's rate limits on the chain; as fast as it
+    // goes otherwise.
+    let pace = match std::env::args().find_map(|a| a.strip_prefix("--pace=").map(str::to_owned)) {
+        Some(ms) => Some(Duration::from_millis(
+            ms.parse().context("--pace=MS: a whole number of ms")?,
+        )),
+        None => on_chain.then_some(Duration::from_millis(25)),
+    };
     let chain = if on_chain {
         let program = stickyscope::stack::chain::ReplicaProgram {
             program: env!("CARGO_BIN_EXE_stickyscope").into(),
@@ -454,7 +463,7 @@ async fn serve_and_measure() -> anyhow::Result<()> {
     // and relayed requests carry the same cookie, and the tap is pinned to it. Otherwise
     // the tap's requests all go to one replica and the others' take turns over three.
     let (first, _) = handshake(&reqwest::Client::new(), &gateway, None).await?;
-    let sticky = first.cookie.clone();
+    let sticky = first.cookie;
     if let Some((_, value)) = sticky.as_deref().and_then(|c| c.split_once('=')) {
         tap.pin(value);
     }
