@@ -5,9 +5,10 @@
 //! each time) and a message POST on an established session. For scale, the same handshakes
 //! and posts also go through a bare TCP relay (bytes copied both ways, nothing parsed or
 //! recorded): the least any extra loopback hop can add on this machine. The three paths take
-//! turns request by request, in an order shuffled each round, and the tap's added latency is given as a multiple of the
-//! relay's (median and p99; the target is 1.5×), round by round: what a request took through
-//! the tap (or the relay) less what the direct request of the same round took. (A difference
+//! turns request by request, in an order shuffled each round, and the tap's added latency is
+//! given as a multiple of the relay's (median and p99; the target is 1.5×), round by round:
+//! what a request took through the tap (or the relay) less what the direct request of the
+//! same round took. (A difference
 //! of p99s taken apart is mostly the machine's noise here: the direct path's own p99 moves by
 //! hundreds of µs between runs, and the relay's "added p99" comes out negative as often as
 //! not.)
@@ -395,14 +396,15 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?
-        .block_on(serve_and_measure())
+        .block_on(serve_and_measure(&args))
 }
 
 /// Starts the stack (embedded, or the chain), the tap and the relay, and has the client
 /// measure through them.
-async fn serve_and_measure() -> anyhow::Result<()> {
-    let on_chain = std::env::args().any(|a| a == "--chain");
-    let _idle_held = if std::env::args().any(|a| a == "--idle-as-is") {
+async fn serve_and_measure(args: &[String]) -> anyhow::Result<()> {
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    let on_chain = flag("--chain");
+    let _idle_held = if flag("--idle-as-is") {
         println!("idle states: as the machine has them (--idle-as-is)");
         None
     } else {
@@ -419,13 +421,14 @@ async fn serve_and_measure() -> anyhow::Result<()> {
             }
         }
     };
-    let rounds: usize = std::env::args()
+    let rounds: usize = args
+        .iter()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(if on_chain { 600 } else { 3000 });
     // One round every `--pace=MS`; under nginx's rate limits on the chain; as fast as it
     // goes otherwise.
-    let pace = match std::env::args().find_map(|a| a.strip_prefix("--pace=").map(str::to_owned)) {
+    let pace = match args.iter().find_map(|a| a.strip_prefix("--pace=")) {
         Some(ms) => Some(Duration::from_millis(
             ms.parse().context("--pace=MS: a whole number of ms")?,
         )),
@@ -475,7 +478,7 @@ async fn serve_and_measure() -> anyhow::Result<()> {
         rounds,
         pace,
     };
-    if std::env::args().any(|a| a == "--client-shares-runtime") {
+    if flag("--client-shares-runtime") {
         println!("client: on the runtime that runs the tap, the relay and the stack (--client-shares-runtime)");
         measure(run).await?;
     } else {

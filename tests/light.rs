@@ -198,7 +198,6 @@ async fn sessions_stopped_with_an_attempt_still_under_way_are_said_to_be_cut_off
         }
     });
     let plan = Plan {
-        duration: Duration::from_secs(1),
         sessions: 3,
         ..plan_for(gateway, TransportChoice::Polling, true)
     };

@@ -417,13 +417,13 @@ impl Driver {
         }
     }
 
-    /// Lets what a probe's session has under way end before it stops, so that every handshake and
-    /// refusal a replica counted is on the records too: no attempt starts from now on; the
-    /// ones under way end (each request answered and recorded); a session not connected
-    /// then waits until its tap has nothing under way (an upgrade a replica dropped is
-    /// recorded when its tunnel closes) but long polls still out [`POLL_HELD`] after that
-    /// (held by their replicas, which count none of them); the records made meanwhile are
-    /// handed on. A connected session's held poll is not waited for (it ends with the
+    /// Lets what a probe's session has under way end before it stops, so that every
+    /// handshake and refusal a replica counted is on the records too: no attempt starts from
+    /// now on; the ones under way end (each request answered and recorded); a session not
+    /// connected then waits until its tap has nothing under way (an upgrade a replica
+    /// dropped is recorded when its tunnel closes) but long polls still out [`POLL_HELD`]
+    /// after that (held by their replicas, which count none of them); the records made
+    /// meanwhile are handed on. A connected session's held poll is not waited for (it ends with the
     /// session). Bounded by [`WIND_DOWN`]; returns whether everything else ended within it.
     async fn wind_down(&mut self) -> bool {
         let by = Instant::now() + WIND_DOWN;
