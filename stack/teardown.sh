@@ -18,11 +18,20 @@ left() {
     $docker secret ls -q --filter name=traefik_api_users
   } 2>/dev/null | grep -c . || true
 }
-# The secret is in use until the stack's tasks are gone.
+# `stack rm` removes the services and then, once, the network and the secret; while the
+# tasks are still stopping both are in use and their removal fails ("network ... is in use
+# by task"), so both are asked again until nothing of the stack is left.
 until [ "$(left)" = 0 ]; do
   $docker secret rm traefik_api_users >/dev/null 2>&1 || true
+  for network in $($docker network ls -q --filter label=com.docker.stack.namespace=stickyscope \
+    2>/dev/null); do
+    # Once the swarm has forgotten the network, the engine's own copy of it stays listed
+    # ("not found" to `network rm`) until its last container has left: that needs no asking.
+    why=$($docker network rm "$network" 2>&1 >/dev/null) || network_refused=$why
+  done
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "the stack is not gone after $timeout s; left:" >&2
+    [ -n "${network_refused:-}" ] && echo "the engine's last word on the network: $network_refused" >&2
     $docker service ls >&2; $docker ps -a >&2; $docker network ls >&2; $docker secret ls >&2
     exit 1
   fi

@@ -9,7 +9,8 @@
 //! interval plus 1 s, and Swarm's replacement is back in Traefik's list; scaled to
 //! five, the new tasks get sessions; the app's replica controls through the engine's API
 //! (`--docker`). `stack/teardown.sh` leaves no service, container,
-//! network or secret, and the engine and its folder are gone at the end.
+//! network or secret — the network too when the swarm refuses its first removal (a container
+//! still attached) — and the engine and its folder are gone at the end.
 //!
 //! Skipped, saying why, only when no engine can start here (not root, no `docker.io`,
 //! another engine at `/var/run/docker.sock`); `scripts/test.sh` installs what it needs.
@@ -495,11 +496,36 @@ fn the_swarm_stack_deploys_and_holds_its_sessions_on_their_tasks() {
         ));
     });
 
-    // Teardown leaves nothing of the stack.
+    // Teardown leaves nothing of the stack, even when the swarm refuses `stack rm`'s one
+    // removal of the network: a container of the user's still attached to it (the network is
+    // attachable) keeps it "in use by task" — as the stack's own tasks do while they stop
+    // on a busy machine — until it leaves 5 s later.
+    let attached = docker(&[
+        "run",
+        "--rm",
+        "--detach",
+        "--network",
+        "stickyscope_net",
+        "--entrypoint",
+        "sleep",
+        "stickyscope-replica:latest",
+        "5",
+    ]);
     let out = Command::new(repo().join("stack/teardown.sh"))
         .output()
         .unwrap();
     assert!(out.status.success(), "stack/teardown.sh: {out:?}");
+    assert_eq!(
+        docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("id={}", attached.trim())
+        ]),
+        "",
+        "teardown was done before the attached container had left"
+    );
     let label = "label=com.docker.stack.namespace=stickyscope";
     for (what, args) in [
         ("services", vec!["service", "ls", "-q", "--filter", label]),
