@@ -207,10 +207,11 @@ fn hops_ui(painter: &egui::Painter, scene: &Scene) {
 }
 
 /// A hop's name as the node shows it: `traefik ×2` (two instances side by side) as
-/// `Traefik ×2`.
+/// `Traefik ×2`; the embedded stack's balancer by what it is, not by a mode — it routes
+/// each user sticky or round robin as that user asks, and the user's node says which.
 fn hop_name(hop: &str) -> std::borrow::Cow<'_, str> {
     match hop {
-        "balancer" => "sticky balancer".into(),
+        "balancer" => "built-in balancer".into(),
         "traefik" => "Traefik".into(),
         other => match other.strip_prefix("traefik") {
             Some(instances) => format!("Traefik{instances}").into(),
@@ -876,6 +877,14 @@ mod tests {
     #[test]
     fn the_hidden_labels_note_names_the_limit() {
         assert!(HIDDEN_LABELS_NOTE.contains(&format!("above {LABELLED_FLIGHTS} ")));
+    }
+
+    #[test]
+    fn a_hop_is_named_as_its_node_shows_it_and_the_balancer_names_no_mode() {
+        assert_eq!(hop_name("balancer"), "built-in balancer");
+        assert_eq!(hop_name("traefik"), "Traefik");
+        assert_eq!(hop_name("traefik ×2"), "Traefik ×2");
+        assert_eq!(hop_name("nginx"), "nginx");
     }
 
     #[test]
