@@ -256,8 +256,14 @@ async fn a_rate_limit_refusal_is_named_as_what_it_is() {
         .filter(|a| a.as_ref().is_ok_and(|r| r.status() == 429))
         .count();
     assert!(limited > 0, "no request was rate-limited");
+    // The tap answers first and records after (off the answer's path): one record for each
+    // request, some still on their way when the last answer is in.
     let mut named = 0;
-    while let Ok(record) = rx.try_recv() {
+    for n in 0..answers.len() {
+        let record = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{n} of {} requests recorded", answers.len()))
+            .expect("the tap records until it is dropped");
         if let Some(f) = record.failure {
             assert_eq!(f.kind, FailureKind::RateLimited, "{}", f.reason);
             assert_eq!(
@@ -268,5 +274,6 @@ async fn a_rate_limit_refusal_is_named_as_what_it_is() {
         }
     }
     assert_eq!(named, limited);
+    assert!(rx.try_recv().is_err(), "a request recorded twice");
     stack.shutdown().await;
 }
