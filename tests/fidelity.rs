@@ -114,8 +114,19 @@ async fn run_mode(transport: TransportChoice, sticky: bool) -> (Counts, Reasons,
     })
     .await;
 
+    // A listening tap hands its records on after the answers (its recorder runs off the
+    // relay's path, and numbers them as it does): some may still be on their way. The
+    // replicas' counts have stopped moving; wait, with a bound, for the taps' to agree, and
+    // show what still differs after it.
     let (replica_side, replica_reasons) = replica_counts(&stack).await;
-    let (tap_side, tap_reasons) = tap_counts(&seen);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (tap_side, tap_reasons) = loop {
+        let taps = tap_counts(&seen);
+        if taps == (replica_side.clone(), replica_reasons.clone()) || Instant::now() >= deadline {
+            break taps;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(
         tap_side, replica_side,
         "per replica and kind: taps vs /stats"
