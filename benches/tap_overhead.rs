@@ -8,10 +8,9 @@
 //! turns request by request, in an order shuffled each round, and the tap's added latency is
 //! given as a multiple of the relay's (median and p99; the target is 1.5×), round by round:
 //! what a request took through the tap (or the relay) less what the direct request of the
-//! same round took. (A difference
-//! of p99s taken apart is mostly the machine's noise here: the direct path's own p99 moves by
-//! hundreds of µs between runs, and the relay's "added p99" comes out negative as often as
-//! not.)
+//! same round took. (A difference of p99s taken apart is mostly the machine's noise here:
+//! the direct path's own p99 moves by hundreds of µs between runs, and the relay's "added
+//! p99" comes out negative as often as not.)
 //!
 //! Every path's requests go to one replica: the tap's cookie jar sends the balancer's sticky
 //! cookie with each request (a new session's handshake too, as a browser does), so the direct
@@ -471,7 +470,7 @@ async fn serve_and_measure(args: &[String]) -> anyhow::Result<()> {
         tap.pin(value);
     }
     let run = Run {
-        gateway: gateway.clone(),
+        gateway,
         tap: tap.url().expect("a listening tap"),
         relay,
         sticky,

@@ -9,8 +9,8 @@ timeout=60
 [ "${1:-}" = --timeout ] && timeout="${2:?--timeout needs seconds}"
 deadline=$(($(date +%s) + timeout))
 $docker stack rm stickyscope >/dev/null 2>&1 || true
+label=label=com.docker.stack.namespace=stickyscope
 left() {
-  local label=label=com.docker.stack.namespace=stickyscope
   {
     $docker service ls -q --filter "$label"
     $docker ps -aq --filter "$label"
@@ -23,8 +23,7 @@ left() {
 # by task"), so both are asked again until nothing of the stack is left.
 until [ "$(left)" = 0 ]; do
   $docker secret rm traefik_api_users >/dev/null 2>&1 || true
-  for network in $($docker network ls -q --filter label=com.docker.stack.namespace=stickyscope \
-    2>/dev/null); do
+  for network in $($docker network ls -q --filter "$label" 2>/dev/null); do
     # Once the swarm has forgotten the network, the engine's own copy of it stays listed
     # ("not found" to `network rm`) until its last container has left: that needs no asking.
     why=$($docker network rm "$network" 2>&1 >/dev/null) || network_refused=$why

@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{stack, wait_for, Collected};
+use common::{holds_within, stack, wait_for, Collected};
 use stickyscope::session::{ChatSession, SessionConfig};
 use stickyscope::stack::ReplicaControl;
 use stickyscope_contract::RequestKind;
@@ -118,15 +118,13 @@ async fn run_mode(transport: TransportChoice, sticky: bool) -> (Counts, Reasons,
     // relay's path, and numbers them as it does): some may still be on their way. The
     // replicas' counts have stopped moving; wait, with a bound, for the taps' to agree, and
     // show what still differs after it.
-    let (replica_side, replica_reasons) = replica_counts(&stack).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let (tap_side, tap_reasons) = loop {
-        let taps = tap_counts(&seen);
-        if taps == (replica_side.clone(), replica_reasons.clone()) || Instant::now() >= deadline {
-            break taps;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let replicas = replica_counts(&stack).await;
+    holds_within(Duration::from_secs(10), || {
+        let agree = tap_counts(&seen) == replicas;
+        async move { agree }
+    })
+    .await;
+    let ((replica_side, replica_reasons), (tap_side, tap_reasons)) = (replicas, tap_counts(&seen));
     assert_eq!(
         tap_side, replica_side,
         "per replica and kind: taps vs /stats"

@@ -39,7 +39,20 @@ pub async fn stack(replicas: usize, adapter: Adapter) -> std::sync::Arc<Embedded
 }
 
 /// Polls `condition` until it holds or `bound` passes; panics with `what` on timeout.
-pub async fn wait_for<F, Fut>(bound: Duration, what: &str, mut condition: F)
+pub async fn wait_for<F, Fut>(bound: Duration, what: &str, condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    assert!(
+        holds_within(bound, condition).await,
+        "timed out after {bound:?} waiting for {what}"
+    );
+}
+
+/// Polls `condition` until it holds (true) or `bound` passes (false), for a caller that
+/// shows what still differs itself.
+pub async fn holds_within<F, Fut>(bound: Duration, mut condition: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -47,12 +60,11 @@ where
     let deadline = Instant::now() + bound;
     loop {
         if condition().await {
-            return;
+            return true;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {bound:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
